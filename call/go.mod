@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/call
+
+go 1.26

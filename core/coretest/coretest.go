@@ -1,0 +1,130 @@
+// Package coretest runs real alknet endpoints on loopback for tests: one
+// call starts a node with the given handlers and stops it when the test
+// ends.
+package coretest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Node is a running loopback endpoint.
+type Node struct {
+	// Endpoint is the running endpoint.
+	Endpoint *core.Endpoint
+	// Key is the node key.
+	Key ed25519.PrivateKey
+	// ID is the node's NodeID.
+	ID core.NodeID
+	// Addr is the pinned dial address, "<nodeid>@127.0.0.1:<port>".
+	Addr string
+	// HostPort is the bare "127.0.0.1:<port>".
+	HostPort string
+	// Identities is the live directory the endpoint resolves keys with.
+	Identities *core.LiveDirectory
+}
+
+// NewKey returns a fresh Ed25519 key.
+func NewKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// NodeID returns the NodeID of key.
+func NodeID(key ed25519.PrivateKey) core.NodeID {
+	id, _ := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	return id
+}
+
+// Start serves handlers on 127.0.0.1 with a fresh key (unless cfg.Key is
+// set) and a live directory (unless cfg.Identities is set), and shuts the
+// endpoint down when the test ends. Logs go to the test log unless
+// cfg.Logger is set.
+func Start(t testing.TB, cfg core.Config, handlers ...core.Handler) *Node {
+	t.Helper()
+	if cfg.Key == nil {
+		cfg.Key = NewKey(t)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	live, _ := cfg.Identities.(*core.LiveDirectory)
+	if cfg.Identities == nil {
+		live = core.NewLiveDirectory(nil, nil)
+		cfg.Identities = live
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	r, err := core.NewRouter(handlers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Router = r
+	ep, err := core.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ep.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ep.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, core.ErrEndpointClosed) {
+			t.Errorf("serve returned %v, want ErrEndpointClosed", err)
+		}
+	})
+	hostport := ep.Addr().String()
+	return &Node{
+		Endpoint:   ep,
+		Key:        cfg.Key,
+		ID:         ep.NodeID(),
+		Addr:       ep.NodeID().String() + "@" + hostport,
+		HostPort:   hostport,
+		Identities: live,
+	}
+}
+
+// Dial connects to the node over network with key (nil: anonymous) and
+// closes the connection when the test ends.
+func (n *Node) Dial(t testing.TB, network core.Network, key ed25519.PrivateKey, alpn string) core.Conn {
+	t.Helper()
+	d := &core.Dialer{Key: key, Network: network}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, n.Addr, alpn)
+	if err != nil {
+		t.Fatalf("dial %s over %q: %v", alpn, network, err)
+	}
+	t.Cleanup(func() { _ = c.CloseWithError(core.CodeNoError, "") })
+	return c
+}
+
+// testWriter sends log output to t.Log. The endpoint stops in a cleanup,
+// before the test ends, so nothing logs after.
+type testWriter struct{ t testing.TB }
+
+var _ io.Writer = testWriter{}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

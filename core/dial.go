@@ -1,0 +1,217 @@
+package core
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ParseAddr splits a dial address "[<nodeid>@]host:port". The NodeID is zero
+// when the address does not pin one.
+func ParseAddr(s string) (NodeID, string, error) {
+	var pin NodeID
+	hostport := s
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		id, err := ParseNodeID(s[:at])
+		if err != nil {
+			return NodeID{}, "", fmt.Errorf("core: address %q: %w", shorten(s), err)
+		}
+		pin, hostport = id, s[at+1:]
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return NodeID{}, "", fmt.Errorf("core: address %q: want [nodeid@]host:port", shorten(s))
+	}
+	return pin, hostport, nil
+}
+
+// Network selects the transports a [Dialer] tries.
+type Network string
+
+// Networks a Dialer can use.
+const (
+	// NetworkAuto tries QUIC, then TCP+TLS if QUIC fails for a reason other
+	// than the node's identity (UDP blocked, say).
+	NetworkAuto Network = ""
+	// NetworkQUIC uses QUIC only.
+	NetworkQUIC Network = "quic"
+	// NetworkTCP uses TCP+TLS only.
+	NetworkTCP Network = "tcp"
+)
+
+// Dialer connects to alknet nodes, checking each node's key: against the
+// NodeID pinned in the address, or else against [KnownNodes]
+// (trust-on-first-use). The zero value dials anonymously and only to pinned
+// addresses.
+type Dialer struct {
+	// Key is presented as the client's identity; nil dials anonymously.
+	Key ed25519.PrivateKey
+	// KnownNodes checks and records keys of addresses that pin none. Nil:
+	// such dials fail.
+	KnownNodes *KnownNodes
+	// Network selects QUIC, TCP+TLS or both (default).
+	Network Network
+	// QUICTimeout bounds the QUIC attempt before falling back to TCP+TLS.
+	// Default 3s.
+	QUICTimeout time.Duration
+	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
+	// keep-alive.
+	QUICConfig *quic.Config
+	// Logger is handed to the connections; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// errIdentity marks errors about the node's key, which no fallback fixes.
+var errIdentity = errors.New("node identity")
+
+// PinMismatchError reports a node whose key is not the pinned one.
+type PinMismatchError struct {
+	Addr      string
+	Got, Want NodeID
+}
+
+func (e *PinMismatchError) Error() string {
+	return fmt.Sprintf("core: node at %s presented key %s, not the pinned %s", e.Addr, e.Got, e.Want)
+}
+
+// Dial connects to addr ("[<nodeid>@]host:port") for alpn. The returned
+// [Conn]'s Peer().NodeID is the node's verified key. The caller closes it.
+func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
+	pin, hostport, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if pin.IsZero() && d.KnownNodes == nil {
+		return nil, fmt.Errorf("core: address %q pins no node ID and no known-nodes file is set; dial <nodeid>@%s", addr, hostport)
+	}
+	cfg, err := d.tlsConfig(hostport, alpn, pin)
+	if err != nil {
+		return nil, err
+	}
+	var c Conn
+	switch d.Network {
+	case NetworkQUIC:
+		c, err = d.dialQUIC(ctx, hostport, cfg)
+	case NetworkTCP:
+		c, err = d.dialTCP(ctx, hostport, cfg)
+	case NetworkAuto:
+		c, err = d.dialQUIC(ctx, hostport, cfg)
+		if err != nil && !errors.Is(err, errIdentity) && ctx.Err() == nil {
+			qerr := err
+			if c, err = d.dialTCP(ctx, hostport, cfg); err != nil {
+				err = fmt.Errorf("%w (quic: %w)", err, qerr)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("core: unknown network %q", d.Network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if pin.IsZero() {
+		if err := d.KnownNodes.Record(hostport, c.Peer().NodeID); err != nil {
+			_ = c.CloseWithError(CodeNoError, "")
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (d *Dialer) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
+// tlsConfig checks the server's key instead of a CA chain. crypto/tls still
+// verifies the server's handshake signature against that key, so only the
+// key's holder passes.
+func (d *Dialer) tlsConfig(hostport, alpn string, pin NodeID) (*tls.Config, error) {
+	host, _, _ := net.SplitHostPort(hostport)
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{alpn},
+		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return fmt.Errorf("%w: node at %s presented no certificate", errIdentity, hostport)
+			}
+			id, err := NodeIDFromCertificate(raw[0])
+			if err != nil {
+				return fmt.Errorf("%w: %w", errIdentity, err)
+			}
+			if !pin.IsZero() {
+				if id != pin {
+					return fmt.Errorf("%w: %w", errIdentity, &PinMismatchError{Addr: hostport, Got: id, Want: pin})
+				}
+				return nil
+			}
+			if err := d.KnownNodes.Check(hostport, id); err != nil {
+				return fmt.Errorf("%w: %w", errIdentity, err)
+			}
+			return nil
+		},
+	}
+	if net.ParseIP(host) == nil {
+		cfg.ServerName = host
+	}
+	if d.Key != nil {
+		cert, err := NodeCertificate(d.Key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config) (Conn, error) {
+	timeout := d.QUICTimeout
+	if timeout == 0 {
+		timeout = 3 * time.Second
+	}
+	qcfg := d.QUICConfig
+	if qcfg == nil {
+		qcfg = &quic.Config{KeepAlivePeriod: 15 * time.Second}
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	qc, err := quic.DialAddr(qctx, hostport, cfg, qcfg)
+	if err != nil {
+		return nil, fmt.Errorf("core: quic dial %s: %w", hostport, err)
+	}
+	cs := qc.ConnectionState().TLS
+	peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: peerNodeID(cs)}
+	return newQUICConn(qc, peer, d.connLogger(cs.NegotiatedProtocol, peer)), nil
+}
+
+func (d *Dialer) dialTCP(ctx context.Context, hostport string, cfg *tls.Config) (Conn, error) {
+	var nd net.Dialer
+	nc, err := nd.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, fmt.Errorf("core: tcp dial %s: %w", hostport, err)
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("core: tls handshake with %s: %w", hostport, err)
+	}
+	cs := tc.ConnectionState()
+	peer := Peer{RemoteAddr: nc.RemoteAddr(), NodeID: peerNodeID(cs)}
+	c := NewStreamConn(tlsStream{tc}, cs.NegotiatedProtocol, peer, d.connLogger(cs.NegotiatedProtocol, peer)).(*singleConn)
+	c.client = true
+	return c, nil
+}
+
+func (d *Dialer) connLogger(alpn string, p Peer) *slog.Logger {
+	return d.logger().With("alpn", alpn, "remote_ip", p.RemoteIP(), "node", p.NodeID.ShortString())
+}

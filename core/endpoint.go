@@ -1,0 +1,622 @@
+package core
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// DefaultAddr is the address an endpoint listens on when none is given.
+const DefaultAddr = "[::]:4433"
+
+// Config configures an [Endpoint].
+type Config struct {
+	// Addr is the host:port for both QUIC (UDP) and TCP+TLS. Default
+	// DefaultAddr. Port 0 picks a free port that is free on both protocols.
+	Addr string
+	// Key is the node key; required. Its certificate is presented on every
+	// alknet protocol.
+	Key ed25519.PrivateKey
+	// Router maps ALPNs to handlers; required.
+	Router *Router
+	// Identities resolves the keys clients present. Nil: every client is
+	// anonymous.
+	Identities IdentityProvider
+	// WebCert, if set, is presented on the standard ALPNs.
+	WebCert *WebCert
+	// NoALPN names the ALPN whose handler serves TCP+TLS clients that offer
+	// no ALPN at all (many DoT clients); it must be routed. Empty: such
+	// connections are closed.
+	NoALPN string
+	// Limits bound resource use; zero fields take DefaultLimits.
+	Limits Limits
+	// Logger receives the endpoint's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Endpoint serves a [Router] on one address over QUIC and TCP+TLS.
+//
+// Its lifecycle follows net/http's Server: [New] validates, [Endpoint.Listen]
+// binds the sockets, [Endpoint.Serve] accepts until [Endpoint.Shutdown] or
+// [Endpoint.Close]. An endpoint is not reused after it stops.
+type Endpoint struct {
+	cfg    Config
+	nodeID NodeID
+	tls    *tls.Config
+	logger *slog.Logger
+
+	listenOnce sync.Once
+	listenErr  error
+	udp        *net.UDPConn
+	tr         *quic.Transport
+	ql         *quic.Listener
+	tl         net.Listener
+
+	// handlerCtx is every handler's ctx; it ends when shutdown starts.
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+
+	mu     sync.Mutex
+	conns  map[*tracked]struct{}
+	perIP  map[netip.Addr]int
+	closed bool
+	done   chan struct{} // closed when shutdown starts
+
+	loops    sync.WaitGroup // accept loops and the revalidation ticker
+	handlers sync.WaitGroup // one per connection
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	shutdownDone chan struct{}
+}
+
+// tracked is a live connection and the identities that keep it allowed.
+type tracked struct {
+	conn Conn
+	ip   netip.Addr
+
+	mu  sync.Mutex
+	ids []Identity
+}
+
+func (t *tracked) bind(id Identity) {
+	t.mu.Lock()
+	t.ids = append(t.ids, id)
+	t.mu.Unlock()
+}
+
+func (t *tracked) identities() []Identity {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Identity(nil), t.ids...)
+}
+
+// New validates cfg and returns an endpoint. It opens no sockets and starts
+// no goroutines.
+func New(cfg Config) (*Endpoint, error) {
+	var errs []error
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", cfg.Addr, err))
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("key: an Ed25519 node key is required"))
+	}
+	if cfg.Router == nil || len(cfg.Router.alpns) == 0 {
+		errs = append(errs, errors.New("router: no handlers"))
+	} else if cfg.NoALPN != "" {
+		if _, ok := cfg.Router.Handler(cfg.NoALPN); !ok {
+			errs = append(errs, fmt.Errorf("no_alpn: %q is not routed", cfg.NoALPN))
+		}
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("core: endpoint config: %w", err)
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cert, err := NodeCertificate(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	nodeID, _ := NodeIDFromPublicKey(cfg.Key.Public().(ed25519.PublicKey))
+	hctx, cancel := context.WithCancel(context.Background())
+	return &Endpoint{
+		cfg:           cfg,
+		nodeID:        nodeID,
+		tls:           serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns),
+		logger:        cfg.Logger,
+		handlerCtx:    hctx,
+		cancelHandler: cancel,
+		conns:         make(map[*tracked]struct{}),
+		perIP:         make(map[netip.Addr]int),
+		done:          make(chan struct{}),
+		shutdownDone:  make(chan struct{}),
+	}, nil
+}
+
+// NodeID returns the endpoint's NodeID.
+func (e *Endpoint) NodeID() NodeID { return e.nodeID }
+
+// Listen binds the UDP and TCP sockets on the same port. Serve calls it if
+// it was not called; calling it first lets a caller learn [Endpoint.Addr].
+func (e *Endpoint) Listen() error {
+	e.listenOnce.Do(func() { e.listenErr = e.listen() })
+	return e.listenErr
+}
+
+// Addr returns the bound address (the UDP one; TCP has the same port), or
+// nil before Listen.
+func (e *Endpoint) Addr() net.Addr {
+	if e.udp == nil {
+		return nil
+	}
+	return e.udp.LocalAddr()
+}
+
+func (e *Endpoint) listen() error {
+	host, port, _ := net.SplitHostPort(e.cfg.Addr)
+	tries := 1
+	if port == "0" {
+		tries = 20 // an ephemeral UDP port may be taken on TCP; pick again
+	}
+	var err error
+	for range tries {
+		if err = e.bind(host, port); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("core: listen on %s: %w", e.cfg.Addr, err)
+	}
+	e.reportUDPBuffers()
+	e.tr = &quic.Transport{Conn: e.udp}
+	lim := e.cfg.Limits
+	qcfg := &quic.Config{
+		HandshakeIdleTimeout: lim.HandshakeTimeout,
+		MaxIdleTimeout:       lim.IdleTimeout,
+		MaxIncomingStreams:   int64(lim.MaxStreamsPerConn),
+		GetConfigForClient: func(info *quic.ClientInfo) (*quic.Config, error) {
+			if err := e.admissible(addrIP(info.RemoteAddr)); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		},
+	}
+	if lim.KeepAlive > 0 {
+		qcfg.KeepAlivePeriod = lim.KeepAlive
+	}
+	e.ql, err = e.tr.Listen(e.tls, qcfg)
+	if err != nil {
+		e.tl.Close()
+		e.udp.Close()
+		return fmt.Errorf("core: quic listen: %w", err)
+	}
+	return nil
+}
+
+func (e *Endpoint) bind(host, port string) error {
+	udpAddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return err
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return err
+	}
+	p := udp.LocalAddr().(*net.UDPAddr).Port
+	lc := net.ListenConfig{KeepAlive: e.cfg.Limits.KeepAlive}
+	tl, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+	if err != nil {
+		udp.Close()
+		return err
+	}
+	e.udp, e.tl = udp, tl
+	return nil
+}
+
+// wantUDPBuffer is the socket buffer size quic-go asks for.
+const wantUDPBuffer = 7 << 20
+
+// reportUDPBuffers raises the UDP buffers (quic-go would too) and says in the
+// log when the kernel limit keeps them small, which costs throughput.
+func (e *Endpoint) reportUDPBuffers() {
+	_ = e.udp.SetReadBuffer(wantUDPBuffer)
+	_ = e.udp.SetWriteBuffer(wantUDPBuffer)
+	rcv, snd, err := udpBufferSizes(e.udp)
+	if err != nil {
+		return
+	}
+	if rcv < wantUDPBuffer || snd < wantUDPBuffer {
+		e.logger.Warn("udp buffers below what QUIC wants; raise net.core.rmem_max and net.core.wmem_max",
+			"rcvbuf", rcv, "sndbuf", snd, "want", wantUDPBuffer)
+		return
+	}
+	e.logger.Debug("udp buffers", "rcvbuf", rcv, "sndbuf", snd)
+}
+
+// Serve accepts connections until Shutdown or Close, or until ctx ends, in
+// which case it shuts down with the drain timeout and returns when that is
+// done. It always returns a non-nil error: [ErrEndpointClosed] after a stop.
+func (e *Endpoint) Serve(ctx context.Context) error {
+	if err := e.Listen(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrEndpointClosed
+	}
+	e.loops.Add(3)
+	e.mu.Unlock()
+	e.logger.Info("listening", "addr", e.Addr().String(), "node", e.nodeID.String(), "alpns", e.cfg.Router.alpns)
+	go e.acceptQUIC()
+	go e.acceptTCP()
+	go e.revalidateLoop()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), e.cfg.Limits.DrainTimeout)
+		defer cancel()
+		_ = e.Shutdown(sctx)
+	case <-e.done:
+	}
+	e.loops.Wait()
+	return ErrEndpointClosed
+}
+
+func (e *Endpoint) acceptQUIC() {
+	defer e.loops.Done()
+	for {
+		qc, err := e.ql.Accept(context.Background())
+		if err != nil {
+			return // listener closed
+		}
+		t, err := e.admit(addrIP(qc.RemoteAddr()))
+		if err != nil {
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeRefused), err.Error())
+			continue
+		}
+		go func() {
+			defer e.release(t)
+			cs := qc.ConnectionState().TLS
+			peer, logger := e.peer(qc.RemoteAddr(), peerNodeID(cs), cs.NegotiatedProtocol)
+			e.dispatch(t, newQUICConn(qc, peer, logger), cs.NegotiatedProtocol)
+		}()
+	}
+}
+
+func (e *Endpoint) acceptTCP() {
+	defer e.loops.Done()
+	var delay time.Duration
+	for {
+		nc, err := e.tl.Accept()
+		if err != nil {
+			select {
+			case <-e.done:
+				return
+			default:
+			}
+			// Out of file descriptors and the like: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			e.logger.Warn("tcp accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-e.done:
+				return
+			}
+		}
+		delay = 0
+		t, err := e.admit(addrIP(nc.RemoteAddr()))
+		if err != nil {
+			nc.Close()
+			continue
+		}
+		go e.serveTCP(t, nc)
+	}
+}
+
+// serveTCP runs the TLS handshake in the connection's own goroutine, so a
+// slow client never blocks the accept loop, then dispatches.
+func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
+	defer e.release(t)
+	ctx, cancel := context.WithTimeout(e.handlerCtx, e.cfg.Limits.HandshakeTimeout)
+	tc := tls.Server(nc, e.tls)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		e.logger.Debug("tls handshake failed", "remote_ip", t.ip.String(), "err", err)
+		nc.Close()
+		return
+	}
+	cs := tc.ConnectionState()
+	alpn := cs.NegotiatedProtocol
+	if alpn == "" {
+		alpn = e.cfg.NoALPN
+	}
+	peer, logger := e.peer(nc.RemoteAddr(), peerNodeID(cs), alpn)
+	e.dispatch(t, NewStreamConn(tlsStream{tc}, alpn, peer, logger), cs.NegotiatedProtocol)
+}
+
+// peer resolves the presented key and builds the connection logger.
+func (e *Endpoint) peer(addr net.Addr, nodeID NodeID, alpn string) (Peer, *slog.Logger) {
+	p := Peer{RemoteAddr: addr, NodeID: nodeID}
+	if !nodeID.IsZero() && e.cfg.Identities != nil {
+		if id, ok := e.cfg.Identities.ByNodeID(nodeID); ok {
+			p.Identity = &id
+		}
+	}
+	return p, e.logger.With("alpn", alpn, "remote_ip", p.RemoteIP(), "node", nodeID.ShortString())
+}
+
+// dispatch runs the handler for the connection's ALPN and closes the
+// connection when it returns. negotiated is the ALPN from the handshake (""
+// when a TCP client offered none).
+func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
+	if negotiated == acmeALPN {
+		_ = c.CloseWithError(CodeNoError, "acme done")
+		return
+	}
+	h, ok := e.cfg.Router.Handler(c.ALPN())
+	if !ok {
+		c.Logger().Warn("no handler for alpn; closing")
+		_ = c.CloseWithError(CodeRefused, "no handler")
+		return
+	}
+	t.conn = c
+	if id := c.Peer().Identity; id != nil {
+		t.bind(*id)
+	}
+	e.mu.Lock()
+	e.conns[t] = struct{}{}
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		_ = c.CloseWithError(CodeShutdown, "shutting down")
+		return
+	}
+	e.run(h, wrap(c, t))
+	if _, ok := c.(*quicConn); ok {
+		// Closing a QUIC connection discards stream data not yet delivered:
+		// give the peer time to read the last answer and close first.
+		linger := time.NewTimer(lingerTimeout)
+		select {
+		case <-c.Context().Done():
+		case <-linger.C:
+		}
+		linger.Stop()
+	}
+	_ = c.CloseWithError(CodeNoError, "")
+}
+
+// lingerTimeout is how long a QUIC connection stays open after its handler
+// returned, so that data written last still reaches the peer.
+const lingerTimeout = 2 * time.Second
+
+// run calls the handler, containing a panic to this connection.
+func (e *Endpoint) run(h Handler, c Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.Logger().Error("handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			_ = c.CloseWithError(CodeInternal, "internal error")
+		}
+	}()
+	if err := h.Serve(e.handlerCtx, c); err != nil {
+		c.Logger().Warn("handler failed", "err", err)
+		_ = c.CloseWithError(CodeInternal, "internal error")
+	}
+}
+
+// boundConn is the Conn a handler receives: it can bind identities to the
+// tracked connection.
+type boundConn struct {
+	Conn
+	t *tracked
+}
+
+// BindIdentity implements [IdentityBinder].
+func (b boundConn) BindIdentity(id Identity) { b.t.bind(id) }
+
+// boundQUICConn is a boundConn that keeps the QUIC escape hatch.
+type boundQUICConn struct {
+	boundConn
+	q QUICConn
+}
+
+// QUIC implements [QUICConn].
+func (b boundQUICConn) QUIC() *quic.Conn { return b.q.QUIC() }
+
+func wrap(c Conn, t *tracked) Conn {
+	b := boundConn{c, t}
+	if q, ok := c.(QUICConn); ok {
+		return boundQUICConn{b, q}
+	}
+	return b
+}
+
+var errTooMany = errors.New("too many connections")
+
+// admissible reports whether a new connection from ip fits the limits.
+func (e *Endpoint) admissible(ip netip.Addr) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.admissibleLocked(ip)
+}
+
+func (e *Endpoint) admissibleLocked(ip netip.Addr) error {
+	if e.closed {
+		return ErrEndpointClosed
+	}
+	total := 0
+	for _, n := range e.perIP {
+		total += n
+	}
+	if total >= e.cfg.Limits.MaxConns || e.perIP[ip] >= e.cfg.Limits.MaxConnsPerIP {
+		return errTooMany
+	}
+	return nil
+}
+
+// admit counts a new connection from ip against the limits.
+func (e *Endpoint) admit(ip netip.Addr) (*tracked, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.admissibleLocked(ip); err != nil {
+		if errors.Is(err, errTooMany) {
+			e.logger.Warn("connection refused: limit reached", "remote_ip", ip.String())
+		}
+		return nil, err
+	}
+	e.perIP[ip]++
+	// Counted here, under the lock that shutdown takes to set closed, so no
+	// handler is added once shutdown waits.
+	e.handlers.Add(1)
+	return &tracked{ip: ip}, nil
+}
+
+// release undoes admit when the connection's goroutine ends.
+func (e *Endpoint) release(t *tracked) {
+	e.mu.Lock()
+	delete(e.conns, t)
+	if e.perIP[t.ip]--; e.perIP[t.ip] <= 0 {
+		delete(e.perIP, t.ip)
+	}
+	e.mu.Unlock()
+	e.handlers.Done()
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// revalidateInterval is how often live connections are checked for expired
+// tokens; a reload calls Revalidate at once.
+const revalidateInterval = 500 * time.Millisecond
+
+func (e *Endpoint) revalidateLoop() {
+	defer e.loops.Done()
+	tick := time.NewTicker(revalidateInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			e.Revalidate()
+		case <-e.done:
+			return
+		}
+	}
+}
+
+// Revalidate closes, with [CodeRevoked], every live connection whose key or
+// bound token no longer resolves to the same enabled identity. Call it after
+// swapping in a new [Directory]; the endpoint also calls it twice a second
+// to catch expiring tokens.
+func (e *Endpoint) Revalidate() {
+	if e.cfg.Identities == nil {
+		return
+	}
+	e.mu.Lock()
+	conns := make([]*tracked, 0, len(e.conns))
+	for t := range e.conns {
+		conns = append(conns, t)
+	}
+	e.mu.Unlock()
+	for _, t := range conns {
+		for _, id := range t.identities() {
+			if !e.cfg.Identities.Valid(id) {
+				t.conn.Logger().Info("connection revoked", "id", id.ID)
+				_ = t.conn.CloseWithError(CodeRevoked, "revoked")
+				break
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting, cancels every handler's ctx, and waits for the
+// handlers until they return, ctx ends or the drain timeout passes; then it
+// closes the connections left with [CodeShutdown] and the sockets. It
+// returns ctx.Err() if ctx cut the drain short. Calls after the first wait
+// for the first to finish.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	e.shutdownOnce.Do(func() {
+		e.shutdownErr = e.shutdown(ctx)
+		close(e.shutdownDone)
+	})
+	<-e.shutdownDone
+	return e.shutdownErr
+}
+
+// Close stops the endpoint at once, closing every connection.
+func (e *Endpoint) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (e *Endpoint) shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	close(e.done)
+	if e.ql != nil {
+		_ = e.ql.Close()
+		_ = e.tl.Close()
+	}
+	e.cancelHandler()
+
+	drained := make(chan struct{})
+	go func() {
+		e.handlers.Wait()
+		close(drained)
+	}()
+	timer := time.NewTimer(e.cfg.Limits.DrainTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timer.C:
+	}
+
+	e.mu.Lock()
+	for t := range e.conns {
+		_ = t.conn.CloseWithError(CodeShutdown, "shutting down")
+	}
+	e.mu.Unlock()
+	<-drained // handlers end once their connections are closed
+	if e.tr != nil {
+		_ = e.tr.Close()
+		_ = e.udp.Close()
+	}
+	e.loops.Wait()
+	return err
+}

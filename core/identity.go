@@ -1,0 +1,64 @@
+package core
+
+import (
+	"slices"
+	"strings"
+)
+
+// Identity is an authenticated principal: a configured peer (found by its
+// node key) or an API token. Identities are values; a resolved Identity is a
+// snapshot and does not change when the configuration does (see
+// [IdentityProvider.Valid] for revocation).
+type Identity struct {
+	// ID is the stable name from configuration: the peer's id, or the token's
+	// name.
+	ID string
+	// NodeID is the key the peer authenticated with; zero for token identities.
+	NodeID NodeID
+	// Scopes are the permissions granted to the identity.
+	Scopes []string
+
+	// token is the hash of the token this identity came from, if any; it lets
+	// the provider tell later whether the token is still valid.
+	token TokenHash
+}
+
+// HasScope reports whether the identity holds scope. A granted scope ending in
+// "*" matches every scope with that prefix ("call:*" grants "call:fs/stat");
+// "*" alone grants everything. A nil identity has no scopes.
+func (id *Identity) HasScope(scope string) bool {
+	if id == nil {
+		return false
+	}
+	for _, s := range id.Scopes {
+		if s == scope {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(s, "*"); ok && strings.HasPrefix(scope, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns the identity's ID, for logs.
+func (id *Identity) String() string {
+	if id == nil {
+		return "-"
+	}
+	return id.ID
+}
+
+// ValidScope reports whether s is a well-formed scope: non-empty, no spaces or
+// control characters, and "*" at most once, as the last character.
+func ValidScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	if i := strings.IndexByte(s, '*'); i >= 0 && i != len(s)-1 {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+func cloneScopes(s []string) []string { return slices.Clone(s) }

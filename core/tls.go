@@ -1,0 +1,140 @@
+package core
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// NodeCertificate returns a self-signed X.509 certificate over the node key,
+// for TLS. Peers never validate it against a CA: they check the key inside
+// it (see [NodeIDFromCertificate]), and crypto/tls checks that the peer
+// holds the private key. The subject and DNS name are the NodeID.
+func NodeCertificate(key ed25519.PrivateKey) (tls.Certificate, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return tls.Certificate{}, fmt.Errorf("core: node key is %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+	}
+	id, err := NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("core: certificate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: id.String()},
+		DNSNames:              []string{id.String()},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("core: create node certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("core: parse node certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// errNotNodeCert is returned for a certificate that carries no Ed25519 key.
+var errNotNodeCert = errors.New("certificate does not carry an Ed25519 node key")
+
+// NodeIDFromCertificate returns the NodeID of the Ed25519 key in a DER
+// certificate. It returns an error for any other key type or a certificate
+// that does not parse.
+func NodeIDFromCertificate(der []byte) (NodeID, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return NodeID{}, fmt.Errorf("core: peer certificate: %w", err)
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return NodeID{}, fmt.Errorf("core: peer %w", errNotNodeCert)
+	}
+	return NodeIDFromPublicKey(pub)
+}
+
+// peerNodeID returns the NodeID of the leaf of a verified handshake, or the
+// zero NodeID when the peer presented no Ed25519 certificate.
+func peerNodeID(cs tls.ConnectionState) NodeID {
+	if len(cs.PeerCertificates) == 0 {
+		return NodeID{}
+	}
+	pub, ok := cs.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return NodeID{}
+	}
+	id, _ := NodeIDFromPublicKey(pub)
+	return id
+}
+
+// StandardALPNs are the IANA protocol names for which an endpoint presents
+// its web certificate, when it has one, instead of the node certificate.
+var StandardALPNs = []string{"h3", "h2", "http/1.1", "doq", "dot"}
+
+func isStandardALPN(p string) bool {
+	for _, s := range StandardALPNs {
+		if s == p {
+			return true
+		}
+	}
+	return false
+}
+
+// acmeALPN is the TLS-ALPN-01 challenge protocol (RFC 8737). The challenge
+// completes inside the handshake; the connection is then closed.
+const acmeALPN = "acme-tls/1"
+
+// serverTLSConfig returns the endpoint's TLS configuration: TLS 1.3 only,
+// exactly the served ALPNs, the node certificate for alknet protocols and
+// the web certificate (if any) for standard ones, and a client certificate
+// requested but not required. The client certificate is not checked against
+// any CA: its key is the client's identity, and crypto/tls verifies the
+// client's handshake signature with it.
+func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string) *tls.Config {
+	protos := append([]string(nil), alpns...)
+	if web != nil && web.acme {
+		protos = append(protos, acmeALPN)
+	}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: protos,
+		ClientAuth: tls.RequestClientCert,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if web != nil {
+				if p := negotiate(protos, hello.SupportedProtos); p == acmeALPN || isStandardALPN(p) {
+					return web.getCertificate(hello)
+				}
+			}
+			return &node, nil
+		},
+	}
+	return cfg
+}
+
+// negotiate mirrors crypto/tls's choice: the first server protocol the client
+// offers.
+func negotiate(server, client []string) string {
+	for _, s := range server {
+		for _, c := range client {
+			if s == c {
+				return s
+			}
+		}
+	}
+	return ""
+}

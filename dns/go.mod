@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/dns
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/fs
+
+go 1.26

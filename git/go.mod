@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/git
+
+go 1.26

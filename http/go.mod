@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/http
+
+go 1.26

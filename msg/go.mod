@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/msg
+
+go 1.26

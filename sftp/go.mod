@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/sftp
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/ssh
+
+go 1.26
