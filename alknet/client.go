@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// networkFlag selects the transport of client commands.
+var networkFlag = &cli.StringFlag{
+	Name:  "network",
+	Usage: "quic, tcp, or empty to try QUIC then fall back to TCP+TLS",
+}
+
+// dialTimeout bounds a client command's connection set-up.
+const dialTimeout = 15 * time.Second
+
+// dialer returns a Dialer presenting the node key of the data dir, checking
+// unpinned addresses against the data dir's known_nodes file.
+func dialer(c *cli.Context) (*core.Dialer, error) {
+	dir, err := dataDir(c)
+	if err != nil {
+		return nil, err
+	}
+	key, err := nodeKey(c, dir)
+	if err != nil {
+		return nil, err
+	}
+	network := core.Network(c.String("network"))
+	switch network {
+	case core.NetworkAuto, core.NetworkQUIC, core.NetworkTCP:
+	default:
+		return nil, cli.Exit("--network: want quic or tcp", 2)
+	}
+	return &core.Dialer{
+		Key:        key,
+		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
+		Network:    network,
+	}, nil
+}
+
+// dial connects to addr for alpn within dialTimeout.
+func dial(ctx context.Context, d *core.Dialer, addr, alpn string) (core.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	return d.Dial(ctx, addr, alpn)
+}

@@ -1,0 +1,46 @@
+// Command alknet runs an alknet node and its client tools: one QUIC+TLS
+// endpoint on one port, each protocol chosen by the ALPN of the handshake.
+//
+// Run a node with every service on embedded defaults:
+//
+//	alknet serve
+//
+// See README.md for the user guide.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	app := newApp()
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
+		fmt.Fprintln(os.Stderr, "alknet:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "alknet",
+		Usage: "one QUIC+TLS endpoint, one port, many protocols",
+		Description: "alknet serves every protocol on one port, choosing the handler by the ALPN of the\n" +
+			"TLS handshake. Its identity is an Ed25519 key derived from a BIP39 recovery phrase\n" +
+			"kept in an encrypted vault in the data directory.",
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			serveCommand,
+			initCommand,
+			idCommand,
+			pipeCommand,
+			perfCommand,
+			vaultCommand,
+			tokenCommand,
+			peersCommand,
+			configCommand,
+		},
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/vault"
+)
+
+// Files in the data directory.
+const (
+	vaultFile      = "vault"
+	configFile     = "alknet.toml"
+	knownNodesFile = "known_nodes"
+)
+
+// commonFlags are taken by every command, after the command name.
+func commonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    "data-dir",
+			Usage:   "directory holding the vault, config and known nodes (default: $XDG_STATE_HOME/alknet or ~/.local/state/alknet)",
+			EnvVars: []string{"ALKNET_DATA_DIR"},
+		},
+		&cli.StringFlag{
+			Name:  "config",
+			Usage: "config file (default: <data-dir>/alknet.toml)",
+		},
+		&cli.StringFlag{
+			Name:  "passphrase-file",
+			Usage: "file holding the vault passphrase (default: $ALKNET_PASSPHRASE, else empty)",
+		},
+		&cli.StringFlag{
+			Name:  "log-level",
+			Usage: "debug, info, warn or error",
+			Value: "info",
+		},
+	}
+}
+
+// withCommon appends the common flags to a command's own.
+func withCommon(flags ...cli.Flag) []cli.Flag { return append(flags, commonFlags()...) }
+
+// dataDir returns the data directory, creating it (mode 0700).
+func dataDir(c *cli.Context) (string, error) {
+	dir := c.String("data-dir")
+	if dir == "" {
+		state := os.Getenv("XDG_STATE_HOME")
+		if state == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("no data directory: set --data-dir or ALKNET_DATA_DIR (%w)", err)
+			}
+			state = filepath.Join(home, ".local", "state")
+		}
+		dir = filepath.Join(state, "alknet")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("data directory: %w", err)
+	}
+	return dir, nil
+}
+
+// configPath returns the config file path: --config, else in the data dir.
+func configPath(c *cli.Context, dir string) string {
+	if p := c.String("config"); p != "" {
+		return p
+	}
+	return filepath.Join(dir, configFile)
+}
+
+// newLogger logs text to stderr at the --log-level.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+}
+
+// passphrase reads the vault passphrase from --passphrase-file or
+// ALKNET_PASSPHRASE; empty when neither is set.
+func passphrase(c *cli.Context) ([]byte, error) {
+	if f := c.String("passphrase-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase file: %w", err)
+		}
+		return []byte(strings.TrimRight(string(b), "\r\n")), nil
+	}
+	return []byte(os.Getenv("ALKNET_PASSPHRASE")), nil
+}
+
+// openVault loads the vault of the data dir, or creates it when create is
+// set and there is none, printing the new recovery phrase once to w.
+func openVault(c *cli.Context, dir string, create bool, w io.Writer) (*vault.Vault, error) {
+	path := filepath.Join(dir, vaultFile)
+	pass, err := passphrase(c)
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.Load(path, pass)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, fs.ErrNotExist) && create:
+		return createVault(path, pass, 12, "", w, w)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no vault in %s: run 'alknet init' first", dir)
+	case errors.Is(err, vault.ErrWrongPassphrase):
+		return nil, fmt.Errorf("%w; give the vault's passphrase in ALKNET_PASSPHRASE or --passphrase-file", err)
+	}
+	return nil, err
+}
+
+// createVault makes a vault from mnemonic, or from a new one of words words
+// when mnemonic is empty; a new mnemonic is printed to phraseOut, once, and
+// warnings to warnOut.
+func createVault(path string, pass []byte, words int, mnemonic string, phraseOut, warnOut io.Writer) (*vault.Vault, error) {
+	fresh := mnemonic == ""
+	if fresh {
+		var err error
+		if mnemonic, err = vault.NewMnemonic(words); err != nil {
+			return nil, err
+		}
+	}
+	seed, err := vault.SeedFromMnemonic(mnemonic, "")
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.Create(path, seed, pass, vault.KDFParams{})
+	clear(seed)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process created it meanwhile: use that one.
+		return vault.Load(path, pass)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(pass) == 0 {
+		fmt.Fprintf(warnOut, "warning: the vault %s has an empty passphrase; anyone who can read the file has the node key. Set ALKNET_PASSPHRASE or --passphrase-file when creating it to protect it.\n", path)
+	}
+	if fresh {
+		fmt.Fprintf(phraseOut, "created the vault %s\nrecovery phrase (write it down; it is shown only this once):\n\n  %s\n\n", path, mnemonic)
+	}
+	return v, nil
+}
+
+// nodeKey opens (or creates) the vault and returns the node key.
+func nodeKey(c *cli.Context, dir string) (ed25519.PrivateKey, error) {
+	v, err := openVault(c, dir, true, c.App.ErrWriter)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	return v.NodeKey()
+}
+
+// nodeID returns the NodeID of a node key.
+func nodeID(key ed25519.PrivateKey) core.NodeID {
+	id, _ := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	return id
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/config"
+)
+
+var serveCommand = &cli.Command{
+	Name:  "serve",
+	Usage: "run the node: every service on one port",
+	Description: "Runs every service on one address for QUIC and TCP+TLS (default [::]:4433). With no\n" +
+		"config file it runs on embedded defaults; the vault is created on first start.\n" +
+		"Peers and tokens in the config file are reloaded on SIGHUP and when the file changes.",
+	Flags: withCommon(&cli.StringFlag{
+		Name:  "listen",
+		Usage: "host:port for QUIC and TCP+TLS (overrides node.listen)",
+	}),
+	Action: serve,
+}
+
+// loadConfig reads the config file; a missing file means the embedded
+// defaults (an empty config).
+func loadConfig(path string) (*config.Core, error) {
+	var f config.Core
+	err := config.Load(path, &f)
+	if errors.Is(err, os.ErrNotExist) {
+		return &f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+func serve(c *cli.Context) error {
+	logger, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	dir, err := dataDir(c)
+	if err != nil {
+		return err
+	}
+	cfgPath := configPath(c, dir)
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	key, err := nodeKey(c, dir)
+	if err != nil {
+		return err
+	}
+	directory, err := cfg.Directory()
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	identities := core.NewLiveDirectory(directory, nil)
+	handlers, err := enabledHandlers(services(logger), cfg.Services.Disable)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	router, err := core.NewRouter(handlers...)
+	if err != nil {
+		return err
+	}
+	web, err := webCert(cfg.TLS, dir)
+	if err != nil {
+		return err
+	}
+	listen := cfg.Node.ListenAddr()
+	if c.IsSet("listen") {
+		listen = c.String("listen")
+	}
+	ep, err := core.New(core.Config{
+		Addr:       listen,
+		Key:        key,
+		Router:     router,
+		Identities: identities,
+		WebCert:    web,
+		Limits:     cfg.EndpointLimits(),
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := ep.Listen(); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	reloader := &config.Reloader{
+		Path:   cfgPath,
+		Logger: logger,
+		Reload: func(context.Context) error {
+			next, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			d, err := next.Directory()
+			if err != nil {
+				return fmt.Errorf("%s: %w", cfgPath, err)
+			}
+			if staticChanged(cfg, next) {
+				logger.Warn("config: static settings ([node], [limits], [tls], [services]) changed; restart to apply them", "file", cfgPath)
+			}
+			identities.Store(d)
+			ep.Revalidate()
+			return nil
+		},
+	}
+	reloadDone := make(chan error, 1)
+	go func() { reloadDone <- reloader.Run(ctx) }()
+
+	err = ep.Serve(ctx)
+	stop()
+	if rerr := <-reloadDone; rerr != nil {
+		logger.Error("config watcher failed", "err", rerr)
+	}
+	if errors.Is(err, core.ErrEndpointClosed) {
+		logger.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// staticChanged reports whether a reload changed settings that only a
+// restart applies.
+func staticChanged(old, next *config.Core) bool {
+	return !reflect.DeepEqual(old.Node, next.Node) || !reflect.DeepEqual(old.Limits, next.Limits) ||
+		!reflect.DeepEqual(old.TLS, next.TLS) || !reflect.DeepEqual(old.Services, next.Services)
+}
+
+// webCert builds the web certificate the [tls] section asks for, if any.
+func webCert(t config.TLS, dir string) (*core.WebCert, error) {
+	switch {
+	case t.CertFile != "":
+		return core.WebCertFromFiles(t.CertFile, t.KeyFile)
+	case len(t.ACMEDomains) > 0:
+		return core.WebCertACME(core.ACMEConfig{
+			Domains:      t.ACMEDomains,
+			CacheDir:     filepath.Join(dir, "acme"),
+			Email:        t.ACMEEmail,
+			DirectoryURL: t.ACMEDirectory,
+		})
+	}
+	return nil, nil
+}

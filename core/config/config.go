@@ -1,0 +1,250 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// DefaultListen is the listen address used when node.listen is absent.
+const DefaultListen = "[::]:4433"
+
+// Core is the core sections of alknet.toml. Every key is optional; the zero
+// value is a node with default settings that knows no peers and no tokens.
+//
+// The CLI's own top-level struct embeds Core (without a toml tag, so its
+// sections stay at the top level) and adds the protocol modules' sections.
+type Core struct {
+	// Node is the [node] section. Static: a change needs a restart.
+	Node Node `toml:"node"`
+	// Limits is the [limits] section. Static.
+	Limits Limits `toml:"limits"`
+	// TLS is the [tls] section. Static.
+	TLS TLS `toml:"tls"`
+	// Services is the [services] section. Static.
+	Services Services `toml:"services"`
+	// Peers are the [[peers]] entries. Dynamic: hot-reloaded.
+	Peers []Peer `toml:"peers"`
+	// Tokens are the [[tokens]] entries. Dynamic: hot-reloaded.
+	Tokens []Token `toml:"tokens"`
+}
+
+// Node is the [node] section.
+type Node struct {
+	// Listen is the host:port the node serves on, for QUIC (UDP) and TCP+TLS
+	// alike. Default [DefaultListen], "[::]:4433".
+	Listen string `toml:"listen"`
+}
+
+// ListenAddr returns Listen, or [DefaultListen] when it is empty.
+func (n Node) ListenAddr() string {
+	if n.Listen == "" {
+		return DefaultListen
+	}
+	return n.Listen
+}
+
+// Limits is the [limits] section. A zero or absent key means the default in
+// [core.DefaultLimits], given below.
+type Limits struct {
+	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// IdleTimeout closes a QUIC connection with no traffic for this long.
+	// Default 60s.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// KeepAlive is the QUIC keep-alive period and TCP keep-alive interval.
+	// Default 15s; negative disables keep-alives.
+	KeepAlive Duration `toml:"keep_alive"`
+	// MaxConns caps concurrent connections. Default 10000; at most 1<<24.
+	MaxConns int `toml:"max_conns"`
+	// MaxConnsPerIP caps concurrent connections from one IP address.
+	// Default 100; at most 1<<24.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
+	// MaxStreamsPerConn caps concurrent peer-opened streams on one QUIC
+	// connection. Default 100; at most 1<<24.
+	MaxStreamsPerConn int `toml:"max_streams_per_conn"`
+	// DrainTimeout is how long a shutdown waits for handlers before closing
+	// what is left. Default 10s.
+	DrainTimeout Duration `toml:"drain_timeout"`
+}
+
+// TLS is the [tls] section: the web certificate served on the standard ALPNs
+// (h3, h2, http/1.1, doq, dot). Either give a certificate and key, or let
+// ACME obtain one; neither means those ALPNs get no web certificate.
+type TLS struct {
+	// CertFile is a PEM certificate chain; it needs KeyFile and excludes
+	// ACMEDomains.
+	CertFile string `toml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `toml:"key_file"`
+	// ACMEDomains are the names to obtain a certificate for through ACME
+	// (TLS-ALPN-01, no wildcards); the cache lives under <data-dir>/acme.
+	ACMEDomains []string `toml:"acme_domains"`
+	// ACMEEmail is the contact address given to the ACME CA. Optional.
+	ACMEEmail string `toml:"acme_email"`
+	// ACMEDirectory is the ACME directory URL. Default: Let's Encrypt
+	// production.
+	ACMEDirectory string `toml:"acme_directory"`
+}
+
+// Services is the [services] section.
+type Services struct {
+	// Disable names services not to run, e.g. ["perf"]. Default: run all.
+	// The CLI checks the names.
+	Disable []string `toml:"disable"`
+}
+
+// Peer is one [[peers]] entry: a remote principal known by its keys.
+type Peer struct {
+	// ID is the peer's stable name; required and unique.
+	ID string `toml:"id"`
+	// Keys are the peer's NodeIDs and OpenSSH public keys; at least one.
+	Keys []Key `toml:"keys"`
+	// Scopes are granted to the peer. Default none.
+	Scopes []string `toml:"scopes,omitempty"`
+	// Enabled is false to keep the peer known but refused. Nil means true.
+	Enabled *bool `toml:"enabled,omitempty"`
+}
+
+// Token is one [[tokens]] entry: an API token known by its hash.
+type Token struct {
+	// Name is the token identity's ID; required and unique.
+	Name string `toml:"name"`
+	// Hash is "sha256:" and 64 hex digits, as printed when the token was
+	// made; required.
+	Hash core.TokenHash `toml:"hash"`
+	// Scopes are granted to the token. Default none.
+	Scopes []string `toml:"scopes,omitempty"`
+	// Expires is when the token stops working, as a TOML offset date-time
+	// (2027-01-01T00:00:00Z); a local date-time is taken in the node's time
+	// zone. Zero (absent) means never.
+	Expires time.Time `toml:"expires,omitzero"`
+	// Enabled is false to refuse the token. Nil means true.
+	Enabled *bool `toml:"enabled,omitempty"`
+}
+
+// Validate reports every problem in c at once, each naming its field, e.g.
+// "peers[2].keys[0]: …" or "limits.max_conns: …". Duplicate or empty IDs,
+// token names and hashes, and malformed scopes are found by
+// [core.NewDirectory].
+func (c *Core) Validate() error {
+	var errs []error
+	if err := validateListen(c.Node.ListenAddr()); err != nil {
+		errs = append(errs, fmt.Errorf("node.listen: %w", err))
+	}
+	if err := c.EndpointLimits().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.TLS.validate()...)
+	for i, p := range c.Peers {
+		for j, k := range p.Keys {
+			if k.IsZero() {
+				errs = append(errs, fmt.Errorf("peers[%d].keys[%d]: empty key", i, j))
+			}
+		}
+	}
+	if _, err := c.Directory(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func validateListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number 0..65535", addr, port)
+	}
+	return nil
+}
+
+func (t TLS) validate() []error {
+	var errs []error
+	if t.CertFile != "" && len(t.ACMEDomains) > 0 {
+		errs = append(errs, errors.New("tls: cert_file and acme_domains are exclusive"))
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	for i, d := range t.ACMEDomains {
+		if d == "" || strings.Contains(d, "*") {
+			errs = append(errs, fmt.Errorf("tls.acme_domains[%d]: %q is not a host name (no wildcards)", i, shorten(d)))
+		}
+	}
+	if len(t.ACMEDomains) == 0 {
+		if t.ACMEEmail != "" {
+			errs = append(errs, errors.New("tls.acme_email: set without acme_domains"))
+		}
+		if t.ACMEDirectory != "" {
+			errs = append(errs, errors.New("tls.acme_directory: set without acme_domains"))
+		}
+	}
+	if t.ACMEDirectory != "" {
+		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("tls.acme_directory: %q is not an https URL", shorten(t.ACMEDirectory)))
+		}
+	}
+	return errs
+}
+
+// Directory returns the dynamic part of c, the peers and tokens, as a
+// snapshot for [core.LiveDirectory]. Its errors are those of
+// [core.NewDirectory].
+func (c *Core) Directory() (*core.Directory, error) {
+	peers := make([]core.PeerEntry, len(c.Peers))
+	for i, p := range c.Peers {
+		peers[i] = p.entry()
+	}
+	tokens := make([]core.TokenEntry, len(c.Tokens))
+	for i, t := range c.Tokens {
+		tokens[i] = t.entry()
+	}
+	return core.NewDirectory(peers, tokens)
+}
+
+func (p Peer) entry() core.PeerEntry {
+	e := core.PeerEntry{ID: p.ID, Scopes: p.Scopes, Disabled: !enabled(p.Enabled)}
+	for _, k := range p.Keys {
+		if id, ok := k.NodeID(); ok {
+			e.NodeIDs = append(e.NodeIDs, id)
+		} else if w := k.SSHKey(); w != nil {
+			e.SSHKeys = append(e.SSHKeys, w)
+		}
+	}
+	return e
+}
+
+func (t Token) entry() core.TokenEntry {
+	return core.TokenEntry{
+		Name:     t.Name,
+		Hash:     t.Hash,
+		Scopes:   t.Scopes,
+		Expires:  t.Expires,
+		Disabled: !enabled(t.Enabled),
+	}
+}
+
+func enabled(b *bool) bool { return b == nil || *b }
+
+// EndpointLimits returns the [limits] section as [core.Limits]. Zero fields
+// stay zero: core reads them as [core.DefaultLimits].
+func (c *Core) EndpointLimits() core.Limits {
+	l := c.Limits
+	return core.Limits{
+		HandshakeTimeout:  l.HandshakeTimeout.Duration,
+		IdleTimeout:       l.IdleTimeout.Duration,
+		KeepAlive:         l.KeepAlive.Duration,
+		MaxConns:          l.MaxConns,
+		MaxConnsPerIP:     l.MaxConnsPerIP,
+		MaxStreamsPerConn: l.MaxStreamsPerConn,
+		DrainTimeout:      l.DrainTimeout.Duration,
+	}
+}
