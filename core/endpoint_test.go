@@ -516,3 +516,49 @@ func TestPerIPLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestDialFallsBackToTCP dials a node reachable only over TCP+TLS (UDP
+// blocked): the dialer gives up on QUIC and connects over TCP.
+func TestDialFallsBackToTCP(t *testing.T) {
+	key := coretest.NewKey(t)
+	cert, err := core.NodeCertificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"test/a"}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "over tcp")
+	}()
+	// Hold the UDP port so nothing answers QUIC there.
+	udp, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		t.Skipf("udp port busy: %v", err)
+	}
+	defer udp.Close()
+	d := &core.Dialer{QUICTimeout: 300 * time.Millisecond}
+	c, err := d.Dial(context.Background(), coretest.NodeID(key).String()+"@"+ln.Addr().String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.CloseWithError(0, "")
+	if _, ok := c.(core.QUICConn); ok {
+		t.Fatal("got a QUIC connection from a TCP-only node")
+	}
+	s, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(s)
+	if string(got) != "over tcp" {
+		t.Errorf("got %q", got)
+	}
+}
