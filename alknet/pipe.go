@@ -43,16 +43,18 @@ var pipeCommand = &cli.Command{
 		if err != nil {
 			return fmt.Errorf("open stream: %w", err)
 		}
-		return pipe(c.Context, s, os.Stdin, os.Stdout)
+		return pipe(c.Context, conn, s, os.Stdin, os.Stdout)
 	},
 }
 
-// pipe copies in to s and s to out until both directions end. When in ends,
-// s is half-closed; when s ends, out is closed. It returns nil when both
-// directions ended cleanly, and the first error otherwise. If the stream
-// ends first, pipe returns without waiting for in, whose reads may block
-// forever: the peer is gone and nothing more can be sent.
-func pipe(ctx context.Context, s core.Stream, in io.Reader, out io.WriteCloser) error {
+// pipe copies in to s and s to out. When in ends, s is half-closed; when s
+// ends, out is closed. It returns nil once both directions ended cleanly:
+// the peer's end of stream is taken as its acknowledgement of what we sent,
+// as with TCP half-close, and the caller then closes the connection. On any
+// error, or when ctx ends, the stream is aborted so the peer sees a failure,
+// never a clean but truncated stream. If the connection ends while in is
+// still open, pipe returns with that error instead of waiting for in.
+func pipe(ctx context.Context, conn core.Conn, s core.Stream, in io.Reader, out io.WriteCloser) error {
 	upErr := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(s, in)
@@ -61,21 +63,26 @@ func pipe(ctx context.Context, s core.Stream, in io.Reader, out io.WriteCloser) 
 		}
 		upErr <- err
 	}()
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	stop := context.AfterFunc(ctx, func() { s.Abort(core.CodeShutdown) })
 	defer stop()
-	_, downErr := io.Copy(out, s)
-	closeErr := out.Close()
-	if downErr != nil {
-		s.Close()
-		return fmt.Errorf("receive: %w", downErr)
+	_, err := io.Copy(out, s)
+	if err == nil {
+		if err = out.Close(); errors.Is(err, os.ErrClosed) {
+			err = nil
+		}
 	}
-	if closeErr != nil && !errors.Is(closeErr, os.ErrClosed) {
-		return fmt.Errorf("close output: %w", closeErr)
+	if err != nil {
+		s.Abort(core.CodeInternal)
+		return fmt.Errorf("receive: %w", err)
 	}
-	// The peer finished sending. Wait for our side to finish too, unless the
-	// peer closed the whole stream, in which case writes fail promptly.
-	if err := <-upErr; err != nil {
-		return fmt.Errorf("send: %w", err)
+	select {
+	case err := <-upErr:
+		if err != nil {
+			s.Abort(core.CodeInternal)
+			return fmt.Errorf("send: %w", err)
+		}
+		return nil
+	case <-conn.Context().Done():
+		return fmt.Errorf("send: %w", context.Cause(conn.Context()))
 	}
-	return nil
 }

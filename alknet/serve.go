@@ -100,6 +100,9 @@ func serve(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// After the first signal starts the graceful stop, a second one ends the
+	// process at once (the default action).
+	context.AfterFunc(ctx, stop)
 	reloader := &config.Reloader{
 		Path:   cfgPath,
 		Logger: logger,

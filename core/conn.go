@@ -62,12 +62,19 @@ type Conn interface {
 }
 
 // Stream is one bidirectional byte stream of a [Conn]. Read and Write may be
-// used from different goroutines; Close and Write must not race.
+// used from different goroutines; Close and Write must not race (Abort may).
+// Close ends both directions cleanly: the peer reads EOF.
 type Stream interface {
 	io.ReadWriteCloser
 	// CloseWrite half-closes the stream: the peer reads EOF, and this side
 	// can still read. Calling it twice is a no-op.
 	CloseWrite() error
+	// Abort ends the stream abnormally in both directions, so the peer's
+	// reads and writes fail instead of seeing a clean end: QUIC sends code in
+	// RESET_STREAM and STOP_SENDING; TCP+TLS resets the connection. Use it on
+	// every error and cancellation path; Close is for a clean end. It may be
+	// called concurrently with Read and Write.
+	Abort(code ErrorCode)
 	// SetDeadline sets the read and write deadlines; see net.Conn.
 	SetDeadline(t time.Time) error
 	// SetReadDeadline sets the read deadline; see net.Conn.

@@ -56,6 +56,7 @@ func NewDirectory(peers []PeerEntry, tokens []TokenEntry) (*Directory, error) {
 	d := &Directory{byNode: make(map[NodeID]int)}
 	var errs []error
 	ids := make(map[string]bool)
+	sshOwner := make(map[string]string) // SSH key wire form → peer ID
 	for i, p := range peers {
 		switch {
 		case p.ID == "":
@@ -77,6 +78,13 @@ func NewDirectory(peers []PeerEntry, tokens []TokenEntry) (*Directory, error) {
 				continue
 			}
 			d.byNode[n] = i
+		}
+		for _, k := range p.SSHKeys {
+			if owner, dup := sshOwner[string(k)]; dup {
+				errs = append(errs, fmt.Errorf("peer %q: an SSH key already belongs to peer %q", p.ID, owner))
+				continue
+			}
+			sshOwner[string(k)] = p.ID
 		}
 		errs = append(errs, checkScopes("peer "+p.ID, p.Scopes)...)
 		p.NodeIDs = slices.Clone(p.NodeIDs)
@@ -136,7 +144,8 @@ type IdentityProvider interface {
 	// ByToken resolves an API token.
 	ByToken(token string) (Identity, bool)
 	// Valid reports whether an identity resolved earlier still stands: its
-	// peer or token exists under the same ID, is enabled and not expired.
+	// credential still resolves, enabled and unexpired, to the same ID with
+	// at least the same scopes.
 	Valid(id Identity) bool
 }
 
@@ -192,7 +201,7 @@ func (l *LiveDirectory) BySSHKey(wire []byte) (Identity, bool) {
 		}
 		for _, k := range p.SSHKeys {
 			if bytes.Equal(k, wire) {
-				return Identity{ID: p.ID, Scopes: cloneScopes(p.Scopes)}, true
+				return Identity{ID: p.ID, Scopes: cloneScopes(p.Scopes), sshKey: string(wire)}, true
 			}
 		}
 	}
@@ -228,21 +237,23 @@ func (l *LiveDirectory) token(h TokenHash) (TokenEntry, bool) {
 	return found, true
 }
 
-// Valid implements [IdentityProvider].
+// Valid implements [IdentityProvider]: the credential the identity came from
+// must still resolve, enabled and unexpired, to the same ID with at least
+// the scopes it had. A reload that removes a scope therefore ends the
+// connections that relied on it.
 func (l *LiveDirectory) Valid(id Identity) bool {
-	if !id.token.IsZero() {
-		t, ok := l.token(id.token)
-		return ok && t.Name == id.ID
-	}
-	if id.NodeID.IsZero() {
-		// An SSH-key identity: valid while an enabled peer of that ID exists.
-		for _, p := range l.dir.Load().peers {
-			if p.ID == id.ID {
-				return !p.Disabled
-			}
+	var cur Identity
+	var ok bool
+	switch {
+	case !id.token.IsZero():
+		var t TokenEntry
+		if t, ok = l.token(id.token); ok {
+			cur = Identity{ID: t.Name, Scopes: t.Scopes}
 		}
-		return false
+	case id.sshKey != "":
+		cur, ok = l.BySSHKey([]byte(id.sshKey))
+	case !id.NodeID.IsZero():
+		cur, ok = l.ByNodeID(id.NodeID)
 	}
-	cur, ok := l.ByNodeID(id.NodeID)
-	return ok && cur.ID == id.ID
+	return ok && cur.ID == id.ID && coversScopes(cur.Scopes, id.Scopes)
 }

@@ -70,8 +70,12 @@ type Endpoint struct {
 	mu     sync.Mutex
 	conns  map[*tracked]struct{}
 	perIP  map[netip.Addr]int
+	total  int
 	closed bool
 	done   chan struct{} // closed when shutdown starts
+
+	forceOnce sync.Once
+	force     chan struct{} // closed by Close: cut the drain short
 
 	loops    sync.WaitGroup // accept loops and the revalidation ticker
 	handlers sync.WaitGroup // one per connection
@@ -81,13 +85,27 @@ type Endpoint struct {
 	shutdownDone chan struct{}
 }
 
-// tracked is a live connection and the identities that keep it allowed.
+// tracked is a live connection and the identities that keep it allowed. It
+// counts against the limits until its last owner lets go: the connection
+// itself and, once accepted, the goroutine serving it.
 type tracked struct {
 	conn Conn
 	ip   netip.Addr
 
-	mu  sync.Mutex
-	ids []Identity
+	mu   sync.Mutex
+	ids  []Identity
+	refs int
+}
+
+// acquire adds an owner; it fails once the last owner has let go.
+func (t *tracked) acquire() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refs == 0 {
+		return false
+	}
+	t.refs++
+	return true
 }
 
 func (t *tracked) bind(id Identity) {
@@ -141,13 +159,14 @@ func New(cfg Config) (*Endpoint, error) {
 	return &Endpoint{
 		cfg:           cfg,
 		nodeID:        nodeID,
-		tls:           serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns),
+		tls:           serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.NoALPN),
 		logger:        cfg.Logger,
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
 		conns:         make(map[*tracked]struct{}),
 		perIP:         make(map[netip.Addr]int),
 		done:          make(chan struct{}),
+		force:         make(chan struct{}),
 		shutdownDone:  make(chan struct{}),
 	}, nil
 }
@@ -187,18 +206,12 @@ func (e *Endpoint) listen() error {
 		return fmt.Errorf("core: listen on %s: %w", e.cfg.Addr, err)
 	}
 	e.reportUDPBuffers()
-	e.tr = &quic.Transport{Conn: e.udp}
+	e.tr = &quic.Transport{Conn: e.udp, ConnContext: e.admitQUIC}
 	lim := e.cfg.Limits
 	qcfg := &quic.Config{
 		HandshakeIdleTimeout: lim.HandshakeTimeout,
 		MaxIdleTimeout:       lim.IdleTimeout,
 		MaxIncomingStreams:   int64(lim.MaxStreamsPerConn),
-		GetConfigForClient: func(info *quic.ClientInfo) (*quic.Config, error) {
-			if err := e.admissible(addrIP(info.RemoteAddr)); err != nil {
-				return nil, err
-			}
-			return nil, nil
-		},
 	}
 	if lim.KeepAlive > 0 {
 		qcfg.KeepAlivePeriod = lim.KeepAlive
@@ -257,6 +270,9 @@ func (e *Endpoint) reportUDPBuffers() {
 // done. It always returns a non-nil error: [ErrEndpointClosed] after a stop.
 func (e *Endpoint) Serve(ctx context.Context) error {
 	if err := e.Listen(); err != nil {
+		if errors.Is(err, ErrEndpointClosed) {
+			return ErrEndpointClosed
+		}
 		return err
 	}
 	e.mu.Lock()
@@ -281,6 +297,21 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	return ErrEndpointClosed
 }
 
+// trackedKey keys a QUIC connection's *tracked in its context.
+type trackedKey struct{}
+
+// admitQUIC counts a QUIC connection against the limits before its
+// handshake, so refused clients cost no crypto work, and releases it when
+// the connection ends however it ends (handshake failure included).
+func (e *Endpoint) admitQUIC(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	t, err := e.admit(addrIP(info.RemoteAddr))
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { e.unref(t) })
+	return context.WithValue(ctx, trackedKey{}, t), nil
+}
+
 func (e *Endpoint) acceptQUIC() {
 	defer e.loops.Done()
 	for {
@@ -288,13 +319,14 @@ func (e *Endpoint) acceptQUIC() {
 		if err != nil {
 			return // listener closed
 		}
-		t, err := e.admit(addrIP(qc.RemoteAddr()))
-		if err != nil {
-			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeRefused), err.Error())
+		t, ok := qc.Context().Value(trackedKey{}).(*tracked)
+		if !ok || !t.acquire() {
+			// Closed already (admitQUIC tracks every accepted connection).
+			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeInternal), "")
 			continue
 		}
 		go func() {
-			defer e.release(t)
+			defer e.unref(t)
 			cs := qc.ConnectionState().TLS
 			peer, logger := e.peer(qc.RemoteAddr(), peerNodeID(cs), cs.NegotiatedProtocol)
 			e.dispatch(t, newQUICConn(qc, peer, logger), cs.NegotiatedProtocol)
@@ -336,7 +368,7 @@ func (e *Endpoint) acceptTCP() {
 // serveTCP runs the TLS handshake in the connection's own goroutine, so a
 // slow client never blocks the accept loop, then dispatches.
 func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
-	defer e.release(t)
+	defer e.unref(t)
 	ctx, cancel := context.WithTimeout(e.handlerCtx, e.cfg.Limits.HandshakeTimeout)
 	tc := tls.Server(nc, e.tls)
 	err := tc.HandshakeContext(ctx)
@@ -394,21 +426,36 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 	}
 	e.run(h, wrap(c, t))
 	if _, ok := c.(*quicConn); ok {
-		// Closing a QUIC connection discards stream data not yet delivered:
-		// give the peer time to read the last answer and close first.
-		linger := time.NewTimer(lingerTimeout)
-		select {
-		case <-c.Context().Done():
-		case <-linger.C:
-		}
-		linger.Stop()
+		e.linger(c)
 	}
 	_ = c.CloseWithError(CodeNoError, "")
 }
 
-// lingerTimeout is how long a QUIC connection stays open after its handler
-// returned, so that data written last still reaches the peer.
-const lingerTimeout = 2 * time.Second
+// shutdownLinger bounds linger once shutdown has started.
+const shutdownLinger = time.Second
+
+// linger keeps a QUIC connection open after its handler returned until the
+// peer closes it, as the side that read the last answer should: closing
+// discards stream data not yet delivered, and QUIC cannot tell when the
+// peer has it. It gives up after the idle timeout, or a second into
+// shutdown.
+func (e *Endpoint) linger(c Conn) {
+	idle := time.NewTimer(e.cfg.Limits.IdleTimeout)
+	defer idle.Stop()
+	select {
+	case <-c.Context().Done():
+		return
+	case <-idle.C:
+		return
+	case <-e.done:
+	}
+	grace := time.NewTimer(shutdownLinger)
+	defer grace.Stop()
+	select {
+	case <-c.Context().Done():
+	case <-grace.C:
+	}
+}
 
 // run calls the handler, containing a panic to this connection.
 func (e *Endpoint) run(h Handler, c Conn) {
@@ -453,48 +500,41 @@ func wrap(c Conn, t *tracked) Conn {
 
 var errTooMany = errors.New("too many connections")
 
-// admissible reports whether a new connection from ip fits the limits.
-func (e *Endpoint) admissible(ip netip.Addr) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.admissibleLocked(ip)
-}
-
-func (e *Endpoint) admissibleLocked(ip netip.Addr) error {
-	if e.closed {
-		return ErrEndpointClosed
-	}
-	total := 0
-	for _, n := range e.perIP {
-		total += n
-	}
-	if total >= e.cfg.Limits.MaxConns || e.perIP[ip] >= e.cfg.Limits.MaxConnsPerIP {
-		return errTooMany
-	}
-	return nil
-}
-
 // admit counts a new connection from ip against the limits.
 func (e *Endpoint) admit(ip netip.Addr) (*tracked, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.admissibleLocked(ip); err != nil {
-		if errors.Is(err, errTooMany) {
-			e.logger.Warn("connection refused: limit reached", "remote_ip", ip.String())
-		}
-		return nil, err
+	if e.closed {
+		return nil, ErrEndpointClosed
 	}
+	if e.total >= e.cfg.Limits.MaxConns || e.perIP[ip] >= e.cfg.Limits.MaxConnsPerIP {
+		e.logger.Warn("connection refused: limit reached", "remote_ip", ip.String())
+		return nil, errTooMany
+	}
+	e.total++
 	e.perIP[ip]++
 	// Counted here, under the lock that shutdown takes to set closed, so no
 	// handler is added once shutdown waits.
 	e.handlers.Add(1)
-	return &tracked{ip: ip}, nil
+	return &tracked{ip: ip, refs: 1}, nil
 }
 
-// release undoes admit when the connection's goroutine ends.
+// unref drops an owner of t and releases t when it was the last.
+func (e *Endpoint) unref(t *tracked) {
+	t.mu.Lock()
+	t.refs--
+	last := t.refs == 0
+	t.mu.Unlock()
+	if last {
+		e.release(t)
+	}
+}
+
+// release undoes admit.
 func (e *Endpoint) release(t *tracked) {
 	e.mu.Lock()
 	delete(e.conns, t)
+	e.total--
 	if e.perIP[t.ip]--; e.perIP[t.ip] <= 0 {
 		delete(e.perIP, t.ip)
 	}
@@ -540,28 +580,51 @@ func (e *Endpoint) Revalidate() {
 	if e.cfg.Identities == nil {
 		return
 	}
-	e.mu.Lock()
-	conns := make([]*tracked, 0, len(e.conns))
-	for t := range e.conns {
-		conns = append(conns, t)
-	}
-	e.mu.Unlock()
+	conns := e.snapshot()
+	var revoked []*tracked
 	for _, t := range conns {
 		for _, id := range t.identities() {
 			if !e.cfg.Identities.Valid(id) {
 				t.conn.Logger().Info("connection revoked", "id", id.ID)
-				_ = t.conn.CloseWithError(CodeRevoked, "revoked")
+				revoked = append(revoked, t)
 				break
 			}
 		}
 	}
+	closeAll(revoked, CodeRevoked, "revoked")
 }
+
+// closeAll closes connections in parallel, so one slow close does not hold
+// up the rest, and returns when all are closed.
+func closeAll(ts []*tracked, code ErrorCode, reason string) {
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		wg.Go(func() { _ = t.conn.CloseWithError(code, reason) })
+	}
+	wg.Wait()
+}
+
+// snapshot returns the live connections.
+func (e *Endpoint) snapshot() []*tracked {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts := make([]*tracked, 0, len(e.conns))
+	for t := range e.conns {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// forceTimeout bounds the wait for handlers after their connections were
+// closed; a handler blocked on something else is then left behind.
+const forceTimeout = 2 * time.Second
 
 // Shutdown stops accepting, cancels every handler's ctx, and waits for the
 // handlers until they return, ctx ends or the drain timeout passes; then it
 // closes the connections left with [CodeShutdown] and the sockets. It
-// returns ctx.Err() if ctx cut the drain short. Calls after the first wait
-// for the first to finish.
+// returns ctx.Err() if ctx cut the drain short, and an error naming the
+// handlers that did not stop even after their connections closed. Calls
+// after the first wait for the first to finish.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.shutdownErr = e.shutdown(ctx)
@@ -571,8 +634,10 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	return e.shutdownErr
 }
 
-// Close stops the endpoint at once, closing every connection.
+// Close stops the endpoint at once, closing every connection; it also cuts
+// short a Shutdown in progress.
 func (e *Endpoint) Close() error {
+	e.forceOnce.Do(func() { close(e.force) })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := e.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -582,6 +647,8 @@ func (e *Endpoint) Close() error {
 }
 
 func (e *Endpoint) shutdown(ctx context.Context) error {
+	// After this no Listen binds anything, and the listeners are stable.
+	e.listenOnce.Do(func() { e.listenErr = ErrEndpointClosed })
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
@@ -605,14 +672,19 @@ func (e *Endpoint) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timer.C:
+	case <-e.force:
 	}
 
-	e.mu.Lock()
-	for t := range e.conns {
-		_ = t.conn.CloseWithError(CodeShutdown, "shutting down")
+	closeAll(e.snapshot(), CodeShutdown, "shutting down")
+	hard := time.NewTimer(forceTimeout)
+	defer hard.Stop()
+	select {
+	case <-drained:
+	case <-hard.C:
+		n := len(e.snapshot())
+		e.logger.Error("handlers did not stop after their connections closed", "count", n)
+		err = errors.Join(err, fmt.Errorf("core: %d handlers did not stop", n))
 	}
-	e.mu.Unlock()
-	<-drained // handlers end once their connections are closed
 	if e.tr != nil {
 		_ = e.tr.Close()
 		_ = e.udp.Close()

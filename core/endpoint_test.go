@@ -345,7 +345,7 @@ func TestRevocationClosesLiveConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.Write([]byte{0}) // the server sees the stream only once it carries data
+			s.Write([]byte{0})                 // the server sees the stream only once it carries data
 			time.Sleep(100 * time.Millisecond) // let the handler bind
 			live.Store(tc.revoke)
 			start := time.Now()

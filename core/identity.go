@@ -18,9 +18,11 @@ type Identity struct {
 	// Scopes are the permissions granted to the identity.
 	Scopes []string
 
-	// token is the hash of the token this identity came from, if any; it lets
-	// the provider tell later whether the token is still valid.
-	token TokenHash
+	// token is the hash of the token this identity came from, and sshKey the
+	// wire form of the SSH key; they let the provider tell later whether the
+	// credential is still valid.
+	token  TokenHash
+	sshKey string
 }
 
 // HasScope reports whether the identity holds scope. A granted scope ending in
@@ -62,3 +64,13 @@ func ValidScope(s string) bool {
 }
 
 func cloneScopes(s []string) []string { return slices.Clone(s) }
+
+// coversScopes reports whether every scope in want is in have.
+func coversScopes(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}

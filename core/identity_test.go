@@ -210,3 +210,50 @@ func FuzzParseTokenHash(f *testing.F) {
 		}
 	})
 }
+
+func TestValidAfterReload(t *testing.T) {
+	a := testNodeID(t, 1)
+	rsa := []byte("ssh-rsa wire form")
+	base := []PeerEntry{
+		{ID: "laptop", NodeIDs: []NodeID{a}, Scopes: []string{"perf", "ssh:connect"}},
+		{ID: "box", SSHKeys: [][]byte{rsa}, Scopes: []string{"ssh:connect"}},
+	}
+	for _, tc := range []struct {
+		name        string
+		next        []PeerEntry
+		laptop, box bool
+	}{
+		{"unchanged", base, true, true},
+		{"scope added", []PeerEntry{{ID: "laptop", NodeIDs: []NodeID{a}, Scopes: []string{"perf", "ssh:connect", "admin"}}, base[1]}, true, true},
+		{"scope removed", []PeerEntry{{ID: "laptop", NodeIDs: []NodeID{a}, Scopes: []string{"perf"}}, base[1]}, false, true},
+		{"ssh key removed", []PeerEntry{base[0], {ID: "box", SSHKeys: [][]byte{[]byte("other")}}}, true, false},
+		{"renamed", []PeerEntry{{ID: "laptop2", NodeIDs: []NodeID{a}, Scopes: base[0].Scopes}, base[1]}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := NewDirectory(base, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live := NewLiveDirectory(d, nil)
+			laptop, _ := live.ByNodeID(a)
+			box, ok := live.BySSHKey(rsa)
+			if !ok {
+				t.Fatal("ssh key not found")
+			}
+			next, err := NewDirectory(tc.next, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live.Store(next)
+			if got := live.Valid(laptop); got != tc.laptop {
+				t.Errorf("laptop valid = %v, want %v", got, tc.laptop)
+			}
+			if got := live.Valid(box); got != tc.box {
+				t.Errorf("box valid = %v, want %v", got, tc.box)
+			}
+		})
+	}
+	if _, err := NewDirectory([]PeerEntry{{ID: "x", SSHKeys: [][]byte{rsa}}, {ID: "y", SSHKeys: [][]byte{rsa}}}, nil); err == nil {
+		t.Error("an SSH key in two peers was accepted")
+	}
+}

@@ -80,3 +80,8 @@ func (s quicStream) Close() error {
 	s.Stream.CancelRead(0)
 	return s.Stream.Close()
 }
+
+func (s quicStream) Abort(code ErrorCode) {
+	s.Stream.CancelRead(quic.StreamErrorCode(code))
+	s.Stream.CancelWrite(quic.StreamErrorCode(code))
+}

@@ -5,14 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // singleConn is a [Conn] over one stream: TCP+TLS, an SSH channel, a pipe.
 type singleConn struct {
-	stream Stream
+	stream *watchedStream
 	alpn   string
 	peer   Peer
 	logger *slog.Logger
@@ -30,14 +32,18 @@ type singleConn struct {
 
 // NewStreamConn wraps one stream as the server side of a [Conn]: its
 // AcceptStream yields the stream once and then reports the connection
-// closed; OpenStream fails with [ErrSingleStream]. Closing the Conn closes the
-// stream. logger may be nil (slog.Default()).
+// closed; OpenStream fails with [ErrSingleStream]. The connection's context
+// ends when it is closed, when the stream fails, or when the stream has
+// ended in both directions. Closing the Conn closes the stream. logger may be
+// nil (slog.Default()).
 func NewStreamConn(s Stream, alpn string, peer Peer, logger *slog.Logger) Conn {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &singleConn{stream: s, alpn: alpn, peer: peer, logger: logger, ctx: ctx, cancel: cancel}
+	c := &singleConn{alpn: alpn, peer: peer, logger: logger, ctx: ctx, cancel: cancel}
+	c.stream = &watchedStream{Stream: s, end: cancel}
+	return c
 }
 
 func (c *singleConn) ALPN() string             { return c.alpn }
@@ -73,12 +79,91 @@ func (c *singleConn) take(ctx context.Context) (Stream, error) {
 	return c.stream, nil
 }
 
+// lingerTCP bounds how long a clean close waits for the peer to finish
+// sending, so that closing with unread input does not reset the connection
+// and destroy the last answer before the peer reads it.
+const lingerTCP = 2 * time.Second
+
+// CloseWithError closes the stream: cleanly for CodeNoError (half-close,
+// then wait up to lingerTCP for the peer's end), abnormally otherwise.
 func (c *singleConn) CloseWithError(code ErrorCode, reason string) error {
-	if c.ctx.Err() != nil {
+	c.mu.Lock()
+	if c.ctx.Err() != nil && c.stream.closed {
+		c.mu.Unlock()
 		return nil
 	}
+	c.stream.closed = true
+	c.mu.Unlock()
 	c.cancel(&CloseError{Code: code, Reason: reason})
-	return c.stream.Close()
+	if code != CodeNoError {
+		c.stream.Abort(code)
+		return nil
+	}
+	if err := c.stream.Stream.CloseWrite(); err != nil {
+		c.stream.Abort(CodeInternal)
+		return nil
+	}
+	_ = c.stream.SetReadDeadline(time.Now().Add(lingerTCP))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.stream.Stream, 1<<20))
+	return c.stream.Stream.Close()
+}
+
+// watchedStream ends its connection's context when the stream fails or has
+// ended in both directions.
+type watchedStream struct {
+	Stream
+	end func(error)
+
+	mu                 sync.Mutex
+	readDone, wroteEOF bool
+	closed             bool // guarded by the singleConn's mu
+}
+
+func (w *watchedStream) Read(p []byte) (int, error) {
+	n, err := w.Stream.Read(p)
+	switch {
+	case errors.Is(err, io.EOF):
+		w.mu.Lock()
+		w.readDone = true
+		both := w.wroteEOF
+		w.mu.Unlock()
+		if both {
+			w.end(io.EOF)
+		}
+	case err != nil:
+		w.end(err)
+	}
+	return n, err
+}
+
+func (w *watchedStream) Write(p []byte) (int, error) {
+	n, err := w.Stream.Write(p)
+	if err != nil {
+		w.end(err)
+	}
+	return n, err
+}
+
+func (w *watchedStream) CloseWrite() error {
+	err := w.Stream.CloseWrite()
+	w.mu.Lock()
+	w.wroteEOF = true
+	both := w.readDone
+	w.mu.Unlock()
+	if err != nil || both {
+		w.end(errors.Join(err, io.EOF))
+	}
+	return err
+}
+
+func (w *watchedStream) Close() error {
+	w.end(net.ErrClosed)
+	return w.Stream.Close()
+}
+
+func (w *watchedStream) Abort(code ErrorCode) {
+	w.end(&CloseError{Code: code})
+	w.Stream.Abort(code)
 }
 
 // CloseError is the cause of a connection context that this side closed.
@@ -108,4 +193,13 @@ func (s tlsStream) CloseWrite() error {
 		return nil
 	}
 	return err
+}
+
+// Abort resets the TCP connection (no close_notify, RST instead of FIN), so
+// the peer sees an error rather than a clean end.
+func (s tlsStream) Abort(ErrorCode) {
+	if tc, ok := s.Conn.NetConn().(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = s.Conn.NetConn().Close()
 }

@@ -101,29 +101,43 @@ const acmeALPN = "acme-tls/1"
 
 // serverTLSConfig returns the endpoint's TLS configuration: TLS 1.3 only,
 // exactly the served ALPNs, the node certificate for alknet protocols and
-// the web certificate (if any) for standard ones, and a client certificate
-// requested but not required. The client certificate is not checked against
-// any CA: its key is the client's identity, and crypto/tls verifies the
-// client's handshake signature with it.
-func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string) *tls.Config {
+// the web certificate (if any) for standard ones. On alknet protocols a
+// client certificate is requested but not required; it is not checked
+// against any CA: its key is the client's identity, and crypto/tls verifies
+// the client's handshake signature with it. Standard protocols request none,
+// so browsers show no certificate picker. A client offering no ALPN is
+// treated as offering noALPN.
+func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN string) *tls.Config {
 	protos := append([]string(nil), alpns...)
 	if web != nil && web.acme {
 		protos = append(protos, acmeALPN)
 	}
-	cfg := &tls.Config{
+	nodeCfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   protos,
+		ClientAuth:   tls.RequestClientCert,
+		Certificates: []tls.Certificate{node},
+	}
+	standard := nodeCfg.Clone()
+	standard.ClientAuth = tls.NoClientCert
+	if web != nil {
+		standard.Certificates = nil
+		standard.GetCertificate = web.getCertificate
+	}
+	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: protos,
-		ClientAuth: tls.RequestClientCert,
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if web != nil {
-				if p := negotiate(protos, hello.SupportedProtos); p == acmeALPN || isStandardALPN(p) {
-					return web.getCertificate(hello)
-				}
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			offered := hello.SupportedProtos
+			if len(offered) == 0 && noALPN != "" {
+				offered = []string{noALPN}
 			}
-			return &node, nil
+			if p := negotiate(protos, offered); p == acmeALPN || isStandardALPN(p) {
+				return standard, nil
+			}
+			return nodeCfg, nil
 		},
 	}
-	return cfg
 }
 
 // negotiate mirrors crypto/tls's choice: the first server protocol the client

@@ -1,0 +1,239 @@
+package core_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
+)
+
+func newEndpoint(t *testing.T, cfg core.Config, h ...core.Handler) *core.Endpoint {
+	t.Helper()
+	r, err := core.NewRouter(h...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Router = r
+	if cfg.Key == nil {
+		cfg.Key = coretest.NewKey(t)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ep, err := core.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// TestShutdownWithStuckHandlerReturns: a handler blocked on something other
+// than its connection cannot hold Shutdown or Close forever.
+func TestShutdownWithStuckHandlerReturns(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	entered := make(chan struct{}, 1)
+	ep := newEndpoint(t, core.Config{Limits: core.Limits{DrainTimeout: 100 * time.Millisecond}},
+		handlerFunc{"test/a", func(context.Context, core.Conn) error {
+			entered <- struct{}{}
+			<-block // ignores ctx and the connection
+			return nil
+		}})
+	if err := ep.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go ep.Serve(context.Background())
+	c, err := (&core.Dialer{Network: core.NetworkQUIC}).Dial(context.Background(), ep.NodeID().String()+"@"+ep.Addr().String(), "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	<-entered
+	start := time.Now()
+	err = ep.Shutdown(context.Background())
+	if err == nil {
+		t.Error("shutdown reported success with a stuck handler")
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+}
+
+// TestCloseCutsShutdownShort: Close during a drain ends it at once.
+func TestCloseCutsShutdownShort(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	ep := newEndpoint(t, core.Config{Limits: core.Limits{DrainTimeout: time.Minute}},
+		handlerFunc{"test/a", func(_ context.Context, c core.Conn) error {
+			entered <- struct{}{}
+			<-c.Context().Done()
+			return nil
+		}})
+	ep.Listen()
+	go ep.Serve(context.Background())
+	c, err := (&core.Dialer{Network: core.NetworkQUIC}).Dial(context.Background(), ep.NodeID().String()+"@"+ep.Addr().String(), "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	<-entered
+	done := make(chan error, 1)
+	go func() { done <- ep.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	ep.Close()
+	<-done
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("close during a drain took %v", d)
+	}
+}
+
+// TestCloseBeforeServe: a closed endpoint binds nothing.
+func TestCloseBeforeServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ep := newEndpoint(t, core.Config{Addr: addr}, echo{[]string{"test/a"}})
+	ep.Close()
+	if err := ep.Serve(context.Background()); !errors.Is(err, core.ErrEndpointClosed) {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the port stayed bound: %v", err)
+	}
+	again.Close()
+}
+
+// TestTCPConnContextEndsWhenPeerLeaves: on TCP the connection's context ends
+// once the stream has ended both ways, so handlers waiting on it return.
+func TestTCPConnContextEndsWhenPeerLeaves(t *testing.T) {
+	ended := make(chan struct{})
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, s)
+		s.CloseWrite()
+		<-c.Context().Done()
+		close(ended)
+		return nil
+	}})
+	c := n.Dial(t, core.NetworkTCP, nil, "test/a")
+	s, _ := c.OpenStream(context.Background())
+	s.Write([]byte("x"))
+	s.CloseWrite()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's connection context did not end")
+	}
+}
+
+// TestSlowReaderGetsWholeAnswer: the end of an answer written just before
+// the handler returns still reaches a reader that takes its time.
+func TestSlowReaderGetsWholeAnswer(t *testing.T) {
+	const size = 1 << 20
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return err
+		}
+		s.Write(make([]byte, size))
+		return s.CloseWrite()
+	}})
+	for _, network := range networks {
+		t.Run(string(network), func(t *testing.T) {
+			c := n.Dial(t, network, nil, "test/a")
+			s, _ := c.OpenStream(context.Background())
+			s.Write([]byte("go"))
+			s.CloseWrite()
+			time.Sleep(2500 * time.Millisecond) // longer than any fixed linger
+			got, err := io.ReadAll(s)
+			if len(got) != size || err != nil {
+				t.Errorf("read %d bytes, err %v; want %d", len(got), err, size)
+			}
+		})
+	}
+}
+
+// webCertFiles writes a self-signed ECDSA certificate for name.
+func webCertFiles(t *testing.T, name string) (certFile, keyFile string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+// TestWebCertificate: standard ALPNs, and ALPN-less clients routed to one,
+// get the web certificate and no client-certificate request; alknet ALPNs
+// get the node certificate.
+func TestWebCertificate(t *testing.T) {
+	certFile, keyFile := webCertFiles(t, "web.example")
+	web, err := core.WebCertFromFiles(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := coretest.Start(t, core.Config{WebCert: web, NoALPN: "dot"}, echo{[]string{"dot", "h2", "alknet/test"}})
+	for _, tc := range []struct {
+		name      string
+		alpns     []string
+		wantCN    string
+		askedCert bool
+	}{
+		{"standard alpn", []string{"h2"}, "web.example", false},
+		{"no alpn routed to dot", nil, "web.example", false},
+		{"alknet alpn", []string{"alknet/test"}, n.ID.String(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := false
+			c, err := tls.Dial("tcp", n.HostPort, &tls.Config{
+				InsecureSkipVerify: true,
+				NextProtos:         tc.alpns,
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+					asked = true
+					return &tls.Certificate{}, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if cn := c.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != tc.wantCN {
+				t.Errorf("certificate CN %q, want %q", cn, tc.wantCN)
+			}
+			if asked != tc.askedCert {
+				t.Errorf("client certificate requested: %v, want %v", asked, tc.askedCert)
+			}
+		})
+	}
+}
