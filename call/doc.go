@@ -1,7 +1,16 @@
-// Package call will implement the alknet/call protocol: length-prefixed JSON
-// frames carrying call.requested, call.responded, call.completed, call.aborted
-// and call.error envelopes, an operation registry with per-operation access
-// control, and peer routing from a head node to its workers.
+// Package call implements the alknet/call protocol: JSON calls between
+// nodes, an operation registry with per-operation access control, and peer
+// routing from a head node to the workers attached to it.
 //
-// The module is filled by its own issue; until then it holds no code.
+// On the wire a frame is a 4-byte big-endian length and that many bytes of
+// UTF-8 JSON holding an envelope {"type","id","payload"}; five types exist:
+// call.requested, call.responded, call.completed, call.aborted and
+// call.error (see docs/protocols/call.md). On QUIC every call gets its own
+// stream; on single-stream transports (TCP+TLS) one stream carries every
+// call, multiplexed by id, in both directions. After the handshake the
+// protocol is symmetric: either side may call the other.
+//
+// A node registers operations in a [Registry], serves them with a [Handler]
+// on core's endpoint, and calls others with a [Client] (or, from a handler,
+// through its [Request]).
 package call

@@ -1,0 +1,273 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Config configures the call [Handler].
+type Config struct {
+	// Registry holds the operations served; required.
+	Registry *Registry
+	// Identities resolves per-request auth tokens; nil refuses every token.
+	Identities core.IdentityProvider
+	// Peers, if set, makes this node a head: connections whose identity
+	// holds [WorkerScope] are attached as workers after their operations are
+	// imported, and handlers can route calls to them.
+	Peers *Peers
+	// MaxFrameBytes caps a frame; default DefaultMaxFrameBytes, at most
+	// HardMaxFrameBytes.
+	MaxFrameBytes int
+	// Logger receives the handler's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the call protocol on core's endpoint.
+type Handler struct {
+	srv *server
+}
+
+// NewHandler validates cfg and returns the handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	srv, err := newServer(cfg.Registry, cfg.Identities, cfg.Peers, cfg.MaxFrameBytes, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{srv: srv}, nil
+}
+
+func newServer(reg *Registry, ids core.IdentityProvider, peers *Peers, maxFrame int, logger *slog.Logger) (*server, error) {
+	if reg == nil {
+		return nil, errors.New("call: config: a registry is required")
+	}
+	switch {
+	case maxFrame == 0:
+		maxFrame = DefaultMaxFrameBytes
+	case maxFrame < 0 || maxFrame > HardMaxFrameBytes:
+		return nil, fmt.Errorf("call: config: max frame %d bytes out of range 1..%d", maxFrame, HardMaxFrameBytes)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &server{reg: reg, identities: ids, peers: peers, maxFrame: maxFrame, logger: logger}, nil
+}
+
+// ALPNs implements core.Handler.
+func (h *Handler) ALPNs() []string { return []string{ALPN} }
+
+// Serve implements core.Handler: it serves the peer's calls until the
+// connection ends. If the node is a head and the peer a worker, the peer is
+// attached while the connection lasts.
+func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
+	s := newSession(conn, h.srv)
+	if h.srv.peers != nil {
+		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				h.srv.peers.attach(s.ctx, id.ID, s)
+			}()
+		}
+	}
+	if err := s.open(ctx, false); err != nil {
+		s.shutdown()
+		return nil
+	}
+	s.serve(ctx)
+	return nil
+}
+
+// Request is what a handler knows about the call it serves.
+type Request struct {
+	// ID is the request id: the caller's on the wire, a fresh one for a
+	// composed call.
+	ID string
+	// Parent is the request that composed this one; empty for wire calls.
+	Parent string
+	// Op is the operation's name.
+	Op string
+	// Caller is the authenticated caller; nil when anonymous.
+	Caller *core.Identity
+	// ForwardedFor is the end user a head says it acts for; metadata only.
+	ForwardedFor *Forwarded
+
+	srv  *server
+	spec Spec
+}
+
+// serveWire answers one call.requested from the wire.
+func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, id string, p RequestPayload, inf *inflight) {
+	name := strings.TrimPrefix(p.OperationID, "/")
+	start := time.Now()
+	caller := s.conn.Peer().Identity
+	if p.AuthToken != "" {
+		var tok core.Identity
+		ok := false
+		if srv.identities != nil {
+			tok, ok = srv.identities.ByToken(p.AuthToken)
+		}
+		if !ok {
+			core.LogAuth(srv.logger, core.AuthReject, ALPN, s.conn.Peer(), nil)
+			s.writeError(fs, id, Errorf(CodeForbidden, "auth token not accepted"))
+			return
+		}
+		if b, isBinder := s.conn.(core.IdentityBinder); isBinder {
+			b.BindIdentity(tok) // revoking the token closes the connection
+		}
+		caller = &tok
+	}
+	op, ok := srv.reg.lookup(name)
+	if !ok || op.spec.Visibility == Internal {
+		s.writeError(fs, id, Errorf(CodeNotFound, "operation not found: %s", shorten(name)))
+		return
+	}
+	if err := op.spec.Access.Check(caller); err != nil {
+		if caller == nil {
+			s.writeError(fs, id, Errorf(CodeForbidden, "authentication required"))
+		} else {
+			s.writeError(fs, id, Errorf(CodeForbidden, "%v", err))
+		}
+		op.stats.record(time.Since(start), true)
+		return
+	}
+	input, cerr := op.checkInput(p.Input)
+	if cerr != nil {
+		s.writeError(fs, id, cerr)
+		op.stats.record(time.Since(start), true)
+		return
+	}
+	req := &Request{ID: id, Op: name, Caller: caller, ForwardedFor: p.ForwardedFor, srv: srv, spec: op.spec}
+	var sent atomic.Int32
+	send := func(out json.RawMessage) error {
+		if inf.detached.Load() {
+			return errDetached
+		}
+		if op.spec.Type != Subscription && sent.Add(1) > 1 {
+			return fmt.Errorf("call: %s is a %s: it answers once", name, op.spec.Type)
+		}
+		frame, err := EncodeEnvelope(TypeResponded, id, RespondedPayload{Output: out})
+		if err != nil {
+			return err
+		}
+		return fs.write(frame)
+	}
+	err := srv.run(ctx, op, req, input, send, inf)
+	failed := err != nil
+	switch {
+	case err == nil && op.spec.Type != Subscription && sent.Load() == 0:
+		srv.logger.Error("call: handler returned no output", "op", name)
+		s.writeError(fs, id, Errorf(CodeInternal, "operation returned no output"))
+		failed = true
+	case err == nil && op.spec.Type == Subscription:
+		if frame, e := EncodeEnvelope(TypeCompleted, id, emptyPayload); e == nil {
+			_ = fs.write(frame)
+		}
+	case errors.Is(err, errDetached):
+		// Aborted or the connection is gone: nothing more goes on the wire.
+	case err != nil:
+		var ce *Error
+		if !errors.As(err, &ce) {
+			s.conn.Logger().Warn("call: operation failed", "op", name, "err", err)
+		}
+		s.writeError(fs, id, handlerError(op.spec, err))
+	}
+	op.stats.record(time.Since(start), failed)
+}
+
+// errDetached ends a call that is no longer on the wire.
+var errDetached = errors.New("call: detached from the wire")
+
+// errDeadline is the cause of a request context whose deadline passed.
+var errDeadline = errors.New("deadline exceeded")
+
+// run calls the handler under the operation's deadline. It returns when the
+// handler does or, if the handler ignores its context, when the context
+// ends: the call is then detached and the handler left to finish alone.
+// A deadline yields TIMEOUT; an abort or a closed connection errDetached.
+func (srv *server) run(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error, inf *inflight) error {
+	if d := op.spec.deadline(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errDeadline)
+		defer cancel()
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				srv.logger.Error("call: handler panicked", "op", req.Op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				done <- errors.New("handler panicked")
+			}
+		}()
+		done <- op.handler(ctx, req, input, send)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+	}
+	if ctx.Err() == nil {
+		return err
+	}
+	if inf != nil {
+		inf.detached.Store(true)
+	}
+	if errors.Is(context.Cause(ctx), errDeadline) {
+		return Errorf(CodeTimeout, "%s: deadline of %v exceeded", req.Op, op.spec.deadline())
+	}
+	return errDetached
+}
+
+// Call runs a local operation on behalf of this request, internal ones
+// included, and decodes its single output into out (if not nil). The
+// callee sees the same caller, and its access control is checked against
+// it; subscriptions cannot be called this way.
+func (r *Request) Call(ctx context.Context, op string, in, out any) error {
+	o, ok := r.srv.reg.lookup(strings.TrimPrefix(op, "/"))
+	if !ok {
+		return Errorf(CodeNotFound, "operation not found: %s", op)
+	}
+	if o.spec.Type == Subscription {
+		return Errorf(CodeInvalidOperationType, "%s is a subscription", op)
+	}
+	if err := o.spec.Access.Check(r.Caller); err != nil {
+		return Errorf(CodeForbidden, "%v", err)
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return Errorf(CodeInvalidInput, "encode input: %v", err)
+	}
+	input, cerr := o.checkInput(raw)
+	if cerr != nil {
+		return cerr
+	}
+	child := &Request{ID: newID(), Parent: r.ID, Op: o.spec.Name, Caller: r.Caller, ForwardedFor: r.ForwardedFor, srv: r.srv, spec: o.spec}
+	var result json.RawMessage
+	err = r.srv.run(ctx, o, child, input, func(b json.RawMessage) error {
+		if result != nil {
+			return fmt.Errorf("call: %s answers once", o.spec.Name)
+		}
+		result = b
+		return nil
+	}, nil)
+	if errors.Is(err, errDetached) {
+		return ctxError(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil && result != nil {
+		if err := json.Unmarshal(result, out); err != nil {
+			return Errorf(CodeInternal, "decode output of %s: %v", o.spec.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,496 @@
+package call
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// session runs the call protocol on one connection, in both directions: it
+// serves the peer's requests from a registry and carries this side's calls
+// to the peer. On QUIC every call has its own stream; on a single-stream
+// connection one stream carries everything, multiplexed by request id.
+type session struct {
+	conn   core.Conn
+	srv    *server
+	multi  bool
+	shared *frameStream // the one stream of a single-stream connection
+
+	ctx    context.Context // ends when the session ends
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	inbound map[string]*inflight
+	pending map[string]*pending
+	closed  bool
+
+	wg sync.WaitGroup // stream readers and request goroutines
+}
+
+// server is what a session needs to answer requests.
+type server struct {
+	reg        *Registry
+	identities core.IdentityProvider
+	peers      *Peers
+	maxFrame   int
+	logger     *slog.Logger
+}
+
+func newSession(conn core.Conn, srv *server) *session {
+	_, multi := conn.(core.QUICConn)
+	ctx, cancel := context.WithCancelCause(conn.Context())
+	return &session{
+		conn:    conn,
+		srv:     srv,
+		multi:   multi,
+		ctx:     ctx,
+		cancel:  cancel,
+		inbound: make(map[string]*inflight),
+		pending: make(map[string]*pending),
+	}
+}
+
+// errSessionClosed ends calls whose connection is gone.
+var errSessionClosed = errors.New("connection closed")
+
+// open takes the one stream of a single-stream connection: the dialing
+// side opens it, the accepting side accepts it. It does nothing on QUIC.
+func (s *session) open(ctx context.Context, dialed bool) error {
+	if s.multi {
+		return nil
+	}
+	var st core.Stream
+	var err error
+	if dialed {
+		st, err = s.conn.OpenStream(ctx)
+	} else {
+		st, err = s.conn.AcceptStream(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	s.shared = newSharedStream(st)
+	return nil
+}
+
+// serve serves the session until the connection ends, or until ctx ends,
+// after which no new stream is taken and the calls in flight finish. Every
+// call of the session has ended when it returns.
+func (s *session) serve(ctx context.Context) {
+	defer s.shutdown()
+	if !s.multi {
+		s.readLoop(s.shared) // returns when the one stream ends
+		return
+	}
+	for {
+		st, err := s.conn.AcceptStream(ctx)
+		if err != nil {
+			break
+		}
+		fs := newFrameStream(st, false)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.readLoop(fs)
+		}()
+	}
+	// Shutdown or connection end: wait for the calls in flight.
+	s.wg.Wait()
+}
+
+// shutdown ends every call of the session.
+func (s *session) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	pend := s.pending
+	s.pending = map[string]*pending{}
+	s.mu.Unlock()
+	for _, p := range pend {
+		p.fail(Errorf(CodeUnavailable, "connection closed"))
+	}
+	s.cancel(errSessionClosed)
+	s.wg.Wait()
+}
+
+// frameStream is a stream with serialized frame writes.
+type frameStream struct {
+	s   core.Stream
+	wmu sync.Mutex
+
+	mu       sync.Mutex
+	active   int  // calls using the stream
+	eof      bool // the peer finished sending
+	wclosed  bool
+	outbound bool // opened by this side for one call
+	shared   bool // the one stream of a single-stream connection
+}
+
+func newFrameStream(s core.Stream, outbound bool) *frameStream {
+	fs := &frameStream{s: s, outbound: outbound}
+	if outbound {
+		fs.active = 1
+	}
+	return fs
+}
+
+// newSharedStream wraps the one stream of a single-stream connection, which
+// lives as long as the connection.
+func newSharedStream(s core.Stream) *frameStream { return &frameStream{s: s, shared: true} }
+
+func (f *frameStream) write(frame []byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	_, err := f.s.Write(frame)
+	return err
+}
+
+// acquire counts a call answered on the stream.
+func (f *frameStream) acquire() {
+	if f.shared {
+		return
+	}
+	f.mu.Lock()
+	f.active++
+	f.mu.Unlock()
+}
+
+// release ends a call on a per-call stream: when no call uses it any more,
+// this side's writing ends, and once the peer's has too the stream closes.
+// The shared stream of a single-stream connection is never released.
+func (f *frameStream) release() {
+	if f.shared {
+		return
+	}
+	f.mu.Lock()
+	f.active--
+	done := f.active == 0 && !f.wclosed
+	if done {
+		f.wclosed = true
+	}
+	closeAll := f.active == 0 && f.eof
+	f.mu.Unlock()
+	if done {
+		f.wmu.Lock()
+		_ = f.s.CloseWrite()
+		f.wmu.Unlock()
+	}
+	if closeAll {
+		_ = f.s.Close()
+	}
+}
+
+// ended records the peer's end of stream and reports whether the stream can
+// be closed now.
+func (f *frameStream) ended() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.eof = true
+	return f.active == 0
+}
+
+// readLoop reads frames from fs and routes them until the stream ends.
+func (s *session) readLoop(fs *frameStream) {
+	shared := fs == s.shared
+	for {
+		body, err := ReadFrame(fs.s, s.srv.maxFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if shared {
+					return
+				}
+				if fs.ended() {
+					_ = fs.s.Close()
+				}
+				return
+			}
+			if errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrFrameTruncated) {
+				// No frame boundary to resume from: the stream is lost, the
+				// connection's other streams are not.
+				s.conn.Logger().Debug("call: bad frame; closing the stream", "err", err)
+				fs.s.Abort(core.CodeProtocol)
+			}
+			return
+		}
+		env, err := DecodeEnvelope(body)
+		if err != nil {
+			var ee *EnvelopeError
+			errors.As(err, &ee)
+			s.conn.Logger().Debug("call: bad envelope", "err", err)
+			if ee != nil && ee.ID != "" {
+				s.writeError(fs, ee.ID, Errorf(CodeInvalidInput, "%s", ee.Reason))
+			}
+			if shared {
+				continue // the frame boundary is intact; other calls go on
+			}
+			fs.s.Abort(core.CodeProtocol)
+			return
+		}
+		s.route(fs, env)
+	}
+}
+
+// route handles one envelope.
+func (s *session) route(fs *frameStream, env Envelope) {
+	switch env.Type {
+	case TypeRequested:
+		s.serveRequest(fs, env)
+	case TypeAborted:
+		s.mu.Lock()
+		inf := s.inbound[env.ID]
+		p := s.pending[env.ID]
+		s.mu.Unlock()
+		if inf != nil {
+			inf.abort()
+		}
+		if p != nil {
+			// The peer abandoned our call.
+			s.drop(p)
+			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
+		}
+	default:
+		s.mu.Lock()
+		p := s.pending[env.ID]
+		s.mu.Unlock()
+		if p == nil {
+			return // a late answer to a call we gave up: nothing to do
+		}
+		if !p.deliver(env) {
+			s.drop(p)
+			s.sendAbort(p)
+			p.fail(Errorf(CodeInternal, "subscription consumer too slow; %d events buffered", pendingBuffer))
+		}
+	}
+}
+
+// writeError answers id with a call.error on fs.
+func (s *session) writeError(fs *frameStream, id string, e *Error) {
+	frame, err := EncodeEnvelope(TypeError, id, e)
+	if err == nil {
+		err = fs.write(frame)
+	}
+	if err != nil {
+		s.conn.Logger().Debug("call: write error answer", "err", err)
+	}
+}
+
+// inflight is a request this side is serving.
+type inflight struct {
+	cancel   context.CancelCauseFunc
+	detached atomic.Bool
+}
+
+// errAborted is the cause of a request context the caller aborted.
+var errAborted = errors.New("aborted by the caller")
+
+func (i *inflight) abort() {
+	i.detached.Store(true)
+	i.cancel(errAborted)
+}
+
+// serveRequest starts serving a call.requested.
+func (s *session) serveRequest(fs *frameStream, env Envelope) {
+	var p RequestPayload
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "call.requested payload: %s", jsonReason(err)))
+		return
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	inf := &inflight{cancel: cancel}
+	s.mu.Lock()
+	_, dup := s.inbound[env.ID]
+	closed := s.closed
+	if !dup && !closed {
+		s.inbound[env.ID] = inf
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	switch {
+	case closed:
+		cancel(nil)
+		return
+	case dup:
+		cancel(nil)
+		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "request id %q is already in use", shorten(env.ID)))
+		return
+	}
+	fs.acquire()
+	go func() {
+		defer s.wg.Done()
+		defer fs.release()
+		defer func() {
+			s.mu.Lock()
+			delete(s.inbound, env.ID)
+			s.mu.Unlock()
+			cancel(nil)
+		}()
+		s.srv.serveWire(ctx, s, fs, env.ID, p, inf)
+	}()
+}
+
+// pendingBuffer is how many events a call buffers for a slow consumer
+// before it is dropped.
+const pendingBuffer = 256
+
+// pending is a call this side made, waiting for its answers.
+type pending struct {
+	id     string
+	fs     *frameStream
+	events chan Envelope
+
+	mu       sync.Mutex
+	err      *Error // why the call ended, if not by its own events
+	finished bool
+	released atomic.Bool
+}
+
+// deliver queues an event; false means the consumer fell too far behind.
+func (p *pending) deliver(env Envelope) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return true
+	}
+	select {
+	case p.events <- env:
+		if env.Type != TypeResponded {
+			p.finished = true
+			close(p.events)
+		}
+		return true
+	default:
+		return false
+	}
+}
+
+// fail ends the call with e, unless it already ended.
+func (p *pending) fail(e *Error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
+	p.finished = true
+	p.err = e
+	close(p.events)
+}
+
+// newID returns a random UUID v4.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// start sends a call.requested and returns the pending call.
+func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
+	p := &pending{id: newID(), events: make(chan Envelope, pendingBuffer)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, Errorf(CodeUnavailable, "connection closed")
+	}
+	s.pending[p.id] = p
+	s.mu.Unlock()
+	if s.multi {
+		st, err := s.conn.OpenStream(ctx)
+		if err != nil {
+			s.drop(p)
+			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
+		}
+		p.fs = newFrameStream(st, true)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.readLoop(p.fs)
+		}()
+	} else {
+		if s.shared == nil {
+			s.drop(p)
+			return nil, Errorf(CodeUnavailable, "connection not ready")
+		}
+		p.fs = s.shared
+	}
+	if isNull(input) {
+		input = nil
+	}
+	frame, err := EncodeEnvelope(TypeRequested, p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd})
+	if err != nil {
+		s.end(p)
+		return nil, Errorf(CodeInvalidInput, "%v", err)
+	}
+	if err := p.fs.write(frame); err != nil {
+		s.end(p)
+		return nil, Errorf(CodeUnavailable, "send request: %v", err)
+	}
+	return p, nil
+}
+
+// next returns the call's next event. It returns io.EOF after the terminal
+// event was consumed, and an *Error if the call failed otherwise; if ctx
+// ends first the call is aborted.
+func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
+	select {
+	case env, ok := <-p.events:
+		if ok {
+			return env, nil
+		}
+		p.mu.Lock()
+		err := p.err
+		p.mu.Unlock()
+		if err != nil {
+			return Envelope{}, err
+		}
+		return Envelope{}, io.EOF
+	case <-ctx.Done():
+		s.drop(p)
+		s.sendAbort(p)
+		p.fail(ctxError(ctx))
+		s.end(p)
+		return Envelope{}, ctxError(ctx)
+	}
+}
+
+// ctxError maps a context's end to a call error.
+func ctxError(ctx context.Context) *Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Errorf(CodeTimeout, "deadline exceeded")
+	}
+	return Errorf(CodeInternal, "call cancelled: %v", context.Cause(ctx))
+}
+
+// drop forgets a pending call, so late answers are ignored.
+func (s *session) drop(p *pending) {
+	s.mu.Lock()
+	if s.pending[p.id] == p {
+		delete(s.pending, p.id)
+	}
+	s.mu.Unlock()
+}
+
+// end finishes a call: it is forgotten and its stream released.
+func (s *session) end(p *pending) {
+	s.drop(p)
+	if p.released.Swap(true) {
+		return
+	}
+	if p.fs != nil && p.fs.outbound {
+		p.fs.release()
+	}
+}
+
+// sendAbort tells the peer to stop serving p.
+func (s *session) sendAbort(p *pending) {
+	if frame, err := EncodeEnvelope(TypeAborted, p.id, emptyPayload); err == nil {
+		_ = p.fs.write(frame)
+	}
+}

@@ -1,0 +1,196 @@
+package call
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// ALPN is the protocol name the call protocol is served on.
+const ALPN = "alknet/call"
+
+// Frame size limits.
+const (
+	// DefaultMaxFrameBytes is the largest frame accepted by default.
+	DefaultMaxFrameBytes = 16 << 20
+	// HardMaxFrameBytes is the largest frame any configuration may accept.
+	HardMaxFrameBytes = 64 << 20
+)
+
+// The five envelope types.
+const (
+	TypeRequested = "call.requested"
+	TypeResponded = "call.responded"
+	TypeCompleted = "call.completed"
+	TypeAborted   = "call.aborted"
+	TypeError     = "call.error"
+)
+
+// Envelope is one frame's content.
+type Envelope struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// RequestPayload is the payload of call.requested.
+type RequestPayload struct {
+	// OperationID names the operation; one leading "/" is accepted.
+	OperationID string `json:"operationId"`
+	// Input is the operation's input; absent means null.
+	Input json.RawMessage `json:"input,omitempty"`
+	// AuthToken, if present, authenticates this request instead of the
+	// connection's TLS identity.
+	AuthToken string `json:"auth_token,omitempty"`
+	// ForwardedFor names the end user a head forwards for. It is metadata
+	// for logs and handlers, never used for authorization.
+	ForwardedFor *Forwarded `json:"forwarded_for,omitempty"`
+}
+
+// Forwarded is the identity a head claims to act for.
+type Forwarded struct {
+	ID     string   `json:"id"`
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// RespondedPayload is the payload of call.responded.
+type RespondedPayload struct {
+	Output json.RawMessage `json:"output"`
+}
+
+// emptyPayload is the payload of call.completed and call.aborted.
+var emptyPayload = json.RawMessage(`{}`)
+
+// Frame errors. A frame error leaves the stream unusable: the reader cannot
+// find the next frame boundary.
+var (
+	ErrEmptyFrame     = errors.New("call: zero-length frame")
+	ErrFrameTooLarge  = errors.New("call: frame too large")
+	ErrFrameTruncated = errors.New("call: truncated frame")
+)
+
+// ReadFrame reads one frame of at most max bytes. An oversized length is
+// refused before anything is allocated. io.EOF means the stream ended
+// cleanly between frames.
+func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrFrameTruncated
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	switch {
+	case n == 0:
+		return nil, ErrEmptyFrame
+	case uint64(n) > uint64(max):
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrFrameTruncated
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// AppendFrame appends the frame of body (length prefix and body) to dst.
+func AppendFrame(dst, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...)
+}
+
+// EnvelopeError is a well-framed envelope that is not valid. ID is the
+// envelope's id when it could be read, so the receiver can answer it.
+type EnvelopeError struct {
+	ID     string
+	Reason string
+}
+
+func (e *EnvelopeError) Error() string { return "call: bad envelope: " + e.Reason }
+
+// DecodeEnvelope decodes a frame body into an envelope: valid UTF-8 JSON, an
+// object with string "type" and "id" and a "payload"; unknown keys are
+// ignored. A type outside the five is an error too.
+func DecodeEnvelope(body []byte) (Envelope, error) {
+	var raw struct {
+		Type    *string         `json:"type"`
+		ID      *string         `json:"id"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if !utf8.Valid(body) {
+		return Envelope{}, &EnvelopeError{Reason: "not UTF-8"}
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return Envelope{}, &EnvelopeError{Reason: "not a JSON object: " + jsonReason(err)}
+	}
+	id := ""
+	if raw.ID != nil {
+		id = *raw.ID
+	}
+	switch {
+	case raw.ID == nil:
+		return Envelope{}, &EnvelopeError{Reason: `missing "id"`}
+	case raw.Type == nil:
+		return Envelope{}, &EnvelopeError{ID: id, Reason: `missing "type"`}
+	case raw.Payload == nil:
+		return Envelope{}, &EnvelopeError{ID: id, Reason: `missing "payload"`}
+	case id == "":
+		return Envelope{}, &EnvelopeError{Reason: `empty "id"`}
+	}
+	switch *raw.Type {
+	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError:
+	default:
+		return Envelope{}, &EnvelopeError{ID: id, Reason: fmt.Sprintf("unknown type %q", shorten(*raw.Type))}
+	}
+	return Envelope{Type: *raw.Type, ID: id, Payload: raw.Payload}, nil
+}
+
+// EncodeEnvelope returns the frame (length prefix and JSON) of an envelope.
+func EncodeEnvelope(typ, id string, payload any) ([]byte, error) {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("call: encode %s payload: %w", typ, err)
+	}
+	body, err := json.Marshal(Envelope{Type: typ, ID: id, Payload: p})
+	if err != nil {
+		return nil, fmt.Errorf("call: encode %s: %w", typ, err)
+	}
+	if len(body) > HardMaxFrameBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(body))
+	}
+	return AppendFrame(make([]byte, 0, 4+len(body)), body), nil
+}
+
+// isNull reports whether a raw JSON value is absent or null.
+func isNull(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) == 0 || bytes.Equal(v, []byte("null"))
+}
+
+// jsonReason shortens a JSON error for a message sent to a peer.
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s: want %s", te.Field, te.Type)
+	}
+	return "invalid JSON"
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
