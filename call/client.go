@@ -17,6 +17,10 @@ type Options struct {
 	// Registry holds operations this side serves to the peer on the same
 	// connection (the protocol is symmetric); nil serves none.
 	Registry *Registry
+	// Identities resolves the node's key to an identity, for the calls the
+	// node makes to this side (a head calling its worker); nil leaves the
+	// node anonymous.
+	Identities core.IdentityProvider
 	// AuthToken, if set, authenticates every call instead of the
 	// connection's TLS identity.
 	AuthToken string
@@ -63,7 +67,13 @@ func NewClient(ctx context.Context, conn core.Conn, opts Options) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	s := newSession(conn, srv)
+	var caller *core.Identity
+	if opts.Identities != nil {
+		if id, ok := opts.Identities.ByNodeID(conn.Peer().NodeID); ok {
+			caller = &id
+		}
+	}
+	s := newSession(conn, caller, srv)
 	if err := s.open(ctx, true); err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func (h *Handler) ALPNs() []string { return []string{ALPN} }
 // connection ends. If the node is a head and the peer a worker, the peer is
 // attached while the connection lasts.
 func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
-	s := newSession(conn, h.srv)
+	s := newSession(conn, conn.Peer().Identity, h.srv)
 	if h.srv.peers != nil {
 		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) {
 			s.wg.Add(1)
@@ -108,7 +108,7 @@ type Request struct {
 func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, id string, p RequestPayload, inf *inflight) {
 	name := strings.TrimPrefix(p.OperationID, "/")
 	start := time.Now()
-	caller := s.conn.Peer().Identity
+	caller := s.caller
 	if p.AuthToken != "" {
 		var tok core.Identity
 		ok := false

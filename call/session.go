@@ -20,6 +20,7 @@ import (
 // connection one stream carries everything, multiplexed by request id.
 type session struct {
 	conn   core.Conn
+	caller *core.Identity // the peer's identity: who its calls run as
 	srv    *server
 	multi  bool
 	shared *frameStream // the one stream of a single-stream connection
@@ -44,11 +45,12 @@ type server struct {
 	logger     *slog.Logger
 }
 
-func newSession(conn core.Conn, srv *server) *session {
+func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
 	_, multi := conn.(core.QUICConn)
 	ctx, cancel := context.WithCancelCause(conn.Context())
 	return &session{
 		conn:    conn,
+		caller:  caller,
 		srv:     srv,
 		multi:   multi,
 		ctx:     ctx,
@@ -230,7 +232,10 @@ func (s *session) readLoop(fs *frameStream) {
 			if shared {
 				continue // the frame boundary is intact; other calls go on
 			}
-			fs.s.Abort(core.CodeProtocol)
+			// Close cleanly, so the error answer still reaches the peer.
+			fs.wmu.Lock()
+			_ = fs.s.Close()
+			fs.wmu.Unlock()
 			return
 		}
 		s.route(fs, env)

@@ -1,0 +1,270 @@
+package call_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
+)
+
+// cluster is a head with workers joined over real loopback connections.
+type cluster struct {
+	head      *coretest.Node
+	headKey   ed25519.PrivateKey
+	clientKey ed25519.PrivateKey
+	keys      map[string]ed25519.PrivateKey
+	blocked   chan string // worker handlers that saw cancellation
+}
+
+type routeIn struct {
+	Peer string `json:"peer,omitempty"`
+	Op   string `json:"op"`
+}
+
+func startCluster(t *testing.T, workers ...string) *cluster {
+	t.Helper()
+	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8)}
+	peers := []core.PeerEntry{{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(cl.clientKey)}, Scopes: []string{call.RouteScope}}}
+	for _, w := range append(workers, "rogue") {
+		cl.keys[w] = coretest.NewKey(t)
+		peers = append(peers, core.PeerEntry{ID: w, NodeIDs: []core.NodeID{coretest.NodeID(cl.keys[w])}, Scopes: []string{call.WorkerScope}})
+	}
+	dir, err := core.NewDirectory(peers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	reg := call.NewRegistry()
+	ps := call.NewPeers(call.First, nil)
+	if err := call.RegisterBuiltins(reg, call.Info{}, ps); err != nil {
+		t.Fatal(err)
+	}
+	reach := call.Reach{Ops: []string{"demo/exec", "demo/block"}, Pinned: []call.PeerOp{{Peer: "worker-a", Op: "demo/pinned"}}}
+	err = call.Register(reg, call.Spec{Name: "demo/route", Reach: reach}, func(ctx context.Context, req *call.Request, in routeIn) (string, error) {
+		ref := call.Any
+		if in.Peer != "" {
+			ref = call.Specific(in.Peer)
+		}
+		var out string
+		err := req.CallPeer(ctx, ref, in.Op, nil, &out)
+		return out, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := call.NewHandler(call.Config{Registry: reg, Identities: live, Peers: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.head = coretest.Start(t, core.Config{Key: cl.headKey, Identities: live}, h)
+	return cl
+}
+
+// workerRegistry is what a worker serves: demo/exec answers its name.
+func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
+	reg := call.NewRegistry()
+	if err := call.RegisterBuiltins(reg, call.Info{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(call.Register(reg, call.Spec{Name: "demo/exec"}, func(_ context.Context, req *call.Request, _ struct{}) (string, error) {
+		return fmt.Sprintf("%s for %s as %s", name, req.ForwardedFor.ID, req.Caller.ID), nil
+	}))
+	must(call.Register(reg, call.Spec{Name: "demo/pinned"}, func(context.Context, *call.Request, struct{}) (string, error) {
+		return "pinned on " + name, nil
+	}))
+	must(call.RegisterStream(reg, call.Spec{Name: "demo/ticks"}, func(ctx context.Context, _ *call.Request, in countIn, send func(string) error) error {
+		for i := range in.N {
+			if err := send(fmt.Sprintf("%s tick %d", name, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	must(call.Register(reg, call.Spec{Name: "demo/block", Timeout: -1}, func(ctx context.Context, _ *call.Request, _ struct{}) (string, error) {
+		<-ctx.Done()
+		cl.blocked <- name
+		return "", ctx.Err()
+	}))
+	return reg
+}
+
+// join runs a worker until the returned stop is called.
+func (cl *cluster) join(t *testing.T, name string, reg *call.Registry) (stop func()) {
+	t.Helper()
+	dir, _ := core.NewDirectory([]core.PeerEntry{{ID: "head", NodeIDs: []core.NodeID{coretest.NodeID(cl.headKey)}}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		call.Join(ctx, cl.head.Addr, call.Options{
+			Dialer:     &core.Dialer{Key: cl.keys[name], Network: core.NetworkQUIC},
+			Registry:   reg,
+			Identities: core.NewLiveDirectory(dir, nil),
+		})
+	}()
+	stop = func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (cl *cluster) client(t *testing.T) *call.Client {
+	t.Helper()
+	c, err := call.Dial(ctx(t), cl.head.Addr, call.Options{Dialer: &core.Dialer{Key: cl.clientKey, Network: core.NetworkQUIC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitPeers waits until exactly the named peers are attached.
+func waitPeers(t *testing.T, c *call.Client, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		var list []call.PeerOps
+		if err := c.Call(ctx(t), "services/list-peers", nil, &list); err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, p := range list[1:] {
+			got = append(got, p.Peer)
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("attached peers %v, want %v", got, want)
+}
+
+func routed(t *testing.T, c *call.Client, peer, op string) (string, error) {
+	var out string
+	err := c.Call(ctx(t), "demo/route", routeIn{Peer: peer, Op: op}, &out)
+	return out, err
+}
+
+func TestPeerRouting(t *testing.T) {
+	cl := startCluster(t, "worker-a", "worker-b")
+	c := cl.client(t)
+	stopA := cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a") // a attaches first: First policy picks it
+	cl.join(t, "worker-b", cl.workerRegistry(t, "worker-b"))
+	waitPeers(t, c, "worker-a", "worker-b")
+
+	for _, tc := range []struct {
+		peer, op, want string
+		code         call.Code
+	}{
+		{"worker-a", "demo/exec", "worker-a for client as head", ""},
+		{"worker-b", "demo/exec", "worker-b for client as head", ""},
+		{"", "demo/exec", "worker-a for client as head", ""}, // Any, First policy
+		{"worker-c", "demo/exec", "", call.CodeNotFound},     // not attached
+		{"worker-a", "demo/pinned", "pinned on worker-a", ""},
+		{"worker-b", "demo/pinned", "", call.CodeNotFound}, // pinned to a only
+		{"", "demo/pinned", "", call.CodeNotFound},         // pinned: not via Any
+		{"worker-a", "demo/ticks", "", call.CodeNotFound},  // not in the reach
+	} {
+		got, err := routed(t, c, tc.peer, tc.op)
+		if tc.code != "" {
+			if !call.IsCode(err, tc.code) {
+				t.Errorf("%s on %q: %v, want %s", tc.op, tc.peer, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s on %q: %q %v, want %q", tc.op, tc.peer, got, err, tc.want)
+		}
+	}
+
+	// The CLI's route: peers/call and a subscription streamed through the head.
+	var out string
+	if err := c.Call(ctx(t), "peers/call", map[string]any{"peer": "worker-b", "operationId": "demo/exec"}, &out); err != nil || out != "worker-b for client as head" {
+		t.Errorf("peers/call: %q %v", out, err)
+	}
+	var ticks []string
+	for v, err := range c.Subscribe(ctx(t), "peers/subscribe", map[string]any{"peer": "worker-b", "operationId": "demo/ticks", "input": countIn{3}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s string
+		json.Unmarshal(v, &s)
+		ticks = append(ticks, s)
+	}
+	if fmt.Sprint(ticks) != "[worker-b tick 0 worker-b tick 1 worker-b tick 2]" {
+		t.Errorf("ticks through the head: %v", ticks)
+	}
+
+	// Worker a leaves: Specific a is NOT_FOUND, Any fails over to b.
+	stopA()
+	waitPeers(t, c, "worker-b")
+	if _, err := routed(t, c, "worker-a", "demo/exec"); !call.IsCode(err, call.CodeNotFound) {
+		t.Errorf("specific to a detached worker: %v", err)
+	}
+	if got, err := routed(t, c, "", "demo/exec"); err != nil || got != "worker-b for client as head" {
+		t.Errorf("any after a left: %q %v", got, err)
+	}
+	// It comes back under the same PeerID.
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a", "worker-b")
+	if got, err := routed(t, c, "worker-a", "demo/exec"); err != nil || got != "worker-a for client as head" {
+		t.Errorf("re-attached worker: %q %v", got, err)
+	}
+}
+
+func TestPeerImportCollision(t *testing.T) {
+	cl := startCluster(t, "worker-a")
+	c := cl.client(t)
+	// A worker whose services/list names one operation twice.
+	reg := call.NewRegistry()
+	call.Register(reg, call.Spec{Name: "services/list", Access: core.AccessControl{Public: true}}, func(context.Context, *call.Request, struct{}) ([]call.ListedOp, error) {
+		return []call.ListedOp{{Name: "demo/exec", Type: call.Query}, {Name: "demo/exec", Type: call.Query}}, nil
+	})
+	cl.join(t, "rogue", reg)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	time.Sleep(200 * time.Millisecond)
+	waitPeers(t, c, "worker-a") // the rogue never attaches
+}
+
+func TestAbortCascadesToWorker(t *testing.T) {
+	cl := startCluster(t, "worker-a")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	cctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Call(cctx, "peers/call", map[string]any{"peer": "worker-a", "operationId": "demo/block"}, nil)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case <-cl.blocked:
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("worker saw the abort after %v", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker handler never saw the abort")
+	}
+	<-errc
+}

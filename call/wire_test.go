@@ -1,0 +1,120 @@
+package call
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func frame(body string) []byte { return AppendFrame(nil, []byte(body)) }
+
+func TestReadFrame(t *testing.T) {
+	big := binary.BigEndian.AppendUint32(nil, HardMaxFrameBytes+1)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+		err  error
+	}{
+		{"one frame", frame(`{"a":1}`), `{"a":1}`, nil},
+		{"empty stream", nil, "", io.EOF},
+		{"zero length", []byte{0, 0, 0, 0}, "", ErrEmptyFrame},
+		{"oversized length", big, "", ErrFrameTooLarge},
+		{"over the configured max", frame(strings.Repeat("x", 101)), "", ErrFrameTooLarge},
+		{"truncated prefix", []byte{0, 0}, "", ErrFrameTruncated},
+		{"truncated body", []byte{0, 0, 0, 9, 'a'}, "", ErrFrameTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadFrame(bytes.NewReader(tc.in), 100)
+			if !errors.Is(err, tc.err) || string(got) != tc.want {
+				t.Errorf("got %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+func TestDecodeEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+		id       string // id an error reports, for answering
+	}{
+		{"requested", `{"type":"call.requested","id":"1","payload":{"operationId":"a/b"}}`, true, ""},
+		{"unknown keys ignored", `{"type":"call.completed","id":"1","payload":{},"extra":true}`, true, ""},
+		{"null payload is present", `{"type":"call.aborted","id":"1","payload":null}`, true, ""},
+		{"missing payload", `{"type":"call.aborted","id":"7"}`, false, "7"},
+		{"missing type", `{"id":"7","payload":{}}`, false, "7"},
+		{"missing id", `{"type":"call.aborted","payload":{}}`, false, ""},
+		{"empty id", `{"type":"call.aborted","id":"","payload":{}}`, false, ""},
+		{"unknown type", `{"type":"call.exit","id":"7","payload":{}}`, false, "7"},
+		{"not json", `{"type":`, false, ""},
+		{"array", `[1,2]`, false, ""},
+		{"id not a string", `{"type":"call.aborted","id":7,"payload":{}}`, false, ""},
+		{"invalid utf-8", "{\"type\":\"call.aborted\",\"id\":\"\xff\",\"payload\":{}}", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeEnvelope([]byte(tc.in))
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			var ee *EnvelopeError
+			if err != nil && (!errors.As(err, &ee) || ee.ID != tc.id) {
+				t.Errorf("error %v: want an EnvelopeError with id %q", err, tc.id)
+			}
+		})
+	}
+}
+
+// FuzzReadFrame: any byte stream yields frames or an error, never a panic
+// or an allocation beyond the limit.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(frame(`{"type":"call.requested","id":"1","payload":{}}`)) // valid
+	f.Add([]byte{0, 0, 0, 0})                                        // zero length
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})                            // 4 GiB claimed
+	f.Add([]byte{0, 0, 1})                                           // truncated prefix
+	f.Add(append(frame("{}"), 0, 0, 0, 5, 'x'))                      // good frame, then a truncated one
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		for {
+			body, err := ReadFrame(r, 1<<16)
+			if err != nil {
+				return
+			}
+			if len(body) == 0 || len(body) > 1<<16 {
+				t.Fatalf("frame of %d bytes", len(body))
+			}
+		}
+	})
+}
+
+// FuzzDecodeEnvelope: any frame body decodes or fails cleanly, and a
+// decoded envelope re-encodes to one that decodes the same.
+func FuzzDecodeEnvelope(f *testing.F) {
+	f.Add([]byte(`{"type":"call.requested","id":"1","payload":{"operationId":"a/b","input":{}}}`)) // valid
+	f.Add([]byte(`{"type":"call.error","id":"x","payload":{"code":"NOT_FOUND","message":"m","retryable":false}}`))
+	f.Add([]byte(`{"type":"call.exit","id":"1","payload":{}}`)) // unknown type
+	f.Add([]byte(`{"id":"1"}`))                                 // missing keys
+	f.Add([]byte("\xff\xfe"))                                   // not UTF-8
+	f.Add([]byte(`{"type":"call.aborted","id":"1","payload":{}}{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := DecodeEnvelope(b)
+		if err != nil {
+			return
+		}
+		fr, err := EncodeEnvelope(env.Type, env.ID, env.Payload)
+		if err != nil {
+			return // payload that is valid JSON to the decoder but not re-encodable
+		}
+		body, err := ReadFrame(bytes.NewReader(fr), HardMaxFrameBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeEnvelope(body)
+		if err != nil || back.Type != env.Type || back.ID != env.ID {
+			t.Fatalf("round trip: %+v, %v", back, err)
+		}
+	})
+}
