@@ -72,7 +72,9 @@ func testOps(t testing.TB, reg *call.Registry, cancelled chan<- string) {
 			return 0, call.Errorf("E_UNDECLARED", "undeclared failure")
 		}))
 	must(call.Register(reg, call.Spec{Name: "test/plainfail", Access: public},
-		func(context.Context, *call.Request, struct{}) (int, error) { return 0, errors.New("secret internal detail") }))
+		func(context.Context, *call.Request, struct{}) (int, error) {
+			return 0, errors.New("secret internal detail")
+		}))
 	must(call.Register(reg, call.Spec{Name: "test/hidden", Visibility: call.Internal, Access: public},
 		func(context.Context, *call.Request, struct{}) (string, error) { return "hidden", nil }))
 	must(call.Register(reg, call.Spec{Name: "test/compose", Access: public},

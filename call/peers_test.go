@@ -172,7 +172,7 @@ func TestPeerRouting(t *testing.T) {
 
 	for _, tc := range []struct {
 		peer, op, want string
-		code         call.Code
+		code           call.Code
 	}{
 		{"worker-a", "demo/exec", "worker-a for client as head", ""},
 		{"worker-b", "demo/exec", "worker-b for client as head", ""},

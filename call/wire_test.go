@@ -72,10 +72,10 @@ func TestDecodeEnvelope(t *testing.T) {
 // or an allocation beyond the limit.
 func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(`{"type":"call.requested","id":"1","payload":{}}`)) // valid
-	f.Add([]byte{0, 0, 0, 0})                                        // zero length
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff})                            // 4 GiB claimed
-	f.Add([]byte{0, 0, 1})                                           // truncated prefix
-	f.Add(append(frame("{}"), 0, 0, 0, 5, 'x'))                      // good frame, then a truncated one
+	f.Add([]byte{0, 0, 0, 0})                                       // zero length
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})                           // 4 GiB claimed
+	f.Add([]byte{0, 0, 1})                                          // truncated prefix
+	f.Add(append(frame("{}"), 0, 0, 0, 5, 'x'))                     // good frame, then a truncated one
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
 		for {
