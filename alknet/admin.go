@@ -101,7 +101,7 @@ var configCommand = &cli.Command{
 			if err := config.Load(path, &f); err != nil {
 				return err
 			}
-			if _, err := enabledHandlers(services(nil), f.Services.Disable); err != nil {
+			if _, err := enabled(services(), f.Services.Disable); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			fmt.Fprintf(c.App.Writer, "%s: ok (%d peers, %d tokens)\n", path, len(f.Peers), len(f.Tokens))

@@ -3,6 +3,7 @@ module github.com/alkdev/alknet/alknet
 go 1.26.0
 
 require (
+	github.com/alkdev/alknet/call v0.0.0
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/alkdev/alknet/vault v0.0.0
 	github.com/urfave/cli/v2 v2.27.7
@@ -14,6 +15,7 @@ require (
 	github.com/cosmos/go-bip39 v1.0.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
+	github.com/google/jsonschema-go v0.4.3 // indirect
 	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
@@ -24,6 +26,7 @@ require (
 )
 
 replace (
+	github.com/alkdev/alknet/call => ../call
 	github.com/alkdev/alknet/core => ../core
 	github.com/alkdev/alknet/vault => ../vault
 )

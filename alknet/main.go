@@ -37,6 +37,8 @@ func newApp() *cli.App {
 			idCommand,
 			pipeCommand,
 			perfCommand,
+			callCommand,
+			opsCommand,
 			vaultCommand,
 			tokenCommand,
 			peersCommand,

@@ -68,8 +68,8 @@ func runErr(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return o.String(), e.String(), err
 }
 
-// node is an `alknet serve` child process.
-type node struct {
+// testNode is an `alknet serve` child process.
+type testNode struct {
 	dir  string
 	id   string
 	addr string // pinned: <nodeid>@127.0.0.1:port
@@ -84,13 +84,19 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+) node=(\S+)`)
 // startNode runs `alknet serve` on a free loopback port with config text
 // (none if empty) and stops it with SIGTERM when the test ends, checking it
 // exits 0.
-func startNode(t *testing.T, config string) *node {
+func startNode(t *testing.T, config string, args ...string) *testNode {
 	t.Helper()
-	n := &node{dir: t.TempDir()}
+	return startNodeIn(t, t.TempDir(), config, args...)
+}
+
+// startNodeIn is startNode with a given data dir.
+func startNodeIn(t *testing.T, dir, config string, args ...string) *testNode {
+	t.Helper()
+	n := &testNode{dir: dir}
 	if config != "" {
 		writeFile(t, filepath.Join(n.dir, "alknet.toml"), config)
 	}
-	n.cmd = exec.Command(bin, "serve", "--data-dir", n.dir, "--listen", "127.0.0.1:0", "--log-level", "debug")
+	n.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", n.dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
 	n.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
@@ -137,14 +143,14 @@ func startNode(t *testing.T, config string) *node {
 	return n
 }
 
-func (n *node) logText() string {
+func (n *testNode) logText() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.log.String()
 }
 
 // waitLog waits until the node's log matches re.
-func (n *node) waitLog(t *testing.T, re string) {
+func (n *testNode) waitLog(t *testing.T, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(10 * time.Second)

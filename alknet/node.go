@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -104,6 +105,9 @@ func passphrase(c *cli.Context) ([]byte, error) {
 // openVault loads the vault of the data dir, or creates it when create is
 // set and there is none, printing the new recovery phrase once to w.
 func openVault(c *cli.Context, dir string, create bool, w io.Writer) (*vault.Vault, error) {
+	// Argon2id's 64 MiB are garbage once the vault is open: hand them back
+	// to the OS rather than keep them resident for the node's lifetime.
+	defer debug.FreeOSMemory()
 	path := filepath.Join(dir, vaultFile)
 	pass, err := passphrase(c)
 	if err != nil {

@@ -76,13 +76,19 @@ func pipe(ctx context.Context, conn core.Conn, s core.Stream, in io.Reader, out 
 		return fmt.Errorf("receive: %w", err)
 	}
 	select {
-	case err := <-upErr:
-		if err != nil {
-			s.Abort(core.CodeInternal)
-			return fmt.Errorf("send: %w", err)
-		}
-		return nil
+	case err = <-upErr:
 	case <-conn.Context().Done():
-		return fmt.Errorf("send: %w", context.Cause(conn.Context()))
+		cause := context.Cause(conn.Context())
+		if !errors.Is(cause, io.EOF) {
+			return fmt.Errorf("send: %w", cause)
+		}
+		// The stream ended cleanly both ways: our half-close went out, so
+		// the sender is about to report.
+		err = <-upErr
 	}
+	if err != nil {
+		s.Abort(core.CodeInternal)
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
 )
@@ -22,10 +23,16 @@ var serveCommand = &cli.Command{
 	Description: "Runs every service on one address for QUIC and TCP+TLS (default [::]:4433). With no\n" +
 		"config file it runs on embedded defaults; the vault is created on first start.\n" +
 		"Peers and tokens in the config file are reloaded on SIGHUP and when the file changes.",
-	Flags: withCommon(&cli.StringFlag{
-		Name:  "listen",
-		Usage: "host:port for QUIC and TCP+TLS (overrides node.listen)",
-	}),
+	Flags: withCommon(
+		&cli.StringFlag{
+			Name:  "listen",
+			Usage: "host:port for QUIC and TCP+TLS (overrides node.listen)",
+		},
+		&cli.StringFlag{
+			Name:  "join",
+			Usage: "also act as a worker of the head at [NODEID@]HOST:PORT: stay connected and serve it this node's operations",
+		},
+	),
 	Action: serve,
 }
 
@@ -66,11 +73,16 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	identities := core.NewLiveDirectory(directory, nil)
-	handlers, err := enabledHandlers(services(logger), cfg.Services.Disable)
+	svcs, err := enabled(services(), cfg.Services.Disable)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	router, err := core.NewRouter(handlers...)
+	n := &node{logger: logger, id: nodeID(key), identities: identities, calls: call.NewRegistry(), peers: call.NewPeers(call.First, logger)}
+	hs, err := handlers(n, svcs)
+	if err != nil {
+		return err
+	}
+	router, err := core.NewRouter(hs...)
 	if err != nil {
 		return err
 	}
@@ -125,9 +137,20 @@ func serve(c *cli.Context) error {
 	}
 	reloadDone := make(chan error, 1)
 	go func() { reloadDone <- reloader.Run(ctx) }()
+	joinDone := make(chan struct{})
+	if head := c.String("join"); head != "" {
+		d := &core.Dialer{Key: key, KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile))}
+		go func() {
+			defer close(joinDone)
+			_ = call.Join(ctx, head, call.Options{Dialer: d, Registry: n.calls, Identities: identities, Logger: logger})
+		}()
+	} else {
+		close(joinDone)
+	}
 
 	err = ep.Serve(ctx)
 	stop()
+	<-joinDone
 	if rerr := <-reloadDone; rerr != nil {
 		logger.Error("config watcher failed", "err", rerr)
 	}

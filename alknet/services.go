@@ -3,29 +3,54 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/perf"
 )
 
+// node is what the services of a running node share.
+type node struct {
+	logger     *slog.Logger
+	id         core.NodeID
+	identities core.IdentityProvider
+	calls      *call.Registry // operations served on alknet/call
+	peers      *call.Peers    // workers attached to this node as head
+}
+
 // service is one protocol a node can run.
 type service struct {
-	name    string
-	handler core.Handler
+	name  string
+	alpns []string
+	// build makes the handler; alpns lists every ALPN the node serves.
+	build func(n *node, alpns []string) (core.Handler, error)
 }
 
 // services lists, in order, every service this build of alknet runs. Each
 // protocol module adds its constructor here when it lands.
-func services(logger *slog.Logger) []service {
+func services() []service {
 	return []service{
-		{"perf", perf.New(perf.Config{Logger: logger})},
+		{"call", []string{call.ALPN}, func(n *node, alpns []string) (core.Handler, error) {
+			info := call.Info{NodeID: n.id.String(), Version: version(), ALPNs: alpns}
+			if err := call.RegisterBuiltins(n.calls, info, n.peers); err != nil {
+				return nil, err
+			}
+			if err := registerSysOps(n.calls, n.id); err != nil {
+				return nil, err
+			}
+			return call.NewHandler(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
+		}},
+		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (core.Handler, error) {
+			return perf.New(perf.Config{Logger: n.logger}), nil
+		}},
 	}
 }
 
-// enabledHandlers returns the handlers of the services not disabled, and an
-// error naming any unknown service in disable.
-func enabledHandlers(all []service, disable []string) ([]core.Handler, error) {
+// enabled returns the services not disabled, and an error naming any
+// unknown service in disable.
+func enabled(all []service, disable []string) ([]service, error) {
 	names := make([]string, len(all))
 	for i, s := range all {
 		names[i] = s.name
@@ -35,11 +60,30 @@ func enabledHandlers(all []service, disable []string) ([]core.Handler, error) {
 			return nil, fmt.Errorf("services.disable: unknown service %q (known: %v)", d, names)
 		}
 	}
-	var hs []core.Handler
-	for _, s := range all {
-		if !slices.Contains(disable, s.name) {
-			hs = append(hs, s.handler)
+	return slices.DeleteFunc(slices.Clone(all), func(s service) bool { return slices.Contains(disable, s.name) }), nil
+}
+
+// handlers builds the handlers of svcs.
+func handlers(n *node, svcs []service) ([]core.Handler, error) {
+	var alpns []string
+	for _, s := range svcs {
+		alpns = append(alpns, s.alpns...)
+	}
+	hs := make([]core.Handler, 0, len(svcs))
+	for _, s := range svcs {
+		h, err := s.build(n, alpns)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.name, err)
 		}
+		hs = append(hs, h)
 	}
 	return hs, nil
+}
+
+// version is the alknet module's version, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -50,7 +51,8 @@ const (
 // Dialer connects to alknet nodes, checking each node's key: against the
 // NodeID pinned in the address, or else against [KnownNodes]
 // (trust-on-first-use). The zero value dials anonymously and only to pinned
-// addresses.
+// addresses. A Dialer is safe for concurrent use; do not copy it after
+// first use.
 type Dialer struct {
 	// Key is presented as the client's identity; nil dials anonymously.
 	Key ed25519.PrivateKey
@@ -67,6 +69,25 @@ type Dialer struct {
 	QUICConfig *quic.Config
 	// Logger is handed to the connections; nil means slog.Default().
 	Logger *slog.Logger
+
+	certMu  sync.Mutex
+	cert    *tls.Certificate
+	certKey ed25519.PrivateKey // the Key cert was made for
+}
+
+// certificate returns the client certificate for d.Key, made once per key.
+func (d *Dialer) certificate() (tls.Certificate, error) {
+	d.certMu.Lock()
+	defer d.certMu.Unlock()
+	if d.cert != nil && d.certKey.Equal(d.Key) {
+		return *d.cert, nil
+	}
+	cert, err := NodeCertificate(d.Key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	d.cert, d.certKey = &cert, d.Key
+	return cert, nil
 }
 
 // errIdentity marks errors about the node's key, which no fallback fixes.
@@ -165,7 +186,7 @@ func (d *Dialer) tlsConfig(hostport, alpn string, pin NodeID) (*tls.Config, erro
 		cfg.ServerName = host
 	}
 	if d.Key != nil {
-		cert, err := NodeCertificate(d.Key)
+		cert, err := d.certificate()
 		if err != nil {
 			return nil, err
 		}

@@ -125,9 +125,12 @@ type Options struct {
 // Result is what a run measured, summed over its streams.
 type Result struct {
 	Uploaded, Downloaded int64
-	// UploadTime runs from the start to the first byte back (the server
-	// answers once it has drained the upload); DownloadTime from there to
-	// the end. Both are the slowest stream's.
+	// UploadTime runs from the start, when every stream begins sending, to
+	// the last stream's first byte back: the server answers only once it has
+	// drained that stream's upload, so by then every upload is in.
+	// DownloadTime runs from the first byte back on any stream to the last
+	// byte on all. With several streams the two phases may overlap, so
+	// each rate is a lower bound.
 	UploadTime, DownloadTime time.Duration
 }
 
@@ -153,39 +156,60 @@ func Run(ctx context.Context, open func(context.Context) (core.Stream, error), o
 	if opts.Upload < 0 || opts.Download < 0 {
 		return Result{}, errors.New("perf: negative byte count")
 	}
-	results := make([]Result, opts.Streams)
+	results := make([]streamResult, opts.Streams)
 	errs := make([]error, opts.Streams)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range opts.Streams {
 		wg.Go(func() { results[i], errs[i] = runStream(ctx, open, opts) })
 	}
 	wg.Wait()
 	var total Result
-	for _, r := range results {
-		total.Uploaded += r.Uploaded
-		total.Downloaded += r.Downloaded
-		total.UploadTime = max(total.UploadTime, r.UploadTime)
-		total.DownloadTime = max(total.DownloadTime, r.DownloadTime)
+	var lastFirst, firstFirst, lastEnd time.Time
+	for i, r := range results {
+		total.Uploaded += r.uploaded
+		total.Downloaded += r.downloaded
+		if i == 0 || r.firstByte.Before(firstFirst) {
+			firstFirst = r.firstByte
+		}
+		if r.firstByte.After(lastFirst) {
+			lastFirst = r.firstByte
+		}
+		if r.end.After(lastEnd) {
+			lastEnd = r.end
+		}
 	}
+	total.UploadTime = lastFirst.Sub(start)
+	total.DownloadTime = lastEnd.Sub(firstFirst)
 	return total, errors.Join(errs...)
 }
 
-func runStream(ctx context.Context, open func(context.Context) (core.Stream, error), opts Options) (Result, error) {
-	var r Result
+// streamResult is one stream's bytes and the moments that bound its phases.
+type streamResult struct {
+	uploaded, downloaded int64
+	firstByte, end       time.Time
+}
+
+func runStream(ctx context.Context, open func(context.Context) (core.Stream, error), opts Options) (r streamResult, err error) {
 	s, err := open(ctx)
 	if err != nil {
 		return r, fmt.Errorf("perf: open stream: %w", err)
 	}
-	defer s.Close()
-	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer func() {
+		if err != nil {
+			s.Abort(core.CodeInternal)
+			return
+		}
+		s.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Abort(core.CodeShutdown) })
 	defer stop()
-	start := time.Now()
 	var hdr [8]byte
 	binary.BigEndian.PutUint64(hdr[:], uint64(opts.Download))
 	if _, err := s.Write(hdr[:]); err != nil {
 		return r, fmt.Errorf("perf: send request: %w", err)
 	}
-	if r.Uploaded, err = writeZeros(s, opts.Upload); err != nil {
+	if r.uploaded, err = writeZeros(s, opts.Upload); err != nil {
 		return r, fmt.Errorf("perf: upload: %w", err)
 	}
 	if err := s.CloseWrite(); err != nil {
@@ -193,19 +217,18 @@ func runStream(ctx context.Context, open func(context.Context) (core.Stream, err
 	}
 	var first [1]byte
 	n, err := io.ReadFull(s, first[:])
-	r.UploadTime = time.Since(start)
-	mid := time.Now()
+	r.firstByte = time.Now()
 	if err != nil && !errors.Is(err, io.EOF) {
 		return r, fmt.Errorf("perf: download: %w", err)
 	}
 	rest, err := io.Copy(io.Discard, s)
-	r.Downloaded = int64(n) + rest
-	r.DownloadTime = time.Since(mid)
+	r.end = time.Now()
+	r.downloaded = int64(n) + rest
 	if err != nil {
 		return r, fmt.Errorf("perf: download: %w", err)
 	}
-	if r.Downloaded != opts.Download {
-		return r, fmt.Errorf("perf: got %d bytes back, asked for %d", r.Downloaded, opts.Download)
+	if r.downloaded != opts.Download {
+		return r, fmt.Errorf("perf: got %d bytes back, asked for %d", r.downloaded, opts.Download)
 	}
 	return r, nil
 }

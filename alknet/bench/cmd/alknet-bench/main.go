@@ -1,0 +1,329 @@
+// Command alknet-bench runs the alknet benchmarks (B1 stream throughput, B2
+// connection set-up, idle `alknet serve`) and prints a Markdown report of
+// medians and ratios to standard output; progress goes to standard error.
+//
+//	go run ./alknet/bench/cmd/alknet-bench [-bytes 256MiB] [-runs 5] [-duration 2s]
+//		[-only b1,b2,serve] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
+//
+// Variants run interleaved, in an order rotating each round, so
+// that noise on a shared machine hits all of them alike; compare the ratios
+// more than the absolute numbers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/core"
+)
+
+func main() {
+	bytesFlag := flag.String("bytes", "256MiB", "B1: bytes per transfer in each direction, split across the streams (suffixes KiB, MiB, GiB)")
+	runs := flag.Int("runs", 5, "interleaved rounds of B1 and B2")
+	duration := flag.Duration("duration", 2*time.Second, "B2: length of each handshake run")
+	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve")
+	alknet := flag.String("alknet", "", "serve: the alknet binary; empty builds ./alknet from the repository root")
+	transports := flag.String("transports", "router,bare,tcp,router-tcp", "B1: comma-separated transports to compare")
+	flag.Parse()
+	if err := run(*bytesFlag, *runs, *duration, *only, *alknet, *transports); err != nil {
+		fmt.Fprintln(os.Stderr, "alknet-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bytesFlag string, runs int, duration time.Duration, only, alknet, transports string) error {
+	size, err := parseBytes(bytesFlag)
+	if err != nil {
+		return err
+	}
+	var trs []bench.Transport
+	for _, s := range strings.Split(transports, ",") {
+		tr, err := bench.ParseTransport(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-transports: %w", err)
+		}
+		trs = append(trs, tr)
+	}
+	if runs < 1 {
+		return fmt.Errorf("-runs %d: want at least 1", runs)
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "b1", "b2", "serve":
+			want[s] = true
+		default:
+			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve)", s)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	w := os.Stdout
+	printMachine(w)
+	var errs []error
+	if want["b1"] {
+		rep, err := bench.CompareThroughput(ctx, bench.ThroughputConfig{
+			Transports: trs,
+			Bytes:      size,
+			Runs:       runs,
+			Progress: func(s bench.ThroughputSample) {
+				fmt.Fprintf(os.Stderr, "b1 run %d %-10s %d streams: total %6.0f Mbit/s (perf: up %6.0f, down %6.0f)\n",
+					s.Run, s.Transport, s.Streams, s.Result.Mbps(), s.Result.UploadMbps(), s.Result.DownloadMbps())
+			},
+		})
+		printThroughput(w, rep, err)
+		errs = append(errs, err)
+	}
+	if want["b2"] {
+		rep, err := bench.CompareHandshakes(ctx, bench.HandshakeConfig{
+			Duration: duration,
+			Runs:     runs,
+			Progress: func(r bench.HandshakeResult) {
+				fmt.Fprintf(os.Stderr, "b2 run %d %-4s x%d: %6.0f handshakes/s, p50 %v\n",
+					r.Run, r.Network, r.Concurrency, r.Rate(), bench.Percentile(r.Latencies, 50).Round(time.Microsecond))
+			},
+		})
+		printHandshakes(w, rep, err)
+		errs = append(errs, err)
+	}
+	if want["serve"] {
+		errs = append(errs, serve(ctx, w, alknet))
+	}
+	return errors.Join(errs...)
+}
+
+// parseBytes reads a byte count with an optional KiB, MiB or GiB suffix.
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("-bytes %q: want a positive count, optionally with KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
+
+func printMachine(w io.Writer) {
+	m := bench.ReadMachine()
+	g := bench.ProbeGSO()
+	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")
+	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d) |\n", m.CPUs, m.GOMAXPROCS)
+	fmt.Fprintf(w, "| CPU model | %s |\n", orUnknown(m.Model))
+	fmt.Fprintf(w, "| kernel | %s |\n", orUnknown(m.Kernel))
+	fmt.Fprintf(w, "| Go | %s |\n", m.GoVersion)
+	fmt.Fprintf(w, "| net.core.rmem_max / wmem_max | %d / %d |\n", m.RmemMax, m.WmemMax)
+	fmt.Fprintf(w, "| UDP_SEGMENT (GSO) on loopback | getsockopt %s; segmented send %s%s |\n",
+		yesNo(g.Sockopt), yesNo(g.Send), errNote(g.Err))
+	fmt.Fprintf(w, "| QUIC_GO_DISABLE_GSO | %q%s |\n\n", os.Getenv("QUIC_GO_DISABLE_GSO"),
+		map[bool]string{true: " (GSO disabled)", false: ""}[g.DisabledByEnv])
+}
+
+func printThroughput(w io.Writer, rep *bench.ThroughputReport, err error) {
+	cfg := rep.Config
+	fmt.Fprintf(w, "## B1: stream throughput\n\n")
+	fmt.Fprintf(w, "%s up, then %s down per transfer, split across the streams; connections dialed before the clock starts; "+
+		"%d interleaved rounds; Mbit/s, median (min–max). *Total* is both directions over the wall-clock time of the transfer; "+
+		"*upload* and *download* are core/perf's own figures: summed bytes over the slowest stream's phase, "+
+		"which with several streams is neither per-direction nor wall-clock time, since one stream's upload overlaps another's download.\n\n",
+		formatBytes(cfg.Bytes), formatBytes(cfg.Bytes), cfg.Runs)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	fmt.Fprintf(w, "| transport | streams | total | upload (perf) | download (perf) |\n|---|---:|---:|---:|---:|\n")
+	for _, n := range cfg.Streams {
+		for _, tr := range cfg.Transports {
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s |\n", tr, n, mbps(rep.Total(tr, n)), mbps(rep.Upload(tr, n)), mbps(rep.Download(tr, n)))
+		}
+	}
+	fmt.Fprintf(w, "\nRatios of *total*: median of the per-round ratios (min–max), then the ratio of the medians:\n\n| ratio | meaning |")
+	for _, n := range cfg.Streams {
+		fmt.Fprintf(w, " %d stream(s) |", n)
+	}
+	fmt.Fprintf(w, "\n|---|---|%s\n", strings.Repeat("---:|", len(cfg.Streams)))
+	for _, r := range []struct {
+		a, b    bench.Transport
+		meaning string
+	}{
+		{bench.Router, bench.Bare, "router overhead on QUIC (goal ≥ 0.97)"},
+		{bench.RouterTCP, bench.TCP, "router overhead on TCP"},
+		{bench.Bare, bench.TCP, "QUIC / TCP, no router"},
+		{bench.Router, bench.RouterTCP, "QUIC / TCP through core.Endpoint"},
+	} {
+		fmt.Fprintf(w, "| %s / %s | %s |", r.a, r.b, r.meaning)
+		for _, n := range cfg.Streams {
+			p := rep.PairedRatio(r.a, r.b, n)
+			if p.N == 0 {
+				fmt.Fprintf(w, " – |")
+				continue
+			}
+			fmt.Fprintf(w, " %.3f (%.3f–%.3f); %s |", p.Median, p.Min, p.Max, ratio(rep.Total(r.a, n), rep.Total(r.b, n)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\nQUIC sockets (SO_RCVBUF / SO_SNDBUF as getsockopt reports them: twice the size set):\n\n")
+	fmt.Fprintf(w, "| transport | client GSO | server GSO | client buffers | server buffers |\n|---|---|---|---|---|\n")
+	for _, tr := range cfg.Transports {
+		p, ok := rep.Paths[tr]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", tr, yesNo(p.ClientGSO), yesNo(p.ServerGSO), buffers(p.Client), buffers(p.Server))
+	}
+	fmt.Fprintln(w)
+}
+
+func printHandshakes(w io.Writer, rep *bench.HandshakeReport, err error) {
+	cfg := rep.Config
+	fmt.Fprintf(w, "## B2: connection set-up\n\n")
+	fmt.Fprintf(w, "core.Dialer to core.Endpoint on loopback: dial, open a stream, echo one byte, close. "+
+		"%v per run, %d interleaved rounds. Rate counts completed dial-echo-close cycles per second (median of runs, min–max); "+
+		"latency is dial start to the echoed byte, pooled over the runs.\n\n", cfg.Duration, cfg.Runs)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	fmt.Fprintf(w, "| network | workers | handshakes/s | p50 | p99 | samples |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, c := range cfg.Concurrency {
+		for _, n := range cfg.Networks {
+			lat := rep.Latencies(n, c)
+			r := rep.Rate(n, c)
+			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %v | %v | %d |\n", n, c, r.Median, r.Min, r.Max,
+				bench.Percentile(lat, 50).Round(time.Microsecond), bench.Percentile(lat, 99).Round(time.Microsecond), len(lat))
+		}
+	}
+	fmt.Fprintf(w, "\n| workers | QUIC / TCP rate (goal ≥ 1) | QUIC / TCP p50 latency | QUIC / TCP p99 latency |\n|---:|---:|---:|---:|\n")
+	for _, c := range cfg.Concurrency {
+		q, t := rep.Latencies(core.NetworkQUIC, c), rep.Latencies(core.NetworkTCP, c)
+		fmt.Fprintf(w, "| %d | %s | %s | %s |\n", c,
+			ratio(rep.Rate(core.NetworkQUIC, c), rep.Rate(core.NetworkTCP, c)),
+			durRatio(bench.Percentile(q, 50), bench.Percentile(t, 50)),
+			durRatio(bench.Percentile(q, 99), bench.Percentile(t, 99)))
+	}
+	fmt.Fprintln(w)
+}
+
+// serve measures the alknet binary, building it first if bin is empty. A
+// binary that does not build is reported as skipped, not as a failure.
+func serve(ctx context.Context, w io.Writer, bin string) error {
+	fmt.Fprintf(w, "## Idle `alknet serve`\n\n")
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "alknet-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "alknet")
+		root, err := bench.FindRepoRoot(".")
+		if err == nil {
+			fmt.Fprintln(os.Stderr, "serve: building ./alknet in", root)
+			err = bench.BuildAlknet(ctx, root, bin)
+		}
+		if err != nil {
+			fmt.Fprintf(w, "**Skipped:** the alknet binary is not available: %s\n\n", firstLines(err.Error(), 6))
+			return nil
+		}
+	}
+	res, err := bench.MeasureServe(ctx, bench.ServeOptions{Binary: bin})
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %s\n\n", firstLines(err.Error(), 30))
+	}
+	fmt.Fprintf(w, "Fresh data directory, empty ALKNET_PASSPHRASE; memory read after 2 s idle; stopped with SIGTERM.\n\n")
+	fmt.Fprintf(w, "| start | to `msg=listening` | to first QUIC handshake (goal < 200 ms) | VmRSS (goal < 40 MB) | VmHWM | SIGTERM to exit | exit status |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range []struct {
+		name string
+		r    bench.StartResult
+	}{{"first (creates the vault)", res.First}, {"second (vault exists)", res.Second}} {
+		fmt.Fprintf(w, "| %s | %v | %v | %.1f MB | %.1f MB | %v | %d |\n", s.name,
+			s.r.ToLog.Round(time.Millisecond/10), s.r.ToDial.Round(time.Millisecond/10),
+			float64(s.r.RSS)/1e6, float64(s.r.HWM)/1e6, s.r.ToExit.Round(time.Millisecond), s.r.ExitCode)
+	}
+	fmt.Fprintln(w)
+	return err
+}
+
+func mbps(s bench.Stats) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f (%.0f–%.0f)", s.Median, s.Min, s.Max)
+}
+
+func ratio(a, b bench.Stats) string {
+	if a.N == 0 || b.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", bench.Ratio(a, b))
+}
+
+func durRatio(a, b time.Duration) string {
+	if a == 0 || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", float64(a)/float64(b))
+}
+
+func buffers(b bench.SocketBuffers) string {
+	if b.Err != nil {
+		return "unknown: " + b.Err.Error()
+	}
+	return fmt.Sprintf("%s / %s", formatBytes(int64(b.Rcv)), formatBytes(int64(b.Snd)))
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func errNote(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "…")
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,20 @@
+// Package bench measures alknet against its performance goals.
+//
+// Three scenarios, each usable from testing.B and from the alknet-bench
+// command (cmd/alknet-bench), which interleaves runs so that machine noise
+// hits every variant alike and reports medians and ratios:
+//
+//   - B1, stream throughput ([Target], [CompareThroughput]): alknet/perf
+//     through core.Endpoint and its router, against the same wire protocol
+//     on a bare quic-go listener (router overhead) and on crypto/tls over
+//     TCP (the QUIC/TCP ratio).
+//   - B2, connection set-up ([SetupServer], [CompareHandshakes]):
+//     handshakes per second and connect-to-first-byte latency, QUIC against
+//     TCP+TLS 1.3, both through core.Endpoint and core.Dialer.
+//   - Serve ([MeasureServe]): start-to-ready time and idle resident memory
+//     of the `alknet serve` binary.
+//
+// Everything runs on loopback in one process (the serve scenario in a child
+// process), so client and server share the machine's cores: the numbers are
+// comparable with each other, not with a two-machine test.
+package bench

@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// EchoALPN is the protocol of the B2 server: on the first stream of each
+// connection it reads one byte, writes it back and is done.
+const EchoALPN = "alknet/bench-echo"
+
+// echoHandler serves [EchoALPN].
+type echoHandler struct{}
+
+// ALPNs implements core.Handler.
+func (echoHandler) ALPNs() []string { return []string{EchoALPN} }
+
+// Serve implements core.Handler. A client that goes away early is not the
+// handler's failure, so it returns nil either way.
+func (echoHandler) Serve(ctx context.Context, c core.Conn) error {
+	s, err := c.AcceptStream(ctx)
+	if err != nil {
+		return nil
+	}
+	defer s.Close()
+	var b [1]byte
+	_ = s.SetReadDeadline(time.Now().Add(headerTimeout))
+	if _, err := io.ReadFull(s, b[:]); err != nil {
+		return nil
+	}
+	_, _ = s.Write(b[:])
+	return nil
+}
+
+// SetupServer is a core.Endpoint on 127.0.0.1 serving [EchoALPN] over QUIC
+// and TCP+TLS, for connection set-up runs. Its methods are safe for
+// concurrent use.
+type SetupServer struct {
+	e *endpoint
+}
+
+// StartSetupServer starts a set-up server with fresh keys. The caller stops
+// it with Close.
+func StartSetupServer() (*SetupServer, error) {
+	e, err := startEndpoint(echoHandler{})
+	if err != nil {
+		return nil, err
+	}
+	return &SetupServer{e: e}, nil
+}
+
+// Close stops the server.
+func (s *SetupServer) Close() error { return s.e.close() }
+
+// Handshake dials the server over network with core.Dialer (presenting a
+// client key the server knows), opens a stream, sends one byte, reads it
+// back and closes the connection. It returns the time from the start of the
+// dial to the byte's return; the close is not included.
+func (s *SetupServer) Handshake(ctx context.Context, network core.Network) (time.Duration, error) {
+	start := time.Now()
+	c, err := s.e.dialer(network).Dial(ctx, s.e.addr, EchoALPN)
+	if err != nil {
+		return 0, fmt.Errorf("bench: handshake: %w", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bench: handshake: open stream: %w", err)
+	}
+	defer st.Close()
+	b := [1]byte{42}
+	if _, err := st.Write(b[:]); err != nil {
+		return 0, fmt.Errorf("bench: handshake: write: %w", err)
+	}
+	if _, err := io.ReadFull(st, b[:]); err != nil {
+		return 0, fmt.Errorf("bench: handshake: read: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// HandshakeOptions is one B2 run.
+type HandshakeOptions struct {
+	// Network is core.NetworkQUIC or core.NetworkTCP.
+	Network core.Network
+	// Duration is how long new handshakes are started; zero means 2s. Each
+	// worker makes at least one.
+	Duration time.Duration
+	// Concurrency is the number of workers, each making handshakes one
+	// after the other; zero means 1.
+	Concurrency int
+}
+
+// HandshakeResult is what a B2 run measured.
+type HandshakeResult struct {
+	// Run counts rounds from 1 in a comparison; 0 for a single run.
+	Run         int
+	Network     core.Network
+	Concurrency int
+	// Elapsed runs from the start until the last handshake and its close
+	// were done.
+	Elapsed time.Duration
+	// Latencies are the connect-to-first-byte times, in completion order.
+	Latencies []time.Duration
+}
+
+// Rate returns the completed handshakes (each with its connection's close)
+// per second.
+func (r HandshakeResult) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(len(r.Latencies)) / r.Elapsed.Seconds()
+}
+
+// Run makes handshakes over opts.Network from opts.Concurrency workers for
+// opts.Duration. It stops at the first failure.
+func (s *SetupServer) Run(ctx context.Context, opts HandshakeOptions) (HandshakeResult, error) {
+	if opts.Duration == 0 {
+		opts.Duration = 2 * time.Second
+	}
+	opts.Concurrency = max(opts.Concurrency, 1)
+	res := HandshakeResult{Network: opts.Network, Concurrency: opts.Concurrency}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(opts.Duration)
+	for range opts.Concurrency {
+		wg.Go(func() {
+			for {
+				d, err := s.Handshake(ctx, opts.Network)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				mu.Lock()
+				res.Latencies = append(res.Latencies, d)
+				mu.Unlock()
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	if err := context.Cause(ctx); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// HandshakeConfig is an interleaved B2 comparison.
+type HandshakeConfig struct {
+	// Networks are compared; the first round runs them in this order, each
+	// later one starts with the next. Nil means QUIC, then TCP.
+	Networks []core.Network
+	// Concurrency lists the worker counts; nil means 1 (latency) and 4
+	// (rate under load).
+	Concurrency []int
+	// Duration is each run's length; zero means 2s.
+	Duration time.Duration
+	// Runs is how many rounds run; zero means 5.
+	Runs int
+	// Progress, if set, is called after each run, from the calling
+	// goroutine.
+	Progress func(HandshakeResult)
+}
+
+// HandshakeReport holds every run of a comparison.
+type HandshakeReport struct {
+	// Config is the comparison's configuration, defaults filled in.
+	Config HandshakeConfig
+	// Runs are in the order they ran.
+	Runs []HandshakeResult
+}
+
+// Rate summarizes the handshakes per second of network at concurrency.
+func (r *HandshakeReport) Rate(network core.Network, concurrency int) Stats {
+	var v []float64
+	for _, run := range r.Runs {
+		if run.Network == network && run.Concurrency == concurrency {
+			v = append(v, run.Rate())
+		}
+	}
+	return Summarize(v)
+}
+
+// Latencies returns every connect-to-first-byte time of network at
+// concurrency, pooled over the runs.
+func (r *HandshakeReport) Latencies(network core.Network, concurrency int) []time.Duration {
+	var all []time.Duration
+	for _, run := range r.Runs {
+		if run.Network == network && run.Concurrency == concurrency {
+			all = append(all, run.Latencies...)
+		}
+	}
+	return all
+}
+
+// warmupHandshakes is the untimed handshakes per network before a
+// comparison.
+const warmupHandshakes = 20
+
+// CompareHandshakes starts a [SetupServer] and runs cfg.Runs rounds; each
+// round makes one run per concurrency and network, the networks' order
+// rotating from round to round. Each network
+// first makes a few untimed handshakes. It stops at the first failure,
+// returning what it measured so far.
+func CompareHandshakes(ctx context.Context, cfg HandshakeConfig) (*HandshakeReport, error) {
+	if cfg.Networks == nil {
+		cfg.Networks = []core.Network{core.NetworkQUIC, core.NetworkTCP}
+	}
+	if cfg.Concurrency == nil {
+		cfg.Concurrency = []int{1, 4}
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = 2 * time.Second
+	}
+	if cfg.Runs == 0 {
+		cfg.Runs = 5
+	}
+	rep := &HandshakeReport{Config: cfg}
+	srv, err := StartSetupServer()
+	if err != nil {
+		return rep, err
+	}
+	defer srv.Close()
+	for _, n := range cfg.Networks {
+		for range warmupHandshakes {
+			if _, err := srv.Handshake(ctx, n); err != nil {
+				return rep, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+	for run := 1; run <= cfg.Runs; run++ {
+		for _, c := range cfg.Concurrency {
+			for i := range cfg.Networks {
+				n := cfg.Networks[(i+run-1)%len(cfg.Networks)]
+				res, err := srv.Run(ctx, HandshakeOptions{Network: n, Duration: cfg.Duration, Concurrency: c})
+				res.Run = run
+				if err != nil {
+					return rep, err
+				}
+				rep.Runs = append(rep.Runs, res)
+				if cfg.Progress != nil {
+					cfg.Progress(res)
+				}
+			}
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/alkdev/alknet/call"
+)
+
+var callCommand = &cli.Command{
+	Name:      "call",
+	Usage:     "call an operation on a node and print its output as JSON",
+	ArgsUsage: "[NODEID@]HOST:PORT OP [JSON-INPUT]",
+	Description: "Runs OP with the given JSON input (default null) over alknet/call. A subscription\n" +
+		"prints one JSON line per event until it completes; Ctrl-C aborts it. With --peer the\n" +
+		"node routes the call, as a head, to that attached worker (needs the call:route scope).",
+	Flags: withCommon(
+		&cli.StringFlag{Name: "peer", Usage: "route through the node to this worker (its identity ID); \"any\" lets the head choose"},
+		&cli.StringFlag{Name: "token", Usage: "API token to authenticate the call (default: the data dir's node key)", EnvVars: []string{"ALKNET_TOKEN"}},
+		networkFlag,
+	),
+	Action: func(c *cli.Context) error {
+		if c.NArg() < 2 || c.NArg() > 3 {
+			return cli.Exit("alknet call: want ADDR OP [JSON-INPUT]", 2)
+		}
+		op := strings.TrimPrefix(c.Args().Get(1), "/")
+		input := json.RawMessage("null")
+		if c.NArg() == 3 {
+			input = json.RawMessage(c.Args().Get(2))
+			if !json.Valid(input) {
+				return cli.Exit("alknet call: the input is not valid JSON", 2)
+			}
+		}
+		ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		client, err := dialCall(ctx, c)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+
+		typ, err := opType(ctx, client, c.String("peer"), op)
+		if err != nil {
+			return err
+		}
+		if p := c.String("peer"); p != "" {
+			route := map[string]any{"operationId": op, "input": input}
+			if p != "any" {
+				route["peer"] = p
+			}
+			op, input = "peers/call", mustJSON(route)
+			if typ == call.Subscription {
+				op = "peers/subscribe"
+			}
+		}
+		out := c.App.Writer
+		if typ == call.Subscription {
+			for ev, err := range client.Subscribe(ctx, op, input) {
+				if err != nil {
+					return err
+				}
+				writeJSONLine(out, ev)
+			}
+			return nil
+		}
+		var result json.RawMessage
+		if err := client.Call(ctx, op, input, &result); err != nil {
+			return err
+		}
+		writeJSONLine(out, result)
+		return nil
+	},
+}
+
+// dialCall connects to the address argument with the data dir's key.
+func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
+	d, err := dialer(c)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	return call.Dial(dctx, c.Args().First(), call.Options{Dialer: d, AuthToken: c.String("token")})
+}
+
+// opType asks the node (or, with a peer, the head's list of its peers) what
+// shape op has. An operation the node does not describe is called as a
+// query, so its own error comes back.
+func opType(ctx context.Context, client *call.Client, peer, op string) (call.OpType, error) {
+	if peer == "" {
+		var spec call.Spec
+		if err := client.Call(ctx, "services/schema", map[string]string{"name": op}, &spec); err != nil {
+			if call.IsCode(err, call.CodeNotFound) {
+				return call.Query, nil
+			}
+			return "", err
+		}
+		return spec.Type, nil
+	}
+	var peers []call.PeerOps
+	if err := client.Call(ctx, "services/list-peers", nil, &peers); err != nil {
+		return "", err
+	}
+	for _, p := range peers[1:] {
+		if p.Peer != peer && peer != "any" {
+			continue
+		}
+		for _, o := range p.Ops {
+			if o.Name == op {
+				return o.Type, nil
+			}
+		}
+	}
+	return call.Query, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // maps of strings and raw JSON always encode
+	}
+	return b
+}
+
+// writeJSONLine prints raw JSON compacted on one line.
+func writeJSONLine(w io.Writer, raw json.RawMessage) {
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil {
+		b.Reset()
+		b.WriteString("null")
+	}
+	b.WriteByte('\n')
+	_, _ = w.Write(b.Bytes())
+}
+
+var opsCommand = &cli.Command{
+	Name:      "ops",
+	Usage:     "list the operations a node lets you call",
+	ArgsUsage: "[NODEID@]HOST:PORT",
+	Flags: withCommon(
+		&cli.BoolFlag{Name: "peers", Usage: "also list the operations of every worker attached to the node (needs call:route)"},
+		&cli.StringFlag{Name: "token", Usage: "API token to authenticate with", EnvVars: []string{"ALKNET_TOKEN"}},
+		networkFlag,
+	),
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return cli.Exit("alknet ops: want one address", 2)
+		}
+		client, err := dialCall(c.Context, c)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		groups := []call.PeerOps{{Peer: "local"}}
+		if c.Bool("peers") {
+			if err := client.Call(c.Context, "services/list-peers", nil, &groups); err != nil {
+				return err
+			}
+		} else if err := client.Call(c.Context, "services/list", nil, &groups[0].Ops); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		for _, g := range groups {
+			if c.Bool("peers") {
+				fmt.Fprintf(tw, "[%s]\n", g.Peer)
+			}
+			for _, o := range g.Ops {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, o.Type, o.Description)
+			}
+		}
+		return tw.Flush()
+	},
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestCallAndOpsCommands(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\n", cid))
+	out := run(t, "", "call", n.addr, "sys/echo", `{"message":"hello"}`, "--data-dir", cdir)
+	var echo map[string]string
+	if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["message"] != "hello" || echo["caller"] != "me" {
+		t.Errorf("sys/echo printed %q", out)
+	}
+	out = run(t, "", "call", n.addr, "sys/ticks", `{"count":3,"interval":"10ms"}`, "--data-dir", cdir)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[2], `"tick":3`) {
+		t.Errorf("sys/ticks printed %q", out)
+	}
+	out = run(t, "", "ops", n.addr, "--data-dir", cdir)
+	for _, op := range []string{"sys/info", "sys/echo", "sys/ticks", "services/list"} {
+		if !strings.Contains(out, op) {
+			t.Errorf("ops lacks %s:\n%s", op, out)
+		}
+	}
+	_, stderr, err := runErr(t, "", "call", n.addr, "sys/nothing", "--data-dir", cdir)
+	if err == nil || !strings.Contains(stderr, "NOT_FOUND") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("unknown op: err %v, stderr %q", err, stderr)
+	}
+	// An anonymous-looking caller (unknown key) may not call sys/echo.
+	other, _ := clientID(t)
+	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", `{"message":"x"}`, "--data-dir", other); err == nil || !strings.Contains(stderr, "FORBIDDEN") {
+		t.Errorf("unknown key: err %v, stderr %q", err, stderr)
+	}
+}
+
+// TestHeadAndWorkerProcesses: a worker joins a head with serve --join and
+// the CLI reaches it through the head with --peer.
+func TestHeadAndWorkerProcesses(t *testing.T) {
+	cdir, cid := clientID(t)
+	wdir, wid := clientID(t) // the worker's data dir, with its key made
+	head := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\nscopes = [\"call:route\"]\n\n[[peers]]\nid = \"worker1\"\nkeys = [%q]\nscopes = [\"call:worker\"]\n", cid, wid))
+	startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", head.addr)
+	head.waitLog(t, `call: peer attached.*peer=worker1`)
+	out := run(t, "", "call", head.addr, "sys/echo", `{"message":"via head"}`, "--peer", "worker1", "--data-dir", cdir)
+	var echo map[string]string
+	if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["caller"] != "head" || echo["forwardedFor"] != "me" || echo["message"] != "via head" {
+		t.Errorf("routed sys/echo printed %q", out)
+	}
+	out = run(t, "", "call", head.addr, "sys/ticks", `{"count":2,"interval":"10ms"}`, "--peer", "any", "--data-dir", cdir)
+	if strings.Count(out, "tick") != 2 {
+		t.Errorf("routed sys/ticks printed %q", out)
+	}
+	out = run(t, "", "ops", head.addr, "--peers", "--data-dir", cdir)
+	if !strings.Contains(out, "[worker1]") {
+		t.Errorf("ops --peers:\n%s", out)
+	}
+}
