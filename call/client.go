@@ -100,7 +100,9 @@ func (c *Client) Close() error {
 
 // Call runs a query or mutation and decodes its output into out (if not
 // nil). Errors from the node are *Error values; cancelling ctx aborts the
-// call on the node.
+// call on the node. The wire does not say what shape the caller expects:
+// called with Call, a subscription yields its first output (a subscription
+// that completes without one is INVALID_OPERATION_TYPE); use Subscribe.
 func (c *Client) Call(ctx context.Context, op string, in, out any) error {
 	raw, err := encodeInput(in)
 	if err != nil {

@@ -28,7 +28,7 @@ type routeIn struct {
 	Op   string `json:"op"`
 }
 
-func startCluster(t *testing.T, workers ...string) *cluster {
+func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster {
 	t.Helper()
 	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8)}
 	peers := []core.PeerEntry{{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(cl.clientKey)}, Scopes: []string{call.RouteScope}}}
@@ -42,7 +42,7 @@ func startCluster(t *testing.T, workers ...string) *cluster {
 	}
 	live := core.NewLiveDirectory(dir, nil)
 	reg := call.NewRegistry()
-	ps := call.NewPeers(call.First, nil)
+	ps := call.NewPeers(policy, nil)
 	if err := call.RegisterBuiltins(reg, call.Info{}, ps); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func routed(t *testing.T, c *call.Client, peer, op string) (string, error) {
 }
 
 func TestPeerRouting(t *testing.T) {
-	cl := startCluster(t, "worker-a", "worker-b")
+	cl := startCluster(t, call.First, "worker-a", "worker-b")
 	c := cl.client(t)
 	stopA := cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
 	waitPeers(t, c, "worker-a") // a attaches first: First policy picks it
@@ -231,7 +231,7 @@ func TestPeerRouting(t *testing.T) {
 }
 
 func TestPeerImportCollision(t *testing.T) {
-	cl := startCluster(t, "worker-a")
+	cl := startCluster(t, call.First, "worker-a")
 	c := cl.client(t)
 	// A worker whose services/list names one operation twice.
 	reg := call.NewRegistry()
@@ -246,7 +246,7 @@ func TestPeerImportCollision(t *testing.T) {
 }
 
 func TestAbortCascadesToWorker(t *testing.T) {
-	cl := startCluster(t, "worker-a")
+	cl := startCluster(t, call.First, "worker-a")
 	c := cl.client(t)
 	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
 	waitPeers(t, c, "worker-a")
@@ -267,4 +267,23 @@ func TestAbortCascadesToWorker(t *testing.T) {
 		t.Fatal("worker handler never saw the abort")
 	}
 	<-errc
+}
+
+func TestRoundRobin(t *testing.T) {
+	cl := startCluster(t, call.RoundRobin, "worker-a", "worker-b")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	cl.join(t, "worker-b", cl.workerRegistry(t, "worker-b"))
+	waitPeers(t, c, "worker-a", "worker-b")
+	seen := map[string]int{}
+	for range 6 {
+		got, err := routed(t, c, "", "demo/exec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[got]++
+	}
+	if len(seen) != 2 || seen["worker-a for client as head"] != 3 {
+		t.Errorf("round robin spread %v", seen)
+	}
 }

@@ -482,14 +482,18 @@ func (s *session) drop(p *pending) {
 	s.mu.Unlock()
 }
 
-// end finishes a call: it is forgotten and its stream released.
+// end finishes a call: it is forgotten and its stream closed.
 func (s *session) end(p *pending) {
 	s.drop(p)
 	if p.released.Swap(true) {
 		return
 	}
 	if p.fs != nil && p.fs.outbound {
-		p.fs.release()
+		// Close both ways: a subscription mistaken for a call stops sending
+		// (its writes fail) instead of filling the stream nobody reads.
+		p.fs.wmu.Lock()
+		_ = p.fs.s.Close()
+		p.fs.wmu.Unlock()
 	}
 }
 
