@@ -156,21 +156,13 @@ func Register[In, Out any](r *Registry, spec Spec, fn func(ctx context.Context, 
 	if err := deriveSchemas[In, Out](&spec); err != nil {
 		return err
 	}
-	return r.Register(spec, func(ctx context.Context, req *Request, raw json.RawMessage, send func(json.RawMessage) error) error {
-		var in In
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return Errorf(CodeInvalidInput, "input: %s", jsonReason(err))
-		}
+	return r.Register(spec, typed(func(ctx context.Context, req *Request, in In, send func(Out) error) error {
 		out, err := fn(ctx, req, in)
 		if err != nil {
 			return err
 		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			return fmt.Errorf("encode output: %w", err)
-		}
-		return send(b)
-	})
+		return send(out)
+	}))
 }
 
 // RegisterStream adds a subscription whose handler sends Go values. It
@@ -185,7 +177,13 @@ func RegisterStream[In, Out any](r *Registry, spec Spec, fn func(ctx context.Con
 	if err := deriveSchemas[In, Out](&spec); err != nil {
 		return err
 	}
-	return r.Register(spec, func(ctx context.Context, req *Request, raw json.RawMessage, send func(json.RawMessage) error) error {
+	return r.Register(spec, typed(fn))
+}
+
+// typed adapts a handler of Go values to a HandlerFunc: it decodes the
+// input into In and encodes each Out it sends.
+func typed[In, Out any](fn func(ctx context.Context, req *Request, in In, send func(Out) error) error) HandlerFunc {
+	return func(ctx context.Context, req *Request, raw json.RawMessage, send func(json.RawMessage) error) error {
 		var in In
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return Errorf(CodeInvalidInput, "input: %s", jsonReason(err))
@@ -197,7 +195,7 @@ func RegisterStream[In, Out any](r *Registry, spec Spec, fn func(ctx context.Con
 			}
 			return send(b)
 		})
-	})
+	}
 }
 
 func deriveSchemas[In, Out any](spec *Spec) error {
