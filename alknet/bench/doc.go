@@ -1,6 +1,6 @@
 // Package bench measures alknet against its performance goals.
 //
-// Three scenarios, each usable from testing.B and from the alknet-bench
+// Four scenarios, each usable from testing.B and from the alknet-bench
 // command (cmd/alknet-bench), which interleaves runs so that machine noise
 // hits every variant alike and reports medians and ratios:
 //
@@ -13,6 +13,10 @@
 //     TCP+TLS 1.3, both through core.Endpoint and core.Dialer.
 //   - Serve ([MeasureServe]): start-to-ready time and idle resident memory
 //     of the `alknet serve` binary.
+//   - Calls ([CompareCalls], [CompareSubscriptions]): request/response latency
+//     and throughput of alknet/call against gRPC and NATS request-reply,
+//     direct and routed through a head to a worker, and subscription
+//     event rates.
 //
 // Everything runs on loopback in one process (the serve scenario in a child
 // process), so client and server share the machine's cores: the numbers are

@@ -1,9 +1,11 @@
 // Command alknet-bench runs the alknet benchmarks (B1 stream throughput, B2
-// connection set-up, idle `alknet serve`) and prints a Markdown report of
+// connection set-up, idle `alknet serve`, call latency and throughput
+// against grpc-go and NATS) and prints a Markdown report of
 // medians and ratios to standard output; progress goes to standard error.
 //
 //	go run ./alknet/bench/cmd/alknet-bench [-bytes 256MiB] [-runs 5] [-duration 2s]
-//		[-only b1,b2,serve] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
+//		[-only b1,b2,serve,call] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
+//		[-call-duration 1s]
 //
 // Variants run interleaved, in an order rotating each round, so
 // that noise on a shared machine hits all of them alike; compare the ratios
@@ -29,19 +31,20 @@ import (
 
 func main() {
 	bytesFlag := flag.String("bytes", "256MiB", "B1: bytes per transfer in each direction, split across the streams (suffixes KiB, MiB, GiB)")
-	runs := flag.Int("runs", 5, "interleaved rounds of B1 and B2")
+	runs := flag.Int("runs", 5, "interleaved rounds of B1, B2 and call")
 	duration := flag.Duration("duration", 2*time.Second, "B2: length of each handshake run")
-	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve")
+	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call")
+	callDuration := flag.Duration("call-duration", time.Second, "call: length of each run")
 	alknet := flag.String("alknet", "", "serve: the alknet binary; empty builds ./alknet from the repository root")
 	transports := flag.String("transports", "router,bare,tcp,router-tcp", "B1: comma-separated transports to compare")
 	flag.Parse()
-	if err := run(*bytesFlag, *runs, *duration, *only, *alknet, *transports); err != nil {
+	if err := run(*bytesFlag, *runs, *duration, *callDuration, *only, *alknet, *transports); err != nil {
 		fmt.Fprintln(os.Stderr, "alknet-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bytesFlag string, runs int, duration time.Duration, only, alknet, transports string) error {
+func run(bytesFlag string, runs int, duration, callDuration time.Duration, only, alknet, transports string) error {
 	size, err := parseBytes(bytesFlag)
 	if err != nil {
 		return err
@@ -60,10 +63,10 @@ func run(bytesFlag string, runs int, duration time.Duration, only, alknet, trans
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "b1", "b2", "serve":
+		case "b1", "b2", "serve", "call":
 			want[s] = true
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve)", s)
+			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call)", s)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -99,6 +102,9 @@ func run(bytesFlag string, runs int, duration time.Duration, only, alknet, trans
 	}
 	if want["serve"] {
 		errs = append(errs, serve(ctx, w, alknet))
+	}
+	if want["call"] {
+		errs = append(errs, calls(ctx, w, runs, callDuration))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// The gRPC echo service is written by hand (no protoc): a service
+// description with one unary method, and a codec that carries messages as
+// JSON, forced on both sides so that nothing is registered globally.
+
+// grpcEchoMethod is the full name of the echo method.
+const grpcEchoMethod = "/alknet.bench.Echo/Echo"
+
+// jsonCodec encodes gRPC messages as JSON, like alknet's calls.
+type jsonCodec struct{}
+
+// Marshal implements encoding.Codec.
+func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal implements encoding.Codec.
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// Name implements encoding.Codec; it is the content-subtype on the wire.
+func (jsonCodec) Name() string { return "json" }
+
+// grpcEchoServer is the handler type of the echo service.
+type grpcEchoServer interface {
+	echo(ctx context.Context, in *Payload) (*Payload, error)
+}
+
+// grpcEcho answers its input, decoded and encoded again by the codec.
+type grpcEcho struct{}
+
+func (grpcEcho) echo(_ context.Context, in *Payload) (*Payload, error) { return in, nil }
+
+// echoServiceDesc describes the echo service as protoc-gen-go-grpc would.
+func echoServiceDesc() *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: "alknet.bench.Echo",
+		HandlerType: (*grpcEchoServer)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Echo",
+			// The server installs no interceptor, so the handler ignores it.
+			Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				in := new(Payload)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				return srv.(grpcEchoServer).echo(ctx, in)
+			},
+		}},
+		Metadata: "call_grpc.go",
+	}
+}
+
+// selfSigned returns a fresh ECDSA P-256 certificate for 127.0.0.1 and a
+// pool that trusts it.
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "alknet-bench"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+// grpcClient is a gRPC client connection and the server it calls.
+type grpcClient struct {
+	srv    *grpc.Server
+	conn   *grpc.ClientConn
+	served sync.WaitGroup
+}
+
+// startGRPC serves the echo service on 127.0.0.1 over TLS 1.3 and connects
+// a client to it.
+func startGRPC() (*grpcClient, error) {
+	cert, pool, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	g := &grpcClient{srv: grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}})),
+		grpc.ForceServerCodec(jsonCodec{}),
+	)}
+	g.srv.RegisterService(echoServiceDesc(), grpcEcho{})
+	g.served.Go(func() { _ = g.srv.Serve(ln) })
+	g.conn, err = grpc.NewClient(ln.Addr().String(),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{})),
+	)
+	if err != nil {
+		return nil, errors.Join(err, g.close())
+	}
+	// The client connects lazily: make the connection now, outside any
+	// timed run.
+	var out Payload
+	in := NewPayload()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.call(ctx, &in, &out); err != nil {
+		return nil, errors.Join(fmt.Errorf("first call: %w", err), g.close())
+	}
+	return g, nil
+}
+
+func (g *grpcClient) call(ctx context.Context, in, out *Payload) error {
+	return g.conn.Invoke(ctx, grpcEchoMethod, in, out)
+}
+
+// close closes the client connection, then stops the server.
+func (g *grpcClient) close() error {
+	var err error
+	if g.conn != nil {
+		err = g.conn.Close()
+	}
+	g.srv.Stop()
+	g.served.Wait()
+	return err
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/alkdev/alknet/alknet/bench"
+)
+
+// calls runs the call scenario: alknet against grpc-go and NATS, routed
+// against direct calls, and subscription throughput, each interleaved over
+// runs rounds of duration per run.
+func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) error {
+	progress := func(r bench.CallResult) {
+		fmt.Fprintf(os.Stderr, "call run %d %-10s x%-3d: %7.0f calls/s, p50 %v, p99 %v\n", r.Run, r.System, r.Concurrency, r.Rate(),
+			bench.Percentile(r.Latencies, 50).Round(time.Microsecond), bench.Percentile(r.Latencies, 99).Round(time.Microsecond))
+	}
+	rep, err := bench.CompareCalls(ctx, bench.CallConfig{Duration: duration, Runs: runs, Progress: progress})
+	printCalls(w, rep, err)
+	errs := []error{err}
+
+	rrep, err := bench.CompareCalls(ctx, bench.CallConfig{Systems: bench.RouteSystems(), Concurrency: []int{1, 16},
+		Duration: duration, Runs: runs, Progress: progress})
+	printRoute(w, rrep, err)
+	errs = append(errs, err)
+
+	// Subscriptions short enough that the call module's consumer buffer
+	// cannot overflow, then a few long ones, which mostly fail.
+	var sreps []*bench.SubscribeReport
+	for _, sc := range []struct{ events, max int }{{bench.DefaultSubscribeEvents, 0}, {longEvents, longPerRun}} {
+		srep, err := bench.CompareSubscriptions(ctx, bench.SubscribeConfig{Duration: duration, Runs: runs, Events: sc.events, Max: sc.max,
+			Progress: func(r bench.SubscribeResult) {
+				fmt.Fprintf(os.Stderr, "subscribe run %d %-10s x%d events: %8.0f events/s (%d of %d subscriptions failed)\n",
+					r.Run, r.System, sc.events, r.Rate(), r.Failed, r.Subscriptions)
+			}})
+		sreps = append(sreps, srep)
+		errs = append(errs, err)
+	}
+	printSubscriptions(w, sreps, errors.Join(errs[2:]...))
+	return errors.Join(errs...)
+}
+
+// callTable prints calls/s, p50 and p99 of every system at every
+// concurrency of rep.
+func callTable(w io.Writer, rep *bench.CallReport) {
+	fmt.Fprintf(w, "| system | callers | calls/s | p50 | p99 | calls |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, c := range rep.Config.Concurrency {
+		for _, sys := range rep.Config.Systems {
+			lat := rep.Latencies(sys, c)
+			r := rep.Rate(sys, c)
+			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %v | %v | %d |\n", sys, c, r.Median, r.Min, r.Max,
+				bench.Percentile(lat, 50).Round(time.Microsecond), bench.Percentile(lat, 99).Round(time.Microsecond), len(lat))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// callRatios prints, for each pair, the p50 and calls/s ratios at every
+// concurrency: the ratio of the pooled p50s or of the median rates, then
+// the median (min–max) of the per-round ratios.
+func callRatios(w io.Writer, rep *bench.CallReport, pairs []callPair) {
+	fmt.Fprintf(w, "| ratio | goal |")
+	for _, c := range rep.Config.Concurrency {
+		fmt.Fprintf(w, " %d caller(s) |", c)
+	}
+	fmt.Fprintf(w, "\n|---|---|")
+	for range rep.Config.Concurrency {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, p := range pairs {
+		fmt.Fprintf(w, "| %s / %s p50 | %s |", p.a, p.b, p.p50Goal)
+		for _, c := range rep.Config.Concurrency {
+			fmt.Fprintf(w, " %s; %s |", durRatio(bench.Percentile(rep.Latencies(p.a, c), 50), bench.Percentile(rep.Latencies(p.b, c), 50)),
+				statsRatio(rep.P50Ratio(p.a, p.b, c)))
+		}
+		fmt.Fprintf(w, "\n| %s / %s calls/s | %s |", p.a, p.b, p.rateGoal)
+		for _, c := range rep.Config.Concurrency {
+			fmt.Fprintf(w, " %s; %s |", ratio(rep.Rate(p.a, c), rep.Rate(p.b, c)), statsRatio(rep.RateRatio(p.a, p.b, c)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}
+
+// callPair is a ratio a / b and its goals, "" when it has none.
+type callPair struct {
+	a, b              bench.CallSystem
+	p50Goal, rateGoal string
+}
+
+func statsRatio(s bench.Stats) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.Median, s.Min, s.Max)
+}
+
+func printCalls(w io.Writer, rep *bench.CallReport, err error) {
+	cfg := rep.Config
+	fmt.Fprintf(w, "## Calls: alknet/call, grpc-go, NATS\n\n")
+	fmt.Fprintf(w, "Echo of a 64-byte JSON object, decoded and encoded again on both sides; N callers share one "+
+		"connection, each making calls one after the other; connections made before the clock starts. %v per run, "+
+		"%d interleaved rounds. calls/s: median of runs (min–max); latency pooled over the runs. "+
+		"alknet: core.Endpoint and core.Dialer, QUIC (a stream per call) or TCP+TLS (one stream); "+
+		"grpc: unary, TLS 1.3, JSON codec; nats: embedded nats-server, plain TCP.\n\n", cfg.Duration, cfg.Runs)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	callTable(w, rep)
+	fmt.Fprintf(w, "Ratios: of the pooled p50s or of the median rates; then the per-round ratios, median (min–max).\n\n")
+	callRatios(w, rep, []callPair{
+		{bench.AlknetQUIC, bench.GRPC, "≤ 1 at 16", "≥ 1 at 16"},
+		{bench.AlknetTCP, bench.GRPC, "", ""},
+		{bench.AlknetQUIC, bench.NATS, "", ""},
+		{bench.AlknetQUIC, bench.AlknetTCP, "", ""},
+	})
+}
+
+func printRoute(w io.Writer, rep *bench.CallReport, err error) {
+	cfg := rep.Config
+	fmt.Fprintf(w, "## Calls routed through a head\n\n")
+	fmt.Fprintf(w, "direct: the echo call to a worker node over QUIC; routed: to its head, whose operation calls the worker "+
+		"with CallPeer(Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.\n\n", cfg.Duration, cfg.Runs)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	callTable(w, rep)
+	callRatios(w, rep, []callPair{{bench.Routed, bench.Direct, "≤ 2", ""}})
+}
+
+// The second subscription comparison: a few subscriptions of longEvents
+// per run. Few, because a subscription ended early can leak a QUIC
+// stream's credit in the call module, and about a hundred such leaks leave
+// the connection unable to open a stream (see docs/benchmarks.md).
+const (
+	longEvents = 10000
+	longPerRun = 4
+)
+
+func printSubscriptions(w io.Writer, reps []*bench.SubscribeReport, err error) {
+	cfg := reps[0].Config
+	fmt.Fprintf(w, "## Subscriptions\n\n")
+	fmt.Fprintf(w, "A subscription sends N events (the 64-byte object, its id counting) as fast as the node can; the client decodes "+
+		"each one. Subscriptions run one after the other for %v per run; %d interleaved rounds. routed: streamed from the worker "+
+		"through the head with SubscribePeer. Events/s, median of runs (min–max), counting the events of failed subscriptions too. "+
+		"The %d-event rows run at most %d subscriptions per run.\n\n",
+		cfg.Duration, cfg.Runs, reps[len(reps)-1].Config.Events, reps[len(reps)-1].Config.Max)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	fmt.Fprintf(w, "| system | events per subscription | events/s | / %s | failed / started subscriptions | first failure |\n|---|---:|---:|---:|---:|---|\n", bench.AlknetQUIC)
+	for _, rep := range reps {
+		for _, sys := range rep.Config.Systems {
+			r := rep.Rate(sys)
+			failed, started, first := rep.Failures(sys)
+			msg := "–"
+			if first != nil {
+				msg = first.Error()
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %s | %d / %d | %s |\n", sys, rep.Config.Events, r.Median, r.Min, r.Max,
+				ratio(r, rep.Rate(bench.AlknetQUIC)), failed, started, msg)
+		}
+	}
+	fmt.Fprintln(w)
+}
