@@ -1,7 +1,35 @@
-// Package ssh will serve standard SSH-2 (OpenSSH-compatible) on the
-// alknet/ssh ALPN, one session per stream: public-key and certificate
-// authentication mapped to core identities, default-deny port forwarding,
-// opt-in exec and shell, and a subsystem hook the CLI wires to sftp.
+// Package ssh serves standard SSH-2 (OpenSSH-compatible) on the alknet/ssh
+// ALPN: every stream of a connection carries one SSH connection, so stock
+// clients reach a node through a stdio bridge,
 //
-// The module is filled by its own issue; until then it holds no code.
+//	ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh %h:%p' user@host
+//
+// and [Server.ServeConn] and [Server.ServeListener] serve the same on plain
+// TCP for a listener the CLI may run.
+//
+// The host key is the node key. Clients log in with a public key that the
+// [core.IdentityProvider] resolves (an ssh-ed25519 key is the NodeID of its
+// bytes), or with an OpenSSH user certificate from a trusted
+// [CertAuthority]; there is no password or keyboard-interactive login. The
+// identity must hold [ScopeConnect].
+//
+// Everything past login is denied unless configuration and scopes allow it:
+//   - direct-tcpip (ssh -L, -D, -W): [ScopeForward] and the ordered
+//     forwarding [Rule]s of the [Policy]; host names are resolved first and
+//     every address is checked; the target is dialled before the channel is
+//     confirmed. The host name [CallTarget] reaches the node's call protocol
+//     through [Config.CallChannel].
+//   - tcpip-forward (ssh -R): [ScopeRemoteForward] and the bind rules
+//     (loopback only by default).
+//   - Unix sockets (streamlocal): only paths the policy lists.
+//   - session exec, shell and PTY: [ScopeShell] and [Config.Exec]; env only
+//     from an allow-list; subsystems from [Config.Subsystems] (the CLI wires
+//     "sftp"; this module does not import sftp). Agent and X11 forwarding
+//     are refused.
+//
+// Identity found during authentication travels in the connection's
+// Permissions (ExtraData), so only the key that really signed counts. Every
+// authentication outcome is one core.LogAuth line; forwarding destinations
+// are never logged. A reload that revokes an identity closes its
+// connections.
 package ssh

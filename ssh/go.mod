@@ -1,3 +1,19 @@
 module github.com/alkdev/alknet/ssh
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/creack/pty v1.1.24
+	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0
+)
+
+require (
+	github.com/quic-go/quic-go v0.65.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)
+
+replace github.com/alkdev/alknet/core => ../core
