@@ -1,3 +1,20 @@
 module github.com/alkdev/alknet/sftp
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/pkg/sftp v1.13.12
+	github.com/quic-go/quic-go v0.65.0
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/kr/fs v0.1.0 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)
+
+replace github.com/alkdev/alknet/core => ../core

@@ -1,0 +1,239 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+
+	pkgsftp "github.com/pkg/sftp"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Server serves SFTP sessions, each confined to its identity's root. It is
+// a [core.Handler] for [ALPN] and serves single streams for the ssh
+// module's "sftp" subsystem ([Server.ServeStream]). Create it with [New];
+// it is safe for concurrent use and holds no resources between sessions.
+type Server struct {
+	cfg Config
+}
+
+var _ core.Handler = (*Server)(nil)
+
+// New checks cfg and returns a Server. It touches no file: roots are
+// created when the first session needs them. Every problem in cfg is
+// reported at once, each naming its field.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg}, nil
+}
+
+// ALPNs implements [core.Handler]: it returns [ALPN].
+func (s *Server) ALPNs() []string { return []string{ALPN} }
+
+// Serve implements [core.Handler]. Each stream the peer opens is one SFTP
+// session; sessions run concurrently until the peer ends them or the
+// connection ends.
+//
+// The peer's identity (conn.Peer().Identity) must pass [Config.Access] and
+// hold [ScopeRead] or [ScopeWrite], and must have a root: an entry in
+// [Config.Roots], or an ID valid as a directory name under [Config.Root].
+// Otherwise the refusal is logged with [core.LogAuth] and the connection is
+// closed with [core.CodeForbidden] before any stream is read.
+//
+// When ctx ends Serve takes no new streams, closes the sessions that hold
+// no open file or directory (their clients read end of stream), lets the
+// others finish until the connection ends, and returns once every session
+// has ended. It returns an error only for a local failure (the root cannot
+// be created), which core logs before closing the connection.
+func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
+	p := conn.Peer()
+	id := p.Identity
+	root, err := s.admit(id)
+	if err != nil {
+		if !refused(err) {
+			return fmt.Errorf("sftp: root of %q: %w", id.ID, err)
+		}
+		core.LogAuth(s.cfg.Logger, core.AuthReject, ALPN, p, id)
+		conn.Logger().Debug("sftp refused", "reason", err.Error())
+		_ = conn.CloseWithError(core.CodeForbidden, "forbidden")
+		return nil
+	}
+	defer root.Close()
+	logger := conn.Logger().With("id", id.ID)
+	var wg sync.WaitGroup
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.session(ctx, conn.Context(), st, root, id, logger); err != nil {
+				logger.Debug("sftp session failed", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// ServeStream serves one SFTP session on rw for id: the ssh module's
+// "sftp" subsystem hook, or any other byte stream. It blocks until the
+// client ends the session (nil), rw fails, the client breaks the protocol,
+// or ctx ends (see [Server.Serve] for how a session drains).
+//
+// ServeStream owns rw: it always closes it before returning, refused or
+// not, and the caller must not use rw afterwards. A caller that wants to
+// send something when the session ends (an ssh channel's exit-status)
+// passes a wrapper whose Close does that first; OpenSSH's sftp client does
+// not need one.
+//
+// id is the authenticated identity; nil is refused. A refusal returns an
+// error matching [core.ErrUnauthenticated] or [core.ErrForbidden] and is
+// logged at Warn (the ssh module writes the auth line itself). Errors are
+// prefixed "sftp:".
+func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, id *core.Identity) error {
+	root, err := s.admit(id)
+	if err != nil {
+		_ = rw.Close()
+		if !refused(err) {
+			return fmt.Errorf("sftp: root of %q: %w", id.ID, err)
+		}
+		s.cfg.Logger.Warn("sftp session refused", "id", id.String(), "reason", err.Error())
+		return fmt.Errorf("sftp: %w", err)
+	}
+	defer root.Close()
+	if err := s.session(ctx, nil, rw, root, id, s.cfg.Logger.With("id", id.ID)); err != nil {
+		return fmt.Errorf("sftp: session: %w", err)
+	}
+	return nil
+}
+
+// admit checks that id may open sessions and opens its root. Refusals wrap
+// core.ErrUnauthenticated or core.ErrForbidden; other errors are local
+// failures.
+func (s *Server) admit(id *core.Identity) (*os.Root, error) {
+	if id == nil {
+		return nil, core.ErrUnauthenticated
+	}
+	if err := s.cfg.Access.Check(id); err != nil {
+		return nil, err
+	}
+	if !id.HasScope(ScopeRead) && !id.HasScope(ScopeWrite) {
+		return nil, fmt.Errorf("%w: needs scope %s or %s", core.ErrForbidden, ScopeRead, ScopeWrite)
+	}
+	return s.openRoot(id)
+}
+
+// refused reports whether an admit error is a refusal.
+func refused(err error) bool {
+	return errors.Is(err, core.ErrUnauthenticated) || errors.Is(err, core.ErrForbidden)
+}
+
+// openRoot opens id's root, creating it (mode 0700) if needed.
+func (s *Server) openRoot(id *core.Identity) (*os.Root, error) {
+	if dir, ok := s.cfg.Roots[id.ID]; ok {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		return os.OpenRoot(dir)
+	}
+	if s.cfg.Root == "" {
+		return nil, fmt.Errorf("%w: identity %q has no root (not in Roots, and no Root is set)", core.ErrForbidden, id.ID)
+	}
+	if !validID(id.ID) {
+		return nil, fmt.Errorf("%w: identity id %q cannot name a directory; give it an entry in Roots", core.ErrForbidden, id.ID)
+	}
+	if err := os.MkdirAll(s.cfg.Root, 0o700); err != nil {
+		return nil, err
+	}
+	base, err := os.OpenRoot(s.cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	if err := base.Mkdir(id.ID, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return base.OpenRoot(id.ID)
+}
+
+// errPanic marks a session that ended in a recovered panic.
+var errPanic = errors.New("internal error")
+
+// session serves one SFTP session on rw and closes rw before returning. It
+// returns nil when the client ended the session cleanly or when ctx ended
+// it. When connDone (optional) ends, the session is closed at once: the
+// connection under rw is gone.
+func (s *Server) session(ctx, connDone context.Context, rw io.ReadWriteCloser, root *os.Root, id *core.Identity, logger *slog.Logger) error {
+	sess := newSession(root, id, s.cfg.MaxHandles, logger)
+	ts := newTrackedStream(rw)
+	rs := pkgsftp.NewRequestServer(ts, sess.handlers())
+	// rs.Close closes rw under the lock pkg/sftp writes under, so it never
+	// races a response being sent.
+	stop := context.AfterFunc(ctx, func() {
+		if sess.drain() {
+			_ = rs.Close()
+		}
+	})
+	defer stop()
+	if connDone != nil {
+		stopConn := context.AfterFunc(connDone, func() { _ = rs.Close() })
+		defer stopConn()
+	}
+	logger.Debug("sftp session started")
+	err := serve(rs, logger)
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		_ = rs.Close()
+		logger.Debug("sftp session ended")
+		return nil
+	case errors.Is(err, io.ErrUnexpectedEOF) && ts.readFailed(io.EOF):
+		// The client ended its side with files still open or in the
+		// middle of a packet; open uploads were discarded.
+		_ = rs.Close()
+		logger.Debug("sftp session ended by the client mid-request")
+		return fmt.Errorf("client ended the session with a request unfinished: %w", err)
+	case ts.readFailed(err):
+		// The stream failed or was closed: the connection ended, or ctx
+		// ended and the session was drained.
+		_ = rs.Close()
+		if ctx.Err() != nil {
+			logger.Debug("sftp session closed for shutdown")
+			return nil
+		}
+		return err
+	case errors.Is(err, errPanic):
+		ts.abort(core.CodeInternal)
+		_ = rs.Close()
+		return err
+	default:
+		// A packet pkg/sftp could not decode; it has closed rw already.
+		logger.Warn("sftp bad packet from peer", "err", err)
+		ts.abort(core.CodeProtocol)
+		_ = rs.Close()
+		return err
+	}
+}
+
+// serve runs rs, turning a panic in the packet decoder into an error.
+func serve(rs *pkgsftp.RequestServer, logger *slog.Logger) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			logger.Error("sftp session panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", errPanic, v)
+		}
+	}()
+	return rs.Serve()
+}
