@@ -97,7 +97,7 @@ var configCommand = &cli.Command{
 				}
 				path = configPath(c, dir)
 			}
-			var f config.Core
+			var f fileConfig
 			if err := config.Load(path, &f); err != nil {
 				return err
 			}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -34,20 +33,6 @@ var serveCommand = &cli.Command{
 		},
 	),
 	Action: serve,
-}
-
-// loadConfig reads the config file; a missing file means the embedded
-// defaults (an empty config).
-func loadConfig(path string) (*config.Core, error) {
-	var f config.Core
-	err := config.Load(path, &f)
-	if errors.Is(err, os.ErrNotExist) {
-		return &f, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &f, nil
 }
 
 func serve(c *cli.Context) error {
@@ -77,7 +62,16 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	n := &node{logger: logger, id: nodeID(key), identities: identities, calls: call.NewRegistry(), peers: call.NewPeers(call.First, logger)}
+	n := &node{
+		logger:     logger,
+		key:        key,
+		id:         nodeID(key),
+		dataDir:    dir,
+		cfg:        cfg,
+		identities: identities,
+		calls:      call.NewRegistry(),
+		peers:      call.NewPeers(call.First, logger),
+	}
 	hs, err := handlers(n, svcs)
 	if err != nil {
 		return err
@@ -128,9 +122,10 @@ func serve(c *cli.Context) error {
 				return fmt.Errorf("%s: %w", cfgPath, err)
 			}
 			if staticChanged(cfg, next) {
-				logger.Warn("config: static settings ([node], [limits], [tls], [services]) changed; restart to apply them", "file", cfgPath)
+				logger.Warn("config: static settings changed; restart to apply them", "file", cfgPath)
 			}
 			identities.Store(d)
+			n.reload(next)
 			ep.Revalidate()
 			return nil
 		},
@@ -148,8 +143,18 @@ func serve(c *cli.Context) error {
 		close(joinDone)
 	}
 
+	var tasks sync.WaitGroup
+	for _, task := range n.tasks {
+		tasks.Go(func() {
+			if err := task(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("service task stopped", "err", err)
+			}
+		})
+	}
+
 	err = ep.Serve(ctx)
 	stop()
+	tasks.Wait()
 	<-joinDone
 	if rerr := <-reloadDone; rerr != nil {
 		logger.Error("config watcher failed", "err", rerr)
@@ -159,13 +164,6 @@ func serve(c *cli.Context) error {
 		return nil
 	}
 	return err
-}
-
-// staticChanged reports whether a reload changed settings that only a
-// restart applies.
-func staticChanged(old, next *config.Core) bool {
-	return !reflect.DeepEqual(old.Node, next.Node) || !reflect.DeepEqual(old.Limits, next.Limits) ||
-		!reflect.DeepEqual(old.TLS, next.TLS) || !reflect.DeepEqual(old.Services, next.Services)
 }
 
 // webCert builds the web certificate the [tls] section asks for, if any.

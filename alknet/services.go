@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -9,16 +11,43 @@ import (
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/perf"
+	"github.com/alkdev/alknet/sftp"
+	"github.com/alkdev/alknet/ssh"
 )
 
 // node is what the services of a running node share.
 type node struct {
 	logger     *slog.Logger
+	key        ed25519.PrivateKey
 	id         core.NodeID
-	identities core.IdentityProvider
+	dataDir    string
+	cfg        *fileConfig // as loaded at start; see onReload for changes
+	identities *core.LiveDirectory
 	calls      *call.Registry // operations served on alknet/call
 	peers      *call.Peers    // workers attached to this node as head
+
+	// Set by the services that provide them, for the ones built after.
+	callHandler core.Handler // the alknet/call handler
+	sftp        *sftp.Server // the SFTP server, for the ssh subsystem
+
+	reloads []func(*fileConfig)
+	tasks   []func(context.Context) error
 }
+
+// onReload registers f to receive every new config that passed validation,
+// for the settings a service applies without a restart.
+func (n *node) onReload(f func(*fileConfig)) { n.reloads = append(n.reloads, f) }
+
+// reload hands next to every onReload hook.
+func (n *node) reload(next *fileConfig) {
+	for _, f := range n.reloads {
+		f(next)
+	}
+}
+
+// background registers a task that runs beside the endpoint (a second
+// listener, say) until its context ends.
+func (n *node) background(task func(context.Context) error) { n.tasks = append(n.tasks, task) }
 
 // service is one protocol a node can run.
 type service struct {
@@ -40,8 +69,14 @@ func services() []service {
 			if err := registerSysOps(n.calls, n.id); err != nil {
 				return nil, err
 			}
-			return call.NewHandler(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
+			h, err := call.NewHandler(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
+			if err == nil {
+				n.callHandler = h
+			}
+			return h, err
 		}},
+		{"sftp", []string{sftp.ALPN}, buildSFTP},
+		{"ssh", []string{ssh.ALPN}, buildSSH}, // after call and sftp, which it reaches
 		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (core.Handler, error) {
 			return perf.New(perf.Config{Logger: n.logger}), nil
 		}},

@@ -194,27 +194,6 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestExampleFile(t *testing.T) {
-	const path = "../../docs/alknet.example.toml"
-	var c Core
-	if err := Load(path, &c); err != nil {
-		t.Fatal(err)
-	}
-	d, err := c.Directory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(d.Peers()) == 0 || len(d.Tokens()) == 0 {
-		t.Errorf("example has %d peers and %d tokens, want some of each", len(d.Peers()), len(d.Tokens()))
-	}
-	if c.EndpointLimits() != core.DefaultLimits {
-		t.Errorf("example limits %+v differ from core.DefaultLimits %+v", c.EndpointLimits(), core.DefaultLimits)
-	}
-	if c.Node.ListenAddr() != DefaultListen {
-		t.Errorf("example listen %q, want the default %q", c.Node.ListenAddr(), DefaultListen)
-	}
-}
-
 func TestLoadMissing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope.toml")
 	err := Load(path, &Core{})

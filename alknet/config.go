@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"reflect"
+
+	"github.com/alkdev/alknet/core/config"
+)
+
+// fileConfig is the whole alknet.toml: core's sections at the top level,
+// then one section per service. Each service's section type lives beside
+// its service (ssh.go, sftp.go, …); docs/config.md describes them all.
+type fileConfig struct {
+	config.Core
+	// SSH is the [ssh] section.
+	SSH sshConfig `toml:"ssh"`
+	// SFTP is the [sftp] section.
+	SFTP sftpConfig `toml:"sftp"`
+}
+
+// Validate checks core's sections and every service's, reporting every
+// problem at once.
+func (f *fileConfig) Validate() error {
+	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate())
+}
+
+// loadConfig reads the config file; a missing file means the embedded
+// defaults (an empty config).
+func loadConfig(path string) (*fileConfig, error) {
+	var f fileConfig
+	err := config.Load(path, &f)
+	if errors.Is(err, os.ErrNotExist) {
+		return &f, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// staticChanged reports whether a reload changed settings that only a
+// restart applies: everything but the peers, the tokens and each service's
+// dynamic part.
+func staticChanged(old, next *fileConfig) bool {
+	return !reflect.DeepEqual(static(old), static(next))
+}
+
+// static returns a copy of f without its hot-reloaded settings.
+func static(f *fileConfig) fileConfig {
+	s := *f
+	s.Peers, s.Tokens = nil, nil
+	s.SSH.Policy = sshPolicyConfig{}
+	return s
+}

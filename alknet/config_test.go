@@ -1,0 +1,88 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/ssh"
+)
+
+// TestExampleFile checks that docs/alknet.example.toml, which shows every
+// key, is a valid config whose values are the documented defaults where it
+// says so.
+func TestExampleFile(t *testing.T) {
+	f, err := loadConfig("../docs/alknet.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.Directory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Peers()) == 0 || len(d.Tokens()) == 0 {
+		t.Errorf("example has %d peers and %d tokens, want some of each", len(d.Peers()), len(d.Tokens()))
+	}
+	if f.EndpointLimits() != core.DefaultLimits {
+		t.Errorf("example limits %+v differ from core.DefaultLimits %+v", f.EndpointLimits(), core.DefaultLimits)
+	}
+	if f.Node.ListenAddr() != config.DefaultListen {
+		t.Errorf("example listen %q, want the default %q", f.Node.ListenAddr(), config.DefaultListen)
+	}
+	pol := f.SSH.Policy.policy()
+	if len(pol.Forward) == 0 || pol.Forward[0].Action != ssh.Deny || len(pol.CertAuthorities) != 1 {
+		t.Errorf("example ssh policy parsed as %+v", pol)
+	}
+	if f.SFTP.MaxHandles != 256 || f.SFTP.Roots["backup-bot"] != "/srv/backups" {
+		t.Errorf("example sftp section parsed as %+v", f.SFTP)
+	}
+}
+
+// TestServiceSectionErrors checks that bad service sections are refused with
+// the file, line or field named.
+func TestServiceSectionErrors(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"[ssh.policy]\nforward = [\"permit *\"]\n", `x.toml:2:`},
+		{"[ssh.policy]\nforward = [\"allow 10.0.0.0/33\"]\n", `x.toml:2:`},
+		{"[[ssh.policy.cert_authorities]]\nname = \"a\"\nkey = \"nonsense\"\n", `x.toml:3:`},
+		{"[[ssh.policy.cert_authorities]]\nname = \"a\"\n", `no key`},
+		{"[ssh.policy]\nenv = [\"A=B\"]\n", `env "A=B"`},
+		{"[ssh]\ntcp_listen = \"nope\"\n", `ssh.tcp_listen`},
+		{"[ssh]\nmax_channels = -1\n", `ssh.max_channels`},
+		{"[ssh]\nbogus = 1\n", `x.toml:2:1: ssh.bogus`},
+		{"[sftp]\nroot = \"relative\"\n", `sftp.root`},
+		{"[sftp.roots]\nbob = \"rel\"\n", `sftp.roots.bob`},
+	} {
+		var f fileConfig
+		err := config.Decode("x.toml", []byte(tc.text), &f)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error containing %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// TestStaticChanged checks which changes need a restart.
+func TestStaticChanged(t *testing.T) {
+	base := func() *fileConfig {
+		f := &fileConfig{}
+		f.SSH.Exec = true
+		return f
+	}
+	dyn := base()
+	dyn.Peers = []config.Peer{{ID: "a"}}
+	dyn.SSH.Policy.Env = []string{"LANG"}
+	if staticChanged(base(), dyn) {
+		t.Error("peers and the ssh policy are dynamic, but a change was called static")
+	}
+	st := base()
+	st.SSH.Shell = "/bin/bash"
+	if !staticChanged(base(), st) {
+		t.Error("[ssh] shell is static, but its change was not noticed")
+	}
+	st = base()
+	st.SFTP.MaxHandles = 3
+	if !staticChanged(base(), st) {
+		t.Error("[sftp] is static, but its change was not noticed")
+	}
+}

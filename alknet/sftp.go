@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/sftp"
+)
+
+// sftpConfig is the [sftp] section. Static: a change needs a restart.
+type sftpConfig struct {
+	// Root is the base of the per-identity directories (<root>/<id>).
+	// Default "<data-dir>/sftp".
+	Root string `toml:"root"`
+	// Roots gives identities their own directory instead, by identity id.
+	Roots map[string]string `toml:"roots"`
+	// MaxHandles bounds the open files and directories of one session.
+	// Default 256.
+	MaxHandles int `toml:"max_handles"`
+	// AllScopes are scopes every session needs, all of them. Default none.
+	AllScopes []string `toml:"all_scopes"`
+	// AnyScopes, when set, need at least one of them. Default none.
+	AnyScopes []string `toml:"any_scopes"`
+}
+
+// validate reports every problem of the section.
+func (c *sftpConfig) validate() error {
+	var errs []error
+	if c.Root != "" && !filepath.IsAbs(c.Root) {
+		errs = append(errs, fmt.Errorf("sftp.root: %q is not an absolute path", c.Root))
+	}
+	for id, dir := range c.Roots {
+		if !filepath.IsAbs(dir) {
+			errs = append(errs, fmt.Errorf("sftp.roots.%s: %q is not an absolute path", id, dir))
+		}
+	}
+	if c.MaxHandles < 0 {
+		errs = append(errs, fmt.Errorf("sftp.max_handles: %d is negative", c.MaxHandles))
+	}
+	return errors.Join(errs...)
+}
+
+// buildSFTP makes the SFTP server, which serves alknet/sftp and, through
+// n.sftp, the ssh service's sftp subsystem.
+func buildSFTP(n *node, _ []string) (core.Handler, error) {
+	c := n.cfg.SFTP
+	root := c.Root
+	if root == "" {
+		var err error
+		if root, err = filepath.Abs(filepath.Join(n.dataDir, "sftp")); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := sftp.New(sftp.Config{
+		Root:       root,
+		Roots:      c.Roots,
+		Access:     core.AccessControl{AllScopes: c.AllScopes, AnyScopes: c.AnyScopes},
+		MaxHandles: c.MaxHandles,
+		Logger:     n.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.sftp = srv
+	return srv, nil
+}
