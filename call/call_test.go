@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
@@ -374,5 +375,57 @@ func TestSingleStreamNoHeadOfLine(t *testing.T) {
 	}
 	if err := <-slow; err != nil {
 		t.Errorf("slow call: %v", err)
+	}
+}
+
+// TestAbandonedCallsReturnStreams checks that calls ended early (a
+// subscription left after one event, a subscription called like a query)
+// give their QUIC streams back: far more of them than the connection's
+// stream limit (100) run one after another, and the connection still works.
+func TestAbandonedCallsReturnStreams(t *testing.T) {
+	n := startNode(t, nil, nil, nil)
+	c := dial(t, n, core.NetworkQUIC, nil, "")
+	cx := ctx(t)
+	endless := countIn{N: 1 << 30}
+	const rounds = 150
+	for i := range rounds {
+		for _, err := range c.Subscribe(cx, "test/count", endless) {
+			if err != nil {
+				t.Fatalf("subscription %d: %v", i, err)
+			}
+			break
+		}
+		var first int
+		if err := c.Call(cx, "test/count", endless, &first); err != nil {
+			t.Fatalf("subscription called as a query, %d: %v", i, err)
+		}
+	}
+	var out map[string]any
+	if err := c.Call(cx, "test/echo", echoIn{Msg: "still here"}, &out); err != nil || out["msg"] != "still here" {
+		t.Fatalf("after %d abandoned calls: %v %v", 2*rounds, out, err)
+	}
+}
+
+// TestSlowSubscriberGetsBackpressure checks that on QUIC a consumer slower
+// than the handler loses nothing: the handler waits for it.
+func TestSlowSubscriberGetsBackpressure(t *testing.T) {
+	n := startNode(t, nil, nil, nil)
+	c := dial(t, n, core.NetworkQUIC, nil, "")
+	const total = 5000 // far beyond the 256 buffered events
+	got := 0
+	for out, err := range c.Subscribe(ctx(t), "test/count", countIn{N: total}) {
+		if err != nil {
+			t.Fatalf("after %d events: %v", got, err)
+		}
+		if got == 0 {
+			time.Sleep(300 * time.Millisecond) // let the handler run ahead
+		}
+		if string(out) != strconv.Itoa(got) {
+			t.Fatalf("event %d is %s", got, out)
+		}
+		got++
+	}
+	if got != total {
+		t.Fatalf("got %d events, want %d", got, total)
 	}
 }

@@ -324,9 +324,7 @@ func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMes
 				return
 			}
 			if !yield(r.Output, nil) {
-				s.drop(p)
-				s.sendAbort(p)
-				return
+				return // end aborts it
 			}
 		case TypeCompleted:
 			return

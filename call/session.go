@@ -256,8 +256,9 @@ func (s *session) route(fs *frameStream, env Envelope) {
 			inf.abort()
 		}
 		if p != nil {
-			// The peer abandoned our call.
+			// The peer abandoned our call: no abort goes back.
 			s.drop(p)
+			p.aborted.Store(true)
 			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
 		}
 	default:
@@ -267,11 +268,19 @@ func (s *session) route(fs *frameStream, env Envelope) {
 		if p == nil {
 			return // a late answer to a call we gave up: nothing to do
 		}
-		if !p.deliver(env) {
-			s.drop(p)
-			s.sendAbort(p)
-			p.fail(Errorf(CodeInternal, "subscription consumer too slow; %d events buffered", pendingBuffer))
+		if fs.shared {
+			// One stream carries every call: a slow consumer must not
+			// stall the others, so it is dropped once its buffer is full.
+			if !p.offer(env) {
+				s.drop(p)
+				s.sendAbort(p)
+				p.fail(Errorf(CodeInternal, "subscription consumer too slow; %d events buffered", pendingBuffer))
+			}
+			return
 		}
+		// The call's own stream: wait for the consumer, so that a slow one
+		// holds the stream's flow control and the peer's sending waits.
+		p.wait(env)
 	}
 }
 
@@ -340,51 +349,58 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 	}()
 }
 
-// pendingBuffer is how many events a call buffers for a slow consumer
-// before it is dropped.
+// pendingBuffer is how many events a call buffers before its stream stops
+// being read (QUIC) or, on a single-stream connection, before the call is
+// dropped as too slow.
 const pendingBuffer = 256
 
-// pending is a call this side made, waiting for its answers.
+// pending is a call this side made, waiting for its answers. The stream's
+// reader delivers events; the caller's goroutine consumes them (next) and
+// ends the call (end).
 type pending struct {
 	id     string
 	fs     *frameStream
-	events chan Envelope
+	events chan Envelope // never closed: see stop
 
-	mu       sync.Mutex
-	err      *Error // why the call ended, if not by its own events
-	finished bool
+	stopOnce sync.Once
+	stop     chan struct{} // closed when the call is over for this side
+	err      *Error        // why, when it failed; written before stop closes
+
+	complete bool        // the consumer saw a terminal event (its goroutine only)
+	aborted  atomic.Bool // an abort was sent, or came from the peer
 	released atomic.Bool
 }
 
-// deliver queues an event; false means the consumer fell too far behind.
-func (p *pending) deliver(env Envelope) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.finished {
-		return true
-	}
+func newPending() *pending {
+	return &pending{id: newID(), events: make(chan Envelope, pendingBuffer), stop: make(chan struct{})}
+}
+
+// offer queues an event without waiting; false means the buffer is full.
+func (p *pending) offer(env Envelope) bool {
 	select {
 	case p.events <- env:
-		if env.Type != TypeResponded {
-			p.finished = true
-			close(p.events)
-		}
 		return true
+	case <-p.stop:
+		return true // nobody listens any more: nothing to keep
 	default:
 		return false
 	}
 }
 
+// wait queues an event, waiting for room until the call is over.
+func (p *pending) wait(env Envelope) {
+	select {
+	case p.events <- env:
+	case <-p.stop:
+	}
+}
+
 // fail ends the call with e, unless it already ended.
 func (p *pending) fail(e *Error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.finished {
-		return
-	}
-	p.finished = true
-	p.err = e
-	close(p.events)
+	p.stopOnce.Do(func() {
+		p.err = e
+		close(p.stop)
+	})
 }
 
 // newID returns a random UUID v4.
@@ -398,7 +414,7 @@ func newID() string {
 
 // start sends a call.requested and returns the pending call.
 func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
-	p := &pending{id: newID(), events: make(chan Envelope, pendingBuffer)}
+	p := newPending()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -440,29 +456,36 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	return p, nil
 }
 
-// next returns the call's next event. It returns io.EOF after the terminal
-// event was consumed, and an *Error if the call failed otherwise; if ctx
-// ends first the call is aborted.
+// next returns the call's next event, or an *Error if the call failed; if
+// ctx ends first the call fails with ctx's error (and end aborts it). The
+// caller stops calling next after a terminal event.
 func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
 	select {
-	case env, ok := <-p.events:
-		if ok {
-			return env, nil
+	case env := <-p.events:
+		return p.consumed(env), nil
+	case <-p.stop:
+		// Events queued before the end still count.
+		select {
+		case env := <-p.events:
+			return p.consumed(env), nil
+		default:
 		}
-		p.mu.Lock()
-		err := p.err
-		p.mu.Unlock()
-		if err != nil {
-			return Envelope{}, err
+		if p.err != nil {
+			return Envelope{}, p.err
 		}
 		return Envelope{}, io.EOF
 	case <-ctx.Done():
-		s.drop(p)
-		s.sendAbort(p)
 		p.fail(ctxError(ctx))
-		s.end(p)
-		return Envelope{}, ctxError(ctx)
+		return Envelope{}, p.err
 	}
+}
+
+// consumed notes a terminal event as it reaches the consumer.
+func (p *pending) consumed(env Envelope) Envelope {
+	if env.Type != TypeResponded {
+		p.complete = true
+	}
+	return env
 }
 
 // ctxError maps a context's end to a call error.
@@ -482,23 +505,29 @@ func (s *session) drop(p *pending) {
 	s.mu.Unlock()
 }
 
-// end finishes a call: it is forgotten and its stream closed.
+// end finishes a call: it is forgotten, aborted on the peer unless it ran
+// to its end, and this side's use of its stream ends. The stream closes
+// once the peer has finished sending too, so no STOP_SENDING is needed and
+// QUIC hands the stream's credit back at once.
 func (s *session) end(p *pending) {
 	s.drop(p)
+	p.fail(nil)
 	if p.released.Swap(true) {
 		return
 	}
-	if p.fs != nil && p.fs.outbound {
-		// Close both ways: a subscription mistaken for a call stops sending
-		// (its writes fail) instead of filling the stream nobody reads.
-		p.fs.wmu.Lock()
-		_ = p.fs.s.Close()
-		p.fs.wmu.Unlock()
+	if !p.complete && p.fs != nil {
+		s.sendAbort(p)
+	}
+	if p.fs != nil {
+		p.fs.release()
 	}
 }
 
-// sendAbort tells the peer to stop serving p.
+// sendAbort tells the peer to stop serving p, once.
 func (s *session) sendAbort(p *pending) {
+	if p.aborted.Swap(true) {
+		return
+	}
 	if frame, err := EncodeEnvelope(TypeAborted, p.id, emptyPayload); err == nil {
 		_ = p.fs.write(frame)
 	}
