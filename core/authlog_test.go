@@ -20,12 +20,20 @@ func TestAuthLineMatchesFail2banFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^failregex = (.*)$`).FindSubmatch(conf)
+	// failregex and its indented continuation lines, one regex each.
+	m := regexp.MustCompile(`(?m)^failregex = (.*\n(?:[ \t]+\S.*\n)*)`).FindSubmatch(conf)
 	if m == nil {
 		t.Fatal("no failregex in the filter")
 	}
-	// fail2ban's <HOST> matches an address; \b and \S are the same in Go.
-	re := regexp.MustCompile(strings.Replace(string(m[1]), "<HOST>", `(?P<host>[0-9a-fA-F.:]+)`, 1))
+	var res []*regexp.Regexp
+	for _, line := range strings.Split(strings.TrimSpace(string(m[1])), "\n") {
+		// fail2ban's <HOST> matches an address; \b and \S are the same in Go.
+		res = append(res, regexp.MustCompile(strings.Replace(strings.TrimSpace(line), "<HOST>", `(?P<host>[0-9a-fA-F.:]+)`, 1)))
+	}
+	handlers := map[string]func(*bytes.Buffer) slog.Handler{
+		"text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		"json": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	}
 
 	node, _ := core.ParseNodeID("ra8qwatp8yokz6aammntquugwzr947zosqzhgs8adhmkoqb11e4y")
 	for _, tc := range []struct {
@@ -40,17 +48,24 @@ func TestAuthLineMatchesFail2banFilter(t *testing.T) {
 		{"reject known identity", core.AuthReject, core.Peer{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("198.51.100.1")}}, &core.Identity{ID: "laptop"}, "198.51.100.1"},
 		{"accept is not banned", core.AuthAccept, core.Peer{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("203.0.113.5")}}, nil, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			core.LogAuth(slog.New(slog.NewTextHandler(&buf, nil)), tc.result, "alknet/ssh", tc.peer, tc.id)
-			line := strings.TrimRight(buf.String(), "\n")
-			m := re.FindStringSubmatch(line)
-			switch {
-			case tc.want == "" && m != nil:
-				t.Errorf("filter matched %q", line)
-			case tc.want != "" && (m == nil || m[1] != tc.want):
-				t.Errorf("filter on %q gave %v, want host %s", line, m, tc.want)
-			}
-		})
+		for format, handler := range handlers {
+			t.Run(tc.name+" "+format, func(t *testing.T) {
+				var buf bytes.Buffer
+				core.LogAuth(slog.New(handler(&buf)), tc.result, "alknet/ssh", tc.peer, tc.id)
+				line := strings.TrimRight(buf.String(), "\n")
+				var m []string
+				for _, re := range res {
+					if m = re.FindStringSubmatch(line); m != nil {
+						break
+					}
+				}
+				switch {
+				case tc.want == "" && m != nil:
+					t.Errorf("filter matched %q", line)
+				case tc.want != "" && (m == nil || m[1] != tc.want):
+					t.Errorf("filter on %q gave %v, want host %s", line, m, tc.want)
+				}
+			})
+		}
 	}
 }
