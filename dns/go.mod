@@ -1,3 +1,19 @@
 module github.com/alkdev/alknet/dns
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/miekg/dns v1.1.73
+	github.com/quic-go/quic-go v0.65.0
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	golang.org/x/crypto v0.54.0 // indirect
+	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
+)
+
+replace github.com/alkdev/alknet/core => ../core
