@@ -3,7 +3,6 @@ package core_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,23 +12,9 @@ import (
 	"github.com/alkdev/alknet/core/coretest"
 )
 
-// requireTool returns the path of a stock client, skipping the test when it
-// is missing unless ALKNET_REQUIRE_INTEROP=1 demands it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
-
 // TestOpenSSLClientALPN drives the stock openssl s_client over TCP+TLS.
 func TestOpenSSLClientALPN(t *testing.T) {
-	openssl := requireTool(t, "openssl")
+	openssl := coretest.RequireTool(t, "openssl")
 	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a", "h2"}})
 	for _, tc := range []struct {
 		alpn   string

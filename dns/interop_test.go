@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,24 +13,10 @@ import (
 	"github.com/alkdev/alknet/core/coretest"
 )
 
-// requireTool returns the path of a stock client, skipping the test when it
-// is missing unless ALKNET_REQUIRE_INTEROP=1 demands it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
-
 // kdig runs kdig with args and returns its output.
 func kdig(t *testing.T, args ...string) string {
 	t.Helper()
-	bin := requireTool(t, "kdig")
+	bin := coretest.RequireTool(t, "kdig")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, append([]string{"+timeout=5", "+retry=0"}, args...)...).CombinedOutput()
@@ -70,21 +55,21 @@ func runKdigCases(t *testing.T, transport []string, server string, port string) 
 }
 
 func TestKdigDoQ(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	n := startNode(t, testServer(t, nil))
 	host, port := splitHostPort(t, n.HostPort)
 	runKdigCases(t, []string{"+quic"}, host, port)
 }
 
 func TestKdigDoT(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	n := startNode(t, testServer(t, nil))
 	host, port := splitHostPort(t, n.HostPort)
 	runKdigCases(t, []string{"+tls"}, host, port)
 }
 
 func TestKdigClassic(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	s := testServer(t, nil)
 	cl := startClassic(t, s)
 	host, port := splitHostPort(t, cl.Addr().String())
@@ -97,7 +82,7 @@ func TestKdigClassic(t *testing.T) {
 }
 
 func TestKdigDoH(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	s := testServer(t, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/dns-query", s.DoHHandler())
@@ -120,7 +105,7 @@ func splitHostPort(t *testing.T, hp string) (string, string) {
 // a node that routes no ALPN-less clients. (TestKdigDoT's node also routes
 // clients offering no ALPN; TestDoTPipelined covers that case.)
 func TestKdigDoTOffersALPN(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	n := coretest.Start(t, core.Config{}, testServer(t, nil))
 	host, port := splitHostPort(t, n.HostPort)
 	out := kdig(t, "@"+host, "-p", port, "+tls", "www.example.org", "A")
@@ -132,7 +117,7 @@ func TestKdigDoTOffersALPN(t *testing.T) {
 // TestKdigSignedRecord publishes a node's self-description through the
 // relay and reads it back with kdig over DoQ.
 func TestKdigSignedRecord(t *testing.T) {
-	requireTool(t, "kdig")
+	coretest.RequireTool(t, "kdig")
 	e := newRelayEnv(t, nil)
 	p, err := SignSelf(fixedKey, selfInfo(), fixedTime)
 	if err != nil {

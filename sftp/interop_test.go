@@ -16,23 +16,9 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/alkdev/alknet/sftp"
 )
-
-// requireTool finds a stock client. It skips the test when the client is
-// missing, unless ALKNET_REQUIRE_INTEROP=1 (CI), where that fails it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: install the %s package", name, pkg)
-	}
-	t.Skipf("%s not found (install %s); set ALKNET_REQUIRE_INTEROP=1 to make this fatal", name, pkg)
-	return ""
-}
 
 // openSSH runs stock OpenSSH sftp in batch mode against a node, through
 // `sftp -D '<bridge> --alpn alknet/sftp ADDR'`, the shape of
@@ -63,7 +49,7 @@ func (o *openSSH) run(t *testing.T, id, batch string) (string, error) {
 }
 
 func TestInteropOpenSSH(t *testing.T) {
-	bin := requireTool(t, "sftp", "openssh-client")
+	bin := coretest.RequireTool(t, "sftp")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -23,21 +23,8 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 )
-
-// requireTool returns the path of a stock client, skipping the test when it
-// is missing unless ALKNET_REQUIRE_INTEROP=1 demands it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
 
 // rig drives stock OpenSSH against a node, through the test binary as
 // ProxyCommand bridge.
@@ -52,7 +39,7 @@ type rig struct {
 
 func newRig(t *testing.T, e *env) *rig {
 	t.Helper()
-	r := &rig{t: t, e: e, dir: t.TempDir(), ssh: requireTool(t, "ssh"), keygen: requireTool(t, "ssh-keygen")}
+	r := &rig{t: t, e: e, dir: t.TempDir(), ssh: coretest.RequireTool(t, "ssh"), keygen: coretest.RequireTool(t, "ssh-keygen")}
 	r.known = filepath.Join(r.dir, "known_hosts")
 	line := "alknet-test " + string(xssh.MarshalAuthorizedKey(e.srv.HostKey()))
 	if err := os.WriteFile(r.known, []byte(line), 0o600); err != nil {
@@ -336,7 +323,7 @@ func TestOpenSSH(t *testing.T) {
 		}
 	})
 	t.Run("dynamic forward -D", func(t *testing.T) {
-		curl := requireTool(t, "curl")
+		curl := coretest.RequireTool(t, "curl")
 		port := freePort(t)
 		w := r.background(aliceKey, "-D", fmt.Sprintf("127.0.0.1:%d", port), "alice@alknet-test")
 		w.wait(t, regexp.MustCompile(`Local forwarding listening on 127\.0\.0\.1 port `+strconv.Itoa(port)+`\.[\s\S]*Entering interactive session`))

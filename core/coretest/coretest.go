@@ -10,6 +10,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -127,4 +129,20 @@ var _ io.Writer = testWriter{}
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// RequireTool returns the path of a stock client program (openssl, ssh,
+// git, kdig, …) for an interop test. When it is missing the test is skipped,
+// unless ALKNET_REQUIRE_INTEROP=1 (as in CI), which makes that a failure.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
+		t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: install it (.ci/run lists the packages)", name)
+	}
+	t.Skipf("%s not found; set ALKNET_REQUIRE_INTEROP=1 to make this fatal", name)
+	return ""
 }
