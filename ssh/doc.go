@@ -32,4 +32,10 @@
 // authentication outcome is one core.LogAuth line; forwarding destinations
 // are never logged. A reload that revokes an identity closes its
 // connections.
+//
+// The client side is [Dial]: an SSH client on an alknet/ssh stream that
+// logs in with the node key and accepts only the verified node's key as
+// host key, with optional reconnection that restores remote forwards
+// ([Client.Listen]); [Forward] runs -L and -R style forwards, and package
+// socks5 a SOCKS5 server over [Client.DialContext].
 package ssh

@@ -15,6 +15,7 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/ssh/internal/netutil"
 )
 
 // Wire payloads (RFC 4254 §7 and OpenSSH PROTOCOL §2.4–2.5).
@@ -55,6 +56,9 @@ type (
 // errDenied marks a forward the policy refused.
 var errDenied = errors.New("denied by policy")
 
+// errNoAddresses is a host name that resolved to nothing.
+var errNoAddresses = &net.DNSError{Err: "no addresses", IsNotFound: true}
+
 // mayForward reports whether the identity may open direct channels.
 func (c *connection) mayForward() bool { return c.info.permitForward && c.may(ScopeForward) }
 
@@ -94,7 +98,7 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 		if errors.Is(err, errDenied) {
 			c.refuse(nc, xssh.Prohibited, "forwarding denied")
 		} else {
-			c.refuse(nc, xssh.ConnectionFailed, "connect failed")
+			c.refuse(nc, xssh.ConnectionFailed, dialFailure(err))
 		}
 		return
 	}
@@ -139,7 +143,7 @@ func (c *connection) resolve(ctx context.Context, host string) ([]netip.Addr, er
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
 	if len(addrs) == 0 {
-		return nil, errors.New("resolve: no addresses")
+		return nil, errNoAddresses
 	}
 	return addrs, nil
 }
@@ -353,18 +357,7 @@ func (c *connection) closeForwards() {
 // acceptLoop hands each connection ln accepts to serve, in its own
 // goroutine, until ln is closed or the connection ends.
 func (c *connection) acceptLoop(ln net.Listener, serve func(net.Conn)) {
-	var pause acceptPause
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || !pause.wait(c.ctx) {
-				return
-			}
-			continue
-		}
-		pause.reset()
-		c.wg.Go(func() { serve(conn) })
-	}
+	_ = netutil.Serve(c.ctx, ln, c.log, func(_ context.Context, conn net.Conn) { serve(conn) })
 }
 
 // forwarded opens a server-side channel for conn and pipes the two.

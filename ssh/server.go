@@ -14,6 +14,7 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/ssh/internal/netutil"
 )
 
 // serverVersion is the SSH identification string.
@@ -147,53 +148,15 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 // the accept error wrapping net.ErrClosed. Other accept errors (out of file
 // descriptors, say) are retried after a pause growing from 5 ms to 1 s.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	var pause acceptPause
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("ssh: accept: %w", err)
-			}
-			s.cfg.Logger.Warn("ssh accept failed", "err", err)
-			if !pause.wait(ctx) {
-				return context.Cause(ctx)
-			}
-			continue
+	err := netutil.Serve(ctx, ln, s.cfg.Logger.With("alpn", ALPN), func(ctx context.Context, c net.Conn) {
+		if err := s.ServeConn(ctx, c); err != nil {
+			s.cfg.Logger.Debug("ssh connection ended", "remote_ip", core.Peer{RemoteAddr: c.RemoteAddr()}.RemoteIP(), "err", err)
 		}
-		pause.reset()
-		wg.Go(func() {
-			if err := s.ServeConn(ctx, c); err != nil {
-				s.cfg.Logger.Debug("ssh connection ended", "remote_ip", core.Peer{RemoteAddr: c.RemoteAddr()}.RemoteIP(), "err", err)
-			}
-		})
+	})
+	if errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("ssh: %w", err)
 	}
-}
-
-// acceptPause backs off after a failed Accept, like net/http.
-type acceptPause struct{ d time.Duration }
-
-func (p *acceptPause) reset() { p.d = 0 }
-
-// wait pauses, reporting false if ctx ended first.
-func (p *acceptPause) wait(ctx context.Context) bool {
-	p.d = min(max(2*p.d, 5*time.Millisecond), time.Second)
-	t := time.NewTimer(p.d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return err
 }
 
 // policy returns the policy in force, never nil.
