@@ -6,6 +6,11 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// commandAfter lists commands whose arguments, from the first positional
+// one after the first n, are a command line to pass on untouched, flags and
+// all, as in "alknet ssh ADDR ls -la".
+var commandAfter = map[string]int{"ssh": 1}
+
 // flagsFirst reorders args so that each command's flags come before its
 // positional arguments, as urfave/cli wants, letting users write
 // "alknet peers add ID KEY --scope perf". A "--" ends flag parsing as usual.
@@ -32,9 +37,14 @@ func flagsFirst(app *cli.App, args []string) []string {
 		return args
 	}
 	var flags, positional []string
+	verbatim, hasVerbatim := commandAfter[cmd.Name]
 	for ; i < len(args); i++ {
 		a := args[i]
 		switch {
+		case hasVerbatim && len(positional) == verbatim && !strings.HasPrefix(a, "-"):
+			positional = append(positional, "--")
+			positional = append(positional, args[i:]...)
+			i = len(args)
 		case a == "--":
 			positional = append(positional, args[i:]...)
 			i = len(args)

@@ -17,12 +17,16 @@ type fileConfig struct {
 	SSH sshConfig `toml:"ssh"`
 	// SFTP is the [sftp] section.
 	SFTP sftpConfig `toml:"sftp"`
+	// DNS is the [dns] section.
+	DNS dnsConfig `toml:"dns"`
+	// Git is the [git] section.
+	Git gitConfig `toml:"git"`
 }
 
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
 func (f *fileConfig) Validate() error {
-	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate())
+	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate())
 }
 
 // loadConfig reads the config file; a missing file means the embedded
@@ -51,5 +55,6 @@ func static(f *fileConfig) fileConfig {
 	s := *f
 	s.Peers, s.Tokens = nil, nil
 	s.SSH.Policy = sshPolicyConfig{}
+	s.DNS.Zones = nil
 	return s
 }

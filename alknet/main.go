@@ -11,13 +11,19 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
 	app := newApp()
-	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
+	args := os.Args
+	switch filepath.Base(args[0]) {
+	case gitHelperName, gitProxyName:
+		args = gitLinkArgs(args)
+	}
+	if err := app.Run(flagsFirst(app, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "alknet:", err)
 		os.Exit(1)
 	}
@@ -36,13 +42,21 @@ func newApp() *cli.App {
 			initCommand,
 			idCommand,
 			pipeCommand,
+			sshCommand,
+			socksCommand,
+			forwardCommand,
 			perfCommand,
 			callCommand,
+			resolveCommand,
+			dnsCommand,
+			gitCommand,
 			opsCommand,
 			vaultCommand,
 			tokenCommand,
 			peersCommand,
 			configCommand,
+			versionCommand,
+			completionCommand,
 		},
 	}
 }

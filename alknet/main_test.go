@@ -368,9 +368,22 @@ func TestTokenCreate(t *testing.T) {
 
 func TestFlagsAfterArguments(t *testing.T) {
 	app := newApp()
-	got := flagsFirst(app, []string{"alknet", "peers", "add", "id", "key", "--scope", "perf", "--data-dir=/x"})
-	want := []string{"alknet", "peers", "add", "--scope", "perf", "--data-dir=/x", "id", "key"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("got %q, want %q", got, want)
+	for _, tc := range []struct{ args, want []string }{
+		{
+			[]string{"alknet", "peers", "add", "id", "key", "--scope", "perf", "--data-dir=/x"},
+			[]string{"alknet", "peers", "add", "--scope", "perf", "--data-dir=/x", "id", "key"},
+		},
+		{ // ssh: the remote command keeps its flags
+			[]string{"alknet", "ssh", "node:1", "--data-dir", "/x", "ls", "-la", "--data-dir", "y"},
+			[]string{"alknet", "ssh", "--data-dir", "/x", "node:1", "--", "ls", "-la", "--data-dir", "y"},
+		},
+		{
+			[]string{"alknet", "ssh", "node:1", "--", "ls", "-la"},
+			[]string{"alknet", "ssh", "node:1", "--", "ls", "-la"},
+		},
+	} {
+		if got := flagsFirst(app, tc.args); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
 	}
 }

@@ -46,6 +46,12 @@ func commonFlags() []cli.Flag {
 			Usage: "debug, info, warn or error",
 			Value: "info",
 		},
+		&cli.StringFlag{
+			Name:    "log-format",
+			Usage:   "text (key=value) or json, one record per line on stderr",
+			Value:   "text",
+			EnvVars: []string{"ALKNET_LOG_FORMAT"},
+		},
 	}
 }
 
@@ -80,13 +86,20 @@ func configPath(c *cli.Context, dir string) string {
 	return filepath.Join(dir, configFile)
 }
 
-// newLogger logs text to stderr at the --log-level.
+// newLogger logs to stderr at the --log-level, in the --log-format.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.String("log-format"))
 }
 
 // passphrase reads the vault passphrase from --passphrase-file or

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -15,26 +16,34 @@ import (
 var pipeCommand = &cli.Command{
 	Name:      "pipe",
 	Usage:     "bridge standard input and output to one stream of a node",
-	ArgsUsage: "[NODEID@]HOST:PORT",
+	ArgsUsage: "[NODEID@]HOST:PORT | --git-proxy HOST PORT",
 	Description: "Opens one stream with the given ALPN and copies stdin to it and it to stdout,\n" +
 		"half-closing each direction when it ends. For stock clients:\n\n" +
 		"  ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh %h:%p' user@host\n" +
 		"  sftp -D 'alknet pipe --alpn alknet/sftp HOST:PORT'\n" +
-		"  git -c core.gitProxy='alknet pipe --alpn alknet/git --git-proxy' ...\n\n" +
-		"An address without a NodeID is checked against <data-dir>/known_nodes (first use records it).",
+		"  git -c core.gitProxy=alknet-git-proxy clone git://HOST:PORT/REPO.git   (alknet git install-helper)\n\n" +
+		"An address without a NodeID is checked against <data-dir>/known_nodes (first use records it).\n" +
+		"With --git-proxy the address comes as the two arguments git's core.gitProxy passes, HOST PORT.",
 	Flags: withCommon(
 		&cli.StringFlag{Name: "alpn", Required: true, Usage: "protocol to open, e.g. alknet/ssh"},
 		networkFlag,
+		&cli.BoolFlag{Name: "git-proxy", Usage: "take the address as HOST PORT, the arguments of git's core.gitProxy"},
 	),
 	Action: func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		addr := c.Args().First()
+		switch {
+		case c.Bool("git-proxy") && c.NArg() == 2:
+			addr = net.JoinHostPort(c.Args().Get(0), c.Args().Get(1))
+		case c.Bool("git-proxy"):
+			return cli.Exit("alknet pipe --git-proxy: want HOST PORT", 2)
+		case c.NArg() != 1:
 			return cli.Exit("alknet pipe: want one address, [NODEID@]HOST:PORT", 2)
 		}
 		d, err := dialer(c)
 		if err != nil {
 			return err
 		}
-		conn, err := dial(c.Context, d, c.Args().First(), c.String("alpn"))
+		conn, err := dial(c.Context, d, addr, c.String("alpn"))
 		if err != nil {
 			return err
 		}

@@ -94,6 +94,7 @@ func serve(c *cli.Context) error {
 		Router:     router,
 		Identities: identities,
 		WebCert:    web,
+		NoALPN:     cfg.Node.NoALPN,
 		Limits:     cfg.EndpointLimits(),
 		Logger:     logger,
 	})
@@ -103,6 +104,7 @@ func serve(c *cli.Context) error {
 	if err := ep.Listen(); err != nil {
 		return err
 	}
+	n.bound.Store(ep.Addr().String())
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -5,12 +5,14 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
+	"sync/atomic"
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/perf"
+	"github.com/alkdev/alknet/dns"
+	"github.com/alkdev/alknet/git"
 	"github.com/alkdev/alknet/sftp"
 	"github.com/alkdev/alknet/ssh"
 )
@@ -30,6 +32,8 @@ type node struct {
 	callHandler core.Handler // the alknet/call handler
 	sftp        *sftp.Server // the SFTP server, for the ssh subsystem
 
+	bound atomic.Value // the address the endpoint listens on, once it does (string)
+
 	reloads []func(*fileConfig)
 	tasks   []func(context.Context) error
 }
@@ -43,6 +47,15 @@ func (n *node) reload(next *fileConfig) {
 	for _, f := range n.reloads {
 		f(next)
 	}
+}
+
+// listenAddr is the address the endpoint listens on, which tasks see (they
+// start after the endpoint listens), or the configured one before that.
+func (n *node) listenAddr() string {
+	if a, ok := n.bound.Load().(string); ok {
+		return a
+	}
+	return n.cfg.Node.ListenAddr()
 }
 
 // background registers a task that runs beside the endpoint (a second
@@ -77,6 +90,8 @@ func services() []service {
 		}},
 		{"sftp", []string{sftp.ALPN}, buildSFTP},
 		{"ssh", []string{ssh.ALPN}, buildSSH}, // after call and sftp, which it reaches
+		{"dns", []string{dns.ALPN, dns.ALPNDoQ, dns.ALPNDoT}, buildDNS},
+		{"git", []string{git.ALPN}, buildGit},
 		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (core.Handler, error) {
 			return perf.New(perf.Config{Logger: n.logger}), nil
 		}},
@@ -113,12 +128,4 @@ func handlers(n *node, svcs []service) ([]core.Handler, error) {
 		hs = append(hs, h)
 	}
 	return hs, nil
-}
-
-// version is the alknet module's version, or "devel".
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

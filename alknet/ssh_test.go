@@ -13,21 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// requireTool returns the path of a stock client, skipping the test when it
-// is missing unless ALKNET_REQUIRE_INTEROP=1 demands it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("%s not found and ALKNET_REQUIRE_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not found; set ALKNET_REQUIRE_INTEROP=1 to make this fatal", name)
-	}
-	return p
-}
+	"github.com/alkdev/alknet/core/coretest"
+)
 
 // sshRig is a node running the ssh and sftp services, and a stock OpenSSH
 // client set up to reach it through `alknet pipe`.
@@ -44,8 +32,8 @@ const sshPeerScopes = `["ssh:connect", "ssh:shell", "ssh:forward", "sftp:read", 
 
 func newSSHRig(t *testing.T, extra string) *sshRig {
 	t.Helper()
-	requireTool(t, "ssh")
-	keygen := requireTool(t, "ssh-keygen")
+	coretest.RequireTool(t, "ssh")
+	keygen := coretest.RequireTool(t, "ssh-keygen")
 	r := &sshRig{}
 	r.cdir, r.cid = clientID(t)
 	r.keyFile = filepath.Join(t.TempDir(), "id_ed25519")
@@ -133,7 +121,7 @@ func TestSSHServiceWithStockOpenSSH(t *testing.T) {
 }
 
 func TestSFTPServiceRawAndSubsystem(t *testing.T) {
-	sftpBin := requireTool(t, "sftp")
+	sftpBin := coretest.RequireTool(t, "sftp")
 	r := newSSHRig(t, "")
 	data := make([]byte, 3<<20)
 	rand.Read(data)

@@ -40,6 +40,10 @@ type Node struct {
 	// Listen is the host:port the node serves on, for QUIC (UDP) and TCP+TLS
 	// alike. Default [DefaultListen], "[::]:4433".
 	Listen string `toml:"listen"`
+	// NoALPN names the ALPN whose handler serves TCP+TLS clients that
+	// offer no ALPN at all (many DNS-over-TLS clients do not), e.g. "dot".
+	// Default "": such clients are refused.
+	NoALPN string `toml:"no_alpn"`
 }
 
 // ListenAddr returns Listen, or [DefaultListen] when it is empty.

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/git"
+)
+
+// gitConfig is the [git] section. Rules (default and repos) are reloaded
+// without a restart; the rest is static.
+type gitConfig struct {
+	// Root holds the bare repositories. Default "<data-dir>/git".
+	Root string `toml:"root"`
+	// AllowCreate lets identities with git:create (and write access) create
+	// a repository by pushing to it. Default false.
+	AllowCreate bool `toml:"allow_create"`
+	// DefaultBranch is where HEAD of a new repository points. Default "main".
+	DefaultBranch string `toml:"default_branch"`
+	// MaxPackBytes bounds one pushed pack. Default 1 GiB.
+	MaxPackBytes int64 `toml:"max_pack_bytes"`
+	// PackWindow is the delta search window for fetches; -1 turns delta
+	// search off. Default 10.
+	PackWindow int `toml:"pack_window"`
+	// Default is the rule of repositories not listed in Repos.
+	Default gitRepoConfig `toml:"default"`
+	// Repos are per-repository rules by name ("name" or "owner/name").
+	Repos map[string]gitRepoConfig `toml:"repos"`
+}
+
+// gitRepoConfig is one repository's access rule ([git.repos."name"]).
+type gitRepoConfig struct {
+	Public      bool     `toml:"public"`
+	ReadIDs     []string `toml:"read_ids"`
+	ReadScopes  []string `toml:"read_scopes"`
+	WriteIDs    []string `toml:"write_ids"`
+	WriteScopes []string `toml:"write_scopes"`
+	AllowForce  bool     `toml:"allow_force"`
+	Protected   []string `toml:"protected"`
+}
+
+// repo converts the section to the git module's rule.
+func (c gitRepoConfig) repo() git.Repo {
+	return git.Repo{
+		Public:     c.Public,
+		Read:       git.Grant{IDs: c.ReadIDs, Scopes: c.ReadScopes},
+		Write:      git.Grant{IDs: c.WriteIDs, Scopes: c.WriteScopes},
+		AllowForce: c.AllowForce,
+		Protected:  c.Protected,
+	}
+}
+
+// rules converts the section's access rules.
+func (c *gitConfig) rules() git.Rules {
+	r := git.Rules{Default: c.Default.repo(), Repos: make(map[string]git.Repo, len(c.Repos))}
+	for name, rc := range c.Repos {
+		r.Repos[name] = rc.repo()
+	}
+	return r
+}
+
+// validate reports every problem of the section.
+func (c *gitConfig) validate() error {
+	var errs []error
+	if c.Root != "" && !filepath.IsAbs(c.Root) {
+		errs = append(errs, fmt.Errorf("git.root: %q is not an absolute path", c.Root))
+	}
+	if c.MaxPackBytes < 0 {
+		errs = append(errs, fmt.Errorf("git.max_pack_bytes: %d is negative", c.MaxPackBytes))
+	}
+	if err := c.rules().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("git: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// buildGit makes the git server, registers its management operations and
+// reloads its access rules with the config.
+func buildGit(n *node, _ []string) (core.Handler, error) {
+	c := n.cfg.Git
+	root := c.Root
+	if root == "" {
+		var err error
+		if root, err = filepath.Abs(filepath.Join(n.dataDir, "git")); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := git.New(git.Config{
+		Root:          root,
+		Rules:         c.rules(),
+		AllowCreate:   c.AllowCreate,
+		DefaultBranch: c.DefaultBranch,
+		MaxPackBytes:  c.MaxPackBytes,
+		PackWindow:    c.PackWindow,
+		Logger:        n.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Register(n.calls); err != nil {
+		return nil, err
+	}
+	n.onReload(func(next *fileConfig) {
+		if err := srv.SetRules(next.Git.rules()); err != nil {
+			n.logger.Error("git rules not reloaded", "err", err)
+		}
+	})
+	return srv, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/dns"
+)
+
+var resolveCommand = &cli.Command{
+	Name:      "resolve",
+	Usage:     "fetch and verify a node's signed self-description",
+	ArgsUsage: "NODEID",
+	Description: "Asks --via for NODEID's signed packet, checks its signature, and prints the\n" +
+		"node's ALPNs, port, addresses and version. --via is an alknet address\n" +
+		"([NODEID@]HOST:PORT, asked over alknet/dns) or a pkarr relay URL\n" +
+		"(https://HOST/pkarr).",
+	Flags: withCommon(
+		&cli.StringFlag{Name: "via", Usage: "node or relay to ask", Required: true},
+		networkFlag,
+	),
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return cli.Exit("alknet resolve: want NODEID", 2)
+		}
+		id, err := core.ParseNodeID(c.Args().First())
+		if err != nil {
+			return cli.Exit("alknet resolve: "+err.Error(), 2)
+		}
+		d, err := dialer(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
+		defer cancel()
+		rec, err := dns.Resolve(ctx, id, c.String("via"), d, nil)
+		if err != nil {
+			return err
+		}
+		w := c.App.Writer
+		fmt.Fprintf(w, "node     %s\n", rec.NodeID)
+		fmt.Fprintf(w, "alpns    %s\n", strings.Join(rec.ALPNs, " "))
+		fmt.Fprintf(w, "port     %d\n", rec.Port)
+		for _, a := range rec.Addrs {
+			fmt.Fprintf(w, "address  %s\n", a)
+		}
+		fmt.Fprintf(w, "version  %s\n", rec.Version)
+		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
+		return nil
+	},
+}
+
+var dnsCommand = &cli.Command{
+	Name:  "dns",
+	Usage: "signed DNS records of this node",
+	Subcommands: []*cli.Command{{
+		Name:      "publish",
+		Usage:     "sign a zone file with the node key and publish it",
+		ArgsUsage: "--zone FILE --to ADDR|URL [--to …]",
+		Description: "Reads FILE (RFC 1035; names relative to the node key, \"@\" is the key itself),\n" +
+			"signs its records as a pkarr packet with the data dir's node key, and publishes it\n" +
+			"to each --to: a node over alknet/dns ([NODEID@]HOST:PORT, needing the dns:publish\n" +
+			"scope there) or a pkarr relay (https://HOST/pkarr).",
+		Flags: withCommon(
+			&cli.StringFlag{Name: "zone", Usage: "zone file to sign", Required: true},
+			&cli.StringSliceFlag{Name: "to", Usage: "node address or relay URL to publish to", Required: true},
+			networkFlag,
+		),
+		Action: dnsPublish,
+	}},
+}
+
+func dnsPublish(c *cli.Context) error {
+	d, err := dialer(c)
+	if err != nil {
+		return err
+	}
+	id := nodeID(d.Key)
+	f, err := os.Open(c.String("zone"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	records, err := dns.ParseRecords(f, id.String()+".", c.String("zone"))
+	if err != nil {
+		return err
+	}
+	p, err := dns.Sign(d.Key, time.Now(), records)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
+	defer cancel()
+	for _, to := range c.StringSlice("to") {
+		if strings.HasPrefix(to, "https://") || strings.HasPrefix(to, "http://") {
+			err = dns.PublishRelay(ctx, nil, to, p)
+		} else {
+			err = dns.Publish(ctx, d, to, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "published %d records for %s\n", len(p.Records()), id)
+	return nil
+}

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core/coretest"
+	"github.com/creack/pty"
+)
+
+func TestParseForwardSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in               string
+		want             forwardSpec
+		local, remote, s string // listen addresses and String; "" = in
+	}{
+		{"8080:web:80", forwardSpec{"", 8080, "web", 80}, "127.0.0.1:8080", "localhost:8080", ""},
+		{"0.0.0.0:8080:10.0.0.5:80", forwardSpec{"0.0.0.0", 8080, "10.0.0.5", 80}, "0.0.0.0:8080", "0.0.0.0:8080", ""},
+		{"*:8080:web:80", forwardSpec{"*", 8080, "web", 80}, ":8080", ":8080", ""},
+		{":8080:web:80", forwardSpec{"*", 8080, "web", 80}, ":8080", ":8080", "*:8080:web:80"},
+		{"[::1]:8080:[fd00::5]:443", forwardSpec{"::1", 8080, "fd00::5", 443}, "[::1]:8080", "[::1]:8080", ""},
+		{"0:[2001:db8::1]:22", forwardSpec{"", 0, "2001:db8::1", 22}, "127.0.0.1:0", "localhost:0", ""},
+		{"localhost:5432:db.internal:5432", forwardSpec{"localhost", 5432, "db.internal", 5432}, "localhost:5432", "localhost:5432", ""},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseForwardSpec(tc.in)
+			if err != nil || got != tc.want {
+				t.Fatalf("parse %q = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			}
+			if s := got.String(); s != tc.s && !(tc.s == "" && s == tc.in) {
+				t.Errorf("String() = %q", s)
+			}
+			if got.localAddr() != tc.local || got.remoteAddr() != tc.remote {
+				t.Errorf("listen addresses %q (local), %q (remote); want %q, %q", got.localAddr(), got.remoteAddr(), tc.local, tc.remote)
+			}
+		})
+	}
+	for _, bad := range []string{
+		"", "8080", "8080:web", "a:b:c:d:e", "8080:web:0", "70000:web:80", "8080:web:http", "-1:web:80",
+		"8080::80", "[::1:8080:web:80", "[::1]x:8080:web:80", "[web]:8080:x:80", "8080:w[e]b:80",
+		"8080:we b:80", "8080:/tmp/sock:80", "+80:web:80",
+	} {
+		if s, err := parseForwardSpec(bad); err == nil {
+			t.Errorf("parse %q = %+v, want an error", bad, s)
+		}
+	}
+}
+
+// FuzzParseForwardSpec: no input panics, and a parsed spec prints back to
+// one that parses the same.
+func FuzzParseForwardSpec(f *testing.F) {
+	f.Add("8080:web:80")                // port:host:hostport
+	f.Add("127.0.0.1:0:localhost:3000") // bind, port 0
+	f.Add("[::1]:8080:[fd00::5]:443")   // IPv6 in brackets
+	f.Add(":22:host:22")                // empty bind: every interface
+	f.Add("[::1:8080:web:80")           // unclosed bracket
+	f.Add("1:2:3:4:5")                  // too many fields
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := parseForwardSpec(in)
+		if err != nil {
+			return
+		}
+		again, err := parseForwardSpec(s.String())
+		if err != nil || again != s {
+			t.Fatalf("%q → %+v prints %q, which parses as %+v, %v", in, s, s.String(), again, err)
+		}
+	})
+}
+
+// sshNode starts a node serving ssh and makes a client data dir whose key
+// may log in, forward to loopback, remote-forward and run commands.
+func sshNode(t *testing.T) (n *testNode, cdir string) {
+	t.Helper()
+	cdir, cid := clientID(t)
+	return startNode(t, sshNodeConfig(cid)), cdir
+}
+
+func sshNodeConfig(cid string) string {
+	return fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\nscopes = [\"ssh:connect\", \"ssh:forward\", \"ssh:remote-forward\", \"ssh:shell\"]\n\n"+
+		"[ssh]\nexec = true\n\n[ssh.policy]\nforward = [\"allow localhost\", \"allow 127.0.0.1\"]\n", cid)
+}
+
+// webServer serves a fixed text on 127.0.0.1 until the test ends.
+func webServer(t *testing.T) (url string, port uint16) {
+	t.Helper()
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from web")
+	}))
+	t.Cleanup(web.Close)
+	return web.URL, netip.MustParseAddrPort(web.Listener.Addr().String()).Port()
+}
+
+// startCommand runs a long-running alknet command, collecting its stderr,
+// and stops it with SIGINT when the test ends, checking it exits 0.
+func startCommand(t *testing.T, args ...string) *testNode {
+	t.Helper()
+	p := &testNode{cmd: exec.Command(bin, args...)}
+	p.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		timer := time.AfterFunc(10*time.Second, func() { _ = p.cmd.Process.Kill() })
+		<-scanned
+		err := p.cmd.Wait()
+		timer.Stop()
+		if err != nil {
+			t.Errorf("alknet %s exited with %v:\n%s", args[0], err, p.logText())
+		}
+	})
+	return p
+}
+
+// logMatch waits for the log to match re and returns the submatches.
+func (n *testNode) logMatch(t *testing.T, re string) []string {
+	t.Helper()
+	n.waitLog(t, re)
+	return regexp.MustCompile(re).FindStringSubmatch(n.logText())
+}
+
+// curl fetches url with extra options and returns its output.
+func curl(t *testing.T, extra ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, coretest.RequireTool(t, "curl"), append([]string{"-sS", "--noproxy", "", "--max-time", "10"}, extra...)...).CombinedOutput()
+	return string(out), err
+}
+
+// socksReply sends a no-auth request with command cmd for ip:port and
+// returns the reply code.
+func socksReply(t *testing.T, proxy string, cmd byte, ip string, port uint16) byte {
+	t.Helper()
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := append([]byte{5, 1, 0, 5, cmd, 0, 1}, netip.MustParseAddr(ip).AsSlice()...)
+	if _, err := c.Write(binary.BigEndian.AppendUint16(req, port)); err != nil {
+		t.Fatal(err)
+	}
+	var reply [2 + 10]byte // method choice, then a reply with an IPv4 address
+	if _, err := io.ReadFull(c, reply[:]); err != nil {
+		t.Fatalf("socks reply: %v", err)
+	}
+	return reply[3]
+}
+
+func TestSocksCommand(t *testing.T) {
+	coretest.RequireTool(t, "curl")
+	n, cdir := sshNode(t)
+	url, port := webServer(t)
+	p := startCommand(t, "socks", n.addr, "--listen", "127.0.0.1:0", "--data-dir", cdir)
+	proxy := p.logMatch(t, `msg="socks listening" addr=(\S+)`)[1]
+
+	// The node resolves the name (--socks5-hostname), or curl does.
+	for _, args := range [][]string{
+		{"--socks5-hostname", proxy, fmt.Sprintf("http://localhost:%d/", port)},
+		{"--socks5", proxy, url + "/"},
+	} {
+		if out, err := curl(t, args...); err != nil || out != "hello from web" {
+			t.Errorf("curl %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  byte
+		ip   string
+		want byte
+	}{
+		{"bind", 2, "127.0.0.1", 0x07},
+		{"udp associate", 3, "0.0.0.0", 0x07},
+		{"denied by the node's rules", 1, "192.0.2.1", 0x02},
+	} {
+		if got := socksReply(t, proxy, tc.cmd, tc.ip, 80); got != tc.want {
+			t.Errorf("%s: reply %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+	if strings.Contains(p.logText(), "192.0.2.1") || strings.Contains(n.logText(), "192.0.2.1") {
+		t.Error("a destination reached a log")
+	}
+
+	// With a username and password.
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	writeFile(t, pwFile, "s3cret\n")
+	pa := startCommand(t, "socks", n.addr, "--listen", "127.0.0.1:0", "--user", "me", "--password-file", pwFile, "--data-dir", cdir)
+	proxy = pa.logMatch(t, `msg="socks listening" addr=(\S+)`)[1]
+	if out, err := curl(t, "--socks5-hostname", proxy, "--proxy-user", "me:s3cret", url+"/"); err != nil || out != "hello from web" {
+		t.Errorf("curl with the password: %v\n%s", err, out)
+	}
+	if out, err := curl(t, "--socks5-hostname", proxy, "--proxy-user", "me:wrong", url+"/"); err == nil {
+		t.Errorf("curl with a wrong password got through: %s", out)
+	}
+}
+
+func TestForwardCommand(t *testing.T) {
+	coretest.RequireTool(t, "curl")
+	n, cdir := sshNode(t)
+	_, port := webServer(t)
+	target := fmt.Sprintf("localhost:%d", port)
+	p := startCommand(t, "forward", n.addr, "-L", "127.0.0.1:0:"+target, "-R", "127.0.0.1:0:"+target, "--data-dir", cdir)
+	local := p.logMatch(t, `msg="local forward listening" listen=(\S+)`)[1]
+	remote := p.logMatch(t, `msg="remote forward listening on the node" listen=(\S+)`)[1]
+	for _, addr := range []string{local, remote} {
+		if out, err := curl(t, "http://"+addr+"/"); err != nil || out != "hello from web" {
+			t.Fatalf("curl through %s: %v\n%s", addr, err, out)
+		}
+	}
+
+	// Restart the node on the same port: both forwards work again.
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	n.waitLog(t, `msg=stopped`)
+	startNodeIn(t, n.dir, "", "--listen", strings.SplitN(n.addr, "@", 2)[1])
+	deadline := time.Now().Add(20 * time.Second)
+	for _, addr := range []string{remote, local} {
+		for {
+			out, err := curl(t, "http://"+addr+"/")
+			if err == nil && out == "hello from web" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("curl through %s after the restart: %v\n%s\nforward log:\n%s", addr, err, out, p.logText())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	p.waitLog(t, `msg="ssh remote forward restored"`)
+}
+
+func TestSSHCommand(t *testing.T) {
+	n, cdir := sshNode(t)
+	if out := run(t, "", "ssh", n.addr, "--data-dir", cdir, "echo", "ok"); out != "ok\n" {
+		t.Errorf("ssh echo ok printed %q", out)
+	}
+	if out := run(t, "through stdin\n", "ssh", n.addr, "--data-dir", cdir, "cat"); out != "through stdin\n" {
+		t.Errorf("ssh cat printed %q", out)
+	}
+	_, stderr, err := runErr(t, "", "ssh", n.addr, "--data-dir", cdir, "sh", "-c", "'exit 3'")
+	if code := exitCode(err); code != 3 {
+		t.Errorf("exit 3: status %d (%v) %s", code, err, stderr)
+	}
+	// Without a shell, the script on stdin runs.
+	if out := run(t, "echo from script\n", "ssh", n.addr, "--data-dir", cdir); out != "from script\n" {
+		t.Errorf("ssh with a script on stdin printed %q", out)
+	}
+	// An unknown key is refused.
+	other, _ := clientID(t)
+	if _, _, err := runErr(t, "", "ssh", n.addr, "--data-dir", other, "true"); err == nil {
+		t.Error("ssh with an unknown key succeeded")
+	}
+}
+
+// TestSSHCommandPTY runs `alknet ssh` on a terminal: the shell gets a PTY
+// of the terminal's size, and a resize reaches it.
+func TestSSHCommandPTY(t *testing.T) {
+	n, cdir := sshNode(t)
+	ptm, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptm.Close()
+	if err := pty.Setsize(ptm, &pty.Winsize{Rows: 33, Cols: 101}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "ssh", n.addr, "--data-dir", cdir)
+	cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=", "TERM=xterm")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	var (
+		mu     sync.Mutex
+		screen []byte
+	)
+	shown := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return string(screen)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptm.Read(buf)
+			mu.Lock()
+			screen = append(screen, buf[:n]...)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(shown(), what) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("terminal never showed %q:\n%s", what, shown())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	write := func(s string) {
+		t.Helper()
+		if _, err := ptm.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The arithmetic keeps the echoed input from matching the output.
+	write("echo size $(stty size) term $TERM tty $(tty | cut -c1-9) = $((6*7))\n")
+	waitFor("size 33 101 term xterm tty /dev/pts/ = 42")
+	if err := pty.Setsize(ptm, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(shown(), "resized 40 120") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the resize never arrived:\n%s", shown())
+		}
+		write("echo resized $(stty size)\n")
+		time.Sleep(200 * time.Millisecond)
+	}
+	write("exit 7\n")
+	err = cmd.Wait()
+	if code := exitCode(err); code != 7 {
+		t.Errorf("exit status %d (%v), want 7:\n%s", code, err, shown())
+	}
+	ptm.Close()
+	<-copied
+}
