@@ -1,0 +1,189 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// ChunkSize is the fixed chunk size of imported files: 256 KiB, the
+// default of `ipfs add`.
+const ChunkSize = 256 << 10
+
+// cidBuilder makes the CIDs of `ipfs add --cid-version 1`: CIDv1, dag-pb
+// for interior nodes (raw for leaves), SHA2-256.
+var cidBuilder = merkledag.V1CidPrefix()
+
+// AddOptions tunes [Store.Add].
+type AddOptions struct {
+	// Hidden includes files and directories whose names start with a dot.
+	// Default false, like `ipfs add -r` without --hidden.
+	Hidden bool
+	// Progress, if set, is called with the number of file bytes read so far
+	// after each chunk. It runs in the adding goroutine.
+	Progress func(done int64)
+}
+
+// Add imports a file, a directory (recursively) or a symlink found at path
+// and returns its root CID, the one `ipfs add --cid-version 1 [-r]` computes
+// for the same tree: raw leaves, 256 KiB fixed chunks, balanced layout, and
+// UnixFS directories that switch to HAMT shards past 256 KiB of links.
+// Blocks already in the store are not written again. The result is not
+// pinned: pin it before a GC runs.
+func (s *Store) Add(ctx context.Context, path string, opts AddOptions) (cid.Cid, error) {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	info, err := os.Stat(path)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("fs: add: %w", err)
+	}
+	a := adder{s: s, opts: opts}
+	nd, err := a.add(ctx, path, info)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("fs: add %q: %w", path, err)
+	}
+	return nd.Cid(), nil
+}
+
+// AddReader imports the bytes of r as one UnixFS file and returns its root
+// CID (see [Store.Add]).
+func (s *Store) AddReader(ctx context.Context, r io.Reader, opts AddOptions) (cid.Cid, error) {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	a := adder{s: s, opts: opts}
+	nd, err := a.file(ctx, r)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("fs: add: %w", err)
+	}
+	return nd.Cid(), nil
+}
+
+// adder holds the state of one import.
+type adder struct {
+	s    *Store
+	opts AddOptions
+	done int64
+}
+
+func (a *adder) add(ctx context.Context, path string, info os.FileInfo) (ipld.Node, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case info.Mode().IsRegular():
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return a.file(ctx, f)
+	case info.IsDir():
+		return a.dir(ctx, path)
+	case info.Mode()&os.ModeSymlink != 0:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return nil, err
+		}
+		data, err := ft.SymlinkData(target)
+		if err != nil {
+			return nil, err
+		}
+		nd := merkledag.NodeWithData(data)
+		if err := nd.SetCidBuilder(cidBuilder); err != nil {
+			return nil, err
+		}
+		return nd, a.s.dag.Add(ctx, nd)
+	default:
+		return nil, fmt.Errorf("%q: unsupported file type %s", path, info.Mode().Type())
+	}
+}
+
+// file imports one file with the balanced layout.
+func (a *adder) file(ctx context.Context, r io.Reader) (ipld.Node, error) {
+	params := helpers.DagBuilderParams{
+		Maxlinks:   helpers.DefaultLinksPerBlock,
+		RawLeaves:  true,
+		CidBuilder: cidBuilder,
+		Dagserv:    a.s.dag,
+	}
+	if a.opts.Progress != nil {
+		r = &progressReader{r: r, a: a}
+	}
+	db, err := params.New(chunker.NewSizeSplitter(&ctxReader{ctx: ctx, r: r}, ChunkSize))
+	if err != nil {
+		return nil, err
+	}
+	return balanced.Layout(db)
+}
+
+// dir imports a directory, its entries in name order.
+func (a *adder) dir(ctx context.Context, path string) (ipld.Node, error) {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := uio.NewDirectory(a.s.dag, uio.WithCidBuilder(cidBuilder))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !a.opts.Hidden && strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(path, e.Name())
+		info, err := os.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		child, err := a.add(ctx, p, info)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.AddChild(ctx, e.Name(), child); err != nil {
+			return nil, err
+		}
+	}
+	nd, err := d.GetNode()
+	if err != nil {
+		return nil, err
+	}
+	return nd, a.s.dag.Add(ctx, nd)
+}
+
+// progressReader reports the bytes read to AddOptions.Progress.
+type progressReader struct {
+	r io.Reader
+	a *adder
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.a.done += int64(n)
+	p.a.opts.Progress(p.a.done)
+	return n, err
+}
+
+// ctxReader stops an import when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}

@@ -1,0 +1,184 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+)
+
+// countBlocks returns the number of blocks in the store.
+func countBlocks(t testing.TB, s *Store) int {
+	t.Helper()
+	keys, err := s.blocks.AllKeysChan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range keys {
+		n++
+	}
+	return n
+}
+
+func TestAddTwiceStoresNothingNew(t *testing.T) {
+	s := openStore(t)
+	data := pattern("twice", 3*ChunkSize+5)
+	c1 := addFile(t, s, data)
+	n := countBlocks(t, s)
+	if n != 5 { // 4 leaves and the root
+		t.Fatalf("%d blocks after the first add, want 5", n)
+	}
+	c2 := addFile(t, s, data)
+	if c1 != c2 || countBlocks(t, s) != n {
+		t.Errorf("second add: %s with %d blocks, want %s with %d", c2, countBlocks(t, s), c1, n)
+	}
+}
+
+func TestReadRange(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	data := pattern("range", 10*ChunkSize+100)
+	c := addFile(t, s, data)
+	tests := []struct {
+		name   string
+		r      Range
+		blocks int // blocks an export of the range carries: root + leaves
+	}{
+		{"inside one chunk", Range{Offset: 3*ChunkSize + 10, Length: 1000}, 2},
+		{"across a boundary", Range{Offset: 4*ChunkSize - 10, Length: 20}, 3},
+		{"to the end", Range{Offset: 10 * ChunkSize}, 2},
+		{"first byte", Range{Offset: 0, Length: 1}, 2},
+		{"past the end", Range{Offset: uint64(len(data)) + 5, Length: 10}, 1},
+		{"whole", Range{}, 12},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if _, err := s.ReadRange(ctx, c, tc.r, &buf); err != nil {
+				t.Fatal(err)
+			}
+			lo := min(tc.r.Offset, uint64(len(data)))
+			want := data[lo:tc.r.end(uint64(len(data)))]
+			if lo >= tc.r.end(uint64(len(data))) {
+				want = nil
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("got %d bytes, want %d", buf.Len(), len(want))
+			}
+			var car bytes.Buffer
+			st, err := s.ExportCAR(ctx, c, Selection{Range: &tc.r}, &car)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Blocks != tc.blocks {
+				t.Errorf("export carries %d blocks, want %d", st.Blocks, tc.blocks)
+			}
+		})
+	}
+}
+
+func TestStatLsResolve(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	big := pattern("stat", 2*ChunkSize+1)
+	dir := writeTree(t, map[string][]byte{"a": []byte("abc"), "d/big": big})
+	root, err := s.Add(ctx, dir, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stat(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// blocks: root dir, a, d, big root, 3 leaves
+	if st.Type != TypeDirectory || st.Size != uint64(3+len(big)) || st.Blocks != 7 {
+		t.Errorf("stat = %+v", st)
+	}
+	ls, err := s.Ls(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 2 || ls[0].Name != "a" || ls[0].Type != TypeFile || ls[0].Size != 3 || ls[1].Name != "d" || ls[1].Type != TypeDirectory {
+		t.Errorf("ls = %+v", ls)
+	}
+	bc, err := s.Resolve(ctx, root, "/d/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Stat(ctx, bc); err != nil || st.Type != TypeFile || st.Size != uint64(len(big)) || st.Blocks != 4 {
+		t.Errorf("stat d/big = %+v, %v", st, err)
+	}
+	if _, err := s.Resolve(ctx, root, "d/nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("resolve d/nope: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Resolve(ctx, root, "a/x"); err == nil {
+		t.Error("resolve through a file succeeded")
+	}
+	if _, err := s.Ls(ctx, bc); err == nil {
+		t.Error("ls of a file succeeded")
+	}
+}
+
+func TestPinsAndGC(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := addFile(t, s, pattern("kept", 2*ChunkSize))
+	gone := addFile(t, s, pattern("gone", 2*ChunkSize))
+	partial := addFile(t, s, pattern("partial", 2*ChunkSize))
+	if err := s.Pin(ctx, "keep", kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(ctx, "bad name!", kept); err == nil {
+		t.Error("pin with a bad name succeeded")
+	}
+	if err := s.Pin(ctx, "missing", cid.MustParse("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("pin of a missing root: %v", err)
+	}
+	release := s.protect(partial) // as a transfer writing partial would
+	res, err := s.GC(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Removed != 3 || res.Kept != 6 {
+		t.Errorf("gc = %+v, want 3 removed, 6 kept", res)
+	}
+	if ok, _ := s.Has(ctx, gone); ok {
+		t.Error("unpinned root survived gc")
+	}
+	release()
+	if res, err := s.GC(ctx); err != nil || res.Removed != 3 {
+		t.Errorf("gc after the transfer ended = %+v, %v", res, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Pins survive a reopen.
+	s, err = Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if p := s.Pins(); len(p) != 1 || p[0].Name != "keep" || p[0].CID != kept.String() {
+		t.Errorf("pins after reopen = %v", p)
+	}
+	if _, err := s.Cat(ctx, kept, &bytes.Buffer{}); err != nil {
+		t.Errorf("pinned content after gc: %v", err)
+	}
+	if err := s.Unpin("keep"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unpin("keep"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second unpin: %v", err)
+	}
+	if res, err := s.GC(ctx); err != nil || res.Removed != 3 || res.Kept != 0 {
+		t.Errorf("gc after unpin = %+v, %v", res, err)
+	}
+}

@@ -1,0 +1,94 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// links returns the CIDs a block links to, in link order. Only the codecs
+// UnixFS uses are understood: raw (no links) and dag-pb.
+func links(b blocks.Block) ([]cid.Cid, error) {
+	switch b.Cid().Type() {
+	case cid.Raw:
+		return nil, nil
+	case cid.DagProtobuf:
+		nd, err := merkledag.DecodeProtobuf(b.RawData())
+		if err != nil {
+			return nil, fmt.Errorf("decode dag-pb: %w", err)
+		}
+		out := make([]cid.Cid, len(nd.Links()))
+		for i, l := range nd.Links() {
+			out[i] = l.Cid
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("unsupported codec 0x%x (want raw or dag-pb)", b.Cid().Type())
+	}
+}
+
+// walkStats counts the distinct blocks of a DAG.
+type walkStats struct {
+	Blocks int
+	Bytes  int64
+}
+
+// walk visits every distinct block below root (root included) depth-first,
+// pre-order, children in link order. visit may be nil. A missing block is
+// a [MissingError].
+func (s *Store) walk(ctx context.Context, root cid.Cid, visit func(blocks.Block) error) (walkStats, error) {
+	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit)
+}
+
+// walkMarked walks root, adding every visited block's multihash to marked
+// and skipping blocks already there; skipMissing treats missing blocks as
+// leaves instead of failing.
+func (s *Store) walkMarked(ctx context.Context, root cid.Cid, marked map[string]struct{}, skipMissing bool) (walkStats, error) {
+	return s.walkDAG(ctx, root, marked, skipMissing, nil)
+}
+
+// walkDAG is the depth-first walk behind walk and walkMarked. seen is keyed
+// by multihash, as the blockstore is.
+func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error) (walkStats, error) {
+	var st walkStats
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		key := string(c.Hash())
+		if _, ok := seen[key]; ok {
+			continue
+		}
+		b, err := s.block(ctx, c)
+		var missing *MissingError
+		if skipMissing && errors.As(err, &missing) {
+			continue
+		}
+		if err != nil {
+			return st, err
+		}
+		seen[key] = struct{}{}
+		st.Blocks++
+		st.Bytes += int64(len(b.RawData()))
+		if visit != nil {
+			if err := visit(b); err != nil {
+				return st, err
+			}
+		}
+		ls, err := links(b)
+		if err != nil {
+			return st, fmt.Errorf("block %s: %w", c, err)
+		}
+		slices.Reverse(ls)
+		stack = append(stack, ls...)
+	}
+	return st, nil
+}
