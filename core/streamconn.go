@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -130,6 +131,10 @@ func (w *watchedStream) Read(p []byte) (int, error) {
 		if both {
 			w.end(io.EOF)
 		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// A read deadline passing ends nothing: net/http, for one, sets
+		// one to stop its background read between requests, then reads
+		// on.
 	case err != nil:
 		w.end(err)
 	}
