@@ -140,7 +140,8 @@ func TestManyCallsNoGrowth(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	// Idle workers wait two seconds for more calls before they exit.
+	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > goroutines+5 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

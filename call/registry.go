@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/jsonschema-go/jsonschema"
 )
@@ -37,8 +38,9 @@ type operation struct {
 // Registry holds the operations a node serves. Register everything before
 // serving; a Registry is safe for concurrent use.
 type Registry struct {
-	mu  sync.RWMutex
-	ops map[string]*operation
+	mu       sync.RWMutex
+	ops      map[string]*operation
+	observer atomic.Pointer[Observer]
 }
 
 // NewRegistry returns an empty registry.

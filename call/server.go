@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -125,62 +124,24 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		}
 		caller = &tok
 	}
-	op, ok := srv.reg.lookup(name)
-	if !ok || op.spec.Visibility == Internal {
-		s.writeError(fs, id, Errorf(CodeNotFound, "operation not found: %s", shorten(name)))
-		return
-	}
-	if err := op.spec.Access.Check(caller); err != nil {
-		if caller == nil {
-			s.writeError(fs, id, Errorf(CodeForbidden, "authentication required"))
-		} else {
-			s.writeError(fs, id, Errorf(CodeForbidden, "%v", err))
-		}
-		op.stats.record(time.Since(start), true)
-		return
-	}
-	input, cerr := op.checkInput(p.Input)
-	if cerr != nil {
-		s.writeError(fs, id, cerr)
-		op.stats.record(time.Since(start), true)
-		return
-	}
-	req := &Request{ID: id, Op: name, Caller: caller, ForwardedFor: p.ForwardedFor, srv: srv, spec: op.spec}
-	var sent atomic.Int32
 	send := func(out json.RawMessage) error {
-		if inf.detached.Load() {
-			return errDetached
-		}
-		if op.spec.Type != Subscription && sent.Add(1) > 1 {
-			return fmt.Errorf("call: %s is a %s: it answers once", name, op.spec.Type)
-		}
 		frame, err := EncodeEnvelope(TypeResponded, id, RespondedPayload{Output: out})
 		if err != nil {
 			return err
 		}
 		return fs.write(frame)
 	}
-	err := srv.run(ctx, op, req, input, send, inf)
-	failed := err != nil
+	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, spawn: s.workers.Go, start: start}, send)
 	switch {
-	case err == nil && op.spec.Type != Subscription && sent.Load() == 0:
-		srv.logger.Error("call: handler returned no output", "op", name)
-		s.writeError(fs, id, Errorf(CodeInternal, "operation returned no output"))
-		failed = true
-	case err == nil && op.spec.Type == Subscription:
+	case err == nil && typ == Subscription:
 		if frame, e := EncodeEnvelope(TypeCompleted, id, emptyPayload); e == nil {
 			_ = fs.write(frame)
 		}
 	case errors.Is(err, errDetached):
 		// Aborted or the connection is gone: nothing more goes on the wire.
 	case err != nil:
-		var ce *Error
-		if !errors.As(err, &ce) {
-			s.conn.Logger().Warn("call: operation failed", "op", name, "err", err)
-		}
-		s.writeError(fs, id, handlerError(op.spec, err))
+		s.writeError(fs, id, asError(err))
 	}
-	op.stats.record(time.Since(start), failed)
 }
 
 // errDetached ends a call that is no longer on the wire.
@@ -193,14 +154,16 @@ var errDeadline = errors.New("deadline exceeded")
 // handler does or, if the handler ignores its context, when the context
 // ends: the call is then detached and the handler left to finish alone.
 // A deadline yields TIMEOUT; an abort or a closed connection errDetached.
-func (srv *server) run(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error, inf *inflight) error {
+// The handler runs on spawn (a session's workers), or a new goroutine when
+// spawn is nil.
+func (srv *server) run(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error, inf *inflight, spawn func(func())) error {
 	if d := op.spec.deadline(); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, errDeadline)
 		defer cancel()
 	}
 	done := make(chan error, 1)
-	go func() {
+	handle := func() {
 		defer func() {
 			if r := recover(); r != nil {
 				srv.logger.Error("call: handler panicked", "op", req.Op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -208,7 +171,12 @@ func (srv *server) run(ctx context.Context, op *operation, req *Request, input j
 			}
 		}()
 		done <- op.handler(ctx, req, input, send)
-	}()
+	}
+	if spawn == nil {
+		go handle()
+	} else {
+		spawn(handle)
+	}
 	var err error
 	select {
 	case err = <-done:
@@ -257,7 +225,7 @@ func (r *Request) Call(ctx context.Context, op string, in, out any) error {
 		}
 		result = b
 		return nil
-	}, nil)
+	}, nil, nil)
 	if errors.Is(err, errDetached) {
 		return ctxError(ctx)
 	}

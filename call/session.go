@@ -33,7 +33,8 @@ type session struct {
 	pending map[string]*pending
 	closed  bool
 
-	wg sync.WaitGroup // stream readers and request goroutines
+	wg      sync.WaitGroup // stream readers, requests and their workers
+	workers *workers
 }
 
 // server is what a session needs to answer requests.
@@ -48,7 +49,7 @@ type server struct {
 func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
 	_, multi := conn.(core.QUICConn)
 	ctx, cancel := context.WithCancelCause(conn.Context())
-	return &session{
+	s := &session{
 		conn:    conn,
 		caller:  caller,
 		srv:     srv,
@@ -58,6 +59,8 @@ func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
 		inbound: make(map[string]*inflight),
 		pending: make(map[string]*pending),
 	}
+	s.workers = newWorkers(&s.wg)
+	return s
 }
 
 // errSessionClosed ends calls whose connection is gone.
@@ -98,13 +101,10 @@ func (s *session) serve(ctx context.Context) {
 			break
 		}
 		fs := newFrameStream(st, false)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.readLoop(fs)
-		}()
+		s.workers.Go(func() { s.readLoop(fs) })
 	}
 	// Shutdown or connection end: wait for the calls in flight.
+	s.workers.close()
 	s.wg.Wait()
 }
 
@@ -119,6 +119,7 @@ func (s *session) shutdown() {
 		p.fail(Errorf(CodeUnavailable, "connection closed"))
 	}
 	s.cancel(errSessionClosed)
+	s.workers.close()
 	s.wg.Wait()
 }
 
@@ -336,7 +337,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 		return
 	}
 	fs.acquire()
-	go func() {
+	s.workers.Go(func() {
 		defer s.wg.Done()
 		defer fs.release()
 		defer func() {
@@ -346,7 +347,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 			cancel(nil)
 		}()
 		s.srv.serveWire(ctx, s, fs, env.ID, p, inf)
-	}()
+	})
 }
 
 // pendingBuffer is how many events a call buffers before its stream stops
@@ -429,11 +430,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
 		}
 		p.fs = newFrameStream(st, true)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.readLoop(p.fs)
-		}()
+		s.workers.Go(func() { s.readLoop(p.fs) })
 	} else {
 		if s.shared == nil {
 			s.drop(p)

@@ -45,6 +45,9 @@ const DefaultTimeout = 30 * time.Second
 type ErrorDef struct {
 	Code        Code   `json:"code"`
 	Description string `json:"description,omitempty"`
+	// HTTPStatus is the status the HTTP gateway answers the code with,
+	// 400..599; zero means 500.
+	HTTPStatus int `json:"httpStatus,omitempty"`
 }
 
 // PeerOp names an operation on one peer.
@@ -152,6 +155,9 @@ func (s Spec) validate() (Spec, error) {
 	for _, e := range s.Errors {
 		if slices.Contains(protocolCodes, e.Code) || e.Code == "" {
 			errs = append(errs, fmt.Errorf("error code %q: empty or a protocol code", e.Code))
+		}
+		if e.HTTPStatus != 0 && (e.HTTPStatus < 400 || e.HTTPStatus > 599) {
+			errs = append(errs, fmt.Errorf("error code %q: http status %d outside 400..599", e.Code, e.HTTPStatus))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
