@@ -1,6 +1,10 @@
-// Package http will serve one http.Handler on h3, h2, http/1.1 and
-// alknet/http: a REST gateway and OpenAPI document over the call registry, an
-// MCP endpoint, WebSocket calls, metrics and a dashboard.
+// Package http serves one http.Handler on h3, h2, http/1.1 and alknet/http:
+// the call registry as a REST gateway (/v1/ops, /v1/call, /v1/batch, with
+// Server-Sent Events for subscriptions), an OpenAPI 3.1 document, MCP
+// tools at /mcp, and /healthz, /readyz and /metrics. Every front door
+// dispatches through call.Dispatcher: the same registry, access control
+// and stats as alknet/call.
 //
-// The module is filled by its own issue; until then it holds no code.
+// A [Server] is a core.Handler. Other modules add routes with
+// [Server.Mount]; their handlers read the caller with [Caller].
 package http

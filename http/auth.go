@@ -1,0 +1,178 @@
+package http
+
+import (
+	"context"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// connInfoKey holds a request's connection: its ALPN and client.
+type connInfoKey struct{}
+
+// callerKey holds a request's resolved identity.
+type callerKey struct{}
+
+// connInfo is what a request knows about its connection.
+type connInfo struct {
+	alpn string
+	peer core.Peer
+}
+
+func withPeer(ctx context.Context, alpn string, peer core.Peer) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, connInfo{alpn: alpn, peer: peer})
+}
+
+func connOf(ctx context.Context) connInfo {
+	ci, _ := ctx.Value(connInfoKey{}).(connInfo)
+	return ci
+}
+
+// Caller returns the identity a request runs as: its bearer token's, else
+// the TLS identity of its connection (alknet/http), else nil (anonymous).
+// Handlers mounted with [Server.Mount] use it for their own checks.
+func Caller(ctx context.Context) *core.Identity {
+	id, _ := ctx.Value(callerKey{}).(*core.Identity)
+	return id
+}
+
+// bearer returns the request's token and whether it offered credentials
+// at all; ok is false for a malformed Authorization header.
+func bearer(r *http.Request) (token string, offered, ok bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, found := strings.Cut(h, " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+			return "", true, false
+		}
+		return strings.TrimSpace(tok), true, true
+	}
+	return "", false, true
+}
+
+// middleware resolves the caller, enforces the rate limit and body cap,
+// and advertises h3 on TCP responses.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ci := connOf(r.Context())
+		if ci.alpn == ALPNH2 || ci.alpn == ALPNHTTP1 {
+			w.Header().Set("Alt-Svc", altSvc(r.Host))
+		}
+		if r.URL.Path == "/healthz" { // liveness: no auth, no limits
+			next.ServeHTTP(w, r)
+			return
+		}
+		caller := ci.peer.Identity
+		token, offered, ok := bearer(r)
+		if offered {
+			var id core.Identity
+			if ok && s.cfg.Identities != nil {
+				id, ok = s.cfg.Identities.ByToken(token)
+			} else {
+				ok = false
+			}
+			if !ok {
+				s.metrics.authRejects.Inc()
+				core.LogAuth(s.logger, core.AuthReject, ci.alpn, ci.peer, nil)
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+				writeJSON(w, http.StatusUnauthorized, call.Errorf(call.CodeForbidden, "bearer token not accepted"))
+				return
+			}
+			caller = &id
+		}
+		if wait, ok := s.rate.allow(rateKey(caller, ci.peer, r)); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeJSON(w, http.StatusTooManyRequests, &call.Error{Code: "RATE_LIMITED", Message: "too many requests", Retryable: true})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+	})
+}
+
+// altSvc advertises h3 on the port the client reached, which serves QUIC
+// too.
+func altSvc(host string) string {
+	port := "443"
+	if _, p, err := net.SplitHostPort(host); err == nil && p != "" {
+		port = p
+	}
+	return `h3=":` + port + `"; ma=86400`
+}
+
+// rateKey is who a request counts against: its identity, else its IP.
+func rateKey(caller *core.Identity, peer core.Peer, r *http.Request) string {
+	if caller != nil {
+		return "id:" + caller.ID
+	}
+	if ip := peer.RemoteIP(); ip != "-" {
+		return "ip:" + ip
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "ip:" + host
+}
+
+// rateLimiter keeps one token bucket per key, forgetting idle ones.
+type rateLimiter struct {
+	limit rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	sweep   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// rateIdle is how long an unused bucket is kept.
+const rateIdle = 10 * time.Minute
+
+func newRateLimiter(perSec float64, burst int) *rateLimiter {
+	l := &rateLimiter{limit: rate.Limit(perSec), burst: burst, buckets: make(map[string]*bucket)}
+	if perSec < 0 {
+		l.limit = rate.Inf
+	}
+	return l
+}
+
+// allow takes a token for key; when none is left it returns how long until
+// one is.
+func (l *rateLimiter) allow(key string) (time.Duration, bool) {
+	if l.limit == rate.Inf {
+		return 0, true
+	}
+	now := time.Now()
+	l.mu.Lock()
+	if now.Sub(l.sweep) > rateIdle {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > rateIdle {
+				delete(l.buckets, k)
+			}
+		}
+		l.sweep = now
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	l.mu.Unlock()
+	res := b.lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return max(d, time.Second), false
+	}
+	return 0, true
+}

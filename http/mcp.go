@@ -1,0 +1,193 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// Bounds of a subscription called as an MCP tool.
+const (
+	DefaultMCPMaxEvents = 10
+	MaxMCPMaxEvents     = 1000
+	DefaultMCPTimeout   = 5 * time.Second
+	MaxMCPTimeout       = 60 * time.Second
+)
+
+// mcpHandler serves MCP's streamable HTTP transport at /mcp. It is
+// stateless: every request gets a server whose tools are the operations
+// its caller may call, so a token's scopes apply per request.
+func (s *Server) mcpHandler() http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+		return s.mcpServer(Caller(r.Context()))
+	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
+}
+
+// mcpServer returns an MCP server with one tool per external operation
+// caller may call, named service_op.
+func (s *Server) mcpServer(caller *core.Identity) *mcp.Server {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "alknet", Version: "1"}, &mcp.ServerOptions{Logger: s.logger})
+	for _, spec := range s.disp.Visible(caller) {
+		t := mcpTool(spec)
+		srv.AddTool(t.tool, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return s.callTool(ctx, caller, spec, t.wrapped, req.Params.Arguments), nil
+		})
+	}
+	return srv
+}
+
+// toolDef is an operation as an MCP tool.
+type toolDef struct {
+	tool *mcp.Tool
+	// wrapped: the operation's input is the "input" argument, not the
+	// arguments themselves (non-object inputs and subscriptions).
+	wrapped bool
+}
+
+// ToolName is the MCP tool name of an operation: "fs/stat" is "fs_stat".
+func ToolName(op string) string { return strings.ReplaceAll(op, "/", "_") }
+
+// mcpTool describes spec as a tool. MCP wants object inputs: other inputs,
+// and subscriptions (which take max_events and timeout_ms too), travel in
+// an "input" property.
+func mcpTool(spec call.Spec) toolDef {
+	in := schemaMap(spec.Input)
+	out := schemaMap(spec.Output)
+	d := toolDef{tool: &mcp.Tool{Name: ToolName(spec.Name), Title: spec.Name, Description: spec.Description}}
+	switch {
+	case spec.Type == call.Subscription:
+		d.wrapped = true
+		props := map[string]any{
+			"max_events": map[string]any{"type": "integer", "minimum": 1, "maximum": MaxMCPMaxEvents, "description": "stop after this many events (default 10)"},
+			"timeout_ms": map[string]any{"type": "integer", "minimum": 1, "maximum": MaxMCPTimeout.Milliseconds(), "description": "stop after this long (default 5000)"},
+		}
+		if in != nil {
+			props["input"] = in
+		}
+		d.tool.InputSchema = map[string]any{"type": "object", "properties": props}
+		d.tool.Description += " (subscription: returns the events collected within max_events and timeout_ms)"
+		events := map[string]any{"type": "array"}
+		if out != nil {
+			events["items"] = out
+		}
+		d.tool.OutputSchema = map[string]any{"type": "object", "properties": map[string]any{
+			"events": events, "completed": map[string]any{"type": "boolean"},
+		}, "required": []string{"events", "completed"}}
+	case in == nil:
+		d.tool.InputSchema = map[string]any{"type": "object"}
+	case in["type"] == "object":
+		d.tool.InputSchema = in
+	default:
+		d.wrapped = true
+		d.tool.InputSchema = map[string]any{"type": "object", "properties": map[string]any{"input": in}}
+	}
+	if spec.Type != call.Subscription && out != nil && out["type"] == "object" {
+		d.tool.OutputSchema = out
+	}
+	return d
+}
+
+// schemaMap returns a schema as a JSON object, nil for none.
+func schemaMap(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// subArgs are the arguments of a subscription tool.
+type subArgs struct {
+	Input     json.RawMessage `json:"input"`
+	MaxEvents int             `json:"max_events"`
+	TimeoutMS int64           `json:"timeout_ms"`
+}
+
+// callTool runs an operation for tools/call. Operation errors are isError
+// results whose structured content is the call error.
+func (s *Server) callTool(ctx context.Context, caller *core.Identity, spec call.Spec, wrapped bool, args json.RawMessage) *mcp.CallToolResult {
+	input := args
+	var sub subArgs
+	if wrapped && len(args) > 0 {
+		if err := json.Unmarshal(args, &sub); err != nil {
+			return toolError(call.Errorf(call.CodeInvalidInput, "arguments: %s", jsonReason(err)))
+		}
+		input = sub.Input
+	}
+	if spec.Type != call.Subscription {
+		out, err := s.runOnce(ctx, caller, spec.Name, input)
+		if err != nil {
+			return toolError(err)
+		}
+		return toolResult(out)
+	}
+	maxEvents := min(max(sub.MaxEvents, 0), MaxMCPMaxEvents)
+	if maxEvents == 0 {
+		maxEvents = DefaultMCPMaxEvents
+	}
+	timeout := min(time.Duration(max(sub.TimeoutMS, 0))*time.Millisecond, MaxMCPTimeout)
+	if timeout == 0 {
+		timeout = DefaultMCPTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		events = []json.RawMessage{}
+		full   bool
+	)
+	err := s.disp.Run(ctx, caller, spec.Name, input, func(b json.RawMessage) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return errEnough
+		}
+		events = append(events, b)
+		if len(events) >= maxEvents {
+			full = true
+			cancel() // enough: end the subscription
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	full = true
+	bounded := ctx.Err() != nil // the bound, not the operation, ended it
+	if err != nil && !bounded {
+		return toolError(asCallError(err))
+	}
+	b, _ := json.Marshal(map[string]any{"events": events, "completed": err == nil && !bounded})
+	return toolResult(b)
+}
+
+// errEnough stops a subscription tool that has its events.
+var errEnough = &call.Error{Code: call.CodeInternal, Message: "enough events"}
+
+// toolResult is a successful result: the output as text and, when it is
+// an object, as structured content.
+func toolResult(out json.RawMessage) *mcp.CallToolResult {
+	res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(out)}}}
+	var obj map[string]any
+	if json.Unmarshal(out, &obj) == nil && obj != nil {
+		res.StructuredContent = json.RawMessage(out)
+	}
+	return res
+}
+
+// toolError is an isError result carrying the call error.
+func toolError(e *call.Error) *mcp.CallToolResult {
+	b, _ := json.Marshal(e)
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}, StructuredContent: json.RawMessage(b)}
+}

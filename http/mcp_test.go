@@ -1,0 +1,97 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// bearerTransport adds a token to every request.
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func mcpSession(t *testing.T, f *fixture, token string) *mcp.ClientSession {
+	t.Helper()
+	hc := f.client(t, true)
+	if token != "" {
+		hc.Transport = bearerTransport{token, hc.Transport}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	s, err := cl.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: f.url("/mcp"), HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func toolNames(t *testing.T, s *mcp.ClientSession) []string {
+	t.Helper()
+	res, err := s.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+func TestMCPGoClient(t *testing.T) {
+	f := start(t, Limits{})
+	anon := mcpSession(t, f, "")
+	names := toolNames(t, anon)
+	if !slices.Contains(names, "demo_echo") || slices.Contains(names, "demo_secret") || slices.Contains(names, "demo_hidden") {
+		t.Fatalf("anonymous tools: %v", names)
+	}
+	if admin := toolNames(t, mcpSession(t, f, f.admin)); !slices.Contains(admin, "demo_secret") {
+		t.Fatalf("admin tools lack demo_secret: %v", admin)
+	}
+	ctx := context.Background()
+	res, err := anon.CallTool(ctx, &mcp.CallToolParams{Name: "demo_add", Arguments: map[string]any{"a": 2, "b": 5}})
+	if err != nil || res.IsError {
+		t.Fatalf("demo_add: %v %+v", err, res)
+	}
+	if b, _ := json.Marshal(res.StructuredContent); string(b) != `{"sum":7}` {
+		t.Fatalf("demo_add structured %s", b)
+	}
+	res, err = anon.CallTool(ctx, &mcp.CallToolParams{Name: "demo_teapot", Arguments: map[string]any{}})
+	if err != nil || !res.IsError {
+		t.Fatalf("demo_teapot: %v %+v", err, res)
+	}
+	if b, _ := json.Marshal(res.StructuredContent); !json.Valid(b) || string(b) == "null" {
+		t.Fatalf("isError without the call error: %s", b)
+	}
+	res, err = anon.CallTool(ctx, &mcp.CallToolParams{Name: "demo_ticks", Arguments: map[string]any{"input": map[string]any{"n": 50}, "max_events": 3}})
+	if err != nil || res.IsError {
+		t.Fatalf("demo_ticks: %v %+v", err, res)
+	}
+	var got struct {
+		Events    []tick `json:"events"`
+		Completed bool   `json:"completed"`
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if json.Unmarshal(b, &got) != nil || len(got.Events) != 3 || got.Completed {
+		t.Fatalf("bounded subscription: %s", b)
+	}
+	res, err = anon.CallTool(ctx, &mcp.CallToolParams{Name: "demo_forever", Arguments: map[string]any{"timeout_ms": 50}})
+	if err != nil || res.IsError {
+		t.Fatalf("demo_forever: %v %+v", err, res)
+	}
+}

@@ -1,0 +1,81 @@
+package http
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg         *prometheus.Registry
+	conns       *prometheus.CounterVec
+	bytesIn     *prometheus.CounterVec
+	bytesOut    *prometheus.CounterVec
+	authRejects prometheus.Counter
+	calls       *prometheus.CounterVec
+	callErrors  *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+}
+
+// newMetrics registers the metrics and makes calls observes every
+// finished call of calls, from any front door (alknet/call included).
+func newMetrics(calls *call.Registry) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alknet_http_connections_total", Help: "Connections served, by ALPN.",
+		}, []string{"alpn"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alknet_http_received_bytes_total", Help: "Bytes read on h2 and http/1.1 connections, by ALPN.",
+		}, []string{"alpn"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alknet_http_sent_bytes_total", Help: "Bytes written on h2 and http/1.1 connections, by ALPN.",
+		}, []string{"alpn"}),
+		authRejects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "alknet_http_auth_rejects_total", Help: "Requests refused for a bad credential.",
+		}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alknet_call_calls_total", Help: "Finished calls, by operation, over every front door.",
+		}, []string{"op"}),
+		callErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alknet_call_errors_total", Help: "Failed calls, by operation.",
+		}, []string{"op"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "alknet_call_duration_seconds", Help: "Call latency, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"op"}),
+	}
+	m.reg.MustRegister(m.conns, m.bytesIn, m.bytesOut, m.authRejects, m.calls, m.callErrors, m.latency,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	calls.Observe(func(op string, d time.Duration, failed bool) {
+		m.calls.WithLabelValues(op).Inc()
+		if failed {
+			m.callErrors.WithLabelValues(op).Inc()
+		}
+		m.latency.WithLabelValues(op).Observe(d.Seconds())
+	})
+	return m
+}
+
+// handler serves the metrics in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// isLoopback reports whether the request comes from this machine.
+func isLoopback(peer core.Peer, r *http.Request) bool {
+	ip := peer.RemoteIP()
+	if ip == "-" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Unmap().IsLoopback()
+}

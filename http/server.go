@@ -1,0 +1,317 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// ALPN is the alknet protocol carrying HTTP/3 on an alknet connection: the
+// client's TLS key is its identity.
+const ALPN = "alknet/http"
+
+// Standard ALPNs served with the web certificate, when core has one.
+const (
+	ALPNH3    = "h3"
+	ALPNH2    = "h2"
+	ALPNHTTP1 = "http/1.1"
+)
+
+// AdminScope grants /metrics and the dashboard.
+const AdminScope = "admin"
+
+// Defaults of the [Limits] fields.
+const (
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultRate              = 50
+	DefaultBurst             = 100
+	DefaultMaxBatch          = 64
+)
+
+// Limits bound what one client can make the server hold. Zero fields take
+// the defaults above.
+type Limits struct {
+	// MaxHeaderBytes caps the request line and headers.
+	MaxHeaderBytes int
+	// MaxBodyBytes caps a request body; a larger one is 413.
+	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds reading the headers (slowloris).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response; streaming responses (SSE,
+	// WebSocket) lift it.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle that long.
+	IdleTimeout time.Duration
+	// Rate is the requests per second one identity (or, for anonymous
+	// callers, one IP address) may make on average; negative: unlimited.
+	Rate float64
+	// Burst is how many requests may come at once above Rate.
+	Burst int
+	// MaxBatch caps the calls of one /v1/batch request.
+	MaxBatch int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&l.ReadTimeout, DefaultReadTimeout)
+	def(&l.WriteTimeout, DefaultWriteTimeout)
+	def(&l.IdleTimeout, DefaultIdleTimeout)
+	if l.Rate == 0 {
+		l.Rate = DefaultRate
+	}
+	if l.Burst == 0 {
+		l.Burst = DefaultBurst
+	}
+	if l.MaxBatch == 0 {
+		l.MaxBatch = DefaultMaxBatch
+	}
+	return l
+}
+
+func (l Limits) validate() error {
+	var errs []error
+	if l.MaxHeaderBytes < 0 || l.MaxBodyBytes < 0 || l.Burst < 0 || l.MaxBatch < 0 {
+		errs = append(errs, errors.New("limits: sizes and counts must not be negative"))
+	}
+	if l.ReadHeaderTimeout < 0 || l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 {
+		errs = append(errs, errors.New("limits: timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Config configures a [Server].
+type Config struct {
+	// Registry holds the operations the gateway, MCP and WebSocket serve;
+	// required. It is the registry alknet/call serves.
+	Registry *call.Registry
+	// Peers, if the node is a head, is what X-Alknet-Peer routes to.
+	Peers *call.Peers
+	// Identities resolves bearer tokens and node keys; nil: every caller is
+	// anonymous.
+	Identities core.IdentityProvider
+	// NodeID names the node in the OpenAPI document.
+	NodeID string
+	// Limits bound resource use.
+	Limits Limits
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves one http.Handler on h3, h2, http/1.1 and alknet/http. It is
+// a core.Handler; build it with [New], add routes with [Server.Mount]
+// before serving.
+type Server struct {
+	cfg     Config
+	lim     Limits
+	disp    *call.Dispatcher
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	metrics *metrics
+	rate    *rateLimiter
+
+	tcp   *http.Server  // h2 and http/1.1 on single-stream connections
+	h3    *http3.Server // h3 and alknet/http on QUIC connections
+	conns *connListener
+
+	quicPeers sync.Map // *quic.Conn → core.Peer, while served
+
+	startOnce    sync.Once
+	shutdownOnce sync.Once
+}
+
+var _ core.Handler = (*Server)(nil)
+
+// New validates cfg and returns the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("http: config: a registry is required")
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, fmt.Errorf("http: config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	disp, err := call.NewDispatcher(call.Config{Registry: cfg.Registry, Identities: cfg.Identities, Peers: cfg.Peers, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	lim := cfg.Limits.withDefaults()
+	s := &Server{
+		cfg:     cfg,
+		lim:     lim,
+		disp:    disp,
+		logger:  cfg.Logger,
+		mux:     http.NewServeMux(),
+		metrics: newMetrics(cfg.Registry),
+		rate:    newRateLimiter(lim.Rate, lim.Burst),
+		conns:   newConnListener(),
+	}
+
+	if err := s.routes(); err != nil {
+		return nil, err
+	}
+	s.handler = s.middleware(s.mux)
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // TLS is core's: the stream is h2 already
+	s.tcp = &http.Server{
+		Handler:           s.handler,
+		Protocols:         protocols,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if sc, ok := c.(*streamConn); ok {
+				return withPeer(ctx, sc.alpn, sc.peer)
+			}
+			return ctx
+		},
+	}
+	s.h3 = &http3.Server{
+		Handler:        s.handler,
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		IdleTimeout:    lim.IdleTimeout,
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			if v, ok := s.quicPeers.Load(c); ok {
+				p := v.(quicPeer)
+				return withPeer(ctx, p.alpn, p.peer)
+			}
+			return ctx
+		},
+	}
+	return s, nil
+}
+
+// quicPeer is what a QUIC connection's requests know about their client.
+type quicPeer struct {
+	alpn string
+	peer core.Peer
+}
+
+// ALPNs implements core.Handler.
+func (s *Server) ALPNs() []string { return []string{ALPNH3, ALPNH2, ALPNHTTP1, ALPN} }
+
+// Handler returns the server's http.Handler (every route, with auth, rate
+// limits and metrics), to serve elsewhere or in tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve implements core.Handler: h3 and alknet/http run HTTP/3 on the QUIC
+// connection; h2 and http/1.1 take the connection's one stream.
+func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
+	stop := context.AfterFunc(ctx, s.shutdown)
+	defer stop()
+	alpn := conn.ALPN()
+	s.metrics.conns.WithLabelValues(alpn).Inc()
+	switch alpn {
+	case ALPNH3, ALPN:
+		qc, ok := conn.(core.QUICConn)
+		if !ok {
+			return fmt.Errorf("http: %s needs a QUIC connection", alpn)
+		}
+		s.quicPeers.Store(qc.QUIC(), quicPeer{alpn: alpn, peer: conn.Peer()})
+		defer s.quicPeers.Delete(qc.QUIC())
+		// The connection's end, however it came, is not the handler's failure.
+		_ = s.h3.ServeQUICConn(qc.QUIC())
+		return nil
+	default:
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		s.startOnce.Do(func() { go func() { _ = s.tcp.Serve(s.conns) }() })
+		sc := newStreamConn(st, alpn, conn.Peer(), s.metrics)
+		if !s.conns.push(sc) {
+			st.Abort(core.CodeNoError)
+			return nil
+		}
+		// Not conn.Context(): core ends it on a read deadline, which
+		// net/http uses to stop its background read between requests.
+		<-sc.closed
+		return nil
+	}
+}
+
+// shutdownGrace bounds how long shutdown waits for requests in flight.
+const shutdownGrace = 5 * time.Second
+
+// shutdown stops taking requests and ends the connections, once: the
+// endpoint is shutting down.
+func (s *Server) shutdown() {
+	s.shutdownOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		_ = s.conns.Close()
+		_ = s.h3.Shutdown(ctx)
+		if err := s.tcp.Shutdown(ctx); err != nil {
+			_ = s.tcp.Close()
+		}
+	})
+}
+
+// Close stops the server at once, for a server whose endpoint never ran
+// (tests, a failed start). An endpoint shutting down stops it by itself.
+func (s *Server) Close() error {
+	s.shutdown()
+	_ = s.h3.Close()
+	return s.tcp.Close()
+}
+
+// reserved are the paths Mount refuses: the server's own routes.
+var reserved = []string{"/v1/", "/mcp", "/openapi.json", "/healthz", "/readyz", "/metrics"}
+
+// Mount serves h under prefix (a path starting and ending in "/", or an
+// exact path), behind the same auth, rate limit and metrics as the rest.
+// h sees the full path; the caller's identity is [Caller](r.Context()).
+// Mount before serving; the server's own paths cannot be taken.
+func (s *Server) Mount(prefix string, h http.Handler) (err error) {
+	if !strings.HasPrefix(prefix, "/") || prefix == "/" || h == nil {
+		return fmt.Errorf("http: mount %q: want a path below / and a handler", prefix)
+	}
+	for _, r := range reserved {
+		if strings.HasPrefix(prefix, r) || strings.HasPrefix(r, prefix) {
+			return fmt.Errorf("http: mount %q: %s is the server's own", prefix, r)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil { // ServeMux panics on a conflicting pattern
+			err = fmt.Errorf("http: mount %q: %v", prefix, r)
+		}
+	}()
+	s.mux.Handle(prefix, h)
+	return nil
+}
