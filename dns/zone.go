@@ -26,7 +26,7 @@ type ZoneConfig struct {
 	// Records are resource records in presentation format, one per string,
 	// names relative to Origin ("www 300 IN A 192.0.2.1", "@ SOA …").
 	Records []string `toml:"records"`
-	// TTL is the default TTL for records that give none. Zero: DefaultTTL.
+	// TTL is the TTL of records that give none. Default 3600 ([DefaultTTL]).
 	TTL uint32 `toml:"ttl"`
 }
 
