@@ -20,6 +20,9 @@ type Info struct {
 	NodeID  string   `json:"nodeId"`
 	Version string   `json:"version"`
 	ALPNs   []string `json:"alpns"`
+	// Keys are public keys the node advertises besides its node key, by
+	// purpose, in their own text form (e.g. "msg": the messaging key record).
+	Keys map[string]string `json:"keys,omitempty"`
 	// Ops is filled in by services/info.
 	Ops int `json:"ops"`
 }
