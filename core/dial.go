@@ -69,10 +69,40 @@ type Dialer struct {
 	QUICConfig *quic.Config
 	// Logger is handed to the connections; nil means slog.Default().
 	Logger *slog.Logger
+	// Resolve finds where a node listens, for addresses that are a bare
+	// NodeID: it returns "host:port" candidates, tried in order, each
+	// dialled with the NodeID pinned (what it returns is only a hint). The
+	// dns module's signed self-descriptions are the usual source. Nil: a
+	// bare NodeID is not an address.
+	Resolve func(ctx context.Context, id NodeID) ([]string, error)
 
 	certMu  sync.Mutex
 	cert    *tls.Certificate
 	certKey ed25519.PrivateKey // the Key cert was made for
+}
+
+// dialResolved dials a node known only by its NodeID at the addresses
+// Resolve gives, pinned to that NodeID, until one answers.
+func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn, error) {
+	hostports, err := d.Resolve(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("core: resolve %s: %w", id, err)
+	}
+	if len(hostports) == 0 {
+		return nil, fmt.Errorf("core: resolve %s: no addresses", id)
+	}
+	var errs []error
+	for _, hp := range hostports {
+		c, err := d.Dial(ctx, id.String()+"@"+hp, alpn)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 // certificate returns the client certificate for d.Key, made once per key.
@@ -103,9 +133,13 @@ func (e *PinMismatchError) Error() string {
 	return fmt.Sprintf("core: node at %s presented key %s, not the pinned %s", e.Addr, e.Got, e.Want)
 }
 
-// Dial connects to addr ("[<nodeid>@]host:port") for alpn. The returned
-// [Conn]'s Peer().NodeID is the node's verified key. The caller closes it.
+// Dial connects to addr ("[<nodeid>@]host:port", or a bare NodeID when
+// [Dialer.Resolve] is set) for alpn. The returned [Conn]'s Peer().NodeID is
+// the node's verified key. The caller closes it.
 func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
+	if id, err := ParseNodeID(addr); err == nil && d.Resolve != nil {
+		return d.dialResolved(ctx, id, alpn)
+	}
 	pin, hostport, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err

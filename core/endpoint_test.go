@@ -562,3 +562,34 @@ func TestDialFallsBackToTCP(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestDialByNodeID checks that a bare NodeID dials through Resolve, trying
+// each candidate pinned to that NodeID: a dead address is skipped, and a
+// live node with another key is refused.
+func TestDialByNodeID(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
+	impostor := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
+	var asked core.NodeID
+	d := &core.Dialer{Network: core.NetworkQUIC, QUICTimeout: time.Second, Resolve: func(_ context.Context, id core.NodeID) ([]string, error) {
+		asked = id
+		return []string{"127.0.0.1:1", impostor.HostPort, n.HostPort}, nil
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, n.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial by NodeID: %v", err)
+	}
+	defer c.CloseWithError(0, "")
+	if asked != n.ID || c.Peer().NodeID != n.ID {
+		t.Errorf("resolved %v, connected to %v; want %v", asked, c.Peer().NodeID, n.ID)
+	}
+	d.Resolve = func(context.Context, core.NodeID) ([]string, error) { return []string{impostor.HostPort}, nil }
+	var pm *core.PinMismatchError
+	if _, err := d.Dial(ctx, n.ID.String(), "test/a"); !errors.As(err, &pm) {
+		t.Errorf("only an impostor: %v, want a PinMismatchError", err)
+	}
+	if _, err := (&core.Dialer{}).Dial(ctx, n.ID.String(), "test/a"); err == nil {
+		t.Error("a bare NodeID without Resolve dialled")
+	}
+}
