@@ -19,6 +19,15 @@ func TestCallAndOpsCommands(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(lines[2], `"tick":3`) {
 		t.Errorf("sys/ticks printed %q", out)
 	}
+	// services/info advertises the messaging key record beside the NodeID.
+	out = run(t, "", "call", n.addr, "services/info", "--data-dir", cdir)
+	var info struct {
+		NodeID string            `json:"nodeId"`
+		Keys   map[string]string `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info.NodeID != n.id || !strings.HasPrefix(info.Keys["msg"], "alkmsgkey1:") {
+		t.Errorf("services/info printed %q", out)
+	}
 	out = run(t, "", "ops", n.addr, "--data-dir", cdir)
 	for _, op := range []string{"sys/info", "sys/echo", "sys/ticks", "services/list"} {
 		if !strings.Contains(out, op) {

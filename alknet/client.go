@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"path/filepath"
 	"time"
 
@@ -30,17 +31,39 @@ func dialer(c *cli.Context) (*core.Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return dialerWith(c, dir, key)
+}
+
+// dialerWith is dialer with the node key already at hand.
+func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Dialer, error) {
 	network := core.Network(c.String("network"))
 	switch network {
 	case core.NetworkAuto, core.NetworkQUIC, core.NetworkTCP:
 	default:
 		return nil, cli.Exit("--network: want quic or tcp", 2)
 	}
-	return &core.Dialer{
+	d := &core.Dialer{
 		Key:        key,
 		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
 		Network:    network,
-	}, nil
+	}
+	resolvers := c.StringSlice("resolver")
+	if len(resolvers) == 0 {
+		cfg, err := loadConfig(configPath(c, dir))
+		if err != nil {
+			return nil, err
+		}
+		resolvers = cfg.DNS.Resolvers
+	}
+	for _, r := range resolvers {
+		if err := checkResolver(r); err != nil {
+			return nil, cli.Exit("--resolver "+err.Error(), 2)
+		}
+	}
+	if len(resolvers) > 0 {
+		d.Resolve = resolveVia(d, resolvers)
+	}
+	return d, nil
 }
 
 // dial connects to addr for alpn within dialTimeout.

@@ -13,20 +13,27 @@ import (
 // its service (ssh.go, sftp.go, …); docs/config.md describes them all.
 type fileConfig struct {
 	config.Core
-	// SSH is the [ssh] section.
+	// SSH is the [ssh] section. Static; [ssh.policy] is dynamic.
 	SSH sshConfig `toml:"ssh"`
-	// SFTP is the [sftp] section.
+	// SFTP is the [sftp] section. Static.
 	SFTP sftpConfig `toml:"sftp"`
-	// DNS is the [dns] section.
+	// DNS is the [dns] section. Static; [[dns.zones]] is dynamic.
 	DNS dnsConfig `toml:"dns"`
-	// Git is the [git] section.
+	// Git is the [git] section. Static; [git.default] and [git.repos] are
+	// dynamic.
 	Git gitConfig `toml:"git"`
+	// Msg is the [msg] section. Static.
+	Msg msgConfig `toml:"msg"`
+	// HTTP is the [http] section. Static.
+	HTTP httpConfig `toml:"http"`
+	// FS is the [fs] section. Static; fs.public is dynamic.
+	FS fsConfig `toml:"fs"`
 }
 
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
 func (f *fileConfig) Validate() error {
-	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate())
+	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate())
 }
 
 // loadConfig reads the config file; a missing file means the embedded
@@ -56,5 +63,6 @@ func static(f *fileConfig) fileConfig {
 	s.Peers, s.Tokens = nil, nil
 	s.SSH.Policy = sshPolicyConfig{}
 	s.DNS.Zones = nil
+	s.FS.Public = false
 	return s
 }

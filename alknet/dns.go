@@ -1,45 +1,60 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/dns"
 )
 
-// dnsConfig is the [dns] section. Zones are reloaded with the config file;
-// everything else needs a restart.
+// dnsConfig is the [dns] section: the DNS service (doq, dot, alknet/dns);
+// the user guide is docs/dns.md. Zones are reloaded with the config file;
+// everything else needs a restart. TCP+TLS clients offering no ALPN reach
+// dot only when node.no_alpn is "dot" (see docs/dns.md).
 type dnsConfig struct {
-	// Listen is the classic UDP+TCP listener ("127.0.0.1:5353"). Default
-	// off.
+	// Listen is the host:port of a classic UDP+TCP DNS listener, e.g.
+	// "127.0.0.1:5353". Default "" (off).
 	Listen string `toml:"listen"`
-	// Zones are the authoritative zones ([[dns.zones]]). Hot-reloaded.
+	// Zones are the authoritative zones. Dynamic: hot-reloaded. A zone that
+	// fails to load keeps the old set and logs its file and line.
 	Zones []dns.ZoneConfig `toml:"zones"`
-	// SignedOrigins serve signed packets under "<z32>.<origin>"; each must be
-	// a zone's origin.
+	// SignedOrigins are origins (each a zone's) under which signed packets
+	// answer "<name>.<z32>.<origin>".
 	SignedOrigins []string `toml:"signed_origins"`
-	// StoreDir holds the signed packets. Default "<data-dir>/dns".
+	// StoreDir holds the signed packets, one file per key; absolute.
+	// Default "<data-dir>/dns".
 	StoreDir string `toml:"store_dir"`
-	// MaxAge drops packets older than this. Default 48h; negative: never.
+	// MaxAge stops serving packets older than this. Default 48h; negative:
+	// never.
 	MaxAge config.Duration `toml:"max_age"`
 	// PublishScopes are the scopes an identity needs to publish over
 	// alknet/dns. Default ["dns:publish"].
 	PublishScopes []string `toml:"publish_scopes"`
-	// PublishRate bounds publishes per minute per source. Default 30.
+	// PublishRate bounds publishes per minute per source (the IP on the
+	// relay, the node on alknet/dns). Default 30.
 	PublishRate int `toml:"publish_rate"`
-	// RequireIfMatch makes relay publishes need If-Match/If-None-Match.
+	// RequireIfMatch makes relay publishes need If-Match or
+	// If-None-Match: * (else 428). Default false.
 	RequireIfMatch bool `toml:"require_if_match"`
-	// MaxUDPBytes caps UDP answers. Default 1232.
+	// MaxUDPBytes caps UDP answers, 512 to 4096. Default 1232.
 	MaxUDPBytes int `toml:"max_udp_bytes"`
 	// Homes are nodes ("<nodeid>@host:port") the self-description is also
-	// published to.
+	// published to. Default none.
 	Homes []string `toml:"homes"`
+	// Resolvers are asked for a node's signed self-description when a
+	// client command is given a bare NodeID as its address: nodes
+	// ("<nodeid>@host:port", asked over alknet/dns) or pkarr relays
+	// ("https://host/pkarr"), tried in order. --resolver overrides them.
+	// Default none: a bare NodeID is not an address.
+	Resolvers []string `toml:"resolvers"`
 	// Republish is the self-description's republish period. Default 1h.
 	Republish config.Duration `toml:"republish"`
 }
@@ -58,6 +73,11 @@ func (c *dnsConfig) validate() error {
 	for i, h := range c.Homes {
 		if id, _, err := core.ParseAddr(h); err != nil || id.IsZero() {
 			errs = append(errs, fmt.Errorf("dns.homes[%d]: want <nodeid>@host:port", i))
+		}
+	}
+	for i, r := range c.Resolvers {
+		if err := checkResolver(r); err != nil {
+			errs = append(errs, fmt.Errorf("dns.resolvers[%d]: %w", i, err))
 		}
 	}
 	if c.Republish.Duration < 0 {
@@ -100,6 +120,7 @@ func buildDNS(n *node, alpns []string) (core.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.dns = srv
 	n.onReload(func(next *fileConfig) {
 		zs, err := dns.NewZones(next.DNS.Zones)
 		if err != nil {
@@ -142,4 +163,42 @@ func selfInfo(n *node, alpns []string) dns.NodeInfo {
 		info.Addrs = []netip.Addr{a}
 	}
 	return info
+}
+
+// checkResolver accepts a pinned node address or an http(s) relay URL.
+func checkResolver(r string) error {
+	if strings.HasPrefix(r, "https://") || strings.HasPrefix(r, "http://") {
+		return nil
+	}
+	if id, _, err := core.ParseAddr(r); err != nil || id.IsZero() {
+		return fmt.Errorf("%q: want <nodeid>@host:port or https://host/pkarr", r)
+	}
+	return nil
+}
+
+// resolveVia returns a core.Dialer.Resolve that asks each resolver in turn
+// for a node's signed self-description and turns it into host:port
+// candidates. The resolvers are dialled by d without resolution of their
+// own, so a resolver never needs a resolver.
+func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.NodeID) ([]string, error) {
+	plain := &core.Dialer{Key: d.Key, KnownNodes: d.KnownNodes, Network: d.Network, Logger: d.Logger}
+	return func(ctx context.Context, id core.NodeID) ([]string, error) {
+		var errs []error
+		for _, via := range resolvers {
+			rec, err := dns.Resolve(ctx, id, via, plain, nil)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			var out []string
+			for _, a := range rec.Addrs {
+				out = append(out, net.JoinHostPort(a.String(), strconv.Itoa(int(rec.Port))))
+			}
+			if len(out) > 0 {
+				return out, nil
+			}
+			errs = append(errs, fmt.Errorf("%s: the record names no address", via))
+		}
+		return nil, errors.Join(errs...)
+	}
 }

@@ -66,6 +66,15 @@ func TestDNSServiceResolveAndPublish(t *testing.T) {
 		}
 	}
 
+	// Dialling by NodeID alone: the resolver's record gives the address.
+	out = run(t, "", "call", n.id, "services/ping", "--data-dir", cdir, "--resolver", n.addr)
+	if !strings.Contains(out, `"pong":true`) {
+		t.Errorf("call by NodeID: %s", out)
+	}
+	if _, stderr, err := runErr(t, "", "call", n.id, "services/ping", "--data-dir", cdir); err == nil || !strings.Contains(stderr, "want [nodeid@]host:port") {
+		t.Errorf("a bare NodeID with no resolver: %v %s", err, stderr)
+	}
+
 	// The client signs a zone with its key and publishes it to the node.
 	zone := filepath.Join(cdir, "me.zone")
 	writeFile(t, zone, "_alknet 300 IN SVCB 1 . alpn=h2 port=8443\n_alknet 300 IN TXT \"v=client\"\n")
@@ -88,6 +97,17 @@ func TestDNSServiceResolveAndPublish(t *testing.T) {
 		if err != nil || !strings.Contains(string(b), q[2]) {
 			t.Errorf("kdig %s: %v\n%s", q, err, b)
 		}
+	}
+
+	// DoH and the pkarr relay are mounted on the http service.
+	b, err := exec.CommandContext(ctx, kdig, "@"+host, "-p", port, "+https", "+timeout=5", "www.alk.test", "A").CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "192.0.2.1") {
+		t.Errorf("kdig +https: %v\n%s", err, b)
+	}
+	curl := coretest.RequireTool(t, "curl")
+	b, err = exec.CommandContext(ctx, curl, "-sS", "-k", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "https://"+net.JoinHostPort(host, port)+"/pkarr/"+cid).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(b), "200 ") {
+		t.Errorf("GET /pkarr/<client>: %v %s", err, b)
 	}
 
 	// [node] no_alpn = "dot": a TLS client offering no ALPN gets DoT.

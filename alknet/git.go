@@ -9,36 +9,51 @@ import (
 	"github.com/alkdev/alknet/git"
 )
 
-// gitConfig is the [git] section. Rules (default and repos) are reloaded
-// without a restart; the rest is static.
+// gitConfig is the [git] section: the git service (alknet/git); the user
+// guide is docs/git.md. Rules (default and repos) are reloaded without a
+// restart (invalid rules keep the old ones); the rest is static.
 type gitConfig struct {
-	// Root holds the bare repositories. Default "<data-dir>/git".
+	// Root holds the bare repositories; absolute. Default "<data-dir>/git".
 	Root string `toml:"root"`
 	// AllowCreate lets identities with git:create (and write access) create
 	// a repository by pushing to it. Default false.
 	AllowCreate bool `toml:"allow_create"`
 	// DefaultBranch is where HEAD of a new repository points. Default "main".
 	DefaultBranch string `toml:"default_branch"`
-	// MaxPackBytes bounds one pushed pack. Default 1 GiB.
+	// MaxPackBytes bounds one pushed pack. Default 1073741824 (1 GiB).
 	MaxPackBytes int64 `toml:"max_pack_bytes"`
 	// PackWindow is the delta search window for fetches; -1 turns delta
 	// search off. Default 10.
 	PackWindow int `toml:"pack_window"`
-	// Default is the rule of repositories not listed in Repos.
+	// Default is the rule of repositories not listed in Repos; with no keys
+	// set, readers need git:read and pushers git:write. Dynamic:
+	// hot-reloaded.
 	Default gitRepoConfig `toml:"default"`
-	// Repos are per-repository rules by name ("name" or "owner/name").
+	// Repos are per-repository rules by name ("name" or "owner/name"),
+	// e.g. [git.repos."owner/name"]. Dynamic: hot-reloaded.
 	Repos map[string]gitRepoConfig `toml:"repos"`
 }
 
 // gitRepoConfig is one repository's access rule ([git.repos."name"]).
 type gitRepoConfig struct {
-	Public      bool     `toml:"public"`
-	ReadIDs     []string `toml:"read_ids"`
-	ReadScopes  []string `toml:"read_scopes"`
-	WriteIDs    []string `toml:"write_ids"`
+	// Public allows anonymous reads. Default false.
+	Public bool `toml:"public"`
+	// ReadIDs are the identities that may read. With ReadScopes empty as
+	// well, readers need the git:read scope.
+	ReadIDs []string `toml:"read_ids"`
+	// ReadScopes are scopes that let an identity read.
+	ReadScopes []string `toml:"read_scopes"`
+	// WriteIDs are the identities that may push (and read). With
+	// WriteScopes empty as well, pushers need the git:write scope.
+	WriteIDs []string `toml:"write_ids"`
+	// WriteScopes are scopes that let an identity push (and read).
 	WriteScopes []string `toml:"write_scopes"`
-	AllowForce  bool     `toml:"allow_force"`
-	Protected   []string `toml:"protected"`
+	// AllowForce allows non-fast-forward updates and moving tags.
+	// Default false.
+	AllowForce bool `toml:"allow_force"`
+	// Protected are branches (such as "main" or "release/*") that are
+	// never forced or deleted.
+	Protected []string `toml:"protected"`
 }
 
 // repo converts the section to the git module's rule.

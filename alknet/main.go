@@ -50,6 +50,8 @@ func newApp() *cli.App {
 			resolveCommand,
 			dnsCommand,
 			gitCommand,
+			fsCommand,
+			msgCommand,
 			opsCommand,
 			vaultCommand,
 			tokenCommand,

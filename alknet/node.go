@@ -46,6 +46,11 @@ func commonFlags() []cli.Flag {
 			Usage: "debug, info, warn or error",
 			Value: "info",
 		},
+		&cli.StringSliceFlag{
+			Name:    "resolver",
+			Usage:   "for client commands: where to look up a node given by NodeID alone, <nodeid>@host:port or https://host/pkarr (repeatable; default [dns] resolvers)",
+			EnvVars: []string{"ALKNET_RESOLVERS"},
+		},
 		&cli.StringFlag{
 			Name:    "log-format",
 			Usage:   "text (key=value) or json, one record per line on stderr",

@@ -49,7 +49,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := nodeKey(c, dir)
+	key, msgKey, err := nodeKeys(c, dir)
 	if err != nil {
 		return err
 	}
@@ -65,6 +65,7 @@ func serve(c *cli.Context) error {
 	n := &node{
 		logger:     logger,
 		key:        key,
+		msgKey:     msgKey,
 		id:         nodeID(key),
 		dataDir:    dir,
 		cfg:        cfg,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,9 @@ import (
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/perf"
 	"github.com/alkdev/alknet/dns"
+	"github.com/alkdev/alknet/fs"
 	"github.com/alkdev/alknet/git"
+	"github.com/alkdev/alknet/msg"
 	"github.com/alkdev/alknet/sftp"
 	"github.com/alkdev/alknet/ssh"
 )
@@ -31,6 +34,9 @@ type node struct {
 	// Set by the services that provide them, for the ones built after.
 	callHandler core.Handler // the alknet/call handler
 	sftp        *sftp.Server // the SFTP server, for the ssh subsystem
+	dns         *dns.Server  // the DNS server, whose DoH and relay http mounts
+
+	msgKey *ecdh.PrivateKey // the X25519 messaging key (vault m/74'/3'/0')
 
 	bound atomic.Value // the address the endpoint listens on, once it does (string)
 
@@ -76,6 +82,13 @@ func services() []service {
 	return []service{
 		{"call", []string{call.ALPN}, func(n *node, alpns []string) (core.Handler, error) {
 			info := call.Info{NodeID: n.id.String(), Version: version(), ALPNs: alpns}
+			if n.msgKey != nil && slices.Contains(alpns, msg.ALPN) {
+				rec, err := msg.SignKeyRecord(n.key, n.msgKey.PublicKey())
+				if err != nil {
+					return nil, err
+				}
+				info.Keys = map[string]string{"msg": rec.String()}
+			}
 			if err := call.RegisterBuiltins(n.calls, info, n.peers); err != nil {
 				return nil, err
 			}
@@ -92,6 +105,9 @@ func services() []service {
 		{"ssh", []string{ssh.ALPN}, buildSSH}, // after call and sftp, which it reaches
 		{"dns", []string{dns.ALPN, dns.ALPNDoQ, dns.ALPNDoT}, buildDNS},
 		{"git", []string{git.ALPN}, buildGit},
+		{"msg", []string{msg.ALPN}, buildMsg}, // after call, whose registry it adds to
+		{"fs", []string{fs.ALPN}, buildFS},
+		{"http", httpALPNs, buildHTTP}, // after every service that registers operations
 		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (core.Handler, error) {
 			return perf.New(perf.Config{Logger: n.logger}), nil
 		}},

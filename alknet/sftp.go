@@ -9,19 +9,23 @@ import (
 	"github.com/alkdev/alknet/sftp"
 )
 
-// sftpConfig is the [sftp] section. Static: a change needs a restart.
+// sftpConfig is the [sftp] section: the SFTP service (alknet/sftp and the
+// sftp subsystem of ssh); the user guide is docs/sftp.md. Sessions need
+// sftp:read or sftp:write. Static: a change needs a restart.
 type sftpConfig struct {
-	// Root is the base of the per-identity directories (<root>/<id>).
-	// Default "<data-dir>/sftp".
+	// Root is the base of the per-identity directories ("<root>/<id>");
+	// absolute. Default "<data-dir>/sftp".
 	Root string `toml:"root"`
-	// Roots gives identities their own directory instead, by identity id.
+	// Roots gives identities their own absolute directory instead, by
+	// identity id.
 	Roots map[string]string `toml:"roots"`
 	// MaxHandles bounds the open files and directories of one session.
 	// Default 256.
 	MaxHandles int `toml:"max_handles"`
 	// AllScopes are scopes every session needs, all of them. Default none.
 	AllScopes []string `toml:"all_scopes"`
-	// AnyScopes, when set, need at least one of them. Default none.
+	// AnyScopes are scopes of which every session needs at least one, when
+	// set. Default none.
 	AnyScopes []string `toml:"any_scopes"`
 }
 

@@ -14,15 +14,18 @@ import (
 	"github.com/alkdev/alknet/ssh"
 )
 
-// sshConfig is the [ssh] section. Everything but Policy is static.
+// sshConfig is the [ssh] section: the SSH service (alknet/ssh); the user
+// guide is docs/ssh.md. Everything is denied unless granted here and by the
+// identity's scopes (ssh:connect, ssh:forward, ssh:remote-forward,
+// ssh:shell). Everything but Policy is static.
 type sshConfig struct {
 	// Exec lets identities holding ssh:shell run commands, shells and PTYs
 	// as the user the node runs as. Default false.
 	Exec bool `toml:"exec"`
 	// Shell runs commands and logins. Default "/bin/sh".
 	Shell string `toml:"shell"`
-	// TCPListen is a host:port for plain SSH over TCP, beside alknet/ssh.
-	// Default "" (off).
+	// TCPListen is the host:port of an extra plain-TCP SSH listener, beside
+	// alknet/ssh. Default "" (off).
 	TCPListen string `toml:"tcp_listen"`
 	// MaxAuthTries is the failed logins allowed per connection. Default 6.
 	MaxAuthTries int `toml:"max_auth_tries"`
@@ -35,33 +38,36 @@ type sshConfig struct {
 	// MaxRemoteForwards bounds the -R listeners of one SSH connection.
 	// Default 16.
 	MaxRemoteForwards int `toml:"max_remote_forwards"`
-	// Policy is the [ssh.policy] section. Dynamic: hot-reloaded.
+	// Policy is the [ssh.policy] section. Dynamic: hot-reloaded. A change
+	// applies to the next login, channel or request.
 	Policy sshPolicyConfig `toml:"policy"`
 }
 
-// sshPolicyConfig is the [ssh.policy] section; see ssh.Policy.
+// sshPolicyConfig is the [ssh.policy] section; see ssh.Policy. A rule is
+// "allow|deny TARGET [principals=A,B]"; the first match wins.
 type sshPolicyConfig struct {
-	// Forward are the rules for -L, -D and -W destinations, first match
-	// wins. Default none: every destination is denied.
+	// Forward are the rules for -L, -D and -W destinations. Default none:
+	// every destination is denied.
 	Forward []sshRule `toml:"forward"`
 	// RemoteForward are the rules for -R bind addresses. Default none:
 	// loopback only.
 	RemoteForward []sshRule `toml:"remote_forward"`
-	// StreamLocalConnect are the Unix socket paths -L may reach.
+	// StreamLocalConnect are the Unix socket paths (patterns) -L may reach.
 	StreamLocalConnect []string `toml:"streamlocal_connect"`
-	// StreamLocalListen are the Unix socket paths -R may create.
+	// StreamLocalListen are the Unix socket paths (patterns) -R may create.
 	StreamLocalListen []string `toml:"streamlocal_listen"`
 	// Env are the client variables passed to commands (names or PREFIX*).
 	Env []string `toml:"env"`
-	// CertAuthorities are trusted to sign user certificates.
+	// CertAuthorities are trusted to sign user certificates: a
+	// certificate they sign logs in as its principal.
 	CertAuthorities []sshCA `toml:"cert_authorities"`
 }
 
 // sshCA is one [[ssh.policy.cert_authorities]] entry.
 type sshCA struct {
-	// Name identifies the CA in logs.
+	// Name identifies the CA in logs; unique when set. Optional.
 	Name string `toml:"name"`
-	// Key is the CA's public key as an authorized_keys line.
+	// Key is the CA's public key as an authorized_keys line. Required.
 	Key authorizedKey `toml:"key"`
 	// Scopes are granted to every identity the CA certifies.
 	Scopes []string `toml:"scopes"`

@@ -38,11 +38,12 @@ type Core struct {
 // Node is the [node] section.
 type Node struct {
 	// Listen is the host:port the node serves on, for QUIC (UDP) and TCP+TLS
-	// alike. Default [DefaultListen], "[::]:4433".
+	// alike; the --listen flag overrides it. Default "[::]:4433"
+	// ([DefaultListen]).
 	Listen string `toml:"listen"`
-	// NoALPN names the ALPN whose handler serves TCP+TLS clients that
-	// offer no ALPN at all (many DNS-over-TLS clients do not), e.g. "dot".
-	// Default "": such clients are refused.
+	// NoALPN names the service, by one of its ALPNs, that serves TCP+TLS
+	// clients offering no ALPN at all (many DNS-over-TLS clients send none),
+	// e.g. "dot". Default "": such clients are refused.
 	NoALPN string `toml:"no_alpn"`
 }
 
@@ -55,23 +56,24 @@ func (n Node) ListenAddr() string {
 }
 
 // Limits is the [limits] section. A zero or absent key means the default in
-// [core.DefaultLimits], given below.
+// [core.DefaultLimits], given below. Durations are strings such as "500ms",
+// "10s" or "1m30s".
 type Limits struct {
 	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
-	// IdleTimeout closes a QUIC connection with no traffic for this long.
+	// IdleTimeout closes a QUIC connection silent for this long.
 	// Default 60s.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// KeepAlive is the QUIC keep-alive period and TCP keep-alive interval.
 	// Default 15s; negative disables keep-alives.
 	KeepAlive Duration `toml:"keep_alive"`
-	// MaxConns caps concurrent connections. Default 10000; at most 1<<24.
+	// MaxConns caps concurrent connections. Default 10000; at most 16777216 (1<<24).
 	MaxConns int `toml:"max_conns"`
 	// MaxConnsPerIP caps concurrent connections from one IP address.
-	// Default 100; at most 1<<24.
+	// Default 100; at most 16777216.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 	// MaxStreamsPerConn caps concurrent peer-opened streams on one QUIC
-	// connection. Default 100; at most 1<<24.
+	// connection. Default 100; at most 16777216.
 	MaxStreamsPerConn int `toml:"max_streams_per_conn"`
 	// DrainTimeout is how long a shutdown waits for handlers before closing
 	// what is left. Default 10s.
@@ -79,8 +81,9 @@ type Limits struct {
 }
 
 // TLS is the [tls] section: the web certificate served on the standard ALPNs
-// (h3, h2, http/1.1, doq, dot). Either give a certificate and key, or let
-// ACME obtain one; neither means those ALPNs get no web certificate.
+// (h3, h2, http/1.1, doq, dot). alknet's own ALPNs always present the node
+// certificate. Either give a certificate and key, or let ACME obtain one,
+// not both; neither means those ALPNs get no web certificate.
 type TLS struct {
 	// CertFile is a PEM certificate chain; it needs KeyFile and excludes
 	// ACMEDomains.
@@ -88,35 +91,48 @@ type TLS struct {
 	// KeyFile is the PEM private key of CertFile.
 	KeyFile string `toml:"key_file"`
 	// ACMEDomains are the names to obtain a certificate for through ACME
-	// (TLS-ALPN-01, no wildcards); the cache lives under <data-dir>/acme.
+	// (TLS-ALPN-01, so port 443 must reach the node; no wildcards); the
+	// cache lives under "<data-dir>/acme".
 	ACMEDomains []string `toml:"acme_domains"`
-	// ACMEEmail is the contact address given to the ACME CA. Optional.
+	// ACMEEmail is the contact address given to the ACME CA; it needs
+	// ACMEDomains. Optional.
 	ACMEEmail string `toml:"acme_email"`
-	// ACMEDirectory is the ACME directory URL. Default: Let's Encrypt
-	// production.
+	// ACMEDirectory is the ACME directory URL, https only. Default: Let's
+	// Encrypt production.
 	ACMEDirectory string `toml:"acme_directory"`
 }
 
 // Services is the [services] section.
 type Services struct {
-	// Disable names services not to run, e.g. ["perf"]. Default: run all.
-	// The CLI checks the names.
+	// Disable names services not to run, e.g. "perf"; the CLI refuses
+	// unknown names. Default: run all.
 	Disable []string `toml:"disable"`
 }
 
-// Peer is one [[peers]] entry: a remote principal known by its keys.
+// Peer is one [[peers]] entry: a remote principal known by its keys. Repeat
+// the table for each peer; "alknet peers add ID KEY --scope S" appends one
+// and keeps the file's comments.
 type Peer struct {
 	// ID is the peer's stable name; required and unique.
 	ID string `toml:"id"`
-	// Keys are the peer's NodeIDs and OpenSSH public keys; at least one.
+	// Keys are the peer's NodeIDs and OpenSSH public key lines (no options,
+	// no certificates). An ssh-ed25519 key is the same identity as the
+	// NodeID of that key; RSA and ECDSA keys serve SSH only. A key belongs
+	// to one peer. Required: at least one.
 	Keys []Key `toml:"keys"`
-	// Scopes are granted to the peer. Default none.
+	// Scopes are granted to the peer, e.g. "admin", "perf", "call:worker"
+	// (the peer is a worker of this node: its operations are imported and
+	// routed to), "call:route" (may route calls to workers and list them),
+	// "ssh:connect"; a trailing "*" matches a prefix. Default none.
 	Scopes []string `toml:"scopes,omitempty"`
-	// Enabled is false to keep the peer known but refused. Nil means true.
+	// Enabled is false to keep the peer known but refused; its live
+	// connections close within 1 s. Default true (when nil).
 	Enabled *bool `toml:"enabled,omitempty"`
 }
 
-// Token is one [[tokens]] entry: an API token known by its hash.
+// Token is one [[tokens]] entry: an API token ("alk_…") known by its hash,
+// presented as a bearer credential. "alknet token create --name N --scope S
+// --expires 720h" prints a new token once and appends its entry.
 type Token struct {
 	// Name is the token identity's ID; required and unique.
 	Name string `toml:"name"`
@@ -127,9 +143,10 @@ type Token struct {
 	Scopes []string `toml:"scopes,omitempty"`
 	// Expires is when the token stops working, as a TOML offset date-time
 	// (2027-01-01T00:00:00Z); a local date-time is taken in the node's time
-	// zone. Zero (absent) means never.
+	// zone. Default never (zero, absent).
 	Expires time.Time `toml:"expires,omitzero"`
-	// Enabled is false to refuse the token. Nil means true.
+	// Enabled is false to refuse the token; live connections bound to it
+	// close within 1 s. Default true (when nil).
 	Enabled *bool `toml:"enabled,omitempty"`
 }
 

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/fs"
+)
+
+// fsConfig is the [fs] section: the content-addressed store and its
+// transfer service (alknet/fs); the user guide is docs/fs.md. Public is
+// reloaded without a restart; the rest is static.
+type fsConfig struct {
+	// StoreDir holds the blocks (StoreDir/blocks) and the pins
+	// (StoreDir/pins.json); absolute. Default "<data-dir>/fs".
+	StoreDir string `toml:"store_dir"`
+	// Public lets anonymous callers get, stat and has over alknet/fs.
+	// Default false: reads need fs:read. Writes always need fs:write.
+	// Dynamic: hot-reloaded.
+	Public bool `toml:"public"`
+	// NoSync skips the fsync of every block file: adds and transfers get
+	// faster, but blocks written just before a power loss may be lost (never
+	// torn). Default false.
+	NoSync bool `toml:"no_sync"`
+}
+
+// validate reports every problem of the section.
+func (c *fsConfig) validate() error {
+	if c.StoreDir != "" && !filepath.IsAbs(c.StoreDir) {
+		return fmt.Errorf("fs.store_dir: %q is not an absolute path", c.StoreDir)
+	}
+	return nil
+}
+
+// dir returns the store directory for the data dir dataDir.
+func (c *fsConfig) dir(dataDir string) string {
+	if c.StoreDir != "" {
+		return c.StoreDir
+	}
+	return filepath.Join(dataDir, "fs")
+}
+
+// buildFS opens the store, serves it on alknet/fs, registers the fs/*
+// operations and reloads fs.public with the config.
+func buildFS(n *node, _ []string) (core.Handler, error) {
+	c := n.cfg.FS
+	store, err := openStore(c.dir(n.dataDir), fs.Options{NoSync: c.NoSync, Logger: n.logger})
+	if err != nil {
+		return nil, err
+	}
+	h, err := fs.New(fs.Config{Store: store.Store, Public: c.Public, Logger: n.logger})
+	if err == nil {
+		err = fs.RegisterOps(n.calls, store.Store)
+	}
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.onReload(func(next *fileConfig) { h.SetPublic(next.FS.Public) })
+	n.background(func(ctx context.Context) error {
+		<-ctx.Done()
+		return store.Close()
+	})
+	return h, nil
+}
+
+// storeLockFile is the file in a store directory that a process holding
+// the store open keeps locked (flock). The store keeps its pins and the
+// roots of running transfers in memory, so two processes on one store
+// would overwrite each other's pins and collect each other's blocks.
+const storeLockFile = "lock"
+
+// errStoreInUse says another process has the store open.
+var errStoreInUse = errors.New("in use by another process (a running `alknet serve` on this data dir?): reach that node with --node ADDR, or stop it")
+
+// lockedStore is a store this process alone has open.
+type lockedStore struct {
+	*fs.Store
+	lock *os.File
+}
+
+// openStore opens the store in dir and locks it for this process; a store
+// another process holds is an error matching errStoreInUse.
+func openStore(dir string, opts fs.Options) (*lockedStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("fs store: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, storeLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("fs store: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			err = errStoreInUse
+		}
+		return nil, fmt.Errorf("fs store %s: %w", dir, err)
+	}
+	s, err := fs.Open(dir, opts)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &lockedStore{Store: s, lock: lock}, nil
+}
+
+// Close closes the store, then releases the lock.
+func (s *lockedStore) Close() error {
+	return errors.Join(s.Store.Close(), s.lock.Close())
+}

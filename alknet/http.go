@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/config"
+	alkhttp "github.com/alkdev/alknet/http"
+)
+
+// httpConfig is the [http] section: the HTTP service (h3, h2, http/1.1,
+// alknet/http) serving the call registry as REST, OpenAPI and MCP; the
+// user guide is docs/http.md. Static: a change needs a restart.
+type httpConfig struct {
+	// MaxHeaderBytes caps request headers. Default 65536.
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// MaxBodyBytes caps request bodies (413 above). Default 1048576.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading headers. Default 10s.
+	ReadHeaderTimeout config.Duration `toml:"read_header_timeout"`
+	// ReadTimeout bounds reading a request. Default 30s.
+	ReadTimeout config.Duration `toml:"read_timeout"`
+	// WriteTimeout bounds writing a response (event streams lift it).
+	// Default 60s.
+	WriteTimeout config.Duration `toml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout config.Duration `toml:"idle_timeout"`
+	// Rate is requests per second per identity (or IP when anonymous).
+	// Default 50; negative: unlimited.
+	Rate float64 `toml:"rate"`
+	// Burst is the requests allowed at once above Rate. Default 100.
+	Burst int `toml:"burst"`
+	// MaxBatch caps the calls of one /v1/batch. Default 64.
+	MaxBatch int `toml:"max_batch"`
+}
+
+// validate reports every problem of the section.
+func (c *httpConfig) validate() error {
+	var errs []error
+	if c.MaxHeaderBytes < 0 || c.MaxBodyBytes < 0 || c.Burst < 0 || c.MaxBatch < 0 {
+		errs = append(errs, errors.New("http: max_header_bytes, max_body_bytes, burst and max_batch must not be negative"))
+	}
+	for name, d := range map[string]config.Duration{"read_header_timeout": c.ReadHeaderTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout, "idle_timeout": c.IdleTimeout} {
+		if d.Duration < 0 {
+			errs = append(errs, fmt.Errorf("http.%s: %v is negative", name, d.Duration))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// httpALPNs are the protocols of the http service.
+var httpALPNs = []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkhttp.ALPN}
+
+// buildHTTP makes the HTTP server over the node's call registry. It must
+// come after the call service, which registers the built-in operations.
+func buildHTTP(n *node, _ []string) (core.Handler, error) {
+	c := n.cfg.HTTP
+	srv, err := alkhttp.New(alkhttp.Config{
+		Registry:   n.calls,
+		Peers:      n.peers,
+		Identities: n.identities,
+		NodeID:     n.id.String(),
+		Limits: alkhttp.Limits{
+			MaxHeaderBytes:    c.MaxHeaderBytes,
+			MaxBodyBytes:      c.MaxBodyBytes,
+			ReadHeaderTimeout: c.ReadHeaderTimeout.Duration,
+			ReadTimeout:       c.ReadTimeout.Duration,
+			WriteTimeout:      c.WriteTimeout.Duration,
+			IdleTimeout:       c.IdleTimeout.Duration,
+			Rate:              c.Rate,
+			Burst:             c.Burst,
+			MaxBatch:          c.MaxBatch,
+		},
+		Logger: n.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.dns != nil {
+		// DNS over HTTPS (RFC 8484) and the pkarr relay API.
+		if err := srv.Mount("/dns-query", n.dns.DoHHandler()); err != nil {
+			return nil, err
+		}
+		if err := srv.Mount("/pkarr/", n.dns.RelayHandler()); err != nil {
+			return nil, err
+		}
+	}
+	return srv, nil
+}
