@@ -1,6 +1,6 @@
 // Package bench measures alknet against its performance goals.
 //
-// Four scenarios, each usable from testing.B and from the alknet-bench
+// Scenarios, each usable from testing.B and from the alknet-bench
 // command (cmd/alknet-bench), which interleaves runs so that machine noise
 // hits every variant alike and reports medians and ratios:
 //
@@ -17,6 +17,12 @@
 //     and throughput of alknet/call against gRPC and NATS request-reply,
 //     direct and routed through a head to a worker, and subscription
 //     event rates.
+//   - SSH ([CompareSSH]): tunnel throughput (iperf3), SOCKS5 latency, SFTP
+//     get/put and session set-up against OpenSSH's sshd.
+//   - git ([CompareGit]): clone, shallow clone, fetch and push against
+//     git daemon, wall time and peak memory.
+//   - DNS ([CompareDNS]): UDP queries against CoreDNS, DoQ against DoT.
+//   - fs ([CompareFS]): add against dd, get against raw alknet/perf.
 //
 // Everything runs on loopback in one process (the serve scenario in a child
 // process), so client and server share the machine's cores: the numbers are

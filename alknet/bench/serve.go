@@ -313,11 +313,13 @@ func FindRepoRoot(dir string) (string, error) {
 	}
 }
 
-// BuildAlknet runs `go build -o out ./alknet` in the repository root. The
-// error carries the compiler's output.
+// BuildAlknet builds the alknet command of the repository at repoRoot into
+// out, in its module directory, so that it builds on its own go.mod with
+// GOWORK=off as well as in the workspace. The error carries the
+// compiler's output.
 func BuildAlknet(ctx context.Context, repoRoot, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./alknet")
-	cmd.Dir = repoRoot
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+	cmd.Dir = filepath.Join(repoRoot, "alknet")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("bench: go build ./alknet: %w\n%s", err, strings.TrimSpace(string(b)))
 	}

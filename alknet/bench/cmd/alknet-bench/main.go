@@ -6,6 +6,10 @@
 //	go run ./alknet/bench/cmd/alknet-bench [-bytes 256MiB] [-runs 5] [-duration 2s]
 //		[-only b1,b2,serve,call] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
 //		[-call-duration 1s]
+//		[-git-runs 3] [-git-ops clone,shallow,fetch,push] [-git-cache DIR] [-git-alknet-config TOML]
+//		[-sftp-bytes 1GiB] [-iperf-time 5s] [-ssh-tests tunnel,socks,sftp-get,sftp-put,setup]
+//		[-dns-duration 5s] [-dns-clients 4] [-dns-inflight 16] [-dnsperf BIN]
+//		[-fs-bytes 1GiB] [-fs-dir DIR]
 //
 // Variants run interleaved, in an order rotating each round, so
 // that noise on a shared machine hits all of them alike; compare the ratios
@@ -20,7 +24,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +32,19 @@ import (
 	"github.com/alkdev/alknet/core"
 )
 
+// Flags of the ssh scenario (-only ssh): alknet's SSH, SOCKS5 and SFTP
+// against OpenSSH; its rounds are -runs.
+var (
+	sftpBytes = flag.String("sftp-bytes", "1GiB", "ssh: size of the SFTP file (suffixes KiB, MiB, GiB)")
+	iperfTime = flag.Duration("iperf-time", 5*time.Second, "ssh: length of each iperf3 run, whole seconds")
+	sshTests  = flag.String("ssh-tests", "tunnel,socks,sftp-get,sftp-put,setup", "ssh: comma-separated tests to run")
+)
+
 func main() {
 	bytesFlag := flag.String("bytes", "256MiB", "B1: bytes per transfer in each direction, split across the streams (suffixes KiB, MiB, GiB)")
 	runs := flag.Int("runs", 5, "interleaved rounds of B1, B2 and call")
 	duration := flag.Duration("duration", 2*time.Second, "B2: length of each handshake run")
-	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call")
+	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call, ssh, dns, git, fs")
 	callDuration := flag.Duration("call-duration", time.Second, "call: length of each run")
 	alknet := flag.String("alknet", "", "serve: the alknet binary; empty builds ./alknet from the repository root")
 	transports := flag.String("transports", "router,bare,tcp,router-tcp", "B1: comma-separated transports to compare")
@@ -63,10 +74,10 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "b1", "b2", "serve", "call":
+		case "b1", "b2", "serve", "call", "ssh", "dns", "git", "fs":
 			want[s] = true
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call)", s)
+			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call, ssh, dns, git, fs)", s)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -106,7 +117,47 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	if want["call"] {
 		errs = append(errs, calls(ctx, w, runs, callDuration))
 	}
+	if want["ssh"] {
+		errs = append(errs, sshScenario(ctx, w, runs, alknet))
+	}
+	if want["dns"] {
+		errs = append(errs, dnsScenario(ctx, w, runs))
+	}
+	if want["git"] {
+		errs = append(errs, gitScenario(ctx, w, alknet))
+	}
+	if want["fs"] {
+		errs = append(errs, fsScenario(ctx, w, runs, alknet))
+	}
 	return errors.Join(errs...)
+}
+
+// sshScenario runs the ssh scenario with the alknet binary bin, building it
+// first if bin is empty.
+func sshScenario(ctx context.Context, w io.Writer, runs int, bin string) error {
+	size, err := parseBytes(*sftpBytes)
+	if err != nil {
+		return fmt.Errorf("-sftp-bytes: %w", err)
+	}
+	cfg := bench.SSHConfig{Binary: bin, Runs: runs, IperfTime: *iperfTime, SFTPBytes: size,
+		Progress: func(s bench.SSHSample) {
+			fmt.Fprintf(os.Stderr, "ssh run %d %-9s %-26s %g\n", s.Run, s.Test, s.Variant, s.Value)
+		}}
+	for _, s := range strings.Split(*sshTests, ",") {
+		t, err := bench.ParseSSHTest(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-ssh-tests: %w", err)
+		}
+		cfg.Tests = append(cfg.Tests, t)
+	}
+	var cleanup func()
+	if cfg.Binary, cleanup, err = alknetBinary(ctx, "ssh", bin); err != nil {
+		return err
+	}
+	defer cleanup()
+	rep, err := bench.CompareSSH(ctx, cfg)
+	rep.WriteMarkdown(w, err)
+	return err
 }
 
 // parseBytes reads a byte count with an optional KiB, MiB or GiB suffix.
@@ -230,23 +281,12 @@ func printHandshakes(w io.Writer, rep *bench.HandshakeReport, err error) {
 // binary that does not build is reported as skipped, not as a failure.
 func serve(ctx context.Context, w io.Writer, bin string) error {
 	fmt.Fprintf(w, "## Idle `alknet serve`\n\n")
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "alknet-bench-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "alknet")
-		root, err := bench.FindRepoRoot(".")
-		if err == nil {
-			fmt.Fprintln(os.Stderr, "serve: building ./alknet in", root)
-			err = bench.BuildAlknet(ctx, root, bin)
-		}
-		if err != nil {
-			fmt.Fprintf(w, "**Skipped:** the alknet binary is not available: %s\n\n", firstLines(err.Error(), 6))
-			return nil
-		}
+	bin, cleanup, err := alknetBinary(ctx, "serve", bin)
+	if err != nil {
+		fmt.Fprintf(w, "**Skipped:** the alknet binary is not available: %s\n\n", firstLines(err.Error(), 6))
+		return nil
 	}
+	defer cleanup()
 	res, err := bench.MeasureServe(ctx, bench.ServeOptions{Binary: bin})
 	if err != nil {
 		fmt.Fprintf(w, "**Failed:** %s\n\n", firstLines(err.Error(), 30))

@@ -1,0 +1,525 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// GitServer names a git server of the comparison.
+type GitServer string
+
+// The git servers [CompareGit] measures.
+const (
+	// GitDaemon is `git daemon` (git:// over TCP), which runs
+	// `git upload-pack` or `git receive-pack` per connection.
+	GitDaemon GitServer = "git-daemon"
+	// GitAlknet is `alknet serve` (alknet/git over QUIC), reached through
+	// the git-remote-alknet helper.
+	GitAlknet GitServer = "alknet"
+)
+
+// GitOp is one git operation of the comparison.
+type GitOp string
+
+// The git operations [CompareGit] measures.
+const (
+	// GitClone is `git clone --bare` of the whole repository.
+	GitClone GitOp = "clone"
+	// GitShallow is `git clone --bare --depth 1`.
+	GitShallow GitOp = "clone --depth 1"
+	// GitFetch is `git fetch` of main into a clone that has it.
+	GitFetch GitOp = "fetch (no-op)"
+	// GitPush is `git push` of a new branch of [GitConfig.PushCommits]
+	// commits on top of main.
+	GitPush GitOp = "push"
+)
+
+// AllGitOps returns every operation, in the order a round runs them.
+func AllGitOps() []GitOp { return []GitOp{GitClone, GitShallow, GitFetch, GitPush} }
+
+// gitOpNames are the operations' short names, for flags and
+// sub-benchmarks.
+var gitOpNames = map[GitOp]string{GitClone: "clone", GitShallow: "shallow", GitFetch: "fetch", GitPush: "push"}
+
+// ParseGitOp returns the operation of a short name: clone, shallow, fetch
+// or push.
+func ParseGitOp(name string) (GitOp, error) {
+	for _, op := range AllGitOps() {
+		if gitOpNames[op] == name {
+			return op, nil
+		}
+	}
+	return "", fmt.Errorf("bench: unknown git operation %q (want clone, shallow, fetch, push)", name)
+}
+
+// GitConfig is an interleaved comparison of git servers.
+type GitConfig struct {
+	// Binary is the alknet executable; required for GitAlknet.
+	Binary string
+	// Repo is the bare repository served (a copy of it for each server);
+	// its main branch is what clients clone and fetch.
+	Repo string
+	// Servers are compared; the first round runs them in this order, each
+	// later one starts with the next. Nil means git daemon, then alknet.
+	Servers []GitServer
+	// Ops run in this order each round; nil means AllGitOps().
+	Ops []GitOp
+	// Runs is how many rounds run; zero means 3.
+	Runs int
+	// AlknetConfig is added to the node's alknet.toml, after the peer
+	// that grants the client access: "[git]\npack_window = -1", say.
+	AlknetConfig string
+	// PushCommits is the length of each pushed branch; zero means 100.
+	PushCommits int
+	// Timeout bounds each git command; zero means 15 minutes.
+	Timeout time.Duration
+	// Progress, if set, is called after each measurement, from the calling
+	// goroutine.
+	Progress func(GitSample)
+}
+
+// GitSample is one measured git command.
+type GitSample struct {
+	// Run counts rounds from 1.
+	Run    int
+	Server GitServer
+	Op     GitOp
+	// Wall runs from starting the git command to its exit, client work
+	// (for alknet: the helper process, its key and its QUIC dial)
+	// included.
+	Wall time.Duration
+	// Peak is the server's exact peak resident memory during the command,
+	// in bytes. alknet: VmHWM of the node, reset before the command. git
+	// daemon, started afresh for each command: the largest ru_maxrss of
+	// the daemon and its children, which is what `/usr/bin/time -v`
+	// reports as its maximum resident set size.
+	Peak int64
+	// TreePeak is the largest sum of VmRSS over the server process and
+	// all its descendants, sampled every 5 ms during the command, in
+	// bytes. For git daemon it counts upload-pack and pack-objects
+	// together.
+	TreePeak int64
+}
+
+// GitReport holds every measurement of a comparison.
+type GitReport struct {
+	// Config is the comparison's configuration, defaults filled in.
+	Config GitConfig
+	// Commits and PackBytes describe the served repository.
+	Commits   int
+	PackBytes int64
+	// Samples are in the order they ran.
+	Samples []GitSample
+}
+
+// Wall summarizes the wall-clock times of server's op, in seconds.
+func (r *GitReport) Wall(server GitServer, op GitOp) Stats {
+	return r.summarize(server, op, func(s GitSample) float64 { return s.Wall.Seconds() })
+}
+
+// Peak summarizes the exact peak memory of server during op, in bytes.
+func (r *GitReport) Peak(server GitServer, op GitOp) Stats {
+	return r.summarize(server, op, func(s GitSample) float64 { return float64(s.Peak) })
+}
+
+// TreePeak summarizes the sampled peak memory of server's process tree
+// during op, in bytes.
+func (r *GitReport) TreePeak(server GitServer, op GitOp) Stats {
+	return r.summarize(server, op, func(s GitSample) float64 { return float64(s.TreePeak) })
+}
+
+// PairedWallRatio summarizes, over the rounds, the ratio of a's to b's
+// wall-clock time for op within the same round.
+func (r *GitReport) PairedWallRatio(a, b GitServer, op GitOp) Stats {
+	byRun := make(map[int][2]float64)
+	for _, s := range r.Samples {
+		if s.Op != op {
+			continue
+		}
+		v := byRun[s.Run]
+		switch s.Server {
+		case a:
+			v[0] = s.Wall.Seconds()
+		case b:
+			v[1] = s.Wall.Seconds()
+		}
+		byRun[s.Run] = v
+	}
+	var ratios []float64
+	for _, v := range byRun {
+		if v[0] > 0 && v[1] > 0 {
+			ratios = append(ratios, v[0]/v[1])
+		}
+	}
+	return Summarize(ratios)
+}
+
+func (r *GitReport) summarize(server GitServer, op GitOp, f func(GitSample) float64) Stats {
+	var v []float64
+	for _, s := range r.Samples {
+		if s.Server == server && s.Op == op {
+			v = append(v, f(s))
+		}
+	}
+	return Summarize(v)
+}
+
+// gitOpTimeout is the default of [GitConfig.Timeout].
+const gitOpTimeout = 15 * time.Minute
+
+// benchRepo is the name both servers serve the repository under.
+const benchRepo = "bench"
+
+// CompareGit serves a copy of cfg.Repo with each server and runs cfg.Runs
+// rounds; each round runs every operation once per server, the servers'
+// order rotating from round to round. Each clone is checked against the
+// repository's main and each push against the server's ref. It stops at the
+// first failure, returning what it measured so far. Everything lives in a
+// temporary directory that is removed at the end.
+func CompareGit(ctx context.Context, cfg GitConfig) (*GitReport, error) {
+	if cfg.Servers == nil {
+		cfg.Servers = []GitServer{GitDaemon, GitAlknet}
+	}
+	if cfg.Ops == nil {
+		cfg.Ops = AllGitOps()
+	}
+	if cfg.Runs == 0 {
+		cfg.Runs = 3
+	}
+	if cfg.PushCommits == 0 {
+		cfg.PushCommits = 100
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = gitOpTimeout
+	}
+	rep := &GitReport{Config: cfg}
+	var err error
+	if rep.Commits, err = countCommits(ctx, cfg.Repo, "main"); err != nil {
+		return rep, err
+	}
+	if rep.PackBytes, err = packBytes(cfg.Repo); err != nil {
+		return rep, err
+	}
+	head, err := gitOutput(ctx, cfg.Repo, nil, "rev-parse", "main")
+	if err != nil {
+		return rep, err
+	}
+	work, err := os.MkdirTemp("", "alknet-bench-git-")
+	if err != nil {
+		return rep, fmt.Errorf("bench: git: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	var servers []gitTarget
+	defer func() {
+		for _, s := range servers {
+			_ = s.close()
+		}
+	}()
+	for _, name := range cfg.Servers {
+		s, err := newGitTarget(ctx, name, cfg, filepath.Join(work, string(name)))
+		if err != nil {
+			return rep, err
+		}
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		if err := s.prepareClients(ctx, cfg.Repo); err != nil {
+			return rep, err
+		}
+	}
+	for run := 1; run <= cfg.Runs; run++ {
+		for _, op := range cfg.Ops {
+			for i := range servers {
+				s := servers[(i+run-1)%len(servers)]
+				sample, err := measureGitOp(ctx, cfg, s, op, run, head)
+				if err != nil {
+					return rep, fmt.Errorf("bench: git: %s, %s, round %d: %w", s.name(), op, run, err)
+				}
+				rep.Samples = append(rep.Samples, sample)
+				if cfg.Progress != nil {
+					cfg.Progress(sample)
+				}
+			}
+		}
+	}
+	for _, s := range servers {
+		if err := s.close(); err != nil {
+			return rep, fmt.Errorf("bench: git: %s: %w", s.name(), err)
+		}
+	}
+	servers = nil
+	return rep, nil
+}
+
+// measureGitOp runs op once against s and checks its result.
+func measureGitOp(ctx context.Context, cfg GitConfig, s gitTarget, op GitOp, run int, head string) (GitSample, error) {
+	sample := GitSample{Run: run, Server: s.name(), Op: op}
+	if err := s.before(ctx); err != nil {
+		return sample, err
+	}
+	sample, err := runGitOp(ctx, cfg, s, sample, head)
+	peak, aerr := s.after(ctx)
+	sample.Peak = peak
+	return sample, errors.Join(err, aerr)
+}
+
+// runGitOp runs sample's operation against the ready server s.
+func runGitOp(ctx context.Context, cfg GitConfig, s gitTarget, sample GitSample, head string) (GitSample, error) {
+	var args []string
+	var dir, dest, pushRef string
+	switch sample.Op {
+	case GitClone, GitShallow:
+		dest = filepath.Join(s.dir(), "clone")
+		args = []string{"clone", "-q", "--bare", s.url(), dest}
+		if sample.Op == GitShallow {
+			args = []string{"clone", "-q", "--bare", "--depth", "1", s.url(), dest}
+		}
+		defer os.RemoveAll(dest)
+	case GitFetch:
+		dir = s.clientRepo("fetch")
+		args = []string{"fetch", "-q", s.url(), "+refs/heads/main:refs/remotes/origin/main"}
+	case GitPush:
+		dir = s.clientRepo("push")
+		pushRef = fmt.Sprintf("refs/heads/push-%d", sample.Run)
+		if err := addPushCommits(ctx, dir, pushRef, cfg.PushCommits, uint64(sample.Run)); err != nil {
+			return sample, err
+		}
+		args = []string{"push", "-q", s.url(), pushRef + ":" + pushRef}
+	default:
+		return sample, fmt.Errorf("unknown operation %q", sample.Op)
+	}
+	sampler := startTreeSampler(s.pid())
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv(s.clientEnv())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	sample.Wall = time.Since(start)
+	sample.TreePeak = sampler.stop()
+	if err != nil {
+		return sample, fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	switch sample.Op {
+	case GitClone, GitShallow:
+		err = checkRef(ctx, dest, "HEAD", head)
+	case GitPush:
+		var want string
+		if want, err = gitOutput(ctx, dir, nil, "rev-parse", pushRef); err == nil {
+			err = checkRef(ctx, s.served(), pushRef, want)
+		}
+	}
+	return sample, err
+}
+
+// checkRef checks that ref names want in the repository dir.
+func checkRef(ctx context.Context, dir, ref, want string) error {
+	got, err := gitOutput(ctx, dir, nil, "rev-parse", ref)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s is %s in %s, want %s", ref, got, dir, want)
+	}
+	return nil
+}
+
+// addPushCommits adds n commits on top of main to the repository dir as
+// ref, each adding one file of 32 lines of text from seed. The same
+// arguments give the same commits.
+func addPushCommits(ctx context.Context, dir, ref string, n int, seed uint64) error {
+	t := newTextGen(seed)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "reset %s\nfrom refs/heads/main^0\n", ref)
+	for c := range n {
+		msg := fmt.Sprintf("push %d/%d\n", seed, c)
+		fmt.Fprintf(&sb, "commit %s\n", ref)
+		writeSignature(&sb, "author", int64(1_000_000+c))
+		writeSignature(&sb, "committer", int64(1_000_000+c))
+		fmt.Fprintf(&sb, "data %d\n%s", len(msg), msg)
+		var file strings.Builder
+		for range 32 {
+			file.WriteString(t.line())
+		}
+		fmt.Fprintf(&sb, "M 100644 inline push/%d/%03d.txt\ndata %d\n%s\n", seed, c, file.Len(), file.String())
+	}
+	sb.WriteString("done\n")
+	return fastImport(ctx, dir, func(w io.Writer) error {
+		_, err := io.WriteString(w, sb.String())
+		return err
+	})
+}
+
+// gitTarget is one server under test with its client repositories.
+type gitTarget interface {
+	name() GitServer
+	// dir is the target's working directory.
+	dir() string
+	// served is the path of the repository the server serves.
+	served() string
+	// url is the clients' URL of the served repository.
+	url() string
+	// clientEnv is what clients need in their environment.
+	clientEnv() []string
+	// clientRepo is the path of a client repository ("fetch" or "push").
+	clientRepo(name string) string
+	// prepareClients makes the client repositories from repo.
+	prepareClients(ctx context.Context, repo string) error
+	// before readies the server for a measured command; pid is then the
+	// server's process (0: none to sample).
+	before(ctx context.Context) error
+	pid() int
+	// after returns the exact peak memory of the server during the
+	// command.
+	after(ctx context.Context) (int64, error)
+	close() error
+}
+
+// newGitTarget sets up server name in dir with a copy of cfg.Repo.
+func newGitTarget(ctx context.Context, name GitServer, cfg GitConfig, dir string) (gitTarget, error) {
+	switch name {
+	case GitDaemon:
+		return newDaemonTarget(cfg.Repo, dir)
+	case GitAlknet:
+		return newAlknetTarget(ctx, cfg, dir)
+	}
+	return nil, fmt.Errorf("bench: git: unknown server %q", name)
+}
+
+// clientRepos makes dir/fetch and dir/push from repo: local clones without
+// a checkout, fetch made current against url with the refspec the
+// benchmark's fetch uses.
+func clientRepos(ctx context.Context, repo, dir, url string, env []string) error {
+	for _, name := range []string{"fetch", "push"} {
+		if err := gitRun(ctx, "", nil, "clone", "-q", "--no-checkout", "--local", repo, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return gitRun(ctx, filepath.Join(dir, "fetch"), env, "fetch", "-q", url, "+refs/heads/main:refs/remotes/origin/main")
+}
+
+// copyTree copies the directory src to dst (files and directories only).
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+// treeSampler records the largest summed VmRSS of a process tree.
+type treeSampler struct {
+	done chan struct{}
+	peak chan int64
+}
+
+// treeSampleEvery is how often a treeSampler reads /proc.
+const treeSampleEvery = 5 * time.Millisecond
+
+// startTreeSampler samples pid's process tree until stop; pid 0 samples
+// nothing.
+func startTreeSampler(pid int) *treeSampler {
+	s := &treeSampler{done: make(chan struct{}), peak: make(chan int64, 1)}
+	if pid == 0 {
+		s.peak <- 0
+		return s
+	}
+	go func() {
+		var peak int64
+		t := time.NewTicker(treeSampleEvery)
+		defer t.Stop()
+		for {
+			peak = max(peak, treeRSS(pid))
+			select {
+			case <-s.done:
+				s.peak <- max(peak, treeRSS(pid))
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the peak in bytes.
+func (s *treeSampler) stop() int64 {
+	close(s.done)
+	return <-s.peak
+}
+
+// treeRSS sums VmRSS over pid and its descendants; processes that end
+// meanwhile count as 0.
+func treeRSS(pid int) int64 {
+	rss, _, _ := procMemory(pid)
+	for _, c := range childPIDs(pid) {
+		rss += treeRSS(c)
+	}
+	return rss
+}
+
+// childPIDs lists the children that pid's main thread started. (Each
+// thread has its own list; the git processes measured start their children
+// from the main thread, and alknet starts none. Reading one file keeps the
+// sampling cheap.)
+func childPIDs(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, s := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(s); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+// resetHWM sets pid's VmHWM to its current VmRSS (proc(5), clear_refs 5).
+func resetHWM(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// stopProcess sends SIGTERM to cmd's process and waits up to timeout for
+// it to exit, then kills it.
+func stopProcess(cmd *exec.Cmd, exited <-chan error, timeout time.Duration) error {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%s: no exit %v after SIGTERM, killed", filepath.Base(cmd.Path), timeout)
+	}
+}

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core/coretest"
+)
+
+// smallGitRepo is a repository generated in well under a second.
+var smallGitRepo = GitRepoSpec{Commits: 30, Files: 10, FileLines: 64, EditLines: 40, Seed: 7}
+
+func TestGenerateGitRepo(t *testing.T) {
+	coretest.RequireTool(t, "git")
+	ctx := testContext(t)
+	cache := t.TempDir()
+	info, err := GenerateGitRepo(ctx, cache, smallGitRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Cached || info.PackBytes <= 0 {
+		t.Errorf("first generation: %+v", info)
+	}
+	if n, err := countCommits(ctx, info.Dir, "main"); err != nil || n != smallGitRepo.Commits {
+		t.Errorf("main has %d commits (%v), want %d", n, err, smallGitRepo.Commits)
+	}
+	if err := gitRun(ctx, info.Dir, nil, "fsck", "--strict", "--no-progress"); err != nil {
+		t.Error(err)
+	}
+	head, err := gitOutput(ctx, info.Dir, nil, "rev-parse", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same spec makes the same history, and the cache is reused.
+	again, err := GenerateGitRepo(ctx, cache, smallGitRepo)
+	if err != nil || !again.Cached || again.Dir != info.Dir {
+		t.Errorf("second generation: %+v, %v; want the cached %s", again, err, info.Dir)
+	}
+	other, err := GenerateGitRepo(ctx, t.TempDir(), smallGitRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := gitOutput(ctx, other.Dir, nil, "rev-parse", "main"); got != head {
+		t.Errorf("regenerated main is %s, want %s", got, head)
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 1 {
+		t.Errorf("cache holds %d entries, want the repository only", len(entries))
+	}
+	if _, err := GenerateGitRepo(ctx, cache, GitRepoSpec{Commits: 1}); err == nil {
+		t.Error("a one-commit spec was accepted")
+	}
+}
+
+// TestCompareGitSmoke runs one round of every operation against a real
+// git daemon and a real `alknet serve` built from this tree, on a small
+// repository, and checks the measurements and the report. $ALKNET_BIN
+// names a prebuilt alknet binary; without it the test builds one.
+func TestCompareGitSmoke(t *testing.T) {
+	coretest.RequireTool(t, "git")
+	coretest.RequireTool(t, timeTool)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	bin := alknetBinary(t)
+	info, err := GenerateGitRepo(ctx, t.TempDir(), smallGitRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var progress int
+	rep, err := CompareGit(ctx, GitConfig{Binary: bin, Repo: info.Dir, Runs: 1, PushCommits: 3,
+		Progress: func(GitSample) { progress++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CompareGit took %v", time.Since(start))
+	if want := len(AllGitOps()) * 2; len(rep.Samples) != want || progress != want {
+		t.Errorf("%d samples, %d progress calls; want %d", len(rep.Samples), progress, want)
+	}
+	for _, s := range rep.Samples {
+		if s.Wall <= 0 || s.Peak <= 0 || s.TreePeak <= 0 {
+			t.Errorf("%s %s: %+v, want positive measurements", s.Server, s.Op, s)
+		}
+	}
+	if rep.Commits != smallGitRepo.Commits || rep.PackBytes != info.PackBytes {
+		t.Errorf("report describes %d commits, %d bytes; want %d, %d", rep.Commits, rep.PackBytes, smallGitRepo.Commits, info.PackBytes)
+	}
+	var md strings.Builder
+	rep.WriteMarkdown(&md, nil)
+	for _, want := range []string{"## git hosting against git daemon", "| clone | git-daemon |", "| push | alknet |", "| clone --depth 1 | "} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+	if testing.Verbose() {
+		os.Stdout.WriteString(md.String())
+	}
+}

@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteMarkdown prints the report as Markdown: the set-up, each server's
+// wall time and peak memory per operation (median (min–max) over the
+// rounds), then alknet's ratios to git daemon with the goals. err, if not
+// nil, is printed as the failure that ended the comparison.
+func (r *GitReport) WriteMarkdown(w io.Writer, err error) {
+	cfg := r.Config
+	fmt.Fprintf(w, "## git hosting against git daemon\n\n")
+	fmt.Fprintf(w, "Repository: %d commits on main, %.1f MB of packed objects. %d interleaved rounds; "+
+		"push: a new branch of %d commits. Wall time: the client git command from start to exit, median (min–max). "+
+		"Memory: the server's exact peak (alknet: VmHWM reset before each command; git daemon: "+
+		"`/usr/bin/time` maximum RSS of the daemon and its children, daemon restarted per command) and the "+
+		"peak of the server's summed process-tree RSS, sampled every %v.\n\n",
+		r.Commits, float64(r.PackBytes)/1e6, cfg.Runs, cfg.PushCommits, treeSampleEvery)
+	if cfg.AlknetConfig != "" {
+		fmt.Fprintf(w, "alknet's config adds:\n\n```toml\n%s\n```\n\n", strings.TrimSpace(cfg.AlknetConfig))
+	}
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	fmt.Fprintf(w, "| operation | server | wall time | peak memory | peak process-tree memory |\n|---|---|---:|---:|---:|\n")
+	for _, op := range cfg.Ops {
+		for _, s := range cfg.Servers {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", op, s,
+				statsString(r.Wall(s, op), formatSeconds), statsString(r.Peak(s, op), formatMB), statsString(r.TreePeak(s, op), formatMB))
+		}
+	}
+	fmt.Fprintf(w, "\nalknet / git daemon: median of the per-round ratios (min–max) of wall time, then the ratios of the medians:\n\n")
+	fmt.Fprintf(w, "| operation | time, per round (goal ≤ 1.5) | time, medians | peak memory (goal ≤ 2) | process-tree memory |\n|---|---:|---:|---:|---:|\n")
+	for _, op := range cfg.Ops {
+		p := r.PairedWallRatio(GitAlknet, GitDaemon, op)
+		paired := "–"
+		if p.N > 0 {
+			paired = fmt.Sprintf("%.2f (%.2f–%.2f)", p.Median, p.Min, p.Max)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", op, paired,
+			medianRatio(r.Wall(GitAlknet, op), r.Wall(GitDaemon, op)),
+			medianRatio(r.Peak(GitAlknet, op), r.Peak(GitDaemon, op)),
+			medianRatio(r.TreePeak(GitAlknet, op), r.TreePeak(GitDaemon, op)))
+	}
+	fmt.Fprintln(w)
+}
+
+// statsString prints s as "median (min–max)" with format, or "–".
+func statsString(s Stats, format func(float64) string) string {
+	if s.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s–%s)", format(s.Median), format(s.Min), format(s.Max))
+}
+
+// medianRatio prints the ratio of the medians of a and b, or "–".
+func medianRatio(a, b Stats) string {
+	if a.N == 0 || b.N == 0 || b.Median == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", Ratio(a, b))
+}
+
+func formatSeconds(v float64) string {
+	d := time.Duration(v * float64(time.Second))
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(100 * time.Microsecond).String()
+}
+
+func formatMB(v float64) string { return fmt.Sprintf("%.1f MB", v/1e6) }

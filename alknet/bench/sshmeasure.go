@@ -1,0 +1,309 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/proxy"
+)
+
+var (
+	// forwardListening is the log line of `alknet forward -L`.
+	forwardListening = regexp.MustCompile(`msg="local forward listening" listen=(\S+)`)
+	// socksListening is the log line of `alknet socks`.
+	socksListening = regexp.MustCompile(`msg="socks listening" addr=(\S+)`)
+	// sshListening is ssh -v's line once a -L or -D listener is up.
+	sshListening = regexp.MustCompile(`Local forwarding listening on \S+ port \d+`)
+)
+
+// measureFunc takes one measurement of a variant.
+type measureFunc = func(ctx context.Context) (float64, error)
+
+// noStop is the stop of a variant that starts nothing.
+func noStop() error { return nil }
+
+// variants returns the variants of test t.
+func (r *sshRig) variants(t SSHTest, cfg SSHConfig) ([]sshVariant, error) {
+	ciphers := []string{AES128GCM, ChaCha20Poly1305}
+	var vs []sshVariant
+	switch t {
+	case Tunnel:
+		length := []string{"-t", strconv.Itoa(int(cfg.IperfTime / time.Second))}
+		if cfg.IperfBytes > 0 {
+			length = []string{"-n", strconv.FormatInt(cfg.IperfBytes, 10)}
+		}
+		iperf := func(addr string) measureFunc {
+			return func(ctx context.Context) (float64, error) { return r.iperf3(ctx, addr, length) }
+		}
+		target := ":" + hostPort(r.iperfPort)
+		vs = append(vs,
+			r.alknetListener(VariantAlknet, forwardListening, iperf, "forward", "-L", "127.0.0.1:0"+target),
+			r.alknetListener(VariantAlknetTCP, forwardListening, iperf, "forward", "--network", "tcp", "-L", "127.0.0.1:0"+target))
+		for _, c := range ciphers {
+			vs = append(vs, r.sshListener(WithCipher(VariantPipe, c), "-L", target, iperf, r.toNode(c)))
+		}
+		for _, c := range ciphers {
+			vs = append(vs, r.sshListener(WithCipher(VariantOpenSSH, c), "-L", target, iperf, r.toSSHD(c)))
+		}
+	case SOCKS:
+		get := func(addr string) measureFunc { return r.getter(addr, cfg.Requests) }
+		vs = append(vs,
+			sshVariant{VariantDirect, func(context.Context) (measureFunc, func() error, error) { return get(""), noStop, nil }},
+			r.alknetListener(VariantAlknet, socksListening, get, "socks", "--listen", "127.0.0.1:0"),
+			r.alknetListener(VariantAlknetTCP, socksListening, get, "socks", "--network", "tcp", "--listen", "127.0.0.1:0"))
+		for _, c := range ciphers {
+			vs = append(vs, r.sshListener(WithCipher(VariantOpenSSH, c), "-D", "", get, r.toSSHD(c)))
+		}
+	case SFTPGet, SFTPPut:
+		if err := r.ensureSFTPFile(cfg.SFTPBytes); err != nil {
+			return nil, err
+		}
+		vs = append(vs,
+			r.sftpVariant(VariantAlknet, t, "/", []string{"-D", r.pipeCommand("alknet/sftp")}),
+			r.sftpVariant(VariantAlknetTCP, t, "/", []string{"-D", r.pipeCommand("alknet/sftp", "--network", "tcp")}))
+		for _, c := range ciphers {
+			vs = append(vs, r.sftpVariant(WithCipher(VariantOpenSSH, c), t, r.srv+"/", r.toSSHD(c)))
+		}
+	case Setup:
+		for _, v := range []struct {
+			name string
+			args []string
+		}{
+			{VariantPipe, append(append([]string{"ssh"}, r.toNode("")...), "true")},
+			{VariantOpenSSH, append(append([]string{"ssh"}, r.toSSHD("")...), "true")},
+			{VariantAlknet, []string{r.bin, "ssh", "--data-dir", r.clientDir, r.nodeAddr, "true"}},
+			{VariantAlknetStart, []string{r.bin, "id", "--data-dir", r.clientDir}},
+		} {
+			m := func(ctx context.Context) (float64, error) { return timeRuns(ctx, cfg.Sessions, v.args) }
+			vs = append(vs, sshVariant{v.name, func(context.Context) (measureFunc, func() error, error) { return m, noStop, nil }})
+		}
+	default:
+		return nil, fmt.Errorf("unknown test %q", t)
+	}
+	return vs, nil
+}
+
+// alknetListener is a variant served by a long-running alknet client,
+// `alknet CMD FLAGS… NODE` (forward or socks), that logs the address it
+// listens on, which measure is given.
+func (r *sshRig) alknetListener(name string, ready *regexp.Regexp, measure func(addr string) measureFunc, cmd string, flags ...string) sshVariant {
+	return sshVariant{name, func(ctx context.Context) (measureFunc, func() error, error) {
+		args := append(append([]string{cmd, "--data-dir", r.clientDir}, flags...), r.nodeAddr)
+		c, m, err := startChild(ctx, ready, r.bin, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return measure(m[1]), c.stop, nil
+	}}
+}
+
+// sshListener is a variant served by a long-running stock `ssh -N` with a
+// -L or -D listener on a free port of 127.0.0.1; target (":HOST:PORT" for
+// -L, "" for -D) completes the forward's specification.
+func (r *sshRig) sshListener(name, flag, target string, measure func(addr string) measureFunc, dest []string) sshVariant {
+	return sshVariant{name, func(ctx context.Context) (measureFunc, func() error, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		listen := hostPort(port)
+		args := append([]string{"-N", "-v", "-o", "ExitOnForwardFailure=yes", flag, listen + target}, dest...)
+		c, _, err := startChild(ctx, sshListening, "ssh", args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return measure(listen), c.stop, nil
+	}}
+}
+
+// iperfResult is the part of iperf3's JSON report the tunnel test reads.
+type iperfResult struct {
+	Error string `json:"error"`
+	End   struct {
+		SumReceived struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+	} `json:"end"`
+}
+
+// iperfTries is how often a failed iperf3 run is tried: the server, which
+// serves one test at a time, can still be ending the previous one when the
+// next client connects, and then resets it.
+const iperfTries = 3
+
+// iperfTimeout bounds one iperf3 run.
+const iperfTimeout = 2 * time.Minute
+
+// iperf3 runs `iperf3 -c` through the forward listening on addr, with
+// length ("-t SECONDS" or "-n BYTES"), and returns the receiver's Mbit/s,
+// trying again a second after a failure.
+func (r *sshRig) iperf3(ctx context.Context, addr string, length []string) (float64, error) {
+	var err error
+	for range iperfTries {
+		var mbps float64
+		if mbps, err = r.iperfOnce(ctx, addr, length); err == nil {
+			return mbps, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, errors.Join(err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	return 0, err
+}
+
+// iperfOnce is one iperf3 run.
+func (r *sshRig) iperfOnce(ctx context.Context, addr string, length []string) (float64, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	args := append([]string{"-c", host, "-p", port, "-J"}, length...)
+	out, err := runChild(ctx, iperfTimeout, "", "iperf3", args...)
+	var res iperfResult
+	if jerr := json.Unmarshal(out, &res); jerr != nil {
+		return 0, errors.Join(err, fmt.Errorf("iperf3 report: %w", jerr))
+	}
+	if res.Error != "" {
+		return 0, fmt.Errorf("iperf3: %s", res.Error)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if res.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, errors.New("iperf3: nothing received")
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e6, nil
+}
+
+// getter returns a measurement of n GETs of the HTTP server, each on a new
+// connection, through the SOCKS5 proxy at proxyAddr ("" for none): their
+// median latency in seconds.
+func (r *sshRig) getter(proxyAddr string, n int) measureFunc {
+	return func(ctx context.Context) (float64, error) {
+		var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+		if proxyAddr == "" {
+			dial = (&net.Dialer{}).DialContext
+		} else {
+			d, err := proxy.SOCKS5("tcp", proxyAddr, nil, &net.Dialer{})
+			if err != nil {
+				return 0, err
+			}
+			dial = d.(proxy.ContextDialer).DialContext
+		}
+		tr := &http.Transport{DialContext: dial, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			if err := getOnce(ctx, client, r.http.URL); err != nil {
+				return 0, err
+			}
+			lat = append(lat, time.Since(start))
+		}
+		return Percentile(lat, 50).Seconds(), nil
+	}
+}
+
+// getOnce fetches url and checks the body.
+func getOnce(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != socksBody {
+		return fmt.Errorf("GET: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	return nil
+}
+
+// sftpFile is the file the SFTP tests transfer, in the served directory.
+const sftpFile = "big.bin"
+
+// ensureSFTPFile creates the file the SFTP tests transfer, once.
+func (r *sshRig) ensureSFTPFile(size int64) error {
+	if r.sftpSize == size {
+		return nil
+	}
+	sum, err := makeFile(filepath.Join(r.srv, sftpFile), size)
+	if err != nil {
+		return fmt.Errorf("sftp file: %w", err)
+	}
+	r.sftpSum, r.sftpSize = sum, size
+	return nil
+}
+
+// sftpVariant transfers the file with stock sftp in batch mode, args
+// choosing the server; remote is the served directory as that server
+// names it. Before each transfer the file systems are synced, so that no
+// transfer pays for an earlier one's writes; the result's SHA-256 is
+// checked afterwards, untimed, and the copy removed.
+func (r *sshRig) sftpVariant(name string, t SSHTest, remote string, args []string) sshVariant {
+	m := func(ctx context.Context) (float64, error) {
+		src, dst := remote+sftpFile, filepath.Join(r.local, sftpFile)
+		check := dst
+		if t == SFTPPut {
+			src, dst = filepath.Join(r.srv, sftpFile), remote+"put.bin"
+			check = filepath.Join(r.srv, "put.bin")
+		}
+		batch := fmt.Sprintf("get %s %s\n", src, dst)
+		if t == SFTPPut {
+			batch = fmt.Sprintf("put %s %s\n", src, dst)
+		}
+		syscall.Sync()
+		start := time.Now()
+		timeout := time.Minute + time.Duration(r.sftpSize/1e6)*time.Second
+		_, err := runChild(ctx, timeout, batch, "sftp", append([]string{"-b", "-"}, args...)...)
+		elapsed := time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		sum, err := fileSum(check)
+		if err != nil {
+			return 0, err
+		}
+		if err := os.Remove(check); err != nil {
+			return 0, err
+		}
+		if sum != r.sftpSum {
+			return 0, fmt.Errorf("%s: SHA-256 of the copy differs from the original", t)
+		}
+		return float64(r.sftpSize) / 1e6 / elapsed.Seconds(), nil
+	}
+	return sshVariant{name, func(context.Context) (measureFunc, func() error, error) { return m, noStop, nil }}
+}
+
+// timeRuns runs argv n times and returns the median run time in seconds.
+func timeRuns(ctx context.Context, n int, argv []string) (float64, error) {
+	times := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := runChild(ctx, time.Minute, "", argv[0], argv[1:]...); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(start))
+	}
+	return Percentile(times, 50).Seconds(), nil
+}

@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// sshRatio is one ratio the SSH report prints: a / b, each less base when
+// base is set.
+type sshRatio struct {
+	test       SSHTest
+	a, b, base string
+	goal       string
+}
+
+// sshRatios are the ratios of the SSH report, by test.
+func sshRatios() []sshRatio {
+	aes, chacha := WithCipher(VariantOpenSSH, AES128GCM), WithCipher(VariantOpenSSH, ChaCha20Poly1305)
+	var rs []sshRatio
+	for _, t := range []SSHTest{SFTPGet, SFTPPut} {
+		rs = append(rs, sshRatio{t, VariantAlknet, aes, "", "≥ 0.8"}, sshRatio{t, VariantAlknet, chacha, "", "≥ 0.8"},
+			sshRatio{t, VariantAlknetTCP, aes, "", ""})
+	}
+	return append(rs,
+		sshRatio{Tunnel, VariantAlknet, aes, "", "≥ 1.0"},
+		sshRatio{Tunnel, VariantAlknet, chacha, "", "≥ 1.0"},
+		sshRatio{Tunnel, VariantAlknetTCP, aes, "", ""},
+		sshRatio{Tunnel, WithCipher(VariantPipe, AES128GCM), aes, "", "≥ 0.7"},
+		sshRatio{Tunnel, WithCipher(VariantPipe, ChaCha20Poly1305), chacha, "", "≥ 0.7"},
+		sshRatio{SOCKS, VariantAlknet, aes, VariantDirect, "≤ 1.2"},
+		sshRatio{SOCKS, VariantAlknet, chacha, VariantDirect, "≤ 1.2"},
+		sshRatio{SOCKS, VariantAlknetTCP, aes, VariantDirect, ""},
+		sshRatio{Setup, VariantPipe, VariantOpenSSH, "", ""},
+		sshRatio{Setup, VariantAlknet, VariantOpenSSH, "", ""},
+		sshRatio{Setup, VariantPipe, VariantAlknetStart, "", ""},
+	)
+}
+
+// sshUnits are how each test's values print.
+var sshUnits = map[SSHTest]struct {
+	heading, unit string
+	format        func(float64) string
+}{
+	Tunnel:  {"Tunnel throughput: iperf3 through `-L`", "Mbit/s received", func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+	SOCKS:   {"SOCKS5: small HTTP GET on a new connection", "GET latency, median of the round", seconds},
+	SFTPGet: {"SFTP get", "MB/s", func(v float64) string { return fmt.Sprintf("%.1f", v) }},
+	SFTPPut: {"SFTP put", "MB/s", func(v float64) string { return fmt.Sprintf("%.1f", v) }},
+	Setup:   {"Session set-up: `ssh HOST true`", "run time, median of the round", seconds},
+}
+
+func seconds(v float64) string {
+	d := time.Duration(v * float64(time.Second))
+	if d >= 10*time.Millisecond {
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+// WriteMarkdown prints the report as Markdown: the set-up, then per test
+// each variant's median (min–max) over the rounds and the ratios with
+// their goals, as the median (min–max) of the per-round ratios and the
+// ratio of the medians. err, if set, is printed as the run's failure.
+func (r *SSHReport) WriteMarkdown(w io.Writer, err error) {
+	cfg := r.Config
+	fmt.Fprintf(w, "## SSH, SOCKS5 and SFTP against OpenSSH\n\n")
+	fmt.Fprintf(w, "OpenSSH `sshd` and an `alknet serve` node on 127.0.0.1, each with fresh keys, both knowing one client key "+
+		"(the node also knows the client's NodeID); sshd offers %s and %s, and each OpenSSH variant pins one with `-c`. "+
+		"%s; iperf3: %s; sshd's SFTP: %s. %d interleaved rounds, the variants' order rotating each round; "+
+		"iperf3 runs %s; %d GETs per variant and round; a %s file; %d sessions per variant and round.\n\n",
+		AES128GCM, ChaCha20Poly1305, r.OpenSSH, r.Iperf, r.SFTPServer, cfg.Runs, iperfLength(cfg), cfg.Requests,
+		formatSize(cfg.SFTPBytes), cfg.Sessions)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %s\n\n", lastLines(err.Error(), 30))
+	}
+	for _, t := range cfg.Tests {
+		vs := r.Variants[t]
+		if len(vs) == 0 {
+			continue
+		}
+		u := sshUnits[t]
+		fmt.Fprintf(w, "### %s\n\n| variant | %s: median (min–max) |", u.heading, u.unit)
+		if t == SOCKS {
+			fmt.Fprintf(w, " added to direct |")
+		}
+		fmt.Fprintf(w, "\n|---|---:|")
+		if t == SOCKS {
+			fmt.Fprintf(w, "---:|")
+		}
+		fmt.Fprintln(w)
+		direct := r.Stats(SOCKS, VariantDirect)
+		for _, v := range vs {
+			s := r.Stats(t, v)
+			if s.N == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s (%s–%s) |", v, u.format(s.Median), u.format(s.Min), u.format(s.Max))
+			if t == SOCKS {
+				fmt.Fprintf(w, " %s |", u.format(s.Median-direct.Median))
+			}
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "\n| ratio | goal | per round: median (min–max) | of the medians |\n|---|---|---:|---:|\n")
+		for _, q := range sshRatios() {
+			if q.test != t {
+				continue
+			}
+			p := r.PairedRatio(t, q.a, q.b, q.base)
+			if p.N == 0 {
+				continue
+			}
+			name := q.a + " / " + q.b
+			if q.base != "" {
+				name = "(" + q.a + " − " + q.base + ") / (" + q.b + " − " + q.base + ")"
+			}
+			if t == SOCKS || t == Setup {
+				name += " (time)"
+			}
+			a, b, base := r.Stats(t, q.a), r.Stats(t, q.b), r.Stats(t, q.base)
+			fmt.Fprintf(w, "| %s | %s | %.2f (%.2f–%.2f) | %.2f |\n", name, q.goal, p.Median, p.Min, p.Max,
+				(a.Median-base.Median)/(b.Median-base.Median))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// formatSize prints a byte count in whole KiB, MiB or GiB where it can.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// iperfLength says how long each iperf3 run is.
+func iperfLength(cfg SSHConfig) string {
+	if cfg.IperfBytes > 0 {
+		return "until " + formatSize(cfg.IperfBytes) + " are sent"
+	}
+	return cfg.IperfTime.String()
+}
