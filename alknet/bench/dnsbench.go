@@ -191,22 +191,9 @@ func (r *DNSReport) Lost(l DNSLoad) int {
 // RateRatio summarizes, over the rounds, the ratio of a's queries per
 // second to b's in the same round.
 func (r *DNSReport) RateRatio(a, b DNSLoad) Stats {
-	rate := map[int]map[DNSLoad]float64{}
-	for _, run := range r.Runs {
-		if rate[run.Run] == nil {
-			rate[run.Run] = map[DNSLoad]float64{}
-		}
-		rate[run.Run][run.Load] = run.Rate()
-	}
-	var v []float64
-	for run := 1; run <= r.Config.Runs; run++ {
-		x, okA := rate[run][a]
-		y, okB := rate[run][b]
-		if okA && okB && y != 0 {
-			v = append(v, x/y)
-		}
-	}
-	return Summarize(v)
+	return pairedRatio(r.Runs, a, b, func(run DNSResult) (int, DNSLoad, float64, bool) {
+		return run.Run, run.Load, run.Rate(), true
+	})
 }
 
 // dnsTimeout bounds one query of the Go generator and of dnsperf.

@@ -141,27 +141,9 @@ func (r *GitReport) TreePeak(server GitServer, op GitOp) Stats {
 // PairedWallRatio summarizes, over the rounds, the ratio of a's to b's
 // wall-clock time for op within the same round.
 func (r *GitReport) PairedWallRatio(a, b GitServer, op GitOp) Stats {
-	byRun := make(map[int][2]float64)
-	for _, s := range r.Samples {
-		if s.Op != op {
-			continue
-		}
-		v := byRun[s.Run]
-		switch s.Server {
-		case a:
-			v[0] = s.Wall.Seconds()
-		case b:
-			v[1] = s.Wall.Seconds()
-		}
-		byRun[s.Run] = v
-	}
-	var ratios []float64
-	for _, v := range byRun {
-		if v[0] > 0 && v[1] > 0 {
-			ratios = append(ratios, v[0]/v[1])
-		}
-	}
-	return Summarize(ratios)
+	return pairedRatio(r.Samples, a, b, func(s GitSample) (int, GitServer, float64, bool) {
+		return s.Run, s.Server, s.Wall.Seconds(), s.Op == op
+	})
 }
 
 func (r *GitReport) summarize(server GitServer, op GitOp, f func(GitSample) float64) Stats {

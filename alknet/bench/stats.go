@@ -47,3 +47,34 @@ func Percentile(d []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(p/100*float64(len(s)))) - 1
 	return s[min(max(rank, 0), len(s)-1)]
 }
+
+// pairedRatio summarizes, over the rounds, the ratio of variant a's value to
+// variant b's within the same round. sample returns a sample's round,
+// variant and value, and ok false for samples that do not take part.
+// Variants measured next to each other share the machine's slow and fast
+// phases, so this ratio is steadier than the ratio of medians.
+func pairedRatio[S any, K comparable](samples []S, a, b K, sample func(S) (run int, variant K, value float64, ok bool)) Stats {
+	type pair struct{ a, b float64 }
+	byRun := map[int]pair{}
+	for _, s := range samples {
+		run, k, v, ok := sample(s)
+		if !ok {
+			continue
+		}
+		p := byRun[run]
+		switch k {
+		case a:
+			p.a = v
+		case b:
+			p.b = v
+		}
+		byRun[run] = p
+	}
+	var ratios []float64
+	for _, p := range byRun {
+		if p.a > 0 && p.b > 0 {
+			ratios = append(ratios, p.a/p.b)
+		}
+	}
+	return Summarize(ratios)
+}

@@ -365,27 +365,9 @@ func (r *ThroughputReport) Download(tr Transport, streams int) Stats {
 // each other share the machine's slow and fast phases, so this ratio is
 // steadier than the ratio of medians.
 func (r *ThroughputReport) PairedRatio(a, b Transport, streams int) Stats {
-	byRun := make(map[int][2]float64)
-	for _, s := range r.Samples {
-		if s.Streams != streams {
-			continue
-		}
-		v := byRun[s.Run]
-		switch s.Transport {
-		case a:
-			v[0] = s.Result.Mbps()
-		case b:
-			v[1] = s.Result.Mbps()
-		}
-		byRun[s.Run] = v
-	}
-	var ratios []float64
-	for _, v := range byRun {
-		if v[0] > 0 && v[1] > 0 {
-			ratios = append(ratios, v[0]/v[1])
-		}
-	}
-	return Summarize(ratios)
+	return pairedRatio(r.Samples, a, b, func(s ThroughputSample) (int, Transport, float64, bool) {
+		return s.Run, s.Transport, s.Result.Mbps(), s.Streams == streams
+	})
 }
 
 func (r *ThroughputReport) summarize(tr Transport, streams int, f func(ThroughputResult) float64) Stats {
