@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,55 +93,57 @@ func startNode(t *testing.T, config string, args ...string) *testNode {
 // startNodeIn is startNode with a given data dir.
 func startNodeIn(t *testing.T, dir, config string, args ...string) *testNode {
 	t.Helper()
-	n := &testNode{dir: dir}
 	if config != "" {
-		writeFile(t, filepath.Join(n.dir, "alknet.toml"), config)
+		writeFile(t, filepath.Join(dir, "alknet.toml"), config)
 	}
-	n.cmd = exec.Command(bin, append([]string{"serve", "--data-dir", n.dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
-	n.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
-	stderr, err := n.cmd.StderrPipe()
+	n := startCommand(t, append([]string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	n.dir = dir
+	m := n.logMatch(t, listeningRE.String())
+	n.id, n.addr = m[2], m[2]+"@"+m[1]
+	return n
+}
+
+// startCommand runs a long-running alknet command, collecting its stderr,
+// and stops it with SIGINT when the test ends, checking it exits 0.
+func startCommand(t *testing.T, args ...string) *testNode {
+	t.Helper()
+	p := &testNode{cmd: exec.Command(bin, args...)}
+	p.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
+	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.cmd.Start(); err != nil {
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan []string, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			n.mu.Lock()
-			n.log.WriteString(sc.Text() + "\n")
-			n.mu.Unlock()
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
-			}
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
 		}
 	}()
-	select {
-	case m := <-ready:
-		n.id, n.addr = m[2], m[2]+"@"+m[1]
-	case <-time.After(30 * time.Second):
-		n.cmd.Process.Kill()
-		n.cmd.Wait()
-		t.Fatalf("alknet serve did not start:\n%s", n.logText())
-	}
 	t.Cleanup(func() {
-		n.cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- n.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("alknet serve exited with %v:\n%s", err, n.logText())
-			}
-		case <-time.After(20 * time.Second):
-			n.cmd.Process.Kill()
-			<-done
-			t.Errorf("alknet serve did not stop on SIGINT:\n%s", n.logText())
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		timer := time.AfterFunc(20*time.Second, func() { _ = p.cmd.Process.Kill() })
+		<-scanned
+		err := p.cmd.Wait()
+		timer.Stop()
+		if err != nil {
+			t.Errorf("alknet %s exited with %v:\n%s", args[0], err, p.logText())
 		}
 	})
-	return n
+	return p
+}
+
+// logMatch waits for the log to match re and returns the submatches.
+func (n *testNode) logMatch(t *testing.T, re string) []string {
+	t.Helper()
+	n.waitLog(t, re)
+	return regexp.MustCompile(re).FindStringSubmatch(n.logText())
 }
 
 func (n *testNode) logText() string {
@@ -153,7 +156,7 @@ func (n *testNode) logText() string {
 func (n *testNode) waitLog(t *testing.T, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if rx.MatchString(n.logText()) {
 			return

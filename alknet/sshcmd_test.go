@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -104,49 +102,6 @@ func webServer(t *testing.T) (url string, port uint16) {
 	}))
 	t.Cleanup(web.Close)
 	return web.URL, netip.MustParseAddrPort(web.Listener.Addr().String()).Port()
-}
-
-// startCommand runs a long-running alknet command, collecting its stderr,
-// and stops it with SIGINT when the test ends, checking it exits 0.
-func startCommand(t *testing.T, args ...string) *testNode {
-	t.Helper()
-	p := &testNode{cmd: exec.Command(bin, args...)}
-	p.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGINT)
-		timer := time.AfterFunc(10*time.Second, func() { _ = p.cmd.Process.Kill() })
-		<-scanned
-		err := p.cmd.Wait()
-		timer.Stop()
-		if err != nil {
-			t.Errorf("alknet %s exited with %v:\n%s", args[0], err, p.logText())
-		}
-	})
-	return p
-}
-
-// logMatch waits for the log to match re and returns the submatches.
-func (n *testNode) logMatch(t *testing.T, re string) []string {
-	t.Helper()
-	n.waitLog(t, re)
-	return regexp.MustCompile(re).FindStringSubmatch(n.logText())
 }
 
 // curl fetches url with extra options and returns its output.
