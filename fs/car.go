@@ -40,6 +40,11 @@ type TransferStats struct {
 	Blocks int `json:"blocks"`
 	// Bytes is the number of block bytes sent or received.
 	Bytes int64 `json:"bytes"`
+	// Missing, on the receiving side, is the number of blocks the received
+	// DAG links to that the stream did not carry and the store does not
+	// hold: zero means the whole DAG below the root is now stored. (A
+	// selection of a path or a range leaves the rest missing on purpose.)
+	Missing int `json:"missing,omitempty"`
 }
 
 // ExportCAR writes a CAR v1 stream to w whose header names root and whose
@@ -175,6 +180,7 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 		}
 		b, err := br.Next()
 		if errors.Is(err, io.EOF) {
+			st.Missing = len(v.want)
 			return roots, st, nil
 		}
 		if err != nil {
