@@ -53,6 +53,7 @@ func TestServiceSectionErrors(t *testing.T) {
 		{"[ssh]\nbogus = 1\n", `x.toml:2:1: ssh.bogus`},
 		{"[sftp]\nroot = \"relative\"\n", `sftp.root`},
 		{"[sftp.roots]\nbob = \"rel\"\n", `sftp.roots.bob`},
+		{"[git]\nbackend = \"cgit\"\n", `git.backend: "cgit"`},
 	} {
 		var f fileConfig
 		err := config.Decode("x.toml", []byte(tc.text), &f)

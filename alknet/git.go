@@ -25,6 +25,14 @@ type gitConfig struct {
 	// PackWindow is the delta search window for fetches; -1 turns delta
 	// search off. Default 10.
 	PackWindow int `toml:"pack_window"`
+	// Backend serves the smart protocol: "go-git" (pure Go, the default) or
+	// "exec", which runs git upload-pack and git receive-pack from an
+	// installed git, as git daemon does (faster and leaner on large
+	// repositories; alknet still decides access and push policy).
+	Backend string `toml:"backend"`
+	// GitPath is the git executable the exec backend runs. Default "git",
+	// looked up in PATH.
+	GitPath string `toml:"git_path"`
 	// Default is the rule of repositories not listed in Repos; with no keys
 	// set, readers need git:read and pushers git:write. Dynamic:
 	// hot-reloaded.
@@ -85,6 +93,9 @@ func (c *gitConfig) validate() error {
 	if c.MaxPackBytes < 0 {
 		errs = append(errs, fmt.Errorf("git.max_pack_bytes: %d is negative", c.MaxPackBytes))
 	}
+	if c.Backend != "" && c.Backend != git.BackendGoGit && c.Backend != git.BackendExec {
+		errs = append(errs, fmt.Errorf("git.backend: %q is neither %q nor %q", c.Backend, git.BackendGoGit, git.BackendExec))
+	}
 	if err := c.rules().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("git: %w", err))
 	}
@@ -109,6 +120,8 @@ func buildGit(n *node, _ []string) (core.Handler, error) {
 		DefaultBranch: c.DefaultBranch,
 		MaxPackBytes:  c.MaxPackBytes,
 		PackWindow:    c.PackWindow,
+		Backend:       c.Backend,
+		GitPath:       c.GitPath,
 		Logger:        n.logger,
 	})
 	if err != nil {

@@ -15,20 +15,21 @@ import (
 
 // gitRig is a node serving git and a client data dir whose identity may
 // read, write and create repositories, with stock git set up to use the
-// built binary as git-remote-alknet and alknet-git-proxy.
+// built binary as git-remote-alknet and alknet-git-proxy. extra is added
+// to the node's config.
 type gitRig struct {
 	node *testNode
 	cdir string
 	env  []string
 }
 
-func newGitRig(t *testing.T) *gitRig {
+func newGitRig(t *testing.T, extra string) *gitRig {
 	t.Helper()
 	coretest.RequireTool(t, "git")
 	r := &gitRig{}
 	var cid string
 	r.cdir, cid = clientID(t)
-	r.node = startNode(t, fmt.Sprintf("[[peers]]\nid = \"dev\"\nkeys = [%q]\nscopes = [\"git:read\", \"git:write\", \"git:create\"]\n", cid))
+	r.node = startNode(t, fmt.Sprintf("[[peers]]\nid = \"dev\"\nkeys = [%q]\nscopes = [\"git:read\", \"git:write\", \"git:create\"]\n%s", cid, extra))
 	links := t.TempDir()
 	out := run(t, "", "git", "install-helper", links)
 	for _, name := range []string{gitHelperName, gitProxyName} {
@@ -67,39 +68,43 @@ func (r *gitRig) git(t *testing.T, dir string, args ...string) string {
 }
 
 func TestGitServiceWithStockGit(t *testing.T) {
-	r := newGitRig(t)
-	if out := run(t, "", "git", "create", "--data-dir", r.cdir, r.node.addr, "team/app"); !strings.Contains(out, "created team/app") {
-		t.Fatalf("git create printed %q", out)
-	}
-	url := "alknet://" + r.node.addr + "/team/app.git"
-	work := t.TempDir()
-	r.git(t, work, "init", "-q", "-b", "main")
-	writeFile(t, filepath.Join(work, "a.txt"), "hello\n")
-	r.git(t, work, "add", "a.txt")
-	r.git(t, work, "commit", "-q", "-m", "first")
-	r.git(t, work, "push", "-q", url, "main")
-	head := r.git(t, work, "rev-parse", "HEAD")
+	for name, config := range map[string]string{"go-git": "", "exec": "[git]\nbackend = \"exec\"\n"} {
+		t.Run(name, func(t *testing.T) {
+			r := newGitRig(t, config)
+			if out := run(t, "", "git", "create", "--data-dir", r.cdir, r.node.addr, "team/app"); !strings.Contains(out, "created team/app") {
+				t.Fatalf("git create printed %q", out)
+			}
+			url := "alknet://" + r.node.addr + "/team/app.git"
+			work := t.TempDir()
+			r.git(t, work, "init", "-q", "-b", "main")
+			writeFile(t, filepath.Join(work, "a.txt"), "hello\n")
+			r.git(t, work, "add", "a.txt")
+			r.git(t, work, "commit", "-q", "-m", "first")
+			r.git(t, work, "push", "-q", url, "main")
+			head := r.git(t, work, "rev-parse", "HEAD")
 
-	clone := filepath.Join(t.TempDir(), "clone")
-	r.git(t, "", "clone", "-q", url, clone)
-	if got := r.git(t, clone, "rev-parse", "HEAD"); got != head {
-		t.Errorf("clone through git-remote-alknet has HEAD %s, want %s", got, head)
-	}
-	if refs := r.git(t, "", "ls-remote", url); !strings.Contains(refs, head+"\trefs/heads/main") {
-		t.Errorf("ls-remote:\n%s", refs)
-	}
+			clone := filepath.Join(t.TempDir(), "clone")
+			r.git(t, "", "clone", "-q", url, clone)
+			if got := r.git(t, clone, "rev-parse", "HEAD"); got != head {
+				t.Errorf("clone through git-remote-alknet has HEAD %s, want %s", got, head)
+			}
+			if refs := r.git(t, "", "ls-remote", url); !strings.Contains(refs, head+"\trefs/heads/main") {
+				t.Errorf("ls-remote:\n%s", refs)
+			}
 
-	_, port, err := net.SplitHostPort(r.node.addr[strings.Index(r.node.addr, "@")+1:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	viaProxy := filepath.Join(t.TempDir(), "proxy")
-	r.git(t, "", "-c", "core.gitProxy="+gitProxyName, "clone", "-q", "git://127.0.0.1:"+port+"/team/app.git", viaProxy)
-	if got := r.git(t, viaProxy, "rev-parse", "HEAD"); got != head {
-		t.Errorf("clone through core.gitProxy has HEAD %s, want %s", got, head)
-	}
+			_, port, err := net.SplitHostPort(r.node.addr[strings.Index(r.node.addr, "@")+1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaProxy := filepath.Join(t.TempDir(), "proxy")
+			r.git(t, "", "-c", "core.gitProxy="+gitProxyName, "clone", "-q", "git://127.0.0.1:"+port+"/team/app.git", viaProxy)
+			if got := r.git(t, viaProxy, "rev-parse", "HEAD"); got != head {
+				t.Errorf("clone through core.gitProxy has HEAD %s, want %s", got, head)
+			}
 
-	if out := run(t, "", "git", "repos", "--data-dir", r.cdir, r.node.addr); !strings.Contains(out, "team/app") {
-		t.Errorf("git repos printed %q", out)
+			if out := run(t, "", "git", "repos", "--data-dir", r.cdir, r.node.addr); !strings.Contains(out, "team/app") {
+				t.Errorf("git repos printed %q", out)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -203,6 +204,12 @@ type Config struct {
 	// fetches: larger finds smaller packs, slower. Zero: [DefaultPackWindow];
 	// negative turns delta search off.
 	PackWindow int
+	// Backend serves the smart protocol: [BackendGoGit] (empty means it)
+	// or [BackendExec].
+	Backend string
+	// GitPath is the git executable [BackendExec] runs. Empty: "git",
+	// looked up in PATH when the server is created.
+	GitPath string
 	// Logger receives stream events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -240,6 +247,21 @@ func (cfg Config) validate() (Config, error) {
 		cfg.PackWindow = DefaultPackWindow
 	case cfg.PackWindow < 0:
 		cfg.PackWindow = 0
+	}
+	switch cfg.Backend {
+	case "", BackendGoGit:
+		cfg.Backend = BackendGoGit
+	case BackendExec:
+		if cfg.GitPath == "" {
+			cfg.GitPath = "git"
+		}
+		path, err := exec.LookPath(cfg.GitPath)
+		if err != nil {
+			errs = append(errs, fieldErr("GitPath", "backend %q needs a git executable: %v", BackendExec, err))
+		}
+		cfg.GitPath = path
+	default:
+		errs = append(errs, fieldErr("Backend", "%q is neither %q nor %q", cfg.Backend, BackendGoGit, BackendExec))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("git: config: %w", err)

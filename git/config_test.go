@@ -16,6 +16,8 @@ func TestConfigValidation(t *testing.T) {
 		{"minimal", git.Config{Root: "/srv/git"}, nil},
 		{"no root", git.Config{}, []string{"Root"}},
 		{"relative root", git.Config{Root: "git"}, []string{"Root"}},
+		{"unknown backend", git.Config{Root: "/srv/git", Backend: "cgit"}, []string{"Backend", `"cgit"`}},
+		{"exec without git", git.Config{Root: "/srv/git", Backend: git.BackendExec, GitPath: "/nonexistent/git"}, []string{"GitPath", "needs a git executable"}},
 		{"everything wrong", git.Config{
 			Root:           "rel",
 			DefaultBranch:  "../x",

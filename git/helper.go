@@ -81,8 +81,13 @@ func RemoteHelper(ctx context.Context, rawURL string, in io.Reader, out io.Write
 			if service != ServiceUploadPack && service != ServiceReceivePack {
 				return fmt.Errorf("git: unsupported service %q", service)
 			}
-			host := addr[strings.LastIndex(addr, "@")+1:]
-			return connect(ctx, dial, addr, Request{Service: service, Path: path, Host: host}, br, out)
+			req := Request{Service: service, Path: path, Host: addr[strings.LastIndex(addr, "@")+1:]}
+			if service == ServiceUploadPack {
+				// As git does on git://: a server that speaks protocol
+				// version 2 answers in it, others in version 0.
+				req.Extra = []string{"version=2"}
+			}
+			return connect(ctx, dial, addr, req, br, out)
 		default:
 			return fmt.Errorf("git: unsupported helper command %q", cmd)
 		}

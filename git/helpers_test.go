@@ -71,6 +71,13 @@ func start(t *testing.T, cfg git.Config, peers ...peer) *fixture {
 	return f
 }
 
+// eachBackend runs test once per backend, as a subtest named after it.
+func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
+	for _, b := range []string{git.BackendGoGit, git.BackendExec} {
+		t.Run(b, func(t *testing.T) { test(t, b) })
+	}
+}
+
 // client dials the node's call service as id ("": anonymous).
 func (f *fixture) client(t *testing.T, id string) *call.Client {
 	t.Helper()

@@ -87,25 +87,37 @@ type pushTarget struct {
 	id   *core.Identity
 }
 
+// readPush advertises the refs with caps and reads the client's update
+// commands; none means the client only looked at the refs.
+func readPush(sess *session, caps []string) (pushRequest, error) {
+	var req pushRequest
+	if _, err := advertise(sess.w, sess.sto, caps, false); err != nil {
+		return req, err
+	}
+	_, err := readSection(sess.sc, req.parseLine)
+	return req, err
+}
+
+// refuseAll marks every command not refused yet as refused because another
+// one was, as an atomic push needs.
+func refuseAll(cmds []*command) {
+	for _, c := range cmds {
+		if c.status == "" {
+			c.status = "atomic push failed"
+		}
+	}
+}
+
 // receivePack serves a push after the request line.
 func (s *Server) receivePack(ctx context.Context, sess *session, t pushTarget) error {
-	if _, err := advertise(sess.w, sess.sto, receiveCaps, false); err != nil {
+	req, err := readPush(sess, receiveCaps)
+	if err != nil || len(req.cmds) == 0 {
 		return err
-	}
-	var req pushRequest
-	if _, err := readSection(sess.sc, req.parseLine); err != nil {
-		return err
-	}
-	if len(req.cmds) == 0 {
-		return nil // the client only looked at the refs
 	}
 	unpack := "ok"
 	if slices.ContainsFunc(req.cmds, func(c *command) bool { return !c.new.IsZero() }) {
 		if err := receivePackfile(ctx, sess.r, sess.sto, s.cfg.MaxPackBytes); err != nil {
-			unpack = "unpack failed"
-			if errors.Is(err, errPackTooLarge) {
-				unpack = err.Error()
-			}
+			unpack = unpackFailure(err)
 			for _, c := range req.cmds {
 				c.status = "unpacker error"
 			}
@@ -159,11 +171,7 @@ func (s *Server) update(sto *filesystem.Storage, t pushTarget, cmds []*command, 
 		refused = refused || c.status != ""
 	}
 	if atomic && refused {
-		for _, c := range cmds {
-			if c.status == "" {
-				c.status = "atomic push failed"
-			}
-		}
+		refuseAll(cmds)
 		return nil
 	}
 	var applied []*command
@@ -187,10 +195,18 @@ func (s *Server) update(sto *filesystem.Storage, t pushTarget, cmds []*command, 
 		}
 		applied = append(applied, c)
 	}
+	return t.events(applied)
+}
+
+// events returns an event per command of cmds that was applied (whose
+// status is empty).
+func (t pushTarget) events(cmds []*command) []Event {
 	now := time.Now().UTC()
-	events := make([]Event, 0, len(applied))
-	for _, c := range applied {
-		events = append(events, Event{Repo: t.name, Ref: c.ref, Old: c.old.String(), New: c.new.String(), Pusher: t.id.String(), Time: now})
+	var events []Event
+	for _, c := range cmds {
+		if c.status == "" {
+			events = append(events, Event{Repo: t.name, Ref: c.ref, Old: c.old.String(), New: c.new.String(), Pusher: t.id.String(), Time: now})
+		}
 	}
 	return events
 }
@@ -287,10 +303,17 @@ func undo(sto *filesystem.Storage, c *command) error {
 // errPackTooLarge reports a push over [Config.MaxPackBytes].
 var errPackTooLarge = errors.New("pack exceeds the size limit")
 
-// receivePackfile stores the pack that follows the commands. It reads
-// exactly one pack (header, objects, checksum), so it does not wait for the
-// client to close its side, and copies it into the repository's pack
-// directory, where go-git indexes it.
+// unpackFailure is the unpack status reported for a pack that could not
+// be read.
+func unpackFailure(err error) string {
+	if errors.Is(err, errPackTooLarge) {
+		return err.Error()
+	}
+	return "unpack failed"
+}
+
+// receivePackfile stores the pack that follows the commands in the
+// repository's pack directory, where go-git indexes it.
 func receivePackfile(ctx context.Context, r io.Reader, sto *filesystem.Storage, max int64) (err error) {
 	pw, err := sto.PackfileWriter()
 	if err != nil {
@@ -301,8 +324,15 @@ func receivePackfile(ctx context.Context, r io.Reader, sto *filesystem.Storage, 
 			err = cerr
 		}
 	}()
+	return copyPack(ctx, r, pw, max)
+}
+
+// copyPack copies one pack of at most max bytes from r to w. It reads
+// exactly the pack (header, objects, checksum), so it does not wait for
+// the client to close its side.
+func copyPack(ctx context.Context, r io.Reader, w io.Writer, max int64) error {
 	lr := &limitedReader{r: r, n: max}
-	sc := packfile.NewScanner(io.TeeReader(lr, pw))
+	sc := packfile.NewScanner(io.TeeReader(lr, w))
 	_, n, err := sc.Header()
 	if err != nil {
 		return fmt.Errorf("pack header: %w", err)

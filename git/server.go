@@ -151,11 +151,16 @@ func (s *Server) serveRequest(ctx context.Context, st core.Stream, sess *session
 	defer sto.Close()
 	sess.sto = sto
 	logger.Debug("git request", "service", req.Service, "repo", name, "id", id.String())
-	if req.Service == ServiceUploadPack {
+	exec := s.cfg.Backend == BackendExec
+	switch {
+	case req.Service == ServiceUploadPack && exec:
+		return s.execUploadPack(ctx, st, sess, name, req.Extra)
+	case req.Service == ServiceUploadPack:
 		return s.uploadPack(ctx, sess)
-	}
-	if !canWrite {
+	case !canWrite:
 		return protoErr("push to %s refused: needs write access (scope %s)", name, ScopeWrite)
+	case exec:
+		return s.execReceivePack(ctx, st, sess, pushTarget{name: name, rule: rule, id: id})
 	}
 	return s.receivePack(ctx, sess, pushTarget{name: name, rule: rule, id: id})
 }
