@@ -160,7 +160,11 @@ func createVault(path string, pass []byte, words int, mnemonic string, phraseOut
 	if err != nil {
 		return nil, err
 	}
-	v, err := vault.Create(path, seed, pass, vault.KDFParams{})
+	kdf := vault.KDFParams{} // the default
+	if len(pass) == 0 {
+		kdf = vault.UnprotectedKDFParams()
+	}
+	v, err := vault.Create(path, seed, pass, kdf)
 	clear(seed)
 	if errors.Is(err, fs.ErrExist) {
 		// Another process created it meanwhile: use that one.

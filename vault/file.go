@@ -92,6 +92,16 @@ func DefaultKDFParams() KDFParams {
 	return KDFParams{Time: 2, MemoryKiB: 64 * 1024, Threads: 4}
 }
 
+// UnprotectedKDFParams returns the cheapest parameters [KDFParams.Validate]
+// accepts: one pass over 8 KiB. They are for a vault whose passphrase is
+// empty, where stretching protects nothing (the empty passphrase is the
+// first guess) and would only slow every command that unlocks the vault.
+// [Vault.ChangePassphrase] with the zero KDFParams moves such a vault to
+// [DefaultKDFParams].
+func UnprotectedKDFParams() KDFParams {
+	return KDFParams{Time: 1, MemoryKiB: 8, Threads: 1}
+}
+
 // Validate reports every field of p outside its documented range, joined
 // into one error.
 func (p KDFParams) Validate() error {

@@ -432,3 +432,26 @@ func BenchmarkLoadDefaultParams(b *testing.B) {
 		w.Close()
 	}
 }
+
+// TestUnprotectedKDFParams checks that the parameters for an empty
+// passphrase are valid and make a vault that loads.
+func TestUnprotectedKDFParams(t *testing.T) {
+	p := UnprotectedKDFParams()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "vault")
+	v, err := Create(path, testSeed(t), nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	w, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !bytes.Equal(w.Seed(), testSeed(t)) {
+		t.Error("seed changed")
+	}
+}
