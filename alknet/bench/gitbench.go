@@ -469,19 +469,21 @@ func treeRSS(pid int) int64 {
 	return rss
 }
 
-// childPIDs lists the children that pid's main thread started. (Each
-// thread has its own list; the git processes measured start their children
-// from the main thread, and alknet starts none. Reading one file keeps the
-// sampling cheap.)
+// childPIDs lists the children of pid, started from any of its threads
+// (each thread has its own list: Go starts processes from whichever
+// thread runs the goroutine).
 func childPIDs(pid int) []int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
+	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var pids []int
-	for _, s := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(s); err == nil {
-			pids = append(pids, n)
+	for _, l := range lists {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				pids = append(pids, n)
+			}
 		}
 	}
 	return pids

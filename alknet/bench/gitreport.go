@@ -16,7 +16,8 @@ func (r *GitReport) WriteMarkdown(w io.Writer, err error) {
 	fmt.Fprintf(w, "## git hosting against git daemon\n\n")
 	fmt.Fprintf(w, "Repository: %d commits on main, %.1f MB of packed objects. %d interleaved rounds; "+
 		"push: a new branch of %d commits. Wall time: the client git command from start to exit, median (min–max). "+
-		"Memory: the server's exact peak (alknet: VmHWM reset before each command; git daemon: "+
+		"Memory: the server's exact peak (alknet: the node's VmHWM reset before each command, which leaves out "+
+		"the git processes of the exec backend; git daemon: "+
 		"`/usr/bin/time` maximum RSS of the daemon and its children, daemon restarted per command) and the "+
 		"peak of the server's summed process-tree RSS, sampled every %v.\n\n",
 		r.Commits, float64(r.PackBytes)/1e6, cfg.Runs, cfg.PushCommits, treeSampleEvery)
