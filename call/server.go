@@ -68,6 +68,11 @@ func (h *Handler) ALPNs() []string { return []string{ALPN} }
 // attached while the connection lasts.
 func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	s := newSession(conn, conn.Peer().Identity, h.srv)
+	if err := s.open(ctx, false); err != nil {
+		s.shutdown()
+		return nil
+	}
+	// After open: attaching calls the worker, on the stream open takes.
 	if h.srv.peers != nil {
 		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) {
 			s.wg.Add(1)
@@ -76,10 +81,6 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 				h.srv.peers.attach(s.ctx, id.ID, s)
 			}()
 		}
-	}
-	if err := s.open(ctx, false); err != nil {
-		s.shutdown()
-		return nil
 	}
 	s.serve(ctx)
 	return nil
