@@ -33,6 +33,11 @@ type httpConfig struct {
 	Burst int `toml:"burst"`
 	// MaxBatch caps the calls of one /v1/batch. Default 64.
 	MaxBatch int `toml:"max_batch"`
+	// Dashboard serves an HTML status page at GET / (NodeID, ALPNs,
+	// connections, attached peers, recent auth rejects) to tokens with the
+	// admin scope and to clients on loopback (docs/http.md); when off, / is
+	// 404. Default false.
+	Dashboard bool `toml:"dashboard"`
 }
 
 // validate reports every problem of the section.
@@ -54,13 +59,15 @@ var httpALPNs = []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkh
 
 // buildHTTP makes the HTTP server over the node's call registry. It must
 // come after the call service, which registers the built-in operations.
-func buildHTTP(n *node, _ []string) (core.Handler, error) {
+func buildHTTP(n *node, alpns []string) (core.Handler, error) {
 	c := n.cfg.HTTP
 	srv, err := alkhttp.New(alkhttp.Config{
 		Registry:   n.calls,
 		Peers:      n.peers,
 		Identities: n.identities,
 		NodeID:     n.id.String(),
+		Dashboard:  c.Dashboard,
+		ALPNs:      alpns,
 		Limits: alkhttp.Limits{
 			MaxHeaderBytes:    c.MaxHeaderBytes,
 			MaxBodyBytes:      c.MaxBodyBytes,

@@ -80,10 +80,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				ok = false
 			}
 			if !ok {
-				s.metrics.authRejects.Inc()
-				core.LogAuth(s.logger, core.AuthReject, ci.alpn, ci.peer, nil)
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				writeJSON(w, http.StatusUnauthorized, call.Errorf(call.CodeForbidden, "bearer token not accepted"))
+				s.rejectToken(w, r, token == "")
 				return
 			}
 			caller = &id
@@ -96,6 +93,18 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
 	})
+}
+
+// rejectToken answers a request whose bearer token is not accepted (or,
+// with malformed, not even a token): 401, counted, logged and kept for the
+// dashboard, the token itself nowhere.
+func (s *Server) rejectToken(w http.ResponseWriter, r *http.Request, malformed bool) {
+	ci := connOf(r.Context())
+	s.metrics.authRejects.Inc()
+	s.noteReject(r, ci, malformed)
+	core.LogAuth(s.logger, core.AuthReject, ci.alpn, ci.peer, nil)
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeJSON(w, http.StatusUnauthorized, call.Errorf(call.CodeForbidden, "bearer token not accepted"))
 }
 
 // altSvc advertises h3 on the port the client reached, which serves QUIC

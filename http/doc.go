@@ -1,7 +1,8 @@
 // Package http serves one http.Handler on h3, h2, http/1.1 and alknet/http:
 // the call registry as a REST gateway (/v1/ops, /v1/call, /v1/batch, with
 // Server-Sent Events for subscriptions), an OpenAPI 3.1 document, MCP
-// tools at /mcp, and /healthz, /readyz and /metrics. Every front door
+// tools at /mcp, the native call protocol over WebSocket at /v1/ws, and
+// /healthz, /readyz, /metrics and an optional status page at /. Every front door
 // dispatches through call.Dispatcher: the same registry, access control
 // and stats as alknet/call.
 //

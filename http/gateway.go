@@ -51,9 +51,15 @@ func (s *Server) routes() error {
 	s.mux.HandleFunc("GET /v1/ops/{name...}", s.serveOp)
 	s.mux.HandleFunc("POST /v1/call", s.serveCall)
 	s.mux.HandleFunc("POST /v1/batch", s.serveBatch)
+	ws, err := s.wsHandler()
+	if err != nil {
+		return err
+	}
+	s.mux.Handle("GET /v1/ws", ws)
 	s.mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
 	s.mux.Handle("GET /metrics", s.admin(s.metrics.handler(), true))
 	s.mux.Handle("/mcp", s.mcpHandler())
+	s.routeDashboard()
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, call.Errorf(call.CodeNotFound, "no such endpoint"))
 	})

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/alkdev/alknet/call v0.0.0
 	github.com/alkdev/alknet/core v0.0.0
+	github.com/coder/websocket v1.8.15
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/prometheus/client_golang v1.25.0

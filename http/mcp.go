@@ -23,22 +23,56 @@ const (
 )
 
 // mcpHandler serves MCP's streamable HTTP transport at /mcp. It is
-// stateless: every request gets a server whose tools are the operations
-// its caller may call, so a token's scopes apply per request.
+// stateless: every request is served by the MCP server whose tools are the
+// operations its caller may call, so a token's scopes apply per request.
 func (s *Server) mcpHandler() http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		return s.mcpServer(Caller(r.Context()))
+		return s.mcp.server(s, Caller(r.Context()))
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
 }
 
-// mcpServer returns an MCP server with one tool per external operation
-// caller may call, named service_op.
-func (s *Server) mcpServer(caller *core.Identity) *mcp.Server {
+// maxMCPServers bounds the cached MCP servers: one per set of visible
+// operations, which the configured scopes keep few.
+const maxMCPServers = 64
+
+// mcpServers caches an MCP server per set of visible operations. Building
+// one converts every tool's schemas, far more work than a call; a registry
+// only grows and its operations never change, so the operations' names
+// identify a server's tools. The zero value is ready.
+type mcpServers struct {
+	mu      sync.Mutex
+	servers map[string]*mcp.Server
+}
+
+// server returns the MCP server for the operations caller may call.
+func (c *mcpServers) server(s *Server, caller *core.Identity) *mcp.Server {
+	specs := s.disp.Visible(caller)
+	var key strings.Builder
+	for _, spec := range specs {
+		key.WriteString(spec.Name)
+		key.WriteByte(0)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if srv, ok := c.servers[key.String()]; ok {
+		return srv
+	}
+	if c.servers == nil || len(c.servers) >= maxMCPServers {
+		c.servers = make(map[string]*mcp.Server)
+	}
+	srv := s.mcpServer(specs)
+	c.servers[key.String()] = srv
+	return srv
+}
+
+// mcpServer returns an MCP server with one tool per operation of specs,
+// named service_op. A tool runs as the caller of the request it serves.
+func (s *Server) mcpServer(specs []call.Spec) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "alknet", Version: "1"}, &mcp.ServerOptions{Logger: s.logger})
-	for _, spec := range s.disp.Visible(caller) {
+	for _, spec := range specs {
 		t := mcpTool(spec)
 		srv.AddTool(t.tool, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			return s.callTool(ctx, caller, spec, t.wrapped, req.Params.Arguments), nil
+			return s.callTool(ctx, Caller(ctx), spec, t.wrapped, req.Params.Arguments), nil
 		})
 	}
 	return srv
@@ -78,9 +112,9 @@ func mcpTool(spec call.Spec) toolDef {
 		if out != nil {
 			events["items"] = out
 		}
-		d.tool.OutputSchema = map[string]any{"type": "object", "properties": map[string]any{
+		d.tool.OutputSchema = orCallError(map[string]any{"type": "object", "properties": map[string]any{
 			"events": events, "completed": map[string]any{"type": "boolean"},
-		}, "required": []string{"events", "completed"}}
+		}, "required": []string{"events", "completed"}})
 	case in == nil:
 		d.tool.InputSchema = map[string]any{"type": "object"}
 	case in["type"] == "object":
@@ -90,9 +124,30 @@ func mcpTool(spec call.Spec) toolDef {
 		d.tool.InputSchema = map[string]any{"type": "object", "properties": map[string]any{"input": in}}
 	}
 	if spec.Type != call.Subscription && out != nil && out["type"] == "object" {
-		d.tool.OutputSchema = out
+		d.tool.OutputSchema = orCallError(out)
 	}
 	return d
+}
+
+// callErrorSchema is the JSON Schema of a call error, the structured
+// content of an isError result.
+var callErrorSchema = map[string]any{
+	"type": "object",
+	"properties": map[string]any{
+		"code":      map[string]any{"type": "string"},
+		"message":   map[string]any{"type": "string"},
+		"retryable": map[string]any{"type": "boolean"},
+		"details":   map[string]any{},
+	},
+	"required": []string{"code", "message", "retryable"},
+}
+
+// orCallError widens a tool's output schema to admit the call error too:
+// an isError result carries the call error as structured content, and
+// clients (the TypeScript SDK among them) check structured content against
+// the output schema even on errors.
+func orCallError(out map[string]any) map[string]any {
+	return map[string]any{"type": "object", "anyOf": []any{out, callErrorSchema}}
 }
 
 // schemaMap returns a schema as a JSON object, nil for none.

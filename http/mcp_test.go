@@ -64,6 +64,14 @@ func TestMCPGoClient(t *testing.T) {
 		t.Fatalf("admin tools lack demo_secret: %v", admin)
 	}
 	ctx := context.Background()
+	// A tool runs as the caller of its request, also when one cached
+	// server serves several callers.
+	for _, c := range []struct{ token, want string }{{f.admin, "ops"}, {f.user, "user"}, {f.admin, "ops"}, {f.user, "user"}} {
+		res, err := mcpSession(t, f, c.token).CallTool(ctx, &mcp.CallToolParams{Name: "demo_whoami", Arguments: map[string]any{}})
+		if b, _ := json.Marshal(res.StructuredContent); err != nil || res.IsError || string(b) != `{"text":"`+c.want+`"}` {
+			t.Fatalf("demo_whoami as %s: %v %s", c.want, err, b)
+		}
+	}
 	res, err := anon.CallTool(ctx, &mcp.CallToolParams{Name: "demo_add", Arguments: map[string]any{"a": 2, "b": 5}})
 	if err != nil || res.IsError {
 		t.Fatalf("demo_add: %v %+v", err, res)

@@ -119,8 +119,15 @@ type Config struct {
 	// Identities resolves bearer tokens and node keys; nil: every caller is
 	// anonymous.
 	Identities core.IdentityProvider
-	// NodeID names the node in the OpenAPI document.
+	// NodeID names the node in the OpenAPI document and on the dashboard.
 	NodeID string
+	// Dashboard serves GET / as an HTML status page (see docs/http.md) to
+	// the admin scope and to clients on loopback; false (the default): /
+	// is 404.
+	Dashboard bool
+	// ALPNs lists every protocol the node serves, for the dashboard; nil
+	// lists the server's own.
+	ALPNs []string
 	// Limits bound resource use.
 	Limits Limits
 	// Logger receives the server's logs; nil means slog.Default().
@@ -138,7 +145,9 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *metrics
+	mcp     mcpServers
 	rate    *rateLimiter
+	rejects rejectLog // recent auth rejects, for the dashboard
 
 	tcp   *http.Server  // h2 and http/1.1 on single-stream connections
 	h3    *http3.Server // h3 and alknet/http on QUIC connections

@@ -1,0 +1,245 @@
+package http
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// The dashboard is one server-rendered page: no script, styles inline.
+//
+//go:embed dashboard.tmpl
+var dashboardSource string
+
+var dashboardPage = template.Must(template.New("dashboard").Parse(dashboardSource))
+
+// dashboardCSP allows the page nothing but its own inline style.
+const dashboardCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// routeDashboard serves the dashboard at GET / when the config turns it
+// on: to the admin scope and to clients on loopback, like /metrics.
+func (s *Server) routeDashboard() {
+	if s.cfg.Dashboard {
+		s.mux.Handle("GET /{$}", s.admin(http.HandlerFunc(s.serveDashboard), true))
+	}
+}
+
+// dashboard is what the page shows.
+type dashboard struct {
+	NodeID       string
+	Now          string
+	Viewer       string
+	ALPNs        []alpnRow
+	Head         bool // the node has a peer set
+	Peers        []call.PeerOps
+	PeersError   string
+	Ops          []opRow
+	Rejects      []authReject
+	RejectsTotal uint64
+	MaxRejects   int
+}
+
+// alpnRow is one served protocol; Counted is false for the ALPNs of other
+// services, whose connections this server does not see.
+type alpnRow struct {
+	ALPN    string
+	Counted bool
+	Conns   uint64
+}
+
+// opRow is one local operation and its calls over every front door.
+type opRow struct {
+	Name   string
+	Type   call.OpType
+	Calls  uint64
+	Errors uint64
+	Mean   string
+}
+
+// serveDashboard renders the page.
+func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	series := s.metrics.read()
+	d := dashboard{
+		NodeID:       s.cfg.NodeID,
+		Now:          time.Now().UTC().Format(time.DateTime),
+		Viewer:       "loopback, without a token",
+		Head:         s.cfg.Peers != nil,
+		Rejects:      s.rejects.recent(),
+		RejectsTotal: uint64(series[seriesKey{"alknet_http_auth_rejects_total", ""}].count),
+		MaxRejects:   maxRejects,
+	}
+	if id := Caller(r.Context()); id != nil {
+		d.Viewer = id.ID
+	}
+	alpns := s.cfg.ALPNs
+	if alpns == nil {
+		alpns = s.ALPNs()
+	}
+	for _, a := range alpns {
+		d.ALPNs = append(d.ALPNs, alpnRow{ALPN: a, Counted: slices.Contains(s.ALPNs(), a),
+			Conns: uint64(series[seriesKey{"alknet_http_connections_total", a}].count)})
+	}
+	if d.Head {
+		var err error
+		if d.Peers, err = s.attachedPeers(r.Context()); err != nil {
+			d.PeersError = err.Error()
+		}
+	}
+	for _, spec := range s.cfg.Registry.Specs() {
+		if spec.Visibility != call.External {
+			continue
+		}
+		lat := series[seriesKey{"alknet_call_duration_seconds", spec.Name}]
+		row := opRow{Name: spec.Name, Type: spec.Type, Mean: "-",
+			Calls:  uint64(series[seriesKey{"alknet_call_calls_total", spec.Name}].count),
+			Errors: uint64(series[seriesKey{"alknet_call_errors_total", spec.Name}].count)}
+		if lat.count > 0 {
+			row.Mean = time.Duration(lat.sum / lat.count * float64(time.Second)).Round(time.Microsecond).String()
+		}
+		d.Ops = append(d.Ops, row)
+	}
+	var b bytes.Buffer
+	if err := dashboardPage.Execute(&b, d); err != nil {
+		s.logger.Error("dashboard: rendering failed", "err", err)
+		http.Error(w, "rendering failed", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", dashboardCSP)
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = b.WriteTo(w)
+}
+
+// attachedPeers lists the workers attached to this head and their
+// operations. call.Peers keeps its list to itself, so this asks
+// services/list-peers, as an identity holding the route scope it needs;
+// the call counts in that operation's stats.
+func (s *Server) attachedPeers(ctx context.Context) ([]call.PeerOps, error) {
+	var list []call.PeerOps
+	viewer := &core.Identity{ID: "http/dashboard", Scopes: []string{call.RouteScope}}
+	err := s.disp.Run(ctx, viewer, "services/list-peers", nil, func(b json.RawMessage) error {
+		return json.Unmarshal(b, &list)
+	})
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	peers := list[1:] // the first entry is this node's own operations
+	slices.SortFunc(peers, func(a, b call.PeerOps) int { return cmp.Compare(a.Peer, b.Peer) })
+	return peers, nil
+}
+
+// seriesKey names one series of the server's metrics: its family and its
+// one label's value (empty for an unlabelled metric).
+type seriesKey struct{ name, label string }
+
+// sample is a counter's value (count), or a histogram's count and sum.
+type sample struct{ count, sum float64 }
+
+// read returns the server's own counters and histograms. A collector that
+// fails leaves its series out: a status page shows what there is.
+func (m *metrics) read() map[seriesKey]sample {
+	fams, _ := m.reg.Gather()
+	out := make(map[seriesKey]sample)
+	for _, f := range fams {
+		if !strings.HasPrefix(f.GetName(), "alknet_") {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			k := seriesKey{name: f.GetName()}
+			if l := mt.GetLabel(); len(l) > 0 {
+				k.label = l[0].GetValue()
+			}
+			if h := mt.GetHistogram(); h != nil {
+				out[k] = sample{count: float64(h.GetSampleCount()), sum: h.GetSampleSum()}
+			} else {
+				out[k] = sample{count: mt.GetCounter().GetValue()}
+			}
+		}
+	}
+	return out
+}
+
+// maxRejects is how many auth rejects the dashboard remembers.
+const maxRejects = 20
+
+// authReject is one refused credential as the dashboard lists it: never
+// the credential itself.
+type authReject struct {
+	Time     string // UTC
+	RemoteIP string
+	ALPN     string
+	Request  string // method and path, clipped
+	Reason   string
+}
+
+// rejectLog keeps the most recent auth rejects. The zero value is empty
+// and ready; it is safe for concurrent use.
+type rejectLog struct {
+	mu   sync.Mutex
+	last []authReject // oldest first, at most maxRejects
+}
+
+// add keeps e, forgetting the oldest reject when full.
+func (l *rejectLog) add(e authReject) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.last) == maxRejects {
+		l.last = slices.Delete(l.last, 0, 1)
+	}
+	l.last = append(l.last, e)
+}
+
+// recent returns the rejects kept, newest first.
+func (l *rejectLog) recent() []authReject {
+	l.mu.Lock()
+	out := slices.Clone(l.last)
+	l.mu.Unlock()
+	slices.Reverse(out)
+	return out
+}
+
+// maxRejectPath clips the path a reject lists (it is the client's text).
+const maxRejectPath = 80
+
+// noteReject keeps a request refused for its credential, when the
+// dashboard is on: when, from where, on what and why. malformed tells a
+// broken Authorization header from a token that does not resolve.
+func (s *Server) noteReject(r *http.Request, ci connInfo, malformed bool) {
+	if !s.cfg.Dashboard {
+		return
+	}
+	reason := "token not accepted (unknown or expired)"
+	if malformed {
+		reason = "malformed Authorization header"
+	}
+	ip := ci.peer.RemoteIP()
+	if ip == "-" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	path := []rune(strings.ToValidUTF8(r.URL.Path, "\uFFFD"))
+	if len(path) > maxRejectPath {
+		path = append(path[:maxRejectPath], '…')
+	}
+	s.rejects.add(authReject{
+		Time:     time.Now().UTC().Format(time.DateTime),
+		RemoteIP: ip,
+		ALPN:     ci.alpn,
+		Request:  r.Method + " " + string(path),
+		Reason:   reason,
+	})
+}

@@ -1,0 +1,227 @@
+package http
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+)
+
+// WebSocket subprotocols of GET /v1/ws. A browser, which cannot set
+// headers on a WebSocket, passes its token as the subprotocol
+// WSBearerPrefix+token; offering WSSubprotocol beside it keeps the token
+// out of the response, which echoes the one subprotocol chosen.
+const (
+	// WSSubprotocol is alknet/call on WebSocket: one call envelope per
+	// binary message.
+	WSSubprotocol = "alknet.call"
+	// WSBearerPrefix followed by a token authenticates the connection.
+	WSBearerPrefix = "alknet.bearer."
+)
+
+// wsMaxMessage caps a message in either direction: the call protocol's
+// frame limit.
+const wsMaxMessage = call.DefaultMaxFrameBytes
+
+// wsHandler serves GET /v1/ws: the native alknet/call protocol on a
+// WebSocket, run by the call module's own session code, so that either
+// side may call the other and a client that goes away aborts its calls.
+func (s *Server) wsHandler() (http.Handler, error) {
+	calls, err := call.NewHandler(call.Config{Registry: s.cfg.Registry, Identities: s.cfg.Identities, Peers: s.cfg.Peers, MaxFrameBytes: wsMaxMessage, Logger: s.logger})
+	if err != nil {
+		return nil, fmt.Errorf("http: WebSocket: %w", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 1 {
+			writeJSON(w, http.StatusUpgradeRequired, call.Errorf(call.CodeInvalidInput, "WebSocket is served on HTTP/1.1 only"))
+			return
+		}
+		caller, proto, ok := s.wsCaller(w, r)
+		if !ok {
+			return
+		}
+		var opts websocket.AcceptOptions
+		if proto != "" {
+			opts.Subprotocols = []string{proto}
+		}
+		// Accept hijacks the connection, which lifts the server's read and
+		// write timeouts: the writing of each message is bounded instead.
+		ws, err := websocket.Accept(w, r, &opts)
+		if err != nil {
+			s.logger.Debug("http: WebSocket upgrade refused", "err", err)
+			return // Accept has answered
+		}
+		ws.SetReadLimit(wsMaxMessage)
+		st := &wsStream{ws: ws, writeTimeout: s.lim.WriteTimeout}
+		peer := connOf(r.Context()).peer
+		peer.Identity = caller
+		conn := core.NewStreamConn(st, connOf(r.Context()).alpn, peer, s.logger)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-s.conns.done:
+				st.close(websocket.StatusGoingAway, "server shutting down")
+			case <-stop:
+			}
+		})
+		// Serve returns once the WebSocket has ended and every call with it.
+		_ = calls.Serve(r.Context(), conn)
+		close(stop)
+		wg.Wait()
+		st.close(websocket.StatusNormalClosure, "")
+	}), nil
+}
+
+// wsCaller returns who the connection's calls run as and the subprotocol
+// to answer with; it answers the request itself when it returns false. A
+// token comes from the Authorization header (the middleware resolved it)
+// or from the alknet.bearer subprotocol, never from the query string.
+func (s *Server) wsCaller(w http.ResponseWriter, r *http.Request) (*core.Identity, string, bool) {
+	var chosen, token string
+	offered, hasToken := false, false
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			tok, isBearer := strings.CutPrefix(p, WSBearerPrefix)
+			switch {
+			case p == "":
+				continue
+			case p == WSSubprotocol:
+				chosen = p
+			case isBearer && hasToken:
+				writeJSON(w, http.StatusBadRequest, call.Errorf(call.CodeInvalidInput, "more than one %s subprotocol", WSBearerPrefix))
+				return nil, "", false
+			case isBearer:
+				token, hasToken = tok, true
+			}
+			offered = true
+		}
+	}
+	switch {
+	case chosen == "" && hasToken:
+		chosen = WSBearerPrefix + token
+	case chosen == "" && offered:
+		writeJSON(w, http.StatusBadRequest, call.Errorf(call.CodeInvalidInput, "offer the %s subprotocol", WSSubprotocol))
+		return nil, "", false
+	}
+	if !hasToken {
+		return Caller(r.Context()), chosen, true
+	}
+	if r.Header.Get("Authorization") != "" {
+		writeJSON(w, http.StatusBadRequest, call.Errorf(call.CodeInvalidInput, "a token both in Authorization and in the subprotocol"))
+		return nil, "", false
+	}
+	var id core.Identity
+	ok := false
+	if s.cfg.Identities != nil && token != "" {
+		id, ok = s.cfg.Identities.ByToken(token)
+	}
+	if !ok {
+		s.rejectToken(w, r, token == "")
+		return nil, "", false
+	}
+	return &id, chosen, true
+}
+
+// wsStream presents a WebSocket as the one stream of a single-stream
+// core.Conn carrying length-prefixed call frames: a frame written is sent
+// as one binary message without its 4-byte prefix, and a message read is
+// yielded with the prefix put back. WebSocket has no half-close: closing
+// either direction closes both.
+type wsStream struct {
+	ws           *websocket.Conn
+	writeTimeout time.Duration // bounds sending one message
+
+	rbuf []byte // what is left of the frame being read; Read's goroutine only
+
+	once sync.Once
+}
+
+// errTextMessage ends a session whose peer sent a text message.
+var errTextMessage = errors.New("http: WebSocket: text message; alknet/call takes binary messages")
+
+// Read yields the next message as a frame. A text message closes the
+// WebSocket with 1003 (unsupported data); a message above the call
+// protocol's frame limit, with 1009 (message too big). The peer's normal
+// close is the end of the stream.
+func (s *wsStream) Read(p []byte) (int, error) {
+	if len(s.rbuf) == 0 {
+		typ, msg, err := s.ws.Read(context.Background())
+		switch st := websocket.CloseStatus(err); {
+		case st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway:
+			return 0, io.EOF
+		case err != nil:
+			return 0, err
+		case typ != websocket.MessageBinary:
+			s.close(websocket.StatusUnsupportedData, "binary messages only")
+			return 0, errTextMessage
+		}
+		s.rbuf = call.AppendFrame(make([]byte, 0, 4+len(msg)), msg)
+	}
+	n := copy(p, s.rbuf)
+	s.rbuf = s.rbuf[n:]
+	return n, nil
+}
+
+// Write sends one whole frame, as the call session writes them, as one
+// binary message. A message that cannot be sent within the write timeout
+// closes the WebSocket.
+func (s *wsStream) Write(p []byte) (int, error) {
+	if len(p) < 4 || uint64(binary.BigEndian.Uint32(p)) != uint64(len(p)-4) {
+		return 0, errors.New("http: WebSocket: a write must be one whole frame")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
+	defer cancel()
+	if err := s.ws.Write(ctx, websocket.MessageBinary, p[4:]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// close closes the WebSocket with code, once; later calls do nothing.
+func (s *wsStream) close(code websocket.StatusCode, reason string) {
+	s.once.Do(func() { _ = s.ws.Close(code, reason) })
+}
+
+// Close closes the WebSocket normally.
+func (s *wsStream) Close() error {
+	s.close(websocket.StatusNormalClosure, "")
+	return nil
+}
+
+// CloseWrite closes the WebSocket normally: there is no half-close.
+func (s *wsStream) CloseWrite() error { return s.Close() }
+
+// Abort closes the WebSocket with 1002 (protocol error) when the peer broke
+// the call protocol (an empty message), else 1011 (internal error).
+func (s *wsStream) Abort(code core.ErrorCode) {
+	if code == core.CodeProtocol {
+		s.close(websocket.StatusProtocolError, "bad call frame")
+		return
+	}
+	s.close(websocket.StatusInternalError, code.String())
+}
+
+// errWSDeadline: a WebSocket stream bounds writes with its write timeout
+// and ends reads by closing.
+var errWSDeadline = fmt.Errorf("http: WebSocket stream deadlines: %w", errors.ErrUnsupported)
+
+// SetDeadline is not supported.
+func (s *wsStream) SetDeadline(time.Time) error { return errWSDeadline }
+
+// SetReadDeadline is not supported.
+func (s *wsStream) SetReadDeadline(time.Time) error { return errWSDeadline }
+
+// SetWriteDeadline is not supported.
+func (s *wsStream) SetWriteDeadline(time.Time) error { return errWSDeadline }
