@@ -54,6 +54,11 @@ func TestServiceSectionErrors(t *testing.T) {
 		{"[sftp]\nroot = \"relative\"\n", `sftp.root`},
 		{"[sftp.roots]\nbob = \"rel\"\n", `sftp.roots.bob`},
 		{"[git]\nbackend = \"cgit\"\n", `git.backend: "cgit"`},
+		{"[msg]\ndirectories = [\"nope\"]\n", `msg.directories[0]`},
+		{"[msg]\nepoch_length = \"1m\"\nepoch_grace = \"1m\"\n", `epoch grace`},
+		{"[msg.mix]\ncover_rate = 1.0\n", `msg.mix.cover_rate`},
+		{"[msg.directory]\npublish = true\n", `msg.directory: msg: PublisherConfig.Mixes: no mix in layer 0`},
+		{"[msg.directory]\npublish = true\n[[msg.directory.mixes]]\naddr = \"x\"\n", `want NODEID@host:port`},
 	} {
 		var f fileConfig
 		err := config.Decode("x.toml", []byte(tc.text), &f)

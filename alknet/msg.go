@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 
@@ -51,17 +53,54 @@ type msgConfig struct {
 	// delivered at ("<nodeid>@host:port": its home node, or itself), for
 	// `alknet msg send NODEID` and msg/send. Default none.
 	Homes map[string]string `toml:"homes"`
+	// Directories are the directory nodes ("<nodeid>@host:port") the mix
+	// directory is fetched from, for `alknet msg send --mixnet`, cover
+	// traffic and this mix's next hops; a directory is accepted only if
+	// signed by one of their NodeIDs. Default none.
+	Directories []string `toml:"directories"`
+	// EpochLength is the length of a mix key epoch; it must be the same on
+	// every mix and directory node of the mixnet. Default 1h.
+	EpochLength config.Duration `toml:"epoch_length"`
+	// EpochGrace is how long after an epoch starts a mix still accepts the
+	// previous epoch's key, less than epoch_length. Default 10m.
+	EpochGrace config.Duration `toml:"epoch_grace"`
 	// Mix is the [msg.mix] section.
 	Mix msgMixConfig `toml:"mix"`
+	// Directory is the [msg.directory] section.
+	Directory msgDirectoryConfig `toml:"directory"`
+}
+
+// msgDirectoryConfig is the [msg.directory] section: this node as a
+// directory node, publishing the signed mix directory.
+type msgDirectoryConfig struct {
+	// Publish makes the node collect the key records of the mixes below
+	// every key epoch, sign the directory with its node key and serve it
+	// on alknet/msg. Default false.
+	Publish bool `toml:"publish"`
+	// Layers is the number of mix layers of a route. Default 3.
+	Layers int `toml:"layers"`
+	// Mixes are the mixes listed, at least one per layer. Default none.
+	Mixes []msgDirectoryMix `toml:"mixes"`
+}
+
+// msgDirectoryMix is one [[msg.directory.mixes]] entry: a mix the
+// directory lists.
+type msgDirectoryMix struct {
+	// Addr is where the mix listens, "<nodeid>@host:port" (required).
+	Addr string `toml:"addr"`
+	// Layer is its position in routes, 0 (entry) to layers-1 (exit).
+	// Default 0.
+	Layer int `toml:"layer"`
 }
 
 // msgMixConfig is the [msg.mix] section: this node as a mix.
 type msgMixConfig struct {
 	// Enabled makes the node relay Sphinx packets (opt-in). Default false.
 	Enabled bool `toml:"enabled"`
-	// Epoch numbers the mix key (the messaging key) in the directory.
-	// Default 0.
-	Epoch uint64 `toml:"epoch"`
+	// CoverRate is the mean number of loop cover packets per second the
+	// mix sends through a random route back to itself (needs
+	// msg.directories). Default 0 (none).
+	CoverRate float64 `toml:"cover_rate"`
 	// MeanDelay is the mean of each packet's exponential delay. Default
 	// 50ms; negative: none.
 	MeanDelay config.Duration `toml:"mean_delay"`
@@ -100,9 +139,26 @@ func (c *msgConfig) validate() error {
 			errs = append(errs, fmt.Errorf("msg.homes.%s: want <nodeid>@host:port", id))
 		}
 	}
+	for i, a := range c.Directories {
+		if id, _, err := core.ParseAddr(a); err != nil || id.IsZero() {
+			errs = append(errs, fmt.Errorf("msg.directories[%d]: want <nodeid>@host:port", i))
+		}
+	}
+	if err := msg.CheckEpochs(c.EpochLength.Duration, c.EpochGrace.Duration); err != nil {
+		errs = append(errs, fmt.Errorf("msg: epoch_length, epoch_grace: %w", err))
+	}
 	m := c.Mix
 	if m.BatchInterval.Duration < 0 || m.MaxQueue < 0 {
 		errs = append(errs, errors.New("msg.mix: batch_interval and max_queue must not be negative"))
+	}
+	if m.CoverRate < 0 || (m.CoverRate > 0 && (!m.Enabled || len(c.Directories) == 0)) {
+		errs = append(errs, errors.New("msg.mix.cover_rate: want ≥ 0, and above 0 only with msg.mix.enabled and msg.directories"))
+	}
+	if c.Directory.Publish {
+		// Checked with a throwaway key; the node's own signs.
+		if _, err := c.publisher(&core.Dialer{Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))}, nil); err != nil {
+			errs = append(errs, fmt.Errorf("msg.directory: %w", err))
+		}
 	}
 	for id, addr := range m.Routes {
 		if _, err := core.ParseNodeID(id); err != nil {
@@ -123,13 +179,47 @@ func (c *msgConfig) resolveHome(id core.NodeID) (string, error) {
 	return "", fmt.Errorf("no address for %s: add it to msg.homes or give NODEID@HOST:PORT", id.ShortString())
 }
 
-// resolveMix returns the address of a next mix or destination home node:
-// msg.mix.routes, then msg.homes.
-func (c *msgConfig) resolveMix(id core.NodeID) (string, error) {
-	if a, ok := c.Mix.Routes[id.String()]; ok {
-		return id.String() + "@" + a, nil
+// publisher makes the directory publisher of [msg.directory], signing
+// with d's key.
+func (c *msgConfig) publisher(d *core.Dialer, logger *slog.Logger) (*msg.Publisher, error) {
+	mixes := make([]msg.PublishedMix, len(c.Directory.Mixes))
+	for i, m := range c.Directory.Mixes {
+		mixes[i] = msg.PublishedMix{Addr: m.Addr, Layer: m.Layer}
 	}
-	return c.resolveHome(id)
+	return msg.NewPublisher(msg.PublisherConfig{
+		Key: d.Key, Dialer: d, Mixes: mixes, Layers: c.Directory.Layers,
+		EpochLength: c.EpochLength.Duration, EpochGrace: c.EpochGrace.Duration, Logger: logger,
+	})
+}
+
+// directoryClient fetches the mix directory from msg.directories; nil
+// when none are configured.
+func (c *msgConfig) directoryClient(d *core.Dialer) *msg.DirectoryClient {
+	if len(c.Directories) == 0 {
+		return nil
+	}
+	return &msg.DirectoryClient{Dialer: d, Servers: c.Directories}
+}
+
+// mixResolver returns the address of a next mix or destination home node:
+// msg.mix.routes, then the mix directory (when dirs is set), then
+// msg.homes.
+func (c *msgConfig) mixResolver(dirs *msg.DirectoryClient) func(core.NodeID) (string, error) {
+	return func(id core.NodeID) (string, error) {
+		if a, ok := c.Mix.Routes[id.String()]; ok {
+			return id.String() + "@" + a, nil
+		}
+		if dirs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			defer cancel()
+			if d, err := dirs.Get(ctx); err == nil {
+				if a, ok := d.Addr(id); ok {
+					return a, nil
+				}
+			}
+		}
+		return c.resolveHome(id)
+	}
 }
 
 // accessOf is an AccessControl needing scopes, or def when none are set.
@@ -156,16 +246,28 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 		}
 		hosted = append(hosted, r)
 	}
+	dialer := &core.Dialer{Key: n.key}
 	var mix *msg.Mix
 	if c.Mix.Enabled {
-		var err error
-		mix, err = msg.NewMix(msg.MixConfig{
-			Key: n.msgKey, Epoch: c.Mix.Epoch,
-			Dialer: &core.Dialer{Key: n.key}, Resolve: c.resolveMix,
+		dirs := c.directoryClient(dialer)
+		cfg := msg.MixConfig{
+			Seed: n.mixSeed, EpochLength: c.EpochLength.Duration, EpochGrace: c.EpochGrace.Duration,
+			Dialer: dialer, Resolve: c.mixResolver(dirs),
 			MeanDelay: c.Mix.MeanDelay.Duration, BatchInterval: c.Mix.BatchInterval.Duration,
-			MaxQueue: c.Mix.MaxQueue, Logger: n.logger,
-		})
-		if err != nil {
+			MaxQueue: c.Mix.MaxQueue, CoverRate: c.Mix.CoverRate, Logger: n.logger,
+		}
+		if dirs != nil {
+			cfg.Directory = dirs.Get
+		}
+		var err error
+		if mix, err = msg.NewMix(cfg); err != nil {
+			return nil, err
+		}
+	}
+	var pub *msg.Publisher
+	if c.Directory.Publish {
+		var err error
+		if pub, err = c.publisher(dialer, n.logger); err != nil {
 			return nil, err
 		}
 	}
@@ -176,11 +278,11 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 	h, err := msg.New(msg.Config{
 		NodeKey: n.key, Key: n.msgKey, Inbox: inbox, Hosted: hosted,
 		Deposit: accessOf(c.DepositScopes, msg.SendScope), Relay: accessOf(c.RelayScopes, msg.RelayScope),
-		Mix: mix, MaxBodyBytes: c.MaxBodyBytes, Skew: c.Skew.Duration, Logger: n.logger,
+		Mix: mix, Directory: pub, MaxBodyBytes: c.MaxBodyBytes, Skew: c.Skew.Duration, Logger: n.logger,
 	})
 	if err == nil {
 		err = h.RegisterOps(n.calls, msg.OpsConfig{
-			Access: accessOf(c.OpsScopes, msg.AdminScope), Dialer: &core.Dialer{Key: n.key}, Resolve: c.resolveHome,
+			Access: accessOf(c.OpsScopes, msg.AdminScope), Dialer: dialer, Resolve: c.resolveHome,
 		})
 	}
 	if err != nil {
@@ -194,30 +296,52 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 	if mix != nil {
 		n.background(mix.Run)
 	}
+	if pub != nil {
+		n.background(pub.Run)
+	}
 	return h, nil
 }
 
-// nodeKeys opens the vault once and returns the node key and the X25519
-// messaging key derived at msg.KeyPath.
-func nodeKeys(c *cli.Context, dir string) (ed25519.PrivateKey, *ecdh.PrivateKey, error) {
+// vaultKeys are the keys a node takes from its vault.
+type vaultKeys struct {
+	node    ed25519.PrivateKey // the node key
+	msg     *ecdh.PrivateKey   // the X25519 messaging key (msg.KeyPath)
+	mixSeed []byte             // the mix key seed (msg.MixKeyPath)
+}
+
+// nodeKeys opens the vault once and returns the node key, the X25519
+// messaging key derived at msg.KeyPath and the mix key seed derived at
+// msg.MixKeyPath.
+func nodeKeys(c *cli.Context, dir string) (vaultKeys, error) {
 	v, err := openVault(c, dir, true, c.App.ErrWriter)
 	if err != nil {
-		return nil, nil, err
+		return vaultKeys{}, err
 	}
 	defer v.Close()
-	key, err := v.NodeKey()
-	if err != nil {
-		return nil, nil, err
+	var ks vaultKeys
+	if ks.node, err = v.NodeKey(); err != nil {
+		return vaultKeys{}, err
 	}
-	p, err := vault.ParsePath(msg.KeyPath)
-	if err != nil {
-		return nil, nil, err
+	seed := func(path string) ([]byte, error) {
+		p, err := vault.ParsePath(path)
+		if err != nil {
+			return nil, err
+		}
+		k, err := v.Derive(p)
+		if err != nil {
+			return nil, err
+		}
+		defer k.Wipe()
+		return bytes.Clone(k.PrivateKey().Seed()), nil
 	}
-	k, err := v.Derive(p)
+	ms, err := seed(msg.KeyPath)
 	if err != nil {
-		return nil, nil, err
+		return vaultKeys{}, err
 	}
-	defer k.Wipe()
-	mk, err := msg.NewKey(k.PrivateKey().Seed())
-	return key, mk, err
+	defer clear(ms)
+	if ks.msg, err = msg.NewKey(ms); err != nil {
+		return vaultKeys{}, err
+	}
+	ks.mixSeed, err = seed(msg.MixKeyPath)
+	return ks, err
 }

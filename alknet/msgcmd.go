@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -36,10 +37,14 @@ var msgCommand = &cli.Command{
 			ArgsUsage: "NODEID|NODEID@HOST:PORT ['TEXT']",
 			Description: "Delivers to NODEID@HOST:PORT (the recipient's own node, or a node hosting it),\n" +
 				"or for a bare NODEID to the address msg.homes gives. The body is TEXT, or the\n" +
-				"contents of --file.",
+				"contents of --file. With --mixnet the message travels through the mixnet instead:\n" +
+				"the mix directory comes from msg.directories, and the exit mixes deliver to the\n" +
+				"recipient's home node; --key avoids contacting that node for the key record.",
 			Flags: withCommon(
 				&cli.StringFlag{Name: "file", Usage: "send this file's contents instead of TEXT"},
 				&cli.StringFlag{Name: "content-type", Usage: "content type of --file (default application/octet-stream)"},
+				&cli.BoolFlag{Name: "mixnet", Usage: "send through the mixnet (one random mix per layer, from the directory of msg.directories)"},
+				&cli.StringFlag{Name: "key", Usage: "the recipient's key record (alkmsgkey1:…, from `alknet msg key`) instead of asking its home node"},
 				networkFlag,
 			),
 			Action: msgSend,
@@ -96,15 +101,16 @@ func msgClientFor(c *cli.Context) (*msgClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	nk, k, err := nodeKeys(c, dir)
+	ks, err := nodeKeys(c, dir)
 	if err != nil {
 		return nil, err
 	}
-	d, err := dialerWith(c, dir, nk)
+	clear(ks.mixSeed)
+	d, err := dialerWith(c, dir, ks.node)
 	if err != nil {
 		return nil, err
 	}
-	return &msgClient{nodeKey: nk, key: k, id: nodeID(nk), cfg: cfg, dialer: d}, nil
+	return &msgClient{nodeKey: ks.node, key: ks.msg, id: nodeID(ks.node), cfg: cfg, dialer: d}, nil
 }
 
 // session dials addr for alknet/msg within dialTimeout.
@@ -148,19 +154,76 @@ func msgSend(c *cli.Context) error {
 			m.ContentType = "application/octet-stream"
 		}
 	}
-	to, addr, err := msg.ResolveRecipient(c.Args().Get(0), mc.cfg.Msg.resolveHome)
+	resolve := mc.cfg.Msg.resolveHome
+	if c.Bool("mixnet") && c.IsSet("key") {
+		resolve = func(core.NodeID) (string, error) { return "", nil } // no node to contact
+	}
+	to, addr, err := msg.ResolveRecipient(c.Args().Get(0), resolve)
 	if err != nil {
 		return err
 	}
 	m.To = to
-	return mc.withSession(c, addr, func(ctx context.Context, s *msg.Session) error {
-		sent, err := s.Send(ctx, mc.nodeKey, m)
+	var rec *msg.KeyRecord
+	if k := c.String("key"); k != "" {
+		r, err := msg.ParseKeyRecordText(k)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "sent %s to %s\n", sent.ID, to)
+		if r.Node != to {
+			return fmt.Errorf("--key: the record is %s's, not the recipient's", r.Node.ShortString())
+		}
+		rec = &r
+	}
+	if c.Bool("mixnet") {
+		return mc.sendMixnet(c, addr, rec, m)
+	}
+	return mc.withSession(c, addr, func(ctx context.Context, s *msg.Session) error {
+		var sent msg.Message
+		var err error
+		if rec != nil {
+			sent, err = s.SendTo(ctx, mc.nodeKey, rec.Key, m)
+		} else {
+			sent, err = s.Send(ctx, mc.nodeKey, m)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "sent %s to %s\n", sent.ID, m.To)
 		return nil
 	})
+}
+
+// sendMixnet sends m through the mixnet. The recipient's key record is
+// rec, else asked of its home node at addr.
+func (mc *msgClient) sendMixnet(c *cli.Context, addr string, rec *msg.KeyRecord, m msg.Message) error {
+	dirs := mc.cfg.Msg.directoryClient(mc.dialer)
+	if dirs == nil {
+		return errors.New("--mixnet: no directory nodes: set msg.directories")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if rec == nil {
+		s, err := mc.session(ctx, addr)
+		if err != nil {
+			return err
+		}
+		r, err := s.Key(ctx, m.To)
+		s.Close()
+		if err != nil {
+			return err
+		}
+		rec = &r
+	}
+	dir, err := dirs.Get(ctx)
+	if err != nil {
+		return err
+	}
+	sent, err := msg.SendMixnet(ctx, mc.dialer, dir, mc.nodeKey, rec.Key, m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "sent %s to %s through the mixnet\n", sent.ID, m.To)
+	return nil
 }
 
 // opener opens this identity's envelopes with the [msg] limits.

@@ -49,7 +49,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, msgKey, err := nodeKeys(c, dir)
+	keys, err := nodeKeys(c, dir)
 	if err != nil {
 		return err
 	}
@@ -64,9 +64,10 @@ func serve(c *cli.Context) error {
 	}
 	n := &node{
 		logger:     logger,
-		key:        key,
-		msgKey:     msgKey,
-		id:         nodeID(key),
+		key:        keys.node,
+		msgKey:     keys.msg,
+		mixSeed:    keys.mixSeed,
+		id:         nodeID(keys.node),
 		dataDir:    dir,
 		cfg:        cfg,
 		identities: identities,
@@ -91,7 +92,7 @@ func serve(c *cli.Context) error {
 	}
 	ep, err := core.New(core.Config{
 		Addr:       listen,
-		Key:        key,
+		Key:        keys.node,
 		Router:     router,
 		Identities: identities,
 		WebCert:    web,
@@ -137,7 +138,7 @@ func serve(c *cli.Context) error {
 	go func() { reloadDone <- reloader.Run(ctx) }()
 	joinDone := make(chan struct{})
 	if head := c.String("join"); head != "" {
-		d := &core.Dialer{Key: key, KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile))}
+		d := &core.Dialer{Key: keys.node, KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile))}
 		go func() {
 			defer close(joinDone)
 			_ = call.Join(ctx, head, call.Options{Dialer: d, Registry: n.calls, Identities: identities, Logger: logger})

@@ -36,7 +36,8 @@ type node struct {
 	sftp        *sftp.Server // the SFTP server, for the ssh subsystem
 	dns         *dns.Server  // the DNS server, whose DoH and relay http mounts
 
-	msgKey *ecdh.PrivateKey // the X25519 messaging key (vault m/74'/3'/0')
+	msgKey  *ecdh.PrivateKey // the X25519 messaging key (vault m/74'/3'/0')
+	mixSeed []byte           // the mix key seed (vault m/74'/3'/1')
 
 	bound atomic.Value // the address the endpoint listens on, once it does (string)
 

@@ -45,8 +45,12 @@ type Config struct {
 	// Relay decides who may hand packets to the mix and deliver exit
 	// payloads. Nil requires the msg:relay scope.
 	Relay *core.AccessControl
-	// Mix relays Sphinx packets; nil refuses them.
+	// Mix relays Sphinx packets and serves its key records; nil refuses
+	// them.
 	Mix *Mix
+	// Directory is the mix directory this node publishes, served to any
+	// peer; nil serves none.
+	Directory *Publisher
 	// MaxBodyBytes caps message bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int
 	// Skew is the accepted clock difference; zero means DefaultSkew.
@@ -60,7 +64,8 @@ type Config struct {
 // Handler serves alknet/msg: envelope delivery into the inboxes of this
 // node and its hosted recipients, inbox fetch, acknowledgement and watch
 // for the recipients themselves (authenticated by their TLS node key), key
-// records, and, with a Mix, Sphinx relaying. It is safe for concurrent use.
+// records, with a Mix Sphinx relaying and the mix's key records, and with
+// a Publisher the signed mix directory. It is safe for concurrent use.
 type Handler struct {
 	cfg     Config
 	id      core.NodeID
@@ -226,6 +231,28 @@ func (h *Handler) request(ctx context.Context, conn core.Conn, t op, body []byte
 			return nil, StatusNotAvailable, "no key record for that node"
 		}
 		b, _ := rec.MarshalBinary()
+		return b, 0, ""
+	case opMixKey:
+		if h.cfg.Mix == nil {
+			return nil, StatusUnsupported, "not a mix"
+		}
+		if len(body) != 8 {
+			return nil, StatusMalformed, "want an epoch"
+		}
+		rec, err := h.cfg.Mix.KeyRecord(binary.BigEndian.Uint64(body))
+		if err != nil {
+			return nil, StatusNotAvailable, "no key for that epoch"
+		}
+		b, _ := rec.MarshalBinary()
+		return b, 0, ""
+	case opDirectory:
+		var b []byte
+		if h.cfg.Directory != nil {
+			b = h.cfg.Directory.Signed()
+		}
+		if b == nil {
+			return nil, StatusNotAvailable, "no mix directory here"
+		}
 		return b, 0, ""
 	case opRelay, opExit:
 		if err := h.relay.Check(p.Identity); err != nil {

@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"crypto/ecdh"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,7 +36,7 @@ const (
 
 // Errors of Mix.Accept, matched with errors.Is.
 var (
-	// ErrReplay: the packet was seen before in this key epoch.
+	// ErrReplay: the packet was seen before in its key epoch.
 	ErrReplay = errors.New("msg: mix: replayed packet")
 	// ErrMixBusy: the queue or the replay cache is full.
 	ErrMixBusy = errors.New("msg: mix: busy")
@@ -42,13 +44,19 @@ var (
 
 // MixConfig configures a Mix.
 type MixConfig struct {
-	// Key is the X25519 mix key of Epoch, as listed in the directory.
-	// Required.
-	Key *ecdh.PrivateKey
-	// Epoch numbers Key; replay tags are remembered per epoch.
-	Epoch uint64
+	// Seed is the 32-byte mix key seed (the vault seed at [MixKeyPath]);
+	// the key of epoch e is MixEpochKey(Seed, e). Required.
+	Seed []byte
+	// EpochLength is the length of a key epoch, the same on every mix and
+	// directory node of the mixnet; zero means DefaultEpochLength.
+	EpochLength time.Duration
+	// EpochGrace is how long after an epoch starts the previous epoch's
+	// key is still accepted, for packets built from the previous
+	// directory; zero means DefaultEpochGrace (at most half the epoch).
+	EpochGrace time.Duration
 	// Dialer connects to the next hop and to exit destinations; its key is
-	// this node's, which they must grant msg:relay. Required.
+	// this node's, which they must grant msg:relay, and signs the mix's key
+	// records. Required, with a key.
 	Dialer *core.Dialer
 	// Resolve returns the address ("NODEID@host:port") of a next mix or of
 	// a destination's home node. Required.
@@ -61,45 +69,71 @@ type MixConfig struct {
 	BatchInterval time.Duration
 	// MaxQueue bounds waiting packets; zero means DefaultMaxQueue.
 	MaxQueue int
-	// MaxTags bounds remembered tags; zero means DefaultMaxTags. A full
-	// cache refuses packets (ErrMixBusy) until the next epoch.
+	// MaxTags bounds the tags remembered per epoch; zero means
+	// DefaultMaxTags. A full cache refuses packets (ErrMixBusy) until the
+	// epoch ends.
 	MaxTags int
+	// CoverRate is the mean number of loop cover packets per second the
+	// mix sends (a Poisson process) through a random route back to
+	// itself; zero sends none.
+	CoverRate float64
+	// Directory returns the current mix directory, for the routes of
+	// cover packets; required when CoverRate is set.
+	Directory func(context.Context) (*MixDirectory, error)
+	// Clock returns the time, which selects the key epoch; nil means
+	// time.Now.
+	Clock func() time.Time
 	// Logger receives the mix's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Mix unwraps Sphinx packets, drops replays, delays each packet and
-// forwards due packets in shuffled batches. Accept is called by the
+// forwards due packets in shuffled batches; it rotates its key every
+// epoch and can send loop cover traffic. Accept is called by the
 // alknet/msg handler; Run does the sending. It is safe for concurrent use.
 type Mix struct {
 	cfg    MixConfig
+	id     core.NodeID
+	clock  func() time.Time
 	logger *slog.Logger
 
-	mu    sync.Mutex
-	key   *ecdh.PrivateKey
-	epoch uint64
-	tags  map[[32]byte]struct{}
-	queue delayQueue
-	rng   *rand.Rand
-	wake  chan struct{}
-	stats MixStats
+	mu     sync.Mutex
+	epochs map[uint64]*mixEpoch // the current epoch, and the previous one during its grace
+	loops  map[[IDSize]byte]time.Time
+	queue  delayQueue
+	rng    *rand.Rand
+	stats  MixStats
+}
+
+// mixEpoch is the key of one epoch and the replay tags seen under it.
+type mixEpoch struct {
+	key  *ecdh.PrivateKey
+	tags map[[32]byte]struct{}
 }
 
 // MixStats counts what a mix did: packets accepted, replays dropped,
-// packets forwarded to a next mix, payloads delivered to a home node, and
-// packets that could not be sent or were refused by the next hop.
+// packets forwarded to a next mix, payloads delivered to a home node,
+// packets that could not be sent or were refused by the next hop, loop
+// cover packets sent, and own loops that came back and were dropped.
 type MixStats struct {
-	Accepted, Replays, Forwarded, Exited, Failed uint64
+	Accepted, Replays, Forwarded, Exited, Failed, Cover, Loops uint64
 }
+
+// Loop cover bounds: a loop not back within loopTTL is forgotten, and at
+// most maxLoops are awaited at once.
+const (
+	loopTTL  = 10 * time.Minute
+	maxLoops = 4096
+)
 
 // NewMix validates cfg and returns a mix. It starts no goroutines: call Run.
 func NewMix(cfg MixConfig) (*Mix, error) {
 	var errs []error
-	if cfg.Key == nil || cfg.Key.Curve() != ecdh.X25519() {
-		errs = append(errs, errors.New("msg: MixConfig.Key: want an X25519 key"))
+	if len(cfg.Seed) != KeySize {
+		errs = append(errs, fmt.Errorf("msg: MixConfig.Seed: want %d bytes", KeySize))
 	}
-	if cfg.Dialer == nil {
-		errs = append(errs, errors.New("msg: MixConfig.Dialer: required"))
+	if cfg.Dialer == nil || len(cfg.Dialer.Key) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("msg: MixConfig.Dialer: required, with a key"))
 	}
 	if cfg.Resolve == nil {
 		errs = append(errs, errors.New("msg: MixConfig.Resolve: required"))
@@ -107,7 +141,12 @@ func NewMix(cfg MixConfig) (*Mix, error) {
 	if cfg.BatchInterval < 0 || cfg.MaxQueue < 0 || cfg.MaxTags < 0 {
 		errs = append(errs, errors.New("msg: MixConfig: negative batch interval or limit"))
 	}
-	if err := errors.Join(errs...); err != nil {
+	if cfg.CoverRate < 0 || math.IsNaN(cfg.CoverRate) || math.IsInf(cfg.CoverRate, 0) || (cfg.CoverRate > 0 && cfg.Directory == nil) {
+		errs = append(errs, errors.New("msg: MixConfig.CoverRate: want a finite rate ≥ 0, and a Directory when > 0"))
+	}
+	var err error
+	cfg.EpochLength, cfg.EpochGrace, err = checkEpochs(cfg.EpochLength, cfg.EpochGrace)
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
 	}
 	if cfg.MeanDelay == 0 {
@@ -125,24 +164,62 @@ func NewMix(cfg MixConfig) (*Mix, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	cfg.Seed = bytes.Clone(cfg.Seed)
 	var seed [32]byte
 	crand.Read(seed[:])
 	return &Mix{
-		cfg: cfg, logger: cfg.Logger,
-		key: cfg.Key, epoch: cfg.Epoch,
-		tags: make(map[[32]byte]struct{}),
-		rng:  rand.New(rand.NewChaCha8(seed)),
-		wake: make(chan struct{}, 1),
+		cfg: cfg, id: nodeID(cfg.Dialer.Key), clock: clock, logger: cfg.Logger,
+		epochs: make(map[uint64]*mixEpoch),
+		loops:  make(map[[IDSize]byte]time.Time),
+		rng:    rand.New(rand.NewChaCha8(seed)),
 	}, nil
 }
 
-// SetKey starts a new key epoch: packets for the old key fail from now
-// on, and the old epoch's replay tags are forgotten.
-func (m *Mix) SetKey(key *ecdh.PrivateKey, epoch uint64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.key, m.epoch = key, epoch
-	m.tags = make(map[[32]byte]struct{})
+// liveEpochs brings the key epochs up to now and returns the numbers of
+// the ones whose keys are accepted, current first; m.mu is held. Keys and
+// tags of ended epochs are dropped.
+func (m *Mix) liveEpochs() ([]uint64, error) {
+	now := m.clock()
+	cur := EpochAt(now, m.cfg.EpochLength)
+	live := []uint64{cur}
+	if cur > 0 && now.Before(EpochStart(cur, m.cfg.EpochLength).Add(m.cfg.EpochGrace)) {
+		live = append(live, cur-1)
+	}
+	for e := range m.epochs {
+		if !slices.Contains(live, e) {
+			delete(m.epochs, e)
+		}
+	}
+	for _, e := range live {
+		if m.epochs[e] != nil {
+			continue
+		}
+		k, err := MixEpochKey(m.cfg.Seed, e)
+		if err != nil {
+			return nil, err
+		}
+		m.epochs[e] = &mixEpoch{key: k, tags: make(map[[32]byte]struct{})}
+	}
+	return live, nil
+}
+
+// KeyRecord returns the mix's signed key record of epoch, which must be
+// the current or the next one (a directory node collects the next one
+// before the epoch starts).
+func (m *Mix) KeyRecord(epoch uint64) (MixKeyRecord, error) {
+	cur := EpochAt(m.clock(), m.cfg.EpochLength)
+	if epoch != cur && epoch != cur+1 {
+		return MixKeyRecord{}, fmt.Errorf("msg: mix: epoch %d is neither the current (%d) nor the next", epoch, cur)
+	}
+	k, err := MixEpochKey(m.cfg.Seed, epoch)
+	if err != nil {
+		return MixKeyRecord{}, err
+	}
+	return signMixKeyRecord(m.cfg.Dialer.Key, epoch, k.PublicKey()), nil
 }
 
 // Stats returns the counters.
@@ -174,30 +251,46 @@ func (q *delayQueue) Pop() any {
 	return x
 }
 
-// Accept unwraps one layer of packet and queues the result with its
-// delay. Errors wrap sphinx.ErrMalformed, sphinx.ErrMAC,
-// sphinx.ErrTagged, ErrReplay or ErrMixBusy.
+// Accept unwraps one layer of packet with the current epoch's key, or
+// during the grace period the previous one's, and queues the result with
+// its delay. Errors wrap sphinx.ErrMalformed, sphinx.ErrMAC (also for a
+// key no longer accepted), sphinx.ErrTagged, ErrReplay or ErrMixBusy.
 func (m *Mix) Accept(packet []byte) error {
 	m.mu.Lock()
-	key := m.key
+	live, err := m.liveEpochs()
+	keys := make([]*ecdh.PrivateKey, len(live))
+	for i, e := range live {
+		keys[i] = m.epochs[e].key
+	}
 	m.mu.Unlock()
-	r, err := sphinx.Unwrap(key, packet)
+	if err != nil {
+		return err
+	}
+	var r *sphinx.Result
+	var epoch uint64
+	for i, k := range keys {
+		if r, err = sphinx.Unwrap(k, packet); !errors.Is(err, sphinx.ErrMAC) {
+			epoch = live[i]
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if key != m.key {
-		return sphinx.ErrMAC // the epoch changed meanwhile
+	ep := m.epochs[epoch]
+	if ep == nil {
+		return sphinx.ErrMAC // the epoch ended meanwhile
 	}
-	if _, seen := m.tags[r.Tag]; seen {
+	if _, seen := ep.tags[r.Tag]; seen {
 		m.stats.Replays++
 		return ErrReplay
 	}
-	if len(m.tags) >= m.cfg.MaxTags || m.queue.Len() >= m.cfg.MaxQueue {
+	if len(ep.tags) >= m.cfg.MaxTags || m.queue.Len() >= m.cfg.MaxQueue {
 		return ErrMixBusy
 	}
-	m.tags[r.Tag] = struct{}{}
+	ep.tags[r.Tag] = struct{}{}
 	next, err := core.NodeIDFromPublicKey(r.Next[:])
 	if err != nil {
 		return sphinx.ErrMalformed
@@ -207,31 +300,38 @@ func (m *Mix) Accept(packet []byte) error {
 		q.t = opExit
 		q.body = append(append(append([]byte{}, r.Next[:]...), r.SURBID[:]...), r.Payload...)
 	}
-	q.due = time.Now().Add(m.delay())
+	q.due = time.Now().Add(m.exp(m.cfg.MeanDelay))
 	heap.Push(&m.queue, q)
 	m.stats.Accepted++
 	return nil
 }
 
-// delay draws an exponential delay; m.mu is held.
-func (m *Mix) delay() time.Duration {
-	if m.cfg.MeanDelay < 0 {
+// exp draws an exponential duration of the given mean, at most 100 means;
+// a negative mean means none. m.mu is held.
+func (m *Mix) exp(mean time.Duration) time.Duration {
+	if mean < 0 {
 		return 0
 	}
-	d := -float64(m.cfg.MeanDelay) * math.Log(1-m.rng.Float64())
-	return time.Duration(min(d, float64(100*m.cfg.MeanDelay)))
+	d := -float64(mean) * math.Log(1-m.rng.Float64())
+	return time.Duration(min(d, float64(100*mean)))
 }
 
-// Run sends due packets every batch interval until ctx ends, then closes
-// its connections and returns ctx's error. Packets still queued are
-// dropped (a mix keeps nothing across restarts).
+// Run sends due packets every batch interval, and cover packets at the
+// configured rate, until ctx ends, then closes its connections and returns
+// ctx's error. Packets still queued are dropped (a mix keeps nothing
+// across restarts).
 func (m *Mix) Run(ctx context.Context) error {
 	sessions := make(map[core.NodeID]*Session)
+	var wg sync.WaitGroup
 	defer func() {
+		wg.Wait()
 		for _, s := range sessions {
 			_ = s.Close()
 		}
 	}()
+	if m.cfg.CoverRate > 0 {
+		wg.Go(func() { m.cover(ctx) })
+	}
 	t := time.NewTicker(m.cfg.BatchInterval)
 	defer t.Stop()
 	for {
@@ -356,7 +456,8 @@ func relayStatus(err error) Status {
 }
 
 // exit takes a payload from an exit mix: a fragment of an envelope for a
-// hosted recipient, or a SURB reply for it.
+// hosted recipient, a SURB reply for it, or one of this node's loop cover
+// packets coming back.
 func (h *Handler) exit(body []byte) ([]byte, Status, string) {
 	const fixed = sphinx.IDSize + sphinx.SURBIDSize
 	if len(body) < fixed {
@@ -376,6 +477,9 @@ func (h *Handler) exit(body []byte) ([]byte, Status, string) {
 		}
 		_, err := h.cfg.Inbox.Deposit(to, KindReply, body[sphinx.IDSize:])
 		return nil, depositStatus(err), reasonOf(err)
+	}
+	if to == h.id && h.cfg.Mix != nil && h.cfg.Mix.ownLoop(payload) {
+		return nil, 0, "" // answered like any delivery, so the exit learns nothing
 	}
 	env, err := h.frags.add(to, payload)
 	if err != nil {
@@ -498,4 +602,97 @@ func ReplyEnvelope(keys *sphinx.SURBKeys, data []byte) ([]byte, error) {
 		return nil, errors.New("msg: malformed reply")
 	}
 	return env, nil
+}
+
+// cover sends loop cover packets at the configured Poisson rate until ctx
+// ends.
+func (m *Mix) cover(ctx context.Context) {
+	mean := time.Duration(float64(time.Second) / m.cfg.CoverRate)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		t.Reset(m.exp(mean))
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.sendLoop(ctx); err != nil {
+			m.logger.Debug("mix cover packet not sent", "err", err)
+		}
+	}
+}
+
+// coverEnvelopeBytes is the size of the smallest envelope, which a loop
+// cover packet imitates.
+const coverEnvelopeBytes = headerSize + 1<<10 + aeadOverhead
+
+// sendLoop queues one loop cover packet over a random route of the
+// directory that ends at this node. Its plaintext is one fragment of a
+// random envelope addressed to this node, as a real one-fragment message
+// to it is, so no hop can tell the two apart; the fragment's random id is
+// remembered to recognize the loop when it comes back.
+func (m *Mix) sendLoop(ctx context.Context) error {
+	dir, err := m.cfg.Directory(ctx)
+	if err != nil {
+		return err
+	}
+	route, err := dir.Route()
+	if err != nil {
+		return err
+	}
+	env := make([]byte, coverEnvelopeBytes)
+	env[0] = Version
+	copy(env[1:], m.id.PublicKey())
+	crand.Read(env[1+KeySize:])
+	frags, err := fragment(env)
+	if err != nil {
+		return err
+	}
+	var dest [sphinx.IDSize]byte
+	copy(dest[:], m.id.PublicKey())
+	p, err := sphinx.NewPacket(hops(route), dest, frags[0])
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	now := m.clock()
+	for id, at := range m.loops {
+		if now.Sub(at) > loopTTL {
+			delete(m.loops, id)
+		}
+	}
+	if len(m.loops) >= maxLoops || m.queue.Len() >= m.cfg.MaxQueue {
+		m.mu.Unlock()
+		return ErrMixBusy
+	}
+	m.loops[[IDSize]byte(frags[0])] = now
+	m.stats.Cover++
+	if route[0].Node == m.id {
+		m.mu.Unlock()
+		return m.Accept(p) // this mix is the entry: unwrap here
+	}
+	heap.Push(&m.queue, queued{due: time.Now(), next: route[0].Node, t: opRelay, body: p})
+	m.mu.Unlock()
+	return nil
+}
+
+// ownLoop reports whether an exit plaintext is one of this mix's loop
+// cover packets coming back, and if so forgets and counts it.
+func (m *Mix) ownLoop(plaintext []byte) bool {
+	if len(plaintext) < IDSize {
+		return false
+	}
+	id := [IDSize]byte(plaintext)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.loops[id]; !ok {
+		return false
+	}
+	delete(m.loops, id)
+	m.stats.Loops++
+	m.logger.Debug("mix cover loop returned")
+	return true
 }

@@ -16,22 +16,29 @@ import (
 )
 
 // testNet is three mixes (one per layer), a home node hosting Alice and
-// Bob, and a signed directory, all on loopback.
+// Bob, a directory node publishing the mixes, and the directory as Alice
+// fetched it, all on loopback.
 type testNet struct {
 	alice, bob party
 	home       *coretest.Node
 	mixes      []*Mix
+	mixP       []party
 	mixNodes   []*coretest.Node
+	mixInboxes []*Inbox
+	published  []PublishedMix
 	dir        *MixDirectory
+	dirNode    party
+	dirAddr    string
 }
 
-func newTestNet(t *testing.T) *testNet {
+// newTestNet starts the network; each mix sends loop cover packets at
+// coverRate per second.
+func newTestNet(t *testing.T, coverRate float64) *testNet {
 	t.Helper()
-	tn := &testNet{alice: newParty(t), bob: newParty(t)}
+	tn := &testNet{alice: newParty(t), bob: newParty(t), dirNode: newParty(t)}
 	homeP := newParty(t)
-	var mixP []party
 	for range 3 {
-		mixP = append(mixP, newParty(t))
+		tn.mixP = append(tn.mixP, newParty(t))
 	}
 	addrs := map[core.NodeID]string{}
 	var mu sync.Mutex
@@ -52,42 +59,52 @@ func newTestNet(t *testing.T) *testNet {
 	addrs[tn.alice.id] = tn.home.Addr
 	addrs[tn.bob.id] = tn.home.Addr
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
 	relayers := []core.PeerEntry{grant(tn.alice, RelayScope), grant(tn.bob, RelayScope)}
-	for _, p := range mixP {
+	for _, p := range tn.mixP {
 		relayers = append(relayers, grant(p, RelayScope))
 	}
 	d, _ := core.NewDirectory(relayers, nil)
 	tn.home.Identities.Store(d)
-	tn.dir = &MixDirectory{Issued: time.Now().Add(-time.Minute), Expires: time.Now().Add(time.Hour)}
-	for i, p := range mixP {
+	dirClient := &DirectoryClient{Dialer: &core.Dialer{Key: tn.alice.node}}
+	for i, p := range tn.mixP {
 		mix, err := NewMix(MixConfig{
-			Key: p.key, Epoch: 1, Dialer: &core.Dialer{Key: p.node}, Resolve: resolve,
+			Seed: p.key.Bytes(), Dialer: &core.Dialer{Key: p.node}, Resolve: resolve,
 			MeanDelay: 2 * time.Millisecond, BatchInterval: 2 * time.Millisecond,
+			CoverRate: coverRate, Directory: dirClient.Get,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, _ := serveMsg(t, p, filepath.Join(t.TempDir(), fmt.Sprintf("mix%d.db", i)), relayers, func(c *Config) { c.Mix = mix })
-		wg.Add(1)
-		go func() { defer wg.Done(); mix.Run(ctx) }()
+		n, h := serveMsg(t, p, filepath.Join(t.TempDir(), fmt.Sprintf("mix%d.db", i)), relayers, func(c *Config) { c.Mix = mix })
 		mu.Lock()
 		addrs[p.id] = n.Addr
 		mu.Unlock()
 		tn.mixes = append(tn.mixes, mix)
 		tn.mixNodes = append(tn.mixNodes, n)
-		tn.dir.Mixes = append(tn.dir.Mixes, MixDescriptor{Node: p.id, Addr: n.HostPort, Key: p.key.PublicKey(), Layer: i, Epoch: 1})
+		tn.mixInboxes = append(tn.mixInboxes, h.cfg.Inbox)
+		tn.published = append(tn.published, PublishedMix{Addr: n.Addr, Layer: i})
 	}
-	// Alice gets the directory as a sender would: signed, then parsed.
-	dirNode := newParty(t)
-	signed, err := tn.dir.Sign(dirNode.node)
+	// The directory node collects the mixes' key records and signs; Alice
+	// fetches and verifies the directory as a sender does.
+	pub, err := NewPublisher(PublisherConfig{Key: tn.dirNode.node, Dialer: &core.Dialer{Key: tn.dirNode.node}, Mixes: tn.published})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tn.dir, err = ParseDirectory(signed, []core.NodeID{dirNode.id}, time.Now()); err != nil {
+	dn, _ := serveMsg(t, tn.dirNode, filepath.Join(t.TempDir(), "dir.db"), nil, func(c *Config) { c.Directory = pub })
+	tn.dirAddr = dn.Addr
+	ctx := ctxT(t)
+	if err := pub.Publish(ctx, EpochAt(time.Now(), DefaultEpochLength)); err != nil {
 		t.Fatal(err)
+	}
+	dirClient.Servers = []string{dn.Addr}
+	if tn.dir, err = dirClient.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, mix := range tn.mixes {
+		wg.Go(func() { mix.Run(runCtx) })
 	}
 	return tn
 }
@@ -118,7 +135,7 @@ func next(t *testing.T, ch <-chan Entry) Entry {
 }
 
 func TestMixnet(t *testing.T) {
-	tn := newTestNet(t)
+	tn := newTestNet(t, 0)
 	ctx := ctxT(t)
 	alice, bob := tn.alice, tn.bob
 	d := &core.Dialer{Key: alice.node}

@@ -80,6 +80,21 @@ func TestVectors(t *testing.T) {
 	if got := readVector(t, "vectors-v1.txt", "key-record", recBytes); !bytes.Equal(got, recBytes) {
 		t.Errorf("key record: got %x, want %x", recBytes, got)
 	}
+	mixSeed := make([]byte, KeySize)
+	for i := range mixSeed {
+		mixSeed[i] = byte(0x40 + i)
+	}
+	mk, err := MixEpochKey(mixSeed, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readVector(t, "vectors-v1.txt", "mix-epoch-7-public-key", mk.PublicKey().Bytes()); !bytes.Equal(got, mk.PublicKey().Bytes()) {
+		t.Errorf("mix epoch key: got %x, want %x", mk.PublicKey().Bytes(), got)
+	}
+	mixRec, _ := signMixKeyRecord(bob.node, 7, mk.PublicKey()).MarshalBinary()
+	if got := readVector(t, "vectors-v1.txt", "mix-key-record", mixRec); !bytes.Equal(got, mixRec) {
+		t.Errorf("mix key record: got %x, want %x", mixRec, got)
+	}
 	m := Message{To: bob.id, Time: vectorTime, ID: MessageID{1, 2, 3}, ContentType: TextType, Body: []byte("hello, bob")}
 	fresh, _, err := Seal(alice.node, bob.key.PublicKey(), m)
 	if err != nil {

@@ -16,13 +16,15 @@ type op byte
 
 // Request types (see docs/protocols/msg.md).
 const (
-	opDeliver op = 0x01 // envelope → stored for its recipient
-	opFetch   op = 0x02 // after u64, limit u32 → entries of the peer's inbox
-	opAck     op = 0x03 // ids u64… → count u32
-	opWatch   op = 0x04 // after u64 → stream of entry frames
-	opKey     op = 0x05 // node id → key record
-	opRelay   op = 0x06 // Sphinx packet → accepted by a mix
-	opExit    op = 0x07 // recipient, SURB id, payload → from an exit mix
+	opDeliver   op = 0x01 // envelope → stored for its recipient
+	opFetch     op = 0x02 // after u64, limit u32 → entries of the peer's inbox
+	opAck       op = 0x03 // ids u64… → count u32
+	opWatch     op = 0x04 // after u64 → stream of entry frames
+	opKey       op = 0x05 // node id → key record
+	opRelay     op = 0x06 // Sphinx packet → accepted by a mix
+	opExit      op = 0x07 // recipient, SURB id, payload → from an exit mix
+	opMixKey    op = 0x08 // epoch u64 → the mix's signed key record of that epoch
+	opDirectory op = 0x09 // empty → the signed mix directory this node publishes
 )
 
 // Response types.
