@@ -95,6 +95,12 @@ func StartCallTarget(ctx context.Context, sys CallSystem) (*CallTarget, error) {
 		c, err = startGRPC()
 	case NATS:
 		c, err = startNATS()
+	case RESTH2, RESTH3:
+		c, err = startREST(sys)
+	case MCPTool:
+		c, err = startMCP(ctx)
+	case PlainH2:
+		c, err = startPlainH2()
 	default:
 		return nil, fmt.Errorf("bench: unknown call system %q", sys)
 	}

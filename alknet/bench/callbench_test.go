@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,7 @@ func TestPayloadSize(t *testing.T) {
 }
 
 func TestCallTargets(t *testing.T) {
-	for _, sys := range append(CallSystems(), RouteSystems()...) {
+	for _, sys := range slices.Concat(CallSystems(), RouteSystems(), HTTPSystems()[1:]) {
 		t.Run(string(sys), func(t *testing.T) {
 			target, err := StartCallTarget(testContext(t), sys)
 			if err != nil {
@@ -37,7 +38,7 @@ func TestCallTargets(t *testing.T) {
 				t.Errorf("run: %d calls, rate %v, %s x%d", len(res.Latencies), res.Rate(), res.System, res.Concurrency)
 			}
 			_, err = target.Subscribe(testContext(t), 10)
-			if serves := sys != GRPC && sys != NATS; serves != (err == nil) {
+			if serves := slices.Contains(SubscribeSystems(), sys) || sys == Direct; serves != (err == nil) {
 				t.Errorf("subscription: %v; want success %v", err, serves)
 			}
 		})
@@ -105,6 +106,12 @@ func TestCompareSubscriptions(t *testing.T) {
 // latency percentiles.
 func BenchmarkCall(b *testing.B) {
 	benchmarkCalls(b, CallSystems(), []int{1, 16, 256})
+}
+
+// BenchmarkHTTP makes b.N echo calls through each HTTP front door (and
+// alknet/call and plain net/http) from c goroutines sharing one connection.
+func BenchmarkHTTP(b *testing.B) {
+	benchmarkCalls(b, HTTPSystems(), []int{1, 16})
 }
 
 // BenchmarkRoute compares a call routed through a head with the same call

@@ -100,37 +100,40 @@ func statsRatio(s bench.Stats) string {
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.Median, s.Min, s.Max)
 }
 
-func printCalls(w io.Writer, rep *bench.CallReport, err error) {
-	cfg := rep.Config
-	fmt.Fprintf(w, "## Calls: alknet/call, grpc-go, NATS\n\n")
-	fmt.Fprintf(w, "Echo of a 64-byte JSON object, decoded and encoded again on both sides; N callers share one "+
-		"connection, each making calls one after the other; connections made before the clock starts. %v per run, "+
-		"%d interleaved rounds. calls/s: median of runs (min–max); latency pooled over the runs. "+
-		"alknet: core.Endpoint and core.Dialer, QUIC (a stream per call) or TCP+TLS (one stream); "+
-		"grpc: unary, TLS 1.3, JSON codec; nats: embedded nats-server, plain TCP.\n\n", cfg.Duration, cfg.Runs)
+// printComparison prints a call comparison under title: the description
+// (formatted with the run length and the number of rounds), the failure
+// that ended it if any, the table, and the ratios of pairs.
+func printComparison(w io.Writer, title, desc string, rep *bench.CallReport, err error, pairs []callPair) {
+	fmt.Fprintf(w, "## %s\n\n", title)
+	fmt.Fprintf(w, desc+"\n\n", rep.Config.Duration, rep.Config.Runs)
 	if err != nil {
 		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
 	}
 	callTable(w, rep)
 	fmt.Fprintf(w, "Ratios: of the pooled p50s or of the median rates; then the per-round ratios, median (min–max).\n\n")
-	callRatios(w, rep, []callPair{
-		{bench.AlknetQUIC, bench.GRPC, "≤ 1 at 16", "≥ 1 at 16"},
-		{bench.AlknetTCP, bench.GRPC, "", ""},
-		{bench.AlknetQUIC, bench.NATS, "", ""},
-		{bench.AlknetQUIC, bench.AlknetTCP, "", ""},
-	})
+	callRatios(w, rep, pairs)
+}
+
+func printCalls(w io.Writer, rep *bench.CallReport, err error) {
+	printComparison(w, "Calls: alknet/call, grpc-go, NATS",
+		"Echo of a 64-byte JSON object, decoded and encoded again on both sides; N callers share one "+
+			"connection, each making calls one after the other; connections made before the clock starts. %v per run, "+
+			"%d interleaved rounds. calls/s: median of runs (min–max); latency pooled over the runs. "+
+			"alknet: core.Endpoint and core.Dialer, QUIC (a stream per call) or TCP+TLS (one stream); "+
+			"grpc: unary, TLS 1.3, JSON codec; nats: embedded nats-server, plain TCP.",
+		rep, err, []callPair{
+			{bench.AlknetQUIC, bench.GRPC, "≤ 1 at 16", "≥ 1 at 16"},
+			{bench.AlknetTCP, bench.GRPC, "", ""},
+			{bench.AlknetQUIC, bench.NATS, "", ""},
+			{bench.AlknetQUIC, bench.AlknetTCP, "", ""},
+		})
 }
 
 func printRoute(w io.Writer, rep *bench.CallReport, err error) {
-	cfg := rep.Config
-	fmt.Fprintf(w, "## Calls routed through a head\n\n")
-	fmt.Fprintf(w, "direct: the echo call to a worker node over QUIC; routed: to its head, whose operation calls the worker "+
-		"with CallPeer(Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.\n\n", cfg.Duration, cfg.Runs)
-	if err != nil {
-		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
-	}
-	callTable(w, rep)
-	callRatios(w, rep, []callPair{{bench.Routed, bench.Direct, "≤ 2", ""}})
+	printComparison(w, "Calls routed through a head",
+		"direct: the echo call to a worker node over QUIC; routed: to its head, whose operation calls the worker "+
+			"with CallPeer(Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.",
+		rep, err, []callPair{{bench.Routed, bench.Direct, "≤ 2", ""}})
 }
 
 // The second subscription comparison: a few subscriptions of longEvents
