@@ -39,10 +39,14 @@ func TestNodeIDText(t *testing.T) {
 		strings.ToUpper(s),
 		s[:51] + "l", // 'l' is not in the alphabet
 		strings.Repeat("9", 52),
+		strings.Repeat("y", 52), // the all-zero key: "no identity", no one's key
 	} {
 		if _, err := ParseNodeID(bad); err == nil {
 			t.Errorf("ParseNodeID(%q) accepted", bad)
 		}
+	}
+	if _, err := NodeIDFromPublicKey(make([]byte, 32)); err == nil {
+		t.Error("NodeIDFromPublicKey accepted the all-zero key")
 	}
 	// The last character carries 4 padding bits: only one of each 16
 	// characters sharing the first bit is canonical.

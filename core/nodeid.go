@@ -28,8 +28,15 @@ func NodeIDFromPublicKey(pub ed25519.PublicKey) (NodeID, error) {
 		return id, fmt.Errorf("core: ed25519 public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
 	copy(id.key[:], pub)
+	if id.IsZero() {
+		return NodeID{}, errZeroKey
+	}
 	return id, nil
 }
+
+// errZeroKey refuses the all-zero key: it is no one's key, and the zero
+// NodeID stands for "no identity".
+var errZeroKey = errors.New("core: the all-zero ed25519 key is not a node key")
 
 // ParseNodeID parses the 52-character z-base-32 text form of a NodeID.
 func ParseNodeID(s string) (NodeID, error) {
@@ -42,6 +49,9 @@ func ParseNodeID(s string) (NodeID, error) {
 	// one text form.
 	if err != nil || n != len(id.key) || zbase32.EncodeToString(id.key[:]) != s {
 		return NodeID{}, fmt.Errorf("core: node ID %q: not z-base-32", shorten(s))
+	}
+	if id.IsZero() {
+		return NodeID{}, fmt.Errorf("core: node ID %q: %w", shorten(s), errZeroKey)
 	}
 	return id, nil
 }
