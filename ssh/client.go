@@ -113,6 +113,9 @@ type Client struct {
 type clientConn struct {
 	conn core.Conn
 	ssh  *xssh.Client
+	// dropped is closed once the client has stopped using the connection
+	// (it is no longer current).
+	dropped chan struct{}
 }
 
 func (cc *clientConn) close() {
@@ -194,7 +197,7 @@ func (c *Client) handshake(ctx context.Context, conn core.Conn) (*clientConn, er
 		}
 		return nil, fmt.Errorf("ssh: handshake: %w", err)
 	}
-	return &clientConn{conn: conn, ssh: xssh.NewClient(sc, chans, reqs)}, nil
+	return &clientConn{conn: conn, ssh: xssh.NewClient(sc, chans, reqs), dropped: make(chan struct{})}, nil
 }
 
 // supervise watches the connection: it registers remote forwards on it,
@@ -205,16 +208,19 @@ func (c *Client) supervise(cc *clientConn) {
 		cc.close()
 		if c.ctx.Err() != nil {
 			c.end(ErrClientClosed)
+			close(cc.dropped)
 			return
 		}
 		if !c.cfg.Reconnect {
 			c.cfg.Logger.Info("ssh connection lost")
 			c.end(fmt.Errorf("ssh: connection lost: %w", net.ErrClosed))
+			close(cc.dropped)
 			return
 		}
 		c.mu.Lock()
 		c.cur, c.ready = nil, make(chan struct{})
 		c.mu.Unlock()
+		close(cc.dropped)
 		if cc = c.redial(); cc == nil {
 			c.end(ErrClientClosed)
 			return
@@ -358,26 +364,50 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	default:
 		return nil, fmt.Errorf("ssh: dial: unsupported network %q", network)
 	}
-	cc, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := cc.ssh.DialContext(ctx, network, addr)
+	var conn net.Conn
+	err := c.open(ctx, func(cc *clientConn) (err error) {
+		conn, err = cc.ssh.DialContext(ctx, network, addr)
+		return err
+	})
 	if err != nil {
 		return nil, openFailure(err)
 	}
 	return conn, nil
 }
 
+// open runs open on the current connection, waiting while the client
+// reconnects. If open fails because that connection dropped under it (not
+// because the node refused) and the client reconnects, it waits for the
+// next connection and tries again, until ctx ends.
+func (c *Client) open(ctx context.Context, open func(*clientConn) error) error {
+	for {
+		cc, err := c.current(ctx)
+		if err != nil {
+			return err
+		}
+		err = open(cc)
+		var refused *xssh.OpenChannelError
+		if err == nil || errors.As(err, &refused) || !c.cfg.Reconnect {
+			return err
+		}
+		select {
+		case <-cc.dropped:
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
 // Session opens a session channel for one command, shell or subsystem,
 // waiting while the client reconnects, until ctx ends. The caller closes
 // it; a session does not survive a reconnect.
 func (c *Client) Session(ctx context.Context) (*xssh.Session, error) {
-	cc, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return cc.ssh.NewSession()
+	var sess *xssh.Session
+	err := c.open(ctx, func(cc *clientConn) (err error) {
+		sess, err = cc.ssh.NewSession()
+		return err
+	})
+	return sess, err
 }
 
 // Close ends the client: it closes the connection, every remote listener
