@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,5 +32,44 @@ func httpCalls(ctx context.Context, w io.Writer, runs int, duration time.Duratio
 			{bench.MCPTool, bench.AlknetQUIC, "≤ 2", ""},
 			{bench.RESTH2, bench.PlainH2, "≤ 1.3", ""},
 		})
+	return errors.Join(err, h2loadTable(ctx, w, runs))
+}
+
+// h2loadTable runs h2load against REST over h2 and plain net/http and
+// prints the runs' rates and mean request times with their ratio.
+func h2loadTable(ctx context.Context, w io.Writer, runs int) error {
+	res, err := bench.CompareH2Load(ctx, bench.H2LoadConfig{Runs: runs})
+	fmt.Fprintf(w, "### The same over h2 with h2load\n\n")
+	fmt.Fprintf(w, "h2load (nghttp2) on one connection with 16 concurrent streams, 20 000 POSTs per run, %d interleaved rounds: "+
+		"REST over h2 on the node against the plain net/http handler. h2load reports the mean time per request, not percentiles.\n\n", runs)
+	if err != nil {
+		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
+	}
+	rates := map[bench.CallSystem][]float64{}
+	means := map[bench.CallSystem][]float64{}
+	byRun := map[int]map[bench.CallSystem]bench.H2LoadResult{}
+	for _, r := range res {
+		rates[r.System] = append(rates[r.System], r.Rate)
+		means[r.System] = append(means[r.System], float64(r.Mean))
+		if byRun[r.Run] == nil {
+			byRun[r.Run] = map[bench.CallSystem]bench.H2LoadResult{}
+		}
+		byRun[r.Run][r.System] = r
+	}
+	fmt.Fprintf(w, "| system | req/s | mean time per request |\n|---|---:|---:|\n")
+	for _, sys := range []bench.CallSystem{bench.RESTH2, bench.PlainH2} {
+		r, m := bench.Summarize(rates[sys]), bench.Summarize(means[sys])
+		fmt.Fprintf(w, "| %s | %.0f (%.0f–%.0f) | %v (%v–%v) |\n", sys, r.Median, r.Min, r.Max,
+			time.Duration(m.Median).Round(time.Microsecond), time.Duration(m.Min).Round(time.Microsecond), time.Duration(m.Max).Round(time.Microsecond))
+	}
+	var ratios []float64
+	for _, rr := range byRun {
+		a, okA := rr[bench.RESTH2]
+		b, okB := rr[bench.PlainH2]
+		if okA && okB && b.Mean > 0 {
+			ratios = append(ratios, float64(a.Mean)/float64(b.Mean))
+		}
+	}
+	fmt.Fprintf(w, "\nREST h2 / plain net/http, mean time per request, per round (goal ≤ 1.3): %s\n\n", statsRatio(bench.Summarize(ratios)))
 	return err
 }
