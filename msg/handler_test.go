@@ -3,6 +3,7 @@ package msg
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ func grant(p party, scopes ...string) core.PeerEntry {
 }
 
 // serveMsg runs a msg handler for p on loopback with the inbox at path.
-func serveMsg(t *testing.T, p party, path string, peers []core.PeerEntry, mod func(*Config)) (*coretest.Node, *Handler) {
+func serveMsg(t testing.TB, p party, path string, peers []core.PeerEntry, mod func(*Config)) (*coretest.Node, *Handler) {
 	t.Helper()
 	in := openInbox(t, InboxConfig{Path: path})
 	cfg := Config{NodeKey: p.node, Key: p.key, Inbox: in}
@@ -33,11 +34,15 @@ func serveMsg(t *testing.T, p party, path string, peers []core.PeerEntry, mod fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := coretest.Start(t, core.Config{Key: p.node, Identities: core.NewLiveDirectory(d, nil)}, h)
+	coreCfg := core.Config{Key: p.node, Identities: core.NewLiveDirectory(d, nil)}
+	if _, ok := t.(*testing.B); ok {
+		coreCfg.Logger = slog.New(slog.DiscardHandler) // a benchmark's log is printed with its result
+	}
+	n := coretest.Start(t, coreCfg, h)
 	return n, h
 }
 
-func session(t *testing.T, p party, addr string, network core.Network) *Session {
+func session(t testing.TB, p party, addr string, network core.Network) *Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -49,7 +54,7 @@ func session(t *testing.T, p party, addr string, network core.Network) *Session 
 	return s
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

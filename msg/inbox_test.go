@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func openInbox(t *testing.T, cfg InboxConfig) *Inbox {
+func openInbox(t testing.TB, cfg InboxConfig) *Inbox {
 	t.Helper()
 	if cfg.Path == "" {
 		cfg.Path = filepath.Join(t.TempDir(), "inbox.db")

@@ -32,8 +32,9 @@ type testNet struct {
 }
 
 // newTestNet starts the network; each mix sends loop cover packets at
-// coverRate per second.
-func newTestNet(t *testing.T, coverRate float64) *testNet {
+// coverRate per second. Options change each mix's configuration (the
+// benchmarks set its delays).
+func newTestNet(t testing.TB, coverRate float64, opts ...func(*MixConfig)) *testNet {
 	t.Helper()
 	tn := &testNet{alice: newParty(t), bob: newParty(t), dirNode: newParty(t)}
 	homeP := newParty(t)
@@ -67,11 +68,15 @@ func newTestNet(t *testing.T, coverRate float64) *testNet {
 	tn.home.Identities.Store(d)
 	dirClient := &DirectoryClient{Dialer: &core.Dialer{Key: tn.alice.node}}
 	for i, p := range tn.mixP {
-		mix, err := NewMix(MixConfig{
+		cfg := MixConfig{
 			Seed: p.key.Bytes(), Dialer: &core.Dialer{Key: p.node}, Resolve: resolve,
 			MeanDelay: 2 * time.Millisecond, BatchInterval: 2 * time.Millisecond,
 			CoverRate: coverRate, Directory: dirClient.Get,
-		})
+		}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		mix, err := NewMix(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +115,7 @@ func newTestNet(t *testing.T, coverRate float64) *testNet {
 }
 
 // watch collects p's inbox entries at the home node.
-func (tn *testNet) watch(t *testing.T, p party) <-chan Entry {
+func (tn *testNet) watch(t testing.TB, p party) <-chan Entry {
 	ch := make(chan Entry, 16)
 	s := session(t, p, tn.home.Addr, core.NetworkQUIC)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -123,7 +128,7 @@ func (tn *testNet) watch(t *testing.T, p party) <-chan Entry {
 	return ch
 }
 
-func next(t *testing.T, ch <-chan Entry) Entry {
+func next(t testing.TB, ch <-chan Entry) Entry {
 	t.Helper()
 	select {
 	case e := <-ch:

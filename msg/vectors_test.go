@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata vectors")
 
 // vectorParty is a fixed node: node key seed 0x00..0x1f + n, messaging
 // key seed 0x20..0x3f + n.
-func vectorParty(t *testing.T, n byte) party {
+func vectorParty(t testing.TB, n byte) party {
 	t.Helper()
 	seed := make([]byte, 64)
 	for i := range seed {
