@@ -15,10 +15,7 @@ import (
 // against direct calls, and subscription throughput, each interleaved over
 // runs rounds of duration per run.
 func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) error {
-	progress := func(r bench.CallResult) {
-		fmt.Fprintf(os.Stderr, "call run %d %-10s x%-3d: %7.0f calls/s, p50 %v, p99 %v\n", r.Run, r.System, r.Concurrency, r.Rate(),
-			bench.Percentile(r.Latencies, 50).Round(time.Microsecond), bench.Percentile(r.Latencies, 99).Round(time.Microsecond))
-	}
+	progress := callProgress("call")
 	rep, err := bench.CompareCalls(ctx, bench.CallConfig{Duration: duration, Runs: runs, Progress: progress})
 	printCalls(w, rep, err)
 	errs := []error{err}
@@ -42,6 +39,15 @@ func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) e
 	}
 	printSubscriptions(w, sreps, errors.Join(errs[2:]...))
 	return errors.Join(errs...)
+}
+
+// callProgress returns a Progress function that prints each run to
+// standard error, labelled with the scenario.
+func callProgress(scenario string) func(bench.CallResult) {
+	return func(r bench.CallResult) {
+		fmt.Fprintf(os.Stderr, "%s run %d %-10s x%-3d: %7.0f calls/s, p50 %v, p99 %v\n", scenario, r.Run, r.System, r.Concurrency, r.Rate(),
+			bench.Percentile(r.Latencies, 50).Round(time.Microsecond), bench.Percentile(r.Latencies, 99).Round(time.Microsecond))
+	}
 }
 
 // callTable prints calls/s, p50 and p99 of every system at every
