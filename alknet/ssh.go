@@ -25,7 +25,8 @@ type sshConfig struct {
 	// Shell runs commands and logins. Default "/bin/sh".
 	Shell string `toml:"shell"`
 	// TCPListen is the host:port of an extra plain-TCP SSH listener, beside
-	// alknet/ssh. Default "" (off).
+	// alknet/ssh; it takes [limits] max_conns_per_ip per IP address.
+	// Default "" (off).
 	TCPListen string `toml:"tcp_listen"`
 	// MaxAuthTries is the failed logins allowed per connection. Default 6.
 	MaxAuthTries int `toml:"max_auth_tries"`
@@ -154,7 +155,9 @@ func buildSSH(n *node, _ []string) (core.Handler, error) {
 		DialTimeout:       c.DialTimeout.Duration,
 		MaxChannels:       c.MaxChannels,
 		MaxRemoteForwards: c.MaxRemoteForwards,
-		Logger:            n.logger,
+		// The plain TCP listener takes the endpoint's per-IP cap.
+		MaxConnsPerIP: n.cfg.EndpointLimits().MaxConnsPerIP,
+		Logger:        n.logger,
 	}
 	if c.Exec {
 		cfg.Exec = &ssh.Exec{Shell: c.Shell}

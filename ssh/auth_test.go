@@ -378,3 +378,52 @@ func TestTransports(t *testing.T) {
 		waitClosed(t, c)
 	})
 }
+
+// TestTCPListenerPerIPCap checks that the plain TCP listener caps the
+// connections one IP address holds, as core does for QUIC and TCP+TLS.
+func TestTCPListenerPerIPCap(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxConnsPerIP = 2 })
+	k, p := newPeer(t, "alice", ScopeConnect)
+	e.setPeers(p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.srv.ServeListener(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	dial := func() (*xssh.Client, error) {
+		return xssh.Dial("tcp", ln.Addr().String(), &xssh.ClientConfig{
+			User: "alice", Auth: []xssh.AuthMethod{xssh.PublicKeys(k)},
+			HostKeyCallback: xssh.FixedHostKey(e.srv.HostKey()), Timeout: 10 * time.Second,
+		})
+	}
+	var held []*xssh.Client
+	for range 2 {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if c, err := dial(); err == nil {
+		c.Close()
+		t.Fatal("a third connection from one IP was served")
+	}
+	if !strings.Contains(e.logs.String(), "connection refused: limit reached") {
+		t.Error("the refusal was not logged")
+	}
+	held[0].Close()
+	_ = held[0].Wait()
+	eventually(t, 5*time.Second, "a slot to free up", func() bool {
+		c, err := dial()
+		if err == nil {
+			held = append(held, c)
+		}
+		return err == nil
+	})
+	for _, c := range held[1:] {
+		c.Close()
+	}
+}

@@ -118,6 +118,10 @@ type Config struct {
 	// streamlocal-forward) one SSH connection may hold. Default 16;
 	// negative is invalid.
 	MaxRemoteForwards int
+	// MaxConnsPerIP caps the connections one IP address holds at once on
+	// [Server.ServeListener] (QUIC and TCP+TLS connections are capped by
+	// core). Default core.DefaultLimits.MaxConnsPerIP; negative is invalid.
+	MaxConnsPerIP int
 
 	// Clock tells the time for certificate validity; nil means time.Now.
 	Clock func() time.Time
@@ -337,6 +341,7 @@ func (cfg Config) validate() (Config, error) {
 		{"MaxAuthTries", &cfg.MaxAuthTries, defaultMaxAuthTries},
 		{"MaxChannels", &cfg.MaxChannels, defaultMaxChannels},
 		{"MaxRemoteForwards", &cfg.MaxRemoteForwards, defaultMaxRemoteForwards},
+		{"MaxConnsPerIP", &cfg.MaxConnsPerIP, core.DefaultLimits.MaxConnsPerIP},
 	}
 	for _, f := range ints {
 		switch {

@@ -148,15 +148,50 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 // the accept error wrapping net.ErrClosed. Other accept errors (out of file
 // descriptors, say) are retried after a pause growing from 5 ms to 1 s.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	perIP := &ipCount{max: s.cfg.MaxConnsPerIP, n: make(map[string]int)}
 	err := netutil.Serve(ctx, ln, s.cfg.Logger.With("alpn", ALPN), func(ctx context.Context, c net.Conn) {
+		ip := core.Peer{RemoteAddr: c.RemoteAddr()}.RemoteIP()
+		if !perIP.acquire(ip) {
+			s.cfg.Logger.Warn("connection refused: limit reached", "alpn", ALPN, "remote_ip", ip)
+			_ = c.Close()
+			return
+		}
+		defer perIP.release(ip)
 		if err := s.ServeConn(ctx, c); err != nil {
-			s.cfg.Logger.Debug("ssh connection ended", "remote_ip", core.Peer{RemoteAddr: c.RemoteAddr()}.RemoteIP(), "err", err)
+			s.cfg.Logger.Debug("ssh connection ended", "remote_ip", ip, "err", err)
 		}
 	})
 	if errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("ssh: %w", err)
 	}
 	return err
+}
+
+// ipCount counts the connections of each IP address against a cap.
+type ipCount struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// acquire counts a connection from ip, or reports false at the cap.
+func (c *ipCount) acquire(ip string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[ip] >= c.max {
+		return false
+	}
+	c.n[ip]++
+	return true
+}
+
+// release uncounts a connection from ip.
+func (c *ipCount) release(ip string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[ip]--; c.n[ip] <= 0 {
+		delete(c.n, ip)
+	}
 }
 
 // policy returns the policy in force, never nil.
