@@ -68,19 +68,41 @@ func (s *Server) wsHandler() (http.Handler, error) {
 		conn := core.NewStreamConn(st, connOf(r.Context()).alpn, peer, s.logger)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		wg.Go(func() {
-			select {
-			case <-s.conns.done:
-				st.close(websocket.StatusGoingAway, "server shutting down")
-			case <-stop:
-			}
-		})
+		wg.Go(func() { s.wsWatch(st, caller, stop) })
 		// Serve returns once the WebSocket has ended and every call with it.
 		_ = calls.Serve(r.Context(), conn)
 		close(stop)
 		wg.Wait()
 		st.close(websocket.StatusNormalClosure, "")
 	}), nil
+}
+
+// wsRevalidate is how often a WebSocket checks that its caller's identity
+// still stands, as core checks its connections'.
+const wsRevalidate = 500 * time.Millisecond
+
+// wsWatch closes st when the server shuts down, or when caller's identity
+// no longer stands (a reload removed it, its token was revoked or has
+// expired): core cannot, since the WebSocket's identity may come from a
+// token on a connection it knows as anonymous. It returns when stop closes.
+func (s *Server) wsWatch(st *wsStream, caller *core.Identity, stop <-chan struct{}) {
+	tick := time.NewTicker(wsRevalidate)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.conns.done:
+			st.close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-stop:
+			return
+		case <-tick.C:
+			if caller != nil && s.cfg.Identities != nil && !s.cfg.Identities.Valid(*caller) {
+				s.logger.Info("http: WebSocket revoked", "id", caller.ID)
+				st.close(websocket.StatusPolicyViolation, "revoked")
+				return
+			}
+		}
+	}
 }
 
 // wsCaller returns who the connection's calls run as and the subprotocol

@@ -427,3 +427,36 @@ func TestWSBrowser(t *testing.T) {
 		t.Errorf("connections by ALPN %v, want one http/1.1 (the WebSocket)", conns)
 	}
 }
+
+// TestWSRevoked checks that a WebSocket whose token a reload removes is
+// closed, as core closes its connections, while one with another identity
+// goes on.
+func TestWSRevoked(t *testing.T) {
+	f := start(t, Limits{})
+	user := mustDialWS(t, f, []string{WSSubprotocol, WSBearerPrefix + f.user})
+	admin := mustDialWS(t, f, nil, "Authorization", "Bearer "+f.admin)
+	wsCall(t, user, "before", "demo/echo", `{"text":"x"}`, false)
+	// The same directory without the user's token.
+	old := f.node.Identities.Load()
+	var tokens []core.TokenEntry
+	for _, e := range old.Tokens() {
+		if e.Name != "user" {
+			tokens = append(tokens, e)
+		}
+	}
+	dir, err := core.NewDirectory(old.Peers(), tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.node.Identities.Store(dir)
+	if got := wsCloseStatus(t, user); got != websocket.StatusPolicyViolation {
+		t.Fatalf("closed with %v, want policy violation", got)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("closed %v after the reload, want within 1 s", d)
+	}
+	if got := wsCall(t, admin, "after", "demo/echo", `{"text":"x"}`, false); len(got) != 1 || !strings.HasPrefix(got[0], call.TypeResponded) {
+		t.Fatalf("the admin's WebSocket after the reload: %v", got)
+	}
+}
