@@ -286,8 +286,9 @@ func TestRevocation(t *testing.T) {
 	})
 }
 
-// tcpClient serves e.srv on a plain TCP listener for the test and logs in.
-func tcpClient(t *testing.T, e *env, signer xssh.Signer, user string) *xssh.Client {
+// serveTCP serves e.srv on a plain TCP listener until the test ends and
+// returns the listener's address.
+func serveTCP(t *testing.T, e *env) *net.TCPAddr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -302,12 +303,23 @@ func tcpClient(t *testing.T, e *env, signer xssh.Signer, user string) *xssh.Clie
 			t.Errorf("ServeListener returned %v, want context.Canceled", err)
 		}
 	})
-	c, err := xssh.Dial("tcp", ln.Addr().String(), &xssh.ClientConfig{
+	return ln.Addr().(*net.TCPAddr)
+}
+
+// dialTCP logs in to e.srv at addr over plain TCP as user.
+func dialTCP(e *env, addr *net.TCPAddr, signer xssh.Signer, user string) (*xssh.Client, error) {
+	return xssh.Dial("tcp", addr.String(), &xssh.ClientConfig{
 		User:            user,
 		Auth:            []xssh.AuthMethod{xssh.PublicKeys(signer)},
 		HostKeyCallback: xssh.FixedHostKey(e.srv.HostKey()),
 		Timeout:         10 * time.Second,
 	})
+}
+
+// tcpClient serves e.srv on a plain TCP listener for the test and logs in.
+func tcpClient(t *testing.T, e *env, signer xssh.Signer, user string) *xssh.Client {
+	t.Helper()
+	c, err := dialTCP(e, serveTCP(t, e), signer, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,20 +397,8 @@ func TestTCPListenerPerIPCap(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxConnsPerIP = 2 })
 	k, p := newPeer(t, "alice", ScopeConnect)
 	e.setPeers(p)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.srv.ServeListener(ctx, ln) }()
-	defer func() { cancel(); <-served }()
-	dial := func() (*xssh.Client, error) {
-		return xssh.Dial("tcp", ln.Addr().String(), &xssh.ClientConfig{
-			User: "alice", Auth: []xssh.AuthMethod{xssh.PublicKeys(k)},
-			HostKeyCallback: xssh.FixedHostKey(e.srv.HostKey()), Timeout: 10 * time.Second,
-		})
-	}
+	addr := serveTCP(t, e)
+	dial := func() (*xssh.Client, error) { return dialTCP(e, addr, k, "alice") }
 	var held []*xssh.Client
 	for range 2 {
 		c, err := dial()

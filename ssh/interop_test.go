@@ -361,18 +361,7 @@ func TestOpenSSH(t *testing.T) {
 		}
 	})
 	t.Run("plain TCP listener", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- e.srv.ServeListener(ctx, ln) }()
-		defer func() {
-			cancel()
-			<-served
-		}()
-		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		port := strconv.Itoa(serveTCP(t, e).Port)
 		out, errOut, code := r.output(aliceKey, "", "-o", "ProxyCommand=none", "-p", port, "alice@127.0.0.1", "echo ok")
 		if out != "ok\n" || code != 0 {
 			t.Fatalf("over plain TCP: %q, exit %d\n%s", out, code, errOut)
