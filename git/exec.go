@@ -2,6 +2,7 @@ package git
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,26 +221,13 @@ func (s *Server) runReceivePack(ctx context.Context, st core.Stream, sess *sessi
 // pack when there is one and reads git's report into the commands.
 func receiveExchange(st core.Stream, sess *session, stdin io.WriteCloser, stdout io.Reader, cmds []*command, atomic, withPack bool) (unpack string, err error) {
 	out := pktline.NewScanner(bufio.NewReader(stdout))
-	if _, err := readSection(out, func([]byte) error { return nil }); err != nil {
-		_ = stdin.Close()
-		return "", fmt.Errorf("git advertisement: %w", err)
+	_, err = readSection(out, func([]byte) error { return nil })
+	if err != nil {
+		err = fmt.Errorf("git advertisement: %w", err)
+	} else {
+		err = writeCommands(stdin, cmds, atomic)
 	}
-	caps := "report-status quiet"
-	if atomic {
-		caps += " atomic"
-	}
-	enc := pktline.NewEncoder(stdin)
-	for i, c := range cmds {
-		line := c.old.String() + " " + c.new.String() + " " + c.ref
-		if i == 0 {
-			line += "\x00" + caps
-		}
-		if err := enc.EncodeString(line + "\n"); err != nil {
-			_ = stdin.Close()
-			return "", err
-		}
-	}
-	if err := enc.Flush(); err != nil {
+	if err != nil {
 		_ = stdin.Close()
 		return "", err
 	}
@@ -279,6 +267,31 @@ func receiveExchange(st core.Stream, sess *session, stdin io.WriteCloser, stdout
 		err = errors.New("git report lacks the unpack status")
 	}
 	return unpack, err
+}
+
+// writeCommands sends git the command section of a push: cmds, with the
+// capabilities alknet needs on the first line, and a flush.
+func writeCommands(w io.Writer, cmds []*command, atomic bool) error {
+	caps := "report-status quiet"
+	if atomic {
+		caps += " atomic"
+	}
+	var b bytes.Buffer
+	enc := pktline.NewEncoder(&b)
+	for i, c := range cmds {
+		line := c.old.String() + " " + c.new.String() + " " + c.ref
+		if i == 0 {
+			line += "\x00" + caps
+		}
+		if err := enc.EncodeString(line + "\n"); err != nil {
+			return err
+		}
+	}
+	if err := enc.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // precheck returns why the rule refuses c regardless of the pack, or ""

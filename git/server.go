@@ -144,17 +144,18 @@ func (s *Server) serveRequest(ctx context.Context, st core.Stream, sess *session
 		}
 		logger.Info("git repository created", "repo", name, "id", id.String())
 	}
+	logger.Debug("git request", "service", req.Service, "repo", name, "id", id.String())
+	exec := s.cfg.Backend == BackendExec
+	if req.Service == ServiceUploadPack && exec {
+		return s.execUploadPack(ctx, st, sess, name, req.Extra) // git reads the repository
+	}
 	sto, err := s.repos.open(name)
 	if err != nil {
 		return notFound
 	}
 	defer sto.Close()
 	sess.sto = sto
-	logger.Debug("git request", "service", req.Service, "repo", name, "id", id.String())
-	exec := s.cfg.Backend == BackendExec
 	switch {
-	case req.Service == ServiceUploadPack && exec:
-		return s.execUploadPack(ctx, st, sess, name, req.Extra)
 	case req.Service == ServiceUploadPack:
 		return s.uploadPack(ctx, sess)
 	case !canWrite:
