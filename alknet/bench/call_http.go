@@ -3,16 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"time"
@@ -211,7 +206,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // startPlainH2 serves a JSON echo handler with net/http over TLS (h2) on
 // 127.0.0.1 and returns an h2 client of it.
 func startPlainH2() (*httpClient, error) {
-	cert, err := selfSignedCert()
+	cert, _, err := selfSigned()
 	if err != nil {
 		return nil, err
 	}
@@ -234,25 +229,4 @@ func startPlainH2() (*httpClient, error) {
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	return &httpClient{hc: h2Client(), url: "https://" + ln.Addr().String() + "/echo", stop: srv.Close}, nil
-}
-
-// selfSignedCert returns a fresh ECDSA P-256 certificate for 127.0.0.1.
-func selfSignedCert() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
