@@ -111,7 +111,7 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 								local.Ops = append(local.Ops, ListedOp{Name: s.Name, Type: s.Type, Description: s.Description})
 							}
 						}
-						return append([]PeerOps{local}, peers.list()...), nil
+						return append([]PeerOps{local}, peers.List()...), nil
 					})
 			},
 			func() error {

@@ -179,8 +179,9 @@ type PeerOps struct {
 	Ops  []ListedOp `json:"ops"`
 }
 
-// list returns the attached peers and their operations.
-func (ps *Peers) list() []PeerOps {
+// List returns the attached peers and their operations, as
+// services/list-peers shows them after the node's own.
+func (ps *Peers) List() []PeerOps {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := make([]PeerOps, 0, len(ps.peers))

@@ -3,9 +3,7 @@ package http
 import (
 	"bytes"
 	"cmp"
-	"context"
 	_ "embed"
-	"encoding/json"
 	"html/template"
 	"net"
 	"net/http"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/call"
-	"github.com/alkdev/alknet/core"
 )
 
 // The dashboard is one server-rendered page: no script, styles inline.
@@ -44,7 +41,6 @@ type dashboard struct {
 	ALPNs        []alpnRow
 	Head         bool // the node has a peer set
 	Peers        []call.PeerOps
-	PeersError   string
 	Ops          []opRow
 	Rejects      []authReject
 	RejectsTotal uint64
@@ -92,10 +88,8 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 			Conns: uint64(series[seriesKey{"alknet_http_connections_total", a}].count)})
 	}
 	if d.Head {
-		var err error
-		if d.Peers, err = s.attachedPeers(r.Context()); err != nil {
-			d.PeersError = err.Error()
-		}
+		d.Peers = s.cfg.Peers.List()
+		slices.SortFunc(d.Peers, func(a, b call.PeerOps) int { return cmp.Compare(a.Peer, b.Peer) })
 	}
 	for _, spec := range s.cfg.Registry.Specs() {
 		if spec.Visibility != call.External {
@@ -123,24 +117,6 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = b.WriteTo(w)
-}
-
-// attachedPeers lists the workers attached to this head and their
-// operations. call.Peers keeps its list to itself, so this asks
-// services/list-peers, as an identity holding the route scope it needs;
-// the call counts in that operation's stats.
-func (s *Server) attachedPeers(ctx context.Context) ([]call.PeerOps, error) {
-	var list []call.PeerOps
-	viewer := &core.Identity{ID: "http/dashboard", Scopes: []string{call.RouteScope}}
-	err := s.disp.Run(ctx, viewer, "services/list-peers", nil, func(b json.RawMessage) error {
-		return json.Unmarshal(b, &list)
-	})
-	if err != nil || len(list) == 0 {
-		return nil, err
-	}
-	peers := list[1:] // the first entry is this node's own operations
-	slices.SortFunc(peers, func(a, b call.PeerOps) int { return cmp.Compare(a.Peer, b.Peer) })
-	return peers, nil
 }
 
 // seriesKey names one series of the server's metrics: its family and its
