@@ -2,20 +2,11 @@ package core_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -177,28 +168,11 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 	}
 }
 
-// webCertFiles writes a self-signed ECDSA certificate for name.
-func webCertFiles(t *testing.T, name string) (certFile, keyFile string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
-}
-
 // TestWebCertificate: standard ALPNs, and ALPN-less clients routed to one,
 // get the web certificate and no client-certificate request; alknet ALPNs
 // get the node certificate.
 func TestWebCertificate(t *testing.T) {
-	certFile, keyFile := webCertFiles(t, "web.example")
+	certFile, keyFile, _ := coretest.WebCertFiles(t, "web.example")
 	web, err := core.WebCertFromFiles(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
