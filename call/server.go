@@ -26,6 +26,11 @@ type Config struct {
 	// MaxFrameBytes caps a frame; default DefaultMaxFrameBytes, at most
 	// HardMaxFrameBytes.
 	MaxFrameBytes int
+	// MaxAnonFrameBytes caps a frame from a peer that is not known yet (no
+	// key that resolved, no token accepted on the connection so far):
+	// enough for a request carrying a token. Default
+	// DefaultMaxAnonFrameBytes, at most MaxFrameBytes.
+	MaxAnonFrameBytes int
 	// Logger receives the handler's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -40,6 +45,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 	srv, err := newServer(cfg.Registry, cfg.Identities, cfg.Peers, cfg.MaxFrameBytes, cfg.Logger)
 	if err != nil {
 		return nil, err
+	}
+	switch anon := cfg.MaxAnonFrameBytes; {
+	case anon == 0:
+		srv.maxAnonFrame = min(DefaultMaxAnonFrameBytes, srv.maxFrame)
+	case anon < 0 || anon > srv.maxFrame:
+		return nil, fmt.Errorf("call: config: max anonymous frame %d bytes out of range 1..%d", anon, srv.maxFrame)
+	default:
+		srv.maxAnonFrame = anon
 	}
 	return &Handler{srv: srv}, nil
 }
@@ -57,7 +70,7 @@ func newServer(reg *Registry, ids core.IdentityProvider, peers *Peers, maxFrame 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &server{reg: reg, identities: ids, peers: peers, maxFrame: maxFrame, logger: logger}, nil
+	return &server{reg: reg, identities: ids, peers: peers, maxFrame: maxFrame, maxAnonFrame: maxFrame, logger: logger}, nil
 }
 
 // ALPNs implements core.Handler.
@@ -123,6 +136,7 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		if b, isBinder := s.conn.(core.IdentityBinder); isBinder {
 			b.BindIdentity(tok) // revoking the token closes the connection
 		}
+		s.known.Store(true)
 		caller = &tok
 	}
 	send := func(out json.RawMessage) error {

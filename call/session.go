@@ -24,6 +24,8 @@ type session struct {
 	srv    *server
 	multi  bool
 	shared *frameStream // the one stream of a single-stream connection
+	lim    core.FrameLimits
+	known  atomic.Bool // the peer is known: its key resolved or a token was accepted
 
 	ctx    context.Context // ends when the session ends
 	cancel context.CancelCauseFunc
@@ -39,11 +41,12 @@ type session struct {
 
 // server is what a session needs to answer requests.
 type server struct {
-	reg        *Registry
-	identities core.IdentityProvider
-	peers      *Peers
-	maxFrame   int
-	logger     *slog.Logger
+	reg          *Registry
+	identities   core.IdentityProvider
+	peers        *Peers
+	maxFrame     int
+	maxAnonFrame int // a frame from a peer not known yet
+	logger       *slog.Logger
 }
 
 func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
@@ -56,9 +59,11 @@ func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
 		multi:   multi,
 		ctx:     ctx,
 		cancel:  cancel,
+		lim:     core.FrameLimitsOf(conn),
 		inbound: make(map[string]*inflight),
 		pending: make(map[string]*pending),
 	}
+	s.known.Store(caller != nil)
 	s.workers = newWorkers(&s.wg)
 	return s
 }
@@ -203,7 +208,7 @@ func (f *frameStream) ended() bool {
 func (s *session) readLoop(fs *frameStream) {
 	shared := fs == s.shared
 	for {
-		body, err := ReadFrame(fs.s, s.srv.maxFrame)
+		body, err := ReadFrameWithin(fs.s, s.maxFrame(), s.lim)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if shared {
@@ -214,9 +219,14 @@ func (s *session) readLoop(fs *frameStream) {
 				}
 				return
 			}
-			if errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrFrameTruncated) {
-				// No frame boundary to resume from: the stream is lost, the
-				// connection's other streams are not.
+			// No frame boundary to resume from: the stream is lost, the
+			// connection's other streams are not.
+			switch {
+			case errors.Is(err, core.ErrOverBudget):
+				s.conn.Logger().Debug("call: frame over the in-flight budget; refusing the stream", "err", err)
+				fs.s.Abort(core.CodeBusy)
+			case errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) ||
+				errors.Is(err, ErrFrameTruncated) || errors.Is(err, core.ErrFrameTooSlow):
 				s.conn.Logger().Debug("call: bad frame; closing the stream", "err", err)
 				fs.s.Abort(core.CodeProtocol)
 			}
@@ -241,6 +251,15 @@ func (s *session) readLoop(fs *frameStream) {
 		}
 		s.route(fs, env)
 	}
+}
+
+// maxFrame is the largest frame the peer may send now: less until it is
+// known. A client reading its server's answers always allows maxFrame.
+func (s *session) maxFrame() int {
+	if s.known.Load() {
+		return s.srv.maxFrame
+	}
+	return s.srv.maxAnonFrame
 }
 
 // route handles one envelope.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // ALPN is the protocol name the call protocol is served on.
@@ -19,6 +21,9 @@ const (
 	DefaultMaxFrameBytes = 16 << 20
 	// HardMaxFrameBytes is the largest frame any configuration may accept.
 	HardMaxFrameBytes = 64 << 20
+	// DefaultMaxAnonFrameBytes is the largest frame a handler accepts by
+	// default from a peer that is not known yet.
+	DefaultMaxAnonFrameBytes = 64 << 10
 )
 
 // The five envelope types.
@@ -74,9 +79,18 @@ var (
 )
 
 // ReadFrame reads one frame of at most max bytes. An oversized length is
-// refused before anything is allocated. io.EOF means the stream ended
-// cleanly between frames.
+// refused before anything is allocated, and the body's buffer grows as its
+// bytes arrive, never by the declared length alone. io.EOF means the stream
+// ended cleanly between frames.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	return ReadFrameWithin(r, max, core.FrameLimits{})
+}
+
+// ReadFrameWithin is ReadFrame under a connection's limits
+// ([core.FrameLimitsOf]): the body is charged to its in-flight budget while
+// it arrives ([core.ErrOverBudget]) and must arrive at the minimum rate
+// ([core.ErrFrameTooSlow]). No deadline applies between frames.
+func ReadFrameWithin(r io.Reader, max int, lim core.FrameLimits) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -91,14 +105,11 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	case uint64(n) > uint64(max):
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, ErrFrameTruncated
-		}
-		return nil, err
+	body, err := lim.ReadBody(r, int(n))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, ErrFrameTruncated
 	}
-	return body, nil
+	return body, err
 }
 
 // AppendFrame appends the frame of body (length prefix and body) to dst.

@@ -141,6 +141,9 @@ func (d *Directory) Tokens() []TokenEntry { return slices.Clone(d.tokens) }
 type IdentityProvider interface {
 	// ByNodeID resolves a node key presented in TLS or SSH.
 	ByNodeID(id NodeID) (Identity, bool)
+	// Disabled reports whether id is a known key that is disabled: its
+	// connections are refused, not served as anonymous.
+	Disabled(id NodeID) bool
 	// ByToken resolves an API token.
 	ByToken(token string) (Identity, bool)
 	// Valid reports whether an identity resolved earlier still stands: its
@@ -189,6 +192,13 @@ func (l *LiveDirectory) ByNodeID(id NodeID) (Identity, bool) {
 	}
 	p := d.peers[i]
 	return Identity{ID: p.ID, NodeID: id, Scopes: cloneScopes(p.Scopes)}, true
+}
+
+// Disabled implements [IdentityProvider].
+func (l *LiveDirectory) Disabled(id NodeID) bool {
+	d := l.dir.Load()
+	i, ok := d.byNode[id]
+	return ok && d.peers[i].Disabled
 }
 
 // BySSHKey resolves a non-Ed25519 SSH public key given in wire format.

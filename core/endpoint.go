@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -67,9 +69,16 @@ type Endpoint struct {
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
+	// knownPool and anonPool bound the frame bytes being received over
+	// all known and all anonymous connections; each connection's own
+	// budget charges one of them.
+	knownPool, anonPool *Budget
+	// refusing counts over-limit TCP connections being told so.
+	refusing atomic.Int32
+
 	mu     sync.Mutex
 	conns  map[*tracked]struct{}
-	perIP  map[netip.Addr]int
+	perIP  map[netip.Addr]int // by source: see Endpoint.source
 	total  int
 	closed bool
 	done   chan struct{} // closed when shutdown starts
@@ -89,12 +98,25 @@ type Endpoint struct {
 // counts against the limits until its last owner lets go: the connection
 // itself and, once accepted, the goroutine serving it.
 type tracked struct {
-	conn Conn
-	ip   netip.Addr
+	conn   Conn
+	ip     netip.Addr // the source it counts against
+	budget *Budget    // frame bytes being received; charges a pool
+	act    activity
 
 	mu   sync.Mutex
 	ids  []Identity
 	refs int
+}
+
+// activity is what the application idle timeout watches on a connection.
+type activity struct {
+	known atomic.Bool   // the peer resolved to an identity
+	open  atomic.Int64  // streams handed to the handler and not closed, plus holds
+	moved atomic.Uint64 // bytes through a single-stream connection's stream
+
+	// Touched only by the revalidation loop.
+	lastMoved uint64
+	idleSince time.Time
 }
 
 // acquire adds an owner; it fails once the last owner has let go.
@@ -163,6 +185,8 @@ func New(cfg Config) (*Endpoint, error) {
 		logger:        cfg.Logger,
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
+		knownPool:     NewBudget(cfg.Limits.MaxInflightBytes, nil),
+		anonPool:      NewBudget(cfg.Limits.MaxAnonInflightBytes, nil),
 		conns:         make(map[*tracked]struct{}),
 		perIP:         make(map[netip.Addr]int),
 		done:          make(chan struct{}),
@@ -304,7 +328,7 @@ type trackedKey struct{}
 // handshake, so refused clients cost no crypto work, and releases it when
 // the connection ends however it ends (handshake failure included).
 func (e *Endpoint) admitQUIC(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
-	t, err := e.admit(addrIP(info.RemoteAddr))
+	t, err := e.admit(e.source(info.RemoteAddr))
 	if err != nil {
 		return nil, err
 	}
@@ -356,9 +380,9 @@ func (e *Endpoint) acceptTCP() {
 			}
 		}
 		delay = 0
-		t, err := e.admit(addrIP(nc.RemoteAddr()))
+		t, err := e.admit(e.source(nc.RemoteAddr()))
 		if err != nil {
-			nc.Close()
+			e.refuseTCP(nc)
 			continue
 		}
 		go e.serveTCP(t, nc)
@@ -384,7 +408,8 @@ func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
 		alpn = e.cfg.NoALPN
 	}
 	peer, logger := e.peer(nc.RemoteAddr(), peerNodeID(cs), alpn)
-	e.dispatch(t, NewStreamConn(tlsStream{tc}, alpn, peer, logger), cs.NegotiatedProtocol)
+	st := movedStream{tlsStream{tc}, &t.act.moved}
+	e.dispatch(t, NewStreamConn(st, alpn, peer, logger), cs.NegotiatedProtocol)
 }
 
 // peer resolves the presented key and builds the connection logger.
@@ -412,9 +437,19 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 		_ = c.CloseWithError(CodeRefused, "no handler")
 		return
 	}
+	if p := c.Peer(); p.Identity == nil && e.cfg.Identities != nil && e.cfg.Identities.Disabled(p.NodeID) {
+		// A disabled key is refused, as the docs promise, not served as
+		// anonymous: it could still call public operations.
+		LogAuth(e.logger, AuthReject, c.ALPN(), p, nil)
+		_ = c.CloseWithError(CodeRevoked, "key disabled")
+		return
+	}
 	t.conn = c
+	limit, pool := e.connBudget(false)
+	t.budget = NewBudget(limit, pool)
+	t.act.idleSince = time.Now()
 	if id := c.Peer().Identity; id != nil {
-		t.bind(*id)
+		e.bindIdentity(t, *id)
 	}
 	e.mu.Lock()
 	e.conns[t] = struct{}{}
@@ -424,7 +459,7 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 		_ = c.CloseWithError(CodeShutdown, "shutting down")
 		return
 	}
-	e.run(h, wrap(c, t))
+	e.run(h, e.wrap(c, t))
 	if _, ok := c.(*quicConn); ok {
 		e.linger(c)
 	}
@@ -472,14 +507,45 @@ func (e *Endpoint) run(h Handler, c Conn) {
 }
 
 // boundConn is the Conn a handler receives: it can bind identities to the
-// tracked connection.
+// tracked connection, and it counts the streams it hands out as work in
+// flight.
 type boundConn struct {
 	Conn
-	t *tracked
+	t     *tracked
+	e     *Endpoint
+	multi bool // streams count (QUIC); a single-stream conn counts bytes
 }
 
 // BindIdentity implements [IdentityBinder].
-func (b boundConn) BindIdentity(id Identity) { b.t.bind(id) }
+func (b boundConn) BindIdentity(id Identity) { b.e.bindIdentity(b.t, id) }
+
+// AcceptStream implements [Conn].
+func (b boundConn) AcceptStream(ctx context.Context) (Stream, error) {
+	return b.held(b.Conn.AcceptStream(ctx))
+}
+
+// OpenStream implements [Conn].
+func (b boundConn) OpenStream(ctx context.Context) (Stream, error) {
+	return b.held(b.Conn.OpenStream(ctx))
+}
+
+func (b boundConn) held(s Stream, err error) (Stream, error) {
+	if err != nil || !b.multi {
+		return s, err
+	}
+	return heldStream{s, b.hold()}, nil
+}
+
+// hold counts work in flight until the returned func is called.
+func (b boundConn) hold() func() {
+	b.t.act.open.Add(1)
+	return sync.OnceFunc(func() { b.t.act.open.Add(-1) })
+}
+
+// frameLimits returns the connection's frame limits.
+func (b boundConn) frameLimits() FrameLimits {
+	return FrameLimits{Budget: b.t.budget, Grace: b.e.cfg.Limits.FrameGrace, MinRate: b.e.cfg.Limits.FrameMinRate}
+}
 
 // boundQUICConn is a boundConn that keeps the QUIC escape hatch.
 type boundQUICConn struct {
@@ -490,15 +556,134 @@ type boundQUICConn struct {
 // QUIC implements [QUICConn].
 func (b boundQUICConn) QUIC() *quic.Conn { return b.q.QUIC() }
 
-func wrap(c Conn, t *tracked) Conn {
-	b := boundConn{c, t}
+func (e *Endpoint) wrap(c Conn, t *tracked) Conn {
+	b := boundConn{Conn: c, t: t, e: e}
 	if q, ok := c.(QUICConn); ok {
+		b.multi = true
 		return boundQUICConn{b, q}
 	}
 	return b
 }
 
+// bindIdentity records id as one of t's identities. The first makes t a known
+// peer's connection: its budget moves to the known pool and it gets the
+// known peers' idle timeout.
+func (e *Endpoint) bindIdentity(t *tracked, id Identity) {
+	t.bind(id)
+	if t.act.known.Swap(true) {
+		return
+	}
+	limit, pool := e.connBudget(true)
+	t.budget.move(limit, pool)
+}
+
+// heldStream is a stream that counts as work in flight on its connection
+// until the handler closes or aborts it.
+type heldStream struct {
+	Stream
+	release func()
+}
+
+func (s heldStream) Close() error {
+	defer s.release()
+	return s.Stream.Close()
+}
+
+func (s heldStream) Abort(code ErrorCode) {
+	s.Stream.Abort(code)
+	s.release()
+}
+
+// movedStream counts the bytes through a single-stream connection's stream,
+// which the application idle timeout watches.
+type movedStream struct {
+	Stream
+	moved *atomic.Uint64
+}
+
+func (s movedStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	s.moved.Add(uint64(n))
+	return n, err
+}
+
+func (s movedStream) Write(p []byte) (int, error) {
+	n, err := s.Stream.Write(p)
+	s.moved.Add(uint64(n))
+	return n, err
+}
+
+// Hold marks work in flight on c, such as a request that waits for events
+// without moving bytes, so that the application idle timeout
+// ([Limits].AppIdleTimeout) does not close c; call the returned func when
+// the work ends (it may be called more than once). Streams of a QUIC
+// connection count by themselves while open; single-stream connections and
+// handlers that serve QUIC through [QUICConn] hold instead. For a Conn not
+// served by an [Endpoint] it does nothing.
+func Hold(c Conn) (release func()) {
+	if b, ok := c.(interface{ hold() func() }); ok {
+		return b.hold()
+	}
+	return func() {}
+}
+
+// FrameLimitsOf returns the limits under which a handler reads the frames
+// of c: its in-flight budget (an anonymous peer's is smaller) and the frame
+// deadline, from the endpoint's [Limits]. A Conn not served by an
+// [Endpoint] gets the zero FrameLimits: no budget, no deadline.
+func FrameLimitsOf(c Conn) FrameLimits {
+	if b, ok := c.(interface{ frameLimits() FrameLimits }); ok {
+		return b.frameLimits()
+	}
+	return FrameLimits{}
+}
+
 var errTooMany = errors.New("too many connections")
+
+// source returns the address a connection counts against for
+// MaxConnsPerIP: an IPv4 address, or the IPv6 prefix (its first address)
+// of IPv6PrefixLen bits, as one host or attacker usually has a whole /64.
+func (e *Endpoint) source(a net.Addr) netip.Addr {
+	ip := addrIP(a)
+	if ip.Is6() {
+		if p, err := ip.Prefix(e.cfg.Limits.IPv6PrefixLen); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// maxRefusing bounds the over-limit TCP connections being told so at once;
+// past it they are just closed.
+const maxRefusing = 64
+
+// refuseTCP tells an over-limit TCP client why it is refused, with a TLS
+// access_denied alert it can print, then closes the connection. Reading
+// what the client sent (briefly) lets the alert arrive before the close
+// instead of a reset.
+func (e *Endpoint) refuseTCP(nc net.Conn) {
+	if e.refusing.Add(1) > maxRefusing {
+		e.refusing.Add(-1)
+		nc.Close()
+		return
+	}
+	e.loops.Add(1)
+	go func() {
+		defer e.loops.Done()
+		defer e.refusing.Add(-1)
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(time.Second))
+		// A fatal access_denied alert record, as a server sends before
+		// its ServerHello.
+		if _, err := nc.Write([]byte{21, 3, 3, 0, 2, 2, 49}); err != nil {
+			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+	}()
+}
 
 // admit counts a new connection from ip against the limits.
 func (e *Endpoint) admit(ip netip.Addr) (*tracked, error) {
@@ -564,8 +749,9 @@ func (e *Endpoint) revalidateLoop() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-tick.C:
+		case now := <-tick.C:
 			e.Revalidate()
+			e.reapIdle(now)
 		case <-e.done:
 			return
 		}
@@ -592,6 +778,26 @@ func (e *Endpoint) Revalidate() {
 		}
 	}
 	closeAll(revoked, CodeRevoked, "revoked")
+}
+
+// reapIdle closes, with [CodeIdle], the connections that have had nothing
+// in flight for their application idle timeout. Only the revalidation loop
+// calls it.
+func (e *Endpoint) reapIdle(now time.Time) {
+	var idle []*tracked
+	for _, t := range e.snapshot() {
+		a := &t.act
+		timeout := e.cfg.Limits.appIdle(a.known.Load())
+		if moved := a.moved.Load(); a.open.Load() > 0 || moved != a.lastMoved {
+			a.lastMoved, a.idleSince = moved, now
+			continue
+		}
+		if timeout > 0 && now.Sub(a.idleSince) >= timeout {
+			t.conn.Logger().Debug("connection idle; closing", "idle", timeout)
+			idle = append(idle, t)
+		}
+	}
+	closeAll(idle, CodeIdle, "idle")
 }
 
 // closeAll closes connections in parallel, so one slow close does not hold

@@ -25,6 +25,11 @@ const (
 	CodeForbidden ErrorCode = 0x5
 	// CodeProtocol: the peer broke the protocol.
 	CodeProtocol ErrorCode = 0x6
+	// CodeIdle: the connection had nothing in flight for the application
+	// idle timeout.
+	CodeIdle ErrorCode = 0x7
+	// CodeBusy: the node refused work over a budget; retry later.
+	CodeBusy ErrorCode = 0x8
 )
 
 // String returns the code's name.
@@ -44,6 +49,10 @@ func (c ErrorCode) String() string {
 		return "forbidden"
 	case CodeProtocol:
 		return "protocol error"
+	case CodeIdle:
+		return "idle"
+	case CodeBusy:
+		return "busy"
 	}
 	return fmt.Sprintf("code 0x%x", uint64(c))
 }

@@ -100,8 +100,17 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	log := conn.Logger()
 
 	_ = st.SetReadDeadline(time.Now().Add(requestTimeout))
-	body, err := call.ReadFrame(st, MaxRequestBytes)
-	if err != nil {
+	max := MaxRequestBytes
+	if conn.Peer().Identity == nil {
+		max = MaxAnonRequestBytes
+	}
+	body, err := call.ReadFrameWithin(st, max, core.FrameLimitsOf(conn))
+	switch {
+	case errors.Is(err, core.ErrOverBudget):
+		log.Debug("fs: request over the in-flight budget; refusing the stream")
+		st.Abort(core.CodeBusy)
+		return
+	case err != nil:
 		h.fail(st, &RemoteError{Code: CodeBadRequest, Message: "bad request frame"})
 		return
 	}

@@ -19,6 +19,9 @@ const (
 	// MaxRequestBytes bounds a request frame (a get's have list makes it
 	// large): 8 MiB.
 	MaxRequestBytes = 8 << 20
+	// MaxAnonRequestBytes bounds a request frame from an anonymous peer
+	// (a public store's reader): 64 KiB, a have list of ~1,700 CIDs.
+	MaxAnonRequestBytes = 64 << 10
 	// MaxHave bounds the have list of a get.
 	MaxHave = 100_000
 	// MaxHasCIDs bounds the CIDs of one has request.

@@ -69,7 +69,7 @@ func (s *Session) request(ctx context.Context, t op, body []byte, maxResp int) (
 	if err := writeFrame(st, t, body); err != nil {
 		return fail(err)
 	}
-	rt, resp, err := readFrame(st, maxResp)
+	rt, resp, err := readFrame(st, maxResp, core.FrameLimits{})
 	if err != nil {
 		return fail(err)
 	}
@@ -160,7 +160,7 @@ func (s *Session) Watch(ctx context.Context, after uint64, fn func(Entry) error)
 		return fmt.Errorf("msg: watch: %w", err)
 	}
 	for {
-		t, b, err := readFrame(st, maxEntriesFrame(0))
+		t, b, err := readFrame(st, maxEntriesFrame(0), core.FrameLimits{})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

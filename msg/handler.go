@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/msg/sphinx"
 )
 
 // Scopes of the msg service.
@@ -152,8 +153,25 @@ func (h *Handler) ALPNs() []string { return []string{ALPN} }
 // KeyRecord returns the node's signed messaging key record.
 func (h *Handler) KeyRecord() KeyRecord { return h.record }
 
-// maxFrame is the largest request frame: an envelope at the body limit.
-func (h *Handler) maxFrame() int { return 1 + MaxEnvelopeBytes(h.cfg.MaxBodyBytes) }
+// maxRelayBytes is the largest relay or exit request: a Sphinx packet, or
+// a destination, SURB id and payload.
+const maxRelayBytes = max(sphinx.PacketSize, sphinx.IDSize+sphinx.SURBIDSize+sphinx.PayloadSize)
+
+// maxFrame is the largest request frame p may send: an envelope at the
+// body limit if p is known, has an inbox here or deposits are public; a
+// relay request if relaying is public; else the largest lookup (a node
+// id), so an anonymous peer cannot make the node hold what it has no right
+// to send.
+func (h *Handler) maxFrame(p core.Peer) int {
+	_, hosted := h.hosted[p.NodeID]
+	switch {
+	case p.Identity != nil, h.deposit.Public, hosted && !p.NodeID.IsZero():
+		return 1 + MaxEnvelopeBytes(h.cfg.MaxBodyBytes)
+	case h.relay.Public:
+		return 1 + maxRelayBytes
+	}
+	return 1 + KeySize
+}
 
 // Serve answers the requests of every stream of conn until the peer
 // closes it or ctx ends.
@@ -178,13 +196,19 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	stop := context.AfterFunc(ctx, func() { st.Abort(core.CodeNoError) })
 	defer stop()
 	defer st.Close()
+	max, lim := h.maxFrame(conn.Peer()), core.FrameLimitsOf(conn)
 	for {
-		t, body, err := readFrame(st, h.maxFrame())
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				conn.Logger().Debug("msg stream ended", "err", err)
-				st.Abort(core.CodeProtocol)
-			}
+		t, body, err := readFrame(st, max, lim)
+		switch {
+		case errors.Is(err, io.EOF):
+			return
+		case errors.Is(err, core.ErrOverBudget):
+			conn.Logger().Debug("msg: frame over the in-flight budget; refusing the stream")
+			st.Abort(core.CodeBusy)
+			return
+		case err != nil:
+			conn.Logger().Debug("msg stream ended", "err", err)
+			st.Abort(core.CodeProtocol)
 			return
 		}
 		if t == opWatch {

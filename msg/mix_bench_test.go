@@ -224,7 +224,7 @@ func (s *countingSink) answer(ctx context.Context, st core.Stream) {
 	defer stop()
 	defer st.Close()
 	for {
-		t, _, err := readFrame(st, 1+sphinx.PacketSize)
+		t, _, err := readFrame(st, 1+sphinx.PacketSize, core.FrameLimits{})
 		if err != nil {
 			return
 		}

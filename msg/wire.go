@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // ALPN is the protocol of message delivery, inboxes and mix relaying.
@@ -107,8 +109,10 @@ func writeFrame(w io.Writer, t op, body []byte) error {
 	return err
 }
 
-// readFrame reads one frame of at most max bytes (type included).
-func readFrame(r io.Reader, max int) (op, []byte, error) {
+// readFrame reads one frame of at most max bytes (type included) under a
+// connection's limits (see [core.FrameLimits]): its buffer grows as bytes
+// arrive, charged to the in-flight budget.
+func readFrame(r io.Reader, max int, lim core.FrameLimits) (op, []byte, error) {
 	var h [4]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
@@ -120,9 +124,9 @@ func readFrame(r io.Reader, max int) (op, []byte, error) {
 	if int64(n) > int64(max) {
 		return 0, nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return 0, nil, fmt.Errorf("msg: short frame: %w", err)
+	b, err := lim.ReadBody(r, int(n))
+	if err != nil {
+		return 0, nil, fmt.Errorf("msg: read frame: %w", err)
 	}
 	return op(b[0]), b[1:], nil
 }

@@ -57,24 +57,61 @@ func (n Node) ListenAddr() string {
 
 // Limits is the [limits] section. A zero or absent key means the default in
 // [core.DefaultLimits], given below. Durations are strings such as "500ms",
-// "10s" or "1m30s".
+// "10s" or "1m30s"; one below its minimum is an error. A peer is "known"
+// when its key or a token it presented resolved to an identity; any other
+// peer is anonymous and gets the smaller budgets. docs/security.md explains
+// what each bounds and what to tune.
 type Limits struct {
-	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s.
+	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s; at
+	// least 100ms.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// IdleTimeout closes a QUIC connection silent for this long.
-	// Default 60s.
+	// Default 60s; at least 1s.
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// KeepAlive is the QUIC keep-alive period and TCP keep-alive interval.
-	// Default 15s; negative disables keep-alives.
+	// Default 15s, at least 1s; negative disables keep-alives.
 	KeepAlive Duration `toml:"keep_alive"`
+	// AppIdleTimeout closes an anonymous peer's connection with nothing in
+	// flight (no open stream, no byte moved, no request waiting) for this
+	// long, keep-alives notwithstanding. Default 30s, at least 1s; negative
+	// disables it.
+	AppIdleTimeout Duration `toml:"app_idle_timeout"`
+	// KnownAppIdleTimeout is app_idle_timeout for known peers. Default
+	// 10m, at least 1s; negative disables it.
+	KnownAppIdleTimeout Duration `toml:"known_app_idle_timeout"`
 	// MaxConns caps concurrent connections. Default 10000; at most 16777216 (1<<24).
 	MaxConns int `toml:"max_conns"`
-	// MaxConnsPerIP caps concurrent connections from one IP address.
-	// Default 100; at most 16777216.
+	// MaxConnsPerIP caps concurrent connections from one source: an IPv4
+	// address, or an IPv6 prefix of ipv6_prefix_len bits. Default 100; at
+	// most 16777216.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
+	// IPv6PrefixLen is the IPv6 prefix length counted as one source by
+	// max_conns_per_ip. Default 64; 1..128 (128: each address).
+	IPv6PrefixLen int `toml:"ipv6_prefix_len"`
 	// MaxStreamsPerConn caps concurrent peer-opened streams on one QUIC
 	// connection. Default 100; at most 16777216.
 	MaxStreamsPerConn int `toml:"max_streams_per_conn"`
+	// MaxInflightBytes caps the bytes of frames being received at once over
+	// all known peers' connections (call, msg and fs requests). Default
+	// 268435456 (256 MiB).
+	MaxInflightBytes int64 `toml:"max_inflight_bytes"`
+	// MaxConnInflightBytes caps the bytes of frames being received at once
+	// on one known peer's connection; a frame past it is refused, not the
+	// node. Default 33554432 (32 MiB).
+	MaxConnInflightBytes int64 `toml:"max_conn_inflight_bytes"`
+	// MaxAnonInflightBytes caps the bytes of frames being received at once
+	// over all anonymous connections. Default 16777216 (16 MiB).
+	MaxAnonInflightBytes int64 `toml:"max_anon_inflight_bytes"`
+	// MaxAnonConnInflightBytes caps the bytes of frames being received at
+	// once on one anonymous connection. Default 262144 (256 KiB).
+	MaxAnonConnInflightBytes int64 `toml:"max_anon_conn_inflight_bytes"`
+	// FrameGrace is how long a frame that has started arriving may take
+	// before frame_min_rate applies. Default 10s; at least 100ms.
+	FrameGrace Duration `toml:"frame_grace"`
+	// FrameMinRate is the average rate, in bytes per second, at which a
+	// started frame must keep arriving after frame_grace; a slower one
+	// ends its stream. Default 16384.
+	FrameMinRate int64 `toml:"frame_min_rate"`
 	// DrainTimeout is how long a shutdown waits for handlers before closing
 	// what is left. Default 10s.
 	DrainTimeout Duration `toml:"drain_timeout"`
@@ -260,12 +297,21 @@ func enabled(b *bool) bool { return b == nil || *b }
 func (c *Core) EndpointLimits() core.Limits {
 	l := c.Limits
 	return core.Limits{
-		HandshakeTimeout:  l.HandshakeTimeout.Duration,
-		IdleTimeout:       l.IdleTimeout.Duration,
-		KeepAlive:         l.KeepAlive.Duration,
-		MaxConns:          l.MaxConns,
-		MaxConnsPerIP:     l.MaxConnsPerIP,
-		MaxStreamsPerConn: l.MaxStreamsPerConn,
-		DrainTimeout:      l.DrainTimeout.Duration,
+		HandshakeTimeout:         l.HandshakeTimeout.Duration,
+		IdleTimeout:              l.IdleTimeout.Duration,
+		KeepAlive:                l.KeepAlive.Duration,
+		AppIdleTimeout:           l.AppIdleTimeout.Duration,
+		KnownAppIdleTimeout:      l.KnownAppIdleTimeout.Duration,
+		MaxConns:                 l.MaxConns,
+		MaxConnsPerIP:            l.MaxConnsPerIP,
+		IPv6PrefixLen:            l.IPv6PrefixLen,
+		MaxStreamsPerConn:        l.MaxStreamsPerConn,
+		MaxInflightBytes:         l.MaxInflightBytes,
+		MaxConnInflightBytes:     l.MaxConnInflightBytes,
+		MaxAnonInflightBytes:     l.MaxAnonInflightBytes,
+		MaxAnonConnInflightBytes: l.MaxAnonConnInflightBytes,
+		FrameGrace:               l.FrameGrace.Duration,
+		FrameMinRate:             l.FrameMinRate,
+		DrainTimeout:             l.DrainTimeout.Duration,
 	}
 }
