@@ -113,3 +113,34 @@ func TestFrameBudgetRefusesStream(t *testing.T) {
 }
 
 func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// TestQuietCallOutlivesAppIdle: a call in flight on a TCP+TLS connection
+// that moves no bytes is work, not idleness; the connection is reaped once
+// nothing is in flight.
+func TestQuietCallOutlivesAppIdle(t *testing.T) {
+	reg := call.NewRegistry()
+	testOps(t, reg, nil)
+	h, err := call.NewHandler(call.Config{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := coretest.Start(t, core.Config{Limits: core.Limits{AppIdleTimeout: time.Second}}, h)
+	c, err := call.Dial(ctx(t), nd.Addr, call.Options{Dialer: &core.Dialer{Network: core.NetworkTCP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out string
+	if err := c.Call(ctx(t), "test/slow", map[string]string{"sleep": "2500ms"}, &out); err != nil || out != "slept 2500ms" {
+		t.Fatalf("quiet 2.5s call on a 1s idle timeout: %q %v", out, err)
+	}
+	var echoed map[string]any
+	if err := c.Call(ctx(t), "test/echo", map[string]string{"msg": "x"}, &echoed); err != nil {
+		t.Fatalf("call after the quiet one: %v", err)
+	}
+	// Nothing in flight now: the node closes the connection.
+	time.Sleep(2500 * time.Millisecond)
+	if err := c.Call(ctx(t), "test/echo", map[string]string{"msg": "x"}, &echoed); err == nil {
+		t.Fatal("connection idle for 2.5s on a 1s timeout still served")
+	}
+}

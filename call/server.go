@@ -91,6 +91,8 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
+				// An attached worker waits for calls: its link is not idle.
+				defer core.Hold(conn)()
 				h.srv.peers.attach(s.ctx, id.ID, s)
 			}()
 		}

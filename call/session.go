@@ -356,8 +356,15 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 		return
 	}
 	fs.acquire()
+	release := func() {}
+	if !s.multi {
+		// A call waiting on the one stream (a quiet subscription) is work
+		// in flight: the node's application idle timeout must not end it.
+		release = core.Hold(s.conn)
+	}
 	s.workers.Go(func() {
 		defer s.wg.Done()
+		defer release()
 		defer fs.release()
 		defer func() {
 			s.mu.Lock()

@@ -406,6 +406,8 @@ func (h *Handler) watch(ctx context.Context, conn core.Conn, st core.Stream, bod
 	if err := writeFrame(st, respOK, nil); err != nil {
 		return
 	}
+	// A watch waits for entries: work in flight, not an idle connection.
+	defer core.Hold(conn)()
 	// The watcher sends nothing more: its EOF or reset ends the watch.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -118,6 +118,10 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 			break
 		}
 		wg.Go(func() {
+			// An SSH session, idle at a prompt or not, is work in flight:
+			// the node's application idle timeout leaves it alone, as
+			// sshd does by default. The handshake timeout bounds the rest.
+			defer core.Hold(conn)()
 			nc := newStreamConn(st, peer.RemoteAddr)
 			if err := s.serve(sessCtx, ctx, nc, peer, binder, log); err != nil {
 				log.Debug("ssh session ended", "err", err)
