@@ -22,6 +22,11 @@ type connInfoKey struct{}
 // callerKey holds a request's resolved identity.
 type callerKey struct{}
 
+// requestKey holds a request's context, ended when the request is (the
+// client went away, the caller was revoked), for work that runs on a
+// context of its own (MCP tools).
+type requestKey struct{}
+
 // connInfo is what a request knows about its connection.
 type connInfo struct {
 	alpn string
@@ -39,7 +44,9 @@ func connOf(ctx context.Context) connInfo {
 
 // Caller returns the identity a request runs as: its bearer token's, else
 // the TLS identity of its connection (alknet/http), else nil (anonymous).
-// Handlers mounted with [Server.Mount] use it for their own checks.
+// Handlers mounted with [Server.Mount] use it for their own checks. The
+// request's context ends within a second once a reload revokes that
+// identity or its token expires; a long handler must watch it.
 func Caller(ctx context.Context) *core.Identity {
 	id, _ := ctx.Value(callerKey{}).(*core.Identity)
 	return id
@@ -91,7 +98,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+		// The request lives while its caller stands: a response that
+		// outlasts a revocation (an event stream, a long call) ends.
+		ctx, release := s.revoker.revocable(r.Context(), caller)
+		defer release()
+		ctx = context.WithValue(ctx, requestKey{}, ctx)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callerKey{}, caller)))
 	})
 }
 

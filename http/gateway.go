@@ -334,6 +334,9 @@ func (s *Server) runOnce(ctx context.Context, caller *core.Identity, name string
 		return nil
 	})
 	if err != nil {
+		if revoked(ctx) {
+			return nil, errRevokedCall()
+		}
 		return nil, asCallError(err)
 	}
 	mu.Lock()
@@ -344,7 +347,8 @@ func (s *Server) runOnce(ctx context.Context, caller *core.Identity, name string
 // stream runs a call as Server-Sent Events: one data line per output, then
 // "event: completed" or "event: error". An error before the first event is
 // answered as JSON with its status instead. A client that goes away ends
-// the call at once.
+// the call at once; a caller revoked meanwhile gets a FORBIDDEN error
+// event and the end of the stream.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, caller *core.Identity, spec call.Spec, input json.RawMessage) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream may last
@@ -377,7 +381,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, caller *core.Ide
 	mu.Lock()
 	defer mu.Unlock()
 	done = true
-	if r.Context().Err() != nil {
+	switch {
+	case revoked(r.Context()):
+		err = errRevokedCall()
+	case r.Context().Err() != nil:
 		return // the client is gone
 	}
 	if err != nil && !started {

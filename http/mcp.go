@@ -25,10 +25,27 @@ const (
 // mcpHandler serves MCP's streamable HTTP transport at /mcp. It is
 // stateless: every request is served by the MCP server whose tools are the
 // operations its caller may call, so a token's scopes apply per request.
+//
+// A revoked caller's tool call ends with a FORBIDDEN error result: the
+// tools see the request's end (withRequestEnd), while the transport, which
+// would answer an ended request with an empty body, sees only the client
+// going away.
 func (s *Server) mcpHandler() http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		return s.mcp.server(s, Caller(r.Context()))
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		unrevoked, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+		defer cancel(nil)
+		stop := context.AfterFunc(ctx, func() {
+			if !revoked(ctx) {
+				cancel(context.Cause(ctx))
+			}
+		})
+		defer stop()
+		h.ServeHTTP(w, r.WithContext(unrevoked))
+	})
 }
 
 // maxMCPServers bounds the cached MCP servers: one per set of visible
@@ -72,10 +89,28 @@ func (s *Server) mcpServer(specs []call.Spec) *mcp.Server {
 	for _, spec := range specs {
 		t := mcpTool(spec)
 		srv.AddTool(t.tool, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			ctx, release := withRequestEnd(ctx)
+			defer release()
 			return s.callTool(ctx, Caller(ctx), spec, t.wrapped, req.Params.Arguments), nil
 		})
 	}
 	return srv
+}
+
+// withRequestEnd returns ctx ended, with the same cause, when the HTTP
+// request it serves ends: the MCP server runs a tool on a context of its
+// own, which neither a client going away nor a revoked caller ends.
+func withRequestEnd(ctx context.Context) (context.Context, func()) {
+	req, ok := ctx.Value(requestKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(req, func() { cancel(context.Cause(req)) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
 }
 
 // toolDef is an operation as an MCP tool.
@@ -219,6 +254,9 @@ func (s *Server) callTool(ctx context.Context, caller *core.Identity, spec call.
 	mu.Lock()
 	defer mu.Unlock()
 	full = true
+	if revoked(ctx) {
+		return toolError(errRevokedCall())
+	}
 	bounded := ctx.Err() != nil // the bound, not the operation, ended it
 	if err != nil && !bounded {
 		return toolError(asCallError(err))

@@ -148,6 +148,7 @@ type Server struct {
 	mcp     mcpServers
 	rate    *rateLimiter
 	rejects rejectLog // recent auth rejects, for the dashboard
+	revoker revoker   // ends the responses of revoked callers
 
 	tcp   *http.Server  // h2 and http/1.1 on single-stream connections
 	h3    *http3.Server // h3 and alknet/http on QUIC connections
@@ -186,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(cfg.Registry),
 		rate:    newRateLimiter(lim.Rate, lim.Burst),
 		conns:   newConnListener(),
+		revoker: revoker{ids: cfg.Identities, logger: cfg.Logger},
 	}
 
 	if err := s.routes(); err != nil {

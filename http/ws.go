@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -65,44 +66,77 @@ func (s *Server) wsHandler() (http.Handler, error) {
 		st := &wsStream{ws: ws, writeTimeout: s.lim.WriteTimeout}
 		peer := connOf(r.Context()).peer
 		peer.Identity = caller
-		conn := core.NewStreamConn(st, connOf(r.Context()).alpn, peer, s.logger)
+		conn := &wsConn{Conn: core.NewStreamConn(st, connOf(r.Context()).alpn, peer, s.logger), s: s, st: st}
+		if caller != nil {
+			conn.BindIdentity(*caller)
+		}
+		defer conn.unbind()
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		wg.Go(func() { s.wsWatch(st, caller, stop) })
+		wg.Go(func() {
+			select {
+			case <-s.conns.done:
+				st.close(websocket.StatusGoingAway, "server shutting down")
+			case <-stop:
+			}
+		})
 		// Serve returns once the WebSocket has ended and every call with it.
-		_ = calls.Serve(r.Context(), conn)
+		// The WebSocket's end, not the request's context, ends the calls:
+		// a revoked caller's socket is closed with 1008, which the request
+		// context ending first would turn into a normal close.
+		_ = calls.Serve(context.WithoutCancel(r.Context()), conn)
 		close(stop)
 		wg.Wait()
 		st.close(websocket.StatusNormalClosure, "")
 	}), nil
 }
 
-// wsRevalidate is how often a WebSocket checks that its caller's identity
-// still stands, as core checks its connections'.
-const wsRevalidate = 500 * time.Millisecond
+// wsConn is a WebSocket's core.Conn. It binds identities as core's
+// connections do: the caller's, and the token of any call made on it, so
+// that the WebSocket is closed with 1008 (policy violation) once one no
+// longer stands (a reload removed it, its token was revoked or expired).
+// core cannot, since the WebSocket rides a connection it may know as
+// anonymous.
+type wsConn struct {
+	core.Conn
+	s  *Server
+	st *wsStream
 
-// wsWatch closes st when the server shuts down, or when caller's identity
-// no longer stands (a reload removed it, its token was revoked or has
-// expired): core cannot, since the WebSocket's identity may come from a
-// token on a connection it knows as anonymous. It returns when stop closes.
-func (s *Server) wsWatch(st *wsStream, caller *core.Identity, stop <-chan struct{}) {
-	tick := time.NewTicker(wsRevalidate)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.conns.done:
-			st.close(websocket.StatusGoingAway, "server shutting down")
+	mu    sync.Mutex
+	ids   []core.Identity // bound, each once
+	stops []func()
+	ended bool // unbound: the WebSocket is over
+}
+
+var _ core.IdentityBinder = (*wsConn)(nil)
+
+// BindIdentity implements [core.IdentityBinder].
+func (c *wsConn) BindIdentity(id core.Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	for _, b := range c.ids {
+		if reflect.DeepEqual(b, id) { // same credential, already watched
 			return
-		case <-stop:
-			return
-		case <-tick.C:
-			if caller != nil && s.cfg.Identities != nil && !s.cfg.Identities.Valid(*caller) {
-				s.logger.Info("http: WebSocket revoked", "id", caller.ID)
-				st.close(websocket.StatusPolicyViolation, "revoked")
-				return
-			}
 		}
 	}
+	c.ids = append(c.ids, id)
+	c.stops = append(c.stops, c.s.revoker.watch(&id, "WebSocket", func() {
+		c.st.close(websocket.StatusPolicyViolation, "revoked")
+	}))
+}
+
+// unbind ends the watches.
+func (c *wsConn) unbind() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+	for _, stop := range c.stops {
+		stop()
+	}
+	c.stops = nil
 }
 
 // wsCaller returns who the connection's calls run as and the subprotocol
