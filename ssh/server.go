@@ -30,8 +30,9 @@ const revalidateInterval = 500 * time.Millisecond
 // [Server.ServeListener]). Build one with [New]. A Server holds no
 // goroutines of its own and needs no closing; it is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	base xssh.ServerConfig
+	cfg      Config
+	base     xssh.ServerConfig
+	thisHost hostAddrs // the addresses of this host, for the forwarding rules
 	execBase
 }
 
