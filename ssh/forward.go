@@ -102,6 +102,9 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 		}
 		return
 	}
+	// Recorded before the channel is confirmed, so before the client can
+	// send a byte through it: see Server.Forwarded.
+	defer c.srv.dialled.add(target)()
 	c.accept(nc, target)
 }
 

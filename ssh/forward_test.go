@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 
@@ -215,6 +217,66 @@ func TestForwardThisHost(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestForwardedConns checks Server.Forwarded: the connection a direct-tcpip
+// channel opened is reported, by the address its target sees, while it is
+// open, and a connection of anyone else is not.
+func TestForwardedConns(t *testing.T) {
+	e := newEnv(t, nil)
+	key, alice := newPeer(t, "alice", ScopeConnect, ScopeForward)
+	e.setPeers(alice)
+	e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
+	c := e.mustDial(key, "alice")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- conn
+		}
+	}()
+	remoteOf := func(conn net.Conn) netip.AddrPort {
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn.RemoteAddr().(*net.TCPAddr).AddrPort()
+	}
+
+	ch, err := c.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := <-accepted
+	fwd := remoteOf(target)
+	if !e.srv.Forwarded(fwd) {
+		t.Errorf("Forwarded(%v) = false for the connection a channel opened", fwd)
+	}
+	direct, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Close() })
+	if own := remoteOf(<-accepted); e.srv.Forwarded(own) {
+		t.Errorf("Forwarded(%v) = true for a connection the server did not open", own)
+	}
+	if mapped := netip.AddrPortFrom(netip.AddrFrom16(fwd.Addr().As16()), fwd.Port()); !e.srv.Forwarded(mapped) {
+		t.Errorf("Forwarded(%v) = false for the IPv4-mapped form", mapped)
+	}
+	_ = ch.Close()
+	_ = target.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.Forwarded(fwd) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Forwarded(%v) still true after the channel closed", fwd)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // channels it opens.

@@ -177,3 +177,48 @@ func parseNumberPart(s string) (uint64, error) {
 	}
 	return strconv.ParseUint(s, base, 32)
 }
+
+// dialled is the set of local addresses of the TCP connections the server
+// opened for direct-tcpip channels, while they are open; see
+// [Server.Forwarded]. Safe for concurrent use; the zero value is empty.
+type dialled struct {
+	mu  sync.Mutex
+	set map[netip.AddrPort]int // a count: two connections may share a local address
+}
+
+// add records conn's local address and returns the function that forgets
+// it. A connection without a TCP local address is not recorded.
+func (d *dialled) add(conn net.Conn) (remove func()) {
+	ta, ok := conn.LocalAddr().(*net.TCPAddr)
+	if !ok {
+		return func() {}
+	}
+	ap := addrPortOf(ta)
+	d.mu.Lock()
+	if d.set == nil {
+		d.set = make(map[netip.AddrPort]int)
+	}
+	d.set[ap]++
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.set[ap]--; d.set[ap] <= 0 {
+			delete(d.set, ap)
+		}
+	}
+}
+
+// has reports whether ap is the local address of a recorded connection.
+func (d *dialled) has(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(normAddr(ap.Addr()), ap.Port())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.set[ap] > 0
+}
+
+// addrPortOf converts a TCP address, without zone and IPv4 mapping.
+func addrPortOf(ta *net.TCPAddr) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(ta.IP)
+	return netip.AddrPortFrom(normAddr(a), uint16(ta.Port))
+}
