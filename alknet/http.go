@@ -34,10 +34,19 @@ type httpConfig struct {
 	// MaxBatch caps the calls of one /v1/batch. Default 64.
 	MaxBatch int `toml:"max_batch"`
 	// Dashboard serves an HTML status page at GET / (NodeID, ALPNs,
-	// connections, attached peers, recent auth rejects) to tokens with the
-	// admin scope and to clients on loopback (docs/http.md); when off, / is
-	// 404. Default false.
+	// connections, attached peers, recent auth rejects) to tokens and peers
+	// with the admin scope, and with trust_loopback to clients on loopback
+	// (docs/http.md); when off, / is 404. Default false.
 	Dashboard bool `toml:"dashboard"`
+	// TrustLoopback grants /metrics and the dashboard to clients on
+	// loopback without a credential. Loopback is not authentication: every
+	// local user and program, and a reverse proxy on the machine, gets in.
+	// Connections a peer tunnels through this node's SSH forwarding (ssh
+	// -L/-W, alknet forward, alknet socks) are told apart and never get
+	// this trust; tunnels through other programs (OpenSSH's sshd, a proxy)
+	// are not. When off, those pages need the admin scope (or the metrics
+	// scope, for /metrics). Default false.
+	TrustLoopback bool `toml:"trust_loopback"`
 }
 
 // validate reports every problem of the section.
@@ -61,13 +70,14 @@ var httpALPNs = []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkh
 // come after the call service, which registers the built-in operations.
 func buildHTTP(n *node, alpns []string) (core.Handler, error) {
 	c := n.cfg.HTTP
-	srv, err := alkhttp.New(alkhttp.Config{
-		Registry:   n.calls,
-		Peers:      n.peers,
-		Identities: n.identities,
-		NodeID:     n.id.String(),
-		Dashboard:  c.Dashboard,
-		ALPNs:      alpns,
+	cfg := alkhttp.Config{
+		Registry:      n.calls,
+		Peers:         n.peers,
+		Identities:    n.identities,
+		NodeID:        n.id.String(),
+		Dashboard:     c.Dashboard,
+		TrustLoopback: c.TrustLoopback,
+		ALPNs:         alpns,
 		Limits: alkhttp.Limits{
 			MaxHeaderBytes:    c.MaxHeaderBytes,
 			MaxBodyBytes:      c.MaxBodyBytes,
@@ -80,7 +90,11 @@ func buildHTTP(n *node, alpns []string) (core.Handler, error) {
 			MaxBatch:          c.MaxBatch,
 		},
 		Logger: n.logger,
-	})
+	}
+	if n.ssh != nil {
+		cfg.Forwarded = n.ssh.Forwarded
+	}
+	srv, err := alkhttp.New(cfg)
 	if err != nil {
 		return nil, err
 	}

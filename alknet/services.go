@@ -35,6 +35,7 @@ type node struct {
 	callHandler core.Handler // the alknet/call handler
 	sftp        *sftp.Server // the SFTP server, for the ssh subsystem
 	dns         *dns.Server  // the DNS server, whose DoH and relay http mounts
+	ssh         *ssh.Server  // the SSH server, whose forwarded connections http tells apart
 
 	msgKey  *ecdh.PrivateKey // the X25519 messaging key (vault m/74'/3'/0')
 	mixSeed []byte           // the mix key seed (vault m/74'/3'/1')

@@ -47,11 +47,14 @@ type sshConfig struct {
 // sshPolicyConfig is the [ssh.policy] section; see ssh.Policy. A rule is
 // "allow|deny TARGET [principals=A,B]"; the first match wins.
 type sshPolicyConfig struct {
-	// Forward are the rules for -L, -D and -W destinations. Default none:
-	// every destination is denied.
+	// Forward are the rules for -L, -D and -W destinations. The node
+	// itself (loopback, 0.0.0.0, ::, its own addresses) is reached only
+	// through a rule naming it ("allow self:5432", "allow 127.0.0.1:5432"),
+	// never through "allow *" (docs/ssh.md). Default none: every
+	// destination is denied.
 	Forward []sshRule `toml:"forward"`
-	// RemoteForward are the rules for -R bind addresses. Default none:
-	// loopback only.
+	// RemoteForward are the rules for -R bind addresses ("self" is not
+	// accepted here). Default none: loopback only.
 	RemoteForward []sshRule `toml:"remote_forward"`
 	// StreamLocalConnect are the Unix socket paths (patterns) -L may reach.
 	StreamLocalConnect []string `toml:"streamlocal_connect"`
@@ -172,6 +175,7 @@ func buildSSH(n *node, _ []string) (core.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.ssh = srv
 	if c.TCPListen != "" {
 		ln, err := net.Listen("tcp", c.TCPListen)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -322,4 +323,100 @@ func TestSSHCommandPTY(t *testing.T) {
 	}
 	ptm.Close()
 	<-copied
+}
+
+// TestForwardCannotReachTheNodeItself attacks a real node as a peer holding
+// only ssh:connect and ssh:forward, under the rules "deny 127.0.0.0/8",
+// "deny ::1", "allow *" (and one explicitly allowed loopback port): through
+// `alknet forward` and stock `ssh -W` (via `alknet pipe`), 0.0.0.0 and [::]
+// must not reach a service bound to 127.0.0.1 nor the node's own /metrics,
+// while the allowed port still works. Then, on a node whose rules do allow
+// this host and whose http trusts loopback, a tunnelled /metrics request is
+// still refused while a local one is served.
+func TestForwardCannotReachTheNodeItself(t *testing.T) {
+	curlBin := coretest.RequireTool(t, "curl")
+	cdir, cid := clientID(t)
+	secretURL, secretPort := webServer(t) // bound to 127.0.0.1, meant to stay private
+	_, allowedPort := webServer(t)
+	peer := fmt.Sprintf("[[peers]]\nid = \"tunnel\"\nkeys = [%q]\nscopes = [\"ssh:connect\", \"ssh:forward\"]\n\n", cid)
+	n := startNode(t, peer+fmt.Sprintf("[http]\ndashboard = true\n\n[ssh.policy]\nforward = [\"allow 127.0.0.1:%d\", \"deny 127.0.0.0/8\", \"deny ::1\", \"allow *\"]\n", allowedPort))
+	nodePort := netip.MustParseAddrPort(n.addr[strings.IndexByte(n.addr, '@')+1:]).Port()
+
+	// get fetches url with curl and returns its output and HTTP status
+	// ("000" when no response came).
+	get := func(url string) (string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, _ := exec.CommandContext(ctx, curlBin, "-sk", "--noproxy", "*", "--max-time", "10", "-w", "\n%{http_code}", url).Output()
+		i := strings.LastIndexByte(string(out), '\n')
+		if i < 0 {
+			return "", string(out)
+		}
+		return string(out[:i]), string(out[i+1:])
+	}
+	if _, code := get(secretURL + "/"); code != "200" {
+		t.Fatalf("the private service itself: %s", code)
+	}
+	// Loopback alone does not open the node's /metrics (trust_loopback is
+	// off by default).
+	if body, code := get(fmt.Sprintf("https://127.0.0.1:%d/metrics", nodePort)); code != "401" {
+		t.Fatalf("/metrics from loopback without a token: %s %.80s", code, body)
+	}
+
+	targets := []struct {
+		name, dest, path, want string
+	}{
+		{"0.0.0.0 to a loopback service", fmt.Sprintf("0.0.0.0:%d", secretPort), "http", "000"},
+		{"[::] to a loopback service", fmt.Sprintf("[::]:%d", secretPort), "http", "000"},
+		{"0 to a loopback service", fmt.Sprintf("0:%d", secretPort), "http", "000"},
+		{"0.0.0.0 to the node's /metrics", fmt.Sprintf("0.0.0.0:%d", nodePort), "https", "000"},
+		{"the allowed loopback port", fmt.Sprintf("127.0.0.1:%d", allowedPort), "http", "200"},
+	}
+	args := []string{"forward", n.addr, "--data-dir", cdir}
+	for _, tc := range targets {
+		args = append(args, "-L", "127.0.0.1:0:"+tc.dest)
+	}
+	p := startCommand(t, args...)
+	p.waitLog(t, fmt.Sprintf(`(?s)(msg="local forward listening".*){%d}`, len(targets)))
+	listens := regexp.MustCompile(`msg="local forward listening" listen=(\S+)`).FindAllStringSubmatch(p.logText(), -1)
+	for i, tc := range targets {
+		path := "/"
+		if tc.path == "https" {
+			path = "/metrics"
+		}
+		if body, code := get(tc.path + "://" + listens[i][1] + path); code != tc.want {
+			t.Errorf("alknet forward, %s: status %s %.80s, want %s", tc.name, code, body, tc.want)
+		}
+	}
+	// The refusals were the rules' ("administratively prohibited"), not
+	// failed connects.
+	if got := strings.Count(n.logText(), `reason="forwarding denied"`); got < len(targets)-1 {
+		t.Errorf("node refused %d channels by policy, want %d:\n%s", got, len(targets)-1, n.logText())
+	}
+
+	t.Run("stock ssh -W", func(t *testing.T) {
+		r := newSSHRig(t, fmt.Sprintf("[ssh.policy]\nforward = [\"allow 127.0.0.1:%d\", \"deny 127.0.0.0/8\", \"deny ::1\", \"allow *\"]\n", allowedPort))
+		for _, dest := range []string{fmt.Sprintf("0.0.0.0:%d", secretPort), fmt.Sprintf("[::]:%d", secretPort), fmt.Sprintf("2130706433:%d", secretPort)} {
+			if out, err := r.ssh(t, "GET / HTTP/1.0\r\n\r\n", "-W", dest, "laptop@node"); err == nil || !strings.Contains(out, "administratively prohibited") {
+				t.Errorf("ssh -W %s: %v\n%s", dest, err, out)
+			}
+		}
+		if out, err := r.ssh(t, "GET / HTTP/1.0\r\n\r\n", "-W", fmt.Sprintf("127.0.0.1:%d", allowedPort), "laptop@node"); err != nil || !strings.Contains(out, "hello from web") {
+			t.Errorf("ssh -W to the allowed port: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("tunnelled connections get no loopback trust", func(t *testing.T) {
+		m := startNode(t, peer+"[http]\ntrust_loopback = true\n\n[ssh.policy]\nforward = [\"allow self\"]\n")
+		mPort := netip.MustParseAddrPort(m.addr[strings.IndexByte(m.addr, '@')+1:]).Port()
+		if body, code := get(fmt.Sprintf("https://127.0.0.1:%d/metrics", mPort)); code != "200" {
+			t.Fatalf("/metrics from loopback with trust_loopback: %s %.80s", code, body)
+		}
+		f := startCommand(t, "forward", m.addr, "--data-dir", cdir, "-L", fmt.Sprintf("127.0.0.1:0:0.0.0.0:%d", mPort))
+		local := f.logMatch(t, `msg="local forward listening" listen=(\S+)`)[1]
+		if body, code := get("https://" + local + "/metrics"); code != "401" {
+			t.Errorf("/metrics through the node's own forwarding: %s %.80s, want 401", code, body)
+		}
+	})
 }

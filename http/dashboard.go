@@ -26,10 +26,10 @@ var dashboardPage = template.Must(template.New("dashboard").Parse(dashboardSourc
 const dashboardCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // routeDashboard serves the dashboard at GET / when the config turns it
-// on: to the admin scope and to clients on loopback, like /metrics.
+// on: to the admin scope and, with TrustLoopback, to clients on loopback.
 func (s *Server) routeDashboard() {
 	if s.cfg.Dashboard {
-		s.mux.Handle("GET /{$}", s.admin(http.HandlerFunc(s.serveDashboard), true))
+		s.mux.Handle("GET /{$}", s.admin(http.HandlerFunc(s.serveDashboard), AdminScope))
 	}
 }
 

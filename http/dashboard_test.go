@@ -3,17 +3,21 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"image/png"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,9 +149,102 @@ func TestDashboardAccess(t *testing.T) {
 			}
 		})
 	}
-	// Over a real connection the client is on loopback, which is enough.
-	if st, _, body := do(t, f.client(t, false), "GET", f.url("/"), "", ""); st != http.StatusOK {
-		t.Fatalf("loopback without a token: %d %s", st, body)
+	// Over a real connection the client is on loopback, which is not
+	// enough by default.
+	if st, _, body := do(t, f.client(t, false), "GET", f.url("/"), "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("loopback without a token: %d %s, want 401", st, body)
+	}
+}
+
+// TestAdminPagesAccess asks /metrics and the dashboard over real TCP+TLS
+// connections from loopback: without credentials they answer 401 unless
+// TrustLoopback is set, and never to a connection Forwarded reports (here,
+// every connection of one client stands for those the node's ssh
+// forwarding opens); tokens with the admin scope, or the metrics scope for
+// /metrics, get in either way.
+func TestAdminPagesAccess(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	token := func(name string, scopes ...string) (string, core.TokenEntry) {
+		secret, hash, err := core.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret, core.TokenEntry{Name: name, Hash: hash, Scopes: scopes}
+	}
+	admin, adminEntry := token("ops", AdminScope)
+	metrics, metricsEntry := token("prometheus", MetricsScope)
+	user, userEntry := token("user")
+	dir, err := core.NewDirectory(nil, []core.TokenEntry{adminEntry, metricsEntry, userEntry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+
+	// forwarded holds the local addresses of the "tunnelled" client's
+	// connections, as ssh.Server.Forwarded holds its dialled ones.
+	var forwarded sync.Map
+	start := func(t *testing.T, trust bool) *fixture {
+		f := &fixture{reg: testRegistry(t, nil)}
+		f.srv, err = New(Config{Registry: f.reg, Identities: live, NodeID: "test", Dashboard: true, Logger: quiet,
+			TrustLoopback: trust,
+			Forwarded: func(remote netip.AddrPort) bool {
+				_, ok := forwarded.Load(remote)
+				return ok
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.srv.Close() })
+		f.node = coretest.Start(t, core.Config{Identities: live, Logger: quiet}, f.srv)
+		return f
+	}
+	tunnelled := func(t *testing.T) *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				forwarded.Store(conn.LocalAddr().(*net.TCPAddr).AddrPort(), true)
+			}
+			return conn, err
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+
+	for _, trust := range []bool{false, true} {
+		f := start(t, trust)
+		clients := map[string]*http.Client{"loopback": f.client(t, true), "tunnelled": tunnelled(t)}
+		for _, tc := range []struct {
+			path, client, token string
+			want, wantTrusted   int // wantTrusted: with TrustLoopback
+		}{
+			{"/metrics", "loopback", "", 401, 200},
+			{"/metrics", "tunnelled", "", 401, 401},
+			{"/metrics", "loopback", user, 403, 200},
+			{"/metrics", "tunnelled", user, 403, 403},
+			{"/metrics", "loopback", metrics, 200, 200},
+			{"/metrics", "tunnelled", admin, 200, 200},
+			{"/", "loopback", "", 401, 200},
+			{"/", "tunnelled", "", 401, 401},
+			{"/", "loopback", metrics, 403, 200},
+			{"/", "tunnelled", metrics, 403, 403},
+			{"/", "loopback", admin, 200, 200},
+			{"/", "tunnelled", admin, 200, 200},
+		} {
+			want := tc.want
+			if trust {
+				want = tc.wantTrusted
+			}
+			name := fmt.Sprintf("trust=%v %s %s token=%v", trust, tc.path, tc.client, tc.token != "")
+			st, hdr, body := do(t, clients[tc.client], "GET", f.url(tc.path), tc.token, "")
+			if st != want {
+				t.Errorf("%s: %d %.80s, want %d", name, st, body, want)
+			}
+			if st == http.StatusUnauthorized && hdr.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s: 401 without WWW-Authenticate", name)
+			}
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +58,7 @@ func (s *Server) routes() error {
 	}
 	s.mux.Handle("GET /v1/ws", ws)
 	s.mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
-	s.mux.Handle("GET /metrics", s.admin(s.metrics.handler(), true))
+	s.mux.Handle("GET /metrics", s.admin(s.metrics.handler(), AdminScope, MetricsScope))
 	s.mux.Handle("/mcp", s.mcpHandler())
 	s.routeDashboard()
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -78,20 +79,21 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// admin lets callers with AdminScope through, and with loopback also any
-// caller connecting from the same machine.
-func (s *Server) admin(h http.Handler, loopback bool) http.Handler {
+// admin lets callers holding one of scopes through and, with
+// Config.TrustLoopback, any caller on loopback that the node's forwarding
+// did not bring.
+func (s *Server) admin(h http.Handler, scopes ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller := Caller(r.Context())
 		switch {
-		case caller.HasScope(AdminScope):
-		case loopback && isLoopback(connOf(r.Context()).peer, r):
+		case slices.ContainsFunc(scopes, caller.HasScope):
+		case s.trustedLocal(connOf(r.Context()).peer, r):
 		case caller == nil:
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeJSON(w, http.StatusUnauthorized, call.Errorf(call.CodeForbidden, "authentication required"))
 			return
 		default:
-			writeJSON(w, http.StatusForbidden, call.Errorf(call.CodeForbidden, "needs the %s scope", AdminScope))
+			writeJSON(w, http.StatusForbidden, call.Errorf(call.CodeForbidden, "needs the %s scope", scopes[0]))
 			return
 		}
 		h.ServeHTTP(w, r)

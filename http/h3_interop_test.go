@@ -87,7 +87,8 @@ func TestH3Chromium(t *testing.T) {
 	discard := slog.New(slog.DiscardHandler)
 	f := &fixture{}
 	var err error
-	f.srv, err = New(Config{Registry: testRegistry(t, nil), Identities: core.NewLiveDirectory(nil, nil), NodeID: "test", Logger: discard})
+	// No tokens here: the /metrics read relies on loopback trust.
+	f.srv, err = New(Config{Registry: testRegistry(t, nil), Identities: core.NewLiveDirectory(nil, nil), NodeID: "test", TrustLoopback: true, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +131,11 @@ func runBounded(t *testing.T, timeout time.Duration, env []string, bin string, a
 	return string(out)
 }
 
-// connsByALPN reads alknet_http_connections_total from /metrics (loopback
-// callers may) over h2 and returns it by ALPN.
+// connsByALPN reads alknet_http_connections_total from /metrics (with the
+// admin token, if f has one) over h2 and returns it by ALPN.
 func connsByALPN(t *testing.T, f *fixture) map[string]int {
 	t.Helper()
-	st, _, body := do(t, f.client(t, true), "GET", f.url("/metrics"), "", "")
+	st, _, body := do(t, f.client(t, true), "GET", f.url("/metrics"), f.admin, "")
 	if st != 200 {
 		t.Fatalf("GET /metrics: %d %s", st, body)
 	}

@@ -1,7 +1,6 @@
 package http
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"time"
@@ -70,12 +69,21 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// isLoopback reports whether the request comes from this machine.
-func isLoopback(peer core.Peer, r *http.Request) bool {
-	ip := peer.RemoteIP()
-	if ip == "-" {
-		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+// trustedLocal reports whether the request gets loopback trust: the
+// config opts in, it comes from a loopback address, and the node's own
+// forwarding did not open its connection.
+func (s *Server) trustedLocal(peer core.Peer, r *http.Request) bool {
+	if !s.cfg.TrustLoopback {
+		return false
 	}
-	a, err := netip.ParseAddr(ip)
-	return err == nil && a.Unmap().IsLoopback()
+	text := r.RemoteAddr
+	if peer.RemoteAddr != nil {
+		text = peer.RemoteAddr.String()
+	}
+	ap, err := netip.ParseAddrPort(text)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	return s.cfg.Forwarded == nil || !s.cfg.Forwarded(ap)
 }

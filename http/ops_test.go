@@ -10,8 +10,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	c := f.client(t, true)
 	do(t, c, "POST", f.url("/v1/ops/demo/echo"), "", `{"text":"m"}`)
 	do(t, c, "POST", f.url("/v1/ops/demo/boom"), "", `{}`)
-	// The test client is on loopback, so /metrics is open to it.
-	st, _, body := do(t, c, "GET", f.url("/metrics"), "", "")
+	st, _, body := do(t, c, "GET", f.url("/metrics"), f.admin, "")
 	if st != 200 {
 		t.Fatalf("metrics: %d", st)
 	}

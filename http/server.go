@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ const (
 
 // AdminScope grants /metrics and the dashboard.
 const AdminScope = "admin"
+
+// MetricsScope grants /metrics only (a Prometheus scraper's token).
+const MetricsScope = "metrics"
 
 // Defaults of the [Limits] fields.
 const (
@@ -122,9 +126,21 @@ type Config struct {
 	// NodeID names the node in the OpenAPI document and on the dashboard.
 	NodeID string
 	// Dashboard serves GET / as an HTML status page (see docs/http.md) to
-	// the admin scope and to clients on loopback; false (the default): /
-	// is 404.
+	// the admin scope (and, with TrustLoopback, to clients on loopback);
+	// false (the default): / is 404.
 	Dashboard bool
+	// TrustLoopback also grants /metrics and the dashboard to clients
+	// connecting from a loopback address without a credential. False (the
+	// default): those pages need a token or node key with the admin scope
+	// (or the metrics scope, for /metrics). Loopback is not authentication:
+	// every local program, a reverse proxy on the machine and every
+	// connection a peer tunnels to the node through its own forwarding
+	// come from loopback. Set Forwarded so the last never get this trust.
+	TrustLoopback bool
+	// Forwarded reports whether a TCP connection from remote was opened by
+	// the node's own forwarding (ssh.Server.Forwarded); such a connection
+	// never gets loopback trust. Nil: none is told apart.
+	Forwarded func(remote netip.AddrPort) bool
 	// ALPNs lists every protocol the node serves, for the dashboard; nil
 	// lists the server's own.
 	ALPNs []string

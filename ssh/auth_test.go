@@ -167,7 +167,7 @@ func TestCertificateAuth(t *testing.T) {
 	otherCA := newCA(t)
 	noConnCA := newCA(t)
 	e.setPolicy(Policy{
-		Forward: mustRules(t, "allow *"),
+		Forward: mustRules(t, "allow self"),
 		CertAuthorities: []CertAuthority{
 			{Name: "main", Key: ca.PublicKey(), Scopes: []string{ScopeConnect, ScopeShell, ScopeForward}},
 			{Name: "weak", Key: noConnCA.PublicKey(), Scopes: []string{ScopeShell}},

@@ -65,7 +65,7 @@ func TestClientDial(t *testing.T) {
 	echo := echoServer(t)
 	key, peer := clientPeer(t, "alice", ScopeConnect, ScopeForward)
 	e.setPeers(peer)
-	e.setPolicy(Policy{Forward: mustRules(t, "deny 10.0.0.0/8", "allow *")})
+	e.setPolicy(Policy{Forward: mustRules(t, "deny 10.0.0.0/8", "allow self")})
 	c := e.newClient(key, false)
 	ctx := context.Background()
 
@@ -241,7 +241,7 @@ func TestClientWithoutReconnectEnds(t *testing.T) {
 func TestClientReconnect(t *testing.T) {
 	e, c, l := listening(t, true)
 	echo := echoServer(t)
-	e.setPolicy(Policy{Forward: mustRules(t, "allow *")})
+	e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
 	addr := l.Addr().String()
 
 	e.restart()

@@ -157,7 +157,10 @@ type Policy struct {
 	// no match denies. A host name is resolved first and each of its
 	// addresses is judged on its own: the channel is allowed only if every
 	// address is, so a name that resolves into a denied range is denied.
-	// The target is dialled before the channel is confirmed.
+	// The addresses judged are the ones dialled, and the target is dialled
+	// before the channel is confirmed. The addresses of this host
+	// (loopback, unspecified, the node's own; see [Target]) are allowed
+	// only by a rule that names this host: "allow *" does not reach them.
 	Forward []Rule
 	// RemoteForward decides the bind addresses of tcpip-forward (ssh -R)
 	// for identities holding ssh:remote-forward, like Forward; an address
@@ -224,6 +227,8 @@ func (p *Policy) Validate() error {
 	for i, r := range p.RemoteForward {
 		if err := r.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("remote-forward rule %d (%s): %w", i+1, r, err))
+		} else if r.Target.Self {
+			errs = append(errs, fmt.Errorf("remote-forward rule %d (%s): self is for forward rules; bind rules name addresses (127.0.0.1, ::1, 0.0.0.0, ::)", i+1, r))
 		}
 	}
 	for _, pat := range p.StreamLocalConnect {

@@ -16,8 +16,11 @@
 // Everything past login is denied unless configuration and scopes allow it:
 //   - direct-tcpip (ssh -L, -D, -W): [ScopeForward] and the ordered
 //     forwarding [Rule]s of the [Policy]; host names are resolved first and
-//     every address is checked; the target is dialled before the channel is
-//     confirmed. The host name [CallTarget] reaches the node's call protocol
+//     every address is checked, and the addresses checked are the ones
+//     dialled; the target is dialled before the channel is confirmed. The
+//     addresses of this host (loopback, unspecified, the node's own) are one
+//     class that only a rule naming this host allows ("allow self"; see
+//     [Target]). The host name [CallTarget] reaches the node's call protocol
 //     through [Config.CallChannel].
 //   - tcpip-forward (ssh -R): [ScopeRemoteForward] and the bind rules
 //     (loopback only by default).

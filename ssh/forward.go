@@ -102,11 +102,15 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 		}
 		return
 	}
+	// Recorded before the channel is confirmed, so before the client can
+	// send a byte through it: see Server.Forwarded.
+	defer c.srv.dialled.add(target)()
 	c.accept(nc, target)
 }
 
 // dialTCP resolves host, checks every address against the forwarding rules
-// and dials the allowed addresses in turn.
+// and dials the allowed addresses in turn: the addresses judged are the ones
+// dialled, so nothing is resolved twice (no DNS rebinding in between).
 func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.DialTimeout)
 	defer cancel()
@@ -115,7 +119,7 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 		return nil, err
 	}
 	pol := c.srv.policy()
-	if decide(pol.Forward, host, addrs, port, &c.info.id, denyAll) != Allow {
+	if decide(pol.Forward, host, addrs, port, &c.info.id, denyAll, c.srv.thisHost.contains) != Allow {
 		return nil, errDenied
 	}
 	var errs []error
@@ -129,16 +133,30 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
-// resolve returns an IP literal as is and looks a host name up. A name that
-// is not a plausible host name is denied without a lookup.
+// resolve returns the addresses of a requested host: see resolveHost.
 func (c *connection) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	return resolveHost(ctx, host, c.srv.cfg.LookupIP)
+}
+
+// resolveHost returns an IP literal as is and looks a host name up with
+// lookup. The numeric IPv4 forms getaddrinfo accepts ("2130706433",
+// "0x7f000001", "127.1") are read here, not left to the resolver, so they
+// are judged as the address they are whatever resolver runs. A name that is
+// not a plausible host name is denied (errDenied) without a lookup.
+func resolveHost(ctx context.Context, host string, lookup func(context.Context, string) ([]netip.Addr, error)) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a}, nil
 	}
 	if checkHostPattern(host) != nil || strings.Contains(host, "*") {
 		return nil, errDenied
 	}
-	addrs, err := c.srv.cfg.LookupIP(ctx, host)
+	if a, numeric, err := parseNumericIPv4(host); numeric {
+		if err != nil {
+			return nil, errDenied
+		}
+		return []netip.Addr{a}, nil
+	}
+	addrs, err := lookup(ctx, host)
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
@@ -236,7 +254,7 @@ func (c *connection) tcpipForward(payload []byte) (bool, []byte) {
 		}
 		listenHost = addrs[0].String()
 	}
-	if decide(c.srv.policy().RemoteForward, host, addrs, uint16(m.Port), &c.info.id, loopbackOnly) != Allow {
+	if decide(c.srv.policy().RemoteForward, host, addrs, uint16(m.Port), &c.info.id, loopbackOnly, nil) != Allow {
 		c.log.Warn("ssh remote forward refused", "reason", "bind denied")
 		return false, nil
 	}

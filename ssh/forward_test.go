@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	xssh "golang.org/x/crypto/ssh"
 
@@ -65,20 +67,24 @@ func TestForwardPolicy(t *testing.T) {
 	}{
 		{"default deny", nil, "alice", "127.0.0.1:" + port, xssh.Prohibited},
 		{"allow cidr", []string{"allow 127.0.0.0/8"}, "alice", "127.0.0.1:" + port, 0},
-		{"allow any", []string{"allow *"}, "alice", "127.0.0.1:" + port, 0},
+		{"allow any does not reach this host", []string{"allow *"}, "alice", "127.0.0.1:" + port, xssh.Prohibited},
+		{"allow self", []string{"allow self"}, "alice", "127.0.0.1:" + port, 0},
+		{"allow self on the port", []string{"allow self:" + port}, "alice", "localhost:" + port, 0},
 		{"scope required", []string{"allow *"}, "carol", "127.0.0.1:" + port, xssh.Prohibited},
 		{"deny cidr first", []string{"deny 127.0.0.0/8", "allow *"}, "alice", "127.0.0.1:" + port, xssh.Prohibited},
 		{"localhost resolves into denied range", []string{"deny 127.0.0.0/8", "deny ::1", "allow *"}, "alice", "localhost:" + port, xssh.Prohibited},
 		{"localhost allowed by name", []string{"allow localhost", "deny *"}, "alice", "localhost:" + port, 0},
 		{"name resolving partly into denied range", []string{"deny 10.0.0.0/8", "allow *"}, "alice", "split.example.test:" + port, xssh.Prohibited},
-		{"glob allow", []string{"allow *.example.test"}, "alice", "web.example.test:" + port, 0},
-		{"glob is case-insensitive", []string{"allow *.example.test"}, "alice", "WEB.Example.Test.:" + port, 0},
+		{"glob does not allow this host", []string{"allow *.example.test"}, "alice", "web.example.test:" + port, xssh.Prohibited},
+		{"exact name allows this host", []string{"allow web.example.test"}, "alice", "web.example.test:" + port, 0},
+		{"glob denies", []string{"deny *.example.test", "allow self"}, "alice", "web.example.test:" + port, xssh.Prohibited},
+		{"glob is case-insensitive", []string{"deny *.example.test", "allow self"}, "alice", "WEB.Example.Test.:" + port, xssh.Prohibited},
 		{"glob miss", []string{"allow *.example.test"}, "alice", "db.internal.test:" + port, xssh.Prohibited},
 		{"port range in", []string{"allow 127.0.0.1:1-" + port}, "alice", "127.0.0.1:" + port, 0},
 		{"port range out", []string{"allow 127.0.0.1:1-" + strconv.Itoa(echo.Port-1)}, "alice", "127.0.0.1:" + port, xssh.Prohibited},
-		{"principal by id", []string{"allow * principals=alice"}, "alice", "127.0.0.1:" + port, 0},
-		{"principal by scope", []string{"allow * principals=team:ops"}, "alice", "127.0.0.1:" + port, 0},
-		{"principal mismatch", []string{"allow * principals=team:ops"}, "bob", "127.0.0.1:" + port, xssh.Prohibited},
+		{"principal by id", []string{"allow self principals=alice"}, "alice", "127.0.0.1:" + port, 0},
+		{"principal by scope", []string{"allow self principals=team:ops"}, "alice", "127.0.0.1:" + port, 0},
+		{"principal mismatch", []string{"allow self principals=team:ops"}, "bob", "127.0.0.1:" + port, xssh.Prohibited},
 		{"reserved name", []string{"allow *"}, "alice", "alknet-admin:1", xssh.Prohibited},
 		{"call target without hook", []string{"allow *"}, "alice", "alknet-call:0", xssh.Prohibited},
 		{"unresolvable name", []string{"allow *"}, "alice", "no-such-host.invalid:" + port, xssh.ConnectionFailed},
@@ -109,7 +115,7 @@ func TestForwardPolicy(t *testing.T) {
 		}
 		closed := ln.Addr().String()
 		_ = ln.Close()
-		e.setPolicy(Policy{Forward: mustRules(t, "allow *")})
+		e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
 		_, err = clients["alice"].Dial("tcp", closed)
 		if got := openErr(err); got != xssh.ConnectionFailed {
 			t.Fatalf("dial to a closed port: %v, want open failure %v", err, xssh.ConnectionFailed)
@@ -117,7 +123,7 @@ func TestForwardPolicy(t *testing.T) {
 	})
 
 	t.Run("policy change applies to the next channel", func(t *testing.T) {
-		e.setPolicy(Policy{Forward: mustRules(t, "allow *")})
+		e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
 		first, err := clients["alice"].Dial("tcp", echo.String())
 		if err != nil {
 			t.Fatal(err)
@@ -142,6 +148,137 @@ func TestForwardPolicy(t *testing.T) {
 }
 
 // TestRemoteForward drives tcpip-forward (ssh -R) and the forwarded-tcpip
+// TestForwardThisHost opens direct-tcpip channels, with the host text sent
+// as written (as ssh -W and alknet forward send it), to every spelling of
+// this host: with "deny 127.0.0.0/8", "deny ::1", "allow *" each is refused
+// "administratively prohibited", while a loopback listener an explicit rule
+// names still answers. "allow self" shows the spellings really reach the
+// listener on 127.0.0.1, which is why they must be judged as this host.
+func TestForwardThisHost(t *testing.T) {
+	e := newEnv(t, nil)
+	secret := echoServer(t) // on 127.0.0.1, meant to stay unreachable
+	open := echoServer(t)   // on 127.0.0.1, allowed by an explicit rule
+	key, alice := newPeer(t, "alice", ScopeConnect, ScopeForward)
+	e.setPeers(alice)
+	c := e.mustDial(key, "alice")
+	direct := func(host string, port int) (xssh.Channel, error) {
+		ch, reqs, err := c.OpenChannel("direct-tcpip", xssh.Marshal(directTCPIPMsg{
+			Host: host, Port: uint32(port), OrigAddr: "127.0.0.1", OrigPort: 1,
+		}))
+		if err != nil {
+			return nil, err
+		}
+		go xssh.DiscardRequests(reqs)
+		return ch, nil
+	}
+	spellings := []string{
+		"0", "0.0.0.0", "::", "::ffff:0.0.0.0", "::ffff:127.0.0.1", "2130706433", "0x7f000001",
+		"0177.0.0.1", "127.1", "127.0.0.2", "localhost", "LOCALHOST.", "::1",
+	}
+	// The node's own interface addresses are this host too.
+	if ifAddrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range ifAddrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				spellings = append(spellings, ipn.IP.String())
+				break
+			}
+		}
+	}
+	e.setPolicy(Policy{Forward: mustRules(t, "allow 127.0.0.1:"+strconv.Itoa(open.Port), "deny 127.0.0.0/8", "deny ::1", "allow *")})
+	for _, host := range spellings {
+		t.Run(host, func(t *testing.T) {
+			ch, err := direct(host, secret.Port)
+			if got := openErr(err); got != xssh.Prohibited {
+				if ch != nil {
+					_ = ch.Close()
+				}
+				t.Fatalf("direct-tcpip to %s:%d: %v, want %v", host, secret.Port, err, xssh.Prohibited)
+			}
+		})
+	}
+	t.Run("explicitly allowed listener", func(t *testing.T) {
+		ch, err := direct("127.0.0.1", open.Port)
+		if err != nil {
+			t.Fatalf("direct-tcpip to the allowed listener: %v", err)
+		}
+		if got := roundTrip(t, ch, "ping"); got != "ping" {
+			t.Fatalf("echo = %q, want ping", got)
+		}
+	})
+	t.Run("the spellings reach 127.0.0.1", func(t *testing.T) {
+		e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
+		for _, host := range []string{"0", "0.0.0.0", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "::ffff:127.0.0.1"} {
+			ch, err := direct(host, secret.Port)
+			if err != nil {
+				t.Fatalf("direct-tcpip to %s with allow self: %v", host, err)
+			}
+			if got := roundTrip(t, ch, "ping"); got != "ping" {
+				t.Fatalf("echo via %s = %q, want ping", host, got)
+			}
+		}
+	})
+}
+
+// TestForwardedConns checks Server.Forwarded: the connection a direct-tcpip
+// channel opened is reported, by the address its target sees, while it is
+// open, and a connection of anyone else is not.
+func TestForwardedConns(t *testing.T) {
+	e := newEnv(t, nil)
+	key, alice := newPeer(t, "alice", ScopeConnect, ScopeForward)
+	e.setPeers(alice)
+	e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
+	c := e.mustDial(key, "alice")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- conn
+		}
+	}()
+	remoteOf := func(conn net.Conn) netip.AddrPort {
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn.RemoteAddr().(*net.TCPAddr).AddrPort()
+	}
+
+	ch, err := c.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := <-accepted
+	fwd := remoteOf(target)
+	if !e.srv.Forwarded(fwd) {
+		t.Errorf("Forwarded(%v) = false for the connection a channel opened", fwd)
+	}
+	direct, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Close() })
+	if own := remoteOf(<-accepted); e.srv.Forwarded(own) {
+		t.Errorf("Forwarded(%v) = true for a connection the server did not open", own)
+	}
+	if mapped := netip.AddrPortFrom(netip.AddrFrom16(fwd.Addr().As16()), fwd.Port()); !e.srv.Forwarded(mapped) {
+		t.Errorf("Forwarded(%v) = false for the IPv4-mapped form", mapped)
+	}
+	_ = ch.Close()
+	_ = target.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.Forwarded(fwd) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Forwarded(%v) still true after the channel closed", fwd)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // channels it opens.
 func TestRemoteForward(t *testing.T) {
 	e := newEnv(t, nil)

@@ -34,12 +34,14 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
-// Target is what a [Rule] matches: any destination, a host name pattern or an
-// address range, each with an optional port range. Build one with
-// [ParseTarget]; the zero value matches nothing.
+// Target is what a [Rule] matches: any destination, this host, a host name
+// pattern or an address range, each with an optional port range. Build one
+// with [ParseTarget]; the zero value matches nothing.
 //
-// Exactly one of Any, Host and Prefix is set:
-//   - Any matches every destination.
+// Exactly one of Any, Self, Host and Prefix is set:
+//   - Any matches every destination, but allows none of this host (see
+//     below): "allow *" does not reach the node itself.
+//   - Self matches every address of this host.
 //   - Host matches the requested host name, compared case-insensitively and
 //     without a trailing dot: an exact name ("db.internal") or a glob with
 //     one "*" standing for any run of characters ("*.example.com" matches
@@ -48,9 +50,23 @@ func (a Action) String() string {
 //     resolves to, so refuse address ranges with Prefix rules.
 //   - Prefix matches every address the request resolves to (an IP literal,
 //     or the host name resolved on the server).
+//
+// In forwarding rules ([Policy.Forward]) the addresses of this host are one
+// class, named by Self: loopback (127.0.0.0/8, ::1), unspecified (0.0.0.0/8
+// and ::, which connect to the local host) and every address of the node's
+// own interfaces. Such a destination is allowed only by a rule that names
+// this host: Self, an address range inside the loopback or unspecified
+// ranges (which stands for all of this host, so "deny 127.0.0.0/8" also
+// denies 0.0.0.0, :: and the node's own addresses, and "allow
+// 127.0.0.1:5432" also allows them on port 5432), one exact address of
+// the node, or an exact host name. Any, host globs and wider ranges
+// ("10.0.0.0/8" holding a node address, "0.0.0.0/0") deny this host but
+// never allow it. Bind rules ([Policy.RemoteForward]) have no such class.
 type Target struct {
 	// Any matches every host and address.
 	Any bool
+	// Self matches this host.
+	Self bool
 	// Host is a lower-case host name or glob with at most one "*".
 	Host string
 	// Prefix is an address range; a single address is a /32 or /128.
@@ -87,8 +103,8 @@ const maxHostLen = 253
 //
 //	allow 10.0.0.0/8:80-443 principals=ops
 //	allow *.internal.example.com:22
-//	deny 127.0.0.0/8
-//	allow localhost:5432 principals=db-admin,ssh:forward-db
+//	deny self
+//	allow self:5432 principals=db-admin,ssh:forward-db
 //	allow *
 //
 // [Rule.String] returns the same form, so a parsed rule prints back to text
@@ -172,6 +188,7 @@ func checkPrincipals(ps []string) error {
 //
 //   - any host, any port
 //     *:22                    any host, port 22
+//     self:5432               this host (see [Target]), port 5432
 //     db.internal:5432        one host name and port
 //     *.example.com:8000-8999 a host glob (one "*") and a port range
 //     10.0.0.0/8              an IPv4 range, any port
@@ -225,6 +242,8 @@ func ParseTarget(s string) (Target, error) {
 	switch {
 	case host == "*":
 		t.Any = true
+	case host == "self" && !strings.HasPrefix(s, "["):
+		t.Self = true
 	case strings.Contains(host, "/"):
 		p, err := netip.ParsePrefix(host)
 		if err != nil {
@@ -283,10 +302,16 @@ func (t Target) Validate() error {
 	if t.Any {
 		n++
 	}
+	if t.Self {
+		n++
+	}
 	if t.Host != "" {
 		n++
 		if t.Host == "*" {
 			return errors.New(`host pattern "*": set Any instead`)
+		}
+		if t.Host == "self" {
+			return errors.New(`host pattern "self": set Self instead`)
 		}
 		if _, err := netip.ParseAddr(t.Host); err == nil {
 			return fmt.Errorf("host pattern %q is an address: set Prefix instead", t.Host)
@@ -309,7 +334,7 @@ func (t Target) Validate() error {
 		}
 	}
 	if n != 1 {
-		return errors.New("a target is exactly one of any (*), a host pattern, or an address range")
+		return errors.New("a target is exactly one of any (*), self, a host pattern, or an address range")
 	}
 	if (t.FirstPort == 0) != (t.LastPort == 0) || t.LastPort < t.FirstPort {
 		return fmt.Errorf("bad port range %d-%d", t.FirstPort, t.LastPort)
@@ -343,6 +368,8 @@ func (t Target) String() string {
 	switch {
 	case t.Any:
 		host = "*"
+	case t.Self:
+		host = "self"
 	case t.Host != "":
 		host = t.Host
 	case t.Prefix.IsValid():
@@ -390,20 +417,37 @@ func (t Target) matchPort(port uint16) bool {
 	return port >= t.FirstPort && port <= t.LastPort
 }
 
-// match reports whether the target covers one resolved destination.
-func (t Target) match(name string, addr netip.Addr, port uint16) bool {
+// match reports whether the target covers one resolved destination, for a
+// rule doing act. self tells whether addr is of this host, in forwarding
+// rules; it is always false in bind rules, where Self matches nothing.
+func (t Target) match(name string, addr netip.Addr, port uint16, self bool, act Action) bool {
 	if !t.matchPort(port) {
 		return false
 	}
+	// Only a target naming this host allows it; any target denies it.
+	naming := true
 	switch {
 	case t.Any:
-		return true
+		naming = false
+	case t.Self:
+		return self
 	case t.Host != "":
-		return t.matchName(name)
+		if !t.matchName(name) {
+			return false
+		}
+		naming = !strings.Contains(t.Host, "*")
 	case t.Prefix.IsValid():
-		return addr.IsValid() && t.Prefix.Contains(addr)
+		if self && namesThisHost(t.Prefix) {
+			return true
+		}
+		if !addr.IsValid() || !t.Prefix.Contains(addr) {
+			return false
+		}
+		naming = t.Prefix.IsSingleIP()
+	default:
+		return false
 	}
-	return false
+	return !self || naming || act != Allow
 }
 
 // matchPrincipal reports whether the rule applies to id.
@@ -421,16 +465,18 @@ func (r Rule) matchPrincipal(id *core.Identity) bool {
 // literal, its text) resolving to addrs, on port, by id. Every address is
 // judged on its own, first match wins, and an address no rule matches gets
 // fallback(addr); the request is allowed only if every address is. With no
-// addresses it is denied.
-func decide(rules []Rule, name string, addrs []netip.Addr, port uint16, id *core.Identity, fallback func(netip.Addr) Action) Action {
+// addresses it is denied. thisHost, when not nil, tells the addresses of
+// this host (forwarding rules); nil judges without that class (bind rules).
+func decide(rules []Rule, name string, addrs []netip.Addr, port uint16, id *core.Identity, fallback func(netip.Addr) Action, thisHost func(netip.Addr) bool) Action {
 	if len(addrs) == 0 {
 		return Deny
 	}
 	for _, a := range addrs {
 		a = normAddr(a)
+		self := thisHost != nil && thisHost(a)
 		act := fallback(a)
 		for _, r := range rules {
-			if r.Target.match(name, a, port) && r.matchPrincipal(id) {
+			if r.Target.match(name, a, port, self, r.Action) && r.matchPrincipal(id) {
 				act = r.Action
 				break
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os/user"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,10 @@ const revalidateInterval = 500 * time.Millisecond
 // [Server.ServeListener]). Build one with [New]. A Server holds no
 // goroutines of its own and needs no closing; it is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	base xssh.ServerConfig
+	cfg      Config
+	base     xssh.ServerConfig
+	thisHost hostAddrs // the addresses of this host, for the forwarding rules
+	dialled  dialled   // the open connections of direct-tcpip channels
 	execBase
 }
 
@@ -85,6 +88,17 @@ func defaultExecBase(e *Exec) execBase {
 	}
 	return b
 }
+
+// Forwarded reports whether a TCP connection arriving from remote (its
+// peer's address, as a server on this host sees it) was opened by this
+// server for a direct-tcpip channel (ssh -L, -D, -W, alknet socks and
+// forward) and is still open. A service that trusts clients on loopback
+// uses it to refuse that trust to connections a peer tunnelled to it, which
+// come from a loopback address too. It reports by local address only, so a
+// connection of another program that happens to share the local address of
+// a forwarded one (to another destination) is also reported: use the
+// answer only to withhold trust, never to grant it. Safe for concurrent use.
+func (s *Server) Forwarded(remote netip.AddrPort) bool { return s.dialled.has(remote) }
 
 // HostKey returns the server's host key, as OpenSSH shows it in known_hosts.
 func (s *Server) HostKey() xssh.PublicKey {
