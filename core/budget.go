@@ -140,6 +140,24 @@ type deadliner interface {
 // the deadline passes, io.ErrUnexpectedEOF when the stream ends first, or
 // the read error.
 func (l FrameLimits) ReadBody(r io.Reader, n int) ([]byte, error) {
+	return l.read(r, n, true)
+}
+
+// ReadAll reads a message of unknown length up to r's EOF, as ReadBody
+// reads a body: growing with the bytes, charged to l.Budget. A message
+// longer than max bytes is [ErrTooLarge]. The rate applies only if r has a
+// read deadline; a caller reading through a decoder (a WebSocket message)
+// bounds the time itself, with [FrameLimits.Deadline].
+func (l FrameLimits) ReadAll(r io.Reader, max int) ([]byte, error) {
+	return l.read(r, max, false)
+}
+
+// ErrTooLarge is returned by [FrameLimits.ReadAll] for a message longer
+// than its limit.
+var ErrTooLarge = errors.New("core: message larger than its limit")
+
+// read reads n bytes (exact) or up to EOF and at most n bytes.
+func (l FrameLimits) read(r io.Reader, n int, exact bool) ([]byte, error) {
 	dl, _ := r.(deadliner)
 	if l.Grace <= 0 {
 		dl = nil
@@ -150,10 +168,14 @@ func (l FrameLimits) ReadBody(r io.Reader, n int) ([]byte, error) {
 	}
 	var charged int64
 	defer func() { l.Budget.Release(charged) }()
+	limit := n
+	if !exact {
+		limit = n + 1 // one byte past max tells a message too long
+	}
 	buf := make([]byte, 0)
-	for len(buf) < n {
+	for len(buf) < limit {
 		if len(buf) == cap(buf) {
-			size := min(n, max(2*cap(buf), frameChunk))
+			size := min(limit, max(2*cap(buf), frameChunk))
 			if !l.Budget.TryAcquire(int64(size - cap(buf))) {
 				return nil, ErrOverBudget
 			}
@@ -163,13 +185,15 @@ func (l FrameLimits) ReadBody(r io.Reader, n int) ([]byte, error) {
 			buf = grown
 		}
 		if dl != nil {
-			_ = dl.SetReadDeadline(l.deadline(start, len(buf)+1))
+			_ = dl.SetReadDeadline(l.Deadline(start, len(buf)+1))
 		}
 		m, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		switch {
 		case err == nil:
-		case len(buf) == n:
+		case exact && len(buf) == n:
+		case errors.Is(err, io.EOF) && !exact:
+			return buf, nil
 		case errors.Is(err, io.EOF):
 			return nil, io.ErrUnexpectedEOF
 		case errors.Is(err, os.ErrDeadlineExceeded) && dl != nil:
@@ -178,12 +202,18 @@ func (l FrameLimits) ReadBody(r io.Reader, n int) ([]byte, error) {
 			return nil, err
 		}
 	}
+	if !exact {
+		return nil, ErrTooLarge
+	}
 	return buf, nil
 }
 
-// deadline is when the k-th byte of a frame started at start must have
-// arrived.
-func (l FrameLimits) deadline(start time.Time, k int) time.Time {
+// Deadline is when the k-th byte of a frame that started at start must
+// have arrived; the zero time when l sets no deadline.
+func (l FrameLimits) Deadline(start time.Time, k int) time.Time {
+	if l.Grace <= 0 {
+		return time.Time{}
+	}
 	d := l.Grace
 	if l.MinRate > 0 {
 		d += time.Duration(int64(k) * int64(time.Second) / l.MinRate)

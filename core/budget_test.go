@@ -142,3 +142,28 @@ func TestReadBodyMinRate(t *testing.T) {
 		})
 	}
 }
+
+func TestReadAll(t *testing.T) {
+	msg := bytes.Repeat([]byte("m"), 10_000)
+	for _, tc := range []struct {
+		name  string
+		max   int
+		limit int64
+		want  error
+	}{
+		{"within max", 10_000, 0, nil},
+		{"one byte over max", 9_999, 0, core.ErrTooLarge},
+		{"over budget", 10_000, 8 << 10, core.ErrOverBudget},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := core.FrameLimits{Budget: core.NewBudget(tc.limit, nil)}
+			got, err := lim.ReadAll(bytes.NewReader(msg), tc.max)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if tc.want == nil && !bytes.Equal(got, msg) {
+				t.Fatalf("got %d bytes", len(got))
+			}
+		})
+	}
+}

@@ -31,10 +31,11 @@ type requestKey struct{}
 type connInfo struct {
 	alpn string
 	peer core.Peer
+	conn core.Conn // core's connection: limits and holds
 }
 
-func withPeer(ctx context.Context, alpn string, peer core.Peer) context.Context {
-	return context.WithValue(ctx, connInfoKey{}, connInfo{alpn: alpn, peer: peer})
+func withConn(ctx context.Context, conn core.Conn) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, connInfo{alpn: conn.ALPN(), peer: conn.Peer(), conn: conn})
 }
 
 func connOf(ctx context.Context) connInfo {
@@ -98,6 +99,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes)
+		// A request in flight, an event stream waiting for its next
+		// event included, keeps the connection from the node's
+		// application idle timeout.
+		defer core.Hold(ci.conn)()
 		// The request lives while its caller stands: a response that
 		// outlasts a revocation (an event stream, a long call) ends.
 		ctx, release := s.revoker.revocable(r.Context(), caller)

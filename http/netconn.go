@@ -13,16 +13,16 @@ import (
 // net/http is done with it.
 type streamConn struct {
 	core.Stream
+	conn    core.Conn
 	alpn    string
-	peer    core.Peer
 	metrics *metrics
 
 	once   sync.Once
 	closed chan struct{}
 }
 
-func newStreamConn(st core.Stream, alpn string, peer core.Peer, m *metrics) *streamConn {
-	return &streamConn{Stream: st, alpn: alpn, peer: peer, metrics: m, closed: make(chan struct{})}
+func newStreamConn(st core.Stream, conn core.Conn, m *metrics) *streamConn {
+	return &streamConn{Stream: st, conn: conn, alpn: conn.ALPN(), metrics: m, closed: make(chan struct{})}
 }
 
 func (c *streamConn) Read(p []byte) (int, error) {
@@ -52,8 +52,8 @@ func (c *streamConn) LocalAddr() net.Addr { return streamAddr{} }
 
 // RemoteAddr is the client's address.
 func (c *streamConn) RemoteAddr() net.Addr {
-	if c.peer.RemoteAddr != nil {
-		return c.peer.RemoteAddr
+	if c.conn.Peer().RemoteAddr != nil {
+		return c.conn.Peer().RemoteAddr
 	}
 	return streamAddr{}
 }

@@ -170,7 +170,7 @@ type Server struct {
 	h3    *http3.Server // h3 and alknet/http on QUIC connections
 	conns *connListener
 
-	quicPeers sync.Map // *quic.Conn → core.Peer, while served
+	quicConns sync.Map // *quic.Conn → its core.Conn, while served
 
 	startOnce    sync.Once
 	shutdownOnce sync.Once
@@ -224,7 +224,7 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if sc, ok := c.(*streamConn); ok {
-				return withPeer(ctx, sc.alpn, sc.peer)
+				return withConn(ctx, sc.conn)
 			}
 			return ctx
 		},
@@ -234,20 +234,13 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes: lim.MaxHeaderBytes,
 		IdleTimeout:    lim.IdleTimeout,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			if v, ok := s.quicPeers.Load(c); ok {
-				p := v.(quicPeer)
-				return withPeer(ctx, p.alpn, p.peer)
+			if v, ok := s.quicConns.Load(c); ok {
+				return withConn(ctx, v.(core.Conn))
 			}
 			return ctx
 		},
 	}
 	return s, nil
-}
-
-// quicPeer is what a QUIC connection's requests know about their client.
-type quicPeer struct {
-	alpn string
-	peer core.Peer
 }
 
 // ALPNs implements core.Handler.
@@ -270,8 +263,8 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 		if !ok {
 			return fmt.Errorf("http: %s needs a QUIC connection", alpn)
 		}
-		s.quicPeers.Store(qc.QUIC(), quicPeer{alpn: alpn, peer: conn.Peer()})
-		defer s.quicPeers.Delete(qc.QUIC())
+		s.quicConns.Store(qc.QUIC(), conn)
+		defer s.quicConns.Delete(qc.QUIC())
 		// The connection's end, however it came, is not the handler's failure.
 		_ = s.h3.ServeQUICConn(qc.QUIC())
 		return nil
@@ -281,7 +274,7 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 			return nil
 		}
 		s.startOnce.Do(func() { go func() { _ = s.tcp.Serve(s.conns) }() })
-		sc := newStreamConn(st, alpn, conn.Peer(), s.metrics)
+		sc := newStreamConn(st, conn, s.metrics)
 		if !s.conns.push(sc) {
 			st.Abort(core.CodeNoError)
 			return nil

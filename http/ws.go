@@ -62,11 +62,12 @@ func (s *Server) wsHandler() (http.Handler, error) {
 			s.logger.Debug("http: WebSocket upgrade refused", "err", err)
 			return // Accept has answered
 		}
-		ws.SetReadLimit(wsMaxMessage)
-		st := &wsStream{ws: ws, writeTimeout: s.lim.WriteTimeout}
-		peer := connOf(r.Context()).peer
+		ci := connOf(r.Context())
+		st := &wsStream{ws: ws, writeTimeout: s.lim.WriteTimeout, lim: core.FrameLimitsOf(ci.conn)}
+		peer := ci.peer
 		peer.Identity = caller
-		conn := &wsConn{Conn: core.NewStreamConn(st, connOf(r.Context()).alpn, peer, s.logger), s: s, st: st}
+		conn := &wsConn{Conn: core.NewStreamConn(st, ci.alpn, peer, s.logger), s: s, st: st}
+		st.known = conn.known
 		if caller != nil {
 			conn.BindIdentity(*caller)
 		}
@@ -126,6 +127,14 @@ func (c *wsConn) BindIdentity(id core.Identity) {
 	c.stops = append(c.stops, c.s.revoker.watch(&id, "WebSocket", func() {
 		c.st.close(websocket.StatusPolicyViolation, "revoked")
 	}))
+}
+
+// known reports whether an identity is bound: the caller's, or a token a
+// call presented.
+func (c *wsConn) known() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ids) > 0
 }
 
 // unbind ends the watches.
@@ -198,8 +207,13 @@ func (s *Server) wsCaller(w http.ResponseWriter, r *http.Request) (*core.Identit
 type wsStream struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration // bounds sending one message
+	lim          core.FrameLimits
+	known        func() bool // the peer may send a full-size message; nil: always (a client's server)
 
-	rbuf []byte // what is left of the frame being read; Read's goroutine only
+	// What is left of the frame being read: its length prefix, then the
+	// message. Read's goroutine only.
+	hdr  []byte
+	rbuf []byte
 
 	once sync.Once
 }
@@ -209,25 +223,60 @@ var errTextMessage = errors.New("http: WebSocket: text message; alknet/call take
 
 // Read yields the next message as a frame. A text message closes the
 // WebSocket with 1003 (unsupported data); a message above the call
-// protocol's frame limit, with 1009 (message too big). The peer's normal
-// close is the end of the stream.
+// protocol's frame limit (an anonymous caller's until one is known), with
+// 1009 (message too big). A message is read as the call protocol reads a
+// frame: its buffer grows with the bytes, charged to the connection's
+// in-flight budget (past it: 1013, try again later), and it must arrive
+// at the connection's minimum rate (else 1008). The peer's normal close is
+// the end of the stream.
 func (s *wsStream) Read(p []byte) (int, error) {
-	if len(s.rbuf) == 0 {
-		typ, msg, err := s.ws.Read(context.Background())
-		switch st := websocket.CloseStatus(err); {
-		case st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway:
-			return 0, io.EOF
-		case err != nil:
+	if len(s.hdr) == 0 && len(s.rbuf) == 0 {
+		msg, err := s.readMessage()
+		if err != nil {
 			return 0, err
-		case typ != websocket.MessageBinary:
-			s.close(websocket.StatusUnsupportedData, "binary messages only")
-			return 0, errTextMessage
 		}
-		s.rbuf = call.AppendFrame(make([]byte, 0, 4+len(msg)), msg)
+		s.hdr, s.rbuf = binary.BigEndian.AppendUint32(nil, uint32(len(msg))), msg
 	}
-	n := copy(p, s.rbuf)
-	s.rbuf = s.rbuf[n:]
-	return n, nil
+	n := copy(p, s.hdr)
+	s.hdr = s.hdr[n:]
+	m := copy(p[n:], s.rbuf)
+	s.rbuf = s.rbuf[m:]
+	return n + m, nil
+}
+
+// readMessage reads the next binary message whole.
+func (s *wsStream) readMessage() ([]byte, error) {
+	// An anonymous caller's messages are small and charged to the budget
+	// of the connection the WebSocket rides. A known caller's are not
+	// (core counts that connection as anonymous: the identity lives in
+	// the WebSocket), and are bounded by the frame limit, one at a time.
+	max, lim := call.DefaultMaxAnonFrameBytes, s.lim
+	if s.known == nil || s.known() {
+		max, lim.Budget = wsMaxMessage, nil
+	}
+	s.ws.SetReadLimit(int64(max))
+	typ, r, err := s.ws.Reader(context.Background())
+	switch st := websocket.CloseStatus(err); {
+	case st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway:
+		return nil, io.EOF
+	case err != nil:
+		return nil, err
+	case typ != websocket.MessageBinary:
+		s.close(websocket.StatusUnsupportedData, "binary messages only")
+		return nil, errTextMessage
+	}
+	if dl := lim.Deadline(time.Now(), max); !dl.IsZero() {
+		slow := time.AfterFunc(time.Until(dl), func() { s.close(websocket.StatusPolicyViolation, "message too slow") })
+		defer slow.Stop()
+	}
+	msg, err := lim.ReadAll(r, max)
+	switch {
+	case errors.Is(err, core.ErrTooLarge):
+		s.close(websocket.StatusMessageTooBig, "message too big")
+	case errors.Is(err, core.ErrOverBudget):
+		s.close(websocket.StatusTryAgainLater, "busy")
+	}
+	return msg, err
 }
 
 // Write sends one whole frame, as the call session writes them, as one
