@@ -53,6 +53,8 @@ func TestServiceSectionErrors(t *testing.T) {
 		{"[ssh]\nbogus = 1\n", `x.toml:2:1: ssh.bogus`},
 		{"[sftp]\nroot = \"relative\"\n", `sftp.root`},
 		{"[sftp.roots]\nbob = \"rel\"\n", `sftp.roots.bob`},
+		{"[sftp]\nmax_sessions_per_identity = -1\n", `sftp.max_sessions_per_identity: -1 out of range`},
+		{"[sftp]\nmax_handles = 300\nmax_handles_per_identity = 200\n", `sftp.max_handles: 300 exceeds sftp.max_handles_per_identity 200`},
 		{"[git]\nbackend = \"cgit\"\n", `git.backend: "cgit"`},
 		{"[msg]\ndirectories = [\"nope\"]\n", `msg.directories[0]`},
 		{"[msg]\nepoch_length = \"1m\"\nepoch_grace = \"1m\"\n", `epoch grace`},

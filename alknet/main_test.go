@@ -107,7 +107,14 @@ func startNodeIn(t *testing.T, dir, config string, args ...string) *testNode {
 // and stops it with SIGINT when the test ends, checking it exits 0.
 func startCommand(t *testing.T, args ...string) *testNode {
 	t.Helper()
-	p := &testNode{cmd: exec.Command(bin, args...)}
+	return startProcess(t, exec.Command(bin, args...), args[0])
+}
+
+// startProcess is startCommand for a prepared command (a wrapper that
+// execs alknet, say), named name in failures.
+func startProcess(t *testing.T, cmd *exec.Cmd, name string) *testNode {
+	t.Helper()
+	p := &testNode{cmd: cmd}
 	p.cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -133,7 +140,7 @@ func startCommand(t *testing.T, args ...string) *testNode {
 		err := p.cmd.Wait()
 		timer.Stop()
 		if err != nil {
-			t.Errorf("alknet %s exited with %v:\n%s", args[0], err, p.logText())
+			t.Errorf("alknet %s exited with %v:\n%s", name, err, p.logText())
 		}
 	})
 	return p

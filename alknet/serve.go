@@ -40,6 +40,11 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if soft, hard, err := core.RaiseFileLimit(); err != nil {
+		logger.Warn("file descriptor limit", "soft", soft, "hard", hard, "err", err)
+	} else {
+		logger.Info("file descriptor limit", "soft", soft, "hard", hard)
+	}
 	dir, err := dataDir(c)
 	if err != nil {
 		return err

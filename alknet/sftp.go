@@ -22,6 +22,23 @@ type sftpConfig struct {
 	// MaxHandles bounds the open files and directories of one session.
 	// Default 256.
 	MaxHandles int `toml:"max_handles"`
+	// MaxHandlesPerIdentity bounds the open files and directories of all
+	// sessions of one identity, over every connection and ssh. Default
+	// 1024.
+	MaxHandlesPerIdentity int `toml:"max_handles_per_identity"`
+	// MaxHandlesPerNode bounds the open files and directories of all
+	// sessions together, each session counting one more for its root.
+	// Default: half the file descriptor limit.
+	MaxHandlesPerNode int `toml:"max_handles_per_node"`
+	// MaxSessionsPerConn bounds the sessions (streams) of one alknet/sftp
+	// connection; ssh bounds its own channels (ssh.max_channels). Default
+	// 10.
+	MaxSessionsPerConn int `toml:"max_sessions_per_conn"`
+	// MaxSessionsPerIdentity bounds the sessions of one identity, over
+	// every connection and ssh. Past any of these limits, and when the
+	// node is down to its reserve of file descriptors, a new session or
+	// file is refused with an SFTP failure saying why. Default 32.
+	MaxSessionsPerIdentity int `toml:"max_sessions_per_identity"`
 	// AllScopes are scopes every session needs, all of them. Default none.
 	AllScopes []string `toml:"all_scopes"`
 	// AnyScopes are scopes of which every session needs at least one, when
@@ -40,8 +57,27 @@ func (c *sftpConfig) validate() error {
 			errs = append(errs, fmt.Errorf("sftp.roots.%s: %q is not an absolute path", id, dir))
 		}
 	}
-	if c.MaxHandles < 0 {
-		errs = append(errs, fmt.Errorf("sftp.max_handles: %d is negative", c.MaxHandles))
+	limits := []struct {
+		key string
+		v   int
+	}{
+		{"max_handles", c.MaxHandles},
+		{"max_handles_per_identity", c.MaxHandlesPerIdentity},
+		{"max_handles_per_node", c.MaxHandlesPerNode},
+		{"max_sessions_per_conn", c.MaxSessionsPerConn},
+		{"max_sessions_per_identity", c.MaxSessionsPerIdentity},
+	}
+	for _, l := range limits {
+		if l.v < 0 || l.v > 1<<24 {
+			errs = append(errs, fmt.Errorf("sftp.%s: %d out of range 0..%d", l.key, l.v, 1<<24))
+		}
+	}
+	// A narrower limit above a wider one that is set could never be reached.
+	for _, p := range [][2]int{{0, 1}, {1, 2}, {0, 2}, {3, 4}} {
+		small, large := limits[p[0]], limits[p[1]]
+		if small.v > 0 && large.v > 0 && small.v > large.v {
+			errs = append(errs, fmt.Errorf("sftp.%s: %d exceeds sftp.%s %d", small.key, small.v, large.key, large.v))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -58,11 +94,15 @@ func buildSFTP(n *node, _ []string) (core.Handler, error) {
 		}
 	}
 	srv, err := sftp.New(sftp.Config{
-		Root:       root,
-		Roots:      c.Roots,
-		Access:     core.AccessControl{AllScopes: c.AllScopes, AnyScopes: c.AnyScopes},
-		MaxHandles: c.MaxHandles,
-		Logger:     n.logger,
+		Root:                   root,
+		Roots:                  c.Roots,
+		Access:                 core.AccessControl{AllScopes: c.AllScopes, AnyScopes: c.AnyScopes},
+		MaxHandles:             c.MaxHandles,
+		MaxHandlesPerIdentity:  c.MaxHandlesPerIdentity,
+		MaxHandlesPerNode:      c.MaxHandlesPerNode,
+		MaxSessionsPerConn:     c.MaxSessionsPerConn,
+		MaxSessionsPerIdentity: c.MaxSessionsPerIdentity,
+		Logger:                 n.logger,
 	})
 	if err != nil {
 		return nil, err

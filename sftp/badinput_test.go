@@ -34,6 +34,7 @@ const (
 	fxpStat     = 17
 	fxpRename   = 18
 	fxpSymlink  = 20
+	fxpStatus   = 101
 	fxpExtended = 200
 )
 

@@ -21,4 +21,11 @@
 // when the client closes the handle, so an interrupted upload leaves the
 // old file (or none) and no temporary file. Opens that keep a file's
 // content (resume, partial rewrites) write in place.
+//
+// What a peer can make the server hold is bounded (see [Config]): open
+// files and directories per session, per identity and for the node,
+// sessions per connection and per identity, and nothing new while the
+// process is down to its reserve of file descriptors ([core.FilesLow]).
+// Past a limit the client reads a FAILURE status saying why; its
+// connection and other sessions go on.
 package sftp

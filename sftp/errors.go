@@ -12,9 +12,6 @@ import (
 // errDraining refuses new handles while the server shuts down.
 var errDraining = errors.New("server shutting down")
 
-// errTooManyHandles refuses a handle past Config.MaxHandles.
-var errTooManyHandles = errors.New("too many open handles")
-
 // statusErr builds the error a client sees for op on vpath (an SFTP path).
 // pkg/sftp turns it into an SSH_FXP_STATUS: a syscall.Errno maps to its
 // code (ENOENT: no such file, EACCES/EPERM: permission denied, others:
@@ -48,7 +45,7 @@ func fsErr(op, vpath string, err error) error {
 		return statusErr(op, vpath, syscall.EEXIST)
 	case errors.Is(err, fs.ErrPermission):
 		return statusErr(op, vpath, syscall.EACCES)
-	case errors.Is(err, errDraining), errors.Is(err, errTooManyHandles):
+	case errors.Is(err, errDraining), limitErr(err):
 		return statusErr(op, vpath, err)
 	}
 	for _, code := range []error{pkgsftp.ErrSSHFxPermissionDenied, pkgsftp.ErrSSHFxOpUnsupported, pkgsftp.ErrSSHFxBadMessage, pkgsftp.ErrSSHFxNoSuchFile} {

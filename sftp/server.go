@@ -19,9 +19,11 @@ import (
 // Server serves SFTP sessions, each confined to its identity's root. It is
 // a [core.Handler] for [ALPN] and serves single streams for the ssh
 // module's "sftp" subsystem ([Server.ServeStream]). Create it with [New];
-// it is safe for concurrent use and holds no resources between sessions.
+// it is safe for concurrent use. Between sessions it holds no file; it
+// counts what sessions hold to enforce the limits of [Config].
 type Server struct {
 	cfg Config
+	use *usage
 }
 
 var _ core.Handler = (*Server)(nil)
@@ -34,7 +36,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg}, nil
+	s := &Server{cfg: cfg}
+	s.use = newUsage(&s.cfg)
+	return s, nil
 }
 
 // ALPNs implements [core.Handler]: it returns [ALPN].
@@ -50,39 +54,43 @@ func (s *Server) ALPNs() []string { return []string{ALPN} }
 // Otherwise the refusal is logged with [core.LogAuth] and the connection is
 // closed with [core.CodeForbidden] before any stream is read.
 //
+// A stream past the session limits of [Config] is answered with a FAILURE
+// status saying why and closed; the connection goes on. A session whose
+// root cannot be opened (a local failure, logged at Error) is aborted with
+// [core.CodeInternal].
+//
 // When ctx ends Serve takes no new streams, closes the sessions that hold
 // no open file or directory (their clients read end of stream), lets the
 // others finish until the connection ends, and returns once every session
-// has ended. It returns an error only for a local failure (the root cannot
-// be created), which core logs before closing the connection.
+// has ended. It returns nil.
 func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 	p := conn.Peer()
 	id := p.Identity
-	root, err := s.admit(id)
-	if err != nil {
-		if !refused(err) {
-			return fmt.Errorf("sftp: root of %q: %w", id.ID, err)
-		}
+	if err := s.admit(id); err != nil {
 		core.LogAuth(s.cfg.Logger, core.AuthReject, ALPN, p, id)
 		conn.Logger().Debug("sftp refused", "reason", err.Error())
 		_ = conn.CloseWithError(core.CodeForbidden, "forbidden")
 		return nil
 	}
-	defer root.Close()
 	logger := conn.Logger().With("id", id.ID)
+	var cu connUsage
 	var wg sync.WaitGroup
 	for {
 		st, err := conn.AcceptStream(ctx)
 		if err != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.session(ctx, conn.Context(), st, root, id, logger); err != nil {
+		wg.Go(func() {
+			err := s.serveSession(ctx, conn.Context(), st, id, &cu, logger)
+			switch {
+			case err == nil:
+			case limitErr(err):
+			case errors.Is(err, errRoot):
+				logger.Error("sftp session failed", "err", err)
+			default:
 				logger.Debug("sftp session failed", "err", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return nil
@@ -101,59 +109,84 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 //
 // id is the authenticated identity; nil is refused. A refusal returns an
 // error matching [core.ErrUnauthenticated] or [core.ErrForbidden] and is
-// logged at Warn (the ssh module writes the auth line itself). Errors are
+// logged at Warn (the ssh module writes the auth line itself). A session
+// past the limits of [Config] is answered with a FAILURE status saying why
+// before rw is closed, and returns that reason as an error. Errors are
 // prefixed "sftp:".
 func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, id *core.Identity) error {
-	root, err := s.admit(id)
-	if err != nil {
+	if err := s.admit(id); err != nil {
 		_ = rw.Close()
-		if !refused(err) {
-			return fmt.Errorf("sftp: root of %q: %w", id.ID, err)
-		}
 		s.cfg.Logger.Warn("sftp session refused", "id", id.String(), "reason", err.Error())
 		return fmt.Errorf("sftp: %w", err)
 	}
-	defer root.Close()
-	if err := s.session(ctx, nil, rw, root, id, s.cfg.Logger.With("id", id.ID)); err != nil {
-		return fmt.Errorf("sftp: session: %w", err)
+	if err := s.serveSession(ctx, nil, rw, id, nil, s.cfg.Logger.With("id", id.ID)); err != nil {
+		return fmt.Errorf("sftp: %w", err)
 	}
 	return nil
 }
 
-// admit checks that id may open sessions and opens its root. Refusals wrap
-// core.ErrUnauthenticated or core.ErrForbidden; other errors are local
-// failures.
-func (s *Server) admit(id *core.Identity) (*os.Root, error) {
+// admit checks that id may open sessions and has a root. Refusals wrap
+// core.ErrUnauthenticated or core.ErrForbidden.
+func (s *Server) admit(id *core.Identity) error {
 	if id == nil {
-		return nil, core.ErrUnauthenticated
+		return core.ErrUnauthenticated
 	}
 	if err := s.cfg.Access.Check(id); err != nil {
-		return nil, err
+		return err
 	}
 	if !id.HasScope(ScopeRead) && !id.HasScope(ScopeWrite) {
-		return nil, fmt.Errorf("%w: needs scope %s or %s", core.ErrForbidden, ScopeRead, ScopeWrite)
+		return fmt.Errorf("%w: needs scope %s or %s", core.ErrForbidden, ScopeRead, ScopeWrite)
 	}
-	return s.openRoot(id)
+	if _, ok := s.cfg.Roots[id.ID]; ok {
+		return nil
+	}
+	if s.cfg.Root == "" {
+		return fmt.Errorf("%w: identity %q has no root (not in Roots, and no Root is set)", core.ErrForbidden, id.ID)
+	}
+	if !validID(id.ID) {
+		return fmt.Errorf("%w: identity id %q cannot name a directory; give it an entry in Roots", core.ErrForbidden, id.ID)
+	}
+	return nil
 }
 
-// refused reports whether an admit error is a refusal.
-func refused(err error) bool {
-	return errors.Is(err, core.ErrUnauthenticated) || errors.Is(err, core.ErrForbidden)
+// errRoot marks a session whose root could not be opened: a local
+// failure.
+var errRoot = errors.New("root")
+
+// serveSession serves one session of an admitted identity on rw within the
+// limits, conn being its connection's count (nil for ServeStream), and
+// closes rw before returning. Past a limit the client is told why (see
+// refuse) and the reason returned.
+func (s *Server) serveSession(ctx, connDone context.Context, rw io.ReadWriteCloser, id *core.Identity, conn *connUsage, logger *slog.Logger) error {
+	if err := s.use.startSession(id.ID, conn); err != nil {
+		s.use.logRefusal(logger, "sftp session refused", err)
+		refuse(ctx, rw, err.Error())
+		return err
+	}
+	defer s.use.endSession(id.ID, conn)
+	root, err := s.openRoot(id)
+	if err != nil {
+		if st, ok := rw.(core.Stream); ok {
+			st.Abort(core.CodeInternal)
+		}
+		_ = rw.Close()
+		return fmt.Errorf("%w of %q: %w", errRoot, id.ID, err)
+	}
+	defer root.Close()
+	if err := s.session(ctx, connDone, rw, root, id, logger); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	return nil
 }
 
-// openRoot opens id's root, creating it (mode 0700) if needed.
+// openRoot opens the root of an admitted id, creating it (mode 0700) if
+// needed.
 func (s *Server) openRoot(id *core.Identity) (*os.Root, error) {
 	if dir, ok := s.cfg.Roots[id.ID]; ok {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 		return os.OpenRoot(dir)
-	}
-	if s.cfg.Root == "" {
-		return nil, fmt.Errorf("%w: identity %q has no root (not in Roots, and no Root is set)", core.ErrForbidden, id.ID)
-	}
-	if !validID(id.ID) {
-		return nil, fmt.Errorf("%w: identity id %q cannot name a directory; give it an entry in Roots", core.ErrForbidden, id.ID)
 	}
 	if err := os.MkdirAll(s.cfg.Root, 0o700); err != nil {
 		return nil, err
@@ -177,7 +210,8 @@ var errPanic = errors.New("internal error")
 // it. When connDone (optional) ends, the session is closed at once: the
 // connection under rw is gone.
 func (s *Server) session(ctx, connDone context.Context, rw io.ReadWriteCloser, root *os.Root, id *core.Identity, logger *slog.Logger) error {
-	sess := newSession(root, id, s.cfg.MaxHandles, logger)
+	sess := newSession(root, id, s.cfg.MaxHandles, s.use, logger)
+	defer sess.end()
 	ts := newTrackedStream(rw)
 	rs := pkgsftp.NewRequestServer(ts, sess.handlers())
 	// rs.Close closes rw under the lock pkg/sftp writes under, so it never

@@ -17,14 +17,17 @@ import (
 // goroutines, so everything here is safe for concurrent use.
 type session struct {
 	root       *os.Root
-	read       bool // ScopeRead held
-	write      bool // ScopeWrite held
+	id         string // the identity's ID, for use
+	read       bool   // ScopeRead held
+	write      bool   // ScopeWrite held
 	maxHandles int
+	use        *usage // the server's counts across sessions
 	logger     *slog.Logger
 
 	mu       sync.Mutex
 	handles  int  // open files, uploads and directory listings
 	draining bool // the server is shutting down: no new handles
+	ended    bool // the session ended: its handles are no longer in use
 	// uploads are the session's open uploads by SFTP path, newest last.
 	// pkg/sftp turns FSTAT and FSETSTAT on a handle into STAT and SETSTAT
 	// on the handle's path; these go to the upload's temporary file, which
@@ -32,9 +35,11 @@ type session struct {
 	uploads map[string][]*upload
 }
 
-func newSession(root *os.Root, id *core.Identity, maxHandles int, logger *slog.Logger) *session {
+func newSession(root *os.Root, id *core.Identity, maxHandles int, use *usage, logger *slog.Logger) *session {
 	return &session{
 		root:       root,
+		id:         id.ID,
+		use:        use,
 		read:       id.HasScope(ScopeRead),
 		write:      id.HasScope(ScopeWrite),
 		maxHandles: maxHandles,
@@ -48,8 +53,8 @@ func (s *session) handlers() pkgsftp.Handlers {
 	return pkgsftp.Handlers{FileGet: s, FilePut: s, FileCmd: s, FileList: s}
 }
 
-// acquire counts a new handle, refusing it past the limit or while
-// draining.
+// acquire counts a new handle, refusing it while draining or past a
+// limit: the session's, the identity's or the node's.
 func (s *session) acquire() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,7 +62,11 @@ func (s *session) acquire() error {
 	case s.draining:
 		return errDraining
 	case s.handles >= s.maxHandles:
-		return errTooManyHandles
+		return errSessionHandles
+	}
+	if err := s.use.openHandle(s.id); err != nil {
+		s.use.logRefusal(s.logger, "sftp open refused", err)
+		return err
 	}
 	s.handles++
 	return nil
@@ -67,7 +76,25 @@ func (s *session) acquire() error {
 func (s *session) release() {
 	s.mu.Lock()
 	s.handles--
+	ended := s.ended
 	s.mu.Unlock()
+	if !ended {
+		s.use.closeHandle(s.id)
+	}
+}
+
+// end gives the handles the session still counts back to the server's
+// counts, once its request server has stopped. pkg/sftp closes every open
+// handle before it stops, so there are none unless it stopped in a panic;
+// a handle closed later then counts only against the session.
+func (s *session) end() {
+	s.mu.Lock()
+	s.ended = true
+	n := s.handles
+	s.mu.Unlock()
+	for range n {
+		s.use.closeHandle(s.id)
+	}
 }
 
 // drain refuses new handles from now on and reports whether the session
