@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -380,4 +381,46 @@ func startHostileNode(ctx context.Context, binary, config string) (*hostileNode,
 func (n *hostileNode) stop() error {
 	defer os.RemoveAll(n.dir)
 	return n.child.stop()
+}
+
+// WriteHostileMarkdown prints results as a Markdown table, then one goal
+// line per shape and goal: RSS growth over idle against its 64 MB bound,
+// and the slowest legitimate ping against its one-second bound, each as a
+// ratio to the bound (met at <= 1).
+func WriteHostileMarkdown(w io.Writer, results []HostileResult, err error) {
+	fmt.Fprintf(w, "## Hostile clients (issue 14)\n\n")
+	if err != nil {
+		fmt.Fprintf(w, "error: %v\n\n", err)
+	}
+	fmt.Fprintf(w, "| shape | attacker | idle RSS MB | peak RSS MB | growth MB (goal <= 64) | pings | slowest ping (goal < 1s) | failed |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		s := r.Shape
+		fmt.Fprintf(w, "| %s | %d conns x %d streams, %d of %d bytes | %.1f | %.1f | %.1f | %d | %v | %d |\n",
+			s.Name, s.Conns, s.Streams, s.Sent, s.Declared, mb(r.IdleRSS), mb(r.PeakRSS), mb(r.Growth()),
+			len(r.Pings), r.MaxPing().Round(time.Millisecond), r.Failed)
+	}
+	fmt.Fprintln(w)
+	for _, r := range results {
+		writeGoal(w, "hostile-rss-growth", r.Shape.Name, float64(r.Growth())/float64(hostileRSSBound), "<=", 1)
+		ping := float64(r.MaxPing()) / float64(time.Second)
+		if r.Failed > 0 || len(r.Pings) == 0 {
+			ping = max(ping, 1.01) // a failed ping misses the goal
+		}
+		writeGoal(w, "hostile-ping", r.Shape.Name, ping, "<=", 1)
+	}
+}
+
+// hostileRSSBound is issue 14's bound on RSS growth under attack.
+const hostileRSSBound = 64 << 20
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// writeGoal prints one goal line: goal NAME PROFILE ratio X target OPY met|missed.
+func writeGoal(w io.Writer, name, profile string, ratio float64, op string, target float64) {
+	met := ratio <= target
+	if op == ">=" {
+		met = ratio >= target
+	}
+	verdict := map[bool]string{true: "met", false: "missed"}[met]
+	fmt.Fprintf(w, "goal %s %s ratio %.3f target %s%g %s\n", name, profile, ratio, op, target, verdict)
 }
