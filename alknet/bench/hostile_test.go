@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,24 +75,16 @@ func TestHostileIdleReaped(t *testing.T) {
 
 var builtAlknet string
 
-// buildAlknetOnce builds the alknet binary for this test run.
+// buildAlknetOnce builds the alknet binary once for this test run; the
+// temporary directory holding it stays until the machine cleans it.
 func buildAlknetOnce(t *testing.T) string {
 	t.Helper()
-	if builtAlknet != "" {
-		return builtAlknet
+	if builtAlknet == "" {
+		bin, _, err := BuildTempAlknet(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		builtAlknet = bin
 	}
-	root, err := FindRepoRoot(".")
-	if err != nil {
-		t.Skipf("not in the alknet repository: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "alknet-bench-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "alknet")
-	if err := BuildAlknet(t.Context(), root, bin); err != nil {
-		t.Fatal(err)
-	}
-	builtAlknet = bin
-	return bin
+	return builtAlknet
 }
