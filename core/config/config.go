@@ -76,7 +76,7 @@ type Limits struct {
 	// long, keep-alives notwithstanding. Default 30s, at least 1s; negative
 	// disables it.
 	AppIdleTimeout Duration `toml:"app_idle_timeout"`
-	// KnownAppIdleTimeout is app_idle_timeout for known peers. Default
+	// KnownAppIdleTimeout is the application idle timeout for known peers. Default
 	// 10m, at least 1s; negative disables it.
 	KnownAppIdleTimeout Duration `toml:"known_app_idle_timeout"`
 	// MaxConns caps concurrent connections. Default 10000; at most 16777216 (1<<24).
