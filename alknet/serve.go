@@ -40,11 +40,6 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if soft, hard, err := core.RaiseFileLimit(); err != nil {
-		logger.Warn("file descriptor limit", "soft", soft, "hard", hard, "err", err)
-	} else {
-		logger.Info("file descriptor limit", "soft", soft, "hard", hard)
-	}
 	dir, err := dataDir(c)
 	if err != nil {
 		return err
@@ -53,6 +48,11 @@ func serve(c *cli.Context) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
+	}
+	if soft, hard, err := core.RaiseFileLimit(); err != nil {
+		logger.Warn("file descriptor limit", "soft", soft, "hard", hard, "err", err)
+	} else {
+		logger.Info("file descriptor limit", "soft", soft, "hard", hard)
 	}
 	keys, err := nodeKeys(c, dir)
 	if err != nil {
