@@ -41,6 +41,13 @@ type dnsConfig struct {
 	// PublishRate bounds publishes per minute per source (the IP on the
 	// relay, the node on alknet/dns). Default 30.
 	PublishRate int `toml:"publish_rate"`
+	// RelayMaxPackets bounds the signed packets the store holds for the
+	// pkarr relay: a relay publish for a key not held yet is refused with
+	// 507 Insufficient Storage once this many are held (updates of held
+	// keys, alknet/dns publishes and the node's own still pass). At most
+	// 4 KiB of disk and about 16 KiB of memory each. Default 10000;
+	// negative: no limit.
+	RelayMaxPackets int `toml:"relay_max_packets"`
 	// RequireIfMatch makes relay publishes need If-Match or
 	// If-None-Match: * (else 428). Default false.
 	RequireIfMatch bool `toml:"require_if_match"`
@@ -108,14 +115,15 @@ func buildDNS(n *node, alpns []string) (core.Handler, error) {
 		return nil, err
 	}
 	srv, err := dns.New(dns.Config{
-		Zones:          zones,
-		SignedOrigins:  c.SignedOrigins,
-		Store:          store,
-		PublishAccess:  core.AccessControl{AllScopes: c.PublishScopes},
-		RequireIfMatch: c.RequireIfMatch,
-		PublishRate:    c.PublishRate,
-		MaxUDPBytes:    c.MaxUDPBytes,
-		Logger:         n.logger,
+		Zones:           zones,
+		SignedOrigins:   c.SignedOrigins,
+		Store:           store,
+		PublishAccess:   core.AccessControl{AllScopes: c.PublishScopes},
+		RequireIfMatch:  c.RequireIfMatch,
+		PublishRate:     c.PublishRate,
+		RelayMaxPackets: c.RelayMaxPackets,
+		MaxUDPBytes:     c.MaxUDPBytes,
+		Logger:          n.logger,
 	})
 	if err != nil {
 		return nil, err

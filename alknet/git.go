@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/git"
@@ -129,6 +130,15 @@ func buildGit(n *node, _ []string) (core.Handler, error) {
 	}
 	if err := srv.Register(n.calls); err != nil {
 		return nil, err
+	}
+	// Pushes a crash interrupted left temporary packs and quarantines; none
+	// from before now belongs to a push of this process.
+	count, err := git.SweepTemp(root, time.Now())
+	if count > 0 {
+		n.logger.Info("git: removed temporary files of interrupted pushes", "count", count, "root", root)
+	}
+	if err != nil {
+		n.logger.Warn("git: sweeping temporary files of interrupted pushes", "err", err)
 	}
 	n.onReload(func(next *fileConfig) {
 		if err := srv.SetRules(next.Git.rules()); err != nil {

@@ -63,7 +63,10 @@ func commonFlags() []cli.Flag {
 // withCommon appends the common flags to a command's own.
 func withCommon(flags ...cli.Flag) []cli.Flag { return append(flags, commonFlags()...) }
 
-// dataDir returns the data directory, creating it (mode 0700).
+// dataDir returns the data directory, creating it (mode 0700). A directory
+// anyone may write to is used, with a warning: whoever can write there can
+// replace the config or the known nodes (the vault is refused when open,
+// see vault.ErrInsecureMode).
 func dataDir(c *cli.Context) (string, error) {
 	dir := c.String("data-dir")
 	if dir == "" {
@@ -79,6 +82,12 @@ func dataDir(c *cli.Context) (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("data directory: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		if logger, err := newLogger(c); err == nil {
+			logger.Warn("data directory is writable by everyone: others can replace its config and known nodes",
+				"dir", dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()), "fix", "chmod 700 "+dir)
+		}
 	}
 	return dir, nil
 }

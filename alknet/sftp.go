@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/sftp"
@@ -108,5 +109,25 @@ func buildSFTP(n *node, _ []string) (core.Handler, error) {
 		return nil, err
 	}
 	n.sftp = srv
+	sweepPartials(n, root, c.Roots, time.Now())
 	return srv, nil
+}
+
+// sweepPartials removes the upload temporary files a crash left under the
+// SFTP roots, from before the node started serving (so from no upload of
+// this process); a failure is logged and does not stop the node.
+func sweepPartials(n *node, root string, roots map[string]string, before time.Time) {
+	dirs := []string{root}
+	for _, dir := range roots {
+		dirs = append(dirs, dir)
+	}
+	for _, dir := range dirs {
+		count, err := sftp.SweepPartials(dir, before)
+		if count > 0 {
+			n.logger.Info("sftp: removed interrupted uploads", "count", count, "root", dir)
+		}
+		if err != nil {
+			n.logger.Warn("sftp: sweeping interrupted uploads", "err", err)
+		}
+	}
 }

@@ -28,7 +28,8 @@ var socksCommand = &cli.Command{
 	Description: "Listens on --listen (default 127.0.0.1:1080) for SOCKS5 clients. Each CONNECT becomes an\n" +
 		"SSH direct-tcpip channel to the node, which resolves names (no local DNS lookup),\n" +
 		"applies its forwarding rules and connects. The node must grant ssh:connect and\n" +
-		"ssh:forward to this data dir's key. The connection is redialled when it drops.\n\n" +
+		"ssh:forward to this data dir's key. The connection is redialled when it drops; a\n" +
+		"refused key (revoked, say) ends the command with status 1.\n\n" +
 		"  alknet socks NODEID@node.example.org:4433 &\n" +
 		"  curl --socks5-hostname 127.0.0.1:1080 http://intranet.example/",
 	Flags: withCommon(
@@ -78,7 +79,8 @@ var forwardCommand = &cli.Command{
 		"loopback; needs ssh:remote-forward) and connects each connection from here to\n" +
 		"host:hostport. IPv6 addresses go in brackets; bind \"*\" or empty means every\n" +
 		"interface; port 0 picks a free one. The connection is redialled when it drops and\n" +
-		"the -R listeners come back.\n\n" +
+		"the -R listeners come back; a refused key (revoked, say) ends the command with\n" +
+		"status 1.\n\n" +
 		"  alknet forward NODEID@node:4433 -L 5432:db.internal:5432 -R 8080:localhost:3000",
 	Flags: withCommon(
 		&cli.StringSliceFlag{Name: "L", Usage: "local forward [bind:]port:host:hostport (repeatable)"},
@@ -296,6 +298,9 @@ func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, 
 
 // untilStopped runs a long-lived client command: it dials with
 // reconnection and runs serve until SIGINT or SIGTERM, which is success.
+// Dropped connections are redialled; once the node refuses the key
+// (ssh.ErrRefused: revoked, unknown, or without ssh:connect) serve is
+// stopped and that is the command's error.
 func untilStopped(c *cli.Context, serve func(ctx context.Context, client *ssh.Client, logger *slog.Logger) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -304,10 +309,25 @@ func untilStopped(c *cli.Context, serve func(ctx context.Context, client *ssh.Cl
 		return err
 	}
 	defer client.Close()
-	if err := serve(ctx, client, logger); ctx.Err() == nil {
-		return err
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-client.Done():
+			cancel()
+		case <-sctx.Done():
+		}
+	})
+	err = serve(sctx, client, logger)
+	cancel()
+	wg.Wait()
+	if cerr := client.Err(); errors.Is(cerr, ssh.ErrRefused) {
+		return fmt.Errorf("%w; giving up (was this key revoked?)", cerr)
 	}
-	return nil
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // forwardSpec is one -L or -R argument.

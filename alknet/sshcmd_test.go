@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -419,4 +420,85 @@ func TestForwardCannotReachTheNodeItself(t *testing.T) {
 			t.Errorf("/metrics through the node's own forwarding: %s %.80s, want 401", code, body)
 		}
 	})
+}
+
+// TestLongRunningClientsStopWhenRefused: forward and socks redial a dropped
+// connection, but once the node refuses their key they exit non-zero within
+// seconds, saying so, instead of retrying for ever.
+func TestLongRunningClientsStopWhenRefused(t *testing.T) {
+	for _, tc := range []struct{ name, network, revoke string }{
+		{"forward revoked quic", "quic", "removed"},
+		{"forward disabled tcp", "tcp", "disabled"},
+		{"socks revoked quic", "quic", "removed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cdir, cid := clientID(t)
+			n := startNode(t, sshNodeConfig(cid))
+			args := []string{"forward", n.addr, "-L", "127.0.0.1:0:localhost:1", "--network", tc.network, "--data-dir", cdir}
+			ready := `msg="local forward listening"`
+			if strings.HasPrefix(tc.name, "socks") {
+				args = []string{"socks", n.addr, "--listen", "127.0.0.1:0", "--network", tc.network, "--data-dir", cdir}
+				ready = `msg="socks listening"`
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
+			var stderr syncBuf
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var waitErr error
+			exited := make(chan struct{})
+			go func() { waitErr = cmd.Wait(); close(exited) }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-exited
+			})
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(stderr.String(), ready) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the client never got ready:\n%s", stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
+			cfg := "[ssh]\nexec = true\n"
+			if tc.revoke == "disabled" {
+				cfg = strings.Replace(sshNodeConfig(cid), "[ssh]", "enabled = false\n\n[ssh]", 1)
+			}
+			start := time.Now()
+			writeFile(t, filepath.Join(n.dir, "alknet.toml"), cfg)
+			select {
+			case <-exited:
+				var exit *exec.ExitError
+				if !errors.As(waitErr, &exit) || exit.ExitCode() == 0 {
+					t.Errorf("the client exited with %v, want a non-zero status", waitErr)
+				}
+				if !strings.Contains(stderr.String(), "refused this key") {
+					t.Errorf("the client did not say its key was refused:\n%s", stderr.String())
+				}
+				t.Logf("exited %v after the revocation", time.Since(start))
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the client still runs 10s after its key was revoked:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a child's writes and the test's reads.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

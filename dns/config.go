@@ -28,13 +28,18 @@ const ScopePublish = "dns:publish"
 
 // Defaults of [Config].
 const (
-	DefaultMaxUDPBytes  = 1232
-	DefaultIdleTimeout  = 10 * time.Second
-	DefaultMaxInflight  = 64
-	DefaultPublishRate  = 30
-	DefaultSignedTTL    = 300
-	maxUDPBytesCeiling  = 4096
-	defaultQueryTimeout = 5 * time.Second
+	DefaultMaxUDPBytes = 1232
+	DefaultIdleTimeout = 10 * time.Second
+	DefaultMaxInflight = 64
+	DefaultPublishRate = 30
+	DefaultSignedTTL   = 300
+	// DefaultRelayMaxPackets bounds the packets held when the relay
+	// stores a new key: at most 40 MiB of files (a 4 KiB block each) and
+	// about 160 MiB of memory if every packet is a full 1000 bytes of the
+	// smallest records (some 13 KiB parsed); real ones take far less.
+	DefaultRelayMaxPackets = 10000
+	maxUDPBytesCeiling     = 4096
+	defaultQueryTimeout    = 5 * time.Second
 )
 
 // Config configures a [Server]. The zero value serves nothing: every query
@@ -60,6 +65,15 @@ type Config struct {
 	// relay, node on alknet/dns). Zero: DefaultPublishRate; negative: no
 	// limit.
 	PublishRate int
+	// RelayMaxPackets bounds the packets the store holds as far as the
+	// pkarr relay is concerned: a relay PUT for a key the store does not
+	// hold yet is refused with 507 Insufficient Storage ([ErrStoreFull])
+	// once the store holds this many (stale packets are dropped first).
+	// Keys already held are always updated, and publishes over alknet/dns
+	// (by identities holding the publish scope) and the node's own are
+	// not counted against it. Zero: DefaultRelayMaxPackets; negative: no
+	// limit.
+	RelayMaxPackets int
 	// MaxUDPBytes caps UDP answers, whatever larger size EDNS0 offers.
 	// Zero: DefaultMaxUDPBytes (1232); range 512–4096.
 	MaxUDPBytes int
@@ -98,6 +112,9 @@ func (cfg Config) validate() (Config, error) {
 	}
 	if cfg.PublishRate == 0 {
 		cfg.PublishRate = DefaultPublishRate
+	}
+	if cfg.RelayMaxPackets == 0 {
+		cfg.RelayMaxPackets = DefaultRelayMaxPackets
 	}
 	origins := make([]string, 0, len(cfg.SignedOrigins))
 	for _, o := range cfg.SignedOrigins {

@@ -21,7 +21,8 @@ const relayContentType = "application/pkarr.org/relays#payload"
 //   - PUT with body signature ‖ timestamp ‖ packet stores the packet: 204;
 //     400 bad key, signature or packet; 409 timestamp not newer; 412
 //     If-Match failed; 413 too large; 428 If-Match required (when
-//     configured); 429 rate limited (per remote IP).
+//     configured); 429 rate limited (per remote IP); 507 the store is full
+//     ([Config.RelayMaxPackets]) and the key is not held yet.
 //   - GET returns the same body (200), honouring If-Modified-Since (304), with
 //     Last-Modified, ETag (the timestamp) and Cache-Control max-age (the
 //     smallest record TTL); 404 when no packet is held.
@@ -101,7 +102,7 @@ func (s *Server) relayStore(r *http.Request, key core.NodeID) (int, string) {
 	}
 	p, err := DecodeRelayPayload(key, body)
 	if err == nil {
-		err = s.store.Put(p, cond)
+		err = s.store.put(p, cond, s.cfg.RelayMaxPackets)
 	}
 	st := Status(err)
 	if st == http.StatusInternalServerError {

@@ -112,7 +112,7 @@ func (s *Server) errorResponse(err error) []byte {
 }
 
 // Status returns the relay HTTP status for an error of this package: 400,
-// 403, 409, 412, 413, 428, 429; 500 for anything else; 204 for nil.
+// 403, 409, 412, 413, 428, 429, 507; 500 for anything else; 204 for nil.
 func Status(err error) int {
 	switch {
 	case err == nil:
@@ -131,6 +131,8 @@ func Status(err error) int {
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, ErrStoreFull):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

@@ -50,6 +50,9 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 	// ErrForbidden: the publisher's identity may not publish. (403)
 	ErrForbidden = errors.New("publishing not allowed")
+	// ErrStoreFull: the relay holds [Config.RelayMaxPackets] packets and
+	// this one is for a key it does not hold yet. (507)
+	ErrStoreFull = errors.New("relay store full")
 )
 
 // SignedPacket is a DNS packet signed by an Ed25519 key in the pkarr

@@ -295,6 +295,51 @@ func TestRelayPolicy(t *testing.T) {
 			t.Errorf("If-None-Match *: %d, want 204", r.StatusCode)
 		}
 	})
+	t.Run("store full", func(t *testing.T) {
+		e := newRelayEnv(t, func(c *Config) { c.RelayMaxPackets = 2 })
+		keys := []ed25519.PrivateKey{coretest.NewKey(t), coretest.NewKey(t), coretest.NewKey(t), coretest.NewKey(t)}
+		at := fixedTime
+		put := func(k ed25519.PrivateKey) int {
+			at = at.Add(time.Second)
+			p, err := SignSelf(k, selfInfo(), at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.put(t, p.Key().String(), p.RelayPayload()).StatusCode
+		}
+		steps := []struct {
+			name   string
+			key    ed25519.PrivateKey
+			status int
+		}{
+			{"first key", keys[0], 204},
+			{"second key", keys[1], 204},
+			{"third key, store full", keys[2], 507},
+			{"update of a held key", keys[0], 204},
+		}
+		for _, st := range steps {
+			if got := put(st.key); got != st.status {
+				t.Errorf("%s: status %d, want %d", st.name, got, st.status)
+			}
+		}
+		if n := e.s.Store().Len(); n != 2 {
+			t.Errorf("store holds %d packets, want 2", n)
+		}
+		// The node's own publishes and alknet/dns ones are not refused.
+		own, _ := SignSelf(keys[3], selfInfo(), at)
+		if err := e.s.Store().Put(own, Precondition{}); err != nil {
+			t.Errorf("Store.Put past the relay budget: %v", err)
+		}
+		// Once the held packets are stale they make room.
+		e.now.Store(at.Add(DefaultSignedMaxAge + time.Hour).UnixMicro())
+		at = e.clock()
+		if got := put(keys[2]); got != 204 {
+			t.Errorf("after the others went stale: status %d, want 204", got)
+		}
+		if n := e.s.Store().Len(); n != 1 {
+			t.Errorf("store holds %d packets, want 1 (stale ones dropped)", n)
+		}
+	})
 	t.Run("rate limited", func(t *testing.T) {
 		e := newRelayEnv(t, func(c *Config) { c.PublishRate = 2 })
 		var last int

@@ -147,12 +147,23 @@ func (c Precondition) set() bool { return c.IfMatch != nil || c.IfNoneMatch }
 // Put stores p if its timestamp is newer than the stored packet's and the
 // precondition holds. Storing the very packet already held succeeds and
 // changes nothing. Errors: [ErrNotNewer], [ErrCASFailed], or a write error.
-func (s *Store) Put(p *SignedPacket, cond Precondition) error {
+func (s *Store) Put(p *SignedPacket, cond Precondition) error { return s.put(p, cond, 0) }
+
+// put is Put that, with limit > 0, refuses a key not held yet with
+// ErrStoreFull while the store holds limit packets or more, after dropping
+// the stale ones.
+func (s *Store) put(p *SignedPacket, cond Precondition, limit int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.packets[p.Key()]
 	if ok && s.stale(old) {
 		old, ok = nil, false
+	}
+	if !ok && limit > 0 && len(s.packets) >= limit {
+		s.dropStale()
+		if len(s.packets) >= limit {
+			return ErrStoreFull
+		}
 	}
 	switch {
 	case cond.IfNoneMatch && ok:
@@ -171,6 +182,16 @@ func (s *Store) Put(p *SignedPacket, cond Precondition) error {
 	}
 	s.packets[p.Key()] = p
 	return nil
+}
+
+// dropStale drops every stale packet; the caller holds mu.
+func (s *Store) dropStale() {
+	for key, p := range s.packets {
+		if s.stale(p) {
+			delete(s.packets, key)
+			s.remove(key)
+		}
+	}
 }
 
 // remove deletes key's file; the caller holds mu or owns s exclusively.

@@ -158,14 +158,14 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 	br, err := car.NewBlockReader(r, car.WithTrustedCAR(true),
 		car.MaxAllowedHeaderSize(64<<10), car.MaxAllowedSectionSize(MaxBlockBytes+256))
 	if err != nil {
-		return nil, st, fmt.Errorf("read CAR header: %w", err)
+		return nil, st, badRequest(fmt.Errorf("read CAR header: %w", err))
 	}
 	roots := br.Roots
 	switch {
 	case len(roots) == 0 || len(roots) > maxRoots:
-		return nil, st, fmt.Errorf("CAR header names %d roots, want 1..%d", len(roots), maxRoots)
+		return nil, st, badRequest(fmt.Errorf("CAR header names %d roots, want 1..%d", len(roots), maxRoots))
 	case want.Defined() && (len(roots) != 1 || !roots[0].Equals(want)):
-		return roots, st, fmt.Errorf("CAR header names root %s, want %s", roots[0], want)
+		return roots, st, badRequest(fmt.Errorf("CAR header names root %s, want %s", roots[0], want))
 	}
 	v := &verifier{s: s, want: make(map[cid.Cid]struct{}), expanded: make(map[string]struct{})}
 	for _, root := range roots {
@@ -184,7 +184,7 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 			return roots, st, nil
 		}
 		if err != nil {
-			return roots, st, fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err)
+			return roots, st, badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
 		}
 		if err := v.accept(ctx, b); err != nil {
 			return roots, st, err

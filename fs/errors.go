@@ -49,9 +49,26 @@ const (
 	CodeNotFound = "not_found"
 	// CodeInvalidBlock: a block of a put failed verification.
 	CodeInvalidBlock = "invalid_block"
-	// CodeInternal: the node failed.
+	// CodeInternal: the node failed (a store it cannot read or write);
+	// the request itself was fine, and the node's log says more.
 	CodeInternal = "internal"
+	// CodeUnavailable: the node cannot take the request now (its store's
+	// disk is full, or it is shutting down); trying again later, or at
+	// another node, may succeed.
+	CodeUnavailable = "unavailable"
 )
+
+// requestError marks a failure caused by what the peer sent: a malformed
+// CAR, or roots other than the request named. The handler answers it with
+// [CodeBadRequest]; every other failure of a request that decoded is the
+// node's own.
+type requestError struct{ err error }
+
+func (e *requestError) Error() string { return e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
+// badRequest wraps err as the peer's fault.
+func badRequest(err error) error { return &requestError{err: err} }
 
 // RemoteError is a failed answer from an alknet/fs node. A not_found code
 // matches [ErrNotFound].

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -133,13 +134,13 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	log.Debug("fs request", "op", req.op)
 	switch req.op {
 	case OpHas:
-		h.has(ctx, st, req)
+		h.has(ctx, st, log, req)
 	case OpStat:
-		h.stat(ctx, st, req)
+		h.stat(ctx, st, log, req)
 	case OpGet:
-		h.get(ctx, st, req)
+		h.get(ctx, st, log, req)
 	case OpPut:
-		h.put(ctx, st, req)
+		h.put(ctx, st, log, req)
 	}
 }
 
@@ -158,25 +159,48 @@ func (h *Handler) answer(st core.Stream, resp Response) {
 	_ = st.Close()
 }
 
-// remoteError maps a local error to what the peer is told.
+// remoteError maps the failure of a request that decoded to what the peer
+// is told: its own faults (a bad block, a malformed CAR, content the node
+// lacks) with their message; the node's faults as internal or unavailable,
+// with a message that reveals nothing of the node.
 func remoteError(err error) *RemoteError {
 	var be *BlockError
+	var re *requestError
 	switch {
 	case errors.As(err, &be):
 		return &RemoteError{Code: CodeInvalidBlock, Message: be.Error()}
+	case errors.As(err, &re):
+		return &RemoteError{Code: CodeBadRequest, Message: re.Error()}
 	case errors.Is(err, ErrNotFound):
 		return &RemoteError{Code: CodeNotFound, Message: err.Error()}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &RemoteError{Code: CodeUnavailable, Message: "the node's store is full"}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &RemoteError{Code: CodeUnavailable, Message: "the node is shutting down"}
 	default:
 		return &RemoteError{Code: CodeInternal, Message: "internal error"}
 	}
 }
 
-func (h *Handler) has(ctx context.Context, st core.Stream, req request) {
+// failWith answers a request of op that failed with err, logging the
+// node's own faults for the operator.
+func (h *Handler) failWith(st core.Stream, log *slog.Logger, op string, err error) {
+	e := remoteError(err)
+	shutdown := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	if (e.Code == CodeInternal || e.Code == CodeUnavailable) && !shutdown {
+		log.Error("fs request failed", "op", op, "err", err)
+	} else {
+		log.Debug("fs request failed", "op", op, "code", e.Code, "err", err)
+	}
+	h.fail(st, e)
+}
+
+func (h *Handler) has(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
 	out := make([]bool, len(req.cids))
 	for i, c := range req.cids {
 		ok, err := h.store.Has(ctx, c)
 		if err != nil {
-			h.fail(st, remoteError(err))
+			h.failWith(st, log, OpHas, err)
 			return
 		}
 		out[i] = ok
@@ -184,7 +208,7 @@ func (h *Handler) has(ctx context.Context, st core.Stream, req request) {
 	h.answer(st, Response{Have: out})
 }
 
-func (h *Handler) stat(ctx context.Context, st core.Stream, req request) {
+func (h *Handler) stat(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
 	c, err := h.store.Resolve(ctx, req.root, req.path)
 	if err == nil {
 		var s Stat
@@ -193,16 +217,16 @@ func (h *Handler) stat(ctx context.Context, st core.Stream, req request) {
 			return
 		}
 	}
-	h.fail(st, remoteError(err))
+	h.failWith(st, log, OpStat, err)
 }
 
-func (h *Handler) get(ctx context.Context, st core.Stream, req request) {
+func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
 	target, err := h.store.Resolve(ctx, req.root, req.path)
 	if err == nil {
 		_, err = h.store.block(ctx, target)
 	}
 	if err != nil {
-		h.fail(st, remoteError(err))
+		h.failWith(st, log, OpGet, err)
 		return
 	}
 	if err := writeFrame(st, Response{}); err != nil {
@@ -211,25 +235,20 @@ func (h *Handler) get(ctx context.Context, st core.Stream, req request) {
 	}
 	sel := Selection{Path: req.path, Range: req.rng, Have: req.have}
 	if _, err := h.store.ExportCAR(ctx, req.root, sel, st); err != nil {
-		h.log.Debug("fs get failed", "err", err)
+		log.Debug("fs get failed", "err", err)
 		st.Abort(codeFailed)
 		return
 	}
 	_ = st.Close()
 }
 
-func (h *Handler) put(ctx context.Context, st core.Stream, req request) {
+func (h *Handler) put(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
 	roots, ts, err := h.store.receiveCAR(ctx, st, req.root)
 	if err == nil && len(roots) != 1 {
-		err = fmt.Errorf("put carries %d roots, want 1", len(roots))
+		err = badRequest(fmt.Errorf("put carries %d roots, want 1", len(roots)))
 	}
 	if err != nil {
-		var be *BlockError
-		if errors.As(err, &be) {
-			h.fail(st, remoteError(err))
-		} else {
-			h.fail(st, &RemoteError{Code: CodeBadRequest, Message: err.Error()})
-		}
+		h.failWith(st, log, OpPut, err)
 		return
 	}
 	root := roots[0]
@@ -240,10 +259,9 @@ func (h *Handler) put(ctx context.Context, st core.Stream, req request) {
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			h.fail(st, &RemoteError{Code: CodeBadRequest, Message: "incomplete DAG: " + err.Error()})
-		} else {
-			h.fail(st, remoteError(err))
+			err = badRequest(fmt.Errorf("incomplete DAG: %w", err))
 		}
+		h.failWith(st, log, OpPut, err)
 		return
 	}
 	h.answer(st, Response{Root: root.String(), Transfer: &ts})

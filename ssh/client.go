@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
@@ -29,6 +31,14 @@ const (
 // once its connection ended without [ClientConfig.Reconnect].
 var ErrClientClosed = fmt.Errorf("ssh: client closed: %w", net.ErrClosed)
 
+// ErrRefused is matched by the error a [Client] ends with, and [Dial]
+// returns, when the node refused this client's key: SSH public-key
+// authentication failed (the key is unknown, disabled, or lacks
+// ssh:connect), or the node closed the connection with core.CodeRevoked
+// (the key was revoked while connected) or core.CodeForbidden. Trying
+// again would not help, so a reconnecting client stops on it.
+var ErrRefused = errors.New("ssh: the node refused this key")
+
 // ClientConfig configures [Dial].
 type ClientConfig struct {
 	// Dialer connects to the node; it checks the node's key (the NodeID
@@ -44,10 +54,11 @@ type ClientConfig struct {
 	// key decides the identity). Default "alknet".
 	User string
 	// Reconnect redials when the connection drops, after 1 s, then
-	// doubling up to 30 s between attempts, forever, until Close; remote
-	// forwards are registered again on each new connection and their
-	// listeners keep working. Channels open at the time of the drop are
-	// lost. False: a dropped connection ends the client.
+	// doubling up to 30 s between attempts, until Close; remote forwards
+	// are registered again on each new connection and their listeners keep
+	// working. Channels open at the time of the drop are lost. Network
+	// errors are retried for ever; a refusal of the key ([ErrRefused])
+	// ends the client. False: a dropped connection ends the client.
 	Reconnect bool
 	// HandshakeTimeout bounds one connection attempt: the alknet dial and
 	// the SSH handshake. Default 30s; negative is invalid.
@@ -106,6 +117,7 @@ type Client struct {
 	cur       *clientConn   // nil while reconnecting
 	ready     chan struct{} // closed once cur is set or the client ended
 	err       error         // why the client ended; nil while it runs
+	done      chan struct{} // closed once the client ended
 	listeners map[*RemoteListener]struct{}
 }
 
@@ -141,6 +153,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		signer:    signer,
 		kick:      make(chan struct{}, 1),
 		ready:     make(chan struct{}),
+		done:      make(chan struct{}),
 		listeners: make(map[*RemoteListener]struct{}),
 	}
 	cc, err := c.connect(ctx)
@@ -161,14 +174,47 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	defer cancel()
 	conn, err := c.cfg.Dialer.Dial(ctx, c.cfg.Addr, ALPN)
 	if err != nil {
-		return nil, fmt.Errorf("ssh: %w", err)
+		return nil, refusal(fmt.Errorf("ssh: %w", err), nil)
 	}
 	cc, err := c.handshake(ctx, conn)
 	if err != nil {
 		_ = conn.CloseWithError(core.CodeNoError, "")
-		return nil, err
+		return nil, refusal(err, conn)
 	}
 	return cc, nil
+}
+
+// refusal returns err wrapped with ErrRefused when it, or the close of
+// conn (nil: none), says the node refused the key; else err unchanged.
+func refusal(err error, conn core.Conn) error {
+	// x/crypto/ssh has no error type for a failed login, only this
+	// message (its own tests match it too).
+	if strings.Contains(err.Error(), "ssh: unable to authenticate") {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if code, ok := closeCode(err, conn); ok {
+		return fmt.Errorf("%w (closed: %v): %w", ErrRefused, code, err)
+	}
+	return err
+}
+
+// closeCode reports the code the node closed the connection with when it is
+// a refusal (revoked or forbidden), found in err or in conn's close.
+func closeCode(err error, conn core.Conn) (core.ErrorCode, bool) {
+	causes := []error{err}
+	if conn != nil {
+		causes = append(causes, context.Cause(conn.Context()))
+	}
+	for _, cause := range causes {
+		var ae *quic.ApplicationError
+		if errors.As(cause, &ae) && ae.Remote {
+			switch code := core.ErrorCode(ae.ErrorCode); code {
+			case core.CodeRevoked, core.CodeForbidden:
+				return code, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // handshake runs the SSH client handshake on a new stream of conn.
@@ -211,9 +257,17 @@ func (c *Client) supervise(cc *clientConn) {
 			close(cc.dropped)
 			return
 		}
+		lost := fmt.Errorf("ssh: connection lost: %w", net.ErrClosed)
+		if code, ok := closeCode(nil, cc.conn); ok {
+			lost = fmt.Errorf("%w (closed: %v): %w", ErrRefused, code, lost)
+			c.cfg.Logger.Error("ssh connection closed by the node: this key was refused", "code", code.String())
+			c.end(lost)
+			close(cc.dropped)
+			return
+		}
 		if !c.cfg.Reconnect {
 			c.cfg.Logger.Info("ssh connection lost")
-			c.end(fmt.Errorf("ssh: connection lost: %w", net.ErrClosed))
+			c.end(lost)
 			close(cc.dropped)
 			return
 		}
@@ -221,8 +275,9 @@ func (c *Client) supervise(cc *clientConn) {
 		c.cur, c.ready = nil, make(chan struct{})
 		c.mu.Unlock()
 		close(cc.dropped)
-		if cc = c.redial(); cc == nil {
-			c.end(ErrClientClosed)
+		var err error
+		if cc, err = c.redial(); cc == nil {
+			c.end(err)
 			return
 		}
 		c.mu.Lock()
@@ -288,8 +343,10 @@ func (c *Client) register(cc *clientConn) bool {
 	return ok
 }
 
-// redial connects again with backoff; nil once the client is closed.
-func (c *Client) redial() *clientConn {
+// redial connects again with backoff. It gives up, returning why, once the
+// client is closed (ErrClientClosed) or the node refused the key
+// (ErrRefused).
+func (c *Client) redial() (*clientConn, error) {
 	c.cfg.Logger.Info("ssh connection lost; reconnecting")
 	wait := reconnectMin
 	for {
@@ -297,16 +354,20 @@ func (c *Client) redial() *clientConn {
 		select {
 		case <-c.ctx.Done():
 			t.Stop()
-			return nil
+			return nil, ErrClientClosed
 		case <-t.C:
 		}
 		cc, err := c.connect(c.ctx)
 		if err == nil {
 			c.cfg.Logger.Info("ssh reconnected")
-			return cc
+			return cc, nil
 		}
 		if c.ctx.Err() != nil {
-			return nil
+			return nil, ErrClientClosed
+		}
+		if errors.Is(err, ErrRefused) {
+			c.cfg.Logger.Error("ssh reconnect refused: this key was refused; not retrying", "err", err)
+			return nil, err
 		}
 		wait = min(2*wait, reconnectMax)
 		c.cfg.Logger.Warn("ssh reconnect failed", "err", err, "retry_in", wait)
@@ -322,10 +383,24 @@ func (c *Client) end(err error) {
 	c.cur, c.err = nil, err
 	ls := c.listeners
 	c.listeners = nil
+	close(c.done)
 	c.mu.Unlock()
 	for l := range ls {
 		l.shut()
 	}
+}
+
+// Done returns a channel closed once the client has ended: closed, its
+// connection lost without [ClientConfig.Reconnect], or its key refused
+// ([ErrRefused]). [Client.Err] then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client ended (matching [ErrClientClosed], net.ErrClosed
+// or [ErrRefused]), or nil while it runs.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // current returns the live connection, waiting while the client

@@ -272,3 +272,63 @@ func TestClientReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// waitEnded waits for c to end and returns why.
+func waitEnded(t *testing.T, c *Client, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-time.After(within):
+		t.Fatalf("the client still runs %v later (err %v)", within, c.Err())
+		return nil
+	}
+}
+
+// TestClientStopsOnRefusal: a reconnecting client retries network errors
+// (TestClientReconnect) but ends, with ErrRefused, once the node refuses its
+// key, whether it is revoked while connected or found unknown on a redial.
+func TestClientStopsOnRefusal(t *testing.T) {
+	tests := []struct {
+		name   string
+		revoke func(e *env)
+	}{
+		// The endpoint closes the live connection with CodeRevoked.
+		{"revoked while connected", func(e *env) { e.setPeers(); e.node.Endpoint.Revalidate() }},
+		// The connection drops for another reason; the redial's login fails.
+		{"refused on redial", func(e *env) { e.setPeers(); e.restart() }},
+		// Still known, but without ssh:connect.
+		{"scope removed, refused on redial", func(e *env) {
+			peer := e.live.Load().Peers()[0]
+			peer.Scopes = []string{ScopeForward}
+			e.setPeers(peer)
+			e.restart()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, c, l := listening(t, true)
+			tt.revoke(e)
+			err := waitEnded(t, c, 10*time.Second)
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("the client ended with %v, want ErrRefused", err)
+			}
+			if _, err := c.DialContext(context.Background(), "tcp", "127.0.0.1:1"); !errors.Is(err, ErrRefused) {
+				t.Errorf("dial after the refusal: %v, want ErrRefused", err)
+			}
+			if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Accept after the refusal: %v", err)
+			}
+		})
+	}
+}
+
+func TestDialRefusedKey(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, reconnect := range []bool{false, true} {
+		_, err := e.dialClient(coretest.NewKey(t), reconnect)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "refused this key") {
+			t.Errorf("Dial with an unknown key (reconnect %v) = %v, want ErrRefused", reconnect, err)
+		}
+	}
+}

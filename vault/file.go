@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"golang.org/x/crypto/argon2"
@@ -61,6 +62,16 @@ var ErrWrongPassphrase = errors.New("wrong passphrase or corrupted file")
 // a vault file this package can read: too short, wrong magic, unsupported
 // format version, out-of-range parameters or trailing data.
 var ErrInvalidFile = errors.New("invalid vault file")
+
+// ErrInsecureMode is matched by the error [Load] returns when the vault file
+// may be read or written by its group or by others (any of the mode bits
+// 0o077): as OpenSSH refuses a private key file that is "too open", the
+// vault is refused rather than used while others can copy it (for an
+// offline guess at its passphrase, or the seed outright when it has none)
+// or replace it. The error says the fix: chmod 600 <file>. Files written by
+// this package are always mode 0600. Not checked on Windows, whose access
+// control mode bits do not express.
+var ErrInsecureMode = errors.New("permissions too open")
 
 // ErrClosed is returned by the methods of a [Vault] after [Vault.Close].
 var ErrClosed = errors.New("vault: closed")
@@ -281,7 +292,9 @@ func Create(path string, seed, passphrase []byte, params KDFParams) (*Vault, err
 // [ErrInvalidFile] and naming the problem; a well-formed file that does not
 // decrypt gives an error matching [ErrWrongPassphrase]. Both name the file.
 // Load never panics, whatever the file holds, and refuses KDF parameters
-// outside the ranges of [KDFParams.Validate] before running Argon2id.
+// outside the ranges of [KDFParams.Validate] before running Argon2id. A file
+// its group or others may read or write is refused with an error matching
+// [ErrInsecureMode] before it is read.
 func Load(path string, passphrase []byte) (*Vault, error) {
 	data, err := readFileLimited(path)
 	if err != nil {
@@ -341,13 +354,22 @@ func sealFile(key []byte, salt [saltSize]byte, params KDFParams, keyVersion uint
 }
 
 // readFileLimited reads the file at path, refusing files larger than
-// maxFileRead.
+// maxFileRead and files whose mode lets others at them (ErrInsecureMode).
 func readFileLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if runtime.GOOS != "windows" {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return nil, fmt.Errorf("%s: %w: mode %#o lets others read or replace the node's key; run: chmod 600 %s", path, ErrInsecureMode, perm, path)
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileRead+1))
 	if err != nil {
 		return nil, err

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -453,5 +455,49 @@ func TestUnprotectedKDFParams(t *testing.T) {
 	defer w.Close()
 	if !bytes.Equal(w.Seed(), testSeed(t)) {
 		t.Error("seed changed")
+	}
+}
+
+func TestLoadRefusesOpenPermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits are not access control on Windows")
+	}
+	v := createTestVault(t, "pass")
+	tests := []struct {
+		mode fs.FileMode
+		ok   bool
+	}{
+		{0o600, true},
+		{0o400, true},
+		{0o700, true},
+		{0o644, false}, // the usual umask 022 copy
+		{0o640, false}, // group-readable
+		{0o604, false}, // world-readable
+		{0o620, false}, // group-writable
+		{0o602, false}, // world-writable
+		{0o666, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%#o", tt.mode), func(t *testing.T) {
+			if err := os.Chmod(v.Path(), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			w, err := Load(v.Path(), []byte("pass"))
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Load at %#o: %v", tt.mode, err)
+				}
+				w.Close()
+				return
+			}
+			if err == nil {
+				w.Close()
+				t.Fatalf("Load at %#o succeeded, want ErrInsecureMode", tt.mode)
+			}
+			fix := "chmod 600 " + v.Path()
+			if !errors.Is(err, ErrInsecureMode) || !strings.Contains(err.Error(), fix) || !strings.Contains(err.Error(), fmt.Sprintf("%#o", tt.mode)) {
+				t.Errorf("Load at %#o = %v, want ErrInsecureMode with the mode and %q", tt.mode, err, fix)
+			}
+		})
 	}
 }
