@@ -178,10 +178,9 @@ func New(cfg Config) (*Endpoint, error) {
 	}
 	nodeID, _ := NodeIDFromPublicKey(cfg.Key.Public().(ed25519.PublicKey))
 	hctx, cancel := context.WithCancel(context.Background())
-	return &Endpoint{
+	e := &Endpoint{
 		cfg:           cfg,
 		nodeID:        nodeID,
-		tls:           serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.NoALPN),
 		logger:        cfg.Logger,
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
@@ -192,7 +191,28 @@ func New(cfg Config) (*Endpoint, error) {
 		done:          make(chan struct{}),
 		force:         make(chan struct{}),
 		shutdownDone:  make(chan struct{}),
-	}, nil
+	}
+	var verify func(net.Addr) func(tls.ConnectionState) error
+	if cfg.Identities != nil {
+		verify = e.refuseDisabled
+	}
+	e.tls = serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.NoALPN, verify)
+	return e, nil
+}
+
+// refuseDisabled returns the handshake check for a client at remote: a key
+// that config disables is refused in the TLS handshake, with the auth line,
+// so that the client learns it (a bad_certificate alert, see
+// [IsKeyRefused]) instead of being served as anonymous.
+func (e *Endpoint) refuseDisabled(remote net.Addr) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		id := peerNodeID(cs)
+		if id.IsZero() || !e.cfg.Identities.Disabled(id) {
+			return nil
+		}
+		LogAuth(e.logger, AuthReject, cs.NegotiatedProtocol, Peer{RemoteAddr: remote, NodeID: id}, nil)
+		return errKeyDisabled
+	}
 }
 
 // NodeID returns the endpoint's NodeID.
@@ -438,8 +458,8 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 		return
 	}
 	if p := c.Peer(); p.Identity == nil && e.cfg.Identities != nil && e.cfg.Identities.Disabled(p.NodeID) {
-		// A disabled key is refused, as the docs promise, not served as
-		// anonymous: it could still call public operations.
+		// Disabled between its handshake (which refuses disabled keys)
+		// and now: refused all the same, not served as anonymous.
 		LogAuth(e.logger, AuthReject, c.ALPN(), p, nil)
 		_ = c.CloseWithError(CodeRevoked, "key disabled")
 		return

@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
+	"strings"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // NodeCertificate returns a self-signed X.509 certificate over the node key,
@@ -106,8 +110,10 @@ const acmeALPN = "acme-tls/1"
 // against any CA: its key is the client's identity, and crypto/tls verifies
 // the client's handshake signature with it. Standard protocols request none,
 // so browsers show no certificate picker. A client offering no ALPN is
-// treated as offering noALPN.
-func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN string) *tls.Config {
+// treated as offering noALPN. verify, if set, gives the alknet protocols'
+// VerifyConnection for a client at a remote address: it refuses keys in
+// the handshake.
+func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN string, verify func(remote net.Addr) func(tls.ConnectionState) error) *tls.Config {
 	protos := append([]string(nil), alpns...)
 	if web != nil && web.acme {
 		protos = append(protos, acmeALPN)
@@ -135,7 +141,12 @@ func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN 
 			if p := negotiate(protos, offered); p == acmeALPN || isStandardALPN(p) {
 				return standard, nil
 			}
-			return nodeCfg, nil
+			if verify == nil || hello.Conn == nil {
+				return nodeCfg, nil
+			}
+			c := nodeCfg.Clone()
+			c.VerifyConnection = verify(hello.Conn.RemoteAddr())
+			return c, nil
 		},
 	}
 }
@@ -151,4 +162,27 @@ func negotiate(server, client []string) string {
 		}
 	}
 	return ""
+}
+
+// errKeyDisabled ends the handshake of a client whose key config disables.
+var errKeyDisabled = errors.New("core: client key is disabled")
+
+// tlsAlertBadCertificate is the TLS alert a node sends a client whose key
+// it refuses (RFC 8446: bad_certificate).
+const tlsAlertBadCertificate = 42
+
+// IsKeyRefused reports whether err, from dialing a node or from a
+// connection to it, says that the node refused the client's key in the
+// TLS handshake (a bad_certificate alert: the key is disabled in its
+// config). A client that redials on network errors gives up on this one.
+func IsKeyRefused(err error) bool {
+	var te *quic.TransportError
+	if errors.As(err, &te) {
+		return te.Remote && te.ErrorCode == quic.TransportErrorCode(0x100+tlsAlertBadCertificate)
+	}
+	// crypto/tls reports an alert received on TCP as this *net.OpError;
+	// its alert type is not exported.
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil &&
+		strings.HasSuffix(oe.Err.Error(), "bad certificate")
 }

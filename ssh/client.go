@@ -35,7 +35,8 @@ var ErrClientClosed = fmt.Errorf("ssh: client closed: %w", net.ErrClosed)
 // returns, when the node refused this client's key: SSH public-key
 // authentication failed (the key is unknown, disabled, or lacks
 // ssh:connect), or the node closed the connection with core.CodeRevoked
-// (the key was revoked while connected) or core.CodeForbidden. Trying
+// (the key was revoked while connected) or core.CodeForbidden, or refused
+// the key in the TLS handshake (disabled; core.IsKeyRefused). Trying
 // again would not help, so a reconnecting client stops on it.
 var ErrRefused = errors.New("ssh: the node refused this key")
 
@@ -194,6 +195,9 @@ func refusal(err error, conn core.Conn) error {
 	}
 	if code, ok := closeCode(err, conn); ok {
 		return fmt.Errorf("%w (closed: %v): %w", ErrRefused, code, err)
+	}
+	if core.IsKeyRefused(err) || (conn != nil && core.IsKeyRefused(context.Cause(conn.Context()))) {
+		return fmt.Errorf("%w (refused in the TLS handshake): %w", ErrRefused, err)
 	}
 	return err
 }
