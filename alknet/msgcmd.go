@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -277,12 +278,25 @@ func msgRead(c *cli.Context) error {
 				after = e.ID
 			}
 			if c.Bool("ack") {
-				if _, err := s.Ack(ctx, ids...); err != nil {
+				if err := ackPrinted(ctx, s, ids...); err != nil {
 					return err
 				}
 			}
 		}
 	})
+}
+
+// ackTimeout bounds acknowledging messages already printed.
+const ackTimeout = 10 * time.Second
+
+// ackPrinted acknowledges messages this command has printed. --ack
+// promises that what was printed leaves the inbox, so an interrupt
+// (ctx ending) does not cut the acknowledgement short; ackTimeout does.
+func ackPrinted(ctx context.Context, s *msg.Session, ids ...uint64) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	_, err := s.Ack(ctx, ids...)
+	return err
 }
 
 func msgWatch(c *cli.Context) error {
@@ -301,8 +315,7 @@ func msgWatch(c *cli.Context) error {
 			if acks == nil {
 				return nil
 			}
-			_, err := acks.Ack(ctx, e.ID)
-			return err
+			return ackPrinted(ctx, acks, e.ID)
 		})
 		if ctx.Err() != nil {
 			return nil
