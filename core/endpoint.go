@@ -130,10 +130,17 @@ func (t *tracked) acquire() bool {
 	return true
 }
 
+// bind adds id to t's identities, once: a client presenting the same token
+// on every call must not grow the list with each.
 func (t *tracked) bind(id Identity) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, b := range t.ids {
+		if b.sameGrant(id) {
+			return
+		}
+	}
 	t.ids = append(t.ids, id)
-	t.mu.Unlock()
 }
 
 func (t *tracked) identities() []Identity {

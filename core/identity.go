@@ -25,6 +25,13 @@ type Identity struct {
 	sshKey string
 }
 
+// sameGrant reports whether id and o came from the same credential with
+// the same scopes: revalidating one revalidates the other.
+func (id Identity) sameGrant(o Identity) bool {
+	return id.ID == o.ID && id.NodeID == o.NodeID && id.token == o.token &&
+		id.sshKey == o.sshKey && slices.Equal(id.Scopes, o.Scopes)
+}
+
 // HasScope reports whether the identity holds scope. A granted scope ending in
 // "*" matches every scope with that prefix ("call:*" grants "call:fs/stat");
 // "*" alone grants everything. A nil identity has no scopes.

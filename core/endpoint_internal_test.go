@@ -34,3 +34,20 @@ func TestSourceGroupsIPv6Prefix(t *testing.T) {
 		})
 	}
 }
+
+// TestBindKeepsOneCopyPerGrant: a client that presents the same token on
+// every call binds it once, so the connection's list does not grow with
+// its calls; a different grant is added.
+func TestBindKeepsOneCopyPerGrant(t *testing.T) {
+	tok := Identity{ID: "ci", Scopes: []string{"perf"}, token: HashToken("alk_x")}
+	tr := &tracked{refs: 1}
+	for range 1000 {
+		tr.bind(tok)
+	}
+	other := tok
+	other.Scopes = []string{"perf", "admin"}
+	tr.bind(other)
+	if n := len(tr.identities()); n != 2 {
+		t.Fatalf("%d identities bound, want 2", n)
+	}
+}
