@@ -47,7 +47,7 @@ func exchange(ctx context.Context, d *core.Dialer, addr string, req []byte) (int
 		return 0, nil, err
 	}
 	_ = st.CloseWrite()
-	msg, err := readFrame(st, 4)
+	msg, err := readFrame(st, 4, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("dns: reading the response: %w", err)
 	}

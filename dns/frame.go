@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // minMessageBytes is a DNS header's size; shorter frames are malformed.
@@ -15,10 +17,12 @@ const minMessageBytes = 12
 var errFraming = errors.New("bad frame")
 
 // readFrame reads one 2-byte length-prefixed message (RFC 1035 §4.2.2,
-// RFC 7858, RFC 9250). A clean end before the prefix returns io.EOF; an
-// end inside the frame or a frame shorter than a DNS header returns an
+// RFC 7858, RFC 9250), its buffer growing with the bytes received and
+// charged to budget (nil: none; over it, core.ErrOverBudget). The caller's
+// deadlines bound the time. A clean end before the prefix returns io.EOF;
+// an end inside the frame or a frame shorter than a DNS header returns an
 // error wrapping errFraming.
-func readFrame(r io.Reader, min int) ([]byte, error) {
+func readFrame(r io.Reader, min int, budget *core.Budget) ([]byte, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -30,14 +34,11 @@ func readFrame(r io.Reader, min int) ([]byte, error) {
 	if n < max(min, 1) {
 		return nil, fmt.Errorf("%w: length %d", errFraming, n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: end inside a %d-byte message", errFraming, n)
-		}
-		return nil, err
+	b, err := core.FrameLimits{Budget: budget}.ReadBody(r, n)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("%w: end inside a %d-byte message", errFraming, n)
 	}
-	return b, nil
+	return b, err
 }
 
 // appendFrame appends msg with its 2-byte length prefix.

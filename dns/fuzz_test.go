@@ -22,7 +22,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
 		for range 100 {
-			msg, err := readFrame(r, minMessageBytes)
+			msg, err := readFrame(r, minMessageBytes, nil)
 			if err != nil {
 				return
 			}

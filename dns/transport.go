@@ -51,7 +51,7 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 // serveDoQ answers the one request of a DoQ stream.
 func (s *Server) serveDoQ(conn core.Conn, st core.Stream) {
 	_ = st.SetDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	msg, err := readFrame(st, minMessageBytes)
+	msg, err := readFrame(st, minMessageBytes, core.FrameLimitsOf(conn).Budget)
 	if err == nil {
 		err = expectFIN(st)
 	}
@@ -94,12 +94,20 @@ func expectFIN(st core.Stream) error {
 	return err
 }
 
-// protocolError ends conn with DOQ_PROTOCOL_ERROR (RFC 9250 §4.3.1).
+// protocolError ends conn with DOQ_PROTOCOL_ERROR (RFC 9250 §4.3.1); a
+// timeout or a query over the in-flight budget ends only the stream.
 func (s *Server) protocolError(conn core.Conn, st core.Stream, err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		st.Abort(DoQProtocolError)
 		conn.Logger().Debug("dns: stream timed out")
+		return
+	}
+	if errors.Is(err, core.ErrOverBudget) {
+		// The connection's queries in flight hold too much: refuse this
+		// stream, not the connection.
+		st.Abort(DoQExcessiveLoad)
+		conn.Logger().Debug("dns: query over the in-flight budget; refusing the stream")
 		return
 	}
 	conn.Logger().Warn("dns: protocol error", "err", err)
@@ -160,7 +168,7 @@ func (s *Server) serveDoT(ctx context.Context, conn core.Conn, st core.Stream) {
 		if ctx.Err() != nil {
 			break
 		}
-		msg, err := readFrame(st, minMessageBytes)
+		msg, err := readFrame(st, minMessageBytes, core.FrameLimitsOf(conn).Budget)
 		if err != nil {
 			if errors.Is(err, errFraming) {
 				conn.Logger().Warn("dns: protocol error", "err", err)

@@ -40,7 +40,7 @@ func doqExchange(t *testing.T, conn core.Conn, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	_ = st.CloseWrite()
-	return readFrame(st, minMessageBytes)
+	return readFrame(st, minMessageBytes, nil)
 }
 
 func packQuery(t testing.TB, name string, qtype uint16) []byte {
@@ -172,7 +172,7 @@ func TestDoTPipelined(t *testing.T) {
 			}
 			got := map[uint16]*mdns.Msg{}
 			for range names {
-				b, err := readFrame(c, minMessageBytes)
+				b, err := readFrame(c, minMessageBytes, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
