@@ -442,7 +442,7 @@ func TestLongRunningClientsStopWhenRefused(t *testing.T) {
 			}
 			cmd := exec.Command(bin, args...)
 			cmd.Env = append(os.Environ(), "ALKNET_PASSPHRASE=")
-			var stderr syncBuf
+			var stderr coretest.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -483,22 +483,4 @@ func TestLongRunningClientsStopWhenRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuf is a bytes.Buffer safe for a child's writes and the test's reads.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

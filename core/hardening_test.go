@@ -1,14 +1,12 @@
 package core_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +118,7 @@ func TestHoldKeepsConnection(t *testing.T) {
 func TestDisabledPeerRefused(t *testing.T) {
 	key := coretest.NewKey(t)
 	live := core.NewLiveDirectory(mustDir(t, []core.PeerEntry{{ID: "laptop", NodeIDs: []core.NodeID{coretest.NodeID(key)}, Disabled: true}}, nil), nil)
-	var log lockedBuffer
+	var log coretest.Buffer
 	served := make(chan struct{}, 4)
 	n := coretest.Start(t, core.Config{Identities: live, Logger: slog.New(slog.NewTextHandler(&log, nil))}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
 		served <- struct{}{}
@@ -203,21 +201,4 @@ func TestLimitsValidateMinimums(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/alkdev/alknet/sftp"
 )
 
@@ -751,7 +751,7 @@ func TestPerIdentityRoots(t *testing.T) {
 // TestRefused checks who is turned away before any SFTP packet is served,
 // and that a QUIC client sees CodeForbidden.
 func TestRefused(t *testing.T) {
-	var auth lockedBuffer
+	var auth coretest.Buffer
 	logger := slog.New(slog.NewTextHandler(&auth, nil))
 	f := start(t, sftp.Config{Access: core.AccessControl{AllScopes: []string{"files"}}, Logger: logger}, core.Limits{},
 		peer{"ok", []string{"files", sftp.ScopeRead}},
@@ -830,24 +830,6 @@ func TestRefused(t *testing.T) {
 	if !strings.Contains(auth.String(), "id=- node=-") || !strings.Contains(auth.String(), `id=../evil node=`) {
 		t.Errorf("auth lines lack the anonymous or the named refusal:\n%s", auth.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestShutdownDrains checks what Serve does when the endpoint shuts down:

@@ -1,45 +1,25 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger writing from Run's
-// goroutine while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // reloadHarness runs a Reloader on a temporary file until the test ends.
 type reloadHarness struct {
 	path    string
 	sigs    chan os.Signal
 	calls   chan int
-	log     *syncBuffer
+	log     *coretest.Buffer
 	results chan error // each Reload returns the next value sent here, nil if none is waiting
 }
 
@@ -49,7 +29,7 @@ func startReloader(t *testing.T) *reloadHarness {
 		path:    filepath.Join(t.TempDir(), "alknet.toml"),
 		sigs:    make(chan os.Signal, 1),
 		calls:   make(chan int, 16),
-		log:     &syncBuffer{},
+		log:     &coretest.Buffer{},
 		results: make(chan error, 4),
 	}
 	if err := os.WriteFile(h.path, []byte("# v1\n"), 0o600); err != nil {
