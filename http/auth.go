@@ -98,6 +98,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusTooManyRequests, &call.Error{Code: "RATE_LIMITED", Message: "too many requests", Retryable: true})
 			return
 		}
+		if r.ProtoMajor == 3 {
+			// The headers have arrived within ReadHeaderTimeout (serveH3);
+			// the body gets ReadTimeout, as net/http gives h2's.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.lim.MaxBodyBytes)
 		// A request in flight, an event stream waiting for its next
 		// event included, keeps the connection from the node's

@@ -266,7 +266,7 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 		s.quicConns.Store(qc.QUIC(), conn)
 		defer s.quicConns.Delete(qc.QUIC())
 		// The connection's end, however it came, is not the handler's failure.
-		_ = s.h3.ServeQUICConn(qc.QUIC())
+		s.serveH3(ctx, qc.QUIC())
 		return nil
 	default:
 		st, err := conn.AcceptStream(ctx)
@@ -284,6 +284,64 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 		<-sc.closed
 		return nil
 	}
+}
+
+// serveH3 serves HTTP/3 on qc. quic-go's http3 handles each stream, but
+// the server accepts the request streams itself so that a request's
+// headers must arrive within ReadHeaderTimeout, as net/http bounds them
+// on h2 and http/1.1 (http3.Server has no such bound; the middleware then
+// gives the body ReadTimeout). Once ctx ends, requests still arriving are
+// refused with H3_REQUEST_REJECTED, which tells a client it may retry
+// them, and serveH3 returns when the requests in flight are done.
+func (s *Server) serveH3(ctx context.Context, qc *quic.Conn) {
+	raw, err := s.h3.NewRawServerConn(qc)
+	if err != nil {
+		return // the connection is gone
+	}
+	// Control and QPACK streams live as long as the connection, which
+	// core closes after Serve returns; they end with it.
+	uctx, stopUni := context.WithCancel(context.Background())
+	defer stopUni()
+	go func() {
+		for {
+			str, err := qc.AcceptUniStream(uctx)
+			if err != nil {
+				return
+			}
+			go raw.HandleUnidirectionalStream(str)
+		}
+	}()
+	var requests sync.WaitGroup
+	for {
+		str, err := qc.AcceptStream(ctx)
+		if err != nil {
+			break
+		}
+		_ = str.SetReadDeadline(time.Now().Add(s.lim.ReadHeaderTimeout))
+		requests.Go(func() { raw.HandleRequestStream(str) })
+	}
+	if ctx.Err() == nil {
+		requests.Wait() // the connection ended
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		requests.Wait()
+		close(done)
+	}()
+	rctx, stopRejecting := context.WithCancel(context.Background())
+	defer stopRejecting()
+	go func() {
+		for {
+			str, err := qc.AcceptStream(rctx)
+			if err != nil {
+				return
+			}
+			str.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
+			str.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
+		}
+	}()
+	<-done
 }
 
 // shutdownGrace bounds how long shutdown waits for requests in flight.
