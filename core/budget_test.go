@@ -167,3 +167,26 @@ func TestReadAll(t *testing.T) {
 		})
 	}
 }
+
+// FuzzFrameLimits: any input and limit read as a body or a message yields
+// at most the limit, the exact bytes when it succeeds, or an error; the
+// budget is always released.
+func FuzzFrameLimits(f *testing.F) {
+	f.Add([]byte("hello"), uint16(5), uint16(64))                 // exact body
+	f.Add([]byte("hello"), uint16(9), uint16(64))                 // stream ends early
+	f.Add(bytes.Repeat([]byte{0}, 9000), uint16(8500), uint16(8)) // over a small budget (KiB)
+	f.Fuzz(func(t *testing.T, in []byte, n, budgetKiB uint16) {
+		lim := core.FrameLimits{Budget: core.NewBudget(int64(budgetKiB)<<10, nil)}
+		body, err := lim.ReadBody(bytes.NewReader(in), int(n))
+		if err == nil && !bytes.Equal(body, in[:n]) {
+			t.Fatalf("ReadBody returned %d bytes, want the first %d of the input", len(body), n)
+		}
+		msg, err := lim.ReadAll(bytes.NewReader(in), int(n))
+		if err == nil && (len(msg) > int(n) || !bytes.Equal(msg, in)) {
+			t.Fatalf("ReadAll returned %d bytes for %d in, limit %d", len(msg), len(in), n)
+		}
+		if u := lim.Budget.Used(); u != 0 {
+			t.Fatalf("%d bytes still charged", u)
+		}
+	})
+}
