@@ -81,6 +81,10 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 			break
 		}
 		wg.Go(func() {
+			// A session, idle at the client's prompt or not, is work in
+			// flight, as an SSH session is: the node's application idle
+			// timeout leaves it alone. Sessions are capped per identity.
+			defer core.Hold(conn)()
 			err := s.serveSession(ctx, conn.Context(), st, id, &cu, logger)
 			switch {
 			case err == nil:
