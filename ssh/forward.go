@@ -93,6 +93,12 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 		c.refuse(nc, xssh.ConnectionFailed, "port 0")
 		return
 	}
+	if core.FilesLow() {
+		// The node is down to its reserve of descriptors, kept for
+		// accepting connections and its own stores.
+		c.refuse(nc, xssh.ResourceShortage, "node out of file descriptors, try later")
+		return
+	}
 	target, err := c.dialTCP(host, uint16(m.Port))
 	if err != nil {
 		if errors.Is(err, errDenied) {
