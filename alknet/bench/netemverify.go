@@ -1,0 +1,417 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrLinkBottleneck is wrapped by [VerifyResult.Err] when the emulator
+// did not deliver its profile: the measurements over it would measure
+// the emulator, so the profile is to be skipped.
+var ErrLinkBottleneck = errors.New("the link emulator is the bottleneck")
+
+// The bounds a link must meet before its profile counts (issue 17 §1).
+const (
+	// VerifyRTTTolerance is how far the measured RTT may be from the
+	// profile's.
+	VerifyRTTTolerance = time.Millisecond
+	// VerifyRateFraction is the fraction of the rate direct TCP must
+	// reach.
+	VerifyRateFraction = 0.85
+)
+
+// VerifyOptions tunes [Link.Verify]; zero fields take the defaults.
+type VerifyOptions struct {
+	// Probes is the number of RTT probes, sent 10 ms apart; default 30.
+	Probes int
+	// TCPDuration is the length of the TCP transfer; default 4s.
+	TCPDuration time.Duration
+	// LossPackets is the number of datagrams sent to measure the loss
+	// when the profile has any; default 20000, 50000 with a
+	// Gilbert-Elliott model (its losses come in bursts, so it takes
+	// more packets to see its mean).
+	LossPackets int
+}
+
+// VerifyResult is what [Link.Verify] measured.
+type VerifyResult struct {
+	Profile LinkProfile
+	// RTT is the median of the answered probes; RTTAnswered of RTTProbes
+	// came back.
+	RTT                    time.Duration
+	RTTProbes, RTTAnswered int
+	// TCPBps is the goodput, in bits per second, of one TCP connection
+	// from A to B with the loss models suspended, after its warm-up.
+	TCPBps float64
+	// Loss is the fraction of LossSent datagrams from A to B that did not
+	// arrive; both are 0 if the profile has no loss.
+	Loss     float64
+	LossSent int
+	// Stats are the emulator's counters at the end.
+	Stats LinkStats
+	// Problems lists each way the emulator missed its profile; none
+	// means the profile counts.
+	Problems []string
+}
+
+// OK reports whether the emulator delivered its profile.
+func (r VerifyResult) OK() bool { return len(r.Problems) == 0 }
+
+// Err is nil if r is OK, else an error wrapping [ErrLinkBottleneck] that
+// lists the problems.
+func (r VerifyResult) Err() error {
+	if r.OK() {
+		return nil
+	}
+	return fmt.Errorf("profile %s: %w: %s", r.Profile.Name, ErrLinkBottleneck, joinProblems(r.Problems))
+}
+
+// RateRatio is TCPBps over the profile's rate (0 without a rate).
+func (r VerifyResult) RateRatio() float64 {
+	if r.Profile.RateBps == 0 {
+		return 0
+	}
+	return r.TCPBps / float64(r.Profile.RateBps)
+}
+
+func joinProblems(p []string) string {
+	s := ""
+	for i, x := range p {
+		if i > 0 {
+			s += "; "
+		}
+		s += x
+	}
+	return s
+}
+
+// Verify proves the link delivers its profile: the RTT of small probes is
+// within [VerifyRTTTolerance] of the profile's, one TCP connection from A
+// to B (loss suspended) reaches [VerifyRateFraction] of the rate, the
+// measured loss is near the profile's, and the emulator never ran out of
+// buffers. A miss is reported in the result (see [VerifyResult.Err]), not
+// as an error; the error is for a measurement that could not run.
+func (l *Link) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, error) {
+	p := l.Profile()
+	if opts.Probes <= 0 {
+		opts.Probes = 30
+	}
+	if opts.TCPDuration <= 0 {
+		opts.TCPDuration = 4 * time.Second
+	}
+	if opts.LossPackets <= 0 {
+		opts.LossPackets = 20000
+		if p.GE != nil {
+			opts.LossPackets = 50000
+		}
+	}
+	r := VerifyResult{Profile: p, RTTProbes: opts.Probes}
+	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
+
+	rtts, err := l.MeasureRTT(ctx, opts.Probes)
+	if err != nil {
+		return r, err
+	}
+	r.RTTAnswered = len(rtts)
+	if len(rtts) < (opts.Probes+1)/2 {
+		problem("%d of %d RTT probes answered", len(rtts), opts.Probes)
+	} else {
+		r.RTT = Percentile(rtts, 50)
+		if d := r.RTT - p.RTT; d > VerifyRTTTolerance || d < -VerifyRTTTolerance {
+			problem("RTT %v, want %v ±%v", r.RTT.Round(10*time.Microsecond), p.RTT, VerifyRTTTolerance)
+		}
+	}
+
+	if want := p.MeanLoss(); want > 0 {
+		sent, got, err := l.MeasureLoss(ctx, opts.LossPackets)
+		if err != nil {
+			return r, err
+		}
+		r.LossSent, r.Loss = sent, 1-float64(got)/float64(sent)
+		// Binomial spread for independent losses; bursts spread more.
+		tol := 4*math.Sqrt(want*(1-want)/float64(sent)) + 0.1*want
+		if p.GE != nil {
+			tol = 0.5 * want
+		}
+		if math.Abs(r.Loss-want) > tol {
+			problem("loss %.3g%%, want %.3g%% ±%.2g%%", 100*r.Loss, 100*want, 100*tol)
+		}
+	}
+
+	restore := l.suspendLoss()
+	r.TCPBps, err = l.MeasureTCP(ctx, SideA, opts.TCPDuration)
+	restore()
+	if err != nil {
+		return r, err
+	}
+	if p.RateBps > 0 && r.TCPBps < VerifyRateFraction*float64(p.RateBps) {
+		problem("direct TCP %.1f Mbit/s, want >= %.0f%% of %.0f Mbit/s", r.TCPBps/1e6, 100*VerifyRateFraction, float64(p.RateBps)/1e6)
+	}
+	r.Stats = l.Stats()
+	if o := r.Stats.AToB.Overflow + r.Stats.BToA.Overflow; o > 0 {
+		problem("the emulator ran out of buffers for %d packets", o)
+	}
+	if err := l.Err(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// MeasureRTT sends probes small UDP datagrams from A to an echo in B, 10
+// ms apart, and returns the round-trip times of those answered, in the
+// order they were sent.
+func (l *Link) MeasureRTT(ctx context.Context, probes int) ([]time.Duration, error) {
+	var srv *net.UDPConn
+	if err := l.Do(SideB, func() (err error) {
+		srv, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideB), 0)))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("rtt: %w", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer srv.Close()
+	wg.Go(func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:n], from)
+		}
+	})
+	var c *net.UDPConn
+	if err := l.Do(SideA, func() (err error) {
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(srv.LocalAddr().(*net.UDPAddr).AddrPort()))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("rtt: %w", err)
+	}
+	defer c.Close()
+
+	start := time.Now()
+	rtts := make([]time.Duration, probes)
+	wg.Go(func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if n == 16 {
+				now := time.Since(start)
+				i, sent := binary.BigEndian.Uint64(buf), time.Duration(binary.BigEndian.Uint64(buf[8:]))
+				if i < uint64(probes) {
+					rtts[i] = now - sent
+				}
+			}
+		}
+	})
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var msg [16]byte
+	for i := range probes {
+		binary.BigEndian.PutUint64(msg[:], uint64(i))
+		binary.BigEndian.PutUint64(msg[8:], uint64(time.Since(start)))
+		if _, err := c.Write(msg[:]); err != nil {
+			return nil, fmt.Errorf("rtt: %w", err)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// Wait for the last answers: twice the RTT, and some.
+	if err := sleepCtx(ctx, 2*l.Profile().RTT+200*time.Millisecond); err != nil {
+		return nil, err
+	}
+	c.Close()
+	srv.Close()
+	wg.Wait()
+	return slices.DeleteFunc(rtts, func(d time.Duration) bool { return d == 0 }), nil
+}
+
+// MeasureLoss sends packets small UDP datagrams from A to B, paced well
+// under the rate, and returns how many were sent and how many arrived.
+func (l *Link) MeasureLoss(ctx context.Context, packets int) (sent, received int, err error) {
+	var sink *net.UDPConn
+	if err := l.Do(SideB, func() (err error) {
+		sink, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideB), 0)))
+		return err
+	}); err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer sink.Close()
+	var got atomic.Int64
+	wg.Go(func() {
+		buf := make([]byte, 128)
+		for {
+			if _, err := sink.Read(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	})
+	var c *net.UDPConn
+	if err := l.Do(SideA, func() (err error) {
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(sink.LocalAddr().(*net.UDPAddr).AddrPort()))
+		return err
+	}); err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	defer c.Close()
+	// 64 bytes of payload are 92 on the wire; send at most half the rate,
+	// in bursts each millisecond.
+	const size = 92
+	burst := 50
+	if rate := l.Profile().RateBps; rate > 0 {
+		burst = max(1, min(burst, int(float64(rate)/2/8/1000/size)))
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	msg := make([]byte, size-28)
+	for sent < packets {
+		for range min(burst, packets-sent) {
+			if _, err := c.Write(msg); err != nil {
+				return sent, 0, fmt.Errorf("loss: %w", err)
+			}
+			sent++
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return sent, 0, ctx.Err()
+		}
+	}
+	if err := sleepCtx(ctx, l.Profile().RTT+300*time.Millisecond); err != nil {
+		return sent, 0, err
+	}
+	sink.Close()
+	wg.Wait()
+	return sent, int(got.Load()), nil
+}
+
+// MeasureTCP sends over one TCP connection from side from to the other
+// side for d and returns the goodput in bits per second, after a warm-up
+// of ten RTTs (at least 0.5 s, at most d/2) that slow start may take.
+// The goodput is what the receiving kernel got in order (TCP_INFO), so a
+// slow reader does not bend it. The loss models stay as they are.
+func (l *Link) MeasureTCP(ctx context.Context, from Side, d time.Duration) (float64, error) {
+	if !from.valid() {
+		return 0, fmt.Errorf("tcp: bad side %d", from)
+	}
+	to := 1 - from
+	var ln *net.TCPListener
+	if err := l.Do(to, func() (err error) {
+		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(to), 0)))
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("tcp: %w", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	recvErr := make(chan error, 1)
+	accepted := make(chan net.Conn, 1)
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			recvErr <- err
+			return
+		}
+		accepted <- c
+		buf := make([]byte, 256<<10)
+		for {
+			_, err := c.Read(buf)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				recvErr <- err
+				return
+			}
+		}
+	})
+	// Closing the receiving end too resets the connection instead of
+	// waiting for the sender's buffer to drain through the link.
+	var rc net.Conn
+	defer func() {
+		if rc != nil {
+			rc.Close()
+		}
+	}()
+	var c net.Conn
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.Do(from, func() (err error) {
+		c, err = (&net.Dialer{}).DialContext(dctx, "tcp4", ln.Addr().String())
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("tcp: %w", err)
+	}
+	defer c.Close()
+	wg.Go(func() {
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	select {
+	case rc = <-accepted:
+	case err := <-recvErr:
+		return 0, fmt.Errorf("tcp: accept: %w", err)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	warm := min(max(10*l.Profile().RTT, 500*time.Millisecond), d/2)
+	if err := sleepCtx(ctx, warm); err != nil {
+		return 0, err
+	}
+	n0, err := tcpBytesReceived(rc)
+	t0 := time.Now()
+	if err != nil {
+		return 0, fmt.Errorf("tcp: %w", err)
+	}
+	if err := sleepCtx(ctx, d-warm); err != nil {
+		return 0, err
+	}
+	n1, err := tcpBytesReceived(rc)
+	t1 := time.Now()
+	if err != nil {
+		return 0, fmt.Errorf("tcp: %w", err)
+	}
+	c.Close()
+	rc.Close()
+	if err := <-recvErr; err != nil && !errors.Is(err, net.ErrClosed) {
+		return 0, fmt.Errorf("tcp: receive: %w", err)
+	}
+	return float64(n1-n0) * 8 / t1.Sub(t0).Seconds(), nil
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
