@@ -72,7 +72,8 @@ type LinkProfile struct {
 	RTT time.Duration
 	// Jitter varies each packet's one-way delay uniformly within
 	// ±Jitter; packets are never reordered (a packet drawn to overtake
-	// its predecessor leaves right after it). At most RTT/2.
+	// its predecessor leaves right after it), so packets closer together
+	// than the jitter lean towards its upper bound. At most RTT/2.
 	Jitter time.Duration
 	// RateBps is the bottleneck rate in bits per second of IP packets
 	// (headers included), each direction; 0 means no limit.

@@ -33,6 +33,7 @@ type Link struct {
 	tun     [2]*os.File
 	dirs    [2]*direction // AToB, BToA
 	epoch   time.Time
+	mono    int64 // CLOCK_MONOTONIC at epoch, ns
 	noLoss  atomic.Bool
 	done    chan struct{}
 	mu      sync.RWMutex // guards nsFD against Close while Do runs
@@ -46,6 +47,7 @@ type Link struct {
 type direction struct {
 	in, out *os.File
 	sh      *shaper
+	timer   *os.File // a non-blocking timerfd on CLOCK_MONOTONIC
 	mtu     int
 	free    chan *packet // buffers not in the delay line
 	line    chan *packet // admitted packets, in release order
@@ -89,6 +91,11 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 	}
 	removeStaleNamespaces(ctx)
 	l := &Link{profile: p, nsFD: [2]int{-1, -1}, epoch: time.Now(), done: make(chan struct{})}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, fmt.Errorf("link emulator: %w", err)
+	}
+	l.mono = ts.Nano()
 	base := fmt.Sprintf("%s%d-%d-", linkNSPrefix, os.Getpid(), linkSeq.Add(1))
 	ok := false
 	defer func() {
@@ -139,12 +146,17 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 		for range slots {
 			d.free <- &packet{buf: make([]byte, p.MTU+1)} // +1 tells an oversized packet
 		}
+		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("link emulator: timerfd: %w", err)
+		}
+		d.timer = os.NewFile(uintptr(tfd), "timerfd")
 		l.dirs[s] = d
 	}
 	for _, d := range l.dirs {
 		l.wg.Add(2)
 		go func() { defer l.wg.Done(); d.read(l) }()
-		go func() { defer l.wg.Done(); d.write(l.done, l.epoch) }()
+		go func() { defer l.wg.Done(); d.write(l.done, l.epoch, l.mono) }()
 	}
 	ok = true
 	return l, nil
@@ -232,12 +244,31 @@ func (d *direction) read(l *Link) {
 	}
 }
 
+// The writer's timing: a packet is written up to writeEarly before its
+// release time (the write and the wake-up of the reader on the other side
+// take about as long). The writer waits on a timerfd, through the
+// runtime's poller, until writeFinal before the release, then sleeps the
+// rest in nanosleep: the runtime's own timers wake up to a millisecond
+// late, and a thread sleeping in nanosleep keeps its P, so two writers in
+// long sleeps would hold both Ps of a 2-core machine and starve the
+// poller.
+const (
+	writeEarly = int64(20 * time.Microsecond)
+	writeFinal = int64(300 * time.Microsecond)
+)
+
 // write releases the packets of the delay line to the other device at
-// their time. It sleeps in nanosleep on a thread of its own with a timer
-// slack of 1 ns: the runtime's timers wake up to a millisecond late.
-func (d *direction) write(done <-chan struct{}, epoch time.Time) {
+// their time, waiting on timer (a timerfd on CLOCK_MONOTONIC, whose
+// reading at epoch was mono).
+func (d *direction) write(done <-chan struct{}, epoch time.Time, mono int64) {
+	timer, err := d.timer.SyscallConn()
+	if err != nil {
+		d.err.Store(&err)
+		return
+	}
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	var tick [8]byte
 	for {
 		var p *packet
 		select {
@@ -247,16 +278,28 @@ func (d *direction) write(done <-chan struct{}, epoch time.Time) {
 		}
 		for {
 			wait := p.release - int64(time.Since(epoch))
-			if wait <= 0 {
+			if wait <= writeEarly {
 				break
 			}
-			ts := unix.NsecToTimespec(min(wait, int64(10*time.Millisecond)))
-			_ = unix.Nanosleep(&ts, nil)
-			select {
-			case <-done:
-				return
-			default:
+			if wait > 2*writeFinal {
+				its := unix.ItimerSpec{Value: unix.NsecToTimespec(mono + p.release - writeFinal)}
+				var serr error
+				if err := timer.Control(func(fd uintptr) {
+					serr = unix.TimerfdSettime(int(fd), unix.TFD_TIMER_ABSTIME, &its, nil)
+				}); err != nil {
+					return // closed
+				}
+				if serr != nil {
+					d.err.Store(&serr)
+					return
+				}
+				if _, err := d.timer.Read(tick[:]); err != nil {
+					return // closed
+				}
+				continue
 			}
+			ts := unix.NsecToTimespec(wait - writeEarly)
+			_ = unix.Nanosleep(&ts, nil)
 		}
 		late := int64(time.Since(epoch)) - p.release
 		d.stats[stLateSum].Add(late)
@@ -388,6 +431,11 @@ func (l *Link) Close() error {
 				errs = append(errs, f.Close())
 			}
 		}
+		for _, d := range l.dirs {
+			if d != nil {
+				errs = append(errs, d.timer.Close())
+			}
+		}
 		l.wg.Wait()
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -430,23 +478,39 @@ func removeStaleNamespaces(ctx context.Context) {
 // read or not (TCP_INFO's tcpi_bytes_received): a receiver that falls
 // behind does not bend the measured rate.
 func tcpBytesReceived(c net.Conn) (int64, error) {
+	info, err := tcpInfo(c)
+	if err != nil {
+		return 0, err
+	}
+	return int64(info.Bytes_received), nil
+}
+
+// tcpQuiet reports whether the sender c has no loss to recover from: its
+// congestion state is Open and nothing is SACKed, lost or retransmitted,
+// so the receiver holds no data out of order, waiting for a hole to fill.
+func tcpQuiet(c net.Conn) (bool, error) {
+	info, err := tcpInfo(c)
+	if err != nil {
+		return false, err
+	}
+	return info.Ca_state == 0 && info.Sacked == 0 && info.Lost == 0 && info.Retrans == 0, nil
+}
+
+func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return 0, fmt.Errorf("not a TCP connection: %T", c)
+		return nil, fmt.Errorf("not a TCP connection: %T", c)
 	}
 	raw, err := tc.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var info *unix.TCPInfo
 	var ierr error
 	if err := raw.Control(func(fd uintptr) {
 		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
-	if ierr != nil {
-		return 0, ierr
-	}
-	return int64(info.Bytes_received), nil
+	return info, ierr
 }

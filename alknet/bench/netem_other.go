@@ -55,3 +55,5 @@ func (l *Link) Do(side Side, fn func() error) error { return ErrNoLinkEmulator }
 func (l *Link) Close() error { return nil }
 
 func tcpBytesReceived(c net.Conn) (int64, error) { return 0, ErrNoLinkEmulator }
+
+func tcpQuiet(c net.Conn) (bool, error) { return false, ErrNoLinkEmulator }

@@ -138,12 +138,7 @@ func (l *Link) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, er
 			return r, err
 		}
 		r.LossSent, r.Loss = sent, 1-float64(got)/float64(sent)
-		// Binomial spread for independent losses; bursts spread more.
-		tol := 4*math.Sqrt(want*(1-want)/float64(sent)) + 0.1*want
-		if p.GE != nil {
-			tol = 0.5 * want
-		}
-		if math.Abs(r.Loss-want) > tol {
+		if tol := lossTolerance(p, sent); math.Abs(r.Loss-want) > tol {
 			problem("loss %.3g%%, want %.3g%% ±%.2g%%", 100*r.Loss, 100*want, 100*tol)
 		}
 	}
@@ -165,6 +160,19 @@ func (l *Link) Verify(ctx context.Context, opts VerifyOptions) (VerifyResult, er
 		return r, err
 	}
 	return r, nil
+}
+
+// lossTolerance is how far from p's mean loss a measurement over sent
+// packets may be: four standard deviations of the binomial spread (and
+// 10 %) for independent losses, half the mean for bursts, whose spread
+// is wider (about a fifth of the mean over 50000 packets of the bursty
+// profile).
+func lossTolerance(p LinkProfile, sent int) float64 {
+	want := p.MeanLoss()
+	if p.GE != nil {
+		return 0.5 * want
+	}
+	return 4*math.Sqrt(want*(1-want)/float64(sent)) + 0.1*want
 }
 
 // MeasureRTT sends probes small UDP datagrams from A to an echo in B, 10
@@ -379,20 +387,13 @@ func (l *Link) MeasureTCP(ctx context.Context, from Side, d time.Duration) (floa
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+	start := time.Now()
 	warm := min(max(10*l.Profile().RTT, 500*time.Millisecond), d/2)
-	if err := sleepCtx(ctx, warm); err != nil {
-		return 0, err
-	}
-	n0, err := tcpBytesReceived(rc)
-	t0 := time.Now()
+	n0, t0, err := quietSample(ctx, c, rc, start.Add(warm), start.Add(d*3/4))
 	if err != nil {
 		return 0, fmt.Errorf("tcp: %w", err)
 	}
-	if err := sleepCtx(ctx, d-warm); err != nil {
-		return 0, err
-	}
-	n1, err := tcpBytesReceived(rc)
-	t1 := time.Now()
+	n1, t1, err := quietSample(ctx, c, rc, t0.Add(d-warm), t0.Add(d-warm+d/4))
 	if err != nil {
 		return 0, fmt.Errorf("tcp: %w", err)
 	}
@@ -402,6 +403,29 @@ func (l *Link) MeasureTCP(ctx context.Context, from Side, d time.Duration) (floa
 		return 0, fmt.Errorf("tcp: receive: %w", err)
 	}
 	return float64(n1-n0) * 8 / t1.Sub(t0).Seconds(), nil
+}
+
+// quietSample waits until from, then until the sender is quiet (see
+// tcpQuiet) or until is reached, and returns the bytes the receiver got
+// by then. A sample taken while a hole is being filled would count the
+// receiver's out-of-order queue, megabytes at once.
+func quietSample(ctx context.Context, sender, receiver net.Conn, from, until time.Time) (int64, time.Time, error) {
+	if err := sleepCtx(ctx, time.Until(from)); err != nil {
+		return 0, time.Time{}, err
+	}
+	for {
+		quiet, err := tcpQuiet(sender)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if quiet || !time.Now().Before(until) {
+			n, err := tcpBytesReceived(receiver)
+			return n, time.Now(), err
+		}
+		if err := sleepCtx(ctx, 2*time.Millisecond); err != nil {
+			return 0, time.Time{}, err
+		}
+	}
 }
 
 // sleepCtx waits for d or until ctx is done.
