@@ -134,17 +134,20 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 		seed = rand.Uint64()
 	}
 	// Enough buffers for the packets in flight at full rate (one-way
-	// delay plus a full queue) even if they are all small.
+	// delay plus a full queue) at 500 bytes a packet on average; the
+	// Overflow counter tells when that was too few.
 	slots := 1024
 	if p.RateBps > 0 {
 		inFlight := float64(p.RateBps)/8*p.RTT.Seconds()/2 + float64(p.QueueBytes)
-		slots = min(max(slots, int(inFlight/200)), 1<<16)
+		slots = min(max(slots, int(inFlight/500)), 1<<16)
 	}
 	for s := range 2 {
 		d := &direction{in: l.tun[s], out: l.tun[1-s], sh: newShaper(p, seed+uint64(s)), mtu: p.MTU,
 			free: make(chan *packet, slots), line: make(chan *packet, slots)}
-		for range slots {
-			d.free <- &packet{buf: make([]byte, p.MTU+1)} // +1 tells an oversized packet
+		// One slab: its pages are only touched as packets fill them.
+		slab, size := make([]byte, slots*(p.MTU+1)), p.MTU+1 // +1 tells an oversized packet
+		for i := range slots {
+			d.free <- &packet{buf: slab[i*size : (i+1)*size : (i+1)*size]}
 		}
 		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 		if err != nil {
@@ -338,6 +341,47 @@ func (l *Link) Prefix(side Side) netip.Prefix { return linkPrefix[side] }
 // Namespace is the name of side's network namespace, for `ip -n` or
 // `ip netns exec`.
 func (l *Link) Namespace(side Side) string { return l.ns[side] }
+
+// devicePackets is how many packets side's TUN device has received (from
+// the emulator) and transmitted (to it), as the kernel of that namespace
+// counts them.
+func (l *Link) devicePackets(side Side) (rx, tx int64, err error) {
+	err = l.Do(side, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/dev")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, counters, ok := strings.Cut(line, ":")
+			if !ok || strings.TrimSpace(name) != LinkDevice {
+				continue
+			}
+			f := strings.Fields(counters)
+			if len(f) < 10 {
+				break
+			}
+			if rx, err = strconv.ParseInt(f[1], 10, 64); err == nil {
+				tx, err = strconv.ParseInt(f[9], 10, 64)
+			}
+			return err
+		}
+		return fmt.Errorf("no %s in /proc/net/dev", LinkDevice)
+	})
+	return rx, tx, err
+}
+
+// CongestionControl is the TCP congestion control the namespaces use
+// (a new namespace inherits the host's), or "" if it cannot be read.
+func (l *Link) CongestionControl() string {
+	var cc []byte
+	if err := l.Do(SideA, func() (err error) {
+		cc, err = os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+		return err
+	}); err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(cc))
+}
 
 // Stats counts what the emulator has done so far.
 func (l *Link) Stats() LinkStats {

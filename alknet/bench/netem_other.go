@@ -28,6 +28,11 @@ func (l *Link) Prefix(side Side) netip.Prefix { return linkPrefix[side] }
 // Namespace is side's namespace name.
 func (l *Link) Namespace(side Side) string { return "" }
 
+func (l *Link) devicePackets(side Side) (rx, tx int64, err error) { return 0, 0, ErrNoLinkEmulator }
+
+// CongestionControl needs Linux.
+func (l *Link) CongestionControl() string { return "" }
+
 // Stats counts what the emulator has done so far.
 func (l *Link) Stats() LinkStats { return LinkStats{} }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -171,5 +172,37 @@ func TestLinkEmulatorNamespaces(t *testing.T) {
 	}
 	if err := l.Do(SideA, func() error { return nil }); err == nil {
 		t.Error("Do ran after Close")
+	}
+}
+
+// TestRunWAN runs the wan scenario on one cheap profile with a transfer
+// of its own and checks the report: the profile verified, the transfer
+// ran on the link, and the goal line is last.
+func TestRunWAN(t *testing.T) {
+	needLinkEmulator(t)
+	p := LinkProfile{Name: "cheap", RTT: 10 * time.Millisecond, RateBps: 50e6}
+	var ran []string
+	probe := WANTransfer{Name: "probe", Run: func(ctx context.Context, l *Link) (float64, error) {
+		ran = append(ran, l.Namespace(SideA))
+		return 1e6, nil
+	}}
+	results, err := RunWAN(testContext(t), WANConfig{Profiles: []LinkProfile{p},
+		Verify: VerifyOptions{TCPDuration: time.Second}, Transfers: []WANTransfer{probe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoNamespaces(t)
+	var out strings.Builder
+	WriteWANMarkdown(&out, results, nil)
+	t.Log(out.String())
+	if len(results) != 1 || results[0].Skipped() != "" || len(ran) != 1 || !strings.HasPrefix(ran[0], linkNSPrefix) {
+		t.Fatalf("results %+v, transfer ran in %v", results, ran)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "goal emulator-tcp cheap ratio ") || !strings.HasSuffix(last, " target >=0.85 met") {
+		t.Errorf("last line %q, want the met emulator-tcp goal", last)
+	}
+	if !strings.Contains(out.String(), "| cheap | probe | 8.0 | 0.160 |") {
+		t.Errorf("report lacks the probe transfer's row")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -252,7 +251,11 @@ func (l *Link) MeasureRTT(ctx context.Context, probes int) ([]time.Duration, err
 }
 
 // MeasureLoss sends packets small UDP datagrams from A to B, paced well
-// under the rate, and returns how many were sent and how many arrived.
+// under the rate, and returns how many entered the link (A's device
+// transmitted) and how many left it (B's device received), as the two
+// namespaces' kernels count them: a receiver too slow for its socket
+// buffer does not count as loss, and the emulator's own counters are
+// not trusted.
 func (l *Link) MeasureLoss(ctx context.Context, packets int) (sent, received int, err error) {
 	var sink *net.UDPConn
 	if err := l.Do(SideB, func() (err error) {
@@ -264,14 +267,12 @@ func (l *Link) MeasureLoss(ctx context.Context, packets int) (sent, received int
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer sink.Close()
-	var got atomic.Int64
 	wg.Go(func() {
 		buf := make([]byte, 128)
 		for {
 			if _, err := sink.Read(buf); err != nil {
 				return
 			}
-			got.Add(1)
 		}
 	})
 	var c *net.UDPConn
@@ -282,6 +283,14 @@ func (l *Link) MeasureLoss(ctx context.Context, packets int) (sent, received int
 		return 0, 0, fmt.Errorf("loss: %w", err)
 	}
 	defer c.Close()
+	_, tx0, err := l.devicePackets(SideA)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	rx0, _, err := l.devicePackets(SideB)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
 	// 64 bytes of payload are 92 on the wire; send at most half the rate,
 	// in bursts each millisecond.
 	const size = 92
@@ -292,25 +301,31 @@ func (l *Link) MeasureLoss(ctx context.Context, packets int) (sent, received int
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	msg := make([]byte, size-28)
-	for sent < packets {
-		for range min(burst, packets-sent) {
+	for n := 0; n < packets; {
+		for range min(burst, packets-n) {
 			if _, err := c.Write(msg); err != nil {
-				return sent, 0, fmt.Errorf("loss: %w", err)
+				return 0, 0, fmt.Errorf("loss: %w", err)
 			}
-			sent++
+			n++
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return sent, 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 	}
 	if err := sleepCtx(ctx, l.Profile().RTT+300*time.Millisecond); err != nil {
-		return sent, 0, err
+		return 0, 0, err
 	}
-	sink.Close()
-	wg.Wait()
-	return sent, int(got.Load()), nil
+	_, tx1, err := l.devicePackets(SideA)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	rx1, _, err := l.devicePackets(SideB)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss: %w", err)
+	}
+	return int(tx1 - tx0), int(rx1 - rx0), nil
 }
 
 // MeasureTCP sends over one TCP connection from side from to the other
