@@ -1,15 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/alkdev/alknet/alknet/bench/internal/linkemu"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,58 +33,29 @@ var linkSeq atomic.Int64
 type Link struct {
 	profile LinkProfile
 	ns      [2]string
-	nsFD    [2]int
-	tun     [2]*os.File
-	dirs    [2]*direction // AToB, BToA
-	epoch   time.Time
-	mono    int64 // CLOCK_MONOTONIC at epoch, ns
-	noLoss  atomic.Bool
-	done    chan struct{}
 	mu      sync.RWMutex // guards nsFD against Close while Do runs
-	wg      sync.WaitGroup
+	nsFD    [2]int
+
+	// The forwarder is a helper process (see linkHelperEnv); ctl
+	// serializes the requests to it.
+	ctl       sync.Mutex
+	helper    *exec.Cmd
+	stdin     io.WriteCloser
+	stdout    *bufio.Reader
+	stderr    lockedBuffer
+	last      LinkStats
+	helperErr error
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// direction forwards packets from one TUN device to the other.
-type direction struct {
-	in, out *os.File
-	sh      *shaper
-	timer   *os.File // a non-blocking timerfd on CLOCK_MONOTONIC
-	mtu     int
-	free    chan *packet // buffers not in the delay line
-	line    chan *packet // admitted packets, in release order
-	stats   [11]atomic.Int64
-	err     atomic.Pointer[error]
-}
-
-// Indexes of direction.stats, in DirectionStats order.
-const (
-	stRead = iota
-	stPassed
-	stBytes
-	stLost
-	stBurst
-	stQueue
-	stTooBig
-	stOverflow
-	stWriteErr
-	stLateSum // ns packets left after their release time, summed
-	stLateMax
-)
-
-type packet struct {
-	buf     []byte
-	n       int
-	release int64
-}
-
 // StartLink creates the two namespaces and their TUN devices, and starts
-// forwarding between them as p describes. It needs root (CAP_SYS_ADMIN
-// and CAP_NET_ADMIN), /dev/net/tun and the ip command. Namespaces left
-// by an earlier process that died without closing its links are removed
-// first. Close the link to remove everything; ctx bounds only the set-up.
+// forwarding between them as p describes, in a helper process (this
+// program run again; see [Link]). It needs root (CAP_SYS_ADMIN and
+// CAP_NET_ADMIN), /dev/net/tun and the ip command. Namespaces left by an
+// earlier process that died without closing its links are removed first.
+// Close the link to remove everything; ctx bounds only the set-up.
 func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 	p, err := p.withDefaults()
 	if err != nil {
@@ -90,12 +65,7 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 		return nil, fmt.Errorf("link emulator: %w", err)
 	}
 	removeStaleNamespaces(ctx)
-	l := &Link{profile: p, nsFD: [2]int{-1, -1}, epoch: time.Now(), done: make(chan struct{})}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, fmt.Errorf("link emulator: %w", err)
-	}
-	l.mono = ts.Nano()
+	l := &Link{profile: p, nsFD: [2]int{-1, -1}}
 	base := fmt.Sprintf("%s%d-%d-", linkNSPrefix, os.Getpid(), linkSeq.Add(1))
 	ok := false
 	defer func() {
@@ -114,219 +84,150 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 			return nil, fmt.Errorf("link emulator: open namespace %s: %w", name, err)
 		}
 		l.nsFD[s] = fd
-		if err := l.Do(Side(s), func() error { return l.openTUN(Side(s)) }); err != nil {
-			return nil, err
+		// The sockets of the namespace may hold a path's worth of data:
+		// a window of one BDP at 300 Mbit/s and 150 ms is 5.6 MB, over
+		// the default 4 MB of tcp_wmem.
+		if err := l.Do(Side(s), func() error {
+			for _, f := range []string{"/proc/sys/net/ipv4/tcp_rmem", "/proc/sys/net/ipv4/tcp_wmem"} {
+				if err := os.WriteFile(f, []byte("4096 131072 33554432"), 0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("link emulator: %w", err)
 		}
-		other := 1 - s
+	}
+	if err := l.startHelper(ctx); err != nil {
+		return nil, err
+	}
+	for s, name := range l.ns {
 		script := fmt.Sprintf("link set dev lo up\n"+
 			"link set dev %[1]s mtu %[2]d txqueuelen 10000 up\n"+
 			"addr add %[3]s/32 dev %[1]s\n"+
 			"route add %[4]s dev %[1]s src %[3]s\n",
-			LinkDevice, p.MTU, linkAddr[s], linkPrefix[other])
+			LinkDevice, p.MTU, linkAddr[s], linkPrefix[1-s])
 		cmd := exec.CommandContext(ctx, "ip", "-n", name, "-batch", "-")
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("link emulator: configure %s: %w: %s", name, err, bytes.TrimSpace(out))
 		}
 	}
-	seed := p.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	// Enough buffers for the packets in flight at full rate (one-way
-	// delay plus a full queue) at 500 bytes a packet on average; the
-	// Overflow counter tells when that was too few.
-	slots := 1024
-	if p.RateBps > 0 {
-		inFlight := float64(p.RateBps)/8*p.RTT.Seconds()/2 + float64(p.QueueBytes)
-		slots = min(max(slots, int(inFlight/500)), 1<<16)
-	}
-	for s := range 2 {
-		d := &direction{in: l.tun[s], out: l.tun[1-s], sh: newShaper(p, seed+uint64(s)), mtu: p.MTU,
-			free: make(chan *packet, slots), line: make(chan *packet, slots)}
-		// One slab: its pages are only touched as packets fill them.
-		slab, size := make([]byte, slots*(p.MTU+1)), p.MTU+1 // +1 tells an oversized packet
-		for i := range slots {
-			d.free <- &packet{buf: slab[i*size : (i+1)*size : (i+1)*size]}
-		}
-		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
-		if err != nil {
-			return nil, fmt.Errorf("link emulator: timerfd: %w", err)
-		}
-		d.timer = os.NewFile(uintptr(tfd), "timerfd")
-		l.dirs[s] = d
-	}
-	for _, d := range l.dirs {
-		l.wg.Add(2)
-		go func() { defer l.wg.Done(); d.read(l) }()
-		go func() { defer l.wg.Done(); d.write(l.done, l.epoch, l.mono) }()
-	}
 	ok = true
 	return l, nil
 }
 
-// openTUN creates side's TUN device in the calling thread's namespace.
-func (l *Link) openTUN(side Side) error {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+// startHelper starts the forwarder process and waits until its devices
+// exist.
+func (l *Link) startHelper(ctx context.Context) error {
+	exe, env, err := linkHelper(ctx)
 	if err != nil {
 		return fmt.Errorf("link emulator: %w", err)
 	}
-	ifr, err := unix.NewIfreq(LinkDevice)
+	p := l.profile
+	seed := p.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	c := linkemu.Config{NS: l.ns, Device: LinkDevice, Delay: p.RTT / 2, Jitter: p.Jitter, RateBps: p.RateBps,
+		Loss: p.Loss, QueueBytes: p.QueueBytes, QueuePackets: p.QueuePackets, MTU: p.MTU, Seed: seed}
+	if p.GE != nil {
+		ge := linkemu.GilbertElliott(*p.GE)
+		c.GE = &ge
+	}
+	cfg, err := json.Marshal(c)
 	if err != nil {
-		unix.Close(fd)
+		return fmt.Errorf("link emulator: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = &l.stderr
+	if l.stdin, err = cmd.StdinPipe(); err != nil {
+		return fmt.Errorf("link emulator: %w", err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("link emulator: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("link emulator: start the forwarder: %w", err)
+	}
+	l.helper, l.stdout = cmd, bufio.NewReader(out)
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stop()
+	reply, err := l.request(string(cfg))
+	if err != nil {
 		return err
 	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("link emulator: TUNSETIFF: %w", err)
+	if reply != "ready" {
+		return fmt.Errorf("link emulator: forwarder: %s", reply)
 	}
-	// The sockets of the namespace may hold a path's worth of data: a
-	// window of one BDP at 300 Mbit/s and 150 ms is 5.6 MB, over the
-	// default 4 MB of tcp_wmem.
-	for _, f := range []string{"/proc/sys/net/ipv4/tcp_rmem", "/proc/sys/net/ipv4/tcp_wmem"} {
-		if err := os.WriteFile(f, []byte("4096 131072 33554432"), 0); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("link emulator: %w", err)
-		}
-	}
-	// A non-blocking descriptor is served by the runtime's poller, so
-	// Close ends a pending Read.
-	l.tun[side] = os.NewFile(uintptr(fd), "/dev/net/tun:"+l.ns[side])
 	return nil
 }
 
-// read takes packets from the device, decides their fate and queues the
-// admitted ones on the delay line.
-func (d *direction) read(l *Link) {
-	scratch := make([]byte, d.mtu+1)
-	for {
-		var p *packet
-		select {
-		case p = <-d.free:
-		default:
-		}
-		buf := scratch
-		if p != nil {
-			buf = p.buf
-		}
-		n, err := d.in.Read(buf)
-		if err != nil {
-			if p != nil {
-				d.free <- p
-			}
-			if !errors.Is(err, os.ErrClosed) {
-				d.err.Store(&err)
-			}
-			return
-		}
-		d.stats[stRead].Add(1)
-		switch {
-		case n > d.mtu:
-			d.stats[stTooBig].Add(1)
-		case p == nil:
-			d.stats[stOverflow].Add(1)
-		default:
-			release, cause := d.sh.admit(int64(time.Since(l.epoch)), n, l.noLoss.Load())
-			switch cause {
-			case dropNone:
-				p.n, p.release = n, release
-				d.line <- p // never blocks: line and free share the packets
-				continue
-			case dropLoss:
-				d.stats[stLost].Add(1)
-			case dropBurst:
-				d.stats[stBurst].Add(1)
-			case dropQueue:
-				d.stats[stQueue].Add(1)
-			}
-		}
-		if p != nil {
-			d.free <- p
-		}
-	}
-}
-
-// The writer's timing: a packet is written up to writeEarly before its
-// release time (the write and the wake-up of the reader on the other side
-// take about as long). The writer waits on a timerfd, through the
-// runtime's poller, until writeFinal before the release, then sleeps the
-// rest in nanosleep: the runtime's own timers wake up to a millisecond
-// late, and a thread sleeping in nanosleep keeps its P, so two writers in
-// long sleeps would hold both Ps of a 2-core machine and starve the
-// poller.
-const (
-	writeEarly = int64(20 * time.Microsecond)
-	writeFinal = int64(300 * time.Microsecond)
+var (
+	helperOnce sync.Once
+	helperBin  string
+	helperErr  error
 )
 
-// write releases the packets of the delay line to the other device at
-// their time, waiting on timer (a timerfd on CLOCK_MONOTONIC, whose
-// reading at epoch was mono).
-func (d *direction) write(done <-chan struct{}, epoch time.Time, mono int64) {
-	timer, err := d.timer.SyscallConn()
-	if err != nil {
-		d.err.Store(&err)
-		return
+// linkHelper returns the forwarder's program and the environment it needs:
+// $ALKNET_BENCH_LINK_HELPER_BIN if set; else this program, run again with
+// linkemu.HelperEnv, unless it is built with the race detector: then
+// cmd/alknet-linkemu, built without it once per process (the binary stays
+// in a temporary directory until the machine cleans it).
+func linkHelper(ctx context.Context) (string, []string, error) {
+	env := []string{linkemu.HelperEnv + "=1"}
+	if bin := os.Getenv("ALKNET_BENCH_LINK_HELPER_BIN"); bin != "" {
+		return bin, env, nil
 	}
-	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	var tick [8]byte
-	for {
-		var p *packet
-		select {
-		case p = <-d.line:
-		case <-done:
+	if !raceEnabled {
+		exe, err := os.Executable()
+		return exe, env, err
+	}
+	helperOnce.Do(func() {
+		root, err := FindRepoRoot(".")
+		if err != nil {
+			helperErr = fmt.Errorf("build the forwarder without the race detector: %w", err)
 			return
 		}
-		for {
-			wait := p.release - int64(time.Since(epoch))
-			if wait <= writeEarly {
-				break
-			}
-			if wait > 2*writeFinal {
-				its := unix.ItimerSpec{Value: unix.NsecToTimespec(mono + p.release - writeFinal)}
-				var serr error
-				if err := timer.Control(func(fd uintptr) {
-					serr = unix.TimerfdSettime(int(fd), unix.TFD_TIMER_ABSTIME, &its, nil)
-				}); err != nil {
-					return // closed
-				}
-				if serr != nil {
-					d.err.Store(&serr)
-					return
-				}
-				if _, err := d.timer.Read(tick[:]); err != nil {
-					return // closed
-				}
-				continue
-			}
-			ts := unix.NsecToTimespec(wait - writeEarly)
-			_ = unix.Nanosleep(&ts, nil)
+		dir, err := os.MkdirTemp("", "alknet-linkemu-")
+		if err != nil {
+			helperErr = err
+			return
 		}
-		late := int64(time.Since(epoch)) - p.release
-		d.stats[stLateSum].Add(late)
-		if late > d.stats[stLateMax].Load() {
-			d.stats[stLateMax].Store(late)
+		bin := filepath.Join(dir, "alknet-linkemu")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/alknet-linkemu")
+		cmd.Dir = filepath.Join(root, "alknet", "bench")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			helperErr = fmt.Errorf("build the forwarder without the race detector: %w: %s", err, bytes.TrimSpace(out))
+			return
 		}
-		if _, err := d.out.Write(p.buf[:p.n]); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			d.stats[stWriteErr].Add(1)
-		} else {
-			d.stats[stPassed].Add(1)
-			d.stats[stBytes].Add(int64(p.n))
-		}
-		d.free <- p
-	}
+		helperBin = bin
+	})
+	return helperBin, env, helperErr
 }
 
-func (d *direction) snapshot() DirectionStats {
-	v := func(i int) int64 { return d.stats[i].Load() }
-	return DirectionStats{Read: v(stRead), Passed: v(stPassed), Bytes: v(stBytes), Lost: v(stLost),
-		BurstLost: v(stBurst), Queue: v(stQueue), TooBig: v(stTooBig), Overflow: v(stOverflow),
-		WriteErrors: v(stWriteErr), LateSum: time.Duration(v(stLateSum)), LateMax: time.Duration(v(stLateMax))}
+// request sends one line to the helper and returns its one-line answer.
+func (l *Link) request(line string) (string, error) {
+	l.ctl.Lock()
+	defer l.ctl.Unlock()
+	if l.helperErr != nil {
+		return "", l.helperErr
+	}
+	reply, err := func() (string, error) {
+		if _, err := io.WriteString(l.stdin, line+"\n"); err != nil {
+			return "", err
+		}
+		return l.stdout.ReadString('\n')
+	}()
+	if err != nil {
+		l.helperErr = fmt.Errorf("link emulator: the forwarder process failed: %w; its output: %s",
+			err, strings.TrimSpace(l.stderr.String()))
+		return "", l.helperErr
+	}
+	return strings.TrimSpace(reply), nil
 }
 
 // Profile is the link's profile, defaults filled in.
@@ -383,33 +284,46 @@ func (l *Link) CongestionControl() string {
 	return strings.TrimSpace(string(cc))
 }
 
-// Stats counts what the emulator has done so far.
+// Stats counts what the emulator has done so far (after Close, up to
+// the last call before it).
 func (l *Link) Stats() LinkStats {
-	if l.dirs[0] == nil {
-		return LinkStats{}
-	}
-	return LinkStats{AToB: l.dirs[0].snapshot(), BToA: l.dirs[1].snapshot()}
+	st, _ := l.stats()
+	return st
 }
 
-// Err reports a forwarder that stopped on an error other than Close.
-func (l *Link) Err() error {
-	var errs []error
-	for s, d := range l.dirs {
-		if d == nil {
-			continue
-		}
-		if e := d.err.Load(); e != nil {
-			errs = append(errs, fmt.Errorf("link emulator: reading %s: %w", l.ns[s], *e))
-		}
+func (l *Link) stats() (LinkStats, error) {
+	reply, err := l.request("stats")
+	if err != nil {
+		l.ctl.Lock()
+		defer l.ctl.Unlock()
+		return l.last, err
 	}
-	return errors.Join(errs...)
+	var hs linkemu.Stats
+	if err := json.Unmarshal([]byte(reply), &hs); err != nil {
+		return LinkStats{}, fmt.Errorf("link emulator: forwarder's stats %q: %w", reply, err)
+	}
+	st := LinkStats{AToB: DirectionStats(hs.Dirs[0]), BToA: DirectionStats(hs.Dirs[1])}
+	l.ctl.Lock()
+	l.last = st
+	l.ctl.Unlock()
+	if hs.Err != "" {
+		return st, fmt.Errorf("link emulator: %s", hs.Err)
+	}
+	return st, nil
+}
+
+// Err reports a forwarder that failed: its process ended or a direction
+// stopped on an error.
+func (l *Link) Err() error {
+	_, err := l.stats()
+	return err
 }
 
 // suspendLoss turns the loss models off until the returned function is
 // called (the verification measures the rate without loss).
 func (l *Link) suspendLoss() (restore func()) {
-	l.noLoss.Store(true)
-	return func() { l.noLoss.Store(false) }
+	l.request("loss off")
+	return func() { l.request("loss on") }
 }
 
 // Command returns a command running name with args in side's namespace
@@ -463,24 +377,32 @@ func (l *Link) Do(side Side, fn func() error) error {
 	return <-errc
 }
 
-// Close stops the forwarders and removes the devices and namespaces.
+// Close stops the forwarder and removes the devices and namespaces.
 // Processes still running in a namespace are not killed. It is safe to
 // call more than once.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
-		close(l.done)
 		var errs []error
-		for _, f := range l.tun {
-			if f != nil {
-				errs = append(errs, f.Close())
+		if l.helper != nil {
+			l.ctl.Lock()
+			l.stdin.Close() // the forwarder stops at the end of its input
+			exited := make(chan error, 1)
+			go func() { exited <- l.helper.Wait() }()
+			select {
+			case err := <-exited:
+				if err != nil && l.helperErr == nil {
+					errs = append(errs, fmt.Errorf("link emulator: forwarder: %w: %s", err, strings.TrimSpace(l.stderr.String())))
+				}
+			case <-time.After(5 * time.Second):
+				l.helper.Process.Kill()
+				<-exited
+				errs = append(errs, errors.New("link emulator: the forwarder did not stop within 5s; killed"))
 			}
-		}
-		for _, d := range l.dirs {
-			if d != nil {
-				errs = append(errs, d.timer.Close())
+			if l.helperErr == nil {
+				l.helperErr = errors.New("link emulator: link closed")
 			}
+			l.ctl.Unlock()
 		}
-		l.wg.Wait()
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for s, name := range l.ns {
@@ -557,4 +479,26 @@ func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
 		return nil, err
 	}
 	return info, ierr
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writes of exec's copying
+// goroutine and the reads of error messages.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 64<<10 {
+		return len(p), nil // enough to tell what went wrong
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -12,6 +12,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 )
 
 // ErrLinkBottleneck is wrapped by [VerifyResult.Err] when the emulator
@@ -94,7 +97,7 @@ func joinProblems(p []string) string {
 	return s
 }
 
-// Verify proves the link delivers its profile: the RTT of small probes is
+// Verify proves the link delivers its profile: the RTT of pings is
 // within [VerifyRTTTolerance] of the profile's, one TCP connection from A
 // to B (loss suspended) reaches [VerifyRateFraction] of the rate, the
 // measured loss is near the profile's, and the emulator never ran out of
@@ -174,64 +177,53 @@ func lossTolerance(p LinkProfile, sent int) float64 {
 	return 4*math.Sqrt(want*(1-want)/float64(sent)) + 0.1*want
 }
 
-// MeasureRTT sends probes small UDP datagrams from A to an echo in B, 10
-// ms apart, and returns the round-trip times of those answered, in the
-// order they were sent.
+// MeasureRTT pings B from A: probes ICMP echo requests, 10 ms apart,
+// answered by B's kernel (no program on B's side whose scheduling would
+// count). It returns the round-trip times of those answered.
 func (l *Link) MeasureRTT(ctx context.Context, probes int) ([]time.Duration, error) {
-	var srv *net.UDPConn
-	if err := l.Do(SideB, func() (err error) {
-		srv, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideB), 0)))
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("rtt: %w", err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer srv.Close()
-	wg.Go(func() {
-		buf := make([]byte, 64)
-		for {
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDPAddrPort(buf[:n], from)
-		}
-	})
-	var c *net.UDPConn
+	var c *icmp.PacketConn
 	if err := l.Do(SideA, func() (err error) {
-		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(srv.LocalAddr().(*net.UDPAddr).AddrPort()))
+		c, err = icmp.ListenPacket("ip4:icmp", l.Addr(SideA).String())
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("rtt: %w", err)
 	}
 	defer c.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 
+	const id = 0xa1e // private namespaces: no other pinger to tell apart
 	start := time.Now()
 	rtts := make([]time.Duration, probes)
 	wg.Go(func() {
-		buf := make([]byte, 64)
+		buf := make([]byte, 1500)
 		for {
-			n, err := c.Read(buf)
+			n, _, err := c.ReadFrom(buf)
 			if err != nil {
 				return
 			}
-			if n == 16 {
-				now := time.Since(start)
-				i, sent := binary.BigEndian.Uint64(buf), time.Duration(binary.BigEndian.Uint64(buf[8:]))
-				if i < uint64(probes) {
-					rtts[i] = now - sent
-				}
+			now := time.Since(start)
+			m, err := icmp.ParseMessage(1, buf[:n]) // 1: ICMP for IPv4
+			if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+				continue
 			}
+			echo, ok := m.Body.(*icmp.Echo)
+			if !ok || echo.ID != id || len(echo.Data) != 8 || echo.Seq >= probes {
+				continue
+			}
+			rtts[echo.Seq] = now - time.Duration(binary.BigEndian.Uint64(echo.Data))
 		}
 	})
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	var msg [16]byte
+	to := &net.IPAddr{IP: l.Addr(SideB).AsSlice()}
 	for i := range probes {
-		binary.BigEndian.PutUint64(msg[:], uint64(i))
-		binary.BigEndian.PutUint64(msg[8:], uint64(time.Since(start)))
-		if _, err := c.Write(msg[:]); err != nil {
+		data := binary.BigEndian.AppendUint64(nil, uint64(time.Since(start)))
+		msg, err := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: i, Data: data}}).Marshal(nil)
+		if err != nil {
+			return nil, fmt.Errorf("rtt: %w", err)
+		}
+		if _, err := c.WriteTo(msg, to); err != nil {
 			return nil, fmt.Errorf("rtt: %w", err)
 		}
 		select {
@@ -245,7 +237,6 @@ func (l *Link) MeasureRTT(ctx context.Context, probes int) ([]time.Duration, err
 		return nil, err
 	}
 	c.Close()
-	srv.Close()
 	wg.Wait()
 	return slices.DeleteFunc(rtts, func(d time.Duration) bool { return d == 0 }), nil
 }

@@ -1,8 +1,7 @@
-package bench
+package linkemu
 
 import (
 	"math"
-	"strings"
 	"testing"
 	"time"
 )
@@ -12,7 +11,7 @@ import (
 func TestShaperRateAndQueue(t *testing.T) {
 	const ms = int64(time.Millisecond)
 	// 8 Mbit/s: a 1000-byte packet takes 1 ms; 10 ms each way.
-	base := LinkProfile{RTT: 20 * time.Millisecond, RateBps: 8e6, MTU: 1000}
+	base := Config{Delay: 10 * time.Millisecond, RateBps: 8e6, MTU: 1000}
 	type arrival struct {
 		at   int64
 		want int64 // release time, or -1 for a queue drop
@@ -29,10 +28,6 @@ func TestShaperRateAndQueue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := base
 			p.QueueBytes, p.QueuePackets = tc.bytes, tc.packets
-			p, err := p.withDefaults()
-			if err != nil {
-				t.Fatal(err)
-			}
 			s := newShaper(p, 1)
 			for i, a := range tc.arrive {
 				rel, cause := s.admit(a.at, 1000, false)
@@ -54,10 +49,7 @@ func TestShaperRateAndQueue(t *testing.T) {
 // but never reorders; packets further apart than the jitter's spread get
 // its whole range.
 func TestShaperJitterKeepsOrder(t *testing.T) {
-	p, err := LinkProfile{RTT: 20 * time.Millisecond, Jitter: 5 * time.Millisecond}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := Config{Delay: 10 * time.Millisecond, Jitter: 5 * time.Millisecond, MTU: 1500}
 	for _, gap := range []time.Duration{100 * time.Microsecond, 20 * time.Millisecond} {
 		s := newShaper(p, 7)
 		var last, lo, hi int64 = 0, math.MaxInt64, 0
@@ -86,21 +78,24 @@ func TestShaperJitterKeepsOrder(t *testing.T) {
 // mean fraction, the latter in bursts; suspended loss loses nothing.
 func TestShaperLoss(t *testing.T) {
 	const n = 1000000
+	// bench's lossy and bursty profiles, without a rate (no queue: every
+	// drop is a loss).
+	lossy := Config{Delay: 30 * time.Millisecond, Loss: 0.01}
+	bursty := Config{Delay: 30 * time.Millisecond, GE: &GilbertElliott{P: 0.02 * 0.1 / 0.98, R: 0.1, LossBad: 0.5}}
 	for _, tc := range []struct {
-		p         LinkProfile
+		name      string
+		p         Config
 		noLoss    bool
 		want      float64
 		minBurst  float64 // mean length of a run of losses, at least
 		wantCause dropCause
 	}{
-		{p: ProfileLossy, want: 0.01, minBurst: 1, wantCause: dropLoss},
-		{p: ProfileBursty, want: 0.01, minBurst: 1.5, wantCause: dropBurst},
-		{p: ProfileBursty, noLoss: true},
+		{name: "lossy", p: lossy, want: 0.01, minBurst: 1, wantCause: dropLoss},
+		{name: "bursty", p: bursty, want: 0.01, minBurst: 1.5, wantCause: dropBurst},
+		{name: "suspended", p: bursty, noLoss: true},
 	} {
-		t.Run(tc.p.Name, func(t *testing.T) {
-			p := tc.p
-			p.RateBps = 0 // no queue: every drop is a loss
-			s := newShaper(p, 3)
+		t.Run(tc.name, func(t *testing.T) {
+			s := newShaper(tc.p, 3)
 			lost, runs, prevLost := 0, 0, false
 			for i := range n {
 				_, cause := s.admit(int64(i), 100, tc.noLoss)
@@ -124,40 +119,5 @@ func TestShaperLoss(t *testing.T) {
 				t.Errorf("mean burst %.2f losses, want >= %.1f", float64(lost)/float64(runs), tc.minBurst)
 			}
 		})
-	}
-}
-
-func TestLinkProfileDefaults(t *testing.T) {
-	p, err := ProfileWAN.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.MTU != 1500 || p.QueueBytes != 1000000 {
-		t.Errorf("wan: MTU %d queue %d, want 1500 and one BDP (1000000)", p.MTU, p.QueueBytes)
-	}
-	if p, _ := ProfileLAN.withDefaults(); p.QueueBytes != 64*1500 {
-		t.Errorf("lan: queue %d, want 64 packets", p.QueueBytes)
-	}
-	if got := ProfileBursty.MeanLoss(); math.Abs(got-0.01) > 1e-9 {
-		t.Errorf("bursty mean loss %v, want 0.01", got)
-	}
-	for _, bad := range []LinkProfile{
-		{MTU: 100}, {RTT: -1}, {RTT: time.Millisecond, Jitter: time.Millisecond}, {RateBps: -1},
-		{Loss: 1}, {Loss: math.NaN()}, {QueueBytes: -1}, {RateBps: 1e6, QueueBytes: 100},
-		{GE: &GilbertElliott{P: 0.1}}, {GE: &GilbertElliott{P: 2, R: 0.5}},
-	} {
-		if _, err := bad.withDefaults(); err == nil {
-			t.Errorf("%+v accepted", bad)
-		}
-	}
-}
-
-func TestParseLinkProfiles(t *testing.T) {
-	ps, err := ParseLinkProfiles("wan, lossy")
-	if err != nil || len(ps) != 2 || ps[0].Name != "wan" || ps[1].Name != "lossy" {
-		t.Errorf("got %v, %v", ps, err)
-	}
-	if _, err := ParseLinkProfiles("wan,moon"); err == nil || !strings.Contains(err.Error(), "moon") {
-		t.Errorf("unknown profile: %v", err)
 	}
 }
