@@ -10,8 +10,8 @@ import (
 
 // The link emulator (issue 17 §1). The kernel here has no netem qdisc, so
 // a path is emulated in user space: two network namespaces, A and B, each
-// with a TUN device, and goroutines of this process forwarding the IP
-// packets between the two devices with a one-way delay, jitter, random and
+// with a TUN device, and a forwarder process moving the IP packets
+// between the two devices with a one-way delay, jitter, random and
 // Gilbert-Elliott loss, a rate limit and a drop-tail queue ([StartLink]).
 // A process in namespace A reaches B's address through the emulator and
 // nothing else ([Link.Command], [Link.Do]). Before a profile's numbers

@@ -51,11 +51,18 @@ type Link struct {
 }
 
 // StartLink creates the two namespaces and their TUN devices, and starts
-// forwarding between them as p describes, in a helper process (this
-// program run again; see [Link]). It needs root (CAP_SYS_ADMIN and
-// CAP_NET_ADMIN), /dev/net/tun and the ip command. Namespaces left by an
-// earlier process that died without closing its links are removed first.
-// Close the link to remove everything; ctx bounds only the set-up.
+// forwarding between them as p describes. The forwarder is a process of
+// its own at real-time priority, so that neither the Go scheduler of the
+// caller's workload nor a busy machine delays the packets: this program
+// run again (the package's init turns it into the forwarder), or, in a
+// program built with the race detector, cmd/alknet-linkemu built once
+// without it (the go command and the repository are needed then);
+// $ALKNET_BENCH_LINK_HELPER_BIN names another build of either. It needs
+// root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW for Verify's pings),
+// /dev/net/tun and the ip command. Namespaces left by an earlier process
+// that died without closing its links are removed first (its forwarder
+// ends with its input). Close the link to remove everything; ctx bounds
+// only the set-up.
 func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 	p, err := p.withDefaults()
 	if err != nil {
@@ -433,11 +440,28 @@ func removeStaleNamespaces(ctx context.Context) {
 		}
 		pidText, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
 			continue
 		}
 		_ = exec.CommandContext(ctx, "ip", "netns", "del", e.Name()).Run()
 	}
+}
+
+// processAlive reports whether process pid runs: it exists and is not a
+// zombie (a killed test binary whose parent has not reaped it).
+func processAlive(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
 
 // tcpBytesReceived is the payload the kernel has received in order on c,

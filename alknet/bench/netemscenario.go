@@ -166,7 +166,7 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
 	}
 	fmt.Fprintf(w, "Two network namespaces joined by a user-space TUN forwarder (bench.StartLink); "+
-		"each profile must prove itself before it counts: RTT of UDP probes within %v of the setting, "+
+		"each profile must prove itself before it counts: median RTT of pings within %v of the setting, "+
 		"one TCP connection (loss suspended) at >= %.0f%% of the rate. Loss is measured with small datagrams from A to B.\n\n",
 		VerifyRTTTolerance, 100*VerifyRateFraction)
 	fmt.Fprintf(w, "| profile | RTT set | RTT measured | rate Mbit/s | direct TCP, no loss | of rate | loss set | loss measured | queue | TCP CC | verdict |\n")
