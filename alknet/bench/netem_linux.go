@@ -36,7 +36,7 @@ type Link struct {
 	mu      sync.RWMutex // guards nsFD against Close while Do runs
 	nsFD    [2]int
 
-	// The forwarder is a helper process (see linkHelperEnv); ctl
+	// The forwarder is a helper process (see linkemu.HelperEnv); ctl
 	// serializes the requests to it.
 	ctl       sync.Mutex
 	helper    *exec.Cmd
@@ -127,7 +127,7 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 // startHelper starts the forwarder process and waits until its devices
 // exist.
 func (l *Link) startHelper(ctx context.Context) error {
-	exe, env, err := linkHelper(ctx)
+	exe, env, err := linkHelper()
 	if err != nil {
 		return fmt.Errorf("link emulator: %w", err)
 	}
@@ -183,7 +183,7 @@ var (
 // linkemu.HelperEnv, unless it is built with the race detector: then
 // cmd/alknet-linkemu, built without it once per process (the binary stays
 // in a temporary directory until the machine cleans it).
-func linkHelper(ctx context.Context) (string, []string, error) {
+func linkHelper() (string, []string, error) {
 	env := []string{linkemu.HelperEnv + "=1"}
 	if bin := os.Getenv("ALKNET_BENCH_LINK_HELPER_BIN"); bin != "" {
 		return bin, env, nil
@@ -204,7 +204,7 @@ func linkHelper(ctx context.Context) (string, []string, error) {
 			return
 		}
 		bin := filepath.Join(dir, "alknet-linkemu")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/alknet-linkemu")
+		cmd := exec.Command("go", "build", "-race=false", "-o", bin, "./cmd/alknet-linkemu")
 		cmd.Dir = filepath.Join(root, "alknet", "bench")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.RemoveAll(dir)
