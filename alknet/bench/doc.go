@@ -23,8 +23,13 @@
 //     git daemon, wall time and peak memory.
 //   - DNS ([CompareDNS]): UDP queries against CoreDNS, DoQ against DoT.
 //   - fs ([CompareFS]): add against dd, get against raw alknet/perf.
+//   - wan ([RunWAN]): transfers over emulated internet paths. [StartLink]
+//     joins two network namespaces through a user-space TUN forwarder
+//     with delay, jitter, random and Gilbert-Elliott loss, a rate limit and
+//     a drop-tail queue ([LinkProfile], [LinkProfiles]); [Link.Verify]
+//     proves the emulator is not the bottleneck before a profile counts.
 //
-// Everything runs on loopback in one process (the serve scenario in a child
-// process), so client and server share the machine's cores: the numbers are
-// comparable with each other, not with a two-machine test.
+// Everything else runs on loopback in one process (the serve scenario in a
+// child process), so client and server share the machine's cores: the
+// numbers are comparable with each other, not with a two-machine test.
 package bench

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/alkdev/alknet/alknet/bench"
+)
+
+// Flags of the wan scenario (-only wan): transfers over emulated paths.
+var (
+	wanProfiles = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
+	wanDuration = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
+)
+
+// wanScenario emulates each profile's path between two network namespaces
+// (root only), verifies the emulator on it, and runs the transfers.
+func wanScenario(ctx context.Context, w io.Writer) error {
+	profiles, err := bench.ParseLinkProfiles(*wanProfiles)
+	if err != nil {
+		return fmt.Errorf("-wan-profiles: %w", err)
+	}
+	if *wanDuration < time.Second {
+		return fmt.Errorf("-wan-duration %v: want at least 1s", *wanDuration)
+	}
+	results, err := bench.RunWAN(ctx, bench.WANConfig{
+		Profiles:  profiles,
+		Verify:    bench.VerifyOptions{TCPDuration: *wanDuration},
+		Transfers: wanTransfers(),
+		Progress:  func(msg string) { fmt.Fprintln(os.Stderr, msg) },
+	})
+	bench.WriteWANMarkdown(w, results, err)
+	return err
+}
+
+// wanTransfers are the transfers run on each verified profile; the
+// alknet transfers of issue 17 §2-§6 join the baseline here.
+func wanTransfers() []bench.WANTransfer {
+	return []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+}
