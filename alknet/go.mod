@@ -138,3 +138,6 @@ replace (
 	github.com/alkdev/alknet/ssh => ../ssh
 	github.com/alkdev/alknet/vault => ../vault
 )
+
+// quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
+replace github.com/quic-go/quic-go => ../third_party/quic-go

@@ -15,3 +15,6 @@ require (
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 )
+
+// quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
+replace github.com/quic-go/quic-go => ../third_party/quic-go

@@ -74,3 +74,6 @@ require (
 replace github.com/alkdev/alknet/core => ../core
 
 replace github.com/alkdev/alknet/call => ../call
+
+// quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
+replace github.com/quic-go/quic-go => ../third_party/quic-go

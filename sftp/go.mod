@@ -18,3 +18,6 @@ require (
 )
 
 replace github.com/alkdev/alknet/core => ../core
+
+// quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
+replace github.com/quic-go/quic-go => ../third_party/quic-go

@@ -84,3 +84,6 @@ replace (
 	github.com/alkdev/alknet/git => ../../git
 	github.com/alkdev/alknet/http => ../../http
 )
+
+// quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
+replace github.com/quic-go/quic-go => ../../third_party/quic-go

@@ -210,6 +210,7 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 	for _, r := range results {
 		writeGoal(w, "emulator-tcp", r.Profile.Name, r.Verify.RateRatio(), ">=", VerifyRateFraction)
 	}
+	writeDirectionSwitchGoals(w, results)
 	fmt.Fprintln(w)
 }
 

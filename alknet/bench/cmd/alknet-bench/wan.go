@@ -13,8 +13,9 @@ import (
 
 // Flags of the wan scenario (-only wan): transfers over emulated paths.
 var (
-	wanProfiles = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
-	wanDuration = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
+	wanProfiles    = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
+	wanDuration    = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
+	wanSwitchBytes = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each bare quic-go transfer of the send-path reproduction")
 )
 
 // wanScenario emulates each profile's path between two network namespaces
@@ -40,5 +41,6 @@ func wanScenario(ctx context.Context, w io.Writer) error {
 // wanTransfers are the transfers run on each verified profile; the
 // alknet transfers of issue 17 §2-§6 join the baseline here.
 func wanTransfers() []bench.WANTransfer {
-	return []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+	return append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
+		bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
 }

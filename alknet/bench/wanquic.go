@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
+)
+
+// DirectionSwitchResult is the send-path reproduction of issue 17 on bare
+// quic-go: the node's side (B) sends bulk data on a fresh connection, and
+// on a connection over which it has just received as much.
+type DirectionSwitchResult struct {
+	// Up is the client's upload (A to B) on the reused connection, and
+	// DownAfterUp the download (B to A) that follows on it; FreshDown is
+	// the same download on a connection of its own. Bytes per second.
+	Up, DownAfterUp, FreshDown float64
+}
+
+// DirectionSwitchOptions configures [MeasureDirectionSwitch].
+type DirectionSwitchOptions struct {
+	// Bytes moved by each transfer; zero means 32 MiB.
+	Bytes int64
+	// Config is the quic-go configuration of both ends; nil means
+	// quic-go's defaults (with qlog tracing when QLOGDIR is set).
+	Config *quic.Config
+}
+
+// MeasureDirectionSwitch runs a bare quic-go server in l's namespace B
+// and a client in A: a fresh connection downloads opt.Bytes; another
+// uploads opt.Bytes and then downloads as much on the same connection.
+// With QLOGDIR set, quic-go writes both ends' qlogs there.
+func MeasureDirectionSwitch(ctx context.Context, l *Link, opt DirectionSwitchOptions) (DirectionSwitchResult, error) {
+	var res DirectionSwitchResult
+	if opt.Bytes == 0 {
+		opt.Bytes = 32 << 20
+	}
+	conf := opt.Config
+	if conf == nil {
+		conf = &quic.Config{Tracer: qlog.DefaultConnectionTracer}
+	}
+	cert, pool, err := selfSigned()
+	if err != nil {
+		return res, err
+	}
+	var srvConn, cliConn *net.UDPConn
+	if err := l.Do(SideB, func() (err error) {
+		srvConn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideB), 0)))
+		return err
+	}); err != nil {
+		return res, err
+	}
+	defer srvConn.Close()
+	if err := l.Do(SideA, func() (err error) {
+		cliConn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideA), 0)))
+		return err
+	}); err != nil {
+		return res, err
+	}
+	defer cliConn.Close()
+	const alpn = "alknet-bench/switch"
+	srvTr := &quic.Transport{Conn: srvConn}
+	defer srvTr.Close()
+	ln, err := srvTr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, conf)
+	if err != nil {
+		return res, err
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { serveSwitch(sctx, ln) })
+
+	cliTr := &quic.Transport{Conn: cliConn}
+	defer cliTr.Close()
+	dial := func() (*quic.Conn, error) {
+		return cliTr.Dial(ctx, srvConn.LocalAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}, conf)
+	}
+	fresh, err := dial()
+	if err != nil {
+		return res, fmt.Errorf("bench: direction switch: dial: %w", err)
+	}
+	res.FreshDown, err = switchTransfer(ctx, fresh, 'd', opt.Bytes)
+	_ = fresh.CloseWithError(0, "")
+	if err != nil {
+		return res, err
+	}
+	reused, err := dial()
+	if err != nil {
+		return res, fmt.Errorf("bench: direction switch: dial: %w", err)
+	}
+	defer reused.CloseWithError(0, "")
+	if res.Up, err = switchTransfer(ctx, reused, 'u', opt.Bytes); err != nil {
+		return res, err
+	}
+	res.DownAfterUp, err = switchTransfer(ctx, reused, 'd', opt.Bytes)
+	return res, err
+}
+
+// switchTransfer runs one transfer on a new stream of c: 'u' sends n bytes
+// to the server and waits for its one-byte receipt, 'd' reads n bytes from
+// it. It returns the goodput in bytes per second.
+func switchTransfer(ctx context.Context, c *quic.Conn, op byte, n int64) (float64, error) {
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer st.CancelRead(0)
+	hdr := binary.BigEndian.AppendUint64([]byte{op}, uint64(n))
+	start := time.Now()
+	if _, err := st.Write(hdr); err != nil {
+		return 0, err
+	}
+	switch op {
+	case 'u':
+		if _, err := io.CopyN(st, zeroReader{}, n); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
+			return 0, fmt.Errorf("bench: upload receipt: %w", err)
+		}
+	case 'd':
+		if got, err := io.Copy(io.Discard, st); err != nil || got != n {
+			return 0, fmt.Errorf("bench: download: %d of %d bytes: %v", got, n, err)
+		}
+	}
+	_ = st.Close()
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// serveSwitch answers switchTransfer's requests until ctx ends.
+func serveSwitch(ctx context.Context, ln *quic.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			for {
+				st, err := c.AcceptStream(ctx)
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					defer st.Close()
+					var hdr [9]byte
+					if _, err := io.ReadFull(st, hdr[:]); err != nil {
+						return
+					}
+					n := int64(binary.BigEndian.Uint64(hdr[1:]))
+					switch hdr[0] {
+					case 'u':
+						if got, _ := io.Copy(io.Discard, io.LimitReader(st, n)); got == n {
+							_, _ = st.Write([]byte{1})
+						}
+					case 'd':
+						_, _ = io.CopyN(st, zeroReader{}, n)
+					}
+				})
+			}
+		})
+	}
+}
+
+// zeroReader yields zeros without end.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// Names of the send-path reproduction's transfers in the wan scenario.
+const (
+	transferQUICDownFresh    = "quic-down-fresh"
+	transferQUICDownAfterUp  = "quic-down-after-up"
+	directionSwitchGoalRatio = 0.9
+)
+
+// DirectionSwitchTransfers are the send-path reproduction as wan-scenario
+// transfers: bare quic-go's download on a fresh connection, and the one
+// that follows an upload on the same connection, measured together once
+// per link ([MeasureDirectionSwitch] with bytes per transfer).
+func DirectionSwitchTransfers(bytes int64) []WANTransfer {
+	var mu sync.Mutex
+	measured := map[*Link]DirectionSwitchResult{}
+	measure := func(ctx context.Context, l *Link) (DirectionSwitchResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r, ok := measured[l]; ok {
+			return r, nil
+		}
+		r, err := MeasureDirectionSwitch(ctx, l, DirectionSwitchOptions{Bytes: bytes})
+		if err == nil {
+			measured[l] = r
+		}
+		return r, err
+	}
+	return []WANTransfer{
+		{Name: transferQUICDownFresh, Run: func(ctx context.Context, l *Link) (float64, error) {
+			r, err := measure(ctx, l)
+			return r.FreshDown, err
+		}},
+		{Name: transferQUICDownAfterUp, Run: func(ctx context.Context, l *Link) (float64, error) {
+			r, err := measure(ctx, l)
+			return r.DownAfterUp, err
+		}},
+	}
+}
+
+// writeDirectionSwitchGoals prints, per profile that ran both transfers of
+// DirectionSwitchTransfers, issue 17's goal: a download after an upload on
+// one connection runs within 10 % of one on a fresh connection.
+func writeDirectionSwitchGoals(w io.Writer, results []WANResult) {
+	for _, r := range results {
+		rates := map[string]float64{}
+		for _, t := range r.Transfers {
+			if t.Err == nil {
+				rates[t.Name] = t.BytesPerSec
+			}
+		}
+		after, ok1 := rates[transferQUICDownAfterUp]
+		fresh, ok2 := rates[transferQUICDownFresh]
+		if ok1 && ok2 && fresh > 0 {
+			writeGoal(w, "download-after-upload", r.Profile.Name, after/fresh, ">=", directionSwitchGoalRatio)
+		}
+	}
+}
