@@ -3,14 +3,26 @@ package main
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/fs"
 )
+
+// stopNode sends SIGTERM to n and waits until it logged that it stopped.
+func stopNode(t *testing.T, n *testNode) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	n.waitLog(t, `msg=stopped`)
+}
 
 // freePort returns a loopback TCP port free a moment ago.
 func freePort(t *testing.T) string {
@@ -67,3 +79,17 @@ func TestFailedBuildClosesWhatItBuilt(t *testing.T) {
 	ln.Close()
 }
 
+// TestStopHeadWithWorker: a head with an attached, idle worker stops as
+// soon as its connections are done, saying what it drains.
+func TestStopHeadWithWorker(t *testing.T) {
+	wdir, wid := clientID(t)
+	head := startNode(t, fmt.Sprintf("[[peers]]\nid = \"worker1\"\nkeys = [%q]\nscopes = [\"call:worker\"]\n", wid))
+	startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", head.addr)
+	head.waitLog(t, `call: peer attached.*peer=worker1`)
+	start := time.Now()
+	stopNode(t, head)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the head took %v to stop", d)
+	}
+	head.waitLog(t, `msg="stopping: draining connections" connections=[1-9]\d* workers=1`)
+}

@@ -170,6 +170,9 @@ func serve(c *cli.Context) error {
 	defer endTasks()
 	life.start(ctx, tasksCtx)
 
+	context.AfterFunc(ctx, func() {
+		logger.Info("stopping: draining connections", "connections", ep.Conns(), "workers", len(n.peers.List()))
+	})
 	err = ep.Serve(ctx)
 	stop()
 	endTasks()
