@@ -25,7 +25,7 @@ type dnsConfig struct {
 	Listen string `toml:"listen"`
 	// Zones are the authoritative zones. Dynamic: hot-reloaded. A zone that
 	// fails to load keeps the old set and logs its file and line.
-	Zones []dns.ZoneConfig `toml:"zones"`
+	Zones []dns.ZoneConfig `toml:"zones" reload:"dynamic"`
 	// SignedOrigins are origins (each a zone's) under which signed packets
 	// answer "<name>.<z32>.<origin>".
 	SignedOrigins []string `toml:"signed_origins"`

@@ -20,7 +20,7 @@ type fsConfig struct {
 	// Public lets anonymous callers get, stat and has over alknet/fs.
 	// Default false: reads need fs:read. Writes always need fs:write.
 	// Dynamic: hot-reloaded.
-	Public bool `toml:"public"`
+	Public bool `toml:"public" reload:"dynamic"`
 	// NoSync skips the fsync of every block file: adds and transfers get
 	// faster, but blocks written just before a power loss may be lost (never
 	// torn). Default false.

@@ -36,10 +36,10 @@ type gitConfig struct {
 	// Default is the rule of repositories not listed in Repos; with no keys
 	// set, readers need git:read and pushers git:write. Dynamic:
 	// hot-reloaded.
-	Default gitRepoConfig `toml:"default"`
+	Default gitRepoConfig `toml:"default" reload:"dynamic"`
 	// Repos are per-repository rules by name ("name" or "owner/name"),
 	// e.g. [git.repos."owner/name"]. Dynamic: hot-reloaded.
-	Repos map[string]gitRepoConfig `toml:"repos"`
+	Repos map[string]gitRepoConfig `toml:"repos" reload:"dynamic"`
 }
 
 // gitRepoConfig is one repository's access rule ([git.repos."name"]).

@@ -248,3 +248,23 @@ func TestStopHeadWithWorker(t *testing.T) {
 	}
 	head.waitLog(t, `msg="stopping: draining connections" connections=[1-9]\d* workers=1`)
 }
+
+// TestReloadGitRulesAndDeletedFile: a reload of the git rules applies
+// without a false "restart to apply"; a reload after the file was deleted
+// keeps the running config (the peer still gets in) and says why.
+func TestReloadGitRulesAndDeletedFile(t *testing.T) {
+	cdir, cid := clientID(t)
+	peer := fmt.Sprintf("[[peers]]\nid = \"client\"\nkeys = [%q]\n", cid)
+	n := startNode(t, peer)
+	cfgFile := filepath.Join(n.dir, "alknet.toml")
+	writeFile(t, cfgFile, peer+"\n[git.default]\nread_scopes = [\"git:read\"]\n\n[git.repos.site]\npublic = true\n")
+	n.waitLog(t, `config reloaded`)
+	if strings.Contains(n.logText(), "restart to apply") {
+		t.Errorf("a git rules reload asked for a restart:\n%s", n.logText())
+	}
+	if err := os.Remove(cfgFile); err != nil {
+		t.Fatal(err)
+	}
+	n.waitLog(t, `config reload failed.*keeping the running config`)
+	run(t, "", "call", n.addr, "sys/echo", `{"message":"still a peer"}`, "--data-dir", cdir)
+}

@@ -134,7 +134,7 @@ func serve(c *cli.Context) error {
 		Path:   cfgPath,
 		Logger: logger,
 		Reload: func(context.Context) error {
-			next, err := loadConfig(cfgPath)
+			next, err := reloadConfig(cfgPath)
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ type sshConfig struct {
 	MaxRemoteForwards int `toml:"max_remote_forwards"`
 	// Policy is the [ssh.policy] section. Dynamic: hot-reloaded. A change
 	// applies to the next login, channel or request.
-	Policy sshPolicyConfig `toml:"policy"`
+	Policy sshPolicyConfig `toml:"policy" reload:"dynamic"`
 }
 
 // sshPolicyConfig is the [ssh.policy] section; see ssh.Policy. A rule is
