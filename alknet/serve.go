@@ -170,10 +170,15 @@ func serve(c *cli.Context) error {
 	defer endTasks()
 	life.start(ctx, tasksCtx)
 
+	// The stop: say what is drained, then the endpoint stops accepting and
+	// drains its handlers.
+	serveCtx, drain := context.WithCancel(context.WithoutCancel(ctx))
+	defer drain()
 	context.AfterFunc(ctx, func() {
 		logger.Info("stopping: draining connections", "connections", ep.Conns(), "workers", len(n.peers.List()))
+		drain()
 	})
-	err = ep.Serve(ctx)
+	err = ep.Serve(serveCtx)
 	stop()
 	endTasks()
 	life.wait()
