@@ -243,9 +243,11 @@ func TestStopHeadWithWorker(t *testing.T) {
 	head.waitLog(t, `call: peer attached.*peer=worker1`)
 	start := time.Now()
 	stopNode(t, head)
-	if d := time.Since(start); d > 4*time.Second {
+	d := time.Since(start)
+	if d > 4*time.Second {
 		t.Errorf("the head took %v to stop", d)
 	}
+	t.Logf("the head stopped in %v", d)
 	head.waitLog(t, `msg="stopping: draining connections" connections=[1-9]\d* workers=1`)
 }
 
@@ -267,4 +269,20 @@ func TestReloadGitRulesAndDeletedFile(t *testing.T) {
 	}
 	n.waitLog(t, `config reload failed.*keeping the running config`)
 	run(t, "", "call", n.addr, "sys/echo", `{"message":"still a peer"}`, "--data-dir", cdir)
+}
+
+// TestListenPhaseFailure: a service socket that cannot bind (now bound
+// after the build) still stops the start with an error naming the key.
+func TestListenPhaseFailure(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "alknet.toml"), fmt.Sprintf("[ssh]\ntcp_listen = %q\n", busy.Addr().String()))
+	_, stderr, err := runErr(t, "", "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	if err == nil || !strings.Contains(stderr, "ssh.tcp_listen") {
+		t.Fatalf("serve with ssh.tcp_listen taken: %v\n%s", err, stderr)
+	}
 }

@@ -119,7 +119,13 @@ func serve(c *cli.Context) error {
 	if err := ep.Listen(); err != nil {
 		return err
 	}
-	life.onClose(ep.Close) // closes the sockets if Serve never ran
+	served := false
+	life.onClose(func() error { // Serve closes them; without it, this does
+		if served {
+			return nil
+		}
+		return ep.Close()
+	})
 	n.bound.Store(ep.Addr().String())
 	if err := life.listen(); err != nil {
 		return err
@@ -178,6 +184,7 @@ func serve(c *cli.Context) error {
 		logger.Info("stopping: draining connections", "connections", ep.Conns(), "workers", len(n.peers.List()))
 		drain()
 	})
+	served = true
 	err = ep.Serve(serveCtx)
 	stop()
 	endTasks()
