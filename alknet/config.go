@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 
@@ -11,6 +12,9 @@ import (
 // fileConfig is the whole alknet.toml: core's sections at the top level,
 // then one section per service. Each service's section type lives beside
 // its service (ssh.go, sftp.go, …); docs/config.md describes them all.
+// A section declares which of its settings a reload applies by tagging
+// their fields reload:"dynamic" (a sub-table's fields may be tagged too);
+// every other setting needs a restart.
 type fileConfig struct {
 	config.Core
 	// SSH is the [ssh] section. Static; [ssh.policy] is dynamic.
@@ -36,8 +40,8 @@ func (f *fileConfig) Validate() error {
 	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate())
 }
 
-// loadConfig reads the config file; a missing file means the embedded
-// defaults (an empty config).
+// loadConfig reads the config file at start; a missing file means the
+// embedded defaults (an empty config).
 func loadConfig(path string) (*fileConfig, error) {
 	var f fileConfig
 	err := config.Load(path, &f)
@@ -50,9 +54,22 @@ func loadConfig(path string) (*fileConfig, error) {
 	return &f, nil
 }
 
+// reloadConfig reads the config file for a reload. A missing file is an
+// error: the running config stays, rather than the defaults revoking
+// every peer and token.
+func reloadConfig(path string) (*fileConfig, error) {
+	var f fileConfig
+	if err := config.Load(path, &f); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is gone; keeping the running config: %w", path, err)
+		}
+		return nil, err
+	}
+	return &f, nil
+}
+
 // staticChanged reports whether a reload changed settings that only a
-// restart applies: everything but the peers, the tokens and each service's
-// dynamic part.
+// restart applies: every field not tagged reload:"dynamic".
 func staticChanged(old, next *fileConfig) bool {
 	return !reflect.DeepEqual(static(old), static(next))
 }
@@ -60,9 +77,22 @@ func staticChanged(old, next *fileConfig) bool {
 // static returns a copy of f without its hot-reloaded settings.
 func static(f *fileConfig) fileConfig {
 	s := *f
-	s.Peers, s.Tokens = nil, nil
-	s.SSH.Policy = sshPolicyConfig{}
-	s.DNS.Zones = nil
-	s.FS.Public = false
+	zeroDynamic(reflect.ValueOf(&s).Elem())
 	return s
+}
+
+// zeroDynamic zeroes the fields of the struct v tagged reload:"dynamic",
+// descending into struct fields (sections and their sub-tables). It only
+// replaces fields of v, never what v's maps or slices share with others.
+func zeroDynamic(v reflect.Value) {
+	for i := range v.NumField() {
+		f, sf := v.Field(i), v.Type().Field(i)
+		switch {
+		case !sf.IsExported():
+		case sf.Tag.Get("reload") == "dynamic":
+			f.SetZero()
+		case f.Kind() == reflect.Struct:
+			zeroDynamic(f)
+		}
+	}
 }

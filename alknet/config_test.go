@@ -1,6 +1,8 @@
 package main
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,4 +95,96 @@ func TestStaticChanged(t *testing.T) {
 	if !staticChanged(base(), st) {
 		t.Error("[sftp] is static, but its change was not noticed")
 	}
+}
+
+// TestReloadClassification walks every key of every section: changing one
+// must be called static unless the table lists it (or a table above it) as
+// hot-reloaded. A new key is static until both its tag and this table say
+// otherwise.
+func TestReloadClassification(t *testing.T) {
+	dynamic := map[string]bool{
+		"peers": true, "tokens": true,
+		"ssh.policy": true, "dns.zones": true,
+		"git.default": true, "git.repos": true,
+		"fs.public": true,
+	}
+	seen := map[string]bool{}
+	var walk func(path []int, prefix string, typ reflect.Type)
+	walk = func(path []int, prefix string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			sf := typ.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			idx := append(slices.Clone(path), i)
+			name, _, _ := strings.Cut(sf.Tag.Get("toml"), ",")
+			key := prefix
+			if !sf.Anonymous {
+				key = strings.TrimPrefix(prefix+"."+name, ".")
+			}
+			if sf.Type.Kind() == reflect.Struct && hasExportedFields(sf.Type) {
+				if dynamic[key] {
+					seen[key] = true
+				}
+				walk(idx, key, sf.Type)
+				continue
+			}
+			want := false
+			for k := range dynamic {
+				if key == k || strings.HasPrefix(key, k+".") {
+					want, seen[k] = true, true
+				}
+			}
+			next := &fileConfig{}
+			if !setNonZero(next, idx) {
+				t.Fatalf("%s: cannot make a non-zero %s", key, sf.Type)
+			}
+			if got := !staticChanged(&fileConfig{}, next); got != want {
+				t.Errorf("%s: hot-reloaded %v, want %v", key, got, want)
+			}
+		}
+	}
+	walk(nil, "", reflect.TypeFor[fileConfig]())
+	for k := range dynamic {
+		if !seen[k] {
+			t.Errorf("the table lists %s, which is no key", k)
+		}
+	}
+}
+
+func hasExportedFields(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if t.Field(i).IsExported() {
+			return true
+		}
+	}
+	return false
+}
+
+// setNonZero sets the field of f at index path to a non-zero value.
+func setNonZero(f *fileConfig, path []int) bool {
+	v := reflect.ValueOf(f).Elem().FieldByIndex(path)
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		m.SetMapIndex(reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem())
+		v.Set(m)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+	default:
+		return false
+	}
+	return true
 }

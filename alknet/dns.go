@@ -25,7 +25,7 @@ type dnsConfig struct {
 	Listen string `toml:"listen"`
 	// Zones are the authoritative zones. Dynamic: hot-reloaded. A zone that
 	// fails to load keeps the old set and logs its file and line.
-	Zones []dns.ZoneConfig `toml:"zones"`
+	Zones []dns.ZoneConfig `toml:"zones" reload:"dynamic"`
 	// SignedOrigins are origins (each a zone's) under which signed packets
 	// answer "<name>.<z32>.<origin>".
 	SignedOrigins []string `toml:"signed_origins"`
@@ -100,11 +100,11 @@ func (c *dnsConfig) validate() error {
 
 // buildDNS makes the DNS server (doq, dot, alknet/dns), its classic
 // listener if configured, and the self-description publisher.
-func buildDNS(n *node, alpns []string) (core.Handler, error) {
+func buildDNS(n *node, alpns []string) (part, error) {
 	c := n.cfg.DNS
 	zones, err := dns.NewZones(c.Zones)
 	if err != nil {
-		return nil, fmt.Errorf("dns.zones: %w", err)
+		return part{}, fmt.Errorf("dns.zones: %w", err)
 	}
 	dir := c.StoreDir
 	if dir == "" {
@@ -112,7 +112,7 @@ func buildDNS(n *node, alpns []string) (core.Handler, error) {
 	}
 	store, err := dns.OpenStore(dns.StoreConfig{Dir: dir, MaxAge: c.MaxAge.Duration, Logger: n.logger})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	srv, err := dns.New(dns.Config{
 		Zones:           zones,
@@ -126,7 +126,7 @@ func buildDNS(n *node, alpns []string) (core.Handler, error) {
 		Logger:          n.logger,
 	})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	n.dns = srv
 	n.onReload(func(next *fileConfig) {
@@ -137,23 +137,25 @@ func buildDNS(n *node, alpns []string) (core.Handler, error) {
 		}
 		srv.SetZones(zs)
 	})
-	if c.Listen != "" {
-		cl, err := srv.ListenClassic(c.Listen)
-		if err != nil {
-			return nil, err
-		}
-		n.logger.Info("dns: classic listener", "addr", cl.Addr().String())
-		n.background(cl.Serve)
-	}
 	pub, err := dns.NewPublisher(dns.PublisherConfig{
 		Key: n.key, Info: func() dns.NodeInfo { return selfInfo(n, alpns) }, Local: store, Homes: c.Homes,
 		Dialer: &core.Dialer{Key: n.key}, Interval: c.Republish.Duration, Logger: n.logger,
 	})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
-	n.background(pub.Run)
-	return srv, nil
+	p := part{handler: srv, tasks: []func(context.Context) error{pub.Run}}
+	if c.Listen != "" {
+		p.listeners = append(p.listeners, func() (func(context.Context) error, func() error, error) {
+			cl, err := srv.ListenClassic(c.Listen)
+			if err != nil {
+				return nil, nil, err
+			}
+			n.logger.Info("dns: classic listener", "addr", cl.Addr().String())
+			return cl.Serve, cl.Close, nil
+		})
+	}
+	return p, nil
 }
 
 // selfInfo is what the node publishes about itself: the ALPNs it serves,

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 
-	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/fs"
 )
 
@@ -22,7 +20,7 @@ type fsConfig struct {
 	// Public lets anonymous callers get, stat and has over alknet/fs.
 	// Default false: reads need fs:read. Writes always need fs:write.
 	// Dynamic: hot-reloaded.
-	Public bool `toml:"public"`
+	Public bool `toml:"public" reload:"dynamic"`
 	// NoSync skips the fsync of every block file: adds and transfers get
 	// faster, but blocks written just before a power loss may be lost (never
 	// torn). Default false.
@@ -46,27 +44,23 @@ func (c *fsConfig) dir(dataDir string) string {
 }
 
 // buildFS opens the store, serves it on alknet/fs, registers the fs/*
-// operations and reloads fs.public with the config.
-func buildFS(n *node, _ []string) (core.Handler, error) {
+// operations and reloads fs.public with the config. The store closes after
+// the handlers drained.
+func buildFS(n *node, _ []string) (part, error) {
 	c := n.cfg.FS
 	store, err := openStore(c.dir(n.dataDir), fs.Options{NoSync: c.NoSync, Logger: n.logger})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	h, err := fs.New(fs.Config{Store: store.Store, Public: c.Public, Logger: n.logger})
 	if err == nil {
 		err = fs.RegisterOps(n.calls, store.Store)
 	}
 	if err != nil {
-		store.Close()
-		return nil, err
+		return part{}, errors.Join(err, store.Close())
 	}
 	n.onReload(func(next *fileConfig) { h.SetPublic(next.FS.Public) })
-	n.background(func(ctx context.Context) error {
-		<-ctx.Done()
-		return store.Close()
-	})
-	return h, nil
+	return part{handler: h, closers: []func() error{store.Close}}, nil
 }
 
 // storeLockFile is the file in a store directory that a process holding

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/git"
 )
 
@@ -37,10 +36,10 @@ type gitConfig struct {
 	// Default is the rule of repositories not listed in Repos; with no keys
 	// set, readers need git:read and pushers git:write. Dynamic:
 	// hot-reloaded.
-	Default gitRepoConfig `toml:"default"`
+	Default gitRepoConfig `toml:"default" reload:"dynamic"`
 	// Repos are per-repository rules by name ("name" or "owner/name"),
 	// e.g. [git.repos."owner/name"]. Dynamic: hot-reloaded.
-	Repos map[string]gitRepoConfig `toml:"repos"`
+	Repos map[string]gitRepoConfig `toml:"repos" reload:"dynamic"`
 }
 
 // gitRepoConfig is one repository's access rule ([git.repos."name"]).
@@ -105,13 +104,13 @@ func (c *gitConfig) validate() error {
 
 // buildGit makes the git server, registers its management operations and
 // reloads its access rules with the config.
-func buildGit(n *node, _ []string) (core.Handler, error) {
+func buildGit(n *node, _ []string) (part, error) {
 	c := n.cfg.Git
 	root := c.Root
 	if root == "" {
 		var err error
 		if root, err = filepath.Abs(filepath.Join(n.dataDir, "git")); err != nil {
-			return nil, err
+			return part{}, err
 		}
 	}
 	srv, err := git.New(git.Config{
@@ -126,10 +125,10 @@ func buildGit(n *node, _ []string) (core.Handler, error) {
 		Logger:        n.logger,
 	})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	if err := srv.Register(n.calls); err != nil {
-		return nil, err
+		return part{}, err
 	}
 	// Pushes a crash interrupted left temporary packs and quarantines; none
 	// from before now belongs to a push of this process.
@@ -145,5 +144,5 @@ func buildGit(n *node, _ []string) (core.Handler, error) {
 			n.logger.Error("git rules not reloaded", "err", err)
 		}
 	})
-	return srv, nil
+	return part{handler: srv}, nil
 }

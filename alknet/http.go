@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
 	alkhttp "github.com/alkdev/alknet/http"
 )
@@ -68,7 +67,7 @@ var httpALPNs = []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkh
 
 // buildHTTP makes the HTTP server over the node's call registry. It must
 // come after the call service, which registers the built-in operations.
-func buildHTTP(n *node, alpns []string) (core.Handler, error) {
+func buildHTTP(n *node, alpns []string) (part, error) {
 	c := n.cfg.HTTP
 	cfg := alkhttp.Config{
 		Registry:      n.calls,
@@ -96,16 +95,16 @@ func buildHTTP(n *node, alpns []string) (core.Handler, error) {
 	}
 	srv, err := alkhttp.New(cfg)
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	if n.dns != nil {
 		// DNS over HTTPS (RFC 8484) and the pkarr relay API.
 		if err := srv.Mount("/dns-query", n.dns.DoHHandler()); err != nil {
-			return nil, err
+			return part{}, err
 		}
 		if err := srv.Mount("/pkarr/", n.dns.RelayHandler()); err != nil {
-			return nil, err
+			return part{}, err
 		}
 	}
-	return srv, nil
+	return part{handler: srv}, nil
 }

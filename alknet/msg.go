@@ -232,7 +232,7 @@ func accessOf(scopes []string, def string) *core.AccessControl {
 
 // buildMsg makes the msg handler with its inbox, registers the msg call
 // operations, and, when [msg.mix] is enabled, the mix.
-func buildMsg(n *node, _ []string) (core.Handler, error) {
+func buildMsg(n *node, _ []string) (part, error) {
 	c := n.cfg.Msg
 	path := c.Inbox
 	if path == "" {
@@ -242,7 +242,7 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 	for _, h := range c.Hosted {
 		r, err := msg.ParseKeyRecordText(h)
 		if err != nil {
-			return nil, err
+			return part{}, err
 		}
 		hosted = append(hosted, r)
 	}
@@ -261,19 +261,19 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 		}
 		var err error
 		if mix, err = msg.NewMix(cfg); err != nil {
-			return nil, err
+			return part{}, err
 		}
 	}
 	var pub *msg.Publisher
 	if c.Directory.Publish {
 		var err error
 		if pub, err = c.publisher(dialer, n.logger); err != nil {
-			return nil, err
+			return part{}, err
 		}
 	}
 	inbox, err := msg.OpenInbox(msg.InboxConfig{Path: path, MaxCount: c.InboxMaxCount, MaxBytes: c.InboxMaxBytes, TTL: c.InboxTTL.Duration})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	h, err := msg.New(msg.Config{
 		NodeKey: n.key, Key: n.msgKey, Inbox: inbox, Hosted: hosted,
@@ -286,20 +286,16 @@ func buildMsg(n *node, _ []string) (core.Handler, error) {
 		})
 	}
 	if err != nil {
-		inbox.Close()
-		return nil, err
+		return part{}, errors.Join(err, inbox.Close())
 	}
-	n.background(func(ctx context.Context) error {
-		<-ctx.Done()
-		return inbox.Close()
-	})
+	p := part{handler: h, closers: []func() error{inbox.Close}}
 	if mix != nil {
-		n.background(mix.Run)
+		p.tasks = append(p.tasks, mix.Run)
 	}
 	if pub != nil {
-		n.background(pub.Run)
+		p.tasks = append(p.tasks, pub.Run)
 	}
-	return h, nil
+	return p, nil
 }
 
 // vaultKeys are the keys a node takes from its vault.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -79,10 +78,19 @@ func serve(c *cli.Context) error {
 		calls:      call.NewRegistry(),
 		peers:      call.NewPeers(call.First, logger),
 	}
-	hs, err := handlers(n, svcs)
+	life := &lifecycle{logger: logger}
+	hs, err := build(n, svcs, life)
 	if err != nil {
 		return err
 	}
+	// Every return closes what the services opened, once the endpoint and
+	// the tasks are done with it.
+	closeAll := func() {
+		if cerr := life.close(); cerr != nil {
+			logger.Error("closing the services", "err", cerr)
+		}
+	}
+	defer closeAll()
 	router, err := core.NewRouter(hs...)
 	if err != nil {
 		return err
@@ -111,7 +119,17 @@ func serve(c *cli.Context) error {
 	if err := ep.Listen(); err != nil {
 		return err
 	}
+	served := false
+	life.onClose(func() error { // Serve closes them; without it, this does
+		if served {
+			return nil
+		}
+		return ep.Close()
+	})
 	n.bound.Store(ep.Addr().String())
+	if err := life.listen(); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -122,7 +140,7 @@ func serve(c *cli.Context) error {
 		Path:   cfgPath,
 		Logger: logger,
 		Reload: func(context.Context) error {
-			next, err := loadConfig(cfgPath)
+			next, err := reloadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -152,22 +170,30 @@ func serve(c *cli.Context) error {
 		close(joinDone)
 	}
 
-	var tasks sync.WaitGroup
-	for _, task := range n.tasks {
-		tasks.Go(func() {
-			if err := task(ctx); err != nil && ctx.Err() == nil {
-				logger.Error("service task stopped", "err", err)
-			}
-		})
-	}
+	// Background tasks outlive the stop signal: they end only once the
+	// endpoint drained its handlers, which may still use them.
+	tasksCtx, endTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer endTasks()
+	life.start(ctx, tasksCtx)
 
-	err = ep.Serve(ctx)
+	// The stop: say what is drained, then the endpoint stops accepting and
+	// drains its handlers.
+	serveCtx, drain := context.WithCancel(context.WithoutCancel(ctx))
+	defer drain()
+	context.AfterFunc(ctx, func() {
+		logger.Info("stopping: draining connections", "connections", ep.Conns(), "workers", len(n.peers.List()))
+		drain()
+	})
+	served = true
+	err = ep.Serve(serveCtx)
 	stop()
-	tasks.Wait()
+	endTasks()
+	life.wait()
 	<-joinDone
 	if rerr := <-reloadDone; rerr != nil {
 		logger.Error("config watcher failed", "err", rerr)
 	}
+	closeAll()
 	if errors.Is(err, core.ErrEndpointClosed) {
 		logger.Info("stopped")
 		return nil

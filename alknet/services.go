@@ -1,9 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -43,7 +43,6 @@ type node struct {
 	bound atomic.Value // the address the endpoint listens on, once it does (string)
 
 	reloads []func(*fileConfig)
-	tasks   []func(context.Context) error
 }
 
 // onReload registers f to receive every new config that passed validation,
@@ -66,42 +65,40 @@ func (n *node) listenAddr() string {
 	return n.cfg.Node.ListenAddr()
 }
 
-// background registers a task that runs beside the endpoint (a second
-// listener, say) until its context ends.
-func (n *node) background(task func(context.Context) error) { n.tasks = append(n.tasks, task) }
-
 // service is one protocol a node can run.
 type service struct {
 	name  string
 	alpns []string
-	// build makes the handler; alpns lists every ALPN the node serves.
-	build func(n *node, alpns []string) (core.Handler, error)
+	// build makes the handler and what it needs run and closed; alpns lists
+	// every ALPN the node serves. On an error it leaves nothing open.
+	build func(n *node, alpns []string) (part, error)
 }
 
 // services lists, in order, every service this build of alknet runs. Each
 // protocol module adds its constructor here when it lands.
 func services() []service {
 	return []service{
-		{"call", []string{call.ALPN}, func(n *node, alpns []string) (core.Handler, error) {
+		{"call", []string{call.ALPN}, func(n *node, alpns []string) (part, error) {
 			info := call.Info{NodeID: n.id.String(), Version: version(), ALPNs: alpns}
 			if n.msgKey != nil && slices.Contains(alpns, msg.ALPN) {
 				rec, err := msg.SignKeyRecord(n.key, n.msgKey.PublicKey())
 				if err != nil {
-					return nil, err
+					return part{}, err
 				}
 				info.Keys = map[string]string{"msg": rec.String()}
 			}
 			if err := call.RegisterBuiltins(n.calls, info, n.peers); err != nil {
-				return nil, err
+				return part{}, err
 			}
 			if err := registerSysOps(n.calls, n.id); err != nil {
-				return nil, err
+				return part{}, err
 			}
 			h, err := call.NewHandler(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
-			if err == nil {
-				n.callHandler = h
+			if err != nil {
+				return part{}, err
 			}
-			return h, err
+			n.callHandler = h
+			return part{handler: h}, nil
 		}},
 		{"sftp", []string{sftp.ALPN}, buildSFTP},
 		{"ssh", []string{ssh.ALPN}, buildSSH}, // after call and sftp, which it reaches
@@ -110,8 +107,8 @@ func services() []service {
 		{"msg", []string{msg.ALPN}, buildMsg}, // after call, whose registry it adds to
 		{"fs", []string{fs.ALPN}, buildFS},
 		{"http", httpALPNs, buildHTTP}, // after every service that registers operations
-		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (core.Handler, error) {
-			return perf.New(perf.Config{Logger: n.logger}), nil
+		{"perf", []string{perf.ALPN}, func(n *node, _ []string) (part, error) {
+			return part{handler: perf.New(perf.Config{Logger: n.logger})}, nil
 		}},
 	}
 }
@@ -131,19 +128,21 @@ func enabled(all []service, disable []string) ([]service, error) {
 	return slices.DeleteFunc(slices.Clone(all), func(s service) bool { return slices.Contains(disable, s.name) }), nil
 }
 
-// handlers builds the handlers of svcs.
-func handlers(n *node, svcs []service) ([]core.Handler, error) {
+// build builds the services svcs, handing what they need run and closed to
+// l. If one fails, everything built so far is closed.
+func build(n *node, svcs []service, l *lifecycle) ([]core.Handler, error) {
 	var alpns []string
 	for _, s := range svcs {
 		alpns = append(alpns, s.alpns...)
 	}
 	hs := make([]core.Handler, 0, len(svcs))
 	for _, s := range svcs {
-		h, err := s.build(n, alpns)
+		p, err := s.build(n, alpns)
 		if err != nil {
-			return nil, fmt.Errorf("service %s: %w", s.name, err)
+			return nil, errors.Join(fmt.Errorf("service %s: %w", s.name, err), l.close())
 		}
-		hs = append(hs, h)
+		l.add(p)
+		hs = append(hs, p.handler)
 	}
 	return hs, nil
 }

@@ -85,13 +85,13 @@ func (c *sftpConfig) validate() error {
 
 // buildSFTP makes the SFTP server, which serves alknet/sftp and, through
 // n.sftp, the ssh service's sftp subsystem.
-func buildSFTP(n *node, _ []string) (core.Handler, error) {
+func buildSFTP(n *node, _ []string) (part, error) {
 	c := n.cfg.SFTP
 	root := c.Root
 	if root == "" {
 		var err error
 		if root, err = filepath.Abs(filepath.Join(n.dataDir, "sftp")); err != nil {
-			return nil, err
+			return part{}, err
 		}
 	}
 	srv, err := sftp.New(sftp.Config{
@@ -106,11 +106,11 @@ func buildSFTP(n *node, _ []string) (core.Handler, error) {
 		Logger:                 n.logger,
 	})
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	n.sftp = srv
 	sweepPartials(n, root, c.Roots, time.Now())
-	return srv, nil
+	return part{handler: srv}, nil
 }
 
 // sweepPartials removes the upload temporary files a crash left under the

@@ -9,7 +9,6 @@ import (
 
 	xssh "golang.org/x/crypto/ssh"
 
-	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/ssh"
 )
@@ -41,7 +40,7 @@ type sshConfig struct {
 	MaxRemoteForwards int `toml:"max_remote_forwards"`
 	// Policy is the [ssh.policy] section. Dynamic: hot-reloaded. A change
 	// applies to the next login, channel or request.
-	Policy sshPolicyConfig `toml:"policy"`
+	Policy sshPolicyConfig `toml:"policy" reload:"dynamic"`
 }
 
 // sshPolicyConfig is the [ssh.policy] section; see ssh.Policy. A rule is
@@ -144,7 +143,7 @@ func (p *sshPolicyConfig) policy() *ssh.Policy {
 // buildSSH makes the SSH server: the node key as host key, the policy
 // swapped on every reload, sftp as a subsystem when that service runs, and
 // the call protocol behind the alknet-call target when that one does.
-func buildSSH(n *node, _ []string) (core.Handler, error) {
+func buildSSH(n *node, _ []string) (part, error) {
 	c := n.cfg.SSH
 	var policy atomic.Pointer[ssh.Policy]
 	policy.Store(c.Policy.policy())
@@ -173,16 +172,19 @@ func buildSSH(n *node, _ []string) (core.Handler, error) {
 	}
 	srv, err := ssh.New(cfg)
 	if err != nil {
-		return nil, err
+		return part{}, err
 	}
 	n.ssh = srv
+	p := part{handler: srv}
 	if c.TCPListen != "" {
-		ln, err := net.Listen("tcp", c.TCPListen)
-		if err != nil {
-			return nil, fmt.Errorf("ssh.tcp_listen: %w", err)
-		}
-		n.logger.Info("ssh: plain TCP listener", "addr", ln.Addr().String())
-		n.background(func(ctx context.Context) error { return srv.ServeListener(ctx, ln) })
+		p.listeners = append(p.listeners, func() (func(context.Context) error, func() error, error) {
+			ln, err := net.Listen("tcp", c.TCPListen)
+			if err != nil {
+				return nil, nil, fmt.Errorf("ssh.tcp_listen: %w", err)
+			}
+			n.logger.Info("ssh: plain TCP listener", "addr", ln.Addr().String())
+			return func(ctx context.Context) error { return srv.ServeListener(ctx, ln) }, ln.Close, nil
+		})
 	}
-	return srv, nil
+	return p, nil
 }

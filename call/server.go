@@ -93,7 +93,13 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 				defer s.wg.Done()
 				// An attached worker waits for calls: its link is not idle.
 				defer core.Hold(conn)()
-				h.srv.peers.attach(s.ctx, id.ID, s)
+				// It stays attached until its connection ends or the node
+				// stops (ctx): a stopping head routes no new call to it and
+				// waits only for the calls in flight, not for the link.
+				actx, detach := context.WithCancel(s.ctx)
+				defer detach()
+				defer context.AfterFunc(ctx, detach)()
+				h.srv.peers.attach(actx, id.ID, s)
 			}()
 		}
 	}

@@ -848,6 +848,13 @@ func (e *Endpoint) snapshot() []*tracked {
 	return ts
 }
 
+// Conns returns how many connections the endpoint's handlers serve.
+func (e *Endpoint) Conns() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
 // forceTimeout bounds the wait for handlers after their connections were
 // closed; a handler blocked on something else is then left behind.
 const forceTimeout = 2 * time.Second

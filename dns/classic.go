@@ -45,6 +45,12 @@ func (s *Server) ListenClassic(addr string) (*Classic, error) {
 // Addr returns the bound address (UDP; TCP has the same port).
 func (c *Classic) Addr() net.Addr { return c.udp.LocalAddr() }
 
+// Close closes both sockets; it is for a listener Serve never ran on (Serve
+// closes them itself when it returns).
+func (c *Classic) Close() error {
+	return errors.Join(c.udp.Close(), c.tcp.Close())
+}
+
 // Serve answers queries until ctx ends, then shuts both listeners down,
 // waiting for answers in flight. It always returns a non-nil error; after
 // ctx ends it is ctx's error.

@@ -68,7 +68,9 @@ func (h *Handler) SetPublic(public bool) { h.public.Store(public) }
 func (h *Handler) ALPNs() []string { return []string{ALPN} }
 
 // Serve answers the connection's streams, each in its own goroutine, until
-// ctx or the connection ends.
+// ctx or the connection ends. When ctx ends it takes no new stream but
+// finishes the requests in flight (the endpoint's drain), which end early
+// only when the connection does.
 func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -94,7 +96,10 @@ func (h *Handler) access(op string) core.AccessControl {
 }
 
 func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Stream) {
-	ctx, cancel := context.WithCancel(ctx)
+	// Until its request arrived, a stream ends with ctx; the request then
+	// outlives ctx (a node stopping drains it) and ends with the connection.
+	waiting := context.AfterFunc(ctx, func() { st.Abort(core.CodeShutdown) })
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(conn.Context(), cancel)
 	defer stop()
@@ -106,6 +111,9 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 		max = MaxAnonRequestBytes
 	}
 	body, err := call.ReadFrameWithin(st, max, core.FrameLimitsOf(conn))
+	if !waiting() {
+		return // aborted: the node is stopping
+	}
 	switch {
 	case errors.Is(err, core.ErrOverBudget):
 		log.Debug("fs: request over the in-flight budget; refusing the stream")

@@ -174,7 +174,9 @@ func (h *Handler) maxFrame(p core.Peer) int {
 }
 
 // Serve answers the requests of every stream of conn until the peer
-// closes it or ctx ends.
+// closes it or ctx ends. When ctx ends a stream waiting for its next
+// request ends, and a request that has begun to arrive is answered first
+// (the endpoint's drain); a watch ends at once.
 func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -193,12 +195,13 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 
 // serveStream answers requests on st one after another until EOF.
 func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Stream) {
-	stop := context.AfterFunc(ctx, func() { st.Abort(core.CodeNoError) })
+	g := &requestGate{Stream: st}
+	stop := context.AfterFunc(ctx, g.stop)
 	defer stop()
 	defer st.Close()
 	max, lim := h.maxFrame(conn.Peer()), core.FrameLimitsOf(conn)
 	for {
-		t, body, err := readFrame(st, max, lim)
+		t, body, err := readFrame(g, max, lim)
 		switch {
 		case errors.Is(err, io.EOF):
 			return
@@ -212,7 +215,9 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 			return
 		}
 		if t == opWatch {
-			h.watch(ctx, conn, st, body)
+			if g.idle() { // a watch is never drained: it ends with ctx
+				h.watch(ctx, conn, st, body)
+			}
 			return
 		}
 		resp, status, reason := h.request(ctx, conn, t, body)
@@ -221,10 +226,52 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 		} else {
 			err = writeFrame(st, respOK, resp)
 		}
-		if err != nil {
+		if err != nil || !g.idle() {
 			return
 		}
 	}
+}
+
+// requestGate is a stream that knows whether a request is under way: from
+// the first byte of a request until its answer was written. Stopping it
+// aborts a stream waiting for a request at once, and one with a request
+// under way after its answer.
+type requestGate struct {
+	core.Stream
+
+	mu       sync.Mutex
+	busy     bool
+	stopping bool
+}
+
+// Read implements io.Reader, marking the stream busy once bytes arrive.
+func (g *requestGate) Read(p []byte) (int, error) {
+	n, err := g.Stream.Read(p)
+	if n > 0 {
+		g.mu.Lock()
+		g.busy = true
+		g.mu.Unlock()
+	}
+	return n, err
+}
+
+// stop ends the stream, at once if no request is under way.
+func (g *requestGate) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	if !g.busy {
+		g.Stream.Abort(core.CodeNoError)
+	}
+}
+
+// idle marks the request answered; it reports false if the stream is
+// stopping, and must end.
+func (g *requestGate) idle() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.busy = false
+	return !g.stopping
 }
 
 // request answers one request: a response body, or a status and reason.

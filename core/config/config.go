@@ -30,9 +30,9 @@ type Core struct {
 	// Services is the [services] section. Static.
 	Services Services `toml:"services"`
 	// Peers are the [[peers]] entries. Dynamic: hot-reloaded.
-	Peers []Peer `toml:"peers"`
+	Peers []Peer `toml:"peers" reload:"dynamic"`
 	// Tokens are the [[tokens]] entries. Dynamic: hot-reloaded.
-	Tokens []Token `toml:"tokens"`
+	Tokens []Token `toml:"tokens" reload:"dynamic"`
 }
 
 // Node is the [node] section.

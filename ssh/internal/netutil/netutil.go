@@ -59,8 +59,21 @@ func Why(err error) Failure {
 func Serve(ctx context.Context, ln net.Listener, logger *slog.Logger, handle func(context.Context, net.Conn)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
+	// ln is closed when Serve returns, not just being closed: a Close from
+	// another goroutine wakes Accept before the socket is gone, so Serve
+	// waits for that Close to finish, or closes ln itself.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		_ = ln.Close()
+	})
+	defer func() {
+		if stop() {
+			_ = ln.Close()
+		} else {
+			<-closed
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var pause time.Duration
