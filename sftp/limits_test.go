@@ -17,6 +17,7 @@ import (
 	pkgsftp "github.com/pkg/sftp"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/alkdev/alknet/sftp"
 )
 
@@ -265,7 +266,7 @@ func TestDescriptorReserve(t *testing.T) {
 		}
 	}
 	t.Cleanup(restore)
-	waitFilesLow(t, true)
+	coretest.WaitFilesLow(t, true)
 
 	if _, err := c.Open("/f"); wantRefusal(err, msgBusy) != nil {
 		t.Fatal(wantRefusal(err, msgBusy))
@@ -274,7 +275,7 @@ func TestDescriptorReserve(t *testing.T) {
 	alive(t, conn, c)
 
 	restore()
-	waitFilesLow(t, false)
+	coretest.WaitFilesLow(t, false)
 	if err := wantBytes(readFile(c, "/f"))("x"); err != nil {
 		t.Fatalf("open once there is room: %v", err)
 	}
@@ -283,19 +284,6 @@ func TestDescriptorReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	alive(t, conn, c2)
-}
-
-// waitFilesLow waits for core.FilesLow to report low (its count is reused
-// for a while).
-func waitFilesLow(t *testing.T, low bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for core.FilesLow() != low {
-		if time.Now().After(deadline) {
-			t.Fatalf("core.FilesLow() never became %v", low)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // newRefusingServer returns a server that refuses every further session

@@ -10,6 +10,7 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 // TestForwardRefusedAtDescriptorReserve: when the node is down to its
@@ -49,10 +50,16 @@ func TestForwardRefusedAtDescriptorReserve(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}
+	// Put the limit back, and wait for the gauge to see it, before any
+	// other test runs.
+	t.Cleanup(func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+			t.Fatal(err)
+		}
+		coretest.WaitFilesLow(t, false)
+	})
+	coretest.WaitFilesLow(t, true)
 	_, err = client.Dial("tcp", target)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-		t.Fatal(err)
-	}
 	if got := openErr(err); got != xssh.ResourceShortage {
 		t.Fatalf("forward at the descriptor reserve: %v (reason %v), want resource shortage", err, got)
 	}

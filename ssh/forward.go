@@ -93,17 +93,14 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 		c.refuse(nc, xssh.ConnectionFailed, "port 0")
 		return
 	}
-	if core.FilesLow() {
-		// The node is down to its reserve of descriptors, kept for
-		// accepting connections and its own stores.
-		c.refuse(nc, xssh.ResourceShortage, "node out of file descriptors, try later")
-		return
-	}
 	target, err := c.dialTCP(host, uint16(m.Port))
 	if err != nil {
-		if errors.Is(err, errDenied) {
+		switch {
+		case errors.Is(err, errDenied):
 			c.refuse(nc, xssh.Prohibited, "forwarding denied")
-		} else {
+		case errors.Is(err, errFilesLow):
+			c.refuse(nc, xssh.ResourceShortage, "node out of file descriptors, try later")
+		default:
 			c.refuse(nc, xssh.ConnectionFailed, dialFailure(err))
 		}
 		return
@@ -128,6 +125,11 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 	if decide(pol.Forward, host, addrs, port, &c.info.id, denyAll, c.srv.thisHost.contains) != Allow {
 		return nil, errDenied
 	}
+	if core.FilesLow() {
+		// The node is down to its reserve of descriptors, kept for
+		// accepting connections and its own stores.
+		return nil, errFilesLow
+	}
 	var errs []error
 	for _, a := range addrs {
 		conn, err := c.srv.cfg.Dial(ctx, "tcp", netip.AddrPortFrom(a, port).String())
@@ -138,6 +140,10 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 	}
 	return nil, errors.Join(errs...)
 }
+
+// errFilesLow refuses a forward while the node is down to its reserve of
+// file descriptors (core.FilesLow).
+var errFilesLow = errors.New("ssh: node out of file descriptors")
 
 // resolve returns the addresses of a requested host: see resolveHost.
 func (c *connection) resolve(ctx context.Context, host string) ([]netip.Addr, error) {

@@ -195,3 +195,16 @@ func WebCertFiles(t testing.TB, name string) (certFile, keyFile string, key *ecd
 	}
 	return certFile, keyFile, key
 }
+
+// WaitFilesLow waits up to 5s for core.FilesLow to report low, as it does
+// once its cached count of open files expires, and fails t otherwise.
+func WaitFilesLow(t testing.TB, low bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for core.FilesLow() != low {
+		if time.Now().After(deadline) {
+			t.Fatalf("core.FilesLow() never became %v", low)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
