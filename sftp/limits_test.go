@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -231,42 +229,7 @@ func TestDescriptorReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var orig syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-		t.Fatal(err)
-	}
-	// With 64 or more files open, a limit 64 above the count is one whose
-	// reserve (core.FileReserve) is 64: the process is down to it.
-	for range 64 {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Close() })
-	}
-	open, err := core.OpenFiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	low := orig
-	low.Cur = uint64(open + 64)
-	if r := core.FileReserve(low.Cur); r != 64 {
-		t.Fatalf("reserve %d at a limit of %d, want 64", r, low.Cur)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(restore)
-	coretest.WaitFilesLow(t, true)
+	restore := coretest.AtFileReserve(t)
 
 	if _, err := c.Open("/f"); wantRefusal(err, msgBusy) != nil {
 		t.Fatal(wantRefusal(err, msgBusy))
@@ -275,7 +238,6 @@ func TestDescriptorReserve(t *testing.T) {
 	alive(t, conn, c)
 
 	restore()
-	coretest.WaitFilesLow(t, false)
 	if err := wantBytes(readFile(c, "/f"))("x"); err != nil {
 		t.Fatalf("open once there is room: %v", err)
 	}
