@@ -220,9 +220,10 @@ func DirectionSwitchTransfers(bytes int64) []WANTransfer {
 	}
 }
 
-// writeDirectionSwitchGoals prints, per profile that ran both transfers of
-// DirectionSwitchTransfers, issue 17's goal: a download after an upload on
-// one connection runs within 10 % of one on a fresh connection.
+// writeDirectionSwitchGoals prints, per profile that ran them, issue 17's
+// send-path goals: on bare quic-go a download after an upload on one
+// connection runs within 10 % of one on a fresh connection, and `alknet
+// perf`'s download within 10 % of its upload on the same stream.
 func writeDirectionSwitchGoals(w io.Writer, results []WANResult) {
 	for _, r := range results {
 		rates := map[string]float64{}
@@ -235,6 +236,11 @@ func writeDirectionSwitchGoals(w io.Writer, results []WANResult) {
 		fresh, ok2 := rates[transferQUICDownFresh]
 		if ok1 && ok2 && fresh > 0 {
 			writeGoal(w, "download-after-upload", r.Profile.Name, after/fresh, ">=", directionSwitchGoalRatio)
+		}
+		down, ok1 := rates["alknet-perf-down-after-up"]
+		up, ok2 := rates["alknet-perf-up"]
+		if ok1 && ok2 && up > 0 {
+			writeGoal(w, "alknet-perf-download-after-upload", r.Profile.Name, down/up, ">=", directionSwitchGoalRatio)
 		}
 	}
 }

@@ -137,7 +137,7 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 		errs = append(errs, hostileScenario(ctx, w, alknet))
 	}
 	if want["wan"] {
-		errs = append(errs, wanScenario(ctx, w))
+		errs = append(errs, wanScenario(ctx, w, alknet))
 	}
 	return errors.Join(errs...)
 }

@@ -20,7 +20,7 @@ var (
 
 // wanScenario emulates each profile's path between two network namespaces
 // (root only), verifies the emulator on it, and runs the transfers.
-func wanScenario(ctx context.Context, w io.Writer) error {
+func wanScenario(ctx context.Context, w io.Writer, bin string) error {
 	profiles, err := bench.ParseLinkProfiles(*wanProfiles)
 	if err != nil {
 		return fmt.Errorf("-wan-profiles: %w", err)
@@ -28,10 +28,15 @@ func wanScenario(ctx context.Context, w io.Writer) error {
 	if *wanDuration < time.Second {
 		return fmt.Errorf("-wan-duration %v: want at least 1s", *wanDuration)
 	}
+	bin, cleanup, err := alknetBinary(ctx, "wan", bin)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	results, err := bench.RunWAN(ctx, bench.WANConfig{
 		Profiles:  profiles,
 		Verify:    bench.VerifyOptions{TCPDuration: *wanDuration},
-		Transfers: wanTransfers(),
+		Transfers: wanTransfers(bin),
 		Progress:  func(msg string) { fmt.Fprintln(os.Stderr, msg) },
 	})
 	bench.WriteWANMarkdown(w, results, err)
@@ -40,7 +45,8 @@ func wanScenario(ctx context.Context, w io.Writer) error {
 
 // wanTransfers are the transfers run on each verified profile; the
 // alknet transfers of issue 17 §2-§6 join the baseline here.
-func wanTransfers() []bench.WANTransfer {
-	return append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
+func wanTransfers(bin string) []bench.WANTransfer {
+	ts := append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
 		bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
+	return append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
 }
