@@ -139,6 +139,12 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 		h.fail(st, &RemoteError{Code: code, Message: err.Error()})
 		return
 	}
+	if (req.op == OpGet || req.op == OpPut) && core.FilesLow() {
+		// Reading or writing blocks opens files: not while the node is
+		// down to its reserve of descriptors (accepting, its own stores).
+		h.fail(st, &RemoteError{Code: CodeUnavailable, Message: "the node is out of file descriptors; try later"})
+		return
+	}
 	log.Debug("fs request", "op", req.op)
 	switch req.op {
 	case OpHas:

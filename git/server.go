@@ -144,6 +144,11 @@ func (s *Server) serveRequest(ctx context.Context, st core.Stream, sess *session
 		}
 		logger.Info("git repository created", "repo", name, "id", id.String())
 	}
+	if core.FilesLow() {
+		// Serving a repository opens its files (or starts git): not while
+		// the node is down to its reserve of descriptors.
+		return protoErr("the node is out of file descriptors; try later")
+	}
 	logger.Debug("git request", "service", req.Service, "repo", name, "id", id.String())
 	exec := s.cfg.Backend == BackendExec
 	if req.Service == ServiceUploadPack && exec {
