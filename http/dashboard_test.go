@@ -39,15 +39,8 @@ func startHead(t *testing.T) *fixture {
 	if err := call.RegisterBuiltins(f.reg, call.Info{NodeID: nodeID.String()}, peers); err != nil {
 		t.Fatal(err)
 	}
-	token := func(name string, scopes ...string) (string, core.TokenEntry) {
-		secret, hash, err := core.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return secret, core.TokenEntry{Name: name, Hash: hash, Scopes: scopes}
-	}
-	admin, adminEntry := token("ops", AdminScope)
-	user, userEntry := token("user")
+	admin, adminEntry := newTokenEntry(t, "ops", AdminScope)
+	user, userEntry := newTokenEntry(t, "user")
 	f.admin, f.user = admin, user
 	dir, err := core.NewDirectory(
 		[]core.PeerEntry{{ID: "builder", NodeIDs: []core.NodeID{coretest.NodeID(workerKey)}, Scopes: []string{call.WorkerScope}}},
@@ -164,16 +157,9 @@ func TestDashboardAccess(t *testing.T) {
 // /metrics, get in either way.
 func TestAdminPagesAccess(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
-	token := func(name string, scopes ...string) (string, core.TokenEntry) {
-		secret, hash, err := core.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return secret, core.TokenEntry{Name: name, Hash: hash, Scopes: scopes}
-	}
-	admin, adminEntry := token("ops", AdminScope)
-	metrics, metricsEntry := token("prometheus", MetricsScope)
-	user, userEntry := token("user")
+	admin, adminEntry := newTokenEntry(t, "ops", AdminScope)
+	metrics, metricsEntry := newTokenEntry(t, "prometheus", MetricsScope)
+	user, userEntry := newTokenEntry(t, "user")
 	dir, err := core.NewDirectory(nil, []core.TokenEntry{adminEntry, metricsEntry, userEntry})
 	if err != nil {
 		t.Fatal(err)
@@ -356,4 +342,15 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Errorf("DOM lacks %q:\n%s\nchromium said:\n%s", want, dom, log)
 		}
 	}
+}
+
+// newTokenEntry makes a token named name with scopes: its secret and its
+// directory entry.
+func newTokenEntry(t *testing.T, name string, scopes ...string) (string, core.TokenEntry) {
+	t.Helper()
+	secret, hash, err := core.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret, core.TokenEntry{Name: name, Hash: hash, Scopes: scopes}
 }

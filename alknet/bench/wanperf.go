@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -26,20 +25,9 @@ var perfLine = regexp.MustCompile(`(?m)^(upload|download)\s.*: ([0-9.]+) Mbit/s$
 // stream, as issue 17 measured it. The upload and the download that
 // follows are two transfers of one run per link.
 func AlknetPerfTransfers(bin string, bytes int64) []WANTransfer {
-	var mu sync.Mutex
-	measured := map[*Link]perfResult{}
-	measure := func(ctx context.Context, l *Link) (perfResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r, ok := measured[l]; ok {
-			return r, nil
-		}
-		r, err := runAlknetPerf(ctx, l, bin, bytes)
-		if err == nil {
-			measured[l] = r
-		}
-		return r, err
-	}
+	measure := oncePerLink(func(ctx context.Context, l *Link) (perfResult, error) {
+		return runAlknetPerf(ctx, l, bin, bytes)
+	})
 	return []WANTransfer{
 		{Name: "alknet-perf-up", Run: func(ctx context.Context, l *Link) (float64, error) {
 			r, err := measure(ctx, l)

@@ -52,18 +52,13 @@ func MeasureDirectionSwitch(ctx context.Context, l *Link, opt DirectionSwitchOpt
 	if err != nil {
 		return res, err
 	}
-	var srvConn, cliConn *net.UDPConn
-	if err := l.Do(SideB, func() (err error) {
-		srvConn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideB), 0)))
-		return err
-	}); err != nil {
+	srvConn, err := listenUDPIn(l, SideB)
+	if err != nil {
 		return res, err
 	}
 	defer srvConn.Close()
-	if err := l.Do(SideA, func() (err error) {
-		cliConn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(SideA), 0)))
-		return err
-	}); err != nil {
+	cliConn, err := listenUDPIn(l, SideA)
+	if err != nil {
 		return res, err
 	}
 	defer cliConn.Close()
@@ -105,6 +100,35 @@ func MeasureDirectionSwitch(ctx context.Context, l *Link, opt DirectionSwitchOpt
 	}
 	res.DownAfterUp, err = switchTransfer(ctx, reused, 'd', opt.Bytes)
 	return res, err
+}
+
+// listenUDPIn opens a UDP socket on l's address in side's namespace.
+func listenUDPIn(l *Link, side Side) (c *net.UDPConn, err error) {
+	err = l.Do(side, func() error {
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.Addr(side), 0)))
+		return err
+	})
+	return c, err
+}
+
+// oncePerLink wraps measure so that the transfers sharing one measurement
+// run it once per link: the first caller measures, the others reuse what
+// it found (a failure is measured again).
+func oncePerLink[R any](measure func(context.Context, *Link) (R, error)) func(context.Context, *Link) (R, error) {
+	var mu sync.Mutex
+	measured := map[*Link]R{}
+	return func(ctx context.Context, l *Link) (R, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r, ok := measured[l]; ok {
+			return r, nil
+		}
+		r, err := measure(ctx, l)
+		if err == nil {
+			measured[l] = r
+		}
+		return r, err
+	}
 }
 
 // switchTransfer runs one transfer on a new stream of c: 'u' sends n bytes
@@ -194,20 +218,9 @@ const (
 // that follows an upload on the same connection, measured together once
 // per link ([MeasureDirectionSwitch] with bytes per transfer).
 func DirectionSwitchTransfers(bytes int64) []WANTransfer {
-	var mu sync.Mutex
-	measured := map[*Link]DirectionSwitchResult{}
-	measure := func(ctx context.Context, l *Link) (DirectionSwitchResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r, ok := measured[l]; ok {
-			return r, nil
-		}
-		r, err := MeasureDirectionSwitch(ctx, l, DirectionSwitchOptions{Bytes: bytes})
-		if err == nil {
-			measured[l] = r
-		}
-		return r, err
-	}
+	measure := oncePerLink(func(ctx context.Context, l *Link) (DirectionSwitchResult, error) {
+		return MeasureDirectionSwitch(ctx, l, DirectionSwitchOptions{Bytes: bytes})
+	})
 	return []WANTransfer{
 		{Name: transferQUICDownFresh, Run: func(ctx context.Context, l *Link) (float64, error) {
 			r, err := measure(ctx, l)
