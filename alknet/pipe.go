@@ -59,7 +59,8 @@ var pipeCommand = &cli.Command{
 // pipe copies in to s and s to out. When in ends, s is half-closed; when s
 // ends, out is closed. It returns nil once both directions ended cleanly:
 // the peer's end of stream is taken as its acknowledgement of what we sent,
-// as with TCP half-close, and the caller then closes the connection. On any
+// as with TCP half-close, and the caller then closes the connection; a peer
+// that also stopped reading (QUIC STOP_SENDING, no error) ended the exchange. On any
 // error, or when ctx ends, the stream is aborted so the peer sees a failure,
 // never a clean but truncated stream. If the connection ends while in is
 // still open, pipe returns with that error instead of waiting for in.
@@ -95,7 +96,10 @@ func pipe(ctx context.Context, conn core.Conn, s core.Stream, in io.Reader, out 
 		// the sender is about to report.
 		err = <-upErr
 	}
-	if err != nil {
+	if err != nil && !core.PeerStopped(err) {
+		// A peer that ended its side cleanly and then stopped reading ours
+		// closed the exchange, as a TCP server does: what we had left to
+		// send was not wanted.
 		s.Abort(core.CodeInternal)
 		return fmt.Errorf("send: %w", err)
 	}

@@ -593,3 +593,49 @@ func TestDialByNodeID(t *testing.T) {
 		t.Error("a bare NodeID without Resolve dialled")
 	}
 }
+
+// TestPeerStoppedAfterCleanClose: a handler that answers and closes its
+// stream without reading the rest makes the client's later CloseWrite fail
+// with an error PeerStopped recognises — a finished exchange, not a failure.
+func TestPeerStoppedAfterCleanClose(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		_, _ = io.WriteString(s, "bye")
+		_ = s.Close()
+		<-c.Context().Done()
+		return nil
+	}})
+	c := n.Dial(t, core.NetworkQUIC, nil, "test/a")
+	s, err := c.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(s, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	// The STOP_SENDING travels with or just after the FIN.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = s.Write([]byte("more"))
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !core.PeerStopped(err) {
+		t.Fatalf("write after the peer's close: %v, want PeerStopped", err)
+	}
+	if err := s.CloseWrite(); !core.PeerStopped(err) {
+		t.Fatalf("CloseWrite after the peer's close: %v, want PeerStopped", err)
+	}
+	if core.PeerStopped(errors.New("other")) {
+		t.Fatal("PeerStopped of an unrelated error")
+	}
+}

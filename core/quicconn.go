@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,7 +75,27 @@ type quicStream struct {
 	*quic.Stream
 }
 
-func (s quicStream) CloseWrite() error { return s.Stream.Close() }
+func (s quicStream) CloseWrite() error {
+	err := s.Stream.Close()
+	if err != nil {
+		// quic-go reports a stream the peer stopped only as text; the
+		// typed reason is the send side's context cause.
+		var se *quic.StreamError
+		if errors.As(context.Cause(s.Stream.Context()), &se) {
+			return se
+		}
+	}
+	return err
+}
+
+// PeerStopped reports whether err, from a stream's Write or CloseWrite, says
+// the peer stopped reading it normally (QUIC STOP_SENDING with
+// [CodeNoError]): the peer ended the exchange, as a TCP server does by
+// closing, rather than failing it.
+func PeerStopped(err error) bool {
+	var se *quic.StreamError
+	return errors.As(err, &se) && se.Remote && se.ErrorCode == quic.StreamErrorCode(CodeNoError)
+}
 
 func (s quicStream) Close() error {
 	s.Stream.CancelRead(0)
