@@ -182,7 +182,7 @@ func fsPin(ctx context.Context, c *cli.Context) error {
 		in.Name = in.CID
 	}
 	p, err := fsOp(ctx, c, "fs/pin", in, func(ctx context.Context, s *afs.Store, in afs.PinInput) (afs.Pin, error) {
-		return afs.Pin{Name: in.Name, CID: in.CID}, s.Pin(ctx, in.Name, root)
+		return afs.Pin(in), s.Pin(ctx, in.Name, root)
 	})
 	if err != nil {
 		return err

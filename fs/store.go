@@ -71,7 +71,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: open %q: %w", dir, err)
 	}
-	bs := blockstore.NewBlockstoreNoPrefix(ds)
+	bs := blockstore.NewBlockstore(ds, blockstore.NoPrefix())
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()

@@ -190,7 +190,7 @@ func parseHash(s string) (plumbing.Hash, error) {
 func validRefName(name string) error {
 	rest, ok := strings.CutPrefix(name, "refs/")
 	if !ok || rest == "" || len(name) > 1024 {
-		return fmt.Errorf("reference %q: must be refs/...", truncate(name))
+		return fmt.Errorf("reference %q: must start with refs/", truncate(name))
 	}
 	if strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.HasSuffix(name, ".") {
 		return fmt.Errorf("reference %q: invalid name", truncate(name))

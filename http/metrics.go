@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/alkdev/alknet/call"
@@ -53,7 +54,7 @@ func newMetrics(calls *call.Registry) *metrics {
 		}, []string{"op"}),
 	}
 	m.reg.MustRegister(m.conns, m.bytesIn, m.bytesOut, m.authRejects, m.calls, m.callErrors, m.latency,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	calls.Observe(func(op string, d time.Duration, failed bool) {
 		m.calls.WithLabelValues(op).Inc()
 		if failed {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -252,7 +253,7 @@ func (in *Inbox) deposit(to core.NodeID, kind Kind, data []byte, seen *seenMark)
 		return putUsage(tx, key, count+1, size+uint64(len(data)))
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			return Entry{}, ErrInboxClosed
 		}
 		return Entry{}, err
@@ -352,7 +353,7 @@ func (in *Inbox) List(to core.NodeID, after uint64, limit int) ([]Entry, error) 
 		}
 		return nil
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return nil, ErrInboxClosed
 	}
 	return out, err
@@ -383,7 +384,7 @@ func (in *Inbox) Ack(to core.NodeID, ids ...uint64) (int, error) {
 		}
 		return putUsage(tx, key, count, size)
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return 0, ErrInboxClosed
 	}
 	return n, err
