@@ -47,7 +47,7 @@ var perfCommand = &cli.Command{
 		var mu sync.Mutex // open runs on every test stream's goroutine
 		first := true
 		open := func(ctx context.Context) (core.Stream, error) {
-			if _, ok := conn.(core.QUICConn); ok {
+			if conn.MultiStream() {
 				return conn.OpenStream(ctx)
 			}
 			mu.Lock()
@@ -69,7 +69,7 @@ var perfCommand = &cli.Command{
 			return err
 		}
 		transport := "tcp+tls"
-		if _, ok := conn.(core.QUICConn); ok {
+		if conn.MultiStream() {
 			transport = "quic"
 		}
 		fmt.Fprintf(c.App.Writer, "%s, %d stream(s)\nupload   %d bytes in %v: %.1f Mbit/s\ndownload %d bytes in %v: %.1f Mbit/s\n",

@@ -50,7 +50,7 @@ type server struct {
 }
 
 func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
-	_, multi := conn.(core.QUICConn)
+	multi := conn.MultiStream()
 	ctx, cancel := context.WithCancelCause(conn.Context())
 	s := &session{
 		conn:    conn,

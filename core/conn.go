@@ -49,12 +49,19 @@ type Conn interface {
 	// connection the client side gets the one stream from its first call, and
 	// the server side gets [ErrSingleStream].
 	OpenStream(ctx context.Context) (Stream, error)
+	// MultiStream reports whether the connection carries many concurrent
+	// streams (QUIC). A single-stream connection (TCP+TLS) carries exactly
+	// one; a protocol that needs more opens more connections or multiplexes
+	// inside its stream.
+	MultiStream() bool
 	// CloseWithError closes the connection, sending code and reason to the
 	// peer where the transport can carry them (QUIC). Reasons are short and
 	// reveal nothing internal. Closing twice is a no-op.
 	CloseWithError(code ErrorCode, reason string) error
 	// Context ends when the connection is closed; its cause is the error
-	// that closed it.
+	// that closed it: a [*CloseError] when either side closed it with a code
+	// (on TCP+TLS only this side's code is known), else the transport's
+	// error (an idle timeout, a reset, a failed handshake).
 	Context() context.Context
 	// Logger returns the connection's logger, which carries alpn, remote_ip
 	// and node attributes.

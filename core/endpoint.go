@@ -538,9 +538,8 @@ func (e *Endpoint) run(h Handler, c Conn) {
 // flight.
 type boundConn struct {
 	Conn
-	t     *tracked
-	e     *Endpoint
-	multi bool // streams count (QUIC); a single-stream conn counts bytes
+	t *tracked
+	e *Endpoint
 }
 
 // BindIdentity implements [IdentityBinder].
@@ -557,7 +556,7 @@ func (b boundConn) OpenStream(ctx context.Context) (Stream, error) {
 }
 
 func (b boundConn) held(s Stream, err error) (Stream, error) {
-	if err != nil || !b.multi {
+	if err != nil || !b.MultiStream() { // a single-stream conn counts bytes
 		return s, err
 	}
 	return heldStream{s, b.hold()}, nil
@@ -586,7 +585,6 @@ func (b boundQUICConn) QUIC() *quic.Conn { return b.q.QUIC() }
 func (e *Endpoint) wrap(c Conn, t *tracked) Conn {
 	b := boundConn{Conn: c, t: t, e: e}
 	if q, ok := c.(QUICConn); ok {
-		b.multi = true
 		return boundQUICConn{b, q}
 	}
 	return b

@@ -639,3 +639,58 @@ func TestPeerStoppedAfterCleanClose(t *testing.T) {
 		t.Fatal("PeerStopped of an unrelated error")
 	}
 }
+
+// TestCloseErrorOnBothTransports: a handler's close code reaches the
+// client as a *core.CloseError cause on QUIC (the peer's code, Remote), and
+// this side's own close is a CloseError on both transports; MultiStream
+// tells the transports apart.
+func TestCloseErrorOnBothTransports(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		_, _ = io.ReadAll(s)
+		return c.CloseWithError(core.CodeRevoked, "bye")
+	}})
+	for _, network := range networks {
+		t.Run(string(network), func(t *testing.T) {
+			c := n.Dial(t, network, nil, "test/a")
+			if got, want := c.MultiStream(), network == core.NetworkQUIC; got != want {
+				t.Errorf("MultiStream() = %v, want %v", got, want)
+			}
+			s, err := c.OpenStream(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = s.CloseWrite()
+			_, _ = io.ReadAll(s)
+			if network == core.NetworkQUIC {
+				select {
+				case <-c.Context().Done():
+				case <-time.After(5 * time.Second):
+					t.Fatal("connection still open after the handler closed it")
+				}
+				ce, ok := core.AsCloseError(context.Cause(c.Context()))
+				if !ok || !ce.Remote || ce.Code != core.CodeRevoked || ce.Reason != "bye" {
+					t.Fatalf("cause %v: want the peer's CloseError revoked: bye", context.Cause(c.Context()))
+				}
+				if !errors.Is(ce, net.ErrClosed) {
+					t.Error("CloseError does not match net.ErrClosed")
+				}
+				var ae *quic.ApplicationError
+				if !errors.As(ce, &ae) {
+					t.Error("CloseError lost QUIC's error")
+				}
+			}
+			// This side's close is a CloseError on both transports (TCP
+			// cannot carry the peer's code).
+			c = n.Dial(t, network, nil, "test/a")
+			_ = c.CloseWithError(core.CodeShutdown, "")
+			ce, ok := core.AsCloseError(context.Cause(c.Context()))
+			if !ok || ce.Remote || ce.Code != core.CodeShutdown {
+				t.Fatalf("cause %v: want this side's CloseError shutdown", context.Cause(c.Context()))
+			}
+		})
+	}
+}

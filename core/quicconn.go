@@ -24,6 +24,8 @@ type quicConn struct {
 	alpn   string
 	peer   Peer
 	logger *slog.Logger
+	ctx    context.Context // qc's context, its cause made transport-neutral
+	cancel context.CancelCauseFunc
 }
 
 var (
@@ -32,16 +34,46 @@ var (
 )
 
 func newQUICConn(qc *quic.Conn, peer Peer, logger *slog.Logger) *quicConn {
-	return &quicConn{qc: qc, alpn: qc.ConnectionState().TLS.NegotiatedProtocol, peer: peer, logger: logger}
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(qc.Context()))
+	context.AfterFunc(qc.Context(), func() { cancel(closeCause(context.Cause(qc.Context()))) })
+	return &quicConn{qc: qc, alpn: qc.ConnectionState().TLS.NegotiatedProtocol, peer: peer, logger: logger, ctx: ctx, cancel: cancel}
+}
+
+// closeCause turns QUIC's application close into a [*CloseError], keeping
+// the QUIC error in its chain; other causes are returned as they are.
+func closeCause(err error) error {
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) {
+		return &CloseError{Code: ErrorCode(ae.ErrorCode), Reason: ae.ErrorMessage, Remote: ae.Remote, transport: err}
+	}
+	return err
+}
+
+// AsCloseError finds the application close in err: a [*CloseError] (the
+// cause of [Conn.Context]) or the error a QUIC stream or dial returned
+// because the connection was closed with a code. Callers read close codes
+// with it without knowing the transport.
+func AsCloseError(err error) (*CloseError, bool) {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce, true
+	}
+	ce, ok := closeCause(err).(*CloseError)
+	return ce, ok
 }
 
 func (c *quicConn) ALPN() string             { return c.alpn }
 func (c *quicConn) Peer() Peer               { return c.peer }
-func (c *quicConn) Context() context.Context { return c.qc.Context() }
+func (c *quicConn) Context() context.Context { return c.ctx }
 func (c *quicConn) Logger() *slog.Logger     { return c.logger }
+func (c *quicConn) MultiStream() bool        { return true }
 func (c *quicConn) QUIC() *quic.Conn         { return c.qc }
 func (c *quicConn) CloseWithError(code ErrorCode, reason string) error {
-	return c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	err := c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	// Our own close is over when this returns, not when the context's
+	// watcher gets to run.
+	c.cancel(closeCause(context.Cause(c.qc.Context())))
+	return err
 }
 
 func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {

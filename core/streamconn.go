@@ -51,6 +51,7 @@ func (c *singleConn) ALPN() string             { return c.alpn }
 func (c *singleConn) Peer() Peer               { return c.peer }
 func (c *singleConn) Context() context.Context { return c.ctx }
 func (c *singleConn) Logger() *slog.Logger     { return c.logger }
+func (c *singleConn) MultiStream() bool        { return false }
 
 func (c *singleConn) AcceptStream(ctx context.Context) (Stream, error) {
 	if c.client {
@@ -171,21 +172,35 @@ func (w *watchedStream) Abort(code ErrorCode) {
 	w.Stream.Abort(code)
 }
 
-// CloseError is the cause of a connection context that this side closed.
+// CloseError is why a connection was closed with an application code: the
+// cause of [Conn.Context] on both transports, so callers read close codes
+// without knowing the transport. QUIC carries the peer's code and reason
+// (Remote is then true); TCP+TLS cannot, so there it is this side's own.
 type CloseError struct {
 	Code   ErrorCode
 	Reason string
+	// Remote is true when the peer closed the connection.
+	Remote bool
+
+	transport error // the transport's own error, if any
 }
 
 func (e *CloseError) Error() string {
-	if e.Reason == "" {
-		return fmt.Sprintf("connection closed: %v", e.Code)
+	by := "closed"
+	if e.Remote {
+		by = "closed by peer"
 	}
-	return fmt.Sprintf("connection closed: %v: %s", e.Code, e.Reason)
+	if e.Reason == "" {
+		return fmt.Sprintf("connection %s: %v", by, e.Code)
+	}
+	return fmt.Sprintf("connection %s: %v: %s", by, e.Code, e.Reason)
 }
 
 // Is makes a CloseError match net.ErrClosed.
 func (e *CloseError) Is(target error) bool { return target == net.ErrClosed }
+
+// Unwrap returns the transport's error (QUIC's *ApplicationError), if any.
+func (e *CloseError) Unwrap() error { return e.transport }
 
 // tlsStream adapts a *tls.Conn to [Stream].
 type tlsStream struct {

@@ -302,8 +302,9 @@ type wsClientConn struct {
 	cancel context.CancelFunc
 }
 
-func (c *wsClientConn) ALPN() string    { return ALPNHTTP1 }
-func (c *wsClientConn) Peer() core.Peer { return core.Peer{} }
+func (c *wsClientConn) ALPN() string      { return ALPNHTTP1 }
+func (c *wsClientConn) Peer() core.Peer   { return core.Peer{} }
+func (c *wsClientConn) MultiStream() bool { return false }
 func (c *wsClientConn) AcceptStream(context.Context) (core.Stream, error) {
 	return nil, core.ErrSingleStream
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
@@ -210,11 +209,10 @@ func closeCode(err error, conn core.Conn) (core.ErrorCode, bool) {
 		causes = append(causes, context.Cause(conn.Context()))
 	}
 	for _, cause := range causes {
-		var ae *quic.ApplicationError
-		if errors.As(cause, &ae) && ae.Remote {
-			switch code := core.ErrorCode(ae.ErrorCode); code {
+		if ce, ok := core.AsCloseError(cause); ok && ce.Remote {
+			switch ce.Code {
 			case core.CodeRevoked, core.CodeForbidden:
-				return code, true
+				return ce.Code, true
 			}
 		}
 	}

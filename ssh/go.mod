@@ -5,13 +5,13 @@ go 1.26.0
 require (
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/creack/pty v1.1.24
-	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
 )
 
 require (
+	github.com/quic-go/quic-go v0.65.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
