@@ -29,6 +29,17 @@ type Handler interface {
 	Serve(ctx context.Context, conn Conn) error
 }
 
+// Shutdowner is implemented by handlers with work of their own to finish
+// when the endpoint stops, beyond their connections: a server that tracks
+// requests across connections, as net/http's does. [Endpoint.Shutdown]
+// calls Shutdown once on each, concurrently, as soon as it stops accepting,
+// and counts it in the drain: ctx ends when the drain's time is up, and the
+// remaining connections are closed only after every Shutdown returned or
+// that time passed.
+type Shutdowner interface {
+	Shutdown(ctx context.Context) error
+}
+
 // Conn is a connection routed to a handler: a QUIC connection with many
 // streams, or a single-stream transport (TCP+TLS, an SSH channel, a test
 // pipe) whose AcceptStream yields its one stream once. All methods are safe

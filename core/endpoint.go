@@ -897,20 +897,36 @@ func (e *Endpoint) shutdown(ctx context.Context) error {
 	}
 	e.cancelHandler()
 
+	drainCtx, endDrain := context.WithTimeout(ctx, e.cfg.Limits.DrainTimeout)
+	defer endDrain()
+	go func() { // Close cuts the drain short
+		select {
+		case <-e.force:
+			endDrain()
+		case <-drainCtx.Done():
+		}
+	}()
+	var shutdowners sync.WaitGroup
+	for _, h := range e.cfg.Router.list {
+		if sd, ok := h.(Shutdowner); ok {
+			shutdowners.Go(func() {
+				if err := sd.Shutdown(drainCtx); err != nil && drainCtx.Err() == nil {
+					e.logger.Warn("handler shutdown failed", "handler", fmt.Sprintf("%T", h), "err", err)
+				}
+			})
+		}
+	}
 	drained := make(chan struct{})
 	go func() {
+		shutdowners.Wait()
 		e.handlers.Wait()
 		close(drained)
 	}()
-	timer := time.NewTimer(e.cfg.Limits.DrainTimeout)
-	defer timer.Stop()
 	var err error
 	select {
 	case <-drained:
-	case <-ctx.Done():
+	case <-drainCtx.Done():
 		err = ctx.Err()
-	case <-timer.C:
-	case <-e.force:
 	}
 
 	closeAll(e.snapshot(), CodeShutdown, "shutting down")

@@ -211,3 +211,70 @@ func TestWebCertificate(t *testing.T) {
 		})
 	}
 }
+
+// shutdownHandler is a handler with work of its own to finish at shutdown.
+type shutdownHandler struct {
+	handlerFunc
+	called  chan struct{}
+	release chan struct{}
+}
+
+func (h shutdownHandler) Shutdown(ctx context.Context) error {
+	close(h.called)
+	select {
+	case <-h.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestShutdownerRunsWithinDrain: Endpoint.Shutdown calls a handler's own
+// Shutdown, waits for it while connections drain, and ends its context
+// when the drain time is up.
+func TestShutdownerRunsWithinDrain(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release bool // the handler finishes by itself
+		drain   time.Duration
+	}{{"finishes", true, 10 * time.Second}, {"cut at the drain timeout", false, time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := shutdownHandler{
+				handlerFunc: handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error { return nil }},
+				called:      make(chan struct{}),
+				release:     make(chan struct{}),
+			}
+			ep := newEndpoint(t, core.Config{Limits: core.Limits{DrainTimeout: tc.drain}}, h)
+			if err := ep.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			go ep.Serve(context.Background())
+			done := make(chan time.Duration, 1)
+			start := time.Now()
+			go func() {
+				_ = ep.Shutdown(context.Background())
+				done <- time.Since(start)
+			}()
+			select {
+			case <-h.called:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Shutdown not called")
+			}
+			select {
+			case d := <-done:
+				t.Fatalf("endpoint stopped after %v while the handler's Shutdown ran", d)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if tc.release {
+				close(h.release)
+			}
+			d := <-done
+			if tc.release && d > 5*time.Second {
+				t.Errorf("stopped after %v: did not end when the handler finished", d)
+			}
+			if !tc.release && (d < time.Second || d > 4*time.Second) {
+				t.Errorf("stopped after %v: want the 1s drain timeout", d)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 type Router struct {
 	handlers map[string]Handler
 	alpns    []string
+	list     []Handler // as given, each once
 }
 
 // alpnPattern accepts the printable ASCII protocol names TLS carries.
@@ -21,7 +22,7 @@ var alpnPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 // the same ALPN is an error wrapping [ErrDuplicateALPN]; so is a handler with
 // no ALPN or a malformed one.
 func NewRouter(handlers ...Handler) (*Router, error) {
-	r := &Router{handlers: make(map[string]Handler)}
+	r := &Router{handlers: make(map[string]Handler), list: handlers}
 	var errs []error
 	for _, h := range handlers {
 		alpns := h.ALPNs()

@@ -173,6 +173,7 @@ type Server struct {
 	quicConns sync.Map // *quic.Conn → its core.Conn, while served
 
 	startOnce    sync.Once
+	tcpServed    chan struct{} // closed when s.tcp.Serve, once started, returned
 	shutdownOnce sync.Once
 }
 
@@ -195,15 +196,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	s := &Server{
-		cfg:     cfg,
-		lim:     lim,
-		disp:    disp,
-		logger:  cfg.Logger,
-		mux:     http.NewServeMux(),
-		metrics: newMetrics(cfg.Registry),
-		rate:    newRateLimiter(lim.Rate, lim.Burst),
-		conns:   newConnListener(),
-		revoker: revoker{ids: cfg.Identities, logger: cfg.Logger},
+		cfg:       cfg,
+		lim:       lim,
+		disp:      disp,
+		logger:    cfg.Logger,
+		mux:       http.NewServeMux(),
+		metrics:   newMetrics(cfg.Registry),
+		rate:      newRateLimiter(lim.Rate, lim.Burst),
+		conns:     newConnListener(),
+		tcpServed: make(chan struct{}),
+		revoker:   revoker{ids: cfg.Identities, logger: cfg.Logger},
 	}
 
 	if err := s.routes(); err != nil {
@@ -253,8 +255,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve implements core.Handler: h3 and alknet/http run HTTP/3 on the QUIC
 // connection; h2 and http/1.1 take the connection's one stream.
 func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
-	stop := context.AfterFunc(ctx, s.shutdown)
-	defer stop()
 	alpn := conn.ALPN()
 	s.metrics.conns.WithLabelValues(alpn).Inc()
 	switch alpn {
@@ -273,7 +273,12 @@ func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
 		if err != nil {
 			return nil
 		}
-		s.startOnce.Do(func() { go func() { _ = s.tcp.Serve(s.conns) }() })
+		s.startOnce.Do(func() {
+			go func() {
+				defer close(s.tcpServed)
+				_ = s.tcp.Serve(s.conns)
+			}()
+		})
 		sc := newStreamConn(st, conn, s.metrics)
 		if !s.conns.push(sc) {
 			st.Abort(core.CodeNoError)
@@ -344,27 +349,30 @@ func (s *Server) serveH3(ctx context.Context, qc *quic.Conn) {
 	<-done
 }
 
-// shutdownGrace bounds how long shutdown waits for requests in flight.
-const shutdownGrace = 5 * time.Second
-
-// shutdown stops taking requests and ends the connections, once: the
-// endpoint is shutting down.
-func (s *Server) shutdown() {
+// Shutdown implements core.Shutdowner: the endpoint is stopping. It sends
+// HTTP/3 GOAWAY, stops taking h2 and http/1.1 connections and requests, and
+// returns when the requests in flight are done or ctx ends; then the
+// connections still open are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
 	s.shutdownOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
 		_ = s.conns.Close()
-		_ = s.h3.Shutdown(ctx)
-		if err := s.tcp.Shutdown(ctx); err != nil {
+		err = errors.Join(s.h3.Shutdown(ctx), s.tcp.Shutdown(ctx))
+		if err != nil {
 			_ = s.tcp.Close()
 		}
+		s.startOnce.Do(func() { close(s.tcpServed) }) // never started
+		<-s.tcpServed
 	})
+	return err
 }
 
 // Close stops the server at once, for a server whose endpoint never ran
 // (tests, a failed start). An endpoint shutting down stops it by itself.
 func (s *Server) Close() error {
-	s.shutdown()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Shutdown(ctx)
 	_ = s.h3.Close()
 	return s.tcp.Close()
 }
