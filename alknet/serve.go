@@ -13,6 +13,8 @@ import (
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/dns"
+	alkhttp "github.com/alkdev/alknet/http"
 )
 
 var serveCommand = &cli.Command{
@@ -104,14 +106,15 @@ func serve(c *cli.Context) error {
 		listen = c.String("listen")
 	}
 	ep, err := core.New(core.Config{
-		Addr:       listen,
-		Key:        keys.node,
-		Router:     router,
-		Identities: identities,
-		WebCert:    web,
-		NoALPN:     cfg.Node.NoALPN,
-		Limits:     cfg.EndpointLimits(),
-		Logger:     logger,
+		Addr:          listen,
+		Key:           keys.node,
+		Router:        router,
+		Identities:    identities,
+		WebCert:       web,
+		StandardALPNs: standardALPNs(router),
+		NoALPN:        cfg.Node.NoALPN,
+		Limits:        cfg.EndpointLimits(),
+		Logger:        logger,
 	})
 	if err != nil {
 		return err
@@ -215,4 +218,17 @@ func webCert(t config.TLS, dir string) (*core.WebCert, error) {
 		})
 	}
 	return nil, nil
+}
+
+// standardALPNs are the routed protocols that stock clients speak: they get
+// the web certificate and no client-certificate request.
+func standardALPNs(r *core.Router) []string {
+	var std []string
+	for _, p := range r.ALPNs() {
+		switch p {
+		case alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, dns.ALPNDoQ, dns.ALPNDoT:
+			std = append(std, p)
+		}
+	}
+	return std
 }

@@ -35,7 +35,14 @@ type Config struct {
 	// Identities resolves the keys clients present. Nil: every client is
 	// anonymous.
 	Identities IdentityProvider
-	// WebCert, if set, is presented on the standard ALPNs.
+	// StandardALPNs are the served protocols that stock clients speak
+	// (browsers, curl, kdig: h3, h2, http/1.1, doq, dot): they are offered
+	// WebCert, when set, instead of the node certificate, and asked for no
+	// client certificate, so browsers show no certificate picker. The
+	// caller, who knows its handlers, lists them.
+	StandardALPNs []string
+	// WebCert, if set, is presented on StandardALPNs, which must not be
+	// empty then.
 	WebCert *WebCert
 	// NoALPN names the ALPN whose handler serves TCP+TLS clients that offer
 	// no ALPN at all (many DoT clients); it must be routed. Empty: such
@@ -169,6 +176,9 @@ func New(cfg Config) (*Endpoint, error) {
 			errs = append(errs, fmt.Errorf("no_alpn: %q is not routed", cfg.NoALPN))
 		}
 	}
+	if cfg.WebCert != nil && len(cfg.StandardALPNs) == 0 {
+		errs = append(errs, errors.New("web certificate: no standard ALPNs to present it on"))
+	}
 	if err := cfg.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -203,7 +213,7 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Identities != nil {
 		verify = e.refuseDisabled
 	}
-	e.tls = serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.NoALPN, verify)
+	e.tls = serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.StandardALPNs, cfg.NoALPN, verify)
 	return e, nil
 }
 

@@ -177,7 +177,7 @@ func TestWebCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := coretest.Start(t, core.Config{WebCert: web, NoALPN: "dot"}, echo{[]string{"dot", "h2", "alknet/test"}})
+	n := coretest.Start(t, core.Config{WebCert: web, StandardALPNs: []string{"dot", "h2"}, NoALPN: "dot"}, echo{[]string{"dot", "h2", "alknet/test"}})
 	for _, tc := range []struct {
 		name      string
 		alpns     []string

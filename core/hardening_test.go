@@ -101,7 +101,7 @@ func mustRoundTrip(t *testing.T, s core.Stream) []byte {
 // TestHoldKeepsConnection: a handler that holds its connection (a request
 // waiting for events) is not reaped.
 func TestHoldKeepsConnection(t *testing.T) {
-	n := coretest.Start(t, core.Config{Limits: core.Limits{AppIdleTimeout: time.Second}}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+	n := coretest.Start(t, core.Config{Limits: core.Limits{AppIdleTimeout: time.Second, DrainTimeout: time.Second}}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
 		release := core.Hold(c)
 		defer release()
 		<-c.Context().Done()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,26 +87,13 @@ func peerNodeID(cs tls.ConnectionState) NodeID {
 	return id
 }
 
-// StandardALPNs are the IANA protocol names for which an endpoint presents
-// its web certificate, when it has one, instead of the node certificate.
-var StandardALPNs = []string{"h3", "h2", "http/1.1", "doq", "dot"}
-
-func isStandardALPN(p string) bool {
-	for _, s := range StandardALPNs {
-		if s == p {
-			return true
-		}
-	}
-	return false
-}
-
 // acmeALPN is the TLS-ALPN-01 challenge protocol (RFC 8737). The challenge
 // completes inside the handshake; the connection is then closed.
 const acmeALPN = "acme-tls/1"
 
 // serverTLSConfig returns the endpoint's TLS configuration: TLS 1.3 only,
 // exactly the served ALPNs, the node certificate for alknet protocols and
-// the web certificate (if any) for standard ones. On alknet protocols a
+// the web certificate (if any) for the standard ones. On alknet protocols a
 // client certificate is requested but not required; it is not checked
 // against any CA: its key is the client's identity, and crypto/tls verifies
 // the client's handshake signature with it. Standard protocols request none,
@@ -113,7 +101,7 @@ const acmeALPN = "acme-tls/1"
 // treated as offering noALPN. verify, if set, gives the alknet protocols'
 // VerifyConnection for a client at a remote address: it refuses keys in
 // the handshake.
-func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN string, verify func(remote net.Addr) func(tls.ConnectionState) error) *tls.Config {
+func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []string, noALPN string, verify func(remote net.Addr) func(tls.ConnectionState) error) *tls.Config {
 	protos := append([]string(nil), alpns...)
 	if web != nil && web.acme {
 		protos = append(protos, acmeALPN)
@@ -138,7 +126,7 @@ func serverTLSConfig(node tls.Certificate, web *WebCert, alpns []string, noALPN 
 			if len(offered) == 0 && noALPN != "" {
 				offered = []string{noALPN}
 			}
-			if p := negotiate(protos, offered); p == acmeALPN || isStandardALPN(p) {
+			if p := negotiate(protos, offered); p == acmeALPN || slices.Contains(standardALPNs, p) {
 				return standard, nil
 			}
 			if verify == nil || hello.Conn == nil {

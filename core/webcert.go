@@ -10,7 +10,7 @@ import (
 )
 
 // WebCert is a certificate browsers and stock clients accept, presented on
-// the standard ALPNs ([StandardALPNs]); alknet protocols always present the
+// the standard ALPNs ([Config.StandardALPNs]); alknet protocols always present the
 // node certificate. Build one with [WebCertFromFiles] or [WebCertACME].
 type WebCert struct {
 	getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)

@@ -93,7 +93,7 @@ func TestH3Chromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.srv.Close() })
-	f.node = coretest.Start(t, core.Config{WebCert: wc, Logger: discard}, f.srv)
+	f.node = coretest.Start(t, core.Config{WebCert: wc, StandardALPNs: []string{ALPNH3, ALPNH2, ALPNHTTP1}, Logger: discard}, f.srv)
 
 	// Chromium's wrapper and helpers write to $HOME; keep that in the test.
 	home := t.TempDir()

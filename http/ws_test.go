@@ -409,7 +409,7 @@ func TestWSBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wc, pin := webCert(t)
-	web := coretest.Start(t, core.Config{Identities: f.node.Identities, WebCert: wc, Logger: slog.New(slog.DiscardHandler)}, f.srv)
+	web := coretest.Start(t, core.Config{Identities: f.node.Identities, WebCert: wc, StandardALPNs: []string{ALPNH3, ALPNH2, ALPNHTTP1}, Logger: slog.New(slog.DiscardHandler)}, f.srv)
 	home := t.TempDir()
 	dom := runBounded(t, 60*time.Second, []string{"HOME=" + home}, bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

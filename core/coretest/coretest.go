@@ -93,7 +93,8 @@ func Start(t testing.TB, cfg core.Config, handlers ...core.Handler) *Node {
 	served := make(chan error, 1)
 	go func() { served <- ep.Serve(context.Background()) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Longer than the default drain, which ends a drain by itself.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := ep.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
