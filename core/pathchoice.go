@@ -405,7 +405,7 @@ func (m *PathMemory) store(entries map[string]pathEntry) error {
 
 // The live judgement of a connection: every pathTick, the last pathWindow
 // of it is judged.
-const (
+var (
 	pathTick   = time.Second
 	pathWindow = 4 * time.Second
 )
@@ -436,9 +436,10 @@ func (m *PathMemory) watch(key string, c Conn, logger *slog.Logger) {
 	}
 	w := &pathWatch{lossBound: make(chan struct{})}
 	m.watches.Store(c, w)
+	every, window := pathTick, pathWindow
 	go func() {
 		defer m.watches.Delete(c)
-		tick := time.NewTicker(pathTick)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		type snap struct {
 			at time.Time
@@ -452,10 +453,10 @@ func (m *PathMemory) watch(key string, c Conn, logger *slog.Logger) {
 			case now := <-tick.C:
 				st := ps.PathStats()
 				hist = append(hist, snap{now, st})
-				if now.Sub(hist[0].at) < pathWindow {
+				if now.Sub(hist[0].at) < window {
 					continue
 				}
-				for len(hist) > 2 && now.Sub(hist[1].at) >= pathWindow {
+				for len(hist) > 2 && now.Sub(hist[1].at) >= window {
 					hist = hist[1:]
 				}
 				v := JudgePath(st.Since(hist[0].st), now.Sub(hist[0].at))
@@ -472,6 +473,8 @@ func (m *PathMemory) watch(key string, c Conn, logger *slog.Logger) {
 				logger.Info("quic is bound by loss on this path; bulk dials of the node use tcp+tls for a while",
 					"loss_pct", math.Round(v.Loss*1e4)/100, "goodput_mbps", math.Round(v.Goodput*8/1e5)/10,
 					"ceiling_mbps", math.Round(v.Ceiling*8/1e5)/10)
+				// Judged: keep the verdict readable until the connection ends.
+				<-c.Context().Done()
 				return
 			}
 		}
