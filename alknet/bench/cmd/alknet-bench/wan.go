@@ -16,6 +16,8 @@ var (
 	wanProfiles        = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
 	wanDuration        = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
 	wanPathChoiceBytes = flag.Int64("wan-pathchoice-bytes", 16<<20, "wan: bytes each way of each alknet perf run of the transport-choice transfers")
+	wanKnobRounds      = flag.Int("wan-knobs", 0, "wan: rounds of the quic-go knob comparison (bare quic-go, each quic.Config variant in turn); 0: skip it")
+	wanKnobBytes       = flag.Int64("wan-knob-bytes", 32<<20, "wan: bytes of each transfer of the quic-go knob comparison")
 	wanSwitchBytes     = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each bare quic-go transfer of the send-path reproduction")
 )
 
@@ -53,5 +55,9 @@ func wanTransfers(bin string) []bench.WANTransfer {
 	ts := append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
 		bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
 	ts = append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
-	return append(ts, bench.PathChoiceTransfers(bin, *wanPathChoiceBytes)...)
+	ts = append(ts, bench.PathChoiceTransfers(bin, *wanPathChoiceBytes)...)
+	if *wanKnobRounds > 0 {
+		ts = append(ts, bench.QUICKnobTransfers(*wanKnobBytes, *wanKnobRounds)...)
+	}
+	return ts
 }
