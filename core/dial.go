@@ -66,7 +66,7 @@ type Dialer struct {
 	// Default 3s.
 	QUICTimeout time.Duration
 	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
-	// keep-alive.
+	// keep-alive and larger receive windows ([QUICMaxStreamReceiveWindow]).
 	QUICConfig *quic.Config
 	// Logger is handed to the connections; nil means slog.Default().
 	Logger *slog.Logger
@@ -248,7 +248,7 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	}
 	qcfg := d.QUICConfig
 	if qcfg == nil {
-		qcfg = &quic.Config{KeepAlivePeriod: 15 * time.Second}
+		qcfg = defaultDialQUICConfig()
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -11,6 +14,13 @@ import (
 // quic-go's flow-control and packet-size knobs on emulated paths (issue
 // 17 §2): bare quic-go with each variant of quic.Config on both ends,
 // interleaved round by round so that every variant sees the same link.
+
+// ProfileSat is a path whose bandwidth-delay product (11 MB) exceeds
+// quic-go's default stream receive window (6 MiB): 600 ms, 150 Mbit/s,
+// like a geostationary satellite link. It is not among LinkProfiles (the
+// kernel's default TCP send buffer cannot fill it, so it would not
+// verify); the knob comparison uses it directly.
+var ProfileSat = LinkProfile{Name: "sat", RTT: 600 * time.Millisecond, RateBps: 150e6}
 
 // A QUICKnob is one quic.Config variant.
 type QUICKnob struct {
@@ -21,8 +31,9 @@ type QUICKnob struct {
 // QUICKnobs are the variants measured: quic-go's defaults (receive
 // windows 512 KiB growing to 6 MiB per stream and 15 MiB per connection,
 // first packets of 1280 bytes then path MTU discovery), the larger
-// windows core sets, bigger initial windows on top, a first packet at
-// the Ethernet size, and no MTU discovery.
+// windows core sets (core.QUICMaxStreamReceiveWindow), larger still,
+// bigger initial windows on top, a first packet at the Ethernet size,
+// and no MTU discovery.
 func QUICKnobs() []QUICKnob {
 	return []QUICKnob{
 		{Name: "default"},
@@ -43,9 +54,10 @@ type QUICKnobResult struct {
 	Down, Up []float64
 }
 
-// MeasureQUICKnobs runs, rounds times, every knob in turn: a fresh
-// download of bytes and an upload of bytes (as [MeasureDirectionSwitch]
-// does) with that knob's config on both ends.
+// MeasureQUICKnobs runs, rounds times, every knob in turn: a download of
+// bytes on a fresh connection, then an upload of bytes on another, with
+// that knob's config on both ends of bare quic-go (server in B, client in
+// A).
 func MeasureQUICKnobs(ctx context.Context, l *Link, knobs []QUICKnob, bytes int64, rounds int) ([]QUICKnobResult, error) {
 	res := make([]QUICKnobResult, len(knobs))
 	for i, k := range knobs {
@@ -53,16 +65,66 @@ func MeasureQUICKnobs(ctx context.Context, l *Link, knobs []QUICKnob, bytes int6
 	}
 	for range rounds {
 		for i, k := range knobs {
-			conf := k.Config
-			r, err := MeasureDirectionSwitch(ctx, l, DirectionSwitchOptions{Bytes: bytes, Config: &conf})
+			down, up, err := measureKnob(ctx, l, k.Config, bytes)
 			if err != nil {
 				return res, fmt.Errorf("bench: knob %s: %w", k.Name, err)
 			}
-			res[i].Down = append(res[i].Down, r.FreshDown)
-			res[i].Up = append(res[i].Up, r.Up)
+			res[i].Down = append(res[i].Down, down)
+			res[i].Up = append(res[i].Up, up)
 		}
 	}
 	return res, nil
+}
+
+// measureKnob is one round of one knob: the download and the upload, each
+// on a connection of its own.
+func measureKnob(ctx context.Context, l *Link, conf quic.Config, bytes int64) (down, up float64, err error) {
+	cert, pool, err := selfSigned()
+	if err != nil {
+		return 0, 0, err
+	}
+	srvConn, err := listenUDPIn(l, SideB)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer srvConn.Close()
+	cliConn, err := listenUDPIn(l, SideA)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cliConn.Close()
+	const alpn = "alknet-bench/knobs"
+	srvTr := &quic.Transport{Conn: srvConn}
+	defer srvTr.Close()
+	ln, err := srvTr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, &conf)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { serveSwitch(sctx, ln) })
+	cliTr := &quic.Transport{Conn: cliConn}
+	defer cliTr.Close()
+	for _, op := range []byte{'d', 'u'} {
+		c, err := cliTr.Dial(ctx, srvConn.LocalAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}, &conf)
+		if err != nil {
+			return 0, 0, fmt.Errorf("dial: %w", err)
+		}
+		rate, err := switchTransfer(ctx, c, op, bytes)
+		_ = c.CloseWithError(0, "")
+		if err != nil {
+			return 0, 0, err
+		}
+		if op == 'd' {
+			down = rate
+		} else {
+			up = rate
+		}
+	}
+	return down, up, nil
 }
 
 // QUICKnobTransfers are the knobs as wan-scenario transfers, one
