@@ -1,7 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +43,69 @@ func TestPathChoiceOnEmulator(t *testing.T) {
 				t.Errorf("TCP+TLS %.1f Mbit/s, not %dx QUIC's %.1f", r.Next*8/1e6, pathChoiceGoalLossy, r.QUIC*8/1e6)
 			}
 		})
+	}
+}
+
+// TestFSGetSwitchesOnEmulator: `alknet fs get --node` of 24 MiB on the
+// lossy profile finds QUIC bound by loss, goes on over TCP+TLS without
+// fetching again what it has, and writes the right bytes; over QUIC alone
+// it would take over a minute. Needs root and TUN.
+func TestFSGetSwitchesOnEmulator(t *testing.T) {
+	needLinkEmulator(t)
+	if testing.Short() {
+		t.Skip("fs get on the emulator: about 30 s")
+	}
+	bin := buildAlknetOnce(t)
+	l := startLink(t, ProfileLossy)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
+	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientID, _, _ := strings.Cut(string(out), "\n")
+	if err := os.MkdirAll(server, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf("[[peers]]\nid = \"reader\"\nkeys = [%q]\nscopes = [\"fs:read\"]\n", clientID)
+	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 24<<20)
+	rand.Read(content)
+	file := filepath.Join(dir, "content")
+	if err := os.WriteFile(file, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, out, err = timeCommand(ctx, bin, "fs", "add", "-q", "--data-dir", server, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(out))
+	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
+	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
+		bin, "serve", "--data-dir", server, "--listen", hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.stop()
+	got := filepath.Join(dir, "got")
+	start := time.Now()
+	out, err = runChild(ctx, 45*time.Second, "", "ip", "netns", "exec", l.Namespace(SideA),
+		bin, "fs", "get", "--data-dir", client, "--node", m[1]+"@"+hostport, root, "-o", got)
+	t.Logf("fs get of 24 MiB in %v: %s", time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "going on over TCP+TLS") {
+		t.Errorf("fs get did not switch: %s", out)
+	}
+	if data, err := os.ReadFile(got); err != nil || !bytes.Equal(data, content) {
+		t.Errorf("fs get wrote %d bytes (%v), want the 24 MiB added", len(data), err)
+	}
+	if paths, _ := os.ReadFile(filepath.Join(client, "paths")); !strings.Contains(string(paths), m[1]+" tcp ") {
+		t.Errorf("paths file: %q", paths)
 	}
 }
