@@ -80,7 +80,8 @@ type Dialer struct {
 	// traffic: each QUIC connection is watched, one bound by random loss
 	// records TCP+TLS for its node, and later dials of the node try
 	// TCP+TLS first until the entry expires (docs/protocols/core.md,
-	// "Transport choice"). Nil: always QUIC first.
+	// "Transport choice"). Each watch is a goroutine that ends with its
+	// connection. Nil: always QUIC first.
 	Paths *PathMemory
 
 	certMu  sync.Mutex

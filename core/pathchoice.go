@@ -427,7 +427,7 @@ func pathKey(pin NodeID, hostport string) string {
 	return hostport
 }
 
-// watch judges c (a QUIC connection to the node key) until it ends; the
+// watch judges c (a QUIC connection to the node named key) until it ends; the
 // first loss-bound window remembers TCP for key.
 func (m *PathMemory) watch(key string, c Conn, logger *slog.Logger) {
 	ps, ok := c.(PathStatser)
