@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -13,8 +14,34 @@ import (
 
 // networkFlag selects the transport of client commands.
 var networkFlag = &cli.StringFlag{
-	Name:  "network",
-	Usage: "quic, tcp, or empty to try QUIC then fall back to TCP+TLS",
+	Name: "network",
+	Usage: "quic, tcp, or empty: QUIC first (TCP+TLS first for nodes where QUIC was bound by loss), " +
+		"falling back to the other (default: [client] network)",
+	EnvVars: []string{"ALKNET_NETWORK"},
+}
+
+// pathsFile, in the data dir, remembers per node the transport for bulk
+// traffic (core.PathMemory).
+const pathsFile = "paths"
+
+// clientConfig is the [client] section: settings of the client commands
+// (alknet perf, pipe, fs --node, forward, ...), not of the node.
+type clientConfig struct {
+	// Network is the transport of client commands: "quic", "tcp", or ""
+	// (auto): QUIC first, falling back to TCP+TLS, except for nodes where a
+	// QUIC connection was found bound by random loss (quic-go's NewReno),
+	// which get TCP+TLS first for 30 minutes; the choice is remembered in
+	// <data-dir>/paths (docs/protocols/core.md, "Transport choice"). The
+	// --network flag and ALKNET_NETWORK override it. Default "".
+	Network string `toml:"network"`
+}
+
+func (c *clientConfig) validate() error {
+	switch core.Network(c.Network) {
+	case core.NetworkAuto, core.NetworkQUIC, core.NetworkTCP:
+		return nil
+	}
+	return fmt.Errorf("client.network %q: want quic, tcp or empty", c.Network)
 }
 
 // dialTimeout bounds a client command's connection set-up.
@@ -42,18 +69,24 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 	default:
 		return nil, cli.Exit("--network: want quic or tcp", 2)
 	}
-	d := &core.Dialer{
-		Key:        key,
-		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
-		Network:    network,
-	}
 	resolvers := c.StringSlice("resolver")
-	if len(resolvers) == 0 {
+	if len(resolvers) == 0 || network == core.NetworkAuto {
 		cfg, err := loadConfig(configPath(c, dir))
 		if err != nil {
 			return nil, err
 		}
-		resolvers = cfg.DNS.Resolvers
+		if len(resolvers) == 0 {
+			resolvers = cfg.DNS.Resolvers
+		}
+		if network == core.NetworkAuto {
+			network = core.Network(cfg.Client.Network)
+		}
+	}
+	d := &core.Dialer{
+		Key:        key,
+		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
+		Network:    network,
+		Paths:      core.NewPathMemory(filepath.Join(dir, pathsFile)),
 	}
 	for _, r := range resolvers {
 		if err := checkResolver(r); err != nil {

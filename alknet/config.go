@@ -32,12 +32,14 @@ type fileConfig struct {
 	HTTP httpConfig `toml:"http"`
 	// FS is the [fs] section. Static; fs.public is dynamic.
 	FS fsConfig `toml:"fs"`
+	// Client is the [client] section, read by client commands only.
+	Client clientConfig `toml:"client"`
 }
 
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
 func (f *fileConfig) Validate() error {
-	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate())
+	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Client.validate())
 }
 
 // loadConfig reads the config file at start; a missing file means the

@@ -402,14 +402,47 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 	return s, target, release, nil
 }
 
-// fetchFrom gets sel of root from the node at addr into s.
+// fetchFrom gets sel of root from the node at addr into s. If the dialer
+// finds the QUIC connection bound by loss, the get stops and goes on over
+// a new connection, which the dialer now makes with TCP+TLS: the blocks
+// already stored are listed as had, so only the rest comes again.
 func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
-	conn, err := dialFS(ctx, c, addr)
+	d, err := dialer(c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	for attempt := 0; ; attempt++ {
+		target, err := fetchOnce(ctx, d, addr, s, root, sel)
+		if !errors.Is(err, errLossBound) || attempt > 0 {
+			return target, err
+		}
+		fmt.Fprintln(c.App.ErrWriter, "alknet fs: QUIC is bound by loss on this path; going on over TCP+TLS")
+	}
+}
+
+// fetchOnce is one get over one connection; it returns errLossBound if the
+// dialer judged the connection bound by loss before the get ended.
+func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+	conn, err := dial(ctx, d, addr, afs.ALPN)
 	if err != nil {
 		return cid.Undef, err
 	}
 	defer conn.CloseWithError(core.CodeNoError, "")
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if lb := d.LossBound(conn); lb != nil {
+		go func() {
+			select {
+			case <-lb:
+				cancel(errLossBound)
+			case <-ctx.Done():
+			}
+		}()
+	}
 	target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
+		return cid.Undef, errLossBound
+	}
 	return target, err
 }
 

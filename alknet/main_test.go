@@ -397,3 +397,34 @@ func TestFlagsAfterArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestPerfTransportChoice: a node the data dir's paths file marks tcp is
+// dialled over TCP+TLS, --network and [client] network override it, and a
+// bad [client] network is refused.
+func TestPerfTransportChoice(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, perfPeer(cid, true))
+	node, _, _ := strings.Cut(n.addr, "@")
+	writeFile(t, filepath.Join(cdir, "paths"), fmt.Sprintf("%s tcp %d\n", node, time.Now().Add(time.Hour).Unix()))
+	for _, tc := range []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{"remembered", "", nil, "tcp+tls, "},
+		{"flag overrides", "", []string{"--network", "quic"}, "quic, "},
+		{"config overrides", "[client]\nnetwork = \"quic\"\n", nil, "quic, "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, filepath.Join(cdir, "alknet.toml"), tc.config)
+			out := run(t, "", append([]string{"perf", n.addr, "--bytes", "100000", "--data-dir", cdir}, tc.args...)...)
+			if !strings.HasPrefix(out, tc.want) {
+				t.Errorf("perf printed %q, want it to start %q", out, tc.want)
+			}
+		})
+	}
+	writeFile(t, filepath.Join(cdir, "alknet.toml"), "[client]\nnetwork = \"udp\"\n")
+	if _, stderr, err := runErr(t, "", "perf", n.addr, "--data-dir", cdir); err == nil || !strings.Contains(stderr, "client.network") {
+		t.Errorf("bad client.network: %v, %q", err, stderr)
+	}
+}

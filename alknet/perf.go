@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,49 +34,101 @@ var perfCommand = &cli.Command{
 			return err
 		}
 		addr := c.Args().First()
-		conn, err := dial(c.Context, d, addr, perf.ALPN)
+		opts := perf.Options{Upload: c.Int64("bytes"), Download: c.Int64("bytes"), Streams: c.Int("streams")}
+		run, err := runPerf(c.Context, d, addr, opts)
+		if errors.Is(err, errLossBound) {
+			// The dialer remembered TCP+TLS for the node: run again on it.
+			fmt.Fprintf(c.App.Writer, "quic: bound by loss after %v (%v); switching to tcp+tls\n",
+				run.elapsed.Round(1e6), run.verdict)
+			run, err = runPerf(c.Context, d, addr, opts)
+		}
 		if err != nil {
 			return err
 		}
-		conns := []core.Conn{conn}
-		defer func() {
-			for _, c := range conns {
-				c.CloseWithError(core.CodeNoError, "")
-			}
-		}()
-		// On QUIC each test stream is a stream of the one connection; over
-		// TCP+TLS each needs a connection of its own.
-		var mu sync.Mutex // open runs on every test stream's goroutine
-		first := true
-		open := func(ctx context.Context) (core.Stream, error) {
-			if conn.MultiStream() {
-				return conn.OpenStream(ctx)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if first {
-				first = false
-				return conn.OpenStream(ctx)
-			}
-			nc, err := dial(ctx, d, addr, perf.ALPN)
-			if err != nil {
-				return nil, err
-			}
-			conns = append(conns, nc)
-			return nc.OpenStream(ctx)
-		}
-		n := c.Int64("bytes")
-		r, err := perf.Run(c.Context, open, perf.Options{Upload: n, Download: n, Streams: c.Int("streams")})
-		if err != nil {
-			return err
-		}
-		transport := "tcp+tls"
-		if conn.MultiStream() {
-			transport = "quic"
-		}
+		r := run.Result
 		fmt.Fprintf(c.App.Writer, "%s, %d stream(s)\nupload   %d bytes in %v: %.1f Mbit/s\ndownload %d bytes in %v: %.1f Mbit/s\n",
-			transport, c.Int("streams"), r.Uploaded, r.UploadTime.Round(1e6), r.UploadMbps(),
+			run.transport, c.Int("streams"), r.Uploaded, r.UploadTime.Round(1e6), r.UploadMbps(),
 			r.Downloaded, r.DownloadTime.Round(1e6), r.DownloadMbps())
+		if run.judged {
+			fmt.Fprintf(c.App.Writer, "path: %v\n", run.verdict)
+		}
 		return nil
 	},
+}
+
+// perfRun is one runPerf: the result, the transport ("quic" or
+// "tcp+tls"), how long it ran, and the dialer's last judgement of a QUIC
+// connection (judged false if there was none).
+type perfRun struct {
+	perf.Result
+	transport string
+	elapsed   time.Duration
+	verdict   core.PathVerdict
+	judged    bool
+}
+
+// errLossBound ends a perf run whose QUIC connection the dialer found bound
+// by loss.
+var errLossBound = errors.New("quic connection bound by loss")
+
+// runPerf dials addr and runs one perf test on it. On QUIC each test
+// stream is a stream of the one connection; over TCP+TLS each needs a
+// connection of its own. If the dialer finds the QUIC connection bound by
+// loss (and so remembered TCP+TLS for the node) the run stops with
+// errLossBound, so that the caller can run again on TCP+TLS.
+func runPerf(ctx context.Context, d *core.Dialer, addr string, opts perf.Options) (run perfRun, err error) {
+	start := time.Now()
+	conn, err := dial(ctx, d, addr, perf.ALPN)
+	if err != nil {
+		return run, err
+	}
+	run.transport = "tcp+tls"
+	if conn.MultiStream() {
+		run.transport = "quic"
+	}
+	conns := []core.Conn{conn}
+	defer func() {
+		for _, c := range conns {
+			c.CloseWithError(core.CodeNoError, "")
+		}
+	}()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if lb := d.LossBound(conn); lb != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-lb:
+				cancel(errLossBound)
+			case <-stop:
+			}
+		}()
+	}
+	var mu sync.Mutex // open runs on every test stream's goroutine
+	first := true
+	open := func(ctx context.Context) (core.Stream, error) {
+		if conn.MultiStream() {
+			return conn.OpenStream(ctx)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if first {
+			first = false
+			return conn.OpenStream(ctx)
+		}
+		nc, err := dial(ctx, d, addr, perf.ALPN)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, nc)
+		return nc.OpenStream(ctx)
+	}
+	run.Result, err = perf.Run(ctx, open, opts)
+	run.elapsed = time.Since(start)
+	run.verdict, run.judged = d.PathVerdictOf(conn)
+	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
+		err = errLossBound
+	}
+	return run, err
 }

@@ -40,7 +40,8 @@ type Network string
 // Networks a Dialer can use.
 const (
 	// NetworkAuto tries QUIC, then TCP+TLS if QUIC fails for a reason other
-	// than the node's identity (UDP blocked, say).
+	// than the node's identity (UDP blocked, say). With [Dialer.Paths] it
+	// tries TCP+TLS first for nodes where QUIC was bound by loss.
 	NetworkAuto Network = ""
 	// NetworkQUIC uses QUIC only.
 	NetworkQUIC Network = "quic"
@@ -65,7 +66,7 @@ type Dialer struct {
 	// Default 3s.
 	QUICTimeout time.Duration
 	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
-	// keep-alive.
+	// keep-alive and larger receive windows ([QUICMaxStreamReceiveWindow]).
 	QUICConfig *quic.Config
 	// Logger is handed to the connections; nil means slog.Default().
 	Logger *slog.Logger
@@ -75,6 +76,13 @@ type Dialer struct {
 	// dns module's signed self-descriptions are the usual source. Nil: a
 	// bare NodeID is not an address.
 	Resolve func(ctx context.Context, id NodeID) ([]string, error)
+	// Paths, with Network auto, remembers per node the transport for bulk
+	// traffic: each QUIC connection is watched, one bound by random loss
+	// records TCP+TLS for its node, and later dials of the node try
+	// TCP+TLS first until the entry expires (docs/protocols/core.md,
+	// "Transport choice"). Each watch is a goroutine that ends with its
+	// connection. Nil: always QUIC first.
+	Paths *PathMemory
 
 	certMu  sync.Mutex
 	cert    *tls.Certificate
@@ -158,11 +166,15 @@ func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
 	case NetworkTCP:
 		c, err = d.dialTCP(ctx, hostport, cfg)
 	case NetworkAuto:
-		c, err = d.dialQUIC(ctx, hostport, cfg)
+		first, second, name := d.dialQUIC, d.dialTCP, "quic"
+		if d.preferTCP(pathKey(pin, hostport)) {
+			first, second, name = d.dialTCP, d.dialQUIC, "tcp"
+		}
+		c, err = first(ctx, hostport, cfg)
 		if err != nil && !errors.Is(err, errIdentity) && ctx.Err() == nil {
-			qerr := err
-			if c, err = d.dialTCP(ctx, hostport, cfg); err != nil {
-				err = fmt.Errorf("%w (quic: %w)", err, qerr)
+			ferr := err
+			if c, err = second(ctx, hostport, cfg); err != nil {
+				err = fmt.Errorf("%w (%s: %w)", err, name, ferr)
 			}
 		}
 	default:
@@ -177,6 +189,7 @@ func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
 			return nil, err
 		}
 	}
+	d.watchPath(pathKey(pin, hostport), c)
 	return c, nil
 }
 
@@ -236,7 +249,7 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	}
 	qcfg := d.QUICConfig
 	if qcfg == nil {
-		qcfg = &quic.Config{KeepAlivePeriod: 15 * time.Second}
+		qcfg = defaultDialQUICConfig()
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -273,6 +273,9 @@ func (e *Endpoint) listen() error {
 		HandshakeIdleTimeout: lim.HandshakeTimeout,
 		MaxIdleTimeout:       lim.IdleTimeout,
 		MaxIncomingStreams:   int64(lim.MaxStreamsPerConn),
+		// Larger than quic-go's for high-BDP paths (core/quicknobs.go).
+		MaxStreamReceiveWindow:     QUICMaxStreamReceiveWindow,
+		MaxConnectionReceiveWindow: QUICMaxConnectionReceiveWindow,
 	}
 	if lim.KeepAlive > 0 {
 		qcfg.KeepAlivePeriod = lim.KeepAlive

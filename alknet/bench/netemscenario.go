@@ -211,6 +211,7 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 		writeGoal(w, "emulator-tcp", r.Profile.Name, r.Verify.RateRatio(), ">=", VerifyRateFraction)
 	}
 	writeDirectionSwitchGoals(w, results)
+	writePathChoiceGoals(w, results)
 	fmt.Fprintln(w)
 }
 

@@ -2,6 +2,7 @@ package ackhandler
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go/internal/monotime"
 	"github.com/quic-go/quic-go/internal/protocol"
@@ -24,6 +25,13 @@ func NewReceivedPacketHandler(logger utils.Logger) *ReceivedPacketHandler {
 		appDataPackets:   *newAppDataReceivedPacketTracker(logger),
 		lowest1RTTPacket: protocol.InvalidPacketNumber,
 	}
+}
+
+// CountMissing makes the handler count the gaps in the peer's 1-RTT
+// packet numbers in missing (alknet patch 2): the receiver's view of the
+// peer's loss.
+func (h *ReceivedPacketHandler) CountMissing(missing *atomic.Int64) {
+	h.appDataPackets.missing = missing
 }
 
 func (h *ReceivedPacketHandler) ReceivedPacket(

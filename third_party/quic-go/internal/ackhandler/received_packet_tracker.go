@@ -2,6 +2,7 @@ package ackhandler
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go/internal/monotime"
@@ -97,6 +98,9 @@ type appDataReceivedPacketTracker struct {
 	ackAlarm                                monotime.Time
 
 	logger utils.Logger
+
+	missing     *atomic.Int64 // alknet patch 2: gaps in the packet numbers; nil: not counted
+	receivedAny bool
 }
 
 func newAppDataReceivedPacketTracker(logger utils.Logger) *appDataReceivedPacketTracker {
@@ -111,6 +115,15 @@ func (h *appDataReceivedPacketTracker) ReceivedPacket(pn protocol.PacketNumber, 
 	if err := h.receivedPacketTracker.ReceivedPacket(pn, ecn, ackEliciting); err != nil {
 		return err
 	}
+	if h.missing != nil && h.receivedAny {
+		switch {
+		case pn > h.largestObserved+1:
+			h.missing.Add(int64(pn - h.largestObserved - 1))
+		case pn < h.largestObserved:
+			h.missing.Add(-1) // a packet counted missing arrived late
+		}
+	}
+	h.receivedAny = true
 	if pn >= h.largestObserved {
 		h.largestObserved = pn
 		h.largestObservedRcvdTime = rcvTime

@@ -13,4 +13,8 @@ type ConnectionStats struct {
 	PacketsReceived atomic.Uint64
 	BytesLost       atomic.Uint64
 	PacketsLost     atomic.Uint64
+	// PacketsMissing counts the gaps in the peer's 1-RTT packet numbers
+	// (alknet patch 2): packets that did not arrive, less those that
+	// arrived late.
+	PacketsMissing atomic.Int64
 }

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The path-aware transport choice (issue 17 §2; docs/protocols/core.md,
+// "Transport choice") across an emulated link: two `alknet perf` runs
+// from A with the network auto and one data dir. The first starts on QUIC;
+// where QUIC is bound by loss the client remembers TCP+TLS for the node
+// and runs again on it. The second is a later command to the same node,
+// which dials whatever the first remembered.
+
+// PathChoiceResult is one pair of runs on one link.
+type PathChoiceResult struct {
+	// QUIC is the first run's goodput on QUIC, bytes per second: the
+	// loss-bound window's when it switched, else its download's.
+	QUIC float64
+	// Switched says the first run found QUIC bound by loss.
+	Switched bool
+	// Next is the second run's download, bytes per second, over Transport
+	// ("quic" or "tcp+tls").
+	Next      float64
+	Transport string
+}
+
+// pathChoiceLossy is the mean loss from which a profile counts as lossy:
+// there the second run must use TCP+TLS and beat QUIC by
+// pathChoiceGoalLossy; on the others it must stay on QUIC
+// (pathChoiceGoalClean).
+const (
+	pathChoiceLossy     = 0.005
+	pathChoiceGoalLossy = 5
+	pathChoiceGoalClean = 0.8
+)
+
+// Names of the path-choice transfers.
+const (
+	transferPathChoiceQUIC = "path-choice-first-quic"
+	transferPathChoiceNext = "path-choice-next"
+)
+
+var (
+	verdictGoodput = regexp.MustCompile(`quic: bound by loss after .*goodput ([0-9.]+) Mbit/s`)
+	perfTransport  = regexp.MustCompile(`(?m)^(quic|tcp\+tls), \d+ stream`)
+)
+
+// PathChoiceTransfers are the two runs as wan-scenario transfers (one
+// measurement per link): the first run's QUIC goodput and the second
+// run's download. The second fails on a lossy profile if it did not use
+// TCP+TLS, and on a clean one if it did not stay on QUIC.
+func PathChoiceTransfers(bin string, bytes int64) []WANTransfer {
+	measure := oncePerLink(func(ctx context.Context, l *Link) (PathChoiceResult, error) {
+		return MeasurePathChoice(ctx, l, bin, bytes)
+	})
+	return []WANTransfer{
+		{Name: transferPathChoiceQUIC, Run: func(ctx context.Context, l *Link) (float64, error) {
+			r, err := measure(ctx, l)
+			return r.QUIC, err
+		}},
+		{Name: transferPathChoiceNext, Run: func(ctx context.Context, l *Link) (float64, error) {
+			r, err := measure(ctx, l)
+			if err != nil {
+				return 0, err
+			}
+			if want := pathChoiceWant(l.Profile()); r.Transport != want {
+				return r.Next, fmt.Errorf("bench: second run used %s, want %s on %s", r.Transport, want, l.Profile().Name)
+			}
+			return r.Next, nil
+		}},
+	}
+}
+
+// pathChoiceWant is the transport the second run should use on p.
+func pathChoiceWant(p LinkProfile) string {
+	if p.MeanLoss() >= pathChoiceLossy {
+		return "tcp+tls"
+	}
+	return "quic"
+}
+
+// MeasurePathChoice starts a node in B whose one peer (the client's key)
+// may use perf and runs `alknet perf --bytes bytes` twice from A with the
+// network auto and one client data dir.
+func MeasurePathChoice(ctx context.Context, l *Link, bin string, bytes int64) (PathChoiceResult, error) {
+	var res PathChoiceResult
+	dir, err := os.MkdirTemp("", "alknet-bench-pathchoice-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
+	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
+	if err != nil {
+		return res, fmt.Errorf("bench: alknet id: %w", err)
+	}
+	clientID, _, _ := strings.Cut(string(out), "\n")
+	if err := os.MkdirAll(server, 0o700); err != nil {
+		return res, err
+	}
+	config := fmt.Sprintf("[[peers]]\nid = \"bench\"\nkeys = [%q]\nscopes = [\"perf\"]\n", clientID)
+	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
+		return res, err
+	}
+	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
+	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
+		bin, "serve", "--data-dir", server, "--listen", hostport)
+	if err != nil {
+		return res, fmt.Errorf("bench: alknet serve in %s: %w", l.Namespace(SideB), err)
+	}
+	defer node.stop()
+	perf := func() (string, perfResult, error) {
+		out, err := runChild(ctx, 3*time.Minute, "", "ip", "netns", "exec", l.Namespace(SideA),
+			bin, "perf", "--data-dir", client, "--network", "", "--bytes", strconv.FormatInt(bytes, 10), m[1]+"@"+hostport)
+		if err != nil {
+			return "", perfResult{}, fmt.Errorf("bench: alknet perf: %w: %s", err, out)
+		}
+		var r perfResult
+		for _, p := range perfLine.FindAllStringSubmatch(string(out), -1) {
+			v, _ := strconv.ParseFloat(p[2], 64)
+			if p[1] == "upload" {
+				r.up = v * 1e6 / 8
+			} else {
+				r.down = v * 1e6 / 8
+			}
+		}
+		if r.down == 0 {
+			return "", r, fmt.Errorf("bench: alknet perf printed %q", out)
+		}
+		return string(out), r, nil
+	}
+	first, r1, err := perf()
+	if err != nil {
+		return res, err
+	}
+	if v := verdictGoodput.FindStringSubmatch(first); v != nil {
+		res.Switched = true
+		g, _ := strconv.ParseFloat(v[1], 64)
+		res.QUIC = g * 1e6 / 8
+	} else if t := perfTransport.FindStringSubmatch(first); t == nil || t[1] != "quic" {
+		return res, fmt.Errorf("bench: first alknet perf did not start on QUIC: %q", first)
+	} else {
+		res.QUIC = r1.down
+	}
+	second, r2, err := perf()
+	if err != nil {
+		return res, err
+	}
+	t := perfTransport.FindStringSubmatch(second)
+	if t == nil {
+		return res, fmt.Errorf("bench: second alknet perf printed %q", second)
+	}
+	res.Next, res.Transport = r2.down, t[1]
+	return res, nil
+}
+
+// writePathChoiceGoals prints, per profile with both transfers, `goal
+// path-choice <profile> ratio <next / first QUIC> target >=5` on a lossy
+// profile (TCP+TLS after the switch) and `>=0.8` on a clean one (QUIC
+// kept).
+func writePathChoiceGoals(w io.Writer, results []WANResult) {
+	for _, r := range results {
+		rates := map[string]float64{}
+		for _, t := range r.Transfers {
+			if t.Err == nil {
+				rates[t.Name] = t.BytesPerSec
+			}
+		}
+		first, ok1 := rates[transferPathChoiceQUIC]
+		next, ok2 := rates[transferPathChoiceNext]
+		if !ok1 || !ok2 || first <= 0 {
+			continue
+		}
+		target := float64(pathChoiceGoalClean)
+		if pathChoiceWant(r.Profile) == "tcp+tls" {
+			target = pathChoiceGoalLossy
+		}
+		writeGoal(w, "path-choice", r.Profile.Name, next/first, ">=", target)
+	}
+}
