@@ -17,6 +17,11 @@ var networkFlag = &cli.StringFlag{
 	Usage: "quic, tcp, or empty to try QUIC then fall back to TCP+TLS",
 }
 
+// sessionsFile, in the data dir, keeps the TLS session tickets nodes gave
+// this client, so that the next command resumes instead of making a full
+// handshake (see core.SessionCache). It is key material, like the vault.
+const sessionsFile = "tls_sessions"
+
 // dialTimeout bounds a client command's connection set-up.
 const dialTimeout = 15 * time.Second
 
@@ -46,6 +51,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		Key:        key,
 		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
 		Network:    network,
+		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),
 	}
 	resolvers := c.StringSlice("resolver")
 	if len(resolvers) == 0 {
