@@ -251,7 +251,7 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cfg = withSessions(cfg, NetworkQUIC)
-	qc, err := quic.DialAddr(qctx, hostport, cfg, qcfg)
+	qc, err := dialRoaming(qctx, hostport, cfg, qcfg)
 	if err != nil {
 		return nil, fmt.Errorf("core: quic dial %s: %w", hostport, err)
 	}

@@ -59,6 +59,7 @@ type Endpoint struct {
 	logger *slog.Logger
 
 	handshakes handshakeCounts
+	paths      pathWatch
 
 	listenOnce sync.Once
 	listenErr  error
@@ -789,6 +790,7 @@ func (e *Endpoint) revalidateLoop() {
 		case now := <-tick.C:
 			e.Revalidate()
 			e.reapIdle(now)
+			e.notePathChanges()
 		case <-e.done:
 			return
 		}
