@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -65,5 +68,31 @@ func TestHeadAndWorkerProcesses(t *testing.T) {
 	out = run(t, "", "ops", head.addr, "--peers", "--data-dir", cdir)
 	if !strings.Contains(out, "[worker1]") {
 		t.Errorf("ops --peers:\n%s", out)
+	}
+}
+
+// TestCallResumesSession: a second alknet command resumes the TLS session
+// the first one got (the ticket is kept in the data dir, private), and the
+// node still knows the caller by its key.
+func TestCallResumesSession(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\n", cid))
+	for i, network := range []string{"quic", "quic", "tcp", "tcp"} {
+		out := run(t, "", "call", n.addr, "sys/echo", `{"message":"hi"}`, "--network", network, "--data-dir", cdir)
+		var echo map[string]string
+		if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["caller"] != "me" {
+			t.Errorf("call %d over %s: sys/echo printed %q", i, network, out)
+		}
+		if i%2 == 1 {
+			n.waitLog(t, `msg="tls session resumed" alpn=\S+ remote_ip=127.0.0.1 node=`+regexp.QuoteMeta(cid[:8]))
+		}
+	}
+	if got := strings.Count(n.logText(), "tls session resumed"); got != 2 {
+		t.Errorf("node logged %d resumptions, want 2 (the second call of each network)", got)
+	}
+	if fi, err := os.Stat(filepath.Join(cdir, sessionsFile)); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("session file mode %v, want 0600", fi.Mode().Perm())
 	}
 }

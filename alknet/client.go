@@ -44,6 +44,11 @@ func (c *clientConfig) validate() error {
 	return fmt.Errorf("client.network %q: want quic, tcp or empty", c.Network)
 }
 
+// sessionsFile, in the data dir, keeps the TLS session tickets nodes gave
+// this client, so that the next command resumes instead of making a full
+// handshake (see core.SessionCache). It is key material, like the vault.
+const sessionsFile = "tls_sessions"
+
 // dialTimeout bounds a client command's connection set-up.
 const dialTimeout = 15 * time.Second
 
@@ -87,6 +92,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
 		Network:    network,
 		Paths:      core.NewPathMemory(filepath.Join(dir, pathsFile)),
+		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),
 	}
 	for _, r := range resolvers {
 		if err := checkResolver(r); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +82,11 @@ type Dialer struct {
 	// "Transport choice"). Each watch is a goroutine that ends with its
 	// connection. Nil: always QUIC first.
 	Paths *PathMemory
+
+	// Sessions keeps the session tickets nodes give, so that later dials
+	// resume (see [SessionCache]); nil: every dial makes a full handshake.
+	// No dial sends 0-RTT data.
+	Sessions *SessionCache
 
 	certMu  sync.Mutex
 	cert    *tls.Certificate
@@ -202,18 +206,19 @@ func (d *Dialer) logger() *slog.Logger {
 
 // tlsConfig checks the server's key instead of a CA chain. crypto/tls still
 // verifies the server's handshake signature against that key, so only the
-// key's holder passes.
+// key's holder passes. The check is in VerifyConnection, which also runs
+// when a session resumes (with the key stored in the session).
 func (d *Dialer) tlsConfig(hostport, alpn string, pin NodeID) (*tls.Config, error) {
 	host, _, _ := net.SplitHostPort(hostport)
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{alpn},
-		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
+		InsecureSkipVerify: true, // replaced by VerifyConnection below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%w: node at %s presented no certificate", errIdentity, hostport)
 			}
-			id, err := NodeIDFromCertificate(raw[0])
+			id, err := NodeIDFromCertificate(cs.PeerCertificates[0].Raw)
 			if err != nil {
 				return fmt.Errorf("%w: %w", errIdentity, err)
 			}
@@ -228,16 +233,21 @@ func (d *Dialer) tlsConfig(hostport, alpn string, pin NodeID) (*tls.Config, erro
 			}
 			return nil
 		},
+		// crypto/tls asks its session cache under this name (an IP
+		// address is never sent as SNI).
+		ServerName: host,
 	}
-	if net.ParseIP(host) == nil {
-		cfg.ServerName = host
-	}
+	var client NodeID
 	if d.Key != nil {
 		cert, err := d.certificate()
 		if err != nil {
 			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
+		client, _ = NodeIDFromPublicKey(d.Key.Public().(ed25519.PublicKey))
+	}
+	if d.Sessions != nil {
+		cfg.ClientSessionCache = sessionView{d.Sessions, sessionKey(client, pin, hostport, alpn)}
 	}
 	return cfg, nil
 }
@@ -253,7 +263,8 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	qc, err := quic.DialAddr(qctx, hostport, cfg, qcfg)
+	cfg = withSessions(cfg, NetworkQUIC)
+	qc, err := dialRoaming(qctx, hostport, cfg, qcfg)
 	if err != nil {
 		return nil, fmt.Errorf("core: quic dial %s: %w", hostport, err)
 	}
@@ -268,7 +279,7 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, cfg *tls.Config) 
 	if err != nil {
 		return nil, fmt.Errorf("core: tcp dial %s: %w", hostport, err)
 	}
-	tc := tls.Client(nc, cfg)
+	tc := tls.Client(nc, withSessions(cfg, NetworkTCP))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("core: tls handshake with %s: %w", hostport, err)

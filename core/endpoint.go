@@ -65,6 +65,9 @@ type Endpoint struct {
 	tls    *tls.Config
 	logger *slog.Logger
 
+	handshakes handshakeCounts
+	addrs      addrWatch
+
 	listenOnce sync.Once
 	listenErr  error
 	udp        *net.UDPConn
@@ -213,7 +216,8 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Identities != nil {
 		verify = e.refuseDisabled
 	}
-	e.tls = serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.StandardALPNs, cfg.NoALPN, verify)
+	e.handshakes.logger = cfg.Logger
+	e.tls = serverTLSConfig(cert, cfg.WebCert, cfg.Router.alpns, cfg.StandardALPNs, cfg.NoALPN, verify, &e.handshakes)
 	return e, nil
 }
 
@@ -234,6 +238,13 @@ func (e *Endpoint) refuseDisabled(remote net.Addr) func(tls.ConnectionState) err
 
 // NodeID returns the endpoint's NodeID.
 func (e *Endpoint) NodeID() NodeID { return e.nodeID }
+
+// Handshakes returns how many TLS handshakes of alknet protocols reached
+// the client check (refused ones included): full ones, and resumed ones
+// (a session ticket, no certificates exchanged).
+func (e *Endpoint) Handshakes() (full, resumed uint64) {
+	return e.handshakes.full.Load(), e.handshakes.resumed.Load()
+}
 
 // Listen binds the UDP and TCP sockets on the same port. Serve calls it if
 // it was not called; calling it first lets a caller learn [Endpoint.Addr].
@@ -790,6 +801,7 @@ func (e *Endpoint) revalidateLoop() {
 		case now := <-tick.C:
 			e.Revalidate()
 			e.reapIdle(now)
+			e.notePathChanges()
 		case <-e.done:
 			return
 		}

@@ -8,10 +8,13 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -100,8 +103,8 @@ const acmeALPN = "acme-tls/1"
 // so browsers show no certificate picker. A client offering no ALPN is
 // treated as offering noALPN. verify, if set, gives the alknet protocols'
 // VerifyConnection for a client at a remote address: it refuses keys in
-// the handshake.
-func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []string, noALPN string, verify func(remote net.Addr) func(tls.ConnectionState) error) *tls.Config {
+// the handshake. counts counts the alknet protocols' handshakes.
+func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []string, noALPN string, verify func(remote net.Addr) func(tls.ConnectionState) error, counts *handshakeCounts) *tls.Config {
 	protos := append([]string(nil), alpns...)
 	if web != nil && web.acme {
 		protos = append(protos, acmeALPN)
@@ -118,6 +121,12 @@ func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []
 		standard.Certificates = nil
 		standard.GetCertificate = web.getCertificate
 	}
+	// Each returned config carries the current session ticket keys
+	// explicitly, from rings that bound a ticket's life (crypto/tls's own
+	// keys accept a ticket for 7 days). The two sides get separate keys,
+	// so a ticket issued under the web certificate never resumes an
+	// alknet protocol and the other way round.
+	nodeKeys, webKeys := newTicketKeyRing(time.Now), newTicketKeyRing(time.Now)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: protos,
@@ -127,16 +136,97 @@ func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []
 				offered = []string{noALPN}
 			}
 			if p := negotiate(protos, offered); p == acmeALPN || slices.Contains(standardALPNs, p) {
-				return standard, nil
-			}
-			if verify == nil || hello.Conn == nil {
-				return nodeCfg, nil
+				c := standard.Clone()
+				c.SetSessionTicketKeys(webKeys.keys())
+				return c, nil
 			}
 			c := nodeCfg.Clone()
-			c.VerifyConnection = verify(hello.Conn.RemoteAddr())
+			c.SetSessionTicketKeys(nodeKeys.keys())
+			var check func(tls.ConnectionState) error
+			if verify != nil && hello.Conn != nil {
+				check = verify(hello.Conn.RemoteAddr())
+			}
+			// VerifyConnection runs on resumed handshakes too, with the
+			// certificate from the ticket: a key disabled after its
+			// ticket was issued is refused all the same.
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				counts.add(cs.DidResume)
+				if cs.DidResume && counts.logger != nil && hello.Conn != nil {
+					p := Peer{RemoteAddr: hello.Conn.RemoteAddr(), NodeID: peerNodeID(cs)}
+					counts.logger.Debug("tls session resumed", "alpn", cs.NegotiatedProtocol, "remote_ip", p.RemoteIP(), "node", p.NodeID.ShortString())
+				}
+				if check != nil {
+					return check(cs)
+				}
+				return nil
+			}
 			return c, nil
 		},
 	}
+}
+
+// handshakeCounts counts the TLS handshakes of alknet protocols that
+// reached the client check, full and resumed, and logs resumptions at
+// debug to logger, if set.
+type handshakeCounts struct {
+	full, resumed atomic.Uint64
+	logger        *slog.Logger
+}
+
+func (h *handshakeCounts) add(resumed bool) {
+	if resumed {
+		h.resumed.Add(1)
+	} else {
+		h.full.Add(1)
+	}
+}
+
+// Session tickets. A client that resumes a TLS 1.3 session presents no
+// certificate: its identity is the certificate stored in the ticket, which
+// the node encrypted with a key only this process holds. Ticket keys are
+// random per process (a restart forgets every ticket) and rotate every
+// ticketKeyPeriod; a ticket is accepted under the key that issued it and
+// the one after, so at most [MaxTicketAge] after it was issued.
+const (
+	ticketKeyPeriod = 12 * time.Hour
+	// MaxTicketAge bounds how long a node accepts a session ticket, and
+	// how long a client's [SessionCache] keeps one.
+	MaxTicketAge = 2 * ticketKeyPeriod
+)
+
+// ticketKeyRing holds the current session ticket key and the one before.
+type ticketKeyRing struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	cur, prev [32]byte
+	curAt     time.Time // zero: no current key yet
+	prevAt    time.Time // zero: no previous key
+}
+
+func newTicketKeyRing(now func() time.Time) *ticketKeyRing {
+	return &ticketKeyRing{now: now}
+}
+
+// keys returns the keys for a handshake, the first encrypting new tickets,
+// all decrypting. A key issues tickets for ticketKeyPeriod after it was
+// made and decrypts them until MaxTicketAge after it was made, so no
+// ticket is accepted longer than MaxTicketAge.
+func (r *ticketKeyRing) keys() [][32]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if r.curAt.IsZero() || now.Sub(r.curAt) >= ticketKeyPeriod {
+		r.prev, r.prevAt = r.cur, r.curAt
+		if _, err := rand.Read(r.cur[:]); err != nil {
+			panic(err) // crypto/rand does not fail on supported platforms
+		}
+		r.curAt = now
+	}
+	if !r.prevAt.IsZero() && now.Sub(r.prevAt) < MaxTicketAge {
+		return [][32]byte{r.cur, r.prev}
+	}
+	return [][32]byte{r.cur}
 }
 
 // negotiate mirrors crypto/tls's choice: the first server protocol the client
