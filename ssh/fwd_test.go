@@ -304,14 +304,17 @@ func TestFwdRefusesPeers(t *testing.T) {
 	e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
 	unknown := coretest.NewKey(t)
 	for _, tc := range []struct {
-		name string
-		key  ed25519.PrivateKey
+		name    string
+		key     ed25519.PrivateKey
+		network core.Network
 	}{
-		{"no ssh:connect", noConnect},
-		{"unknown key", unknown},
+		{"no ssh:connect quic", noConnect, core.NetworkQUIC},
+		{"unknown key quic", unknown, core.NetworkQUIC},
+		{"no ssh:connect tcp", noConnect, core.NetworkTCP},
+		{"unknown key tcp", unknown, core.NetworkTCP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := e.dialFwd(tc.key, core.NetworkQUIC)
+			c, err := e.dialFwd(tc.key, tc.network)
 			if err != nil {
 				if !errors.Is(err, ErrRefused) {
 					t.Fatalf("dial: %v, want ErrRefused", err)

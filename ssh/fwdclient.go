@@ -142,6 +142,7 @@ func DialFwd(ctx context.Context, cfg FwdConfig) (*FwdClient, error) {
 		c.single = true
 		_ = conn.CloseWithError(core.CodeNoError, "")
 	}
+	c.wg.Go(c.keep)
 	return c, nil
 }
 
@@ -378,7 +379,56 @@ func (c *FwdClient) exchange(ctx context.Context, st core.Stream, conn core.Conn
 	if rep != replyOK {
 		_ = st.Close()
 	}
+	if rep.detail == detailKeyRefused {
+		err := fmt.Errorf("%w: %w", ErrRefused, rep.err())
+		c.end(err)
+		return rep, 0, 0, err
+	}
 	return rep, port, id, nil
+}
+
+// keep holds a watch stream open on the node, so that the client learns
+// when its connection ends: a revocation (closed with revoked or
+// forbidden, or a key refused on the redial) ends the client, as it ends a
+// [Client]; any other loss is redialled with backoff, from 1 s doubling to
+// 30 s. Over QUIC the stream rides the shared connection; over TCP+TLS it
+// has a connection of its own.
+func (c *FwdClient) keep() {
+	hdr, _ := appendRequest(nil, fwdRequest{op: fwdWatch})
+	wait := reconnectMin
+	for {
+		st, conn, _, err := c.open(c.ctx)
+		if err == nil {
+			var rep fwdReply
+			rep, _, _, err = c.exchange(c.ctx, st, conn, hdr, false)
+			if err == nil && rep != replyOK {
+				err = rep.err()
+			}
+			if err == nil {
+				wait = reconnectMin
+				var buf [64]byte
+				for err == nil {
+					_, err = st.Read(buf[:])
+				}
+				st.Abort(core.CodeNoError)
+				if c.ctx.Err() == nil {
+					err = c.checkRefused(err, conn)
+				}
+			}
+		}
+		if c.ctx.Err() != nil || errors.Is(err, ErrRefused) {
+			return
+		}
+		c.cfg.Logger.Info("fwd connection lost; reconnecting", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, reconnectMax)
+	}
 }
 
 // DialContext connects to addr ("host:port") through the node: network

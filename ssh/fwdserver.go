@@ -50,8 +50,14 @@ type fwdConn struct {
 func (s *Server) serveFwd(ctx context.Context, conn core.Conn) error {
 	peer := conn.Peer()
 	log := conn.Logger()
+	_, multi := conn.(core.QUICConn)
 	if peer.Identity == nil || !peer.Identity.HasScope(ScopeConnect) {
-		log.Warn("fwd connection refused", "reason", "no identity with ssh:connect")
+		// The auth line fail2ban reads, as for a failed SSH login.
+		core.LogAuth(s.cfg.Logger, core.AuthReject, FwdALPN, peer, peer.Identity)
+		if !multi {
+			// TCP carries no close code: say it in a reply.
+			s.refuseKey(ctx, conn, log)
+		}
 		_ = conn.CloseWithError(core.CodeForbidden, "forwarding not permitted")
 		return nil
 	}
@@ -59,7 +65,6 @@ func (s *Server) serveFwd(ctx context.Context, conn core.Conn) error {
 	defer cancel()
 	stop := context.AfterFunc(conn.Context(), cancel)
 	defer stop()
-	_, multi := conn.(core.QUICConn)
 	f := &fwdConn{
 		srv:   s,
 		conn:  conn,
@@ -80,6 +85,25 @@ func (s *Server) serveFwd(ctx context.Context, conn core.Conn) error {
 	// the forward runs: wait for it to end by itself, or for ctx.
 	f.wg.Wait()
 	return nil
+}
+
+// refuseKey answers the one stream of a single-stream connection whose
+// peer may not forward with detailKeyRefused, after reading its header
+// within the connection's limits.
+func (s *Server) refuseKey(ctx context.Context, conn core.Conn, log *slog.Logger) {
+	actx, cancel := context.WithTimeout(ctx, fwdHeaderTimeout)
+	st, err := conn.AcceptStream(actx)
+	cancel()
+	if err != nil {
+		return
+	}
+	f := &fwdConn{srv: s, conn: conn, log: log}
+	_ = st.SetReadDeadline(time.Now().Add(fwdHeaderTimeout))
+	if _, err := readRequest(st, core.FrameLimitsOf(conn)); err != nil {
+		st.Abort(core.CodeForbidden)
+		return
+	}
+	f.refuse(st, fwdReply{xssh.Prohibited, detailKeyRefused})
 }
 
 // serveStream reads a stream's header and serves it.
@@ -116,6 +140,8 @@ func (f *fwdConn) serveStream(st core.Stream) {
 		f.listen(st, req)
 	case fwdClaim:
 		f.claim(st, req)
+	case fwdWatch:
+		f.watch(st)
 	default:
 		f.refuse(st, fwdReply{xssh.ConnectionFailed, detailMalformed})
 	}
@@ -187,6 +213,22 @@ func (f *fwdConn) connect(st core.Stream, req fwdRequest) {
 		return
 	}
 	relay(f.ctx, st, target, f.conn.Peer().RemoteAddr)
+}
+
+// watch holds a stream the client keeps open to learn when its connection
+// ends (a revocation closes it): reply, then wait for the client's end.
+func (f *fwdConn) watch(st core.Stream) {
+	if f.reply(st, replyOK) != nil {
+		st.Abort(core.CodeShutdown)
+		return
+	}
+	var buf [64]byte
+	for {
+		if _, err := st.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	st.Abort(core.CodeNoError)
 }
 
 // dialDetail names why dialling a forward failed.

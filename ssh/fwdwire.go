@@ -27,6 +27,7 @@ const (
 	fwdListen    = 2 // client: listen on host:port (ssh -R); the control stream
 	fwdClaim     = 3 // client: take the forwarded connection of a ticket (TCP+TLS)
 	fwdForwarded = 4 // node: a connection accepted by a listener (QUIC)
+	fwdWatch     = 5 // client: hold the connection open, to learn of its end
 )
 
 // fwdTicketLen is the length of a ticket naming a connection the node
@@ -51,6 +52,7 @@ const (
 	detailUnknownTicket
 	detailBindFailed
 	detailPortZero
+	detailKeyRefused
 )
 
 // fwdDetailMessages are the open-failure messages of the details.
@@ -69,6 +71,7 @@ var fwdDetailMessages = [...]string{
 	detailUnknownTicket:   "unknown or expired ticket",
 	detailBindFailed:      "listen failed",
 	detailPortZero:        "port 0",
+	detailKeyRefused:      "the node refused this key",
 }
 
 // fwdReply is the node's answer to a header: 0 and detailNone for success,
@@ -129,6 +132,7 @@ func appendRequest(b []byte, r fwdRequest) ([]byte, error) {
 		b = binary.BigEndian.AppendUint16(b, r.port)
 	case fwdClaim:
 		b = append(b, r.ticket[:]...)
+	case fwdWatch:
 	default:
 		return nil, errFwdOp
 	}
@@ -174,6 +178,7 @@ func readRequest(r io.Reader, lim core.FrameLimits) (fwdRequest, error) {
 			return req, err
 		}
 		copy(req.ticket[:], t)
+	case fwdWatch:
 	default:
 		return req, errFwdOp
 	}
