@@ -101,7 +101,7 @@ func services() []service {
 			return part{handler: h}, nil
 		}},
 		{"sftp", []string{sftp.ALPN}, buildSFTP},
-		{"ssh", []string{ssh.ALPN}, buildSSH}, // after call and sftp, which it reaches
+		{"ssh", []string{ssh.ALPN, ssh.FwdALPN}, buildSSH}, // after call and sftp, which it reaches
 		{"dns", []string{dns.ALPN, dns.ALPNDoQ, dns.ALPNDoT}, buildDNS},
 		{"git", []string{git.ALPN}, buildGit},
 		{"msg", []string{msg.ALPN}, buildMsg}, // after call, whose registry it adds to

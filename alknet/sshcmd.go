@@ -26,8 +26,9 @@ var socksCommand = &cli.Command{
 	Usage:     "run a local SOCKS5 proxy whose connections leave through a node",
 	ArgsUsage: "[NODEID@]HOST:PORT",
 	Description: "Listens on --listen (default 127.0.0.1:1080) for SOCKS5 clients. Each CONNECT becomes an\n" +
-		"SSH direct-tcpip channel to the node, which resolves names (no local DNS lookup),\n" +
-		"applies its forwarding rules and connects. The node must grant ssh:connect and\n" +
+		"alknet/fwd stream (or, on a node without it, an SSH direct-tcpip channel) to the node,\n" +
+		"which resolves names (no local DNS lookup), applies its forwarding rules and\n" +
+		"connects. The node must grant ssh:connect and\n" +
 		"ssh:forward to this data dir's key. The connection is redialled when it drops; a\n" +
 		"refused key (revoked, say) ends the command with status 1.\n\n" +
 		"  alknet socks NODEID@node.example.org:4433 &\n" +
@@ -36,6 +37,7 @@ var socksCommand = &cli.Command{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:1080", Usage: "local address of the proxy"},
 		&cli.StringFlag{Name: "user", Usage: "require this SOCKS5 username (RFC 1929) with --password-file"},
 		&cli.StringFlag{Name: "password-file", Usage: "file holding the SOCKS5 password --user requires"},
+		forwardProtocolFlag,
 		networkFlag,
 	),
 	Action: func(c *cli.Context) error {
@@ -53,7 +55,7 @@ var socksCommand = &cli.Command{
 		if (cfg.User == "") != (cfg.Password == "") {
 			return cli.Exit("alknet socks: --user and --password-file go together", 2)
 		}
-		return untilStopped(c, func(ctx context.Context, client *ssh.Client, logger *slog.Logger) error {
+		return untilStopped(c, func(ctx context.Context, client tunnel, logger *slog.Logger) error {
 			cfg.Dial, cfg.Logger = client.DialContext, logger
 			srv, err := socks5.New(cfg)
 			if err != nil {
@@ -80,11 +82,13 @@ var forwardCommand = &cli.Command{
 		"host:hostport. IPv6 addresses go in brackets; bind \"*\" or empty means every\n" +
 		"interface; port 0 picks a free one. The connection is redialled when it drops and\n" +
 		"the -R listeners come back; a refused key (revoked, say) ends the command with\n" +
-		"status 1.\n\n" +
+		"status 1. Forwards travel on alknet/fwd, one QUIC stream each, when the node offers\n" +
+		"it, else as SSH channels (--forward-protocol forces either).\n\n" +
 		"  alknet forward NODEID@node:4433 -L 5432:db.internal:5432 -R 8080:localhost:3000",
 	Flags: withCommon(
 		&cli.StringSliceFlag{Name: "L", Usage: "local forward [bind:]port:host:hostport (repeatable)"},
 		&cli.StringSliceFlag{Name: "R", Usage: "remote forward [bind:]port:host:hostport (repeatable)"},
+		forwardProtocolFlag,
 		networkFlag,
 	),
 	Action: func(c *cli.Context) error {
@@ -102,7 +106,7 @@ var forwardCommand = &cli.Command{
 		if len(local)+len(remote) == 0 {
 			return cli.Exit("alknet forward: want at least one -L or -R", 2)
 		}
-		return untilStopped(c, func(ctx context.Context, client *ssh.Client, logger *slog.Logger) error {
+		return untilStopped(c, func(ctx context.Context, client tunnel, logger *slog.Logger) error {
 			return runForwards(ctx, client, logger, local, remote)
 		})
 	},
@@ -110,7 +114,7 @@ var forwardCommand = &cli.Command{
 
 // runForwards opens every listener, then serves them all until ctx ends or
 // one fails.
-func runForwards(ctx context.Context, client *ssh.Client, logger *slog.Logger, local, remote []forwardSpec) error {
+func runForwards(ctx context.Context, client tunnel, logger *slog.Logger, local, remote []forwardSpec) error {
 	type forward struct {
 		ln   net.Listener
 		dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -296,15 +300,91 @@ func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, 
 	return client, logger, err
 }
 
+// forwardProtocolFlag picks how forward and socks carry connections.
+var forwardProtocolFlag = &cli.StringFlag{
+	Name:  "forward-protocol",
+	Value: "auto",
+	Usage: "fwd (alknet/fwd, a QUIC stream per connection), ssh (SSH channels on alknet/ssh), or auto: fwd when the node offers it",
+}
+
+// tunnel is what forward and socks need of their connection to a node: an
+// alknet/fwd client or an SSH client.
+type tunnel interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	Listen(network, addr string) (net.Listener, error)
+	Done() <-chan struct{}
+	Err() error
+	Close() error
+}
+
+// sshTunnel is an SSH client as a tunnel.
+type sshTunnel struct{ *ssh.Client }
+
+func (t sshTunnel) Listen(network, addr string) (net.Listener, error) {
+	return t.Client.Listen(network, addr)
+}
+
+// fwdTunnel is an alknet/fwd client as a tunnel.
+type fwdTunnel struct{ *ssh.FwdClient }
+
+func (t fwdTunnel) Listen(network, addr string) (net.Listener, error) {
+	return t.FwdClient.Listen(network, addr)
+}
+
+// dialTunnel connects the tunnel --forward-protocol asks for: alknet/fwd,
+// SSH channels, or (auto) alknet/fwd when the node offers it and SSH
+// channels when it does not.
+func dialTunnel(ctx context.Context, c *cli.Context) (tunnel, *slog.Logger, error) {
+	proto := c.String("forward-protocol")
+	switch proto {
+	case "ssh":
+		client, logger, err := dialSSH(ctx, c, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		logger.Info("forwarding over SSH channels")
+		return sshTunnel{client}, logger, nil
+	case "fwd", "auto":
+	default:
+		return nil, nil, cli.Exit(fmt.Sprintf("--forward-protocol: want fwd, ssh or auto, got %q", proto), 2)
+	}
+	logger, err := newLogger(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := dialer(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.Logger = logger
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	fc, err := ssh.DialFwd(dctx, ssh.FwdConfig{Dialer: d, Addr: c.Args().First(), Logger: logger})
+	if err == nil {
+		logger.Info("forwarding over " + ssh.FwdALPN)
+		return fwdTunnel{fc}, logger, nil
+	}
+	if proto == "fwd" || !errors.Is(err, ssh.ErrFwdNotOffered) {
+		return nil, nil, err
+	}
+	client, logger, err := dialSSH(ctx, c, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("forwarding over SSH channels: the node does not offer " + ssh.FwdALPN)
+	return sshTunnel{client}, logger, nil
+}
+
 // untilStopped runs a long-lived client command: it dials with
 // reconnection and runs serve until SIGINT or SIGTERM, which is success.
 // Dropped connections are redialled; once the node refuses the key
 // (ssh.ErrRefused: revoked, unknown, or without ssh:connect) serve is
-// stopped and that is the command's error.
-func untilStopped(c *cli.Context, serve func(ctx context.Context, client *ssh.Client, logger *slog.Logger) error) error {
+// stopped and that is the command's error. The tunnel is the one
+// --forward-protocol picks (dialTunnel).
+func untilStopped(c *cli.Context, serve func(ctx context.Context, client tunnel, logger *slog.Logger) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	client, logger, err := dialSSH(ctx, c, true)
+	client, logger, err := dialTunnel(ctx, c)
 	if err != nil {
 		return err
 	}

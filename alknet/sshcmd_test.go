@@ -20,8 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alkdev/alknet/core/coretest"
 	"github.com/creack/pty"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
+	"github.com/alkdev/alknet/ssh"
 )
 
 func TestParseForwardSpec(t *testing.T) {
@@ -216,8 +219,84 @@ func TestForwardCommand(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	p.waitLog(t, `msg="ssh remote forward restored"`)
+	p.waitLog(t, `msg="(ssh|fwd) remote forward restored"`)
 }
+
+// TestForwardProtocols runs -L and -R over each --forward-protocol and
+// network against a node that offers both.
+func TestForwardProtocols(t *testing.T) {
+	coretest.RequireTool(t, "curl")
+	n, cdir := sshNode(t)
+	_, port := webServer(t)
+	target := fmt.Sprintf("localhost:%d", port)
+	for _, tc := range []struct{ proto, network, want string }{
+		{"auto", "quic", `msg="forwarding over alknet/fwd"`},
+		{"fwd", "tcp", `msg="forwarding over alknet/fwd"`},
+		{"ssh", "quic", `msg="forwarding over SSH channels"`},
+		{"ssh", "tcp", `msg="forwarding over SSH channels"`},
+	} {
+		t.Run(tc.proto+" "+tc.network, func(t *testing.T) {
+			p := startCommand(t, "forward", n.addr, "--forward-protocol", tc.proto, "--network", tc.network,
+				"-L", "127.0.0.1:0:"+target, "-R", "127.0.0.1:0:"+target, "--data-dir", cdir)
+			local := p.logMatch(t, `msg="local forward listening" listen=(\S+)`)[1]
+			remote := p.logMatch(t, `msg="remote forward listening on the node" listen=(\S+)`)[1]
+			p.waitLog(t, tc.want)
+			for _, addr := range []string{local, remote} {
+				if out, err := curl(t, "http://"+addr+"/"); err != nil || out != "hello from web" {
+					t.Fatalf("curl through %s: %v\n%s", addr, err, out)
+				}
+			}
+		})
+	}
+	if _, stderr, err := runErr(t, "", "forward", n.addr, "--forward-protocol", "carrier-pigeon", "-L", "0:"+target, "--data-dir", cdir); err == nil || !strings.Contains(stderr, "want fwd, ssh or auto") {
+		t.Errorf("a bad --forward-protocol: %v %s", err, stderr)
+	}
+}
+
+// TestForwardFallsBackToSSH points forward at a node that serves
+// alknet/ssh but not alknet/fwd (an older node): auto falls back to SSH
+// channels, and --forward-protocol fwd fails saying why.
+func TestForwardFallsBackToSSH(t *testing.T) {
+	coretest.RequireTool(t, "curl")
+	cdir, cid := clientID(t)
+	_, port := webServer(t)
+	nid, err := core.ParseNodeID(cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := core.NewDirectory([]core.PeerEntry{{ID: "me", NodeIDs: []core.NodeID{nid}, Scopes: []string{ssh.ScopeConnect, ssh.ScopeForward}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	rule, err := ssh.ParseRule("allow 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := coretest.NewKey(t)
+	srv, err := ssh.New(ssh.Config{HostKey: key, Identities: live, Policy: func() *ssh.Policy { return &ssh.Policy{Forward: []ssh.Rule{rule}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := coretest.Start(t, core.Config{Key: key, Identities: live}, sshOnly{srv})
+	target := fmt.Sprintf("127.0.0.1:%d", port)
+
+	p := startCommand(t, "forward", node.Addr, "-L", "127.0.0.1:0:"+target, "--data-dir", cdir)
+	local := p.logMatch(t, `msg="local forward listening" listen=(\S+)`)[1]
+	p.waitLog(t, `msg="forwarding over SSH channels: the node does not offer alknet/fwd"`)
+	if out, err := curl(t, "http://"+local+"/"); err != nil || out != "hello from web" {
+		t.Fatalf("curl through the fallback: %v\n%s", err, out)
+	}
+	_, stderr, err := runErr(t, "", "forward", node.Addr, "--forward-protocol", "fwd", "-L", "127.0.0.1:0:"+target, "--data-dir", cdir)
+	if err == nil || !strings.Contains(stderr, "does not offer alknet/fwd") {
+		t.Errorf("--forward-protocol fwd against a node without it: %v\n%s", err, stderr)
+	}
+}
+
+// sshOnly serves an ssh.Server on alknet/ssh alone.
+type sshOnly struct{ *ssh.Server }
+
+func (sshOnly) ALPNs() []string { return []string{ssh.ALPN} }
 
 func TestSSHCommand(t *testing.T) {
 	n, cdir := sshNode(t)

@@ -249,6 +249,22 @@ var errKeyDisabled = errors.New("core: client key is disabled")
 // it refuses (RFC 8446: bad_certificate).
 const tlsAlertBadCertificate = 42
 
+// tlsAlertNoApplicationProtocol is the alert a node sends a client that
+// offers no ALPN it serves (RFC 7301).
+const tlsAlertNoApplicationProtocol = 120
+
+// IsALPNRefused reports whether err, from dialing a node, says that the
+// node serves none of the protocols offered (the no_application_protocol
+// alert, on either transport): a client with an older protocol to fall
+// back to tries that.
+func IsALPNRefused(err error) bool {
+	var te *quic.TransportError
+	if errors.As(err, &te) {
+		return te.Remote && te.ErrorCode == quic.TransportErrorCode(0x100+tlsAlertNoApplicationProtocol)
+	}
+	return err != nil && strings.Contains(err.Error(), "no application protocol")
+}
+
 // IsKeyRefused reports whether err, from dialing a node or from a
 // connection to it, says that the node refused the client's key in the
 // TLS handshake (a bad_certificate alert: the key is disabled in its

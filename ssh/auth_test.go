@@ -47,7 +47,7 @@ func TestNewValidates(t *testing.T) {
 	if s.cfg.Exec.Shell != defaultShell || s.cfg.MaxAuthTries != 6 || s.cfg.HandshakeTimeout != 30*time.Second {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
-	if got := s.ALPNs(); len(got) != 1 || got[0] != "alknet/ssh" {
+	if got := s.ALPNs(); len(got) != 2 || got[0] != "alknet/ssh" || got[1] != "alknet/fwd" {
 		t.Errorf("ALPNs = %v", got)
 	}
 }

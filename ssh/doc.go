@@ -41,4 +41,11 @@
 // host key, with optional reconnection that restores remote forwards
 // ([Client.Listen]); [Forward] runs -L and -R style forwards, and package
 // socks5 a SOCKS5 server over [Client.DialContext].
+//
+// The server also serves [FwdALPN], forwarding without an SSH layer: each
+// forwarded TCP connection is one QUIC stream (one TCP+TLS connection
+// where QUIC is not used) opened with a small header, decided by the same
+// scopes and rules, refused with the same reasons (docs/protocols/fwd.md).
+// Its client is [DialFwd], which offers DialContext and Listen as [Client]
+// does.
 package ssh

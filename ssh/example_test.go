@@ -50,7 +50,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println(srv.ALPNs())
-	// Output: [alknet/ssh]
+	// Output: [alknet/ssh alknet/fwd]
 }
 
 func ExampleParseRule() {

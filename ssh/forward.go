@@ -115,14 +115,20 @@ func (c *connection) directTCPIP(nc xssh.NewChannel) {
 // and dials the allowed addresses in turn: the addresses judged are the ones
 // dialled, so nothing is resolved twice (no DNS rebinding in between).
 func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.DialTimeout)
+	return c.srv.dialForward(c.ctx, &c.info.id, host, port)
+}
+
+// dialForward is dialTCP for the identity id, within ctx and DialTimeout;
+// both the SSH channels and alknet/fwd use it.
+func (s *Server) dialForward(ctx context.Context, id *core.Identity, host string, port uint16) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	addrs, err := c.resolve(ctx, host)
+	addrs, err := resolveHost(ctx, host, s.cfg.LookupIP)
 	if err != nil {
 		return nil, err
 	}
-	pol := c.srv.policy()
-	if decide(pol.Forward, host, addrs, port, &c.info.id, denyAll, c.srv.thisHost.contains) != Allow {
+	pol := s.policy()
+	if decide(pol.Forward, host, addrs, port, id, denyAll, s.thisHost.contains) != Allow {
 		return nil, errDenied
 	}
 	if core.FilesLow() {
@@ -132,7 +138,7 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 	}
 	var errs []error
 	for _, a := range addrs {
-		conn, err := c.srv.cfg.Dial(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+		conn, err := s.cfg.Dial(ctx, "tcp", netip.AddrPortFrom(a, port).String())
 		if err == nil {
 			return conn, nil
 		}
@@ -144,11 +150,6 @@ func (c *connection) dialTCP(host string, port uint16) (net.Conn, error) {
 // errFilesLow refuses a forward while the node is down to its reserve of
 // file descriptors (core.FilesLow).
 var errFilesLow = errors.New("ssh: node out of file descriptors")
-
-// resolve returns the addresses of a requested host: see resolveHost.
-func (c *connection) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	return resolveHost(ctx, host, c.srv.cfg.LookupIP)
-}
 
 // resolveHost returns an IP literal as is and looks a host name up with
 // lookup. The numeric IPv4 forms getaddrinfo accepts ("2130706433",
@@ -250,29 +251,15 @@ func (c *connection) tcpipForward(payload []byte) (bool, []byte) {
 		c.log.Warn("ssh remote forward refused", "reason", "not permitted")
 		return false, nil
 	}
-	host := normHost(m.Addr)
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.DialTimeout)
-	defer cancel()
-	var addrs []netip.Addr
-	listenHost := ""
-	switch host {
-	case "", "*":
-		addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
-	default:
-		var err error
-		if addrs, err = c.resolve(ctx, host); err != nil {
-			c.log.Warn("ssh remote forward refused", "reason", "bad bind address")
-			return false, nil
-		}
-		listenHost = addrs[0].String()
-	}
-	if decide(c.srv.policy().RemoteForward, host, addrs, uint16(m.Port), &c.info.id, loopbackOnly, nil) != Allow {
+	ln, err := c.srv.listenRemote(c.ctx, &c.info.id, m.Addr, uint16(m.Port))
+	switch {
+	case errors.Is(err, errBadBind):
+		c.log.Warn("ssh remote forward refused", "reason", "bad bind address")
+		return false, nil
+	case errors.Is(err, errDenied):
 		c.log.Warn("ssh remote forward refused", "reason", "bind denied")
 		return false, nil
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(listenHost, strconv.Itoa(int(m.Port))))
-	if err != nil {
+	case err != nil:
 		c.log.Info("ssh remote forward failed", "err", err)
 		return false, nil
 	}
@@ -293,6 +280,37 @@ func (c *connection) tcpipForward(payload []byte) (bool, []byte) {
 		return true, xssh.Marshal(forwardReplyMsg{Port: port})
 	}
 	return true, nil
+}
+
+// errBadBind is a remote forward's bind address that does not resolve.
+var errBadBind = errors.New("bad bind address")
+
+// listenRemote checks the bind address of a remote forward for the
+// identity id against the bind rules and listens there: addr as the client
+// wrote it ("" or "*" every interface, a name resolved within
+// DialTimeout), port 0 for any. Refusals are errBadBind and errDenied.
+// Both tcpip-forward and alknet/fwd use it.
+func (s *Server) listenRemote(ctx context.Context, id *core.Identity, addr string, port uint16) (net.Listener, error) {
+	host := normHost(addr)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	var addrs []netip.Addr
+	listenHost := ""
+	switch host {
+	case "", "*":
+		addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
+	default:
+		var err error
+		if addrs, err = resolveHost(ctx, host, s.cfg.LookupIP); err != nil {
+			return nil, errBadBind
+		}
+		listenHost = addrs[0].String()
+	}
+	if decide(s.policy().RemoteForward, host, addrs, port, id, loopbackOnly, nil) != Allow {
+		return nil, errDenied
+	}
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", net.JoinHostPort(listenHost, strconv.Itoa(int(port))))
 }
 
 // cancelTCPIPForward closes a listener tcpipForward opened.

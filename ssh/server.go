@@ -33,8 +33,9 @@ const revalidateInterval = 500 * time.Millisecond
 type Server struct {
 	cfg      Config
 	base     xssh.ServerConfig
-	thisHost hostAddrs // the addresses of this host, for the forwarding rules
-	dialled  dialled   // the open connections of direct-tcpip channels
+	thisHost hostAddrs  // the addresses of this host, for the forwarding rules
+	dialled  dialled    // the open connections of direct-tcpip channels and fwd connects
+	tickets  fwdTickets // connections of fwd listeners over TCP+TLS, until claimed
 	execBase
 }
 
@@ -106,8 +107,8 @@ func (s *Server) HostKey() xssh.PublicKey {
 	return k
 }
 
-// ALPNs implements core.Handler: it returns [ALPN].
-func (s *Server) ALPNs() []string { return []string{ALPN} }
+// ALPNs implements core.Handler: it returns [ALPN] and [FwdALPN].
+func (s *Server) ALPNs() []string { return []string{ALPN, FwdALPN} }
 
 // Serve implements core.Handler. Each stream the peer opens carries one SSH
 // connection (several may run at once); Serve returns once the connection
@@ -117,7 +118,13 @@ func (s *Server) ALPNs() []string { return []string{ALPN} }
 // core.IdentityBinder, so a reload revoking it closes conn; revoking one
 // identity therefore ends every session of the connection. Serve returns
 // nil: a failed session is logged, not an error of the connection.
+//
+// A connection of [FwdALPN] carries forwards without an SSH layer, one per
+// stream (docs/protocols/fwd.md), decided by the same scopes and rules.
 func (s *Server) Serve(ctx context.Context, conn core.Conn) error {
+	if conn.ALPN() == FwdALPN {
+		return s.serveFwd(ctx, conn)
+	}
 	sessCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(conn.Context(), cancel)

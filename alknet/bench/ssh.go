@@ -54,6 +54,12 @@ const (
 	// VariantAlknetTCP is VariantAlknet with `--network tcp`: alknet over
 	// TCP+TLS instead of QUIC.
 	VariantAlknetTCP = "alknet-tcp"
+	// VariantAlknetSSH is `alknet forward --forward-protocol ssh`: the SSH
+	// channels of alknet/ssh over QUIC, as before alknet/fwd.
+	VariantAlknetSSH = "alknet-ssh"
+	// VariantBareQUIC is -L over bare quic-go, one stream per forwarded
+	// connection, in the bench process (bareForward): the QUIC ceiling.
+	VariantBareQUIC = "bare-quic"
 	// VariantPipe is stock ssh to the node through
 	// `alknet pipe --alpn alknet/ssh` as its ProxyCommand.
 	VariantPipe = "pipe"

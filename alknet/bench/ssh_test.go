@@ -49,7 +49,7 @@ func TestCompareSSHSmoke(t *testing.T) {
 	}
 	var md strings.Builder
 	rep.WriteMarkdown(&md, nil)
-	for _, want := range []string{"## SSH, SOCKS5 and SFTP", "### Tunnel", "| alknet / openssh/aes128-gcm | ≥ 1.0 |", "### SFTP put", "### Session set-up"} {
+	for _, want := range []string{"## SSH, SOCKS5 and SFTP", "### Tunnel", "| alknet / bare-quic | ≥ 0.9 |", "| alknet-tcp / openssh/aes128-gcm | ≥ 1.0 |", "goal fwd-vs-bare-quic loopback ratio ", "### SFTP put", "### Session set-up"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

@@ -49,7 +49,15 @@ func (r *sshRig) variants(t SSHTest, cfg SSHConfig) ([]sshVariant, error) {
 		target := ":" + hostPort(r.iperfPort)
 		vs = append(vs,
 			r.alknetListener(VariantAlknet, forwardListening, iperf, "forward", "-L", "127.0.0.1:0"+target),
-			r.alknetListener(VariantAlknetTCP, forwardListening, iperf, "forward", "--network", "tcp", "-L", "127.0.0.1:0"+target))
+			r.alknetListener(VariantAlknetTCP, forwardListening, iperf, "forward", "--network", "tcp", "-L", "127.0.0.1:0"+target),
+			r.alknetListener(VariantAlknetSSH, forwardListening, iperf, "forward", "--forward-protocol", "ssh", "-L", "127.0.0.1:0"+target),
+			sshVariant{VariantBareQUIC, func(ctx context.Context) (measureFunc, func() error, error) {
+				addr, stop, err := startBareForward(ctx, hostPort(r.iperfPort))
+				if err != nil {
+					return nil, nil, err
+				}
+				return iperf(addr), stop, nil
+			}})
 		for _, c := range ciphers {
 			vs = append(vs, r.sshListener(WithCipher(VariantPipe, c), "-L", target, iperf, r.toNode(c)))
 		}

@@ -23,9 +23,12 @@ func sshRatios() []sshRatio {
 			sshRatio{t, VariantAlknetTCP, aes, "", ""})
 	}
 	return append(rs,
-		sshRatio{Tunnel, VariantAlknet, aes, "", "≥ 1.0"},
+		sshRatio{Tunnel, VariantAlknet, VariantBareQUIC, "", "≥ 0.9"},
+		sshRatio{Tunnel, VariantAlknet, aes, "", "≥ 0.5"},
 		sshRatio{Tunnel, VariantAlknet, chacha, "", "≥ 1.0"},
-		sshRatio{Tunnel, VariantAlknetTCP, aes, "", ""},
+		sshRatio{Tunnel, VariantAlknetTCP, aes, "", "≥ 1.0"},
+		sshRatio{Tunnel, VariantAlknetSSH, aes, "", ""},
+		sshRatio{Tunnel, VariantAlknet, VariantAlknetSSH, "", ""},
 		sshRatio{Tunnel, WithCipher(VariantPipe, AES128GCM), aes, "", "≥ 0.7"},
 		sshRatio{Tunnel, WithCipher(VariantPipe, ChaCha20Poly1305), chacha, "", "≥ 0.7"},
 		sshRatio{SOCKS, VariantAlknet, aes, VariantDirect, "≤ 1.2"},
@@ -121,6 +124,28 @@ func (r *SSHReport) WriteMarkdown(w io.Writer, err error) {
 				(a.Median-base.Median)/(b.Median-base.Median))
 		}
 		fmt.Fprintln(w)
+	}
+	r.writeGoals(w)
+}
+
+// tunnelGoals are issue 17's goals for alknet/fwd on loopback, as goal
+// lines: name, numerator, denominator, target.
+var tunnelGoals = []struct {
+	name, a, b string
+	target     float64
+}{
+	{"fwd-vs-bare-quic", VariantAlknet, VariantBareQUIC, 0.9},
+	{"fwd-vs-openssh", VariantAlknet, WithCipher(VariantOpenSSH, AES128GCM), 0.5},
+	{"fwd-tcp-vs-openssh", VariantAlknetTCP, WithCipher(VariantOpenSSH, AES128GCM), 1.0},
+}
+
+// writeGoals prints a goal line per tunnel goal measured: the median of
+// the per-round ratios, profile "loopback".
+func (r *SSHReport) writeGoals(w io.Writer) {
+	for _, g := range tunnelGoals {
+		if p := r.PairedRatio(Tunnel, g.a, g.b, ""); p.N > 0 {
+			writeGoal(w, g.name, "loopback", p.Median, ">=", g.target)
+		}
 	}
 }
 
