@@ -415,12 +415,12 @@ func TestPublisher(t *testing.T) {
 	go func() { done <- pub.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	id := coretest.NodeID(key)
-	waitFor(t, "the first publish", func() bool { _, ok := home.s.Store().Get(id); return ok })
+	coretest.Eventually(t, 10*time.Second, "the first publish", func() bool { _, ok := home.s.Store().Get(id); return ok })
 	i2 := i
 	i2.ALPNs = []string{"alknet/dns"}
 	info.Store(&i2)
 	pub.Refresh()
-	waitFor(t, "the republish", func() bool {
+	coretest.Eventually(t, 10*time.Second, "the republish", func() bool {
 		p, ok := home.s.Store().Get(id)
 		if !ok {
 			return false
@@ -430,16 +430,5 @@ func TestPublisher(t *testing.T) {
 	})
 	if p, ok := local.Get(id); !ok || p == nil {
 		t.Error("not published to the local store")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

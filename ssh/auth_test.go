@@ -104,7 +104,7 @@ func TestPublicKeyAuth(t *testing.T) {
 		})
 	}
 	// One fixed line per connection; the username is not checked for keys.
-	eventually(t, 5*time.Second, "auth lines", func() bool {
+	coretest.Eventually(t, 5*time.Second, "auth lines", func() bool {
 		return len(e.logs.lines("msg=auth result=reject alpn=alknet/ssh remote_ip=127.0.0.1 id=- node=-")) == 3 &&
 			len(e.logs.lines("msg=auth result=accept alpn=alknet/ssh remote_ip=127.0.0.1 id=alice node=-")) == 1 &&
 			len(e.logs.lines("msg=auth result=accept alpn=alknet/ssh remote_ip=127.0.0.1 id=ec node=-")) == 1
@@ -416,7 +416,7 @@ func TestTCPListenerPerIPCap(t *testing.T) {
 	}
 	held[0].Close()
 	_ = held[0].Wait()
-	eventually(t, 5*time.Second, "a slot to free up", func() bool {
+	coretest.Eventually(t, 5*time.Second, "a slot to free up", func() bool {
 		c, err := dial()
 		if err == nil {
 			held = append(held, c)

@@ -212,7 +212,7 @@ func TestClientRemoteListener(t *testing.T) {
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
 	}
-	eventually(t, 5*time.Second, "the node to close the forward", func() bool {
+	coretest.Eventually(t, 5*time.Second, "the node to close the forward", func() bool {
 		conn, err := net.Dial("tcp", addr)
 		if err == nil {
 			conn.Close()
@@ -261,7 +261,7 @@ func TestClientReconnect(t *testing.T) {
 	// The same remote listener serves the same port on the new node.
 	done := acceptEcho(l)
 	var rc net.Conn
-	eventually(t, 10*time.Second, "the remote forward to come back", func() bool {
+	coretest.Eventually(t, 10*time.Second, "the remote forward to come back", func() bool {
 		rc, err = net.Dial("tcp", addr)
 		return err == nil
 	})

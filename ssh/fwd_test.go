@@ -110,7 +110,7 @@ func TestFwdConnect(t *testing.T) {
 			if len(got) != len(msg) || got[0] != msg[len(msg)-1] || got[len(got)-1] != msg[0] {
 				t.Fatalf("got %d bytes back, want %d reversed", len(got), len(msg))
 			}
-			eventually(t, 5*time.Second, "the dialled set to empty", func() bool {
+			coretest.Eventually(t, 5*time.Second, "the dialled set to empty", func() bool {
 				e.srv.dialled.mu.Lock()
 				defer e.srv.dialled.mu.Unlock()
 				return len(e.srv.dialled.set) == 0
@@ -201,7 +201,7 @@ func TestFwdListen(t *testing.T) {
 			if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 				t.Fatalf("Accept after Close: %v", err)
 			}
-			eventually(t, 5*time.Second, "the node to close the listener", func() bool {
+			coretest.Eventually(t, 5*time.Second, "the node to close the listener", func() bool {
 				conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 				if err != nil {
 					return true

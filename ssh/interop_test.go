@@ -406,7 +406,7 @@ func TestOpenSSH(t *testing.T) {
 		}
 	})
 	// unknown key, wrong principal, expired, no principals
-	eventually(t, 10*time.Second, "4 auth reject lines", func() bool {
+	coretest.Eventually(t, 10*time.Second, "4 auth reject lines", func() bool {
 		return len(e.logs.lines("msg=auth result=reject alpn=alknet/ssh remote_ip=127.0.0.1 id=- node=-")) == 4
 	})
 }

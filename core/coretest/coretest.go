@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -197,15 +198,22 @@ func WebCertFiles(t testing.TB, name string) (certFile, keyFile string, key *ecd
 	return certFile, keyFile, key
 }
 
+// Eventually polls cond every 10ms until it holds, and fails t if it does
+// not within d; what names the condition in the failure.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // WaitFilesLow waits up to 5s for core.FilesLow to report low, as it does
 // once its cached count of open files expires, and fails t otherwise.
 func WaitFilesLow(t testing.TB, low bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for core.FilesLow() != low {
-		if time.Now().After(deadline) {
-			t.Fatalf("core.FilesLow() never became %v", low)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	Eventually(t, 5*time.Second, fmt.Sprintf("core.FilesLow() to become %v", low), func() bool { return core.FilesLow() == low })
 }
