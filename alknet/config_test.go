@@ -26,8 +26,8 @@ func TestExampleFile(t *testing.T) {
 	if len(d.Peers()) == 0 || len(d.Tokens()) == 0 {
 		t.Errorf("example has %d peers and %d tokens, want some of each", len(d.Peers()), len(d.Tokens()))
 	}
-	if f.EndpointLimits() != core.DefaultLimits {
-		t.Errorf("example limits %+v differ from core.DefaultLimits %+v", f.EndpointLimits(), core.DefaultLimits)
+	if f.EndpointLimits() != core.DefaultLimits() {
+		t.Errorf("example limits %+v differ from core.DefaultLimits() %+v", f.EndpointLimits(), core.DefaultLimits())
 	}
 	if f.Node.ListenAddr() != config.DefaultListen {
 		t.Errorf("example listen %q, want the default %q", f.Node.ListenAddr(), config.DefaultListen)

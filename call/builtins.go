@@ -97,7 +97,7 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 		}
 		ref := func(in routeIn) PeerRef {
 			if in.Peer == "" {
-				return Any
+				return Any()
 			}
 			return Specific(in.Peer)
 		}

@@ -30,7 +30,7 @@ func Specific(peerID string) PeerRef { return PeerRef{peer: peerID} }
 
 // Any routes to an attached peer chosen by the head's selection policy,
 // trying the next one when the chosen peer's connection is gone.
-var Any = PeerRef{any: true}
+func Any() PeerRef { return PeerRef{any: true} }
 
 // String returns the peer ID, or "any".
 func (r PeerRef) String() string {

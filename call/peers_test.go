@@ -48,7 +48,7 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	}
 	reach := call.Reach{Ops: []string{"demo/exec", "demo/block"}, Pinned: []call.PeerOp{{Peer: "worker-a", Op: "demo/pinned"}}}
 	err = call.Register(reg, call.Spec{Name: "demo/route", Reach: reach}, func(ctx context.Context, req *call.Request, in routeIn) (string, error) {
-		ref := call.Any
+		ref := call.Any()
 		if in.Peer != "" {
 			ref = call.Specific(in.Peer)
 		}

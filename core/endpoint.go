@@ -48,7 +48,7 @@ type Config struct {
 	// no ALPN at all (many DoT clients); it must be routed. Empty: such
 	// connections are closed.
 	NoALPN string
-	// Limits bound resource use; zero fields take DefaultLimits.
+	// Limits bound resource use; zero fields take [DefaultLimits].
 	Limits Limits
 	// Logger receives the endpoint's logs; nil means slog.Default().
 	Logger *slog.Logger

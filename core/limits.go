@@ -63,8 +63,10 @@ type Limits struct {
 	DrainTimeout time.Duration
 }
 
-// DefaultLimits are the limits used where a field is zero.
-var DefaultLimits = Limits{
+// DefaultLimits returns the limits used where a field is zero.
+func DefaultLimits() Limits { return defaultLimits }
+
+var defaultLimits = Limits{
 	HandshakeTimeout:         10 * time.Second,
 	IdleTimeout:              60 * time.Second,
 	KeepAlive:                15 * time.Second,
@@ -85,7 +87,7 @@ var DefaultLimits = Limits{
 
 // withDefaults returns a copy of l with zero fields set to their defaults.
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := defaultLimits
 	setDefault(&l.HandshakeTimeout, d.HandshakeTimeout)
 	setDefault(&l.IdleTimeout, d.IdleTimeout)
 	setDefault(&l.KeepAlive, d.KeepAlive)

@@ -38,9 +38,9 @@ const (
 // IDSize is the length of a message id.
 const IDSize = 16
 
-// Buckets are the padded sizes of the inner plaintext; larger ones are
-// padded to a multiple of the last bucket.
-var Buckets = [...]int{1 << 10, 4 << 10, 16 << 10, 64 << 10}
+// buckets are the padded sizes of the inner plaintext; larger ones are
+// padded to a multiple of the last bucket (docs/protocols/msg.md).
+var buckets = [...]int{1 << 10, 4 << 10, 16 << 10, 64 << 10}
 
 // Errors of opening an envelope, matched with errors.Is.
 var (
@@ -147,12 +147,12 @@ func signed(inner []byte) []byte {
 
 // PaddedSize returns the padded inner size for n bytes of inner plaintext.
 func PaddedSize(n int) int {
-	for _, b := range Buckets {
+	for _, b := range buckets {
 		if n <= b {
 			return b
 		}
 	}
-	last := Buckets[len(Buckets)-1]
+	last := buckets[len(buckets)-1]
 	return (n + last - 1) / last * last
 }
 
@@ -197,7 +197,7 @@ func Recipient(env []byte) (core.NodeID, error) {
 	if env[0] != Version {
 		return core.NodeID{}, fmt.Errorf("msg: %w %d", ErrVersion, env[0])
 	}
-	if len(env) < headerSize+Buckets[0]+aeadOverhead {
+	if len(env) < headerSize+buckets[0]+aeadOverhead {
 		return core.NodeID{}, fmt.Errorf("msg: %w: %d bytes", ErrMalformed, len(env))
 	}
 	id, err := core.NodeIDFromPublicKey(ed25519.PublicKey(env[1 : 1+KeySize]))

@@ -120,7 +120,7 @@ type Config struct {
 	MaxRemoteForwards int
 	// MaxConnsPerIP caps the connections one IP address holds at once on
 	// [Server.ServeListener] (QUIC and TCP+TLS connections are capped by
-	// core). Default core.DefaultLimits.MaxConnsPerIP; negative is invalid.
+	// core). Default core.DefaultLimits().MaxConnsPerIP; negative is invalid.
 	MaxConnsPerIP int
 
 	// Clock tells the time for certificate validity; nil means time.Now.
@@ -346,7 +346,7 @@ func (cfg Config) validate() (Config, error) {
 		{"MaxAuthTries", &cfg.MaxAuthTries, defaultMaxAuthTries},
 		{"MaxChannels", &cfg.MaxChannels, defaultMaxChannels},
 		{"MaxRemoteForwards", &cfg.MaxRemoteForwards, defaultMaxRemoteForwards},
-		{"MaxConnsPerIP", &cfg.MaxConnsPerIP, core.DefaultLimits.MaxConnsPerIP},
+		{"MaxConnsPerIP", &cfg.MaxConnsPerIP, core.DefaultLimits().MaxConnsPerIP},
 	}
 	for _, f := range ints {
 		switch {

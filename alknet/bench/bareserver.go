@@ -34,7 +34,7 @@ const headerTimeout = 10 * time.Second
 // serverQUICConfig is the quic.Config core.Endpoint builds from
 // core.DefaultLimits.
 func serverQUICConfig() *quic.Config {
-	lim := core.DefaultLimits
+	lim := core.DefaultLimits()
 	return &quic.Config{
 		HandshakeIdleTimeout: lim.HandshakeTimeout,
 		MaxIdleTimeout:       lim.IdleTimeout,
