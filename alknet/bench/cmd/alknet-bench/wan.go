@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench"
@@ -16,6 +18,11 @@ var (
 	wanProfiles    = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
 	wanDuration    = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
 	wanSwitchBytes = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each bare quic-go transfer of the send-path reproduction")
+	wanTransfersFl = flag.String("wan-transfers", "switch,perf,sftp,forward,git,fs,call",
+		"wan: comma-separated transfers besides direct TCP: switch (bare quic-go send path), perf (alknet perf), and the report's sftp, forward, git, fs, call")
+	wanBytes      = flag.String("wan-bytes", "256MiB", "wan: size of the sftp and fs files on paths without loss")
+	wanLossyBytes = flag.String("wan-lossy-bytes", "8MiB", "wan: size of the sftp and fs files on paths with loss (QUIC moves ~3 Mbit/s there)")
+	wanForward    = flag.Duration("wan-forward-time", 5*time.Second, "wan: length of each iperf3 run through a forward, whole seconds")
 )
 
 // wanScenario emulates each profile's path between two network namespaces
@@ -33,20 +40,56 @@ func wanScenario(ctx context.Context, w io.Writer, bin string) error {
 		return err
 	}
 	defer cleanup()
+	transfers, err := wanTransfers(bin)
+	if err != nil {
+		return err
+	}
 	results, err := bench.RunWAN(ctx, bench.WANConfig{
 		Profiles:  profiles,
 		Verify:    bench.VerifyOptions{TCPDuration: *wanDuration},
-		Transfers: wanTransfers(bin),
+		Transfers: transfers,
 		Progress:  func(msg string) { fmt.Fprintln(os.Stderr, msg) },
 	})
 	bench.WriteWANMarkdown(w, results, err)
 	return err
 }
 
-// wanTransfers are the transfers run on each verified profile; the
-// alknet transfers of issue 17 §2-§6 join the baseline here.
-func wanTransfers(bin string) []bench.WANTransfer {
-	ts := append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
-		bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
-	return append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
+// wanTransfers are the transfers -wan-transfers picks, run on each
+// verified profile after the direct TCP baseline; the alknet transfers of
+// issue 17 §2-§6 join here.
+func wanTransfers(bin string) ([]bench.WANTransfer, error) {
+	ts := []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+	var report []string
+	for _, name := range strings.Split(*wanTransfersFl, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "":
+		case "switch":
+			ts = append(ts, bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
+		case "perf":
+			ts = append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
+		default:
+			if !slices.Contains(bench.ReportGroups(), name) {
+				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, %s)", name, strings.Join(bench.ReportGroups(), ", "))
+			}
+			report = append(report, name)
+		}
+	}
+	if len(report) == 0 {
+		return ts, nil
+	}
+	size, err := parseBytes(*wanBytes)
+	if err != nil {
+		return nil, fmt.Errorf("-wan-bytes: %w", err)
+	}
+	lossySize, err := parseBytes(*wanLossyBytes)
+	if err != nil {
+		return nil, fmt.Errorf("-wan-lossy-bytes: %w", err)
+	}
+	if *wanForward < time.Second {
+		return nil, fmt.Errorf("-wan-forward-time %v: want at least 1s", *wanForward)
+	}
+	rts, err := bench.ReportTransfers(bench.ReportConfig{
+		Binary: bin, Groups: report, Bytes: size, LossyBytes: lossySize, ForwardTime: *wanForward, GitCache: *gitCache,
+	})
+	return append(ts, rts...), err
 }
