@@ -75,10 +75,12 @@ const sshPeerID = "bench"
 // rigPlace is where a rig of child processes runs: its servers listen on
 // host (127.0.0.1 when empty) and are started behind the server prefix,
 // its clients behind the client prefix (both empty on the loopback;
-// `ip netns exec NAMESPACE` across an emulated link).
+// `ip netns exec NAMESPACE` across an emulated link). nodeConfig is
+// appended to the node's alknet.toml.
 type rigPlace struct {
 	host           string
 	server, client []string
+	nodeConfig     string
 }
 
 // linkPlace runs the servers in l's namespace B, on its address, and the
@@ -175,7 +177,7 @@ func startSSHRigAt(ctx context.Context, bin string, place rigPlace) (_ *sshRig, 
 	config := fmt.Sprintf("[[peers]]\nid = %q\nkeys = [%q, %q]\n"+
 		"scopes = [\"ssh:connect\", \"ssh:forward\", \"ssh:shell\", \"sftp:read\", \"sftp:write\", \"git:read\"]\n\n"+
 		"[ssh]\nexec = true\n\n[ssh.policy]\nforward = [\"allow %s\"]\n\n[sftp.roots]\n%s = %q\n",
-		sshPeerID, clientKey, clientID, place.addr(), sshPeerID, r.srv)
+		sshPeerID, clientKey, clientID, place.addr(), sshPeerID, r.srv) + place.nodeConfig
 	if err := os.WriteFile(filepath.Join(nodeDir, "alknet.toml"), []byte(config), 0o600); err != nil {
 		return nil, err
 	}

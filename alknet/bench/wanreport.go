@@ -71,6 +71,10 @@ type ReportConfig struct {
 	// LossyGitRepo. GitCache keeps them; default GitRepoCache().
 	GitRepo, LossyGitRepo GitRepoSpec
 	GitCache              string
+	// GitBackend is the node's [git] backend; default "exec" (git's own
+	// pack-objects: the go-git backend is CPU-bound at ~12x git daemon's
+	// clone time on the loopback already, docs/benchmarks.md).
+	GitBackend string
 	// CallDuration is the length of each call run; default 3s.
 	// CallCallers is the number of concurrent callers; default 16.
 	CallDuration time.Duration
@@ -97,6 +101,9 @@ func (c ReportConfig) withDefaults() ReportConfig {
 	}
 	if c.LossyGitRepo == (GitRepoSpec{}) {
 		c.LossyGitRepo = LossyGitRepo
+	}
+	if c.GitBackend == "" {
+		c.GitBackend = "exec"
 	}
 	if c.GitCache == "" {
 		c.GitCache = GitRepoCache()
@@ -267,7 +274,9 @@ func oncePerLinkKeepErr[R any](measure func(context.Context, *Link) (R, error)) 
 // measureRig starts the SSH rig across l (node, sshd and iperf3 in B) and
 // runs the wanted groups of sftp, forward and git on it.
 func (c ReportConfig) measureRig(ctx context.Context, l *Link, want func(string) bool) (res map[string]float64, err error) {
-	r, err := startSSHRigAt(ctx, c.Binary, linkPlace(l))
+	place := linkPlace(l)
+	place.nodeConfig = fmt.Sprintf("\n[git]\nbackend = %q\n", c.GitBackend)
+	r, err := startSSHRigAt(ctx, c.Binary, place)
 	if err != nil {
 		return nil, err
 	}
