@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +19,13 @@ func TestReportTransfers(t *testing.T) {
 			t.Skip(err)
 		}
 	}
+	bin := os.Getenv("ALKNET_BIN")
+	if bin == "" {
+		bin = buildAlknetOnce(t) // shared with the other tests of the run
+	}
 	p := LinkProfile{Name: "cheap", RTT: 10 * time.Millisecond, RateBps: 50e6}
 	ts, err := ReportTransfers(ReportConfig{
-		Binary: alknetBinary(t), Bytes: 1 << 20, ForwardTime: time.Second,
+		Binary: bin, Bytes: 1 << 20, ForwardTime: time.Second,
 		GitRepo: smallGitRepo, GitCache: t.TempDir(), CallDuration: 200 * time.Millisecond, CallCallers: 4,
 		Timeout: time.Minute,
 	})
