@@ -263,3 +263,38 @@ func measuredLoss(v VerifyResult) string {
 	}
 	return fmt.Sprintf("%.2f%% of %d", 100*v.Loss, v.LossSent)
 }
+
+// ByLoss pairs the transfers of full and lossy, which must do the same
+// work in the same order at two sizes: each runs full's on a path without
+// loss and lossy's on one with random or bursty loss (where QUIC's NewReno
+// moves ~3 Mbit/s and a size fit for a clean path takes minutes). Work,
+// if unset, says which size ran.
+func ByLoss(full, lossy []WANTransfer, fullWork, lossyWork string) ([]WANTransfer, error) {
+	if len(full) != len(lossy) {
+		return nil, fmt.Errorf("bench: ByLoss: %d transfers against %d", len(full), len(lossy))
+	}
+	ts := make([]WANTransfer, len(full))
+	for i, f := range full {
+		lo := lossy[i]
+		if f.Name != lo.Name || f.Latency != lo.Latency {
+			return nil, fmt.Errorf("bench: ByLoss: %s paired with %s", f.Name, lo.Name)
+		}
+		t := f
+		t.Run = func(ctx context.Context, l *Link) (float64, error) {
+			if l.Profile().MeanLoss() > 0 {
+				return lo.Run(ctx, l)
+			}
+			return f.Run(ctx, l)
+		}
+		if t.Work == nil {
+			t.Work = func(p LinkProfile) string {
+				if p.MeanLoss() > 0 {
+					return lossyWork
+				}
+				return fullWork
+			}
+		}
+		ts[i] = t
+	}
+	return ts, nil
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -80,6 +81,42 @@ func TestReportTransfersBadConfig(t *testing.T) {
 	} {
 		if _, err := ReportTransfers(cfg); err == nil {
 			t.Errorf("%+v was accepted", cfg)
+		}
+	}
+}
+
+// TestByLoss: the paired transfers run the full size on a clean path and
+// the lossy one on a path with loss, and mismatched pairs are refused.
+func TestByLoss(t *testing.T) {
+	mk := func(name string, v float64) WANTransfer {
+		return WANTransfer{Name: name, Run: func(context.Context, *Link) (float64, error) { return v, nil }}
+	}
+	ts, err := ByLoss([]WANTransfer{mk("a", 1), mk("b", 2)}, []WANTransfer{mk("a", 10), mk("b", 20)}, "big", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p    LinkProfile
+		want []float64
+		work string
+	}{
+		{LinkProfile{Name: "clean"}, []float64{1, 2}, "big"},
+		{LinkProfile{Name: "random", Loss: 0.01}, []float64{10, 20}, "small"},
+		{LinkProfile{Name: "bursty", GE: &GilbertElliott{P: 0.002, R: 0.1, LossBad: 0.5}}, []float64{10, 20}, "small"},
+	} {
+		l := &Link{profile: c.p}
+		for i, tr := range ts {
+			if v, err := tr.Run(t.Context(), l); err != nil || v != c.want[i] {
+				t.Errorf("%s on %s: %v, %v; want %v", tr.Name, c.p.Name, v, err, c.want[i])
+			}
+			if w := tr.Work(c.p); w != c.work {
+				t.Errorf("%s on %s: work %q, want %q", tr.Name, c.p.Name, w, c.work)
+			}
+		}
+	}
+	for _, lossy := range [][]WANTransfer{{mk("a", 1)}, {mk("a", 1), mk("c", 1)}} {
+		if _, err := ByLoss([]WANTransfer{mk("a", 1), mk("b", 2)}, lossy, "", ""); err == nil {
+			t.Errorf("ByLoss accepted %d lossy transfers named differently", len(lossy))
 		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 var (
 	wanProfiles    = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
 	wanDuration    = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
-	wanSwitchBytes = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each bare quic-go transfer of the send-path reproduction")
+	wanSwitchBytes = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each transfer of the send-path reproduction and alknet perf (at most -wan-lossy-bytes on lossy paths)")
 	wanTransfersFl = flag.String("wan-transfers", "switch,perf,sftp,forward,git,fs,call",
 		"wan: comma-separated transfers besides direct TCP: switch (bare quic-go send path), perf (alknet perf), and the report's sftp, forward, git, fs, call")
 	wanBytes      = flag.String("wan-bytes", "256MiB", "wan: size of the sftp and fs files on paths without loss")
@@ -58,25 +58,6 @@ func wanScenario(ctx context.Context, w io.Writer, bin string) error {
 // verified profile after the direct TCP baseline; the alknet transfers of
 // issue 17 §2-§6 join here.
 func wanTransfers(bin string) ([]bench.WANTransfer, error) {
-	ts := []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
-	var report []string
-	for _, name := range strings.Split(*wanTransfersFl, ",") {
-		switch name = strings.TrimSpace(name); name {
-		case "":
-		case "switch":
-			ts = append(ts, bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
-		case "perf":
-			ts = append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
-		default:
-			if !slices.Contains(bench.ReportGroups(), name) {
-				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, %s)", name, strings.Join(bench.ReportGroups(), ", "))
-			}
-			report = append(report, name)
-		}
-	}
-	if len(report) == 0 {
-		return ts, nil
-	}
 	size, err := parseBytes(*wanBytes)
 	if err != nil {
 		return nil, fmt.Errorf("-wan-bytes: %w", err)
@@ -84,6 +65,36 @@ func wanTransfers(bin string) ([]bench.WANTransfer, error) {
 	lossySize, err := parseBytes(*wanLossyBytes)
 	if err != nil {
 		return nil, fmt.Errorf("-wan-lossy-bytes: %w", err)
+	}
+	// The send-path transfers move -wan-switch-bytes on a clean path and
+	// at most -wan-lossy-bytes on a lossy one.
+	switchLossy := min(*wanSwitchBytes, lossySize)
+	work := func(n int64) string { return fmt.Sprintf("%d MiB per transfer", n>>20) }
+	ts := []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+	var report []string
+	for _, name := range strings.Split(*wanTransfersFl, ",") {
+		var pair []bench.WANTransfer
+		switch name = strings.TrimSpace(name); name {
+		case "":
+		case "switch":
+			pair, err = bench.ByLoss(bench.DirectionSwitchTransfers(*wanSwitchBytes), bench.DirectionSwitchTransfers(switchLossy),
+				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
+		case "perf":
+			pair, err = bench.ByLoss(bench.AlknetPerfTransfers(bin, *wanSwitchBytes), bench.AlknetPerfTransfers(bin, switchLossy),
+				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
+		default:
+			if !slices.Contains(bench.ReportGroups(), name) {
+				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, %s)", name, strings.Join(bench.ReportGroups(), ", "))
+			}
+			report = append(report, name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, pair...)
+	}
+	if len(report) == 0 {
+		return ts, nil
 	}
 	if *wanForward < time.Second {
 		return nil, fmt.Errorf("-wan-forward-time %v: want at least 1s", *wanForward)
