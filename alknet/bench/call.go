@@ -84,15 +84,63 @@ type CallTarget struct {
 // it returns once the worker is attached to the head. The caller stops it
 // with Close.
 func StartCallTarget(ctx context.Context, sys CallSystem) (*CallTarget, error) {
+	return startCallTargetAt(ctx, sys, callPlace{})
+}
+
+// callPlace is where a call target runs: its servers listen on host
+// (127.0.0.1 when empty) with the sockets listen makes, its client dials
+// with the sockets dial makes (both nil on the loopback; across an emulated
+// link they make them in namespace B and A, [Link.Do]).
+type callPlace struct {
+	host         string
+	listen, dial func(func() error) error
+}
+
+// linkCallPlace serves in l's namespace B and calls from A.
+func linkCallPlace(l *Link) callPlace {
+	return callPlace{
+		host:   l.Addr(SideB).String(),
+		listen: func(f func() error) error { return l.Do(SideB, f) },
+		dial:   func(f func() error) error { return l.Do(SideA, f) },
+	}
+}
+
+func (p callPlace) addr() string {
+	if p.host == "" {
+		return "127.0.0.1"
+	}
+	return p.host
+}
+
+func (p callPlace) doListen(f func() error) error {
+	if p.listen == nil {
+		return f()
+	}
+	return p.listen(f)
+}
+
+func (p callPlace) doDial(f func() error) error {
+	if p.dial == nil {
+		return f()
+	}
+	return p.dial(f)
+}
+
+// startCallTargetAt is StartCallTarget at place; only [AlknetQUIC],
+// [AlknetTCP] and [GRPC] run elsewhere than on the loopback.
+func startCallTargetAt(ctx context.Context, sys CallSystem, place callPlace) (*CallTarget, error) {
+	if (place.listen != nil || place.dial != nil) && sys != AlknetQUIC && sys != AlknetTCP && sys != GRPC {
+		return nil, fmt.Errorf("bench: call system %q runs on the loopback only", sys)
+	}
 	var c callClient
 	var err error
 	switch sys {
 	case AlknetQUIC, AlknetTCP:
-		c, err = startAlknet(ctx, sys)
+		c, err = startAlknet(ctx, sys, place)
 	case Direct, Routed:
 		c, err = startAlknetCluster(ctx, sys == Routed)
 	case GRPC:
-		c, err = startGRPC()
+		c, err = startGRPC(place)
 	case NATS:
 		c, err = startNATS()
 	case RESTH2, RESTH3:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -128,12 +129,17 @@ func peerEntry(id string, key ed25519.PrivateKey, scopes ...string) core.PeerEnt
 // close; clientKey is recorded for the endpoint's dialer. Logs are
 // discarded.
 func startNode(key, clientKey ed25519.PrivateKey, ids core.IdentityProvider, h core.Handler) (*endpoint, error) {
+	return startNodeAt(callPlace{}, key, clientKey, ids, h)
+}
+
+// startNodeAt is startNode at place.
+func startNodeAt(place callPlace, key, clientKey ed25519.PrivateKey, ids core.IdentityProvider, h core.Handler) (*endpoint, error) {
 	router, err := core.NewRouter(h)
 	if err != nil {
 		return nil, err
 	}
 	ep, err := core.New(core.Config{
-		Addr:       "127.0.0.1:0",
+		Addr:       net.JoinHostPort(place.addr(), "0"),
 		Key:        key,
 		Router:     router,
 		Identities: ids,
@@ -143,7 +149,7 @@ func startNode(key, clientKey ed25519.PrivateKey, ids core.IdentityProvider, h c
 	if err != nil {
 		return nil, err
 	}
-	if err := ep.Listen(); err != nil {
+	if err := place.doListen(ep.Listen); err != nil {
 		return nil, err
 	}
 	e := &endpoint{
@@ -176,17 +182,18 @@ type alknetClient struct {
 	eventsOp string // the subscription called
 	nodes    []*endpoint
 	stopJoin func() // stops the worker's Join; nil for a lone node
+	place    callPlace
 }
 
 // startAlknet starts one node serving echoOp and eventsOp and dials it
 // over QUIC (AlknetQUIC) or TCP+TLS (AlknetTCP).
-func startAlknet(ctx context.Context, sys CallSystem) (*alknetClient, error) {
+func startAlknet(ctx context.Context, sys CallSystem, place callPlace) (*alknetClient, error) {
 	keys, err := newKeys(2)
 	if err != nil {
 		return nil, err
 	}
 	nodeKey, clientKey := keys[0], keys[1]
-	a := &alknetClient{op: echoOp, eventsOp: eventsOp}
+	a := &alknetClient{op: echoOp, eventsOp: eventsOp, place: place}
 	if err := a.startNode(nodeKey, clientKey, nil, peerEntry(clientID, clientKey)); err != nil {
 		return nil, errors.Join(err, a.close())
 	}
@@ -260,7 +267,7 @@ func (a *alknetClient) startNode(key, clientKey ed25519.PrivateKey, peers *call.
 	if err != nil {
 		return err
 	}
-	e, err := startNode(key, clientKey, ids, h)
+	e, err := startNodeAt(a.place, key, clientKey, ids, h)
 	if err != nil {
 		return err
 	}
@@ -299,9 +306,13 @@ func (a *alknetClient) join(worker *endpoint, workerKey ed25519.PrivateKey, head
 
 // dial connects the client to node over network.
 func (a *alknetClient) dial(ctx context.Context, node *endpoint, network core.Network) error {
-	c, err := call.Dial(ctx, node.addr, call.Options{
-		Dialer: &core.Dialer{Key: node.clientKey, Network: network, Logger: discard()},
-		Logger: discard(),
+	var c *call.Client
+	err := a.place.doDial(func() (err error) {
+		c, err = call.Dial(ctx, node.addr, call.Options{
+			Dialer: &core.Dialer{Key: node.clientKey, Network: network, Logger: discard()},
+			Logger: discard(),
+		})
+		return err
 	})
 	if err != nil {
 		return err

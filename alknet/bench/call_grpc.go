@@ -105,16 +105,33 @@ type grpcClient struct {
 	served sync.WaitGroup
 }
 
-// startGRPC serves the echo service on 127.0.0.1 over TLS 1.3 and connects
-// a client to it.
-func startGRPC() (*grpcClient, error) {
+// startGRPC serves the echo service on 127.0.0.1 (place's address) over
+// TLS 1.3 and connects a client to it.
+func startGRPC(place callPlace) (*grpcClient, error) {
 	cert, pool, err := selfSigned()
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	err = place.doListen(func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(place.addr(), "0"))
+		return err
+	})
 	if err != nil {
 		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: "127.0.0.1"})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{})),
+	}
+	if place.dial != nil {
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (c net.Conn, err error) {
+			err = place.doDial(func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				return err
+			})
+			return c, err
+		}))
 	}
 	g := &grpcClient{srv: grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}})),
@@ -122,10 +139,7 @@ func startGRPC() (*grpcClient, error) {
 	)}
 	g.srv.RegisterService(echoServiceDesc(), grpcEcho{})
 	g.served.Go(func() { _ = g.srv.Serve(ln) })
-	g.conn, err = grpc.NewClient(ln.Addr().String(),
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool})),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(jsonCodec{})),
-	)
+	g.conn, err = grpc.NewClient("passthrough:///"+ln.Addr().String(), opts...)
 	if err != nil {
 		return nil, errors.Join(err, g.close())
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,7 @@ type fsRig struct {
 	root   string // the input's CID
 	node   *child
 	addr   string
+	place  rigPlace // where the node and the clients run
 }
 
 // CompareFS runs cfg: each round measures every variant once, starting
@@ -164,7 +166,8 @@ func (r *fsRig) setUp(ctx context.Context) error {
 		return err
 	}
 	r.root = strings.TrimSpace(string(out))
-	node, m, err := startChild(ctx, fsListening, r.cfg.Binary, "serve", "--data-dir", server, "--listen", "127.0.0.1:0")
+	name, args := r.place.serverCmd(r.cfg.Binary, "serve", "--data-dir", server, "--listen", net.JoinHostPort(r.place.addr(), "0"))
+	node, m, err := startChild(ctx, fsListening, name, args...)
 	if err != nil {
 		return err
 	}

@@ -231,7 +231,7 @@ func TestRunWAN(t *testing.T) {
 	if len(ran) != 1 || !strings.HasPrefix(ran[0], linkNSPrefix) {
 		t.Errorf("transfer ran in %v, want once, with the link's namespaces", ran)
 	}
-	if !strings.HasSuffix(last, " target >=0.85 met") || !strings.Contains(report, "| cheap | probe | 8.0 | 0.160 |") {
+	if !strings.HasSuffix(last, " target >=0.85 met") || !strings.Contains(report, "| cheap | probe | – | 8.0 Mbit/s | 0.160 |") {
 		t.Errorf("verified profile: report lacks the met goal or the probe's row")
 	}
 }

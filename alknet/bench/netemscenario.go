@@ -5,16 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
 // A WANTransfer is one measured piece of work over an emulated link: the
 // wan scenario runs each on every profile that verified. Run moves data
 // between the link's namespaces (it picks the direction) and returns the
-// goodput in bytes per second.
+// goodput in bytes per second, or with Latency a latency in seconds.
 type WANTransfer struct {
 	Name string
 	Run  func(ctx context.Context, l *Link) (bytesPerSec float64, err error)
+	// Latency says that Run returns seconds, not bytes per second.
+	Latency bool
+	// Work, if set, describes the work done on a profile (the size moved,
+	// which may depend on the profile) for the report.
+	Work func(LinkProfile) string
 }
 
 // DirectTCPTransfer is the baseline: one Go TCP connection from A to B for
@@ -58,8 +64,11 @@ type WANResult struct {
 
 // WANTransferResult is one transfer on one profile.
 type WANTransferResult struct {
-	Name        string
+	Name string
+	// BytesPerSec is Run's result: seconds when Latency is set.
 	BytesPerSec float64
+	Latency     bool
+	Work        string
 	Err         error
 }
 
@@ -133,13 +142,25 @@ func runWANProfile(ctx context.Context, cfg WANConfig, p LinkProfile, progress f
 	}
 	for _, t := range cfg.Transfers {
 		bps, err := t.Run(ctx, l)
-		r.Transfers = append(r.Transfers, WANTransferResult{Name: t.Name, BytesPerSec: bps, Err: err})
-		progress("wan %s: %s %.1f Mbit/s %v", p.Name, t.Name, bps*8/1e6, errOrEmpty(err))
+		tr := WANTransferResult{Name: t.Name, BytesPerSec: bps, Latency: t.Latency, Err: err}
+		if t.Work != nil {
+			tr.Work = t.Work(r.Profile)
+		}
+		r.Transfers = append(r.Transfers, tr)
+		progress("wan %s: %s %s %v", p.Name, t.Name, tr.value(), errOrEmpty(err))
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	return r
+}
+
+// value is the result with its unit: Mbit/s, or ms for a latency.
+func (t WANTransferResult) value() string {
+	if t.Latency {
+		return fmt.Sprintf("%.1f ms", t.BytesPerSec*1e3)
+	}
+	return fmt.Sprintf("%.1f Mbit/s", t.BytesPerSec*8/1e6)
 }
 
 func verdict(v VerifyResult) string {
@@ -181,20 +202,27 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 			p.Name, p.RTT, v.RTT.Round(10*time.Microsecond), float64(p.RateBps)/1e6, v.TCPBps/1e6, v.RateRatio(),
 			100*p.MeanLoss(), measuredLoss(v), p.QueueBytes>>10, r.CongestionControl, verd)
 	}
-	fmt.Fprintf(w, "\nTransfers over each verified profile (Mbit/s of payload; *of rate* is the fraction of the profile's rate):\n\n")
-	fmt.Fprintf(w, "| profile | transfer | Mbit/s | of rate |\n|---|---|---:|---:|\n")
+	fmt.Fprintf(w, "\nTransfers over each verified profile (Mbit/s of payload, or a latency in ms; *of rate* is the fraction of the profile's rate):\n\n")
+	fmt.Fprintf(w, "| profile | transfer | work | result | of rate |\n|---|---|---|---:|---:|\n")
 	for _, r := range results {
 		if s := r.Skipped(); s != "" {
-			fmt.Fprintf(w, "| %s | – | skipped: %s | – |\n", r.Profile.Name, s)
+			fmt.Fprintf(w, "| %s | – | – | skipped: %s | – |\n", r.Profile.Name, s)
 			continue
 		}
 		for _, t := range r.Transfers {
+			work := t.Work
+			if work == "" {
+				work = "–"
+			}
 			if t.Err != nil {
-				fmt.Fprintf(w, "| %s | %s | failed: %v | – |\n", r.Profile.Name, t.Name, t.Err)
+				fmt.Fprintf(w, "| %s | %s | %s | failed: %s | – |\n", r.Profile.Name, t.Name, work, oneLine(t.Err))
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %.1f | %.3f |\n", r.Profile.Name, t.Name, t.BytesPerSec*8/1e6,
-				t.BytesPerSec*8/float64(max(r.Profile.RateBps, 1)))
+			ofRate := "–"
+			if !t.Latency {
+				ofRate = fmt.Sprintf("%.3f", t.BytesPerSec*8/float64(max(r.Profile.RateBps, 1)))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.Profile.Name, t.Name, work, t.value(), ofRate)
 		}
 	}
 	fmt.Fprintf(w, "\nEmulator counters, A to B / B to A (packets):\n\n")
@@ -207,12 +235,27 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 			a.LateMax.Round(time.Microsecond), b.LateMax.Round(time.Microsecond))
 	}
 	fmt.Fprintln(w)
+	report := writeReportGoals(w, results)
 	for _, r := range results {
 		writeGoal(w, "emulator-tcp", r.Profile.Name, r.Verify.RateRatio(), ">=", VerifyRateFraction)
 	}
 	writeDirectionSwitchGoals(w, results)
 	writePathChoiceGoals(w, results)
+	for _, line := range report {
+		fmt.Fprint(w, line)
+	}
 	fmt.Fprintln(w)
+}
+
+// oneLine is err's message on one line (a child's output follows its
+// first line), for a table cell.
+func oneLine(err error) string {
+	s := strings.ReplaceAll(err.Error(), "\n", " ⏎ ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }
 
 func measuredLoss(v VerifyResult) string {
@@ -220,4 +263,39 @@ func measuredLoss(v VerifyResult) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f%% of %d", 100*v.Loss, v.LossSent)
+}
+
+// ByLoss pairs the transfers of full and lossy, which must do the same
+// work in the same order at two sizes: each runs full's on a path without
+// loss and lossy's on one with random or bursty loss (where QUIC's NewReno
+// moves ~3 Mbit/s and a size fit for a clean path takes minutes). Work,
+// if unset, says which size ran.
+func ByLoss(full, lossy []WANTransfer, fullWork, lossyWork string) ([]WANTransfer, error) {
+	if len(full) != len(lossy) {
+		return nil, fmt.Errorf("bench: ByLoss: %d transfers against %d", len(full), len(lossy))
+	}
+	ts := make([]WANTransfer, len(full))
+	for i, f := range full {
+		lo := lossy[i]
+		if f.Name != lo.Name || f.Latency != lo.Latency {
+			return nil, fmt.Errorf("bench: ByLoss: %s paired with %s", f.Name, lo.Name)
+		}
+		t := f
+		t.Run = func(ctx context.Context, l *Link) (float64, error) {
+			if l.Profile().MeanLoss() > 0 {
+				return lo.Run(ctx, l)
+			}
+			return f.Run(ctx, l)
+		}
+		if t.Work == nil {
+			t.Work = func(p LinkProfile) string {
+				if p.MeanLoss() > 0 {
+					return lossyWork
+				}
+				return fullWork
+			}
+		}
+		ts[i] = t
+	}
+	return ts, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench"
@@ -15,10 +17,15 @@ import (
 var (
 	wanProfiles        = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
 	wanDuration        = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
+	wanSwitchBytes     = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each transfer of the send-path reproduction and alknet perf (at most -wan-lossy-bytes on lossy paths)")
 	wanPathChoiceBytes = flag.Int64("wan-pathchoice-bytes", 16<<20, "wan: bytes each way of each alknet perf run of the transport-choice transfers")
 	wanKnobRounds      = flag.Int("wan-knobs", 0, "wan: rounds of the quic-go knob comparison (bare quic-go, each quic.Config variant in turn); 0: skip it")
 	wanKnobBytes       = flag.Int64("wan-knob-bytes", 32<<20, "wan: bytes of each transfer of the quic-go knob comparison")
-	wanSwitchBytes     = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each bare quic-go transfer of the send-path reproduction")
+	wanTransfersFl     = flag.String("wan-transfers", "switch,perf,choice,sftp,forward,git,fs,call",
+		"wan: comma-separated transfers besides direct TCP: switch (bare quic-go send path), perf (alknet perf), choice (transport choice), and the report's sftp, forward, git, fs, call")
+	wanBytes      = flag.String("wan-bytes", "256MiB", "wan: size of the sftp and fs files on paths without loss")
+	wanLossyBytes = flag.String("wan-lossy-bytes", "8MiB", "wan: size of the sftp and fs files on paths with loss (QUIC moves ~3 Mbit/s there)")
+	wanForward    = flag.Duration("wan-forward-time", 5*time.Second, "wan: length of each iperf3 run through a forward, whole seconds")
 )
 
 // wanScenario emulates each profile's path between two network namespaces
@@ -39,25 +46,72 @@ func wanScenario(ctx context.Context, w io.Writer, bin string) error {
 		return err
 	}
 	defer cleanup()
+	transfers, err := wanTransfers(bin)
+	if err != nil {
+		return err
+	}
 	results, err := bench.RunWAN(ctx, bench.WANConfig{
 		Profiles:  profiles,
 		Verify:    bench.VerifyOptions{TCPDuration: *wanDuration},
-		Transfers: wanTransfers(bin),
+		Transfers: transfers,
 		Progress:  func(msg string) { fmt.Fprintln(os.Stderr, msg) },
 	})
 	bench.WriteWANMarkdown(w, results, err)
 	return err
 }
 
-// wanTransfers are the transfers run on each verified profile; the
-// alknet transfers of issue 17 §2-§6 join the baseline here.
-func wanTransfers(bin string) []bench.WANTransfer {
-	ts := append([]bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)},
-		bench.DirectionSwitchTransfers(*wanSwitchBytes)...)
-	ts = append(ts, bench.AlknetPerfTransfers(bin, *wanSwitchBytes)...)
-	ts = append(ts, bench.PathChoiceTransfers(bin, *wanPathChoiceBytes)...)
+// wanTransfers are the transfers -wan-transfers picks, run on each
+// verified profile after the direct TCP baseline; the alknet transfers of
+// issue 17 §2-§6 join here.
+func wanTransfers(bin string) ([]bench.WANTransfer, error) {
+	size, err := parseBytes(*wanBytes)
+	if err != nil {
+		return nil, fmt.Errorf("-wan-bytes: %w", err)
+	}
+	lossySize, err := parseBytes(*wanLossyBytes)
+	if err != nil {
+		return nil, fmt.Errorf("-wan-lossy-bytes: %w", err)
+	}
+	// The send-path transfers move -wan-switch-bytes on a clean path and
+	// at most -wan-lossy-bytes on a lossy one.
+	switchLossy := min(*wanSwitchBytes, lossySize)
+	work := func(n int64) string { return fmt.Sprintf("%d MiB per transfer", n>>20) }
+	ts := []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+	var report []string
+	for _, name := range strings.Split(*wanTransfersFl, ",") {
+		var pair []bench.WANTransfer
+		switch name = strings.TrimSpace(name); name {
+		case "":
+		case "switch":
+			pair, err = bench.ByLoss(bench.DirectionSwitchTransfers(*wanSwitchBytes), bench.DirectionSwitchTransfers(switchLossy),
+				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
+		case "perf":
+			pair, err = bench.ByLoss(bench.AlknetPerfTransfers(bin, *wanSwitchBytes), bench.AlknetPerfTransfers(bin, switchLossy),
+				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
+		case "choice":
+			pair = bench.PathChoiceTransfers(bin, *wanPathChoiceBytes)
+		default:
+			if !slices.Contains(bench.ReportGroups(), name) {
+				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, choice, %s)", name, strings.Join(bench.ReportGroups(), ", "))
+			}
+			report = append(report, name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, pair...)
+	}
 	if *wanKnobRounds > 0 {
 		ts = append(ts, bench.QUICKnobTransfers(*wanKnobBytes, *wanKnobRounds)...)
 	}
-	return ts
+	if len(report) == 0 {
+		return ts, nil
+	}
+	if *wanForward < time.Second {
+		return nil, fmt.Errorf("-wan-forward-time %v: want at least 1s", *wanForward)
+	}
+	rts, err := bench.ReportTransfers(bench.ReportConfig{
+		Binary: bin, Groups: report, Bytes: size, LossyBytes: lossySize, ForwardTime: *wanForward, GitCache: *gitCache,
+	})
+	return append(ts, rts...), err
 }
