@@ -93,7 +93,7 @@ func services() []service {
 			if err := registerSysOps(n.calls, n.id); err != nil {
 				return part{}, err
 			}
-			h, err := call.NewHandler(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
+			h, err := call.New(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})
 			if err != nil {
 				return part{}, err
 			}

@@ -131,7 +131,7 @@ func startNode(t *testing.T, peers []core.PeerEntry, tokens []core.TokenEntry, c
 	if err := call.RegisterBuiltins(reg, call.Info{NodeID: "test", Version: "test", ALPNs: []string{call.ALPN}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	h, err := call.NewHandler(call.Config{Registry: reg, Identities: live})
+	h, err := call.New(call.Config{Registry: reg, Identities: live})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func Example() {
 	}
 	ids := core.NewLiveDirectory(dir, nil)
 	quiet := slog.New(slog.DiscardHandler)
-	h, err := call.NewHandler(call.Config{Registry: reg, Identities: ids, Logger: quiet})
+	h, err := call.New(call.Config{Registry: reg, Identities: ids, Logger: quiet})
 	if err != nil {
 		log.Fatal(err)
 	}

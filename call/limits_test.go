@@ -63,7 +63,7 @@ func TestAnonymousFrameLimit(t *testing.T) {
 func TestFrameBudgetRefusesStream(t *testing.T) {
 	reg := call.NewRegistry()
 	testOps(t, reg, nil)
-	h, err := call.NewHandler(call.Config{Registry: reg, MaxAnonFrameBytes: call.DefaultMaxFrameBytes})
+	h, err := call.New(call.Config{Registry: reg, MaxAnonFrameBytes: call.DefaultMaxFrameBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) 
 func TestQuietCallOutlivesAppIdle(t *testing.T) {
 	reg := call.NewRegistry()
 	testOps(t, reg, nil)
-	h, err := call.NewHandler(call.Config{Registry: reg})
+	h, err := call.New(call.Config{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

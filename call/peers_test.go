@@ -59,7 +59,7 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := call.NewHandler(call.Config{Registry: reg, Identities: live, Peers: ps})
+	h, err := call.New(call.Config{Registry: reg, Identities: live, Peers: ps})
 	if err != nil {
 		t.Fatal(err)
 	}

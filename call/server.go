@@ -40,8 +40,8 @@ type Handler struct {
 	srv *server
 }
 
-// NewHandler validates cfg and returns the handler.
-func NewHandler(cfg Config) (*Handler, error) {
+// New validates cfg and returns the handler.
+func New(cfg Config) (*Handler, error) {
 	srv, err := newServer(cfg.Registry, cfg.Identities, cfg.Peers, cfg.MaxFrameBytes, cfg.Logger)
 	if err != nil {
 		return nil, err

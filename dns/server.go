@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -34,7 +35,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, logger: cfg.Logger}
 	if s.store == nil {
-		s.store, _ = OpenStore(StoreConfig{Clock: cfg.Clock, Logger: cfg.Logger})
+		// In memory: no directory to fail on, but say so if it does.
+		if s.store, err = OpenStore(StoreConfig{Clock: cfg.Clock, Logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("dns: packet store: %w", err)
+		}
 	}
 	s.limiter = newRateLimiter(cfg.PublishRate, cfg.Clock)
 	if cfg.Zones != nil {

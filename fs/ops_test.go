@@ -29,7 +29,7 @@ func TestOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := core.NewLiveDirectory(dir, nil)
-	h, err := call.NewHandler(call.Config{Registry: reg, Identities: live})
+	h, err := call.New(call.Config{Registry: reg, Identities: live})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func start(t *testing.T, cfg git.Config, peers ...peer) *fixture {
 	if err := f.srv.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	calls, err := call.NewHandler(call.Config{Registry: reg, Logger: cfg.Logger})
+	calls, err := call.New(call.Config{Registry: reg, Logger: cfg.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func startHead(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.srv.Close() })
-	calls, err := call.NewHandler(call.Config{Registry: f.reg, Identities: live, Peers: peers, Logger: quiet})
+	calls, err := call.New(call.Config{Registry: f.reg, Identities: live, Peers: peers, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ const wsMaxMessage = call.DefaultMaxFrameBytes
 // WebSocket, run by the call module's own session code, so that either
 // side may call the other and a client that goes away aborts its calls.
 func (s *Server) wsHandler() (http.Handler, error) {
-	calls, err := call.NewHandler(call.Config{Registry: s.cfg.Registry, Identities: s.cfg.Identities, Peers: s.cfg.Peers, MaxFrameBytes: wsMaxMessage, Logger: s.logger})
+	calls, err := call.New(call.Config{Registry: s.cfg.Registry, Identities: s.cfg.Identities, Peers: s.cfg.Peers, MaxFrameBytes: wsMaxMessage, Logger: s.logger})
 	if err != nil {
 		return nil, fmt.Errorf("http: WebSocket: %w", err)
 	}

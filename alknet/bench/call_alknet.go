@@ -263,7 +263,7 @@ func (a *alknetClient) startNode(key, clientKey ed25519.PrivateKey, peers *call.
 	if err != nil {
 		return err
 	}
-	h, err := call.NewHandler(call.Config{Registry: reg, Identities: ids, Peers: peers, Logger: discard()})
+	h, err := call.New(call.Config{Registry: reg, Identities: ids, Peers: peers, Logger: discard()})
 	if err != nil {
 		return err
 	}
