@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -11,12 +9,9 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/msg"
-	"github.com/alkdev/alknet/vault"
 )
 
 // msgConfig is the [msg] section: end-to-end messages and inboxes
@@ -296,48 +291,4 @@ func buildMsg(n *node, _ []string) (part, error) {
 		p.tasks = append(p.tasks, pub.Run)
 	}
 	return p, nil
-}
-
-// vaultKeys are the keys a node takes from its vault.
-type vaultKeys struct {
-	node    ed25519.PrivateKey // the node key
-	msg     *ecdh.PrivateKey   // the X25519 messaging key (msg.KeyPath)
-	mixSeed []byte             // the mix key seed (msg.MixKeyPath)
-}
-
-// nodeKeys opens the vault once and returns the node key, the X25519
-// messaging key derived at msg.KeyPath and the mix key seed derived at
-// msg.MixKeyPath.
-func nodeKeys(c *cli.Context, dir string) (vaultKeys, error) {
-	v, err := openVault(c, dir, true, c.App.ErrWriter)
-	if err != nil {
-		return vaultKeys{}, err
-	}
-	defer v.Close()
-	var ks vaultKeys
-	if ks.node, err = v.NodeKey(); err != nil {
-		return vaultKeys{}, err
-	}
-	seed := func(path string) ([]byte, error) {
-		p, err := vault.ParsePath(path)
-		if err != nil {
-			return nil, err
-		}
-		k, err := v.Derive(p)
-		if err != nil {
-			return nil, err
-		}
-		defer k.Wipe()
-		return bytes.Clone(k.PrivateKey().Seed()), nil
-	}
-	ms, err := seed(msg.KeyPath)
-	if err != nil {
-		return vaultKeys{}, err
-	}
-	defer clear(ms)
-	if ks.msg, err = msg.NewKey(ms); err != nil {
-		return vaultKeys{}, err
-	}
-	ks.mixSeed, err = seed(msg.MixKeyPath)
-	return ks, err
 }

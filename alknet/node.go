@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/msg"
 	"github.com/alkdev/alknet/vault"
 )
 
@@ -199,6 +202,50 @@ func nodeKey(c *cli.Context, dir string) (ed25519.PrivateKey, error) {
 	}
 	defer v.Close()
 	return v.NodeKey()
+}
+
+// vaultKeys are the keys a node takes from its vault.
+type vaultKeys struct {
+	node    ed25519.PrivateKey // the node key
+	msg     *ecdh.PrivateKey   // the X25519 messaging key (msg.KeyPath)
+	mixSeed []byte             // the mix key seed (msg.MixKeyPath)
+}
+
+// nodeKeys opens the vault once and returns the node key, the X25519
+// messaging key derived at msg.KeyPath and the mix key seed derived at
+// msg.MixKeyPath.
+func nodeKeys(c *cli.Context, dir string) (vaultKeys, error) {
+	v, err := openVault(c, dir, true, c.App.ErrWriter)
+	if err != nil {
+		return vaultKeys{}, err
+	}
+	defer v.Close()
+	var ks vaultKeys
+	if ks.node, err = v.NodeKey(); err != nil {
+		return vaultKeys{}, err
+	}
+	seed := func(path string) ([]byte, error) {
+		p, err := vault.ParsePath(path)
+		if err != nil {
+			return nil, err
+		}
+		k, err := v.Derive(p)
+		if err != nil {
+			return nil, err
+		}
+		defer k.Wipe()
+		return bytes.Clone(k.PrivateKey().Seed()), nil
+	}
+	ms, err := seed(msg.KeyPath)
+	if err != nil {
+		return vaultKeys{}, err
+	}
+	defer clear(ms)
+	if ks.msg, err = msg.NewKey(ms); err != nil {
+		return vaultKeys{}, err
+	}
+	ks.mixSeed, err = seed(msg.MixKeyPath)
+	return ks, err
 }
 
 // nodeID returns the NodeID of a node key.
