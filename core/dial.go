@@ -23,12 +23,12 @@ func ParseAddr(s string) (NodeID, string, error) {
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		id, err := ParseNodeID(s[:at])
 		if err != nil {
-			return NodeID{}, "", fmt.Errorf("core: address %q: %w", shorten(s), err)
+			return NodeID{}, "", fmt.Errorf("core: address %q: %w", Clip(s), err)
 		}
 		pin, hostport = id, s[at+1:]
 	}
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		return NodeID{}, "", fmt.Errorf("core: address %q: want [nodeid@]host:port", shorten(s))
+		return NodeID{}, "", fmt.Errorf("core: address %q: want [nodeid@]host:port", Clip(s))
 	}
 	return pin, hostport, nil
 }

@@ -123,7 +123,7 @@ func checkScopes(owner string, scopes []string) []error {
 	var errs []error
 	for _, s := range scopes {
 		if !ValidScope(s) {
-			errs = append(errs, fmt.Errorf("%s: invalid scope %q", owner, shorten(s)))
+			errs = append(errs, fmt.Errorf("%s: invalid scope %q", owner, Clip(s)))
 		}
 	}
 	return errs

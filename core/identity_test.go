@@ -261,3 +261,18 @@ func TestValidAfterReload(t *testing.T) {
 		t.Error("an SSH key in two peers was accepted")
 	}
 }
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("a", 63) + "é" + "tail" // é spans bytes 63-64
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"short", "short"},
+		{strings.Repeat("x", 64), strings.Repeat("x", 64)},
+		{strings.Repeat("x", 65), strings.Repeat("x", 64) + "…"},
+		{long, strings.Repeat("a", 63) + "…"},
+	} {
+		if got := Clip(tc.in); got != tc.want {
+			t.Errorf("Clip(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // zbase32 is the z-base-32 alphabet (as pkarr uses it), most significant bit
@@ -42,16 +43,16 @@ var errZeroKey = errors.New("core: the all-zero ed25519 key is not a node key")
 func ParseNodeID(s string) (NodeID, error) {
 	var id NodeID
 	if len(s) != NodeIDLen {
-		return id, fmt.Errorf("core: node ID %q: length %d, want %d z-base-32 characters", shorten(s), len(s), NodeIDLen)
+		return id, fmt.Errorf("core: node ID %q: length %d, want %d z-base-32 characters", Clip(s), len(s), NodeIDLen)
 	}
 	n, err := zbase32.Decode(id.key[:], []byte(s))
 	// Re-encoding rejects non-zero trailing bits, so every NodeID has exactly
 	// one text form.
 	if err != nil || n != len(id.key) || zbase32.EncodeToString(id.key[:]) != s {
-		return NodeID{}, fmt.Errorf("core: node ID %q: not z-base-32", shorten(s))
+		return NodeID{}, fmt.Errorf("core: node ID %q: not z-base-32", Clip(s))
 	}
 	if id.IsZero() {
-		return NodeID{}, fmt.Errorf("core: node ID %q: %w", shorten(s), errZeroKey)
+		return NodeID{}, fmt.Errorf("core: node ID %q: %w", Clip(s), errZeroKey)
 	}
 	return id, nil
 }
@@ -99,10 +100,18 @@ func (id *NodeID) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// shorten keeps hostile input out of error messages at a bounded length.
-func shorten(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+// Clip bounds untrusted text quoted in an error message: at most 64 bytes,
+// cut at a character boundary, with "…" when cut. Modules quote what a
+// peer or a config file sent through it, so hostile input cannot flood
+// logs or replies.
+func Clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -225,7 +225,7 @@ func (m *PathMemory) Lookup(key string) Network {
 // key.
 func (m *PathMemory) Remember(key string, network Network) error {
 	if !validPathKey(key) {
-		return fmt.Errorf("core: path memory: bad key %q", shorten(key))
+		return fmt.Errorf("core: path memory: bad key %q", Clip(key))
 	}
 	switch network {
 	case NetworkAuto, NetworkQUIC, NetworkTCP:
@@ -346,7 +346,7 @@ func parsePathMemory(data []byte) (map[string]pathEntry, error) {
 		}
 		network := Network(f[1])
 		if network != NetworkQUIC && network != NetworkTCP {
-			return nil, fmt.Errorf("line %d: unknown network %q", line, shorten(f[1]))
+			return nil, fmt.Errorf("line %d: unknown network %q", line, Clip(f[1]))
 		}
 		exp, err := strconv.ParseInt(f[2], 10, 64)
 		if err != nil || exp < 0 {

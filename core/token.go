@@ -45,10 +45,10 @@ func ParseTokenHash(s string) (TokenHash, error) {
 	var h TokenHash
 	hexPart, ok := strings.CutPrefix(s, "sha256:")
 	if !ok || len(hexPart) != 2*sha256.Size {
-		return h, fmt.Errorf("core: token hash %q: want \"sha256:\" and 64 hex digits", shorten(s))
+		return h, fmt.Errorf("core: token hash %q: want \"sha256:\" and 64 hex digits", Clip(s))
 	}
 	if _, err := hex.Decode(h.sum[:], []byte(hexPart)); err != nil {
-		return TokenHash{}, fmt.Errorf("core: token hash %q: want \"sha256:\" and 64 hex digits", shorten(s))
+		return TokenHash{}, fmt.Errorf("core: token hash %q: want \"sha256:\" and 64 hex digits", Clip(s))
 	}
 	return h, nil
 }

@@ -253,13 +253,13 @@ func receiveExchange(st core.Stream, sess *session, stdin io.WriteCloser, stdout
 		c, ok := byRef[ref]
 		switch {
 		case !ok:
-			return fmt.Errorf("git report names unknown ref %q", truncate(ref))
+			return fmt.Errorf("git report names unknown ref %q", core.Clip(ref))
 		case verdict == "ok":
 			c.status = ""
 		case verdict == "ng":
 			c.status = reason
 		default:
-			return fmt.Errorf("git report: unexpected line %q", truncate(s))
+			return fmt.Errorf("git report: unexpected line %q", core.Clip(s))
 		}
 		return nil
 	})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // errBadName is wrapped by the errors of [ParseRepoPath].
@@ -22,7 +24,7 @@ func ParseRepoPath(p string) (string, error) {
 	name := strings.TrimPrefix(p, "/")
 	name = strings.TrimSuffix(name, ".git")
 	if err := validName(name); err != nil {
-		return "", fmt.Errorf("%w %q: %v", errBadName, truncate(p), err)
+		return "", fmt.Errorf("%w %q: %v", errBadName, core.Clip(p), err)
 	}
 	return name, nil
 }

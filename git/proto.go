@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // agent is the agent capability value the server advertises.
@@ -172,12 +174,12 @@ func peel(sto *filesystem.Storage, tag *object.Tag) (plumbing.Hash, error) {
 // parseHash parses a 40-digit lower-case hex object ID.
 func parseHash(s string) (plumbing.Hash, error) {
 	if len(s) != 40 {
-		return plumbing.ZeroHash, fmt.Errorf("object id %q: want 40 hex digits", truncate(s))
+		return plumbing.ZeroHash, fmt.Errorf("object id %q: want 40 hex digits", core.Clip(s))
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return plumbing.ZeroHash, fmt.Errorf("object id %q: want 40 hex digits", truncate(s))
+			return plumbing.ZeroHash, fmt.Errorf("object id %q: want 40 hex digits", core.Clip(s))
 		}
 	}
 	return plumbing.NewHash(s), nil
@@ -190,30 +192,22 @@ func parseHash(s string) (plumbing.Hash, error) {
 func validRefName(name string) error {
 	rest, ok := strings.CutPrefix(name, "refs/")
 	if !ok || rest == "" || len(name) > 1024 {
-		return fmt.Errorf("reference %q: must start with refs/", truncate(name))
+		return fmt.Errorf("reference %q: must start with refs/", core.Clip(name))
 	}
 	if strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.HasSuffix(name, ".") {
-		return fmt.Errorf("reference %q: invalid name", truncate(name))
+		return fmt.Errorf("reference %q: invalid name", core.Clip(name))
 	}
 	for _, part := range strings.Split(rest, "/") {
 		if part == "" || part[0] == '.' || strings.HasSuffix(part, ".lock") {
-			return fmt.Errorf("reference %q: invalid name", truncate(name))
+			return fmt.Errorf("reference %q: invalid name", core.Clip(name))
 		}
 	}
 	if strings.ContainsFunc(name, func(r rune) bool {
 		return r <= ' ' || r == 0x7f || strings.ContainsRune("~^:?*[\\", r)
 	}) {
-		return fmt.Errorf("reference %q: invalid character", truncate(name))
+		return fmt.Errorf("reference %q: invalid character", core.Clip(name))
 	}
 	return nil
-}
-
-// truncate shortens client input quoted in errors.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // sideband writes data on one side-band-64k channel, in pkt-lines of at

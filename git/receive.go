@@ -57,7 +57,7 @@ func (req *pushRequest) parseLine(line []byte) error {
 	}
 	f := strings.Split(s, " ")
 	if len(f) != 3 {
-		return protoErr("receive-pack: malformed command %q", truncate(s))
+		return protoErr("receive-pack: malformed command %q", core.Clip(s))
 	}
 	old, err := parseHash(f[0])
 	if err != nil {

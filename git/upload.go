@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // uploadCaps are the capabilities upload-pack advertises. Negotiation is
@@ -68,7 +70,7 @@ func (req *uploadRequest) parseLine(line []byte) error {
 		}
 		req.depth = n
 	default:
-		return protoErr("upload-pack: unsupported request %q", truncate(cmd))
+		return protoErr("upload-pack: unsupported request %q", core.Clip(cmd))
 	}
 	return nil
 }
@@ -185,7 +187,7 @@ func negotiate(sc *pktline.Scanner, w *bufio.Writer, wk *walker) ([]plumbing.Has
 		default:
 			arg, ok := strings.CutPrefix(string(line), "have ")
 			if !ok {
-				return nil, protoErr("upload-pack: expected have or done, got %q", truncate(string(line)))
+				return nil, protoErr("upload-pack: expected have or done, got %q", core.Clip(string(line)))
 			}
 			h, err := parseHash(arg)
 			if err != nil {

@@ -263,7 +263,7 @@ func (p *Policy) Validate() error {
 		}
 		for _, s := range ca.Scopes {
 			if !core.ValidScope(s) {
-				errs = append(errs, fmt.Errorf("%s: invalid scope %q", label, shorten(s)))
+				errs = append(errs, fmt.Errorf("%s: invalid scope %q", label, core.Clip(s)))
 			}
 		}
 	}
@@ -387,7 +387,7 @@ func (cfg Config) validate() (Config, error) {
 		}
 		for _, kv := range e.Env {
 			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-				errs = append(errs, fmt.Errorf("Exec.Env: %q is not KEY=value", shorten(kv)))
+				errs = append(errs, fmt.Errorf("Exec.Env: %q is not KEY=value", core.Clip(kv)))
 			}
 		}
 		if e.Dir != "" && !filepath.IsAbs(e.Dir) {

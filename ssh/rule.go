@@ -113,7 +113,7 @@ func ParseRule(s string) (Rule, error) {
 	var r Rule
 	fields := strings.Fields(s)
 	if len(fields) < 2 {
-		return r, fmt.Errorf("ssh: rule %q: want \"allow|deny TARGET [principals=...]\"", shorten(s))
+		return r, fmt.Errorf("ssh: rule %q: want \"allow|deny TARGET [principals=...]\"", core.Clip(s))
 	}
 	switch fields[0] {
 	case "allow":
@@ -121,26 +121,26 @@ func ParseRule(s string) (Rule, error) {
 	case "deny":
 		r.Action = Deny
 	default:
-		return r, fmt.Errorf("ssh: rule %q: action %q is not allow or deny", shorten(s), shorten(fields[0]))
+		return r, fmt.Errorf("ssh: rule %q: action %q is not allow or deny", core.Clip(s), core.Clip(fields[0]))
 	}
 	t, err := ParseTarget(fields[1])
 	if err != nil {
-		return Rule{}, fmt.Errorf("ssh: rule %q: %w", shorten(s), unprefix(err))
+		return Rule{}, fmt.Errorf("ssh: rule %q: %w", core.Clip(s), unprefix(err))
 	}
 	r.Target = t
 	seen := false
 	for _, opt := range fields[2:] {
 		k, v, _ := strings.Cut(opt, "=")
 		if k != "principals" {
-			return Rule{}, fmt.Errorf("ssh: rule %q: unknown option %q (known: principals=)", shorten(s), shorten(opt))
+			return Rule{}, fmt.Errorf("ssh: rule %q: unknown option %q (known: principals=)", core.Clip(s), core.Clip(opt))
 		}
 		if seen {
-			return Rule{}, fmt.Errorf("ssh: rule %q: principals given twice", shorten(s))
+			return Rule{}, fmt.Errorf("ssh: rule %q: principals given twice", core.Clip(s))
 		}
 		seen = true
 		r.Principals = strings.Split(v, ",")
 		if err := checkPrincipals(r.Principals); err != nil {
-			return Rule{}, fmt.Errorf("ssh: rule %q: %w", shorten(s), err)
+			return Rule{}, fmt.Errorf("ssh: rule %q: %w", core.Clip(s), err)
 		}
 	}
 	return r, nil
@@ -178,7 +178,7 @@ func checkPrincipals(ps []string) error {
 		if p == "" || len(p) > 128 || strings.ContainsFunc(p, func(r rune) bool {
 			return r <= ' ' || r == 0x7f || r == ',' || r == '='
 		}) {
-			return fmt.Errorf("invalid principal %q (identity IDs or scopes, comma-separated, no spaces)", shorten(p))
+			return fmt.Errorf("invalid principal %q (identity IDs or scopes, comma-separated, no spaces)", core.Clip(p))
 		}
 	}
 	return nil
@@ -208,18 +208,18 @@ func ParseTarget(s string) (Target, error) {
 	case strings.HasPrefix(s, "["):
 		end := strings.IndexByte(s, ']')
 		if end < 0 {
-			return Target{}, fmt.Errorf("ssh: target %q: missing ]", shorten(s))
+			return Target{}, fmt.Errorf("ssh: target %q: missing ]", core.Clip(s))
 		}
 		host = s[1:end]
 		rest := s[end+1:]
 		if rest != "" {
 			if rest[0] != ':' {
-				return Target{}, fmt.Errorf("ssh: target %q: want [address]:port", shorten(s))
+				return Target{}, fmt.Errorf("ssh: target %q: want [address]:port", core.Clip(s))
 			}
 			ports, hasPort = rest[1:], true
 		}
 		if !strings.Contains(host, ":") {
-			return Target{}, fmt.Errorf("ssh: target %q: brackets are for IPv6 addresses", shorten(s))
+			return Target{}, fmt.Errorf("ssh: target %q: brackets are for IPv6 addresses", core.Clip(s))
 		}
 	case strings.Count(s, ":") > 1:
 		// A bare IPv6 address or range, without a port.
@@ -232,7 +232,7 @@ func ParseTarget(s string) (Target, error) {
 	if hasPort && ports != "*" {
 		first, last, err := parsePorts(ports)
 		if err != nil {
-			return Target{}, fmt.Errorf("ssh: target %q: %w", shorten(s), err)
+			return Target{}, fmt.Errorf("ssh: target %q: %w", core.Clip(s), err)
 		}
 		t.FirstPort, t.LastPort = first, last
 	}
@@ -247,23 +247,23 @@ func ParseTarget(s string) (Target, error) {
 	case strings.Contains(host, "/"):
 		p, err := netip.ParsePrefix(host)
 		if err != nil {
-			return Target{}, fmt.Errorf("ssh: target %q: bad address range: %w", shorten(s), err)
+			return Target{}, fmt.Errorf("ssh: target %q: bad address range: %w", core.Clip(s), err)
 		}
 		t.Prefix = p.Masked()
 	default:
 		if a, err := netip.ParseAddr(host); err == nil {
 			if a.Zone() != "" {
-				return Target{}, fmt.Errorf("ssh: target %q: addresses with a zone are not supported", shorten(s))
+				return Target{}, fmt.Errorf("ssh: target %q: addresses with a zone are not supported", core.Clip(s))
 			}
 			t.Prefix = netip.PrefixFrom(a, a.BitLen())
 		} else if strings.Contains(host, ":") {
-			return Target{}, fmt.Errorf("ssh: target %q: bad IPv6 address (put a port after [address])", shorten(s))
+			return Target{}, fmt.Errorf("ssh: target %q: bad IPv6 address (put a port after [address])", core.Clip(s))
 		} else {
 			t.Host = host
 		}
 	}
 	if err := t.Validate(); err != nil {
-		return Target{}, fmt.Errorf("ssh: target %q: %w", shorten(s), err)
+		return Target{}, fmt.Errorf("ssh: target %q: %w", core.Clip(s), err)
 	}
 	return t, nil
 }
@@ -279,7 +279,7 @@ func parsePorts(s string) (first, last uint16, err error) {
 			return 0, 0, err
 		}
 		if last < first {
-			return 0, 0, fmt.Errorf("port range %q runs backwards", shorten(s))
+			return 0, 0, fmt.Errorf("port range %q runs backwards", core.Clip(s))
 		}
 	}
 	return first, last, nil
@@ -287,11 +287,11 @@ func parsePorts(s string) (first, last uint16, err error) {
 
 func parsePort(s string) (uint16, error) {
 	if s == "" || len(s) > 5 || strings.TrimLeft(s, "0123456789") != "" || (len(s) > 1 && s[0] == '0') {
-		return 0, fmt.Errorf("bad port %q (want 1-65535, a range a-b, or *)", shorten(s))
+		return 0, fmt.Errorf("bad port %q (want 1-65535, a range a-b, or *)", core.Clip(s))
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("bad port %q (want 1-65535, a range a-b, or *)", shorten(s))
+		return 0, fmt.Errorf("bad port %q (want 1-65535, a range a-b, or *)", core.Clip(s))
 	}
 	return uint16(n), nil
 }
@@ -345,18 +345,18 @@ func (t Target) Validate() error {
 // checkHostPattern accepts lower-case DNS-ish names with at most one "*".
 func checkHostPattern(h string) error {
 	if h == "" || len(h) > maxHostLen {
-		return fmt.Errorf("host pattern %q: want 1 to %d characters", shorten(h), maxHostLen)
+		return fmt.Errorf("host pattern %q: want 1 to %d characters", core.Clip(h), maxHostLen)
 	}
 	if strings.Count(h, "*") > 1 {
-		return fmt.Errorf("host pattern %q: at most one *", shorten(h))
+		return fmt.Errorf("host pattern %q: at most one *", core.Clip(h))
 	}
 	for _, r := range h {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' || r == '*') {
-			return fmt.Errorf("host pattern %q: only letters, digits, '-', '.', '_' and one '*'", shorten(h))
+			return fmt.Errorf("host pattern %q: only letters, digits, '-', '.', '_' and one '*'", core.Clip(h))
 		}
 	}
 	if strings.HasSuffix(h, ".") || strings.HasPrefix(h, ".") || strings.Contains(h, "..") {
-		return fmt.Errorf("host pattern %q: empty label", shorten(h))
+		return fmt.Errorf("host pattern %q: empty label", core.Clip(h))
 	}
 	return nil
 }
@@ -503,15 +503,6 @@ func loopbackOnly(a netip.Addr) Action {
 		return Allow
 	}
 	return Deny
-}
-
-// shorten clips untrusted text for error messages.
-func shorten(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
 }
 
 // unprefix drops the module prefix from a nested error so it appears once.

@@ -372,7 +372,7 @@ func (c *connection) handleChannel(nc xssh.NewChannel) {
 		c.directStreamLocal(nc)
 	default:
 		_ = nc.Reject(xssh.UnknownChannelType, "unknown channel type")
-		c.log.Debug("ssh channel refused", "type", shorten(nc.ChannelType()), "reason", "unknown type")
+		c.log.Debug("ssh channel refused", "type", core.Clip(nc.ChannelType()), "reason", "unknown type")
 	}
 }
 

@@ -234,7 +234,7 @@ func (t TLS) validate() []error {
 	}
 	for i, d := range t.ACMEDomains {
 		if d == "" || strings.Contains(d, "*") {
-			errs = append(errs, fmt.Errorf("tls.acme_domains[%d]: %q is not a host name (no wildcards)", i, shorten(d)))
+			errs = append(errs, fmt.Errorf("tls.acme_domains[%d]: %q is not a host name (no wildcards)", i, core.Clip(d)))
 		}
 	}
 	if len(t.ACMEDomains) == 0 {
@@ -247,7 +247,7 @@ func (t TLS) validate() []error {
 	}
 	if t.ACMEDirectory != "" {
 		if u, err := url.Parse(t.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("tls.acme_directory: %q is not an https URL", shorten(t.ACMEDirectory)))
+			errs = append(errs, fmt.Errorf("tls.acme_directory: %q is not an https URL", core.Clip(t.ACMEDirectory)))
 		}
 	}
 	return errs

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // newFileMode is the mode of a config file that an edit creates: it may name
@@ -30,10 +32,10 @@ func AppendPeer(path string, p Peer) error {
 		Peers []Peer `toml:"peers"`
 	}{[]Peer{p}})
 	if err != nil {
-		return fmt.Errorf("config: append peer %q to %s: %w", shorten(p.ID), path, err)
+		return fmt.Errorf("config: append peer %q to %s: %w", core.Clip(p.ID), path, err)
 	}
 	if err := appendBlock(path, block); err != nil {
-		return fmt.Errorf("config: append peer %q to %s: %w", shorten(p.ID), path, err)
+		return fmt.Errorf("config: append peer %q to %s: %w", core.Clip(p.ID), path, err)
 	}
 	return nil
 }
@@ -45,10 +47,10 @@ func AppendToken(path string, t Token) error {
 		Tokens []Token `toml:"tokens"`
 	}{[]Token{t}})
 	if err != nil {
-		return fmt.Errorf("config: append token %q to %s: %w", shorten(t.Name), path, err)
+		return fmt.Errorf("config: append token %q to %s: %w", core.Clip(t.Name), path, err)
 	}
 	if err := appendBlock(path, block); err != nil {
-		return fmt.Errorf("config: append token %q to %s: %w", shorten(t.Name), path, err)
+		return fmt.Errorf("config: append token %q to %s: %w", core.Clip(t.Name), path, err)
 	}
 	return nil
 }

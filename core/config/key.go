@@ -38,29 +38,29 @@ func ParseKey(s string) (Key, error) {
 	}
 	pub, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(s))
 	if err != nil {
-		return Key{}, fmt.Errorf("key %q: not a node ID or OpenSSH public key line: %w", shorten(s), err)
+		return Key{}, fmt.Errorf("key %q: not a node ID or OpenSSH public key line: %w", core.Clip(s), err)
 	}
 	switch {
 	case len(options) > 0:
-		return Key{}, fmt.Errorf("key %q: authorized_keys options are not supported", shorten(s))
+		return Key{}, fmt.Errorf("key %q: authorized_keys options are not supported", core.Clip(s))
 	case len(strings.TrimSpace(string(rest))) > 0:
-		return Key{}, fmt.Errorf("key %q: more than one key; give one key per entry", shorten(s))
+		return Key{}, fmt.Errorf("key %q: more than one key; give one key per entry", core.Clip(s))
 	}
 	if _, ok := pub.(*ssh.Certificate); ok {
-		return Key{}, fmt.Errorf("key %q: SSH certificates are not supported", shorten(s))
+		return Key{}, fmt.Errorf("key %q: SSH certificates are not supported", core.Clip(s))
 	}
 	if pub.Type() == ssh.KeyAlgoED25519 {
 		cpk, ok := pub.(ssh.CryptoPublicKey)
 		if !ok {
-			return Key{}, fmt.Errorf("key %q: unexpected ed25519 key type %T", shorten(s), pub)
+			return Key{}, fmt.Errorf("key %q: unexpected ed25519 key type %T", core.Clip(s), pub)
 		}
 		ed, ok := cpk.CryptoPublicKey().(ed25519.PublicKey)
 		if !ok {
-			return Key{}, fmt.Errorf("key %q: unexpected ed25519 key type %T", shorten(s), cpk.CryptoPublicKey())
+			return Key{}, fmt.Errorf("key %q: unexpected ed25519 key type %T", core.Clip(s), cpk.CryptoPublicKey())
 		}
 		id, err := core.NodeIDFromPublicKey(ed)
 		if err != nil {
-			return Key{}, fmt.Errorf("key %q: %w", shorten(s), err)
+			return Key{}, fmt.Errorf("key %q: %w", core.Clip(s), err)
 		}
 		return Key{node: id, text: s}, nil
 	}
@@ -99,14 +99,4 @@ func (k *Key) UnmarshalText(b []byte) error {
 	}
 	*k = v
 	return nil
-}
-
-// shorten keeps long or hostile input out of error messages at a bounded
-// length.
-func shorten(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
 }
