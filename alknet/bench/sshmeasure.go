@@ -46,7 +46,7 @@ func (r *sshRig) variants(t SSHTest, cfg SSHConfig) ([]sshVariant, error) {
 		iperf := func(addr string) measureFunc {
 			return func(ctx context.Context) (float64, error) { return r.iperf3(ctx, addr, length) }
 		}
-		target := ":" + hostPort(r.iperfPort)
+		target := ":" + r.serverPort(r.iperfPort)
 		vs = append(vs,
 			r.alknetListener(VariantAlknet, forwardListening, iperf, "forward", "-L", "127.0.0.1:0"+target),
 			r.alknetListener(VariantAlknetTCP, forwardListening, iperf, "forward", "--network", "tcp", "-L", "127.0.0.1:0"+target),
@@ -107,8 +107,8 @@ func (r *sshRig) variants(t SSHTest, cfg SSHConfig) ([]sshVariant, error) {
 // listens on, which measure is given.
 func (r *sshRig) alknetListener(name string, ready *regexp.Regexp, measure func(addr string) measureFunc, cmd string, flags ...string) sshVariant {
 	return sshVariant{name, func(ctx context.Context) (measureFunc, func() error, error) {
-		args := append(append([]string{cmd, "--data-dir", r.clientDir}, flags...), r.nodeAddr)
-		c, m, err := startChild(ctx, ready, r.bin, args...)
+		name, args := r.place.clientCmd(r.bin, append(append([]string{cmd, "--data-dir", r.clientDir}, flags...), r.nodeAddr)...)
+		c, m, err := startChild(ctx, ready, name, args...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -126,8 +126,8 @@ func (r *sshRig) sshListener(name, flag, target string, measure func(addr string
 			return nil, nil, err
 		}
 		listen := hostPort(port)
-		args := append([]string{"-N", "-v", "-o", "ExitOnForwardFailure=yes", flag, listen + target}, dest...)
-		c, _, err := startChild(ctx, sshListening, "ssh", args...)
+		name, args := r.place.clientCmd("ssh", append([]string{"-N", "-v", "-o", "ExitOnForwardFailure=yes", flag, listen + target}, dest...)...)
+		c, _, err := startChild(ctx, sshListening, name, args...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -178,8 +178,8 @@ func (r *sshRig) iperfOnce(ctx context.Context, addr string, length []string) (f
 	if err != nil {
 		return 0, err
 	}
-	args := append([]string{"-c", host, "-p", port, "-J"}, length...)
-	out, err := runChild(ctx, iperfTimeout, "", "iperf3", args...)
+	name, args := r.place.clientCmd("iperf3", append([]string{"-c", host, "-p", port, "-J"}, length...)...)
+	out, err := runChild(ctx, iperfTimeout, "", name, args...)
 	var res iperfResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
 		return 0, errors.Join(err, fmt.Errorf("iperf3 report: %w", jerr))
@@ -283,7 +283,8 @@ func (r *sshRig) sftpVariant(name string, t SSHTest, remote string, args []strin
 		syscall.Sync()
 		start := time.Now()
 		timeout := time.Minute + time.Duration(r.sftpSize/1e6)*time.Second
-		_, err := runChild(ctx, timeout, batch, "sftp", append([]string{"-b", "-"}, args...)...)
+		name, argv := r.place.clientCmd("sftp", append([]string{"-b", "-"}, args...)...)
+		_, err := runChild(ctx, timeout, batch, name, argv...)
 		elapsed := time.Since(start)
 		if err != nil {
 			return 0, err

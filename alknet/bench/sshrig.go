@@ -34,17 +34,21 @@ var sftpServerPaths = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/ope
 // sshRig is what the SSH scenario measures: an OpenSSH sshd and an
 // `alknet serve` node on 127.0.0.1, both knowing one client key, an iperf3
 // server and an HTTP server as forwarding targets, and a directory both
-// serve over SFTP. Close stops it all and removes the directory.
+// serve over SFTP. Close stops it all and removes the directory. Across an
+// emulated link (startSSHRigAt) the servers listen on namespace B's
+// address and run there, and the stock clients run in namespace A.
 type sshRig struct {
-	bin string // the alknet binary
-	dir string // everything temporary
+	bin   string   // the alknet binary
+	dir   string   // everything temporary
+	place rigPlace // where the servers and the clients run
 
 	keyFile    string // the client's OpenSSH key
 	clientDir  string // the client's alknet data dir (its node key)
 	knownHosts string // both servers' host keys
 
 	node     *child
-	nodeAddr string // <nodeid>@127.0.0.1:<port>
+	nodeDir  string // the node's data dir; its git/ is served over alknet/git
+	nodeAddr string // <nodeid>@<host>:<port>
 
 	sshd     *child
 	sshdPort int
@@ -68,9 +72,59 @@ const nodeHostAlias = "alknet-node"
 // sshPeerID is the client's identity on the node.
 const sshPeerID = "bench"
 
+// rigPlace is where a rig of child processes runs: its servers listen on
+// host (127.0.0.1 when empty) and are started behind the server prefix,
+// its clients behind the client prefix (both empty on the loopback;
+// `ip netns exec NAMESPACE` across an emulated link). nodeConfig is
+// appended to the node's alknet.toml.
+type rigPlace struct {
+	host           string
+	server, client []string
+	nodeConfig     string
+}
+
+// linkPlace runs the servers in l's namespace B, on its address, and the
+// clients in namespace A.
+func linkPlace(l *Link) rigPlace {
+	return rigPlace{
+		host:   l.Addr(SideB).String(),
+		server: []string{"ip", "netns", "exec", l.Namespace(SideB)},
+		client: []string{"ip", "netns", "exec", l.Namespace(SideA)},
+	}
+}
+
+// addr is the servers' address.
+func (p rigPlace) addr() string {
+	if p.host == "" {
+		return "127.0.0.1"
+	}
+	return p.host
+}
+
+// wrap returns the command line of name args behind prefix.
+func wrap(prefix []string, name string, args ...string) (string, []string) {
+	if len(prefix) == 0 {
+		return name, args
+	}
+	return prefix[0], append(append(prefix[1:len(prefix):len(prefix)], name), args...)
+}
+
+// serverCmd and clientCmd return a server's and a client's command line.
+func (p rigPlace) serverCmd(name string, args ...string) (string, []string) {
+	return wrap(p.server, name, args...)
+}
+func (p rigPlace) clientCmd(name string, args ...string) (string, []string) {
+	return wrap(p.client, name, args...)
+}
+
 // startSSHRig starts everything but the iperf3 server, which only the
-// tunnel test needs (startIperf).
-func startSSHRig(ctx context.Context, bin string) (_ *sshRig, err error) {
+// tunnel test needs (startIperf), on the loopback.
+func startSSHRig(ctx context.Context, bin string) (*sshRig, error) {
+	return startSSHRigAt(ctx, bin, rigPlace{})
+}
+
+// startSSHRigAt is startSSHRig with the servers and clients at place.
+func startSSHRigAt(ctx context.Context, bin string, place rigPlace) (_ *sshRig, err error) {
 	for _, tool := range []string{"sshd", "ssh", "ssh-keygen"} {
 		if _, err := lookTool(tool); err != nil {
 			return nil, err
@@ -80,7 +134,7 @@ func startSSHRig(ctx context.Context, bin string) (_ *sshRig, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &sshRig{bin: bin, dir: dir, srv: filepath.Join(dir, "srv"), local: filepath.Join(dir, "local")}
+	r := &sshRig{bin: bin, dir: dir, place: place, srv: filepath.Join(dir, "srv"), local: filepath.Join(dir, "local")}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.Close())
@@ -115,19 +169,20 @@ func startSSHRig(ctx context.Context, bin string) (_ *sshRig, err error) {
 		return nil, err
 	}
 	nodeDir := filepath.Join(dir, "node")
+	r.nodeDir = nodeDir
 	_, nodeKey, err := r.alknetID(ctx, nodeDir)
 	if err != nil {
 		return nil, err
 	}
 	config := fmt.Sprintf("[[peers]]\nid = %q\nkeys = [%q, %q]\n"+
-		"scopes = [\"ssh:connect\", \"ssh:forward\", \"ssh:shell\", \"sftp:read\", \"sftp:write\"]\n\n"+
-		"[ssh]\nexec = true\n\n[ssh.policy]\nforward = [\"allow 127.0.0.1\"]\n\n[sftp.roots]\n%s = %q\n",
-		sshPeerID, clientKey, clientID, sshPeerID, r.srv)
+		"scopes = [\"ssh:connect\", \"ssh:forward\", \"ssh:shell\", \"sftp:read\", \"sftp:write\", \"git:read\"]\n\n"+
+		"[ssh]\nexec = true\n\n[ssh.policy]\nforward = [\"allow %s\"]\n\n[sftp.roots]\n%s = %q\n",
+		sshPeerID, clientKey, clientID, place.addr(), sshPeerID, r.srv) + place.nodeConfig
 	if err := os.WriteFile(filepath.Join(nodeDir, "alknet.toml"), []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	node, m, err := startChild(ctx, regexp.MustCompile(`msg=listening addr=(\S+) node=(\S+)`),
-		bin, "serve", "--data-dir", nodeDir, "--listen", "127.0.0.1:0")
+	name, args := place.serverCmd(bin, "serve", "--data-dir", nodeDir, "--listen", net.JoinHostPort(place.addr(), "0"))
+	node, m, err := startChild(ctx, regexp.MustCompile(`msg=listening addr=(\S+) node=(\S+)`), name, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +196,7 @@ func startSSHRig(ctx context.Context, bin string) (_ *sshRig, err error) {
 		return nil, err
 	}
 	r.knownHosts = filepath.Join(dir, "known_hosts")
-	hosts := fmt.Sprintf("%s %s\n[127.0.0.1]:%d %s\n", nodeHostAlias, nodeKey, r.sshdPort, keyField(string(sshdKey)))
+	hosts := fmt.Sprintf("%s %s\n[%s]:%d %s\n", nodeHostAlias, nodeKey, place.addr(), r.sshdPort, keyField(string(sshdKey)))
 	if err := os.WriteFile(r.knownHosts, []byte(hosts), 0o600); err != nil {
 		return nil, err
 	}
@@ -196,7 +251,7 @@ func (r *sshRig) alknetID(ctx context.Context, dir string) (id, sshKey string, e
 }
 
 // startSSHD writes sshd's configuration and starts it in the foreground on
-// a free port of 127.0.0.1. Running as root, sshd insists on its privilege
+// a free port of the rig's address. Running as root, sshd insists on its privilege
 // separation directory, which is created if missing.
 func (r *sshRig) startSSHD(ctx context.Context, hostKey, clientKey string) error {
 	sshd, err := lookTool("sshd")
@@ -225,7 +280,7 @@ func (r *sshRig) startSSHD(ctx context.Context, hostKey, clientKey string) error
 		return err
 	}
 	config := strings.Join([]string{
-		"ListenAddress 127.0.0.1:" + strconv.Itoa(r.sshdPort),
+		"ListenAddress " + net.JoinHostPort(r.place.addr(), strconv.Itoa(r.sshdPort)),
 		"HostKey " + hostKey,
 		"PidFile none",
 		"UsePAM no",
@@ -246,11 +301,12 @@ func (r *sshRig) startSSHD(ctx context.Context, hostKey, clientKey string) error
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		return err
 	}
-	r.sshd, _, err = startChild(ctx, regexp.MustCompile(`Server listening on 127\.0\.0\.1 port`), sshd, "-D", "-e", "-f", cfgFile)
+	name, args := r.place.serverCmd(sshd, "-D", "-e", "-f", cfgFile)
+	r.sshd, _, err = startChild(ctx, regexp.MustCompile(`Server listening on `+regexp.QuoteMeta(r.place.addr())+` port`), name, args...)
 	return err
 }
 
-// startIperf starts `iperf3 -s` on a free port of 127.0.0.1.
+// startIperf starts `iperf3 -s` on a free port of the rig's address.
 func (r *sshRig) startIperf(ctx context.Context) error {
 	iperf, err := lookTool("iperf3")
 	if err != nil {
@@ -259,8 +315,8 @@ func (r *sshRig) startIperf(ctx context.Context) error {
 	if r.iperfPort, err = freePort(); err != nil {
 		return err
 	}
-	r.iperf, _, err = startChild(ctx, regexp.MustCompile(`Server listening on`),
-		iperf, "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(r.iperfPort), "--forceflush")
+	name, args := r.place.serverCmd(iperf, "-s", "-B", r.place.addr(), "-p", strconv.Itoa(r.iperfPort), "--forceflush")
+	r.iperf, _, err = startChild(ctx, regexp.MustCompile(`Server listening on`), name, args...)
 	return err
 }
 
@@ -312,7 +368,7 @@ func (r *sshRig) toNode(cipher string) []string {
 // toSSHD returns the ssh options and destination that reach sshd.
 func (r *sshRig) toSSHD(cipher string) []string {
 	opts := append(r.sshOptions(), "-o", "Port="+strconv.Itoa(r.sshdPort))
-	return append(withCipher(opts, cipher), r.user+"@127.0.0.1")
+	return append(withCipher(opts, cipher), r.user+"@"+r.place.addr())
 }
 
 func withCipher(opts []string, cipher string) []string {
@@ -365,3 +421,8 @@ func fileSum(path string) ([32]byte, error) {
 
 // hostPort returns "127.0.0.1:port".
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// serverPort returns "<the rig's address>:port".
+func (r *sshRig) serverPort(port int) string {
+	return net.JoinHostPort(r.place.addr(), strconv.Itoa(port))
+}
