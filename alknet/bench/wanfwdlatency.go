@@ -279,22 +279,6 @@ func dialA(l *Link, addr string) (c net.Conn, err error) {
 	return c, err
 }
 
-// ping sends one 64-byte request carrying seq and waits for its echo.
-func ping(c net.Conn, seq uint64) error {
-	var req, resp [pingSize]byte
-	binary.BigEndian.PutUint64(req[:], seq)
-	if _, err := c.Write(req[:]); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, resp[:]); err != nil {
-		return err
-	}
-	if resp != req {
-		return fmt.Errorf("ping %d: wrong answer", seq)
-	}
-	return nil
-}
-
 // connectOnce opens a forwarded connection through the listener at addr
 // and returns the time from the connect to the first byte of the answer
 // to the first request.
@@ -356,22 +340,8 @@ func (v *ForwardLatency) measure(ctx context.Context, l *Link, addr string, opt 
 	if _, err := pc.Write([]byte{latencyEcho}); err != nil {
 		return err
 	}
-	var seq uint64
 	pings := func(until time.Time) ([]time.Duration, error) {
-		var rtts []time.Duration
-		next := time.Now()
-		for time.Now().Before(until) {
-			time.Sleep(time.Until(next))
-			next = next.Add(opt.PingEvery)
-			seq++
-			start := time.Now()
-			if err := ping(pc, seq); err != nil {
-				return nil, fmt.Errorf("ping: %w", err)
-			}
-			rtts = append(rtts, time.Since(start))
-		}
-		slices.Sort(rtts)
-		return rtts, nil
+		return pingEvery(pc, opt.PingEvery, until)
 	}
 	if v.Idle, err = pings(time.Now().Add(time.Second)); err != nil {
 		return err
@@ -479,4 +449,59 @@ func WriteForwardLatencyMarkdown(w io.Writer, results []PathForwardLatency, err 
 	for _, g := range goals {
 		fmt.Fprint(w, g)
 	}
+}
+
+// pingEvery sends a 64-byte ping on c every interval until the time is
+// up, whether or not the earlier ones were answered (a ping that waits
+// for the one before would hide the delay), and returns the round trips
+// of all, sorted.
+func pingEvery(c net.Conn, interval time.Duration, until time.Time) ([]time.Duration, error) {
+	var (
+		mu   sync.Mutex
+		sent []time.Time
+	)
+	rerr := make(chan error, 1)
+	var rtts []time.Duration
+	go func() {
+		var resp [pingSize]byte
+		for seq := 0; ; seq++ {
+			if _, err := io.ReadFull(c, resp[:]); err != nil {
+				rerr <- fmt.Errorf("ping %d: %w", seq, err)
+				return
+			}
+			now := time.Now()
+			mu.Lock()
+			n := len(sent)
+			var at time.Time
+			if seq < n {
+				at = sent[seq]
+			}
+			mu.Unlock()
+			if seq >= n || binary.BigEndian.Uint64(resp[:]) != uint64(seq) {
+				rerr <- fmt.Errorf("ping %d: wrong answer", seq)
+				return
+			}
+			rtts = append(rtts, now.Sub(at))
+			if n == seq+1 && !now.Before(until) {
+				rerr <- nil
+				return
+			}
+		}
+	}()
+	var req [pingSize]byte
+	for next := time.Now(); next.Before(until); next = next.Add(interval) {
+		time.Sleep(time.Until(next))
+		mu.Lock()
+		binary.BigEndian.PutUint64(req[:], uint64(len(sent)))
+		sent = append(sent, time.Now())
+		mu.Unlock()
+		if _, err := c.Write(req[:]); err != nil {
+			return nil, fmt.Errorf("ping: %w", err)
+		}
+	}
+	if err := <-rerr; err != nil {
+		return nil, err
+	}
+	slices.Sort(rtts)
+	return rtts, nil
 }
