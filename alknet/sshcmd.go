@@ -133,7 +133,11 @@ func runForwards(ctx context.Context, client tunnel, logger *slog.Logger, local,
 			return fmt.Errorf("-L %s: %w", s, err)
 		}
 		logger.Info("local forward listening", "listen", ln.Addr().String())
-		fws = append(fws, forward{ln, client.DialContext, s})
+		dial := client.DialContext
+		if e, ok := client.(earlyDialer); ok {
+			dial = e.DialEarly // the application speaks first: no round trip for the reply
+		}
+		fws = append(fws, forward{ln, dial, s})
 	}
 	var d net.Dialer
 	for _, s := range remote {
@@ -315,6 +319,12 @@ type tunnel interface {
 	Done() <-chan struct{}
 	Err() error
 	Close() error
+}
+
+// earlyDialer is a tunnel that can send a forward's first bytes before the
+// node's answer ([ssh.FwdClient.DialEarly]).
+type earlyDialer interface {
+	DialEarly(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // sshTunnel is an SSH client as a tunnel.

@@ -51,8 +51,12 @@ func (e *env) dialFwd(key ed25519.PrivateKey, network core.Network) (*FwdClient,
 // TestFwdConnect carries bytes both ways through -L over each network,
 // with half-closes passed on in both directions.
 func TestFwdConnect(t *testing.T) {
-	for _, network := range fwdNetworks {
-		t.Run(string(network), func(t *testing.T) {
+	for _, tc := range []struct {
+		network core.Network
+		early   bool // DialEarly: the bytes go before the node's answer
+	}{{fwdNetworks[0], false}, {fwdNetworks[1], false}, {fwdNetworks[0], true}, {fwdNetworks[1], true}} {
+		network := tc.network
+		t.Run(fmt.Sprintf("%s early=%v", network, tc.early), func(t *testing.T) {
 			e := newEnv(t, nil)
 			key, peer := clientPeer(t, "alice", ScopeConnect, ScopeForward)
 			e.setPeers(peer)
@@ -89,7 +93,11 @@ func TestFwdConnect(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			conn, err := c.DialContext(ctx, "tcp", ln.Addr().String())
+			dial := c.DialContext
+			if tc.early {
+				dial = c.DialEarly
+			}
+			conn, err := dial(ctx, "tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,20 +258,21 @@ func TestFwdRefusals(t *testing.T) {
 				{"no such host", alice, "nowhere.invalid:80", syscall.EHOSTUNREACH, xssh.ConnectionFailed, msgHostUnreachable},
 				{"port 0", alice, "127.0.0.1:0", nil, xssh.ConnectionFailed, "port 0"},
 			} {
-				t.Run(tc.name, func(t *testing.T) {
-					conn, err := tc.c.DialContext(ctx, "tcp", tc.addr)
-					if err == nil {
-						_ = conn.Close()
-						t.Fatal("dial succeeded")
-					}
-					if tc.is != nil && !errors.Is(err, tc.is) {
-						t.Errorf("error %v does not match %v", err, tc.is)
-					}
-					oe, ok := errors.AsType[*xssh.OpenChannelError](err)
-					if !ok || oe.Reason != tc.reason || oe.Message != tc.msg {
-						t.Errorf("error %v, want reason %v message %q", err, tc.reason, tc.msg)
-					}
-				})
+				for _, early := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s early=%v", tc.name, early), func(t *testing.T) {
+						err := refusedDial(ctx, tc.c, tc.addr, early)
+						if err == nil {
+							t.Fatal("dial succeeded")
+						}
+						if tc.is != nil && !errors.Is(err, tc.is) {
+							t.Errorf("error %v does not match %v", err, tc.is)
+						}
+						oe, ok := errors.AsType[*xssh.OpenChannelError](err)
+						if !ok || oe.Reason != tc.reason || oe.Message != tc.msg {
+							t.Errorf("error %v, want reason %v message %q", err, tc.reason, tc.msg)
+						}
+					})
+				}
 			}
 			for _, tc := range []struct {
 				name, addr string
@@ -509,4 +518,24 @@ func FuzzFwdRequest(f *testing.F) {
 			t.Fatalf("round trip %x -> %+v -> %x", b, req, back)
 		}
 	})
+}
+
+// refusedDial dials addr and returns the node's refusal: DialContext's
+// error, or, early, the error of the first Read after bytes were sent.
+func refusedDial(ctx context.Context, c *FwdClient, addr string, early bool) error {
+	if !early {
+		conn, err := c.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err
+	}
+	conn, err := c.DialEarly(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("sent before the answer"))
+	_, err = conn.Read(make([]byte, 1))
+	return err
 }

@@ -345,21 +345,19 @@ func (c *FwdClient) exchange(ctx context.Context, st core.Stream, conn core.Conn
 	stop := context.AfterFunc(ctx, func() { st.Abort(core.CodeShutdown) })
 	defer stop()
 	_ = st.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
-	_, err := st.Write(hdr)
-	var (
-		rep  fwdReply
-		port uint16
-		id   uint32
-	)
-	if err == nil {
-		rep, port, id, err = readReply(st, listen)
+	if _, err := st.Write(hdr); err != nil {
+		return fwdReply{}, 0, 0, c.noReply(ctx, st, conn, err)
 	}
+	return c.awaitReply(ctx, st, conn, listen)
+}
+
+// awaitReply reads the node's reply to the request sent on st, within the
+// stream's deadline, which it then clears. A refusal closes st; a refused
+// key ends the client.
+func (c *FwdClient) awaitReply(ctx context.Context, st core.Stream, conn core.Conn, listen bool) (fwdReply, uint16, uint32, error) {
+	rep, port, id, err := readReply(st, listen)
 	if err != nil {
-		st.Abort(core.CodeShutdown)
-		if ctx.Err() != nil {
-			return rep, 0, 0, fmt.Errorf("ssh: fwd: %w", context.Cause(ctx))
-		}
-		return rep, 0, 0, c.checkRefused(fmt.Errorf("ssh: fwd: no reply from the node: %w", err), conn)
+		return rep, 0, 0, c.noReply(ctx, st, conn, err)
 	}
 	_ = st.SetDeadline(time.Time{})
 	if rep != replyOK {
@@ -371,6 +369,15 @@ func (c *FwdClient) exchange(ctx context.Context, st core.Stream, conn core.Conn
 		return rep, 0, 0, err
 	}
 	return rep, port, id, nil
+}
+
+// noReply aborts st, whose request got no reply, and says why.
+func (c *FwdClient) noReply(ctx context.Context, st core.Stream, conn core.Conn, err error) error {
+	st.Abort(core.CodeShutdown)
+	if ctx.Err() != nil {
+		return fmt.Errorf("ssh: fwd: %w", context.Cause(ctx))
+	}
+	return c.checkRefused(fmt.Errorf("ssh: fwd: no reply from the node: %w", err), conn)
 }
 
 // keep holds a watch stream open on the node, so that the client learns
@@ -426,20 +433,7 @@ func (c *FwdClient) keep() {
 // golang.org/x/crypto/ssh. The conn has no deadlines; its CloseWrite
 // half-closes.
 func (c *FwdClient) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("ssh: fwd: dial: unsupported network %q", network)
-	}
-	host, port, err := splitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("ssh: fwd: dial: %w", err)
-	}
-	hdr, err := appendRequest(nil, fwdRequest{op: fwdConnect, host: host, port: port})
-	if err != nil {
-		return nil, err
-	}
-	st, conn, _, err := c.open(ctx)
+	st, conn, hdr, err := c.openConnect(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -451,6 +445,77 @@ func (c *FwdClient) DialContext(ctx context.Context, network, addr string) (net.
 		return nil, rep.err()
 	}
 	return &fwdNetConn{Stream: st, remote: conn.Peer().RemoteAddr}, nil
+}
+
+// openConnect opens the stream of a connect request to addr and returns
+// it with its connection and the request's header, not yet sent.
+func (c *FwdClient) openConnect(ctx context.Context, network, addr string) (core.Stream, core.Conn, []byte, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, nil, nil, fmt.Errorf("ssh: fwd: dial: unsupported network %q", network)
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("ssh: fwd: dial: %w", err)
+	}
+	hdr, err := appendRequest(nil, fwdRequest{op: fwdConnect, host: host, port: port})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, conn, _, err := c.open(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return st, conn, hdr, nil
+}
+
+// DialEarly is [FwdClient.DialContext] for a forward whose application
+// speaks first (ssh -L): it returns once the request is sent, and what is
+// written goes to the node right behind it, saving the round trip that
+// DialContext spends waiting for the node's answer. The node reads those
+// bytes only after it has connected to addr, and drops them if it refuses;
+// the refusal is then the error of the first Read. SOCKS, whose client
+// waits for the answer, uses DialContext.
+func (c *FwdClient) DialEarly(ctx context.Context, network, addr string) (net.Conn, error) {
+	st, conn, hdr, err := c.openConnect(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { st.Abort(core.CodeShutdown) })
+	defer stop()
+	_ = st.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	if _, err := st.Write(hdr); err != nil {
+		return nil, c.noReply(ctx, st, conn, err)
+	}
+	_ = st.SetWriteDeadline(time.Time{})
+	return &earlyConn{fwdNetConn: fwdNetConn{Stream: st, remote: conn.Peer().RemoteAddr}, c: c, conn: conn}, nil
+}
+
+// earlyConn is a forwarded connection whose reply is still to come: its
+// first Read waits for it (within the handshake timeout) and fails with
+// the refusal, if any.
+type earlyConn struct {
+	fwdNetConn
+	c    *FwdClient
+	conn core.Conn
+
+	once sync.Once
+	err  error
+}
+
+func (e *earlyConn) Read(p []byte) (int, error) {
+	e.once.Do(func() {
+		rep, _, _, err := e.c.awaitReply(context.Background(), e.Stream, e.conn, false)
+		if err == nil && rep != replyOK {
+			err = rep.err()
+		}
+		e.err = err
+	})
+	if e.err != nil {
+		return 0, e.err
+	}
+	return e.Stream.Read(p)
 }
 
 // splitHostPort splits "host:port" with a port of 0..65535.
