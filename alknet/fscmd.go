@@ -489,70 +489,9 @@ func fsGet(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 	defer release()
-	w := treeWriter{ctx: ctx, s: s, warn: c.App.ErrWriter}
-	entries, lsErr := s.Ls(ctx, target)
-	if lsErr != nil {
-		return w.file(target, out)
-	}
-	return w.dir(entries, out)
-}
-
-// treeWriter writes DAGs of a store to disk.
-type treeWriter struct {
-	ctx  context.Context
-	s    *afs.Store
-	warn io.Writer
-}
-
-// file writes the file c to the new file path.
-func (w treeWriter) file(c cid.Cid, path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = w.s.Cat(w.ctx, c, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
-}
-
-// dir makes the new directory path and writes entries into it. Entry names
-// come from the DAG, so a name that is not a plain file name is refused.
-func (w treeWriter) dir(entries []afs.Entry, path string) error {
-	if err := os.Mkdir(path, 0o755); err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !fs.ValidPath(e.Name) || e.Name == "." || strings.Contains(e.Name, "/") {
-			return fmt.Errorf("%s: refusing entry name %q", path, e.Name)
-		}
-		c, err := cid.Decode(e.CID)
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(path, e.Name)
-		switch e.Type {
-		case afs.TypeDirectory:
-			sub, err := w.s.Ls(w.ctx, c)
-			if err == nil {
-				err = w.dir(sub, p)
-			}
-			if err != nil {
-				return err
-			}
-		case afs.TypeFile:
-			if err := w.file(c, p); err != nil {
-				return err
-			}
-		default:
-			fmt.Fprintf(w.warn, "alknet fs get: skipped %s %s\n", e.Type, p)
-		}
-	}
-	return nil
+	return s.Export(ctx, target, out, afs.ExportOptions{Skipped: func(path, typ string) {
+		fmt.Fprintf(c.App.ErrWriter, "alknet fs get: skipped %s %s\n", typ, path)
+	}})
 }
 
 // keeper returns what keeps a root an fs command stored: with addr empty,

@@ -2,7 +2,6 @@ package call
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,11 +70,12 @@ type RespondedPayload struct {
 var emptyPayload = json.RawMessage(`{}`)
 
 // Frame errors. A frame error leaves the stream unusable: the reader cannot
-// find the next frame boundary.
+// find the next frame boundary. They are core's frame errors: call frames
+// its streams with core's codec ([core.FrameLimits.ReadFrame]).
 var (
-	ErrEmptyFrame     = errors.New("call: zero-length frame")
-	ErrFrameTooLarge  = errors.New("call: frame too large")
-	ErrFrameTruncated = errors.New("call: truncated frame")
+	ErrEmptyFrame     = core.ErrEmptyFrame
+	ErrFrameTooLarge  = core.ErrFrameTooLarge
+	ErrFrameTruncated = core.ErrFrameTruncated
 )
 
 // ReadFrame reads one frame of at most max bytes. An oversized length is
@@ -91,31 +91,12 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 // it arrives ([core.ErrOverBudget]) and must arrive at the minimum rate
 // ([core.ErrFrameTooSlow]). No deadline applies between frames.
 func ReadFrameWithin(r io.Reader, max int, lim core.FrameLimits) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, ErrFrameTruncated
-		}
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	switch {
-	case n == 0:
-		return nil, ErrEmptyFrame
-	case uint64(n) > uint64(max):
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
-	}
-	body, err := lim.ReadBody(r, int(n))
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, ErrFrameTruncated
-	}
-	return body, err
+	return lim.ReadFrame(r, max)
 }
 
 // AppendFrame appends the frame of body (length prefix and body) to dst.
 func AppendFrame(dst, body []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
-	return append(dst, body...)
+	return core.AppendFrame(dst, body)
 }
 
 // EnvelopeError is a well-framed envelope that is not valid. ID is the
@@ -177,7 +158,7 @@ func EncodeEnvelope(typ, id string, payload any) ([]byte, error) {
 	if len(body) > HardMaxFrameBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(body))
 	}
-	return AppendFrame(make([]byte, 0, 4+len(body)), body), nil
+	return core.AppendFrame(make([]byte, 0, core.FrameHeaderBytes+len(body)), body), nil
 }
 
 // isNull reports whether a raw JSON value is absent or null.

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 )
 
@@ -110,7 +109,7 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	if conn.Peer().Identity == nil {
 		max = MaxAnonRequestBytes
 	}
-	body, err := call.ReadFrameWithin(st, max, core.FrameLimitsOf(conn))
+	body, err := core.FrameLimitsOf(conn).ReadFrame(st, max)
 	if !waiting() {
 		return // aborted: the node is stopping
 	}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"unicode/utf8"
 
-	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
 	"github.com/ipfs/go-cid"
 )
 
@@ -156,20 +156,20 @@ func decodeCIDs(ss []string) ([]cid.Cid, error) {
 	return out, nil
 }
 
-// writeFrame writes v as one JSON frame.
+// writeFrame writes v as one JSON frame, framed by core's codec.
 func writeFrame(w io.Writer, v any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(call.AppendFrame(nil, body))
+	_, err = w.Write(core.AppendFrame(nil, body))
 	return err
 }
 
 // readResponse reads and decodes an answer frame; a failed answer becomes
 // its *RemoteError.
 func readResponse(r io.Reader) (Response, error) {
-	body, err := call.ReadFrame(r, MaxRequestBytes)
+	body, err := core.FrameLimits{}.ReadFrame(r, MaxRequestBytes)
 	if err != nil {
 		return Response{}, fmt.Errorf("fs: read answer: %w", err)
 	}

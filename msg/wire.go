@@ -97,35 +97,25 @@ func (e *RemoteError) Is(target error) bool {
 	return false
 }
 
-// errFrameTooLarge is a frame above the reader's limit.
-var errFrameTooLarge = errors.New("msg: frame too large")
-
-// writeFrame writes length, type and body.
+// writeFrame writes length, type and body: a core frame whose body is the
+// type byte then the request or response body.
 func writeFrame(w io.Writer, t op, body []byte) error {
-	b := make([]byte, 5, 5+len(body))
-	binary.BigEndian.PutUint32(b, uint32(1+len(body)))
-	b[4] = byte(t)
+	b := core.AppendFrameHeader(make([]byte, 0, core.FrameHeaderBytes+1+len(body)), 1+len(body))
+	b = append(b, byte(t))
 	_, err := w.Write(append(b, body...))
 	return err
 }
 
 // readFrame reads one frame of at most max bytes (type included) under a
-// connection's limits (see [core.FrameLimits]): its buffer grows as bytes
-// arrive, charged to the in-flight budget.
+// connection's limits with core's codec ([core.FrameLimits.ReadFrame]): its
+// buffer grows as bytes arrive, charged to the in-flight budget. io.EOF
+// means the stream ended cleanly between frames.
 func readFrame(r io.Reader, max int, lim core.FrameLimits) (op, []byte, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	b, err := lim.ReadFrame(r, max)
+	switch {
+	case errors.Is(err, io.EOF):
 		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(h[:])
-	if n == 0 {
-		return 0, nil, errors.New("msg: empty frame")
-	}
-	if int64(n) > int64(max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
-	}
-	b, err := lim.ReadBody(r, int(n))
-	if err != nil {
+	case err != nil:
 		return 0, nil, fmt.Errorf("msg: read frame: %w", err)
 	}
 	return op(b[0]), b[1:], nil

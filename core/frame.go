@@ -1,0 +1,70 @@
+package core
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// FrameHeaderBytes is the length prefix of a frame: a 4-byte unsigned
+// big-endian count of the bytes that follow. The call, msg and fs protocols
+// frame their streams so (docs/protocols/call.md, msg.md, fs.md).
+const FrameHeaderBytes = 4
+
+// Frame errors. A frame error leaves the stream unusable: the reader cannot
+// find the next frame boundary.
+var (
+	// ErrEmptyFrame is a frame whose length is zero.
+	ErrEmptyFrame = errors.New("core: zero-length frame")
+	// ErrFrameTooLarge is a frame longer than the reader's maximum,
+	// refused before its body is read.
+	ErrFrameTooLarge = errors.New("core: frame too large")
+	// ErrFrameTruncated is a stream that ended inside a frame's length
+	// or body. It matches io.ErrUnexpectedEOF too.
+	ErrFrameTruncated = fmt.Errorf("core: truncated frame: %w", io.ErrUnexpectedEOF)
+)
+
+// ReadFrame reads one length-prefixed frame of at most max bytes and
+// returns its body. An oversized length is refused before anything is
+// allocated, and the body is read by [FrameLimits.ReadBody]: its buffer
+// grows with the bytes received, charged to l.Budget, and a started frame
+// must arrive at l's rate. No deadline applies before the length arrives.
+//
+// Errors: io.EOF when the stream ended cleanly between frames,
+// [ErrEmptyFrame], [ErrFrameTooLarge], [ErrFrameTruncated], or those of
+// ReadBody ([ErrOverBudget], [ErrFrameTooSlow], the read error).
+func (l FrameLimits) ReadFrame(r io.Reader, max int) ([]byte, error) {
+	var hdr [FrameHeaderBytes]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrFrameTruncated
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	switch {
+	case n == 0:
+		return nil, ErrEmptyFrame
+	case max < 0 || uint64(n) > uint64(max):
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	body, err := l.ReadBody(r, int(n))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, ErrFrameTruncated
+	}
+	return body, err
+}
+
+// AppendFrameHeader appends the length prefix of an n-byte frame body to
+// dst; the caller appends the body. n must be in 1..2^32-1: a writer that
+// cannot bound its frame checks the length first, as a reader would refuse
+// it anyway.
+func AppendFrameHeader(dst []byte, n int) []byte {
+	return binary.BigEndian.AppendUint32(dst, uint32(n))
+}
+
+// AppendFrame appends the frame of body (length prefix and body) to dst.
+func AppendFrame(dst, body []byte) []byte {
+	return append(AppendFrameHeader(dst, len(body)), body...)
+}
