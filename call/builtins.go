@@ -55,7 +55,7 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 				func(_ context.Context, req *Request, in nameIn) (Spec, error) {
 					op, ok := reg.lookup(strings.TrimPrefix(in.Name, "/"))
 					if !ok || op.spec.Visibility != External || op.spec.Access.Check(req.Caller) != nil {
-						return Spec{}, Errorf(CodeNotFound, "operation not found: %s", shorten(in.Name))
+						return Spec{}, Errorf(CodeNotFound, "operation not found: %s", core.Clip(in.Name))
 					}
 					return op.spec, nil
 				})

@@ -107,7 +107,7 @@ func (r *Registry) record(op *operation, d time.Duration, failed bool) {
 func (srv *server) visible(caller *core.Identity, name string) (*operation, *Error) {
 	op, ok := srv.reg.lookup(name)
 	if !ok || op.spec.Visibility == Internal {
-		return nil, Errorf(CodeNotFound, "operation not found: %s", shorten(name))
+		return nil, Errorf(CodeNotFound, "operation not found: %s", core.Clip(name))
 	}
 	if err := op.spec.Access.Check(caller); err != nil {
 		if caller == nil {

@@ -352,7 +352,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 		return
 	case dup:
 		cancel(nil)
-		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "request id %q is already in use", shorten(env.ID)))
+		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "request id %q is already in use", core.Clip(env.ID)))
 		return
 	}
 	fs.acquire()

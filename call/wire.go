@@ -140,7 +140,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 	switch *raw.Type {
 	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError:
 	default:
-		return Envelope{}, &EnvelopeError{ID: id, Reason: fmt.Sprintf("unknown type %q", shorten(*raw.Type))}
+		return Envelope{}, &EnvelopeError{ID: id, Reason: fmt.Sprintf("unknown type %q", core.Clip(*raw.Type))}
 	}
 	return Envelope{Type: *raw.Type, ID: id, Payload: raw.Payload}, nil
 }
@@ -178,11 +178,4 @@ func jsonReason(err error) string {
 		return fmt.Sprintf("%s: want %s", te.Field, te.Type)
 	}
 	return "invalid JSON"
-}
-
-func shorten(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
