@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -257,4 +259,35 @@ func FuzzExport(f *testing.F) {
 			t.Fatalf("plain names %q, %d entries: %v", names, entries, err)
 		}
 	})
+}
+
+// TestStatDiamond: Stat of a DAG that names one subtree 2^80 times along
+// its paths sums each directory once (it used to walk every path) and
+// saturates instead of wrapping.
+func TestStatDiamond(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	f := addFile(t, s, []byte("payload"))
+	diamond := rawDir(t, s, link{"x", f})
+	for range 80 {
+		diamond = rawDir(t, s, link{"l", diamond}, link{"r", diamond})
+	}
+	done := make(chan struct{})
+	var st Stat
+	var err error
+	go func() {
+		defer close(done)
+		st, err = s.Stat(ctx, diamond)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stat of an 81-block diamond still running after 10s")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != math.MaxUint64 || st.Blocks != 82 {
+		t.Errorf("stat = %+v, want a saturated size and 82 blocks", st)
+	}
 }

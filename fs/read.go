@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"os"
 	"strings"
 
@@ -287,15 +289,18 @@ func (s *Store) Stat(ctx context.Context, c cid.Cid) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("fs: stat %s: %w", c, err)
 	}
-	typ, size, err := s.size(ctx, c)
+	typ, size, err := s.size(ctx, c, make(map[cid.Cid]uint64))
 	if err != nil {
 		return Stat{}, fmt.Errorf("fs: stat %s: %w", c, err)
 	}
 	return Stat{CID: c.String(), Type: typ, Size: size, Blocks: st.Blocks, DAGBytes: st.Bytes}, nil
 }
 
-// size returns the type of c and its size as Stat defines it.
-func (s *Store) size(ctx context.Context, c cid.Cid) (string, uint64, error) {
+// size returns the type of c and its size as Stat defines it. dirs holds
+// the sizes of the directories already summed: a DAG may name one subtree
+// many times (a "diamond" nests 2^n paths in n blocks), and each is summed
+// once. The sum counts every path and saturates at the largest uint64.
+func (s *Store) size(ctx context.Context, c cid.Cid, dirs map[cid.Cid]uint64) (string, uint64, error) {
 	_, n, err := s.node(ctx, c)
 	if err != nil {
 		return "", 0, err
@@ -303,11 +308,21 @@ func (s *Store) size(ctx context.Context, c cid.Cid) (string, uint64, error) {
 	if n.typ != TypeDirectory {
 		return n.typ, n.size, nil
 	}
+	if total, ok := dirs[c]; ok {
+		return n.typ, total, nil
+	}
 	var total uint64
 	err = s.forEachEntry(ctx, c, func(_ string, child cid.Cid) error {
-		_, sz, err := s.size(ctx, child)
-		total += sz
+		_, sz, err := s.size(ctx, child, dirs)
+		if sum, carry := bits.Add64(total, sz, 0); carry == 0 {
+			total = sum
+		} else {
+			total = math.MaxUint64
+		}
 		return err
 	})
+	if err == nil {
+		dirs[c] = total
+	}
 	return n.typ, total, err
 }
