@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,27 +78,12 @@ func runHandshakeCases(ctx context.Context, l *Link, bin string, runs int, r *Pa
 		return err
 	}
 	defer os.RemoveAll(dir)
-	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
-	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
+	n, err := startWANNode(ctx, l, bin, dir, []string{"ssh:connect", "ssh:shell"}, nil, "[ssh]", "exec = true")
 	if err != nil {
 		return err
 	}
-	clientID, _, _ := strings.Cut(string(out), "\n")
-	if err := os.MkdirAll(server, 0o700); err != nil {
-		return err
-	}
-	config := fmt.Sprintf("[[peers]]\nid = \"bench\"\nkeys = [%q]\nscopes = [\"ssh:connect\", \"ssh:shell\"]\n\n[ssh]\nexec = true\n", clientID)
-	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
-		return err
-	}
-	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
-	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
-		bin, "serve", "--data-dir", server, "--listen", hostport)
-	if err != nil {
-		return fmt.Errorf("alknet serve in B: %w", err)
-	}
-	defer node.stop()
-	addr := m[1] + "@" + hostport
+	defer n.stop()
+	client, addr := n.Client, n.Addr
 	sessions := filepath.Join(client, "tls_sessions")
 
 	r.Start, _, err = timeNSRuns(ctx, runs, nil, l.Namespace(SideA), "true")

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -98,45 +95,13 @@ func MeasurePathChoice(ctx context.Context, l *Link, bin string, bytes int64) (P
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
-	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
+	n, err := startWANNode(ctx, l, bin, dir, []string{"perf"}, nil)
 	if err != nil {
-		return res, fmt.Errorf("bench: alknet id: %w", err)
-	}
-	clientID, _, _ := strings.Cut(string(out), "\n")
-	if err := os.MkdirAll(server, 0o700); err != nil {
 		return res, err
 	}
-	config := fmt.Sprintf("[[peers]]\nid = \"bench\"\nkeys = [%q]\nscopes = [\"perf\"]\n", clientID)
-	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
-		return res, err
-	}
-	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
-	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
-		bin, "serve", "--data-dir", server, "--listen", hostport)
-	if err != nil {
-		return res, fmt.Errorf("bench: alknet serve in %s: %w", l.Namespace(SideB), err)
-	}
-	defer node.stop()
+	defer n.stop()
 	perf := func() (string, perfResult, error) {
-		out, err := runChild(ctx, 3*time.Minute, "", "ip", "netns", "exec", l.Namespace(SideA),
-			bin, "perf", "--data-dir", client, "--network", "", "--bytes", strconv.FormatInt(bytes, 10), m[1]+"@"+hostport)
-		if err != nil {
-			return "", perfResult{}, fmt.Errorf("bench: alknet perf: %w: %s", err, out)
-		}
-		var r perfResult
-		for _, p := range perfLine.FindAllStringSubmatch(string(out), -1) {
-			v, _ := strconv.ParseFloat(p[2], 64)
-			if p[1] == "upload" {
-				r.up = v * 1e6 / 8
-			} else {
-				r.down = v * 1e6 / 8
-			}
-		}
-		if r.down == 0 {
-			return "", r, fmt.Errorf("bench: alknet perf printed %q", out)
-		}
-		return string(out), r, nil
+		return n.perf(ctx, l, bin, "", bytes, 3*time.Minute)
 	}
 	first, r1, err := perf()
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,12 +65,10 @@ func TestFSGetSwitchesOnEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	var root string
-	client, addr := startNodeInB(ctx, t, l, bin, "fs:read", func(server string) {
+	client, addr := startNodeInB(ctx, t, l, bin, "fs:read", func(server string) error {
 		_, _, out, err := timeCommand(ctx, bin, "fs", "add", "-q", "--data-dir", server, file)
-		if err != nil {
-			t.Fatal(err)
-		}
 		root = strings.TrimSpace(string(out))
+		return err
 	})
 	node, _, _ := strings.Cut(addr, "@")
 	got := filepath.Join(dir, "got")
@@ -98,34 +94,14 @@ func TestFSGetSwitchesOnEmulator(t *testing.T) {
 // whose one peer, a fresh client data dir, has scope; prepare runs on the
 // node's data dir first. It returns the client's data dir and the node's
 // pinned address; the node stops when the test ends.
-func startNodeInB(ctx context.Context, t *testing.T, l *Link, bin, scope string, prepare func(server string)) (client, addr string) {
+func startNodeInB(ctx context.Context, t *testing.T, l *Link, bin, scope string, prepare func(server string) error) (client, addr string) {
 	t.Helper()
-	dir := t.TempDir()
-	server := filepath.Join(dir, "server")
-	client = filepath.Join(dir, "client")
-	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
+	n, err := startWANNode(ctx, l, bin, t.TempDir(), []string{scope}, prepare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientID, _, _ := strings.Cut(string(out), "\n")
-	if err := os.MkdirAll(server, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	config := fmt.Sprintf("[[peers]]\nid = \"client\"\nkeys = [%q]\nscopes = [%q]\n", clientID, scope)
-	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if prepare != nil {
-		prepare(server)
-	}
-	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
-	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
-		bin, "serve", "--data-dir", server, "--listen", hostport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = node.stop() })
-	return client, m[1] + "@" + hostport
+	t.Cleanup(func() { _ = n.stop() })
+	return n.Client, n.Addr
 }
 
 // TestPipeRemembersOnEmulator: `alknet pipe` (what sftp, ssh and git use

@@ -43,47 +43,87 @@ func AlknetPerfTransfers(bin string, bytes int64) []WANTransfer {
 // runAlknetPerf starts a node in B whose one peer (the client's key) may
 // use perf, runs `alknet perf` from A, and stops the node.
 func runAlknetPerf(ctx context.Context, l *Link, bin string, bytes int64) (perfResult, error) {
-	var res perfResult
 	dir, err := os.MkdirTemp("", "alknet-bench-wanperf-")
 	if err != nil {
-		return res, err
+		return perfResult{}, err
 	}
 	defer os.RemoveAll(dir)
+	n, err := startWANNode(ctx, l, bin, dir, []string{"perf"}, nil)
+	if err != nil {
+		return perfResult{}, err
+	}
+	defer n.stop()
+	out, res, err := n.perf(ctx, l, bin, "quic", bytes, 5*time.Minute)
+	if err == nil && res.up == 0 {
+		err = fmt.Errorf("bench: alknet perf printed %q", out)
+	}
+	return res, err
+}
+
+// wanNode is an `alknet serve` in a link's namespace B whose one peer is a
+// client data dir of its own.
+type wanNode struct {
+	Client string // the client's data dir
+	Addr   string // the node's pinned address, NODEID@host:port
+	stop   func() error
+}
+
+// startWANNode makes a client data dir and a node data dir under dir,
+// configures the node with one peer, the client's key, holding scopes (and
+// extra TOML after it), lets prepare (if set) add to the node's data dir,
+// and starts the node in B on port 4433. The caller stops it.
+func startWANNode(ctx context.Context, l *Link, bin, dir string, scopes []string, prepare func(server string) error, extra ...string) (*wanNode, error) {
 	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
 	_, _, out, err := timeCommand(ctx, bin, "id", "--data-dir", client)
 	if err != nil {
-		return res, fmt.Errorf("bench: alknet id: %w", err)
+		return nil, fmt.Errorf("bench: alknet id: %w", err)
 	}
 	clientID, _, _ := strings.Cut(string(out), "\n")
 	if err := os.MkdirAll(server, 0o700); err != nil {
-		return res, err
+		return nil, err
 	}
-	config := fmt.Sprintf("[[peers]]\nid = \"bench\"\nkeys = [%q]\nscopes = [\"perf\"]\n", clientID)
+	quoted := make([]string, len(scopes))
+	for i, sc := range scopes {
+		quoted[i] = strconv.Quote(sc)
+	}
+	config := fmt.Sprintf("[[peers]]\nid = \"bench\"\nkeys = [%q]\nscopes = [%s]\n%s", clientID, strings.Join(quoted, ", "), strings.Join(extra, "\n"))
 	if err := os.WriteFile(filepath.Join(server, "alknet.toml"), []byte(config), 0o600); err != nil {
-		return res, err
+		return nil, err
+	}
+	if prepare != nil {
+		if err := prepare(server); err != nil {
+			return nil, err
+		}
 	}
 	hostport := netip.AddrPortFrom(l.Addr(SideB), 4433).String()
 	node, m, err := startChild(ctx, listeningLine, "ip", "netns", "exec", l.Namespace(SideB),
 		bin, "serve", "--data-dir", server, "--listen", hostport)
 	if err != nil {
-		return res, fmt.Errorf("bench: alknet serve in %s: %w", l.Namespace(SideB), err)
+		return nil, fmt.Errorf("bench: alknet serve in %s: %w", l.Namespace(SideB), err)
 	}
-	defer node.stop()
-	out, err = runChild(ctx, 5*time.Minute, "", "ip", "netns", "exec", l.Namespace(SideA),
-		bin, "perf", "--data-dir", client, "--network", "quic", "--bytes", strconv.FormatInt(bytes, 10), m[1]+"@"+hostport)
+	return &wanNode{Client: client, Addr: m[1] + "@" + hostport, stop: node.stop}, nil
+}
+
+// perf runs `alknet perf --bytes bytes` from A with network ("" for auto)
+// and returns its output and rates; a run that printed no download rate is
+// an error.
+func (n *wanNode) perf(ctx context.Context, l *Link, bin, network string, bytes int64, timeout time.Duration) (string, perfResult, error) {
+	out, err := runChild(ctx, timeout, "", "ip", "netns", "exec", l.Namespace(SideA),
+		bin, "perf", "--data-dir", n.Client, "--network", network, "--bytes", strconv.FormatInt(bytes, 10), n.Addr)
 	if err != nil {
-		return res, fmt.Errorf("bench: alknet perf: %w: %s", err, out)
+		return "", perfResult{}, fmt.Errorf("bench: alknet perf: %w: %s", err, out)
 	}
+	var r perfResult
 	for _, p := range perfLine.FindAllStringSubmatch(string(out), -1) {
 		v, _ := strconv.ParseFloat(p[2], 64)
 		if p[1] == "upload" {
-			res.up = v * 1e6 / 8
+			r.up = v * 1e6 / 8
 		} else {
-			res.down = v * 1e6 / 8
+			r.down = v * 1e6 / 8
 		}
 	}
-	if res.up == 0 || res.down == 0 {
-		return res, fmt.Errorf("bench: alknet perf printed %q", out)
+	if r.down == 0 {
+		return "", r, fmt.Errorf("bench: alknet perf printed %q", out)
 	}
-	return res, nil
+	return string(out), r, nil
 }
