@@ -17,6 +17,7 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
+	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/ssh"
 	"github.com/alkdev/alknet/ssh/socks5"
 )
@@ -286,9 +287,9 @@ func exitStatus(ctx context.Context, err error) error {
 	return err
 }
 
-// dialSSH connects an SSH client to the address argument with the data
-// dir's node key.
-func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, *slog.Logger, error) {
+// loggedDialer is the data dir's dialer with the command's logger, for
+// long-running clients that log their connection's events.
+func loggedDialer(c *cli.Context) (*core.Dialer, *slog.Logger, error) {
 	logger, err := newLogger(c)
 	if err != nil {
 		return nil, nil, err
@@ -298,6 +299,16 @@ func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, 
 		return nil, nil, err
 	}
 	d.Logger = logger
+	return d, logger, nil
+}
+
+// dialSSH connects an SSH client to the address argument with the data
+// dir's node key.
+func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, *slog.Logger, error) {
+	d, logger, err := loggedDialer(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := ssh.Dial(dctx, ssh.ClientConfig{Dialer: d, Addr: c.Args().First(), Reconnect: reconnect, Logger: logger})
@@ -358,15 +369,10 @@ func dialTunnel(ctx context.Context, c *cli.Context) (tunnel, *slog.Logger, erro
 	default:
 		return nil, nil, cli.Exit(fmt.Sprintf("--forward-protocol: want fwd, ssh or auto, got %q", proto), 2)
 	}
-	logger, err := newLogger(c)
+	d, logger, err := loggedDialer(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := dialer(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	d.Logger = logger
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	fc, err := ssh.DialFwd(dctx, ssh.FwdConfig{Dialer: d, Addr: c.Args().First(), Logger: logger})
