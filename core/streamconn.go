@@ -44,7 +44,6 @@ func NewStreamConn(s Stream, alpn string, peer Peer, logger *slog.Logger) Conn {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &singleConn{alpn: alpn, peer: peer, logger: logger, ctx: ctx, cancel: cancel}
 	c.stream = &watchedStream{Stream: s, end: cancel}
-	c.stream.closeClean = func() error { return c.CloseWithError(CodeNoError, "") }
 	return c
 }
 
@@ -115,8 +114,7 @@ func (c *singleConn) CloseWithError(code ErrorCode, reason string) error {
 // ended in both directions.
 type watchedStream struct {
 	Stream
-	end        func(error)
-	closeClean func() error // the connection's clean close, if the stream is one's only stream
+	end func(error)
 
 	mu                 sync.Mutex
 	readDone, wroteEOF bool
@@ -164,15 +162,7 @@ func (w *watchedStream) CloseWrite() error {
 	return err
 }
 
-// Close ends the stream as its connection's clean close does: half-close,
-// then wait (up to lingerTCP) for the peer's end before closing. Closing
-// at once with the peer's last bytes unread (a half-close, TLS's
-// close_notify) would make the kernel reset the connection, and a reset
-// destroys what the peer has not read yet of our answer.
 func (w *watchedStream) Close() error {
-	if w.closeClean != nil {
-		return w.closeClean()
-	}
 	w.end(net.ErrClosed)
 	return w.Stream.Close()
 }

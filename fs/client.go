@@ -38,12 +38,15 @@ func (c *Client) roundTrip(ctx context.Context, req Request, body func(core.Stre
 		st.Abort(codeFailed)
 		return nil, Response{}, fmt.Errorf("fs: send %s: %w", req.Op, err)
 	}
+	// Only a request with a body half-closes: over TCP+TLS a half-close
+	// the node never reads (it reads one request frame) would sit unread
+	// when the node closes, and the kernel would answer with a reset that
+	// destroys the end of the answer before we read it.
 	var sendErr error
 	if body != nil {
-		sendErr = body(st)
-	}
-	if sendErr == nil {
-		sendErr = st.CloseWrite()
+		if sendErr = body(st); sendErr == nil {
+			sendErr = st.CloseWrite()
+		}
 	}
 	resp, err := readResponse(st)
 	if err != nil {
