@@ -215,10 +215,16 @@ func (e *exporter) show(rel string) string {
 	return filepath.Join(e.dst, rel)
 }
 
+// maxNameBytes is the longest entry name Export writes: NAME_MAX on Linux,
+// macOS and the BSDs. UnixFS sets no limit; a longer name is refused by
+// the DAG check with the other bad names instead of failing half-way at
+// the file system.
+const maxNameBytes = 255
+
 // validName reports whether name is one plain path element: not empty,
-// "." or "..", without a separator or NUL.
+// "." or "..", without a separator or NUL, at most maxNameBytes long.
 func validName(name string) bool {
-	return name != "" && name != "." && name != ".." &&
+	return name != "" && name != "." && name != ".." && len(name) <= maxNameBytes &&
 		!strings.ContainsAny(name, "/\x00") &&
 		filepath.Base(name) == name && filepath.IsLocal(name)
 }

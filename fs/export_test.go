@@ -250,7 +250,8 @@ func FuzzExport(f *testing.F) {
 			if dirs&(1<<(i%8)) != 0 {
 				entries += len(names)
 			}
-			if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") || seen[n] {
+			if n == "" || n == "." || n == ".." || len(n) > maxNameBytes ||
+				strings.ContainsAny(n, "/\x00") || seen[n] {
 				return // an error is right; checked above that it wrote nothing wrong
 			}
 			seen[n] = true
