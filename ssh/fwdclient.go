@@ -155,9 +155,13 @@ func fwdDialError(err error) error {
 // the node opens on it (remote forwards).
 func (c *FwdClient) adopt(conn core.Conn) *fwdClientConn {
 	cc := &fwdClientConn{conn: conn, listeners: make(map[uint32]*FwdListener)}
-	stop := context.AfterFunc(c.ctx, func() { _ = conn.CloseWithError(core.CodeNoError, "") })
 	c.wg.Go(func() {
-		defer stop()
+		// Closing the client ends AcceptStream, and the connection closes
+		// here. (A context.AfterFunc on c.ctx stopped by a defer raced
+		// with it: the loop could see c.ctx done and stop the AfterFunc
+		// before it ran, leaving the connection, and the watch stream
+		// keep reads on it, open for ever; Close then waited for ever.)
+		defer func() { _ = conn.CloseWithError(core.CodeNoError, "") }()
 		for {
 			st, err := conn.AcceptStream(c.ctx)
 			if err != nil {
