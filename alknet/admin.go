@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 )
 
 var tokenCommand = &cli.Command{

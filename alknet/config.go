@@ -6,7 +6,7 @@ import (
 	"os"
 	"reflect"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
 )
 
 // fileConfig is the whole alknet.toml: core's sections at the top level,

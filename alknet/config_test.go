@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/ssh"
 )
 

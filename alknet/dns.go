@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/dns"
 )
 

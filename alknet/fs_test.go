@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
 )
 
 // emptyFileCID is what `ipfs add --cid-version 1` gives an empty file.

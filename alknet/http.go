@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
 	alkhttp "github.com/alkdev/alknet/http"
 )
 

@@ -9,8 +9,8 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/msg"
 )
 

@@ -10,9 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/dns"
 	alkhttp "github.com/alkdev/alknet/http"
 )

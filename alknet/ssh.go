@@ -9,7 +9,7 @@ import (
 
 	xssh "golang.org/x/crypto/ssh"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/ssh"
 )
 
