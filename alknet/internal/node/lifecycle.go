@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -24,6 +24,9 @@ type part struct {
 	listeners []func() (serve func(context.Context) error, closeFn func() error, err error)
 	// tasks run beside the endpoint until its handlers drained.
 	tasks []func(context.Context) error
+	// reload, if set, applies the dynamic settings of a new config that
+	// passed validation.
+	reload func(next *Config)
 }
 
 // lifecycle is the run sequence of a node's parts. Start: build every part
@@ -36,6 +39,7 @@ type lifecycle struct {
 	listeners []func() (func(context.Context) error, func() error, error)
 	tasks     []func(context.Context) error
 	servers   []func(context.Context) error // set by listen
+	reloads   []func(*Config)
 
 	wg sync.WaitGroup
 }
@@ -45,6 +49,16 @@ func (l *lifecycle) add(p part) {
 	l.closers = append(l.closers, p.closers...)
 	l.listeners = append(l.listeners, p.listeners...)
 	l.tasks = append(l.tasks, p.tasks...)
+	if p.reload != nil {
+		l.reloads = append(l.reloads, p.reload)
+	}
+}
+
+// reload hands next to every part's reload.
+func (l *lifecycle) reload(next *Config) {
+	for _, f := range l.reloads {
+		f(next)
+	}
 }
 
 // onClose registers a resource to close at the end, before the ones

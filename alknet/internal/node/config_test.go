@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"reflect"
@@ -15,7 +15,7 @@ import (
 // key, is a valid config whose values are the documented defaults where it
 // says so.
 func TestExampleFile(t *testing.T) {
-	f, err := loadConfig("../docs/alknet.example.toml")
+	f, err := LoadConfig("../../../docs/alknet.example.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestServiceSectionErrors(t *testing.T) {
 		{"[msg.directory]\npublish = true\n", `msg.directory: msg: PublisherConfig.Mixes: no mix in layer 0`},
 		{"[msg.directory]\npublish = true\n[[msg.directory.mixes]]\naddr = \"x\"\n", `want NODEID@host:port`},
 	} {
-		var f fileConfig
+		var f Config
 		err := config.Decode("x.toml", []byte(tc.text), &f)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error containing %q", tc.text, err, tc.want)
@@ -74,8 +74,8 @@ func TestServiceSectionErrors(t *testing.T) {
 
 // TestStaticChanged checks which changes need a restart.
 func TestStaticChanged(t *testing.T) {
-	base := func() *fileConfig {
-		f := &fileConfig{}
+	base := func() *Config {
+		f := &Config{}
 		f.SSH.Exec = true
 		return f
 	}
@@ -135,16 +135,16 @@ func TestReloadClassification(t *testing.T) {
 					want, seen[k] = true, true
 				}
 			}
-			next := &fileConfig{}
+			next := &Config{}
 			if !setNonZero(next, idx) {
 				t.Fatalf("%s: cannot make a non-zero %s", key, sf.Type)
 			}
-			if got := !staticChanged(&fileConfig{}, next); got != want {
+			if got := !staticChanged(&Config{}, next); got != want {
 				t.Errorf("%s: hot-reloaded %v, want %v", key, got, want)
 			}
 		}
 	}
-	walk(nil, "", reflect.TypeFor[fileConfig]())
+	walk(nil, "", reflect.TypeFor[Config]())
 	for k := range dynamic {
 		if !seen[k] {
 			t.Errorf("the table lists %s, which is no key", k)
@@ -162,7 +162,7 @@ func hasExportedFields(t reflect.Type) bool {
 }
 
 // setNonZero sets the field of f at index path to a non-zero value.
-func setNonZero(f *fileConfig, path []int) bool {
+func setNonZero(f *Config, path []int) bool {
 	v := reflect.ValueOf(f).Elem().FieldByIndex(path)
 	switch v.Kind() {
 	case reflect.String:
@@ -187,4 +187,24 @@ func setNonZero(f *fileConfig, path []int) bool {
 		return false
 	}
 	return true
+}
+
+func TestFSSection(t *testing.T) {
+	var f Config
+	if err := config.Decode("x.toml", []byte("[fs]\nstore_dir = \"rel\"\n"), &f); err == nil || !strings.Contains(err.Error(), "fs.store_dir") {
+		t.Errorf("relative store_dir: %v", err)
+	}
+	if err := config.Decode("x.toml", []byte("[fs]\nstore_dir = \"/srv/fs\"\npublic = true\n"), &f); err != nil || f.FS.Dir("/data") != "/srv/fs" {
+		t.Errorf("store_dir: %v, dir %q", err, f.FS.Dir("/data"))
+	}
+	if d := (&fsConfig{}).Dir("/data"); d != "/data/fs" {
+		t.Errorf("default store dir %q", d)
+	}
+	base := &Config{}
+	if staticChanged(base, &Config{FS: fsConfig{Public: true}}) {
+		t.Error("fs.public needs a restart")
+	}
+	if !staticChanged(base, &Config{FS: fsConfig{NoSync: true}}) {
+		t.Error("fs.no_sync applied without a restart")
+	}
 }
