@@ -34,7 +34,8 @@ type Config struct {
 	// FS is the [fs] section. Static; fs.public is dynamic.
 	FS fsConfig `toml:"fs"`
 	// Client is the [client] section, read by client commands only.
-	Client clientConfig `toml:"client"`
+	// Dynamic: the node does not use it, so a change needs no restart.
+	Client clientConfig `toml:"client" reload:"dynamic"`
 }
 
 // Validate checks core's sections and every service's, reporting every

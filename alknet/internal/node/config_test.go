@@ -97,18 +97,96 @@ func TestStaticChanged(t *testing.T) {
 	}
 }
 
-// TestReloadClassification walks every key of every section: changing one
-// must be called static unless the table lists it (or a table above it) as
-// hot-reloaded. A new key is static until both its tag and this table say
-// otherwise.
+// TestReloadClassification walks every key of every section, down to the
+// leaves, and checks each against this table: a reload applies the
+// dynamic ones and asks for a restart for the static ones. A key added to
+// a section without an entry here fails the test.
 func TestReloadClassification(t *testing.T) {
-	dynamic := map[string]bool{
-		"peers": true, "tokens": true,
-		"ssh.policy": true, "dns.zones": true,
-		"git.default": true, "git.repos": true,
-		"fs.public": true,
+	const static, dynamic = false, true
+	table := map[string]bool{
+		"node.listen": static, "node.no_alpn": static,
+		"limits.handshake_timeout": static, "limits.idle_timeout": static, "limits.keep_alive": static,
+		"limits.app_idle_timeout": static, "limits.known_app_idle_timeout": static,
+		"limits.max_conns": static, "limits.max_conns_per_ip": static,
+		"limits.ipv6_prefix_len": static, "limits.max_streams_per_conn": static,
+		"limits.max_inflight_bytes": static, "limits.max_conn_inflight_bytes": static,
+		"limits.max_anon_inflight_bytes": static, "limits.max_anon_conn_inflight_bytes": static,
+		"limits.frame_grace": static, "limits.frame_min_rate": static, "limits.drain_timeout": static,
+		"tls.cert_file": static, "tls.key_file": static, "tls.acme_domains": static,
+		"tls.acme_email": static, "tls.acme_directory": static,
+		"services.disable": static,
+		"peers":            dynamic,
+		"tokens":           dynamic,
+		"ssh.exec":         static, "ssh.shell": static, "ssh.tcp_listen": static,
+		"ssh.max_auth_tries": static, "ssh.handshake_timeout": static, "ssh.dial_timeout": static,
+		"ssh.max_channels": static, "ssh.max_remote_forwards": static, "ssh.policy.forward": dynamic,
+		"ssh.policy.remote_forward": dynamic, "ssh.policy.streamlocal_connect": dynamic,
+		"ssh.policy.streamlocal_listen": dynamic, "ssh.policy.env": dynamic,
+		"ssh.policy.cert_authorities": dynamic,
+		"sftp.root":                   static, "sftp.roots": static, "sftp.max_handles": static,
+		"sftp.max_handles_per_identity": static, "sftp.max_handles_per_node": static,
+		"sftp.max_sessions_per_conn": static, "sftp.max_sessions_per_identity": static,
+		"sftp.all_scopes": static, "sftp.any_scopes": static,
+		"dns.listen": static, "dns.zones": dynamic, "dns.signed_origins": static,
+		"dns.store_dir": static, "dns.max_age": static, "dns.publish_scopes": static,
+		"dns.publish_rate": static, "dns.relay_max_packets": static, "dns.require_if_match": static,
+		"dns.max_udp_bytes": static, "dns.homes": static, "dns.resolvers": static,
+		"dns.republish": static,
+		"git.root":      static, "git.allow_create": static, "git.default_branch": static,
+		"git.max_pack_bytes": static, "git.pack_window": static, "git.backend": static,
+		"git.git_path": static, "git.default.public": dynamic, "git.default.read_ids": dynamic,
+		"git.default.read_scopes": dynamic, "git.default.write_ids": dynamic,
+		"git.default.write_scopes": dynamic, "git.default.allow_force": dynamic,
+		"git.default.protected": dynamic, "git.repos": dynamic,
+		"msg.inbox": static, "msg.max_body_bytes": static, "msg.skew": static,
+		"msg.inbox_max_count": static, "msg.inbox_max_bytes": static, "msg.inbox_ttl": static,
+		"msg.deposit_scopes": static, "msg.relay_scopes": static, "msg.ops_scopes": static,
+		"msg.hosted": static, "msg.homes": static, "msg.directories": static,
+		"msg.epoch_length": static, "msg.epoch_grace": static, "msg.mix.enabled": static,
+		"msg.mix.cover_rate": static, "msg.mix.mean_delay": static, "msg.mix.batch_interval": static,
+		"msg.mix.max_queue": static, "msg.mix.routes": static, "msg.directory.publish": static,
+		"msg.directory.layers": static, "msg.directory.mixes": static,
+		"http.max_header_bytes": static, "http.max_body_bytes": static,
+		"http.read_header_timeout": static, "http.read_timeout": static, "http.write_timeout": static,
+		"http.idle_timeout": static, "http.rate": static, "http.burst": static,
+		"http.max_batch": static, "http.dashboard": static, "http.trust_loopback": static,
+		"fs.store_dir": static, "fs.public": dynamic, "fs.no_sync": static,
+		"client.network": dynamic, // read by client commands, not the node
 	}
 	seen := map[string]bool{}
+	for _, l := range configLeaves() {
+		seen[l.key] = true
+		want, ok := table[l.key]
+		if !ok {
+			t.Errorf("%s is not classified: add it to this table as static or dynamic (and tag it reload:\"dynamic\" if a reload applies it)", l.key)
+			continue
+		}
+		next := &Config{}
+		if !setNonZero(next, l.index) {
+			t.Fatalf("%s: cannot make a non-zero %s", l.key, l.typ)
+		}
+		if got := !staticChanged(&Config{}, next); got != want {
+			t.Errorf("%s: hot-reloaded %v, want %v", l.key, got, want)
+		}
+	}
+	for k := range table {
+		if !seen[k] {
+			t.Errorf("the table lists %s, which is no key", k)
+		}
+	}
+}
+
+// leaf is a key of the config that holds a value (not a table of keys).
+type leaf struct {
+	key   string // dotted, as in alknet.toml: "ssh.policy.forward"
+	index []int  // its field in Config, for reflect.Value.FieldByIndex
+	typ   reflect.Type
+}
+
+// configLeaves lists every leaf key of Config, descending into sections
+// and sub-tables; arrays and maps of tables are leaves.
+func configLeaves() []leaf {
+	var out []leaf
 	var walk func(path []int, prefix string, typ reflect.Type)
 	walk = func(path []int, prefix string, typ reflect.Type) {
 		for i := range typ.NumField() {
@@ -123,33 +201,14 @@ func TestReloadClassification(t *testing.T) {
 				key = strings.TrimPrefix(prefix+"."+name, ".")
 			}
 			if sf.Type.Kind() == reflect.Struct && hasExportedFields(sf.Type) {
-				if dynamic[key] {
-					seen[key] = true
-				}
 				walk(idx, key, sf.Type)
 				continue
 			}
-			want := false
-			for k := range dynamic {
-				if key == k || strings.HasPrefix(key, k+".") {
-					want, seen[k] = true, true
-				}
-			}
-			next := &Config{}
-			if !setNonZero(next, idx) {
-				t.Fatalf("%s: cannot make a non-zero %s", key, sf.Type)
-			}
-			if got := !staticChanged(&Config{}, next); got != want {
-				t.Errorf("%s: hot-reloaded %v, want %v", key, got, want)
-			}
+			out = append(out, leaf{key, idx, sf.Type})
 		}
 	}
 	walk(nil, "", reflect.TypeFor[Config]())
-	for k := range dynamic {
-		if !seen[k] {
-			t.Errorf("the table lists %s, which is no key", k)
-		}
-	}
+	return out
 }
 
 func hasExportedFields(t reflect.Type) bool {
