@@ -183,22 +183,15 @@ func build(n *node, on map[string]bool, l *lifecycle) (hs []core.Handler, err er
 		}
 	}
 	// git, msg and fs add operations to n.calls, which http serves.
-	if on["git"] {
-		p, err := buildGit(n)
-		if err := add("git", p, err); err != nil {
-			return nil, err
-		}
-	}
-	if on["msg"] {
-		p, err := buildMsg(n)
-		if err := add("msg", p, err); err != nil {
-			return nil, err
-		}
-	}
-	if on["fs"] {
-		p, err := buildFS(n)
-		if err := add("fs", p, err); err != nil {
-			return nil, err
+	for _, s := range []struct {
+		name  string
+		build func(*node) (part, error)
+	}{{"git", buildGit}, {"msg", buildMsg}, {"fs", buildFS}} {
+		if on[s.name] {
+			p, err := s.build(n)
+			if err := add(s.name, p, err); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if on["http"] {
