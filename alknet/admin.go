@@ -6,8 +6,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 )
 
 var tokenCommand = &cli.Command{
@@ -97,11 +98,11 @@ var configCommand = &cli.Command{
 				}
 				path = configPath(c, dir)
 			}
-			var f fileConfig
+			var f node.Config
 			if err := config.Load(path, &f); err != nil {
 				return err
 			}
-			if _, err := enabled(services(), f.Services.Disable); err != nil {
+			if err := node.CheckServices(f.Services.Disable); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
 			fmt.Fprintf(c.App.Writer, "%s: ok (%d peers, %d tokens)\n", path, len(f.Peers), len(f.Tokens))

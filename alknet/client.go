@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/dns"
 )
 
 // networkFlag selects the transport of client commands.
@@ -23,26 +28,6 @@ var networkFlag = &cli.StringFlag{
 // pathsFile, in the data dir, remembers per node the transport for bulk
 // traffic (core.PathMemory).
 const pathsFile = "paths"
-
-// clientConfig is the [client] section: settings of the client commands
-// (alknet perf, pipe, fs --node, forward, ...), not of the node.
-type clientConfig struct {
-	// Network is the transport of client commands: "quic", "tcp", or ""
-	// (auto): QUIC first, falling back to TCP+TLS, except for nodes where a
-	// QUIC connection was found bound by random loss (quic-go's NewReno),
-	// which get TCP+TLS first for 30 minutes; the choice is remembered in
-	// <data-dir>/paths (docs/protocols/core.md, "Transport choice"). The
-	// --network flag and ALKNET_NETWORK override it. Default "".
-	Network string `toml:"network"`
-}
-
-func (c *clientConfig) validate() error {
-	switch core.Network(c.Network) {
-	case core.NetworkAuto, core.NetworkQUIC, core.NetworkTCP:
-		return nil
-	}
-	return fmt.Errorf("client.network %q: want quic, tcp or empty", c.Network)
-}
 
 // sessionsFile, in the data dir, keeps the TLS session tickets nodes gave
 // this client, so that the next command resumes instead of making a full
@@ -76,7 +61,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 	}
 	resolvers := c.StringSlice("resolver")
 	if len(resolvers) == 0 || network == core.NetworkAuto {
-		cfg, err := loadConfig(configPath(c, dir))
+		cfg, err := node.LoadConfig(configPath(c, dir))
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +80,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),
 	}
 	for _, r := range resolvers {
-		if err := checkResolver(r); err != nil {
+		if err := node.CheckResolver(r); err != nil {
 			return nil, cli.Exit("--resolver "+err.Error(), 2)
 		}
 	}
@@ -110,4 +95,31 @@ func dial(ctx context.Context, d *core.Dialer, addr, alpn string) (core.Conn, er
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	return d.Dial(ctx, addr, alpn)
+}
+
+// resolveVia returns a core.Dialer.Resolve that asks each resolver in turn
+// for a node's signed self-description and turns it into host:port
+// candidates. The resolvers are dialled by d without resolution of their
+// own, so a resolver never needs a resolver.
+func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.NodeID) ([]string, error) {
+	plain := &core.Dialer{Key: d.Key, KnownNodes: d.KnownNodes, Network: d.Network, Logger: d.Logger}
+	return func(ctx context.Context, id core.NodeID) ([]string, error) {
+		var errs []error
+		for _, via := range resolvers {
+			rec, err := dns.Resolve(ctx, id, via, plain, nil)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			var out []string
+			for _, a := range rec.Addrs {
+				out = append(out, net.JoinHostPort(a.String(), strconv.Itoa(int(rec.Port))))
+			}
+			if len(out) > 0 {
+				return out, nil
+			}
+			errs = append(errs, fmt.Errorf("%s: the record names no address", via))
+		}
+		return nil, errors.Join(errs...)
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/alkdev/alknet/core/config"
 )
 
 // emptyFileCID is what `ipfs add --cid-version 1` gives an empty file.
@@ -209,25 +207,5 @@ func TestFSCommandsWithNode(t *testing.T) {
 	n.waitLog(t, "config reloaded")
 	if got := run(t, "", "fs", "cat", "--data-dir", stranger, "--node", n.addr, root+"/a.txt"); got != "hello fs\n" {
 		t.Errorf("public cat: %q", got)
-	}
-}
-
-func TestFSSection(t *testing.T) {
-	var f fileConfig
-	if err := config.Decode("x.toml", []byte("[fs]\nstore_dir = \"rel\"\n"), &f); err == nil || !strings.Contains(err.Error(), "fs.store_dir") {
-		t.Errorf("relative store_dir: %v", err)
-	}
-	if err := config.Decode("x.toml", []byte("[fs]\nstore_dir = \"/srv/fs\"\npublic = true\n"), &f); err != nil || f.FS.dir("/data") != "/srv/fs" {
-		t.Errorf("store_dir: %v, dir %q", err, f.FS.dir("/data"))
-	}
-	if d := (&fsConfig{}).dir("/data"); d != "/data/fs" {
-		t.Errorf("default store dir %q", d)
-	}
-	base := &fileConfig{}
-	if staticChanged(base, &fileConfig{FS: fsConfig{Public: true}}) {
-		t.Error("fs.public needs a restart")
-	}
-	if !staticChanged(base, &fileConfig{FS: fsConfig{NoSync: true}}) {
-		t.Error("fs.no_sync applied without a restart")
 	}
 }

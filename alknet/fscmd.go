@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	afs "github.com/alkdev/alknet/fs"
@@ -241,7 +242,7 @@ func openLocal(c *cli.Context) (*afs.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := loadConfig(configPath(c, dir))
+	cfg, err := node.LoadConfig(configPath(c, dir))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,7 +250,7 @@ func openLocal(c *cli.Context) (*afs.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := openStore(cfg.FS.dir(dir), afs.Options{NoSync: cfg.FS.NoSync, Logger: logger})
+	s, err := node.OpenStore(cfg.FS.Dir(dir), afs.Options{NoSync: cfg.FS.NoSync, Logger: logger})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -264,7 +265,7 @@ func openLocal(c *cli.Context) (*afs.Store, func(), error) {
 func openWork(c *cli.Context, addr string, cache bool) (*afs.Store, func(), error) {
 	if addr == "" || cache {
 		s, release, err := openLocal(c)
-		if addr == "" || !errors.Is(err, errStoreInUse) {
+		if addr == "" || !errors.Is(err, node.ErrStoreInUse) {
 			return s, release, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/vault"
 )
@@ -61,7 +62,7 @@ var initCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "node ID %s\n", nodeID(key))
+		fmt.Fprintf(c.App.Writer, "node ID %s\n", node.ID(key))
 		return nil
 	},
 }
@@ -83,7 +84,7 @@ var idCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(c.App.Writer, nodeID(key))
+		fmt.Fprintln(c.App.Writer, node.ID(key))
 		fmt.Fprintln(c.App.Writer, line)
 		return nil
 	},

@@ -6,9 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -19,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/fs"
 	"github.com/alkdev/alknet/msg"
 )
 
@@ -177,61 +173,6 @@ func TestStopDrainsMsgSend(t *testing.T) {
 	if out := run(t, "", "msg", "read", "--data-dir", dir, "--node", n.addr); !strings.Contains(out, "in flight at the stop") {
 		t.Errorf("inbox after the restart: %.200q", out)
 	}
-}
-
-// freePort returns a loopback TCP port free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// TestFailedBuildClosesWhatItBuilt: when a later service fails to build,
-// what the earlier ones opened is closed (the fs store is unlocked), and
-// no builder opened a socket (ssh's plain TCP listener binds in the run
-// phase).
-func TestFailedBuildClosesWhatItBuilt(t *testing.T) {
-	dir := t.TempDir()
-	sshAddr := freePort(t)
-	_, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &fileConfig{}
-	cfg.SSH.TCPListen = sshAddr
-	cfg.FS.NoSync = true
-	d, err := cfg.Directory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	n := &node{
-		logger: logger, key: key, id: nodeID(key), dataDir: dir, cfg: cfg,
-		identities: core.NewLiveDirectory(d, nil), calls: call.NewRegistry(), peers: call.NewPeers(call.First, logger),
-	}
-	boom := errors.New("boom")
-	svcs := []service{
-		{"ssh", nil, buildSSH},
-		{"fs", nil, buildFS},
-		{"boom", nil, func(*node, []string) (part, error) { return part{}, boom }},
-	}
-	if _, err := build(n, svcs, &lifecycle{logger: logger}); !errors.Is(err, boom) {
-		t.Fatalf("build: %v, want boom", err)
-	}
-	s, err := openStore(cfg.FS.dir(dir), fs.Options{NoSync: true})
-	if err != nil {
-		t.Fatalf("the fs store after the failed build: %v", err)
-	}
-	s.Close()
-	ln, err := net.Listen("tcp", sshAddr)
-	if err != nil {
-		t.Fatalf("ssh.tcp_listen's port after the failed build: %v", err)
-	}
-	ln.Close()
 }
 
 // TestStopHeadWithWorker: a head with an attached, idle worker stops as

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/msg"
 )
@@ -88,7 +89,7 @@ type msgClient struct {
 	nodeKey ed25519.PrivateKey
 	key     *ecdh.PrivateKey
 	id      core.NodeID
-	cfg     *fileConfig
+	cfg     *node.Config
 	dialer  *core.Dialer
 }
 
@@ -98,7 +99,7 @@ func msgClientFor(c *cli.Context) (*msgClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := loadConfig(configPath(c, dir))
+	cfg, err := node.LoadConfig(configPath(c, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -106,12 +107,12 @@ func msgClientFor(c *cli.Context) (*msgClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	clear(ks.mixSeed)
-	d, err := dialerWith(c, dir, ks.node)
+	clear(ks.MixSeed)
+	d, err := dialerWith(c, dir, ks.Node)
 	if err != nil {
 		return nil, err
 	}
-	return &msgClient{nodeKey: ks.node, key: ks.msg, id: nodeID(ks.node), cfg: cfg, dialer: d}, nil
+	return &msgClient{nodeKey: ks.Node, key: ks.Msg, id: node.ID(ks.Node), cfg: cfg, dialer: d}, nil
 }
 
 // session dials addr for alknet/msg within dialTimeout.
@@ -155,7 +156,7 @@ func msgSend(c *cli.Context) error {
 			m.ContentType = "application/octet-stream"
 		}
 	}
-	resolve := mc.cfg.Msg.resolveHome
+	resolve := mc.cfg.Msg.ResolveHome
 	if c.Bool("mixnet") && c.IsSet("key") {
 		resolve = func(core.NodeID) (string, error) { return "", nil } // no node to contact
 	}
@@ -197,7 +198,7 @@ func msgSend(c *cli.Context) error {
 // sendMixnet sends m through the mixnet. The recipient's key record is
 // rec, else asked of its home node at addr.
 func (mc *msgClient) sendMixnet(c *cli.Context, addr string, rec *msg.KeyRecord, m msg.Message) error {
-	dirs := mc.cfg.Msg.directoryClient(mc.dialer)
+	dirs := mc.cfg.Msg.DirectoryClient(mc.dialer)
 	if dirs == nil {
 		return errors.New("--mixnet: no directory nodes: set msg.directories")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/msg"
 	"github.com/alkdev/alknet/vault"
 )
@@ -204,25 +203,18 @@ func nodeKey(c *cli.Context, dir string) (ed25519.PrivateKey, error) {
 	return v.NodeKey()
 }
 
-// vaultKeys are the keys a node takes from its vault.
-type vaultKeys struct {
-	node    ed25519.PrivateKey // the node key
-	msg     *ecdh.PrivateKey   // the X25519 messaging key (msg.KeyPath)
-	mixSeed []byte             // the mix key seed (msg.MixKeyPath)
-}
-
 // nodeKeys opens the vault once and returns the node key, the X25519
 // messaging key derived at msg.KeyPath and the mix key seed derived at
 // msg.MixKeyPath.
-func nodeKeys(c *cli.Context, dir string) (vaultKeys, error) {
+func nodeKeys(c *cli.Context, dir string) (node.Keys, error) {
 	v, err := openVault(c, dir, true, c.App.ErrWriter)
 	if err != nil {
-		return vaultKeys{}, err
+		return node.Keys{}, err
 	}
 	defer v.Close()
-	var ks vaultKeys
-	if ks.node, err = v.NodeKey(); err != nil {
-		return vaultKeys{}, err
+	var ks node.Keys
+	if ks.Node, err = v.NodeKey(); err != nil {
+		return node.Keys{}, err
 	}
 	seed := func(path string) ([]byte, error) {
 		p, err := vault.ParsePath(path)
@@ -238,18 +230,12 @@ func nodeKeys(c *cli.Context, dir string) (vaultKeys, error) {
 	}
 	ms, err := seed(msg.KeyPath)
 	if err != nil {
-		return vaultKeys{}, err
+		return node.Keys{}, err
 	}
 	defer clear(ms)
-	if ks.msg, err = msg.NewKey(ms); err != nil {
-		return vaultKeys{}, err
+	if ks.Msg, err = msg.NewKey(ms); err != nil {
+		return node.Keys{}, err
 	}
-	ks.mixSeed, err = seed(msg.MixKeyPath)
+	ks.MixSeed, err = seed(msg.MixKeyPath)
 	return ks, err
-}
-
-// nodeID returns the NodeID of a node key.
-func nodeID(key ed25519.PrivateKey) core.NodeID {
-	id, _ := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
-	return id
 }

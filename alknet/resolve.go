@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/dns"
 )
@@ -81,7 +82,7 @@ func dnsPublish(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	id := nodeID(d.Key)
+	id := node.ID(d.Key)
 	f, err := os.Open(c.String("zone"))
 	if err != nil {
 		return err

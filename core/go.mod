@@ -3,8 +3,6 @@ module github.com/alkdev/alknet/core
 go 1.26.0
 
 require (
-	github.com/fsnotify/fsnotify v1.10.1
-	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.54.0

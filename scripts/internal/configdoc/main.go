@@ -6,8 +6,8 @@
 //	scripts/configdoc          rewrite docs/config.md
 //	scripts/configdoc --check  exit 1 if docs/config.md is stale
 //
-// It parses the Go source with go/parser, starting at fileConfig in the
-// alknet directory and following named types into the other modules of the
+// It parses the Go source with go/parser, starting at Config in
+// alknet/internal/node and following named types into the other modules of the
 // repository. Conventions the comments follow:
 //
 //   - A section field's comment says "Static" or "Dynamic: hot-reloaded" in
@@ -64,7 +64,7 @@ func run(check bool, out io.Writer) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := generate(&buf, root, modulePrefix, "alknet", "fileConfig"); err != nil {
+	if err := generate(&buf, root, modulePrefix, "alknet/internal/node", "Config"); err != nil {
 		return err
 	}
 	path := filepath.Join(root, output)

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/msg"
 )
 
@@ -166,8 +167,8 @@ func (c *msgConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// resolveHome returns the delivery address of a recipient from msg.homes.
-func (c *msgConfig) resolveHome(id core.NodeID) (string, error) {
+// ResolveHome returns the delivery address of a recipient from msg.homes.
+func (c *msgConfig) ResolveHome(id core.NodeID) (string, error) {
 	if a, ok := c.Homes[id.String()]; ok {
 		return a, nil
 	}
@@ -187,9 +188,9 @@ func (c *msgConfig) publisher(d *core.Dialer, logger *slog.Logger) (*msg.Publish
 	})
 }
 
-// directoryClient fetches the mix directory from msg.directories; nil
+// DirectoryClient fetches the mix directory from msg.directories; nil
 // when none are configured.
-func (c *msgConfig) directoryClient(d *core.Dialer) *msg.DirectoryClient {
+func (c *msgConfig) DirectoryClient(d *core.Dialer) *msg.DirectoryClient {
 	if len(c.Directories) == 0 {
 		return nil
 	}
@@ -205,7 +206,7 @@ func (c *msgConfig) mixResolver(dirs *msg.DirectoryClient) func(core.NodeID) (st
 			return id.String() + "@" + a, nil
 		}
 		if dirs != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), directoryTimeout)
 			defer cancel()
 			if d, err := dirs.Get(ctx); err == nil {
 				if a, ok := d.Addr(id); ok {
@@ -213,9 +214,13 @@ func (c *msgConfig) mixResolver(dirs *msg.DirectoryClient) func(core.NodeID) (st
 				}
 			}
 		}
-		return c.resolveHome(id)
+		return c.ResolveHome(id)
 	}
 }
+
+// directoryTimeout bounds a mix's fetch of the mix directory when it looks
+// up a next hop.
+const directoryTimeout = 15 * time.Second
 
 // accessOf is an AccessControl needing scopes, or def when none are set.
 func accessOf(scopes []string, def string) *core.AccessControl {
@@ -227,7 +232,7 @@ func accessOf(scopes []string, def string) *core.AccessControl {
 
 // buildMsg makes the msg handler with its inbox, registers the msg call
 // operations, and, when [msg.mix] is enabled, the mix.
-func buildMsg(n *node, _ []string) (part, error) {
+func buildMsg(n *node) (part, error) {
 	c := n.cfg.Msg
 	path := c.Inbox
 	if path == "" {
@@ -244,7 +249,7 @@ func buildMsg(n *node, _ []string) (part, error) {
 	dialer := &core.Dialer{Key: n.key}
 	var mix *msg.Mix
 	if c.Mix.Enabled {
-		dirs := c.directoryClient(dialer)
+		dirs := c.DirectoryClient(dialer)
 		cfg := msg.MixConfig{
 			Seed: n.mixSeed, EpochLength: c.EpochLength.Duration, EpochGrace: c.EpochGrace.Duration,
 			Dialer: dialer, Resolve: c.mixResolver(dirs),
@@ -277,7 +282,7 @@ func buildMsg(n *node, _ []string) (part, error) {
 	})
 	if err == nil {
 		err = h.RegisterOps(n.calls, msg.OpsConfig{
-			Access: accessOf(c.OpsScopes, msg.AdminScope), Dialer: dialer, Resolve: c.resolveHome,
+			Access: accessOf(c.OpsScopes, msg.AdminScope), Dialer: dialer, Resolve: c.ResolveHome,
 		})
 	}
 	if err != nil {

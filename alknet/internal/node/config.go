@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -6,16 +6,17 @@ import (
 	"os"
 	"reflect"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
+	"github.com/alkdev/alknet/core"
 )
 
-// fileConfig is the whole alknet.toml: core's sections at the top level,
-// then one section per service. Each service's section type lives beside
-// its service (ssh.go, sftp.go, …); docs/config.md describes them all.
-// A section declares which of its settings a reload applies by tagging
-// their fields reload:"dynamic" (a sub-table's fields may be tagged too);
-// every other setting needs a restart.
-type fileConfig struct {
+// Config is the whole alknet.toml: core's sections at the top level, then
+// one section per service. Each service's section type lives beside its
+// service (ssh.go, sftp.go, …); docs/config.md describes them all. A
+// section declares which of its settings a reload applies by tagging their
+// fields reload:"dynamic" (a sub-table's fields may be tagged too); every
+// other setting needs a restart. TestReloadClassification lists every key.
+type Config struct {
 	config.Core
 	// SSH is the [ssh] section. Static; [ssh.policy] is dynamic.
 	SSH sshConfig `toml:"ssh"`
@@ -33,19 +34,20 @@ type fileConfig struct {
 	// FS is the [fs] section. Static; fs.public is dynamic.
 	FS fsConfig `toml:"fs"`
 	// Client is the [client] section, read by client commands only.
-	Client clientConfig `toml:"client"`
+	// Dynamic: the node does not use it, so a change needs no restart.
+	Client clientConfig `toml:"client" reload:"dynamic"`
 }
 
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
-func (f *fileConfig) Validate() error {
+func (f *Config) Validate() error {
 	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Client.validate())
 }
 
-// loadConfig reads the config file at start; a missing file means the
+// LoadConfig reads the config file at start; a missing file means the
 // embedded defaults (an empty config).
-func loadConfig(path string) (*fileConfig, error) {
-	var f fileConfig
+func LoadConfig(path string) (*Config, error) {
+	var f Config
 	err := config.Load(path, &f)
 	if errors.Is(err, os.ErrNotExist) {
 		return &f, nil
@@ -59,8 +61,8 @@ func loadConfig(path string) (*fileConfig, error) {
 // reloadConfig reads the config file for a reload. A missing file is an
 // error: the running config stays, rather than the defaults revoking
 // every peer and token.
-func reloadConfig(path string) (*fileConfig, error) {
-	var f fileConfig
+func reloadConfig(path string) (*Config, error) {
+	var f Config
 	if err := config.Load(path, &f); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s is gone; keeping the running config: %w", path, err)
@@ -72,12 +74,12 @@ func reloadConfig(path string) (*fileConfig, error) {
 
 // staticChanged reports whether a reload changed settings that only a
 // restart applies: every field not tagged reload:"dynamic".
-func staticChanged(old, next *fileConfig) bool {
+func staticChanged(old, next *Config) bool {
 	return !reflect.DeepEqual(static(old), static(next))
 }
 
 // static returns a copy of f without its hot-reloaded settings.
-func static(f *fileConfig) fileConfig {
+func static(f *Config) Config {
 	s := *f
 	zeroDynamic(reflect.ValueOf(&s).Elem())
 	return s
@@ -97,4 +99,24 @@ func zeroDynamic(v reflect.Value) {
 			zeroDynamic(f)
 		}
 	}
+}
+
+// clientConfig is the [client] section: settings of the client commands
+// (alknet perf, pipe, fs --node, forward, ...), not of the node.
+type clientConfig struct {
+	// Network is the transport of client commands: "quic", "tcp", or ""
+	// (auto): QUIC first, falling back to TCP+TLS, except for nodes where a
+	// QUIC connection was found bound by random loss (quic-go's NewReno),
+	// which get TCP+TLS first for 30 minutes; the choice is remembered in
+	// <data-dir>/paths (docs/protocols/core.md, "Transport choice"). The
+	// --network flag and ALKNET_NETWORK override it. Default "".
+	Network string `toml:"network"`
+}
+
+func (c *clientConfig) validate() error {
+	switch core.Network(c.Network) {
+	case core.NetworkAuto, core.NetworkQUIC, core.NetworkTCP:
+		return nil
+	}
+	return fmt.Errorf("client.network %q: want quic, tcp or empty", c.Network)
 }

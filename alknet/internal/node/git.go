@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -104,7 +104,7 @@ func (c *gitConfig) validate() error {
 
 // buildGit makes the git server, registers its management operations and
 // reloads its access rules with the config.
-func buildGit(n *node, _ []string) (part, error) {
+func buildGit(n *node) (part, error) {
 	c := n.cfg.Git
 	root := c.Root
 	if root == "" {
@@ -139,10 +139,9 @@ func buildGit(n *node, _ []string) (part, error) {
 	if err != nil {
 		n.logger.Warn("git: sweeping temporary files of interrupted pushes", "err", err)
 	}
-	n.onReload(func(next *fileConfig) {
+	return part{handler: srv, reload: func(next *Config) {
 		if err := srv.SetRules(next.Git.rules()); err != nil {
 			n.logger.Error("git rules not reloaded", "err", err)
 		}
-	})
-	return part{handler: srv}, nil
+	}}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -32,12 +32,12 @@ type ticksIn struct {
 // registerSysOps adds the demo service: small, real operations for trying
 // calls and routing (sys/info, sys/echo, sys/ticks). Callers must be
 // authenticated.
-func registerSysOps(reg *call.Registry, id core.NodeID) error {
+func registerSysOps(reg *call.Registry, id core.NodeID, version string) error {
 	start := time.Now()
 	if err := call.Register(reg, call.Spec{Name: "sys/info", Description: "hostname, NodeID, uptime and version of this node"},
 		func(context.Context, *call.Request, struct{}) (sysInfo, error) {
 			host, _ := os.Hostname()
-			return sysInfo{Hostname: host, NodeID: id.String(), Uptime: time.Since(start).Seconds(), Version: version(), GoVersion: runtime.Version()}, nil
+			return sysInfo{Hostname: host, NodeID: id.String(), Uptime: time.Since(start).Seconds(), Version: version, GoVersion: runtime.Version()}, nil
 		}); err != nil {
 		return err
 	}

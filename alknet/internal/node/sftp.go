@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -83,15 +83,15 @@ func (c *sftpConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// buildSFTP makes the SFTP server, which serves alknet/sftp and, through
-// n.sftp, the ssh service's sftp subsystem.
-func buildSFTP(n *node, _ []string) (part, error) {
+// buildSFTP makes the SFTP server, which serves alknet/sftp and the ssh
+// service's sftp subsystem. It holds nothing to close.
+func buildSFTP(n *node) (*sftp.Server, error) {
 	c := n.cfg.SFTP
 	root := c.Root
 	if root == "" {
 		var err error
 		if root, err = filepath.Abs(filepath.Join(n.dataDir, "sftp")); err != nil {
-			return part{}, err
+			return nil, err
 		}
 	}
 	srv, err := sftp.New(sftp.Config{
@@ -106,11 +106,10 @@ func buildSFTP(n *node, _ []string) (part, error) {
 		Logger:                 n.logger,
 	})
 	if err != nil {
-		return part{}, err
+		return nil, err
 	}
-	n.sftp = srv
 	sweepPartials(n, root, c.Roots, time.Now())
-	return part{handler: srv}, nil
+	return srv, nil
 }
 
 // sweepPartials removes the upload temporary files a crash left under the

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 
 	xssh "golang.org/x/crypto/ssh"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/sftp"
 	"github.com/alkdev/alknet/ssh"
 )
 
@@ -141,13 +143,13 @@ func (p *sshPolicyConfig) policy() *ssh.Policy {
 }
 
 // buildSSH makes the SSH server: the node key as host key, the policy
-// swapped on every reload, sftp as a subsystem when that service runs, and
-// the call protocol behind the alknet-call target when that one does.
-func buildSSH(n *node, _ []string) (part, error) {
+// swapped on every reload, sftpSrv as the sftp subsystem and callH behind
+// the alknet-call target. Either may be nil (its service is disabled): the
+// subsystem or target is then refused.
+func buildSSH(n *node, sftpSrv *sftp.Server, callH core.Handler) (*ssh.Server, part, error) {
 	c := n.cfg.SSH
 	var policy atomic.Pointer[ssh.Policy]
 	policy.Store(c.Policy.policy())
-	n.onReload(func(f *fileConfig) { policy.Store(f.SSH.Policy.policy()) })
 	cfg := ssh.Config{
 		HostKey:           n.key,
 		Identities:        n.identities,
@@ -164,18 +166,17 @@ func buildSSH(n *node, _ []string) (part, error) {
 	if c.Exec {
 		cfg.Exec = &ssh.Exec{Shell: c.Shell}
 	}
-	if n.sftp != nil {
-		cfg.Subsystems = map[string]ssh.SubsystemFunc{"sftp": n.sftp.ServeStream}
+	if sftpSrv != nil {
+		cfg.Subsystems = map[string]ssh.SubsystemFunc{"sftp": sftpSrv.ServeStream}
 	}
-	if n.callHandler != nil {
-		cfg.CallChannel = n.callHandler.Serve
+	if callH != nil {
+		cfg.CallChannel = callH.Serve
 	}
 	srv, err := ssh.New(cfg)
 	if err != nil {
-		return part{}, err
+		return nil, part{}, err
 	}
-	n.ssh = srv
-	p := part{handler: srv}
+	p := part{handler: srv, reload: func(next *Config) { policy.Store(next.SSH.Policy.policy()) }}
 	if c.TCPListen != "" {
 		p.listeners = append(p.listeners, func() (func(context.Context) error, func() error, error) {
 			ln, err := net.Listen("tcp", c.TCPListen)
@@ -186,5 +187,5 @@ func buildSSH(n *node, _ []string) (part, error) {
 			return func(ctx context.Context) error { return srv.ServeListener(ctx, ln) }, ln.Close, nil
 		})
 	}
-	return p, nil
+	return srv, p, nil
 }

@@ -8,7 +8,7 @@ import (
 // FuzzDecode decodes arbitrary bytes into Core: it must never panic, and an
 // error must name the file.
 func FuzzDecode(f *testing.F) {
-	example, err := os.ReadFile("../../docs/alknet.example.toml")
+	example, err := os.ReadFile("../../../docs/alknet.example.toml")
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 )
 
 func ExampleDecode() {

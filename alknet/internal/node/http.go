@@ -1,11 +1,13 @@
-package main
+package node
 
 import (
 	"errors"
 	"fmt"
 
-	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/alknet/internal/config"
+	"github.com/alkdev/alknet/dns"
 	alkhttp "github.com/alkdev/alknet/http"
+	"github.com/alkdev/alknet/ssh"
 )
 
 // httpConfig is the [http] section: the HTTP service (h3, h2, http/1.1,
@@ -62,12 +64,11 @@ func (c *httpConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// httpALPNs are the protocols of the http service.
-var httpALPNs = []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkhttp.ALPN}
-
-// buildHTTP makes the HTTP server over the node's call registry. It must
-// come after the call service, which registers the built-in operations.
-func buildHTTP(n *node, alpns []string) (part, error) {
+// buildHTTP makes the HTTP server over the node's call registry, which
+// must hold every operation by now; alpns are the node's, for the
+// dashboard. sshSrv's forwarded connections never get loopback trust; dnsSrv
+// serves DNS over HTTPS and the pkarr relay. Either may be nil.
+func buildHTTP(n *node, alpns []string, sshSrv *ssh.Server, dnsSrv *dns.Server) (part, error) {
 	c := n.cfg.HTTP
 	cfg := alkhttp.Config{
 		Registry:      n.calls,
@@ -90,19 +91,19 @@ func buildHTTP(n *node, alpns []string) (part, error) {
 		},
 		Logger: n.logger,
 	}
-	if n.ssh != nil {
-		cfg.Forwarded = n.ssh.Forwarded
+	if sshSrv != nil {
+		cfg.Forwarded = sshSrv.Forwarded
 	}
 	srv, err := alkhttp.New(cfg)
 	if err != nil {
 		return part{}, err
 	}
-	if n.dns != nil {
+	if dnsSrv != nil {
 		// DNS over HTTPS (RFC 8484) and the pkarr relay API.
-		if err := srv.Mount("/dns-query", n.dns.DoHHandler()); err != nil {
+		if err := srv.Mount("/dns-query", dnsSrv.DoHHandler()); err != nil {
 			return part{}, err
 		}
-		if err := srv.Mount("/pkarr/", n.dns.RelayHandler()); err != nil {
+		if err := srv.Mount("/pkarr/", dnsSrv.RelayHandler()); err != nil {
 			return part{}, err
 		}
 	}

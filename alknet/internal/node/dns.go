@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/dns"
 )
 
@@ -83,7 +83,7 @@ func (c *dnsConfig) validate() error {
 		}
 	}
 	for i, r := range c.Resolvers {
-		if err := checkResolver(r); err != nil {
+		if err := CheckResolver(r); err != nil {
 			errs = append(errs, fmt.Errorf("dns.resolvers[%d]: %w", i, err))
 		}
 	}
@@ -100,11 +100,11 @@ func (c *dnsConfig) validate() error {
 
 // buildDNS makes the DNS server (doq, dot, alknet/dns), its classic
 // listener if configured, and the self-description publisher.
-func buildDNS(n *node, alpns []string) (part, error) {
+func buildDNS(n *node, alpns []string) (*dns.Server, part, error) {
 	c := n.cfg.DNS
 	zones, err := dns.NewZones(c.Zones)
 	if err != nil {
-		return part{}, fmt.Errorf("dns.zones: %w", err)
+		return nil, part{}, fmt.Errorf("dns.zones: %w", err)
 	}
 	dir := c.StoreDir
 	if dir == "" {
@@ -112,7 +112,7 @@ func buildDNS(n *node, alpns []string) (part, error) {
 	}
 	store, err := dns.OpenStore(dns.StoreConfig{Dir: dir, MaxAge: c.MaxAge.Duration, Logger: n.logger})
 	if err != nil {
-		return part{}, err
+		return nil, part{}, err
 	}
 	srv, err := dns.New(dns.Config{
 		Zones:           zones,
@@ -126,25 +126,23 @@ func buildDNS(n *node, alpns []string) (part, error) {
 		Logger:          n.logger,
 	})
 	if err != nil {
-		return part{}, err
+		return nil, part{}, err
 	}
-	n.dns = srv
-	n.onReload(func(next *fileConfig) {
+	pub, err := dns.NewPublisher(dns.PublisherConfig{
+		Key: n.key, Info: func() dns.NodeInfo { return selfInfo(n, alpns) }, Local: store, Homes: c.Homes,
+		Dialer: &core.Dialer{Key: n.key}, Interval: c.Republish.Duration, Logger: n.logger,
+	})
+	if err != nil {
+		return nil, part{}, err
+	}
+	p := part{handler: srv, tasks: []func(context.Context) error{pub.Run}, reload: func(next *Config) {
 		zs, err := dns.NewZones(next.DNS.Zones)
 		if err != nil {
 			n.logger.Error("dns: zones not reloaded; keeping the old ones", "err", err)
 			return
 		}
 		srv.SetZones(zs)
-	})
-	pub, err := dns.NewPublisher(dns.PublisherConfig{
-		Key: n.key, Info: func() dns.NodeInfo { return selfInfo(n, alpns) }, Local: store, Homes: c.Homes,
-		Dialer: &core.Dialer{Key: n.key}, Interval: c.Republish.Duration, Logger: n.logger,
-	})
-	if err != nil {
-		return part{}, err
-	}
-	p := part{handler: srv, tasks: []func(context.Context) error{pub.Run}}
+	}}
 	if c.Listen != "" {
 		p.listeners = append(p.listeners, func() (func(context.Context) error, func() error, error) {
 			cl, err := srv.ListenClassic(c.Listen)
@@ -155,13 +153,13 @@ func buildDNS(n *node, alpns []string) (part, error) {
 			return cl.Serve, cl.Close, nil
 		})
 	}
-	return p, nil
+	return srv, p, nil
 }
 
 // selfInfo is what the node publishes about itself: the ALPNs it serves,
 // the port it listens on, and its address when that is a specific one.
 func selfInfo(n *node, alpns []string) dns.NodeInfo {
-	info := dns.NodeInfo{ALPNs: alpns, Version: version()}
+	info := dns.NodeInfo{ALPNs: alpns, Version: n.version}
 	host, port, err := net.SplitHostPort(n.listenAddr())
 	if err != nil {
 		return info
@@ -175,8 +173,8 @@ func selfInfo(n *node, alpns []string) dns.NodeInfo {
 	return info
 }
 
-// checkResolver accepts a pinned node address or an http(s) relay URL.
-func checkResolver(r string) error {
+// CheckResolver accepts a pinned node address or an http(s) relay URL.
+func CheckResolver(r string) error {
 	if strings.HasPrefix(r, "https://") || strings.HasPrefix(r, "http://") {
 		return nil
 	}
@@ -184,31 +182,4 @@ func checkResolver(r string) error {
 		return fmt.Errorf("%q: want <nodeid>@host:port or https://host/pkarr", r)
 	}
 	return nil
-}
-
-// resolveVia returns a core.Dialer.Resolve that asks each resolver in turn
-// for a node's signed self-description and turns it into host:port
-// candidates. The resolvers are dialled by d without resolution of their
-// own, so a resolver never needs a resolver.
-func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.NodeID) ([]string, error) {
-	plain := &core.Dialer{Key: d.Key, KnownNodes: d.KnownNodes, Network: d.Network, Logger: d.Logger}
-	return func(ctx context.Context, id core.NodeID) ([]string, error) {
-		var errs []error
-		for _, via := range resolvers {
-			rec, err := dns.Resolve(ctx, id, via, plain, nil)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			var out []string
-			for _, a := range rec.Addrs {
-				out = append(out, net.JoinHostPort(a.String(), strconv.Itoa(int(rec.Port))))
-			}
-			if len(out) > 0 {
-				return out, nil
-			}
-			errs = append(errs, fmt.Errorf("%s: the record names no address", via))
-		}
-		return nil, errors.Join(errs...)
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -35,8 +35,8 @@ func (c *fsConfig) validate() error {
 	return nil
 }
 
-// dir returns the store directory for the data dir dataDir.
-func (c *fsConfig) dir(dataDir string) string {
+// Dir returns the store directory for the data dir dataDir.
+func (c *fsConfig) Dir(dataDir string) string {
 	if c.StoreDir != "" {
 		return c.StoreDir
 	}
@@ -46,9 +46,9 @@ func (c *fsConfig) dir(dataDir string) string {
 // buildFS opens the store, serves it on alknet/fs, registers the fs/*
 // operations and reloads fs.public with the config. The store closes after
 // the handlers drained.
-func buildFS(n *node, _ []string) (part, error) {
+func buildFS(n *node) (part, error) {
 	c := n.cfg.FS
-	store, err := openStore(c.dir(n.dataDir), fs.Options{NoSync: c.NoSync, Logger: n.logger})
+	store, err := OpenStore(c.Dir(n.dataDir), fs.Options{NoSync: c.NoSync, Logger: n.logger})
 	if err != nil {
 		return part{}, err
 	}
@@ -59,8 +59,7 @@ func buildFS(n *node, _ []string) (part, error) {
 	if err != nil {
 		return part{}, errors.Join(err, store.Close())
 	}
-	n.onReload(func(next *fileConfig) { h.SetPublic(next.FS.Public) })
-	return part{handler: h, closers: []func() error{store.Close}}, nil
+	return part{handler: h, closers: []func() error{store.Close}, reload: func(next *Config) { h.SetPublic(next.FS.Public) }}, nil
 }
 
 // storeLockFile is the file in a store directory that a process holding
@@ -69,18 +68,18 @@ func buildFS(n *node, _ []string) (part, error) {
 // would overwrite each other's pins and collect each other's blocks.
 const storeLockFile = "lock"
 
-// errStoreInUse says another process has the store open.
-var errStoreInUse = errors.New("in use by another process (a running `alknet serve` on this data dir?): reach that node with --node ADDR, or stop it")
+// ErrStoreInUse says another process has the store open.
+var ErrStoreInUse = errors.New("in use by another process (a running `alknet serve` on this data dir?): reach that node with --node ADDR, or stop it")
 
-// lockedStore is a store this process alone has open.
-type lockedStore struct {
+// LockedStore is a store this process alone has open.
+type LockedStore struct {
 	*fs.Store
 	lock *os.File
 }
 
-// openStore opens the store in dir and locks it for this process; a store
-// another process holds is an error matching errStoreInUse.
-func openStore(dir string, opts fs.Options) (*lockedStore, error) {
+// OpenStore opens the store in dir and locks it for this process; a store
+// another process holds is an error matching ErrStoreInUse.
+func OpenStore(dir string, opts fs.Options) (*LockedStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fs store: %w", err)
 	}
@@ -91,7 +90,7 @@ func openStore(dir string, opts fs.Options) (*lockedStore, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			err = errStoreInUse
+			err = ErrStoreInUse
 		}
 		return nil, fmt.Errorf("fs store %s: %w", dir, err)
 	}
@@ -100,10 +99,10 @@ func openStore(dir string, opts fs.Options) (*lockedStore, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &lockedStore{Store: s, lock: lock}, nil
+	return &LockedStore{Store: s, lock: lock}, nil
 }
 
 // Close closes the store, then releases the lock.
-func (s *lockedStore) Close() error {
+func (s *LockedStore) Close() error {
 	return errors.Join(s.Store.Close(), s.lock.Close())
 }
