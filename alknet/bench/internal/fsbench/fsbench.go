@@ -94,7 +94,7 @@ type FSRig struct {
 	Root   string // the input's CID
 	Node   *harness.Child
 	Addr   string
-	Place  netem.RigPlace // where the node and the clients run
+	Place  netem.Place // where the node and the clients run
 }
 
 // CompareFS runs cfg: each round measures every variant once, starting

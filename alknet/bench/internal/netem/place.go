@@ -1,11 +1,11 @@
 package netem
 
-// RigPlace is where a rig of child processes runs: its servers listen on
+// Place is where a rig of child processes runs: its servers listen on
 // host (127.0.0.1 when empty) and are started behind the server prefix,
 // its clients behind the client prefix (both empty on the loopback;
-// `ip netns exec NAMESPACE` across an emulated link). nodeConfig is
+// `ip netns exec NAMESPACE` across an emulated link). NodeConfig is
 // appended to the node's alknet.toml.
-type RigPlace struct {
+type Place struct {
 	host           string
 	server, client []string
 	NodeConfig     string
@@ -13,8 +13,8 @@ type RigPlace struct {
 
 // LinkPlace runs the servers in l's namespace B, on its address, and the
 // clients in namespace A.
-func LinkPlace(l *Link) RigPlace {
-	return RigPlace{
+func LinkPlace(l *Link) Place {
+	return Place{
 		host:   l.Addr(SideB).String(),
 		server: []string{"ip", "netns", "exec", l.Namespace(SideB)},
 		client: []string{"ip", "netns", "exec", l.Namespace(SideA)},
@@ -22,7 +22,7 @@ func LinkPlace(l *Link) RigPlace {
 }
 
 // Addr is the servers' address.
-func (p RigPlace) Addr() string {
+func (p Place) Addr() string {
 	if p.host == "" {
 		return "127.0.0.1"
 	}
@@ -38,10 +38,10 @@ func wrap(prefix []string, name string, args ...string) (string, []string) {
 }
 
 // ServerCmd and clientCmd return a server's and a client's command line.
-func (p RigPlace) ServerCmd(name string, args ...string) (string, []string) {
+func (p Place) ServerCmd(name string, args ...string) (string, []string) {
 	return wrap(p.server, name, args...)
 }
 
-func (p RigPlace) ClientCmd(name string, args ...string) (string, []string) {
+func (p Place) ClientCmd(name string, args ...string) (string, []string) {
 	return wrap(p.client, name, args...)
 }

@@ -40,9 +40,9 @@ var sftpServerPaths = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/ope
 // emulated link (startSSHRigAt) the servers listen on namespace B's
 // address and run there, and the stock clients run in namespace A.
 type SSHRig struct {
-	Bin   string         // the alknet binary
-	Dir   string         // everything temporary
-	Place netem.RigPlace // where the servers and the clients run
+	Bin   string      // the alknet binary
+	Dir   string      // everything temporary
+	Place netem.Place // where the servers and the clients run
 
 	keyFile    string // the client's OpenSSH key
 	clientDir  string // the client's alknet data dir (its node key)
@@ -77,11 +77,11 @@ const sshPeerID = "bench"
 // startSSHRig starts everything but the iperf3 server, which only the
 // tunnel test needs (startIperf), on the loopback.
 func startSSHRig(ctx context.Context, bin string) (*SSHRig, error) {
-	return StartSSHRigAt(ctx, bin, netem.RigPlace{})
+	return StartSSHRigAt(ctx, bin, netem.Place{})
 }
 
 // StartSSHRigAt is startSSHRig with the servers and clients at place.
-func StartSSHRigAt(ctx context.Context, bin string, place netem.RigPlace) (_ *SSHRig, err error) {
+func StartSSHRigAt(ctx context.Context, bin string, place netem.Place) (_ *SSHRig, err error) {
 	for _, tool := range []string{"sshd", "ssh", "ssh-keygen"} {
 		if _, err := harness.LookTool(tool); err != nil {
 			return nil, err
