@@ -2,13 +2,10 @@ package wan
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 	"github.com/alkdev/alknet/alknet/bench/internal/netem"
 	"github.com/quic-go/quic-go"
 )
@@ -81,37 +78,13 @@ func measureQUICKnobs(ctx context.Context, l *netem.Link, knobs []quicKnob, byte
 // measureKnob is one round of one knob: the download and the upload, each
 // on a connection of its own.
 func measureKnob(ctx context.Context, l *netem.Link, conf quic.Config, bytes int64) (down, up float64, err error) {
-	cert, pool, err := harness.SelfSigned()
+	dial, stop, err := startSwitchPair(ctx, l, "alknet-bench/knobs", &conf)
 	if err != nil {
 		return 0, 0, err
 	}
-	srvConn, err := listenUDPIn(l, netem.SideB)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer srvConn.Close()
-	cliConn, err := listenUDPIn(l, netem.SideA)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer cliConn.Close()
-	const alpn = "alknet-bench/knobs"
-	srvTr := &quic.Transport{Conn: srvConn}
-	defer srvTr.Close()
-	ln, err := srvTr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, &conf)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Go(func() { serveSwitch(sctx, ln) })
-	cliTr := &quic.Transport{Conn: cliConn}
-	defer cliTr.Close()
 	for _, op := range []byte{'d', 'u'} {
-		c, err := cliTr.Dial(ctx, srvConn.LocalAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}, &conf)
+		c, err := dial()
 		if err != nil {
 			return 0, 0, fmt.Errorf("dial: %w", err)
 		}

@@ -50,39 +50,11 @@ func measureDirectionSwitch(ctx context.Context, l *netem.Link, opt directionSwi
 	if conf == nil {
 		conf = &quic.Config{Tracer: qlog.DefaultConnectionTracer}
 	}
-	cert, pool, err := harness.SelfSigned()
+	dial, stop, err := startSwitchPair(ctx, l, "alknet-bench/switch", conf)
 	if err != nil {
 		return res, err
 	}
-	srvConn, err := listenUDPIn(l, netem.SideB)
-	if err != nil {
-		return res, err
-	}
-	defer srvConn.Close()
-	cliConn, err := listenUDPIn(l, netem.SideA)
-	if err != nil {
-		return res, err
-	}
-	defer cliConn.Close()
-	const alpn = "alknet-bench/switch"
-	srvTr := &quic.Transport{Conn: srvConn}
-	defer srvTr.Close()
-	ln, err := srvTr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, conf)
-	if err != nil {
-		return res, err
-	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Go(func() { serveSwitch(sctx, ln) })
-
-	cliTr := &quic.Transport{Conn: cliConn}
-	defer cliTr.Close()
-	dial := func() (*quic.Conn, error) {
-		return cliTr.Dial(ctx, srvConn.LocalAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}, conf)
-	}
 	fresh, err := dial()
 	if err != nil {
 		return res, fmt.Errorf("bench: direction switch: dial: %w", err)
@@ -102,6 +74,54 @@ func measureDirectionSwitch(ctx context.Context, l *netem.Link, opt directionSwi
 	}
 	res.downAfterUp, err = switchTransfer(ctx, reused, 'd', opt.bytes)
 	return res, err
+}
+
+// startSwitchPair starts a bare quic-go server with conf in l's namespace
+// B, serving the switch protocol (serveSwitch) on alpn, and a client
+// transport in A; dial opens a connection from A to it, stop closes both
+// ends.
+func startSwitchPair(ctx context.Context, l *netem.Link, alpn string, conf *quic.Config) (dial func() (*quic.Conn, error), stop func(), err error) {
+	var undo []func()
+	stop = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	cert, pool, err := harness.SelfSigned()
+	if err != nil {
+		return nil, nil, err
+	}
+	srvConn, err := listenUDPIn(l, netem.SideB)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() { srvConn.Close() })
+	cliConn, err := listenUDPIn(l, netem.SideA)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() { cliConn.Close() })
+	srvTr := &quic.Transport{Conn: srvConn}
+	undo = append(undo, func() { srvTr.Close() })
+	ln, err := srvTr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() { ln.Close() })
+	var wg sync.WaitGroup
+	sctx, cancel := context.WithCancel(ctx)
+	wg.Go(func() { serveSwitch(sctx, ln) })
+	undo = append(undo, func() { cancel(); wg.Wait() })
+	cliTr := &quic.Transport{Conn: cliConn}
+	undo = append(undo, func() { cliTr.Close() })
+	return func() (*quic.Conn, error) {
+		return cliTr.Dial(ctx, srvConn.LocalAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}, conf)
+	}, stop, nil
 }
 
 // listenUDPIn opens a UDP socket on l's address in side's namespace.
