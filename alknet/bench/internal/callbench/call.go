@@ -93,7 +93,7 @@ func startCallTarget(ctx context.Context, sys CallSystem) (*CallTarget, error) {
 // CallPlace is where a call target runs: its servers listen on host
 // (127.0.0.1 when empty) with the sockets listen makes, its client dials
 // with the sockets dial makes (both nil on the loopback; across an emulated
-// link they make them in namespace B and A, [Link.Do]).
+// link they make them in namespace B and A, [netem.Link.Do]).
 type CallPlace struct {
 	host         string
 	listen, dial func(func() error) error

@@ -41,7 +41,7 @@ const (
 	gitShallow GitOp = "clone --depth 1"
 	// gitFetch is `git fetch` of main into a clone that has it.
 	gitFetch GitOp = "fetch (no-op)"
-	// gitPush is `git push` of a new branch of [GitConfig.PushCommits]
+	// gitPush is `git push` of a new branch of [GitConfig.pushCommits]
 	// commits on top of main.
 	gitPush GitOp = "push"
 )
@@ -117,7 +117,7 @@ type GitSample struct {
 type GitReport struct {
 	// config is the comparison's configuration, defaults filled in.
 	config GitConfig
-	// commits and PackBytes describe the served repository.
+	// commits and packBytes describe the served repository.
 	commits   int
 	packBytes int64
 	// samples are in the order they ran.

@@ -46,7 +46,7 @@ type GitRepoInfo struct {
 	Dir string
 	// commits is the number of commits on main.
 	commits int
-	// PackBytes is the size of its packs (one after the repack).
+	// packBytes is the size of its packs (one after the repack).
 	PackBytes int64
 	// cached is true when Dir existed already.
 	cached bool

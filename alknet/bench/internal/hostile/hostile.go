@@ -71,7 +71,7 @@ type HostileOptions struct {
 // HostileResult is what one attack shape did to the node.
 type HostileResult struct {
 	Shape AttackShape
-	// idleRSS is the node's resident memory before the attack, PeakRSS the
+	// idleRSS is the node's resident memory before the attack, peakRSS the
 	// most seen during it, in bytes.
 	idleRSS, peakRSS int64
 	// pings are the legitimate client's services/ping round trips during
@@ -83,7 +83,7 @@ type HostileResult struct {
 	streams int
 }
 
-// Growth returns PeakRSS - IdleRSS.
+// Growth returns peakRSS - idleRSS.
 func (r HostileResult) Growth() int64 { return r.peakRSS - r.idleRSS }
 
 // MaxPing returns the slowest ping.

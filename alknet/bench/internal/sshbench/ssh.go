@@ -117,8 +117,8 @@ type SSHSample struct {
 type SSHReport struct {
 	// config is the configuration with its defaults filled in.
 	config SSHConfig
-	// openSSH is `ssh -V`'s answer; Iperf the first line of
-	// `iperf3 --version`; SFTPServer the path of sshd's sftp-server.
+	// openSSH is `ssh -V`'s answer; iperf the first line of
+	// `iperf3 --version`; sftpServer the path of sshd's sftp-server.
 	openSSH, iperf, sftpServer string
 	// variants lists each test's variants.
 	variants map[SSHTest][]string

@@ -27,7 +27,7 @@ type WANTransfer struct {
 }
 
 // DirectTCPTransfer is the baseline: one Go TCP connection from A to B for
-// d, with the profile's loss, measured as [Link.MeasureTCP] does.
+// d, with the profile's loss, measured as [netem.Link.MeasureTCP] does.
 func DirectTCPTransfer(d time.Duration) WANTransfer {
 	return WANTransfer{name: "direct-tcp", run: func(ctx context.Context, l *netem.Link) (float64, error) {
 		bps, err := l.MeasureTCP(ctx, netem.SideA, d)

@@ -160,7 +160,7 @@ func timeNSRuns(ctx context.Context, runs int, prep func() error, ns string, arg
 	return ds[len(ds)/2], ds, nil
 }
 
-// openSSHCase times a stock `ssh HOST true` against an sshd in B, when
+// OpenSSHCase times a stock `ssh HOST true` against an sshd in B, when
 // both are installed.
 func openSSHCase(ctx context.Context, l *netem.Link, dir string, runs int) (pathHandshakeCase, bool) {
 	c := pathHandshakeCase{name: "openssh ssh", runs: runs}

@@ -23,7 +23,7 @@ import (
 // on a connection over which it has just received as much.
 type directionSwitchResult struct {
 	// up is the client's upload (A to B) on the reused connection, and
-	// DownAfterUp the download (B to A) that follows on it; FreshDown is
+	// downAfterUp the download (B to A) that follows on it; freshDown is
 	// the same download on a connection of its own. Bytes per second.
 	up, downAfterUp, freshDown float64
 }

@@ -73,9 +73,9 @@ type ReportConfig struct {
 	Bytes, LossyBytes int64
 	// ForwardTime is the length of each iperf3 run; default 5s.
 	ForwardTime time.Duration
-	// gitRepo and LossyGitRepo are the cloned repositories on paths
+	// gitRepo and lossyGitRepo are the cloned repositories on paths
 	// without and with random loss; defaults DefaultGitRepo and
-	// LossyGitRepo. GitCache keeps them; default GitRepoCache().
+	// lossyGitRepo. GitCache keeps them; default GitRepoCache().
 	gitRepo, lossyGitRepo gitbench.GitRepoSpec
 	GitCache              string
 	// gitBackend is the node's [git] backend; default "exec" (git's own
@@ -83,7 +83,7 @@ type ReportConfig struct {
 	// clone time on the loopback already, docs/benchmarks.md).
 	gitBackend string
 	// callDuration is the length of each call run; default 3s.
-	// CallCallers is the number of concurrent callers; default 16.
+	// callCallers is the number of concurrent callers; default 16.
 	callDuration time.Duration
 	callCallers  int
 	// timeout bounds each transfer; default 5 minutes.
@@ -514,7 +514,7 @@ func (c ReportConfig) measureFS(ctx context.Context, l *netem.Link) (map[string]
 }
 
 // measureCall runs each call system's server in B and its client in A
-// (in this process) and measures the median latency of cfg.CallCallers
+// (in this process) and measures the median latency of cfg.callCallers
 // concurrent callers, in seconds.
 func (c ReportConfig) measureCall(ctx context.Context, l *netem.Link) (map[string]float64, error) {
 	res := map[string]float64{}
