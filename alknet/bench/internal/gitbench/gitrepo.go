@@ -292,3 +292,7 @@ func countCommits(ctx context.Context, dir, rev string) (int, error) {
 	}
 	return strconv.Atoi(out)
 }
+
+// SmallGitRepo is a repository generated in well under a second, for
+// tests.
+var SmallGitRepo = GitRepoSpec{Commits: 30, Files: 10, FileLines: 64, EditLines: 40, Seed: 7}

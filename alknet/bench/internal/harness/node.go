@@ -18,10 +18,8 @@ import (
 // ListeningMarker is in the log line core.Endpoint writes once it serves.
 const ListeningMarker = "msg=listening"
 
-var (
-	NodeAttr  = regexp.MustCompile(`\bnode=([a-z0-9]+)`)
-	AlpnsAttr = regexp.MustCompile(`\balpns="?\[([^\]]*)\]`)
-)
+// NodeAttr finds the node ID in a listening line.
+var NodeAttr = regexp.MustCompile(`\bnode=([a-z0-9]+)`)
 
 // LogTail scans a child's output: it hands the first listening line to
 // ready and keeps the last lines for error messages.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,9 @@ type ServeResult struct {
 	// the vault (Argon2id key derivation); Second reopened it.
 	First, Second StartResult
 }
+
+// alpnsAttr finds the ALPNs in a listening line.
+var alpnsAttr = regexp.MustCompile(`\balpns="?\[([^\]]*)\]`)
 
 // MeasureServe starts `BINARY serve --data-dir DIR --listen 127.0.0.1:PORT`
 // twice on a fresh temporary data directory (removed afterwards), each time
@@ -178,7 +182,7 @@ func dialReady(ctx context.Context, line, hostport string) error {
 		return fmt.Errorf("no node= in the listening line %q", line)
 	}
 	alpn := "alknet/perf"
-	if a := harness.AlpnsAttr.FindStringSubmatch(line); a != nil && strings.TrimSpace(a[1]) != "" {
+	if a := alpnsAttr.FindStringSubmatch(line); a != nil && strings.TrimSpace(a[1]) != "" {
 		alpn = strings.Fields(a[1])[0]
 	}
 	d := &core.Dialer{Network: core.NetworkQUIC, QUICTimeout: time.Second}
