@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/callbench"
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 )
 
 // calls runs the call scenario: alknet against grpc-go and NATS, routed
@@ -16,21 +17,21 @@ import (
 // runs rounds of duration per run.
 func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) error {
 	progress := callProgress("call")
-	rep, err := bench.CompareCalls(ctx, bench.CallConfig{Duration: duration, Runs: runs, Progress: progress})
+	rep, err := callbench.CompareCalls(ctx, callbench.CallConfig{Duration: duration, Runs: runs, Progress: progress})
 	printCalls(w, rep, err)
 	errs := []error{err}
 
-	rrep, err := bench.CompareCalls(ctx, bench.CallConfig{Systems: bench.RouteSystems(), Concurrency: []int{1, 16},
+	rrep, err := callbench.CompareCalls(ctx, callbench.CallConfig{Systems: callbench.RouteSystems(), Concurrency: []int{1, 16},
 		Duration: duration, Runs: runs, Progress: progress})
 	printRoute(w, rrep, err)
 	errs = append(errs, err)
 
 	// Subscriptions short enough that the call module's consumer buffer
 	// cannot overflow, then a few long ones, which mostly fail.
-	var sreps []*bench.SubscribeReport
-	for _, sc := range []struct{ events, max int }{{bench.DefaultSubscribeEvents, 0}, {longEvents, longPerRun}} {
-		srep, err := bench.CompareSubscriptions(ctx, bench.SubscribeConfig{Duration: duration, Runs: runs, Events: sc.events, Max: sc.max,
-			Progress: func(r bench.SubscribeResult) {
+	var sreps []*callbench.SubscribeReport
+	for _, sc := range []struct{ events, max int }{{callbench.DefaultSubscribeEvents, 0}, {longEvents, longPerRun}} {
+		srep, err := callbench.CompareSubscriptions(ctx, callbench.SubscribeConfig{Duration: duration, Runs: runs, Events: sc.events, Max: sc.max,
+			Progress: func(r callbench.SubscribeResult) {
 				fmt.Fprintf(os.Stderr, "subscribe run %d %-10s x%d events: %8.0f events/s (%d of %d subscriptions failed)\n",
 					r.Run, r.System, sc.events, r.Rate(), r.Failed, r.Subscriptions)
 			}})
@@ -43,23 +44,23 @@ func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) e
 
 // callProgress returns a Progress function that prints each run to
 // standard error, labelled with the scenario.
-func callProgress(scenario string) func(bench.CallResult) {
-	return func(r bench.CallResult) {
+func callProgress(scenario string) func(callbench.CallResult) {
+	return func(r callbench.CallResult) {
 		fmt.Fprintf(os.Stderr, "%s run %d %-10s x%-3d: %7.0f calls/s, p50 %v, p99 %v\n", scenario, r.Run, r.System, r.Concurrency, r.Rate(),
-			bench.Percentile(r.Latencies, 50).Round(time.Microsecond), bench.Percentile(r.Latencies, 99).Round(time.Microsecond))
+			harness.Percentile(r.Latencies, 50).Round(time.Microsecond), harness.Percentile(r.Latencies, 99).Round(time.Microsecond))
 	}
 }
 
 // callTable prints calls/s, p50 and p99 of every system at every
 // concurrency of rep.
-func callTable(w io.Writer, rep *bench.CallReport) {
+func callTable(w io.Writer, rep *callbench.CallReport) {
 	fmt.Fprintf(w, "| system | callers | calls/s | p50 | p99 | calls |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, c := range rep.Config.Concurrency {
 		for _, sys := range rep.Config.Systems {
 			lat := rep.Latencies(sys, c)
 			r := rep.Rate(sys, c)
 			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %v | %v | %d |\n", sys, c, r.Median, r.Min, r.Max,
-				bench.Percentile(lat, 50).Round(time.Microsecond), bench.Percentile(lat, 99).Round(time.Microsecond), len(lat))
+				harness.Percentile(lat, 50).Round(time.Microsecond), harness.Percentile(lat, 99).Round(time.Microsecond), len(lat))
 		}
 	}
 	fmt.Fprintln(w)
@@ -68,7 +69,7 @@ func callTable(w io.Writer, rep *bench.CallReport) {
 // callRatios prints, for each pair, the p50 and calls/s ratios at every
 // concurrency: the ratio of the pooled p50s or of the median rates, then
 // the median (min–max) of the per-round ratios.
-func callRatios(w io.Writer, rep *bench.CallReport, pairs []callPair) {
+func callRatios(w io.Writer, rep *callbench.CallReport, pairs []callPair) {
 	fmt.Fprintf(w, "| ratio | goal |")
 	for _, c := range rep.Config.Concurrency {
 		fmt.Fprintf(w, " %d caller(s) |", c)
@@ -81,7 +82,7 @@ func callRatios(w io.Writer, rep *bench.CallReport, pairs []callPair) {
 	for _, p := range pairs {
 		fmt.Fprintf(w, "| %s / %s p50 | %s |", p.a, p.b, p.p50Goal)
 		for _, c := range rep.Config.Concurrency {
-			fmt.Fprintf(w, " %s; %s |", durRatio(bench.Percentile(rep.Latencies(p.a, c), 50), bench.Percentile(rep.Latencies(p.b, c), 50)),
+			fmt.Fprintf(w, " %s; %s |", durRatio(harness.Percentile(rep.Latencies(p.a, c), 50), harness.Percentile(rep.Latencies(p.b, c), 50)),
 				statsRatio(rep.P50Ratio(p.a, p.b, c)))
 		}
 		fmt.Fprintf(w, "\n| %s / %s calls/s | %s |", p.a, p.b, p.rateGoal)
@@ -95,11 +96,11 @@ func callRatios(w io.Writer, rep *bench.CallReport, pairs []callPair) {
 
 // callPair is a ratio a / b and its goals, "" when it has none.
 type callPair struct {
-	a, b              bench.CallSystem
+	a, b              callbench.CallSystem
 	p50Goal, rateGoal string
 }
 
-func statsRatio(s bench.Stats) string {
+func statsRatio(s harness.Stats) string {
 	if s.N == 0 {
 		return "–"
 	}
@@ -109,7 +110,7 @@ func statsRatio(s bench.Stats) string {
 // printComparison prints a call comparison under title: the description
 // (formatted with the run length and the number of rounds), the failure
 // that ended it if any, the table, and the ratios of pairs.
-func printComparison(w io.Writer, title, desc string, rep *bench.CallReport, err error, pairs []callPair) {
+func printComparison(w io.Writer, title, desc string, rep *callbench.CallReport, err error, pairs []callPair) {
 	fmt.Fprintf(w, "## %s\n\n", title)
 	fmt.Fprintf(w, desc+"\n\n", rep.Config.Duration, rep.Config.Runs)
 	if err != nil {
@@ -120,7 +121,7 @@ func printComparison(w io.Writer, title, desc string, rep *bench.CallReport, err
 	callRatios(w, rep, pairs)
 }
 
-func printCalls(w io.Writer, rep *bench.CallReport, err error) {
+func printCalls(w io.Writer, rep *callbench.CallReport, err error) {
 	printComparison(w, "Calls: alknet/call, grpc-go, NATS",
 		"Echo of a 64-byte JSON object, decoded and encoded again on both sides; N callers share one "+
 			"connection, each making calls one after the other; connections made before the clock starts. %v per run, "+
@@ -128,18 +129,18 @@ func printCalls(w io.Writer, rep *bench.CallReport, err error) {
 			"alknet: core.Endpoint and core.Dialer, QUIC (a stream per call) or TCP+TLS (one stream); "+
 			"grpc: unary, TLS 1.3, JSON codec; nats: embedded nats-server, plain TCP.",
 		rep, err, []callPair{
-			{bench.AlknetQUIC, bench.GRPC, "≤ 1 at 16", "≥ 1 at 16"},
-			{bench.AlknetTCP, bench.GRPC, "", ""},
-			{bench.AlknetQUIC, bench.NATS, "", ""},
-			{bench.AlknetQUIC, bench.AlknetTCP, "", ""},
+			{callbench.AlknetQUIC, callbench.GRPC, "≤ 1 at 16", "≥ 1 at 16"},
+			{callbench.AlknetTCP, callbench.GRPC, "", ""},
+			{callbench.AlknetQUIC, callbench.NATS, "", ""},
+			{callbench.AlknetQUIC, callbench.AlknetTCP, "", ""},
 		})
 }
 
-func printRoute(w io.Writer, rep *bench.CallReport, err error) {
+func printRoute(w io.Writer, rep *callbench.CallReport, err error) {
 	printComparison(w, "Calls routed through a head",
 		"direct: the echo call to a worker node over QUIC; routed: to its head, whose operation calls the worker "+
 			"with CallPeer(Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.",
-		rep, err, []callPair{{bench.Routed, bench.Direct, "≤ 2", ""}})
+		rep, err, []callPair{{callbench.Routed, callbench.Direct, "≤ 2", ""}})
 }
 
 // The second subscription comparison: a few subscriptions of longEvents
@@ -151,7 +152,7 @@ const (
 	longPerRun = 4
 )
 
-func printSubscriptions(w io.Writer, reps []*bench.SubscribeReport, err error) {
+func printSubscriptions(w io.Writer, reps []*callbench.SubscribeReport, err error) {
 	cfg := reps[0].Config
 	fmt.Fprintf(w, "## Subscriptions\n\n")
 	fmt.Fprintf(w, "A subscription sends N events (the 64-byte object, its id counting) as fast as the node can; the client decodes "+
@@ -162,7 +163,7 @@ func printSubscriptions(w io.Writer, reps []*bench.SubscribeReport, err error) {
 	if err != nil {
 		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
 	}
-	fmt.Fprintf(w, "| system | events per subscription | events/s | / %s | failed / started subscriptions | first failure |\n|---|---:|---:|---:|---:|---|\n", bench.AlknetQUIC)
+	fmt.Fprintf(w, "| system | events per subscription | events/s | / %s | failed / started subscriptions | first failure |\n|---|---:|---:|---:|---:|---|\n", callbench.AlknetQUIC)
 	for _, rep := range reps {
 		for _, sys := range rep.Config.Systems {
 			r := rep.Rate(sys)
@@ -172,7 +173,7 @@ func printSubscriptions(w io.Writer, reps []*bench.SubscribeReport, err error) {
 				msg = first.Error()
 			}
 			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %s | %d / %d | %s |\n", sys, rep.Config.Events, r.Median, r.Min, r.Max,
-				ratio(r, rep.Rate(bench.AlknetQUIC)), failed, started, msg)
+				ratio(r, rep.Rate(callbench.AlknetQUIC)), failed, started, msg)
 		}
 	}
 	fmt.Fprintln(w)

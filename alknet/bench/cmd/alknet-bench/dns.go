@@ -10,7 +10,8 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/dnsbench"
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 )
 
 // Flags of the dns scenario (-only dns): alknet against CoreDNS on UDP,
@@ -39,9 +40,9 @@ func dnsScenario(ctx context.Context, w io.Writer, runs int) (err error) {
 			err = errors.Join(err, f.Close())
 		}()
 	}
-	rep, err := bench.CompareDNS(ctx, bench.DNSConfig{Dnsperf: *dnsperfBin, Duration: *dnsDuration, Runs: runs,
+	rep, err := dnsbench.CompareDNS(ctx, dnsbench.DNSConfig{Dnsperf: *dnsperfBin, Duration: *dnsDuration, Runs: runs,
 		Clients: *dnsClients, Inflight: *dnsInflight,
-		Progress: func(r bench.DNSResult) {
+		Progress: func(r dnsbench.DNSResult) {
 			fmt.Fprintf(os.Stderr, "dns run %d %-24s: %7.0f queries/s, p50 %v, p99 %v, lost %d, cpu %v/query\n", r.Run, r.Load, r.Rate(),
 				r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Lost, r.CPUPerQuery().Round(100*time.Nanosecond))
 		}})
@@ -49,7 +50,7 @@ func dnsScenario(ctx context.Context, w io.Writer, runs int) (err error) {
 	return err
 }
 
-func printDNS(w io.Writer, rep *bench.DNSReport, err error) {
+func printDNS(w io.Writer, rep *dnsbench.DNSReport, err error) {
 	cfg := rep.Config
 	fmt.Fprintf(w, "## DNS: alknet vs CoreDNS, DoQ vs DoT\n\n")
 	fmt.Fprintf(w, "One small authoritative zone (12-query mix: answers, a CNAME chased in the zone, NODATA, NXDOMAIN) served "+
@@ -73,17 +74,17 @@ func printDNS(w io.Writer, rep *bench.DNSReport, err error) {
 			seconds(rep.P50(l), time.Microsecond), seconds(rep.P99(l), time.Microsecond), rep.Lost(l), seconds(rep.CPUPerQuery(l), 100*time.Nanosecond))
 	}
 	fmt.Fprintf(w, "\n| ratio | goal | queries/s: per-round ratios, median (min–max); ratio of medians | p99 ratio | CPU/query ratio |\n|---|---|---:|---:|---:|\n")
-	udp := bench.GoLoad
+	udp := dnsbench.GoLoad
 	if rep.DnsperfVersion != "" {
-		udp = bench.Dnsperf
+		udp = dnsbench.Dnsperf
 	}
 	for _, p := range []struct {
-		a, b bench.DNSLoad
+		a, b dnsbench.DNSLoad
 		goal string
 	}{
-		{bench.DNSLoad{Server: bench.AlknetDNS, Transport: bench.UDP, Tool: udp}, bench.DNSLoad{Server: bench.CoreDNS, Transport: bench.UDP, Tool: udp}, "≥ 1.0"},
-		{bench.DNSLoad{Server: bench.AlknetDNS, Transport: bench.DoQ, Tool: bench.GoLoad}, bench.DNSLoad{Server: bench.AlknetDNS, Transport: bench.DoT, Tool: bench.GoLoad}, "≥ 0.5"},
-		{bench.DNSLoad{Server: bench.AlknetDNS, Transport: bench.DoQ, Tool: bench.GoLoad}, bench.DNSLoad{Server: bench.AlknetDNS, Transport: bench.DoT, Tool: bench.Dnsperf}, "(tools differ)"},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.UDP, Tool: udp}, dnsbench.DNSLoad{Server: dnsbench.CoreDNS, Transport: dnsbench.UDP, Tool: udp}, "≥ 1.0"},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.GoLoad}, "≥ 0.5"},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.Dnsperf}, "(tools differ)"},
 	} {
 		pr := rep.RateRatio(p.a, p.b)
 		if pr.N == 0 {
@@ -96,7 +97,7 @@ func printDNS(w io.Writer, rep *bench.DNSReport, err error) {
 }
 
 // seconds renders the median of a summary held in seconds, rounded to r.
-func seconds(s bench.Stats, r time.Duration) string {
+func seconds(s harness.Stats, r time.Duration) string {
 	if s.N == 0 {
 		return "–"
 	}

@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/fsbench"
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 )
 
 // Flags of the fs scenario (-only fs): `alknet fs add` against dd, and a
@@ -30,8 +31,8 @@ func fsScenario(ctx context.Context, w io.Writer, runs int, bin string) error {
 		return err
 	}
 	defer cleanup()
-	rep, err := bench.CompareFS(ctx, bench.FSConfig{Binary: bin, Bytes: size, Runs: runs, Dir: *fsDir,
-		Progress: func(s bench.FSSample) {
+	rep, err := fsbench.CompareFS(ctx, fsbench.FSConfig{Binary: bin, Bytes: size, Runs: runs, Dir: *fsDir,
+		Progress: func(s fsbench.FSSample) {
 			fmt.Fprintf(os.Stderr, "fs run %d %-28s %8v, peak %6.1f MB, server peak %6.1f MB\n",
 				s.Run, s.Variant, s.Wall.Round(time.Millisecond), float64(s.ClientPeak)/1e6, float64(s.ServerPeak)/1e6)
 		}})
@@ -47,7 +48,7 @@ func alknetBinary(ctx context.Context, scenario, bin string) (path string, clean
 		return bin, func() {}, nil
 	}
 	fmt.Fprintln(os.Stderr, scenario+": building ./alknet")
-	path, remove, err := bench.BuildTempAlknet(ctx)
+	path, remove, err := harness.BuildTempAlknet(ctx)
 	if err != nil {
 		return "", nil, err
 	}

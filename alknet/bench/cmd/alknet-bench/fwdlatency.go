@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
+	"github.com/alkdev/alknet/alknet/bench/internal/wan"
 )
 
 // Flags of the forwarding latency scenario (-only fwdlatency):
@@ -25,7 +26,7 @@ var (
 // round trips beside a bulk download: `alknet forward -L` against
 // `ssh -L` (issue 17 §3).
 func fwdLatencyScenario(ctx context.Context, w io.Writer, bin string) error {
-	profiles, err := bench.ParseLinkProfiles(*fwdLatProfiles)
+	profiles, err := netem.ParseLinkProfiles(*fwdLatProfiles)
 	if err != nil {
 		return fmt.Errorf("-fwdlat-profiles: %w", err)
 	}
@@ -37,11 +38,11 @@ func fwdLatencyScenario(ctx context.Context, w io.Writer, bin string) error {
 		return err
 	}
 	defer cleanup()
-	results, err := bench.RunForwardLatency(ctx, bin, profiles, bench.ForwardLatencyOptions{
+	results, err := wan.RunForwardLatency(ctx, bin, profiles, wan.ForwardLatencyOptions{
 		Connects: *fwdLatConnects,
 		Bulk:     *fwdLatBulk,
 		Progress: func(msg string) { fmt.Fprintln(os.Stderr, msg) },
 	})
-	bench.WriteForwardLatencyMarkdown(w, results, err)
+	wan.WriteForwardLatencyMarkdown(w, results, err)
 	return err
 }

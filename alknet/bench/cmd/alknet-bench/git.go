@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/gitbench"
 )
 
 // Flags of the git scenario (-only git): alknet's git hosting against git
@@ -23,9 +23,9 @@ var (
 // gitScenario runs the git scenario with the alknet binary bin, building
 // it first if bin is empty.
 func gitScenario(ctx context.Context, w io.Writer, bin string) error {
-	var ops []bench.GitOp
+	var ops []gitbench.GitOp
 	for _, s := range strings.Split(*gitOps, ",") {
-		op, err := bench.ParseGitOp(strings.TrimSpace(s))
+		op, err := gitbench.ParseGitOp(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("-git-ops: %w", err)
 		}
@@ -38,15 +38,15 @@ func gitScenario(ctx context.Context, w io.Writer, bin string) error {
 	defer cleanup()
 	cache := *gitCache
 	if cache == "" {
-		cache = bench.GitRepoCache()
+		cache = gitbench.GitRepoCache()
 	}
 	fmt.Fprintln(os.Stderr, "git: generating the repository (minutes the first time; cached in", cache+")")
-	info, err := bench.GenerateGitRepo(ctx, cache, bench.DefaultGitRepo)
+	info, err := gitbench.GenerateGitRepo(ctx, cache, gitbench.DefaultGitRepo)
 	if err != nil {
 		return err
 	}
-	rep, err := bench.CompareGit(ctx, bench.GitConfig{Binary: bin, Repo: info.Dir, Runs: *gitRuns, Ops: ops, AlknetConfig: *gitTOML,
-		Progress: func(s bench.GitSample) {
+	rep, err := gitbench.CompareGit(ctx, gitbench.GitConfig{Binary: bin, Repo: info.Dir, Runs: *gitRuns, Ops: ops, AlknetConfig: *gitTOML,
+		Progress: func(s gitbench.GitSample) {
 			fmt.Fprintf(os.Stderr, "git run %d %-15s %-10s %10v, peak %6.1f MB, tree %6.1f MB\n",
 				s.Run, s.Op, s.Server, s.Wall, float64(s.Peak)/1e6, float64(s.TreePeak)/1e6)
 		}})

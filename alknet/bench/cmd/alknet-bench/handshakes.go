@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
+	"github.com/alkdev/alknet/alknet/bench/internal/wan"
 )
 
 // Flags of the handshakes scenario (-only handshakes).
@@ -16,7 +17,7 @@ var handshakeProfiles = flag.String("handshake-profiles", "wan", "handshakes: co
 // HOST true`, OpenSSH's) across emulated paths, fresh and resumed (root
 // only). Each case runs -runs times.
 func handshakesScenario(ctx context.Context, w io.Writer, runs int, bin string) error {
-	profiles, err := bench.ParseLinkProfiles(*handshakeProfiles)
+	profiles, err := netem.ParseLinkProfiles(*handshakeProfiles)
 	if err != nil {
 		return fmt.Errorf("-handshake-profiles: %w", err)
 	}
@@ -25,7 +26,7 @@ func handshakesScenario(ctx context.Context, w io.Writer, runs int, bin string) 
 		return err
 	}
 	defer cleanup()
-	results, err := bench.RunHandshakes(ctx, bin, profiles, max(runs, 5))
-	bench.WriteHandshakesMarkdown(w, results, err)
+	results, err := wan.RunHandshakes(ctx, bin, profiles, max(runs, 5))
+	wan.WriteHandshakesMarkdown(w, results, err)
 	return err
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/hostile"
 )
 
 // hostileHold is how long each attack shape of the hostile scenario
@@ -22,10 +22,10 @@ func hostileScenario(ctx context.Context, w io.Writer, bin string) error {
 		return err
 	}
 	defer cleanup()
-	results, err := bench.MeasureHostile(ctx, bench.HostileOptions{Binary: bin, Hold: *hostileHold})
+	results, err := hostile.MeasureHostile(ctx, hostile.HostileOptions{Binary: bin, Hold: *hostileHold})
 	for _, r := range results {
 		fmt.Fprintf(os.Stderr, "hostile %-13s rss +%d MB, slowest ping %v\n", r.Shape.Name, r.Growth()>>20, r.MaxPing())
 	}
-	bench.WriteHostileMarkdown(w, results, err)
+	hostile.WriteHostileMarkdown(w, results, err)
 	return err
 }

@@ -30,7 +30,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
+	"github.com/alkdev/alknet/alknet/bench/internal/servebench"
+	"github.com/alkdev/alknet/alknet/bench/internal/setup"
+	"github.com/alkdev/alknet/alknet/bench/internal/sshbench"
+	"github.com/alkdev/alknet/alknet/bench/internal/throughput"
 	"github.com/alkdev/alknet/core"
 )
 
@@ -62,9 +66,9 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	if err != nil {
 		return err
 	}
-	var trs []bench.Transport
+	var trs []throughput.Transport
 	for _, s := range strings.Split(transports, ",") {
-		tr, err := bench.ParseTransport(strings.TrimSpace(s))
+		tr, err := throughput.ParseTransport(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("-transports: %w", err)
 		}
@@ -89,11 +93,11 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	printMachine(w)
 	var errs []error
 	if want["b1"] {
-		rep, err := bench.CompareThroughput(ctx, bench.ThroughputConfig{
+		rep, err := throughput.CompareThroughput(ctx, throughput.ThroughputConfig{
 			Transports: trs,
 			Bytes:      size,
 			Runs:       runs,
-			Progress: func(s bench.ThroughputSample) {
+			Progress: func(s throughput.ThroughputSample) {
 				fmt.Fprintf(os.Stderr, "b1 run %d %-10s %d streams: total %6.0f Mbit/s (perf: up %6.0f, down %6.0f)\n",
 					s.Run, s.Transport, s.Streams, s.Result.Mbps(), s.Result.UploadMbps(), s.Result.DownloadMbps())
 			},
@@ -102,12 +106,12 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 		errs = append(errs, err)
 	}
 	if want["b2"] {
-		rep, err := bench.CompareHandshakes(ctx, bench.HandshakeConfig{
+		rep, err := setup.CompareHandshakes(ctx, setup.HandshakeConfig{
 			Duration: duration,
 			Runs:     runs,
-			Progress: func(r bench.HandshakeResult) {
+			Progress: func(r setup.HandshakeResult) {
 				fmt.Fprintf(os.Stderr, "b2 run %d %-4s x%d: %6.0f handshakes/s, p50 %v\n",
-					r.Run, r.Network, r.Concurrency, r.Rate(), bench.Percentile(r.Latencies, 50).Round(time.Microsecond))
+					r.Run, r.Network, r.Concurrency, r.Rate(), harness.Percentile(r.Latencies, 50).Round(time.Microsecond))
 			},
 		})
 		printHandshakes(w, rep, err)
@@ -156,12 +160,12 @@ func sshScenario(ctx context.Context, w io.Writer, runs int, bin string) error {
 	if err != nil {
 		return fmt.Errorf("-sftp-bytes: %w", err)
 	}
-	cfg := bench.SSHConfig{Binary: bin, Runs: runs, IperfTime: *iperfTime, SFTPBytes: size,
-		Progress: func(s bench.SSHSample) {
+	cfg := sshbench.SSHConfig{Binary: bin, Runs: runs, IperfTime: *iperfTime, SFTPBytes: size,
+		Progress: func(s sshbench.SSHSample) {
 			fmt.Fprintf(os.Stderr, "ssh run %d %-9s %-26s %g\n", s.Run, s.Test, s.Variant, s.Value)
 		}}
 	for _, s := range strings.Split(*sshTests, ",") {
-		t, err := bench.ParseSSHTest(strings.TrimSpace(s))
+		t, err := sshbench.ParseSSHTest(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("-ssh-tests: %w", err)
 		}
@@ -172,7 +176,7 @@ func sshScenario(ctx context.Context, w io.Writer, runs int, bin string) error {
 		return err
 	}
 	defer cleanup()
-	rep, err := bench.CompareSSH(ctx, cfg)
+	rep, err := sshbench.CompareSSH(ctx, cfg)
 	rep.WriteMarkdown(w, err)
 	return err
 }
@@ -197,8 +201,8 @@ func parseBytes(s string) (int64, error) {
 }
 
 func printMachine(w io.Writer) {
-	m := bench.ReadMachine()
-	g := bench.ProbeGSO()
+	m := harness.ReadMachine()
+	g := harness.ProbeGSO()
 	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d) |\n", m.CPUs, m.GOMAXPROCS)
 	fmt.Fprintf(w, "| CPU model | %s |\n", orUnknown(m.Model))
@@ -211,7 +215,7 @@ func printMachine(w io.Writer) {
 		map[bool]string{true: " (GSO disabled)", false: ""}[g.DisabledByEnv])
 }
 
-func printThroughput(w io.Writer, rep *bench.ThroughputReport, err error) {
+func printThroughput(w io.Writer, rep *throughput.ThroughputReport, err error) {
 	cfg := rep.Config
 	fmt.Fprintf(w, "## B1: stream throughput\n\n")
 	fmt.Fprintf(w, "%s up, then %s down per transfer, split across the streams; connections dialed before the clock starts; "+
@@ -234,13 +238,13 @@ func printThroughput(w io.Writer, rep *bench.ThroughputReport, err error) {
 	}
 	fmt.Fprintf(w, "\n|---|---|%s\n", strings.Repeat("---:|", len(cfg.Streams)))
 	for _, r := range []struct {
-		a, b    bench.Transport
+		a, b    throughput.Transport
 		meaning string
 	}{
-		{bench.Router, bench.Bare, "router overhead on QUIC (goal ≥ 0.97)"},
-		{bench.RouterTCP, bench.TCP, "router overhead on TCP"},
-		{bench.Bare, bench.TCP, "QUIC / TCP, no router"},
-		{bench.Router, bench.RouterTCP, "QUIC / TCP through core.Endpoint"},
+		{throughput.Router, throughput.Bare, "router overhead on QUIC (goal ≥ 0.97)"},
+		{throughput.RouterTCP, throughput.TCP, "router overhead on TCP"},
+		{throughput.Bare, throughput.TCP, "QUIC / TCP, no router"},
+		{throughput.Router, throughput.RouterTCP, "QUIC / TCP through core.Endpoint"},
 	} {
 		fmt.Fprintf(w, "| %s / %s | %s |", r.a, r.b, r.meaning)
 		for _, n := range cfg.Streams {
@@ -265,7 +269,7 @@ func printThroughput(w io.Writer, rep *bench.ThroughputReport, err error) {
 	fmt.Fprintln(w)
 }
 
-func printHandshakes(w io.Writer, rep *bench.HandshakeReport, err error) {
+func printHandshakes(w io.Writer, rep *setup.HandshakeReport, err error) {
 	cfg := rep.Config
 	fmt.Fprintf(w, "## B2: connection set-up\n\n")
 	fmt.Fprintf(w, "core.Dialer to core.Endpoint on loopback: dial, open a stream, echo one byte, close. "+
@@ -280,7 +284,7 @@ func printHandshakes(w io.Writer, rep *bench.HandshakeReport, err error) {
 			lat := rep.Latencies(n, c)
 			r := rep.Rate(n, c)
 			fmt.Fprintf(w, "| %s | %d | %.0f (%.0f–%.0f) | %v | %v | %d |\n", n, c, r.Median, r.Min, r.Max,
-				bench.Percentile(lat, 50).Round(time.Microsecond), bench.Percentile(lat, 99).Round(time.Microsecond), len(lat))
+				harness.Percentile(lat, 50).Round(time.Microsecond), harness.Percentile(lat, 99).Round(time.Microsecond), len(lat))
 		}
 	}
 	fmt.Fprintf(w, "\n| workers | QUIC / TCP rate (goal ≥ 1) | QUIC / TCP p50 latency | QUIC / TCP p99 latency |\n|---:|---:|---:|---:|\n")
@@ -288,8 +292,8 @@ func printHandshakes(w io.Writer, rep *bench.HandshakeReport, err error) {
 		q, t := rep.Latencies(core.NetworkQUIC, c), rep.Latencies(core.NetworkTCP, c)
 		fmt.Fprintf(w, "| %d | %s | %s | %s |\n", c,
 			ratio(rep.Rate(core.NetworkQUIC, c), rep.Rate(core.NetworkTCP, c)),
-			durRatio(bench.Percentile(q, 50), bench.Percentile(t, 50)),
-			durRatio(bench.Percentile(q, 99), bench.Percentile(t, 99)))
+			durRatio(harness.Percentile(q, 50), harness.Percentile(t, 50)),
+			durRatio(harness.Percentile(q, 99), harness.Percentile(t, 99)))
 	}
 	fmt.Fprintln(w)
 }
@@ -304,7 +308,7 @@ func serve(ctx context.Context, w io.Writer, bin string) error {
 		return nil
 	}
 	defer cleanup()
-	res, err := bench.MeasureServe(ctx, bench.ServeOptions{Binary: bin})
+	res, err := servebench.MeasureServe(ctx, servebench.ServeOptions{Binary: bin})
 	if err != nil {
 		fmt.Fprintf(w, "**Failed:** %s\n\n", firstLines(err.Error(), 30))
 	}
@@ -312,7 +316,7 @@ func serve(ctx context.Context, w io.Writer, bin string) error {
 	fmt.Fprintf(w, "| start | to `msg=listening` | to first QUIC handshake (goal < 200 ms) | VmRSS (goal < 40 MB) | VmHWM | SIGTERM to exit | exit status |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range []struct {
 		name string
-		r    bench.StartResult
+		r    servebench.StartResult
 	}{{"first (creates the vault)", res.First}, {"second (vault exists)", res.Second}} {
 		fmt.Fprintf(w, "| %s | %v | %v | %.1f MB | %.1f MB | %v | %d |\n", s.name,
 			s.r.ToLog.Round(time.Millisecond/10), s.r.ToDial.Round(time.Millisecond/10),
@@ -322,18 +326,18 @@ func serve(ctx context.Context, w io.Writer, bin string) error {
 	return err
 }
 
-func mbps(s bench.Stats) string {
+func mbps(s harness.Stats) string {
 	if s.N == 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f (%.0f–%.0f)", s.Median, s.Min, s.Max)
 }
 
-func ratio(a, b bench.Stats) string {
+func ratio(a, b harness.Stats) string {
 	if a.N == 0 || b.N == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.3f", bench.Ratio(a, b))
+	return fmt.Sprintf("%.3f", harness.Ratio(a, b))
 }
 
 func durRatio(a, b time.Duration) string {
@@ -343,7 +347,7 @@ func durRatio(a, b time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(a)/float64(b))
 }
 
-func buffers(b bench.SocketBuffers) string {
+func buffers(b harness.SocketBuffers) string {
 	if b.Err != nil {
 		return "unknown: " + b.Err.Error()
 	}

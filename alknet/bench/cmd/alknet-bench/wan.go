@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
+	"github.com/alkdev/alknet/alknet/bench/internal/wan"
 )
 
 // Flags of the wan scenario (-only wan): transfers over emulated paths.
@@ -31,7 +32,7 @@ var (
 // wanScenario emulates each profile's path between two network namespaces
 // (root only), verifies the emulator on it, and runs the transfers.
 func wanScenario(ctx context.Context, w io.Writer, bin string) error {
-	profiles, err := bench.ParseLinkProfiles(*wanProfiles)
+	profiles, err := netem.ParseLinkProfiles(*wanProfiles)
 	if err != nil {
 		return fmt.Errorf("-wan-profiles: %w", err)
 	}
@@ -50,20 +51,20 @@ func wanScenario(ctx context.Context, w io.Writer, bin string) error {
 	if err != nil {
 		return err
 	}
-	results, err := bench.RunWAN(ctx, bench.WANConfig{
+	results, err := wan.RunWAN(ctx, wan.WANConfig{
 		Profiles:  profiles,
-		Verify:    bench.VerifyOptions{TCPDuration: *wanDuration},
+		Verify:    netem.VerifyOptions{TCPDuration: *wanDuration},
 		Transfers: transfers,
 		Progress:  func(msg string) { fmt.Fprintln(os.Stderr, msg) },
 	})
-	bench.WriteWANMarkdown(w, results, err)
+	wan.WriteWANMarkdown(w, results, err)
 	return err
 }
 
 // wanTransfers are the transfers -wan-transfers picks, run on each
 // verified profile after the direct TCP baseline; the alknet transfers of
 // issue 17 §2-§6 join here.
-func wanTransfers(bin string) ([]bench.WANTransfer, error) {
+func wanTransfers(bin string) ([]wan.WANTransfer, error) {
 	size, err := parseBytes(*wanBytes)
 	if err != nil {
 		return nil, fmt.Errorf("-wan-bytes: %w", err)
@@ -76,23 +77,23 @@ func wanTransfers(bin string) ([]bench.WANTransfer, error) {
 	// at most -wan-lossy-bytes on a lossy one.
 	switchLossy := min(*wanSwitchBytes, lossySize)
 	work := func(n int64) string { return fmt.Sprintf("%d MiB per transfer", n>>20) }
-	ts := []bench.WANTransfer{bench.DirectTCPTransfer(*wanDuration)}
+	ts := []wan.WANTransfer{wan.DirectTCPTransfer(*wanDuration)}
 	var report []string
 	for _, name := range strings.Split(*wanTransfersFl, ",") {
-		var pair []bench.WANTransfer
+		var pair []wan.WANTransfer
 		switch name = strings.TrimSpace(name); name {
 		case "":
 		case "switch":
-			pair, err = bench.ByLoss(bench.DirectionSwitchTransfers(*wanSwitchBytes), bench.DirectionSwitchTransfers(switchLossy),
+			pair, err = wan.ByLoss(wan.DirectionSwitchTransfers(*wanSwitchBytes), wan.DirectionSwitchTransfers(switchLossy),
 				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
 		case "perf":
-			pair, err = bench.ByLoss(bench.AlknetPerfTransfers(bin, *wanSwitchBytes), bench.AlknetPerfTransfers(bin, switchLossy),
+			pair, err = wan.ByLoss(wan.AlknetPerfTransfers(bin, *wanSwitchBytes), wan.AlknetPerfTransfers(bin, switchLossy),
 				work(*wanSwitchBytes), work(switchLossy)+" (lossy size)")
 		case "choice":
-			pair = bench.PathChoiceTransfers(bin, *wanPathChoiceBytes)
+			pair = wan.PathChoiceTransfers(bin, *wanPathChoiceBytes)
 		default:
-			if !slices.Contains(bench.ReportGroups(), name) {
-				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, choice, %s)", name, strings.Join(bench.ReportGroups(), ", "))
+			if !slices.Contains(wan.ReportGroups(), name) {
+				return nil, fmt.Errorf("-wan-transfers: unknown transfer %q (want switch, perf, choice, %s)", name, strings.Join(wan.ReportGroups(), ", "))
 			}
 			report = append(report, name)
 		}
@@ -102,7 +103,7 @@ func wanTransfers(bin string) ([]bench.WANTransfer, error) {
 		ts = append(ts, pair...)
 	}
 	if *wanKnobRounds > 0 {
-		ts = append(ts, bench.QUICKnobTransfers(*wanKnobBytes, *wanKnobRounds)...)
+		ts = append(ts, wan.QUICKnobTransfers(*wanKnobBytes, *wanKnobRounds)...)
 	}
 	if len(report) == 0 {
 		return ts, nil
@@ -110,7 +111,7 @@ func wanTransfers(bin string) ([]bench.WANTransfer, error) {
 	if *wanForward < time.Second {
 		return nil, fmt.Errorf("-wan-forward-time %v: want at least 1s", *wanForward)
 	}
-	rts, err := bench.ReportTransfers(bench.ReportConfig{
+	rts, err := wan.ReportTransfers(wan.ReportConfig{
 		Binary: bin, Groups: report, Bytes: size, LossyBytes: lossySize, ForwardTime: *wanForward, GitCache: *gitCache,
 	})
 	return append(ts, rts...), err

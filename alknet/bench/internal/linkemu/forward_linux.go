@@ -18,7 +18,7 @@ import (
 )
 
 // HelperEnv, set to 1 in a process's environment, makes this package's
-// init run Main instead of the program: bench's StartLink starts the
+// init run Main instead of the program: netem's StartLink starts the
 // forwarder by running its own program again (or cmd/alknet-linkemu).
 //
 // The forwarder runs in a process of its own: in the workload's process

@@ -1,8 +1,8 @@
 // Package linkemu is the link emulator's forwarder: it moves IP packets
 // between two TUN devices in two network namespaces with a rate limit, a
 // drop-tail queue, loss and delay. It runs as a process of its own,
-// started and driven by alknet/bench's StartLink (see Main for the
-// protocol); the types that users see are bench's.
+// started and driven by netem.StartLink (alknet/bench/internal/netem; see
+// Main for the protocol); the types that users see are netem's.
 package linkemu
 
 import (
@@ -32,13 +32,13 @@ type Config struct {
 	Seed uint64
 }
 
-// GilbertElliott is the two-state loss model, as bench.GilbertElliott.
+// GilbertElliott is the two-state loss model, as netem.GilbertElliott.
 type GilbertElliott struct {
 	P, R              float64
 	LossGood, LossBad float64
 }
 
-// DirectionStats are one direction's counters, as bench.DirectionStats
+// DirectionStats are one direction's counters, as netem.DirectionStats
 // (the two travel as JSON with the same field names).
 type DirectionStats struct {
 	Read, Passed, Bytes           int64

@@ -1,0 +1,155 @@
+package wan
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
+)
+
+// TestPathChoiceOnEmulator: on the lossy profile a first alknet perf over
+// QUIC finds it bound by loss and remembers TCP+TLS, and the next command
+// uses TCP+TLS at >= 5x QUIC's goodput; on the clean wan profile both stay
+// on QUIC. Needs root and TUN (skipped with a message elsewhere); about a
+// minute.
+func TestPathChoiceOnEmulator(t *testing.T) {
+	netem.NeedLinkEmulator(t)
+	if testing.Short() {
+		t.Skip("path choice on the emulator: about a minute")
+	}
+	bin := benchtest.BuildAlknetOnce(t)
+	for _, p := range []netem.LinkProfile{netem.ProfileLossy, netem.ProfileWAN} {
+		t.Run(p.Name, func(t *testing.T) {
+			l := netem.StartTestLink(t, p)
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			start := time.Now()
+			r, err := measurePathChoice(ctx, l, bin, 8<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s in %v: first run QUIC %.1f Mbit/s (switched %v), next run %s %.1f Mbit/s",
+				p.Name, time.Since(start).Round(time.Millisecond), r.quic*8/1e6, r.switched, r.transport, r.next*8/1e6)
+			if want := pathChoiceWant(l.Profile()); r.transport != want || r.switched != (want == "tcp+tls") {
+				t.Fatalf("next run used %s (switched %v), want %s", r.transport, r.switched, want)
+			}
+			if r.transport == "tcp+tls" && r.next < pathChoiceGoalLossy*r.quic {
+				t.Errorf("TCP+TLS %.1f Mbit/s, not %dx QUIC's %.1f", r.next*8/1e6, pathChoiceGoalLossy, r.quic*8/1e6)
+			}
+		})
+	}
+}
+
+// TestFSGetSwitchesOnEmulator: `alknet fs get --node` of 24 MiB on the
+// lossy profile finds QUIC bound by loss, goes on over TCP+TLS without
+// fetching again what it has, and writes the right bytes; over QUIC alone
+// it would take over a minute. Needs root and TUN.
+func TestFSGetSwitchesOnEmulator(t *testing.T) {
+	netem.NeedLinkEmulator(t)
+	if testing.Short() {
+		t.Skip("fs get on the emulator: about 30 s")
+	}
+	bin := benchtest.BuildAlknetOnce(t)
+	l := netem.StartTestLink(t, netem.ProfileLossy)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	content := make([]byte, 24<<20)
+	rand.Read(content)
+	file := filepath.Join(dir, "content")
+	if err := os.WriteFile(file, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var root string
+	client, addr := startNodeInB(ctx, t, l, bin, "fs:read", func(server string) error {
+		_, _, out, err := harness.TimeCommand(ctx, bin, "fs", "add", "-q", "--data-dir", server, file)
+		root = strings.TrimSpace(string(out))
+		return err
+	})
+	node, _, _ := strings.Cut(addr, "@")
+	got := filepath.Join(dir, "got")
+	start := time.Now()
+	out, err := harness.RunChild(ctx, 45*time.Second, "", "ip", "netns", "exec", l.Namespace(netem.SideA),
+		bin, "fs", "get", "--data-dir", client, "--node", addr, root, "-o", got)
+	t.Logf("fs get of 24 MiB in %v: %s", time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "going on over TCP+TLS") {
+		t.Errorf("fs get did not switch: %s", out)
+	}
+	if data, err := os.ReadFile(got); err != nil || !bytes.Equal(data, content) {
+		t.Errorf("fs get wrote %d bytes (%v), want the 24 MiB added", len(data), err)
+	}
+	if paths, _ := os.ReadFile(filepath.Join(client, "paths")); !strings.Contains(string(paths), node+" tcp ") {
+		t.Errorf("paths file: %q", paths)
+	}
+}
+
+// startNodeInB runs `alknet serve` in l's namespace B on a fresh data dir
+// whose one peer, a fresh client data dir, has scope; prepare runs on the
+// node's data dir first. It returns the client's data dir and the node's
+// pinned address; the node stops when the test ends.
+func startNodeInB(ctx context.Context, t *testing.T, l *netem.Link, bin, scope string, prepare func(server string) error) (client, addr string) {
+	t.Helper()
+	n, err := startWANNode(ctx, l, bin, t.TempDir(), []string{scope}, prepare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.stop() })
+	return n.client, n.addr
+}
+
+// TestPipeRemembersOnEmulator: `alknet pipe` (what sftp, ssh and git use
+// through ProxyCommand) uploading 4 MiB on the lossy profile keeps its QUIC
+// connection but records TCP+TLS for the node, and the next pipe dials
+// TCP+TLS. Needs root and TUN; about 20 s.
+func TestPipeRemembersOnEmulator(t *testing.T) {
+	netem.NeedLinkEmulator(t)
+	if testing.Short() {
+		t.Skip("pipe on the emulator: about 20 s")
+	}
+	bin := benchtest.BuildAlknetOnce(t)
+	l := netem.StartTestLink(t, netem.ProfileLossy)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	client, addr := startNodeInB(ctx, t, l, bin, "perf", nil)
+	node, _, _ := strings.Cut(addr, "@")
+	// An alknet/perf request: 8 bytes of how much to send back, then the
+	// upload.
+	req := func(upload int) string {
+		return string([]byte{0, 0, 0, 0, 0, 0, 0x10, 0}) + strings.Repeat("u", upload)
+	}
+	pipe := func(upload int) {
+		t.Helper()
+		start := time.Now()
+		out, err := harness.RunChild(ctx, time.Minute, req(upload), "ip", "netns", "exec", l.Namespace(netem.SideA),
+			bin, "pipe", "--alpn", "alknet/perf", "--data-dir", client, "--log-level", "debug", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("pipe of %d bytes in %v", upload, time.Since(start).Round(time.Millisecond))
+		if !bytes.Contains(out, bytes.Repeat([]byte{0}, 4096)) {
+			t.Fatalf("pipe output: %d bytes", len(out))
+		}
+	}
+	pipe(4 << 20)
+	paths, _ := os.ReadFile(filepath.Join(client, "paths"))
+	if !strings.Contains(string(paths), node+" tcp ") {
+		t.Fatalf("paths file after a lossy pipe: %q", paths)
+	}
+	// The next pipe goes over TCP+TLS: its upload is fast.
+	start := time.Now()
+	pipe(4 << 20)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second pipe took %v: not on TCP+TLS?", d)
+	}
+}
