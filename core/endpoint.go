@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
 )
 
 // DefaultAddr is the address an endpoint listens on when none is given.
@@ -287,6 +288,7 @@ func (e *Endpoint) listen() error {
 		// Larger than quic-go's for high-BDP paths (core/quicknobs.go).
 		MaxStreamReceiveWindow:     QUICMaxStreamReceiveWindow,
 		MaxConnectionReceiveWindow: QUICMaxConnectionReceiveWindow,
+		Tracer:                     qlog.DefaultConnectionTracer, // only with $QLOGDIR
 	}
 	if lim.KeepAlive > 0 {
 		qcfg.KeepAlivePeriod = lim.KeepAlive

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
 )
 
 // Receive windows of core's QUIC connections, both the node's and a
@@ -28,5 +29,6 @@ func defaultDialQUICConfig() *quic.Config {
 		KeepAlivePeriod:            15 * time.Second,
 		MaxStreamReceiveWindow:     QUICMaxStreamReceiveWindow,
 		MaxConnectionReceiveWindow: QUICMaxConnectionReceiveWindow,
+		Tracer:                     qlog.DefaultConnectionTracer, // only with $QLOGDIR
 	}
 }

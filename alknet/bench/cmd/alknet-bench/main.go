@@ -10,7 +10,7 @@
 //		[-sftp-bytes 1GiB] [-iperf-time 5s] [-ssh-tests tunnel,socks,sftp-get,sftp-put,setup]
 //		[-dns-duration 5s] [-dns-clients 4] [-dns-inflight 16] [-dnsperf BIN]
 //		[-fs-bytes 1GiB] [-fs-dir DIR]
-//		[-wan-profiles lan,wan,far,lossy,bursty] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
+//		[-wan-profiles lan,wan,far,lossy,bursty,heavyloss] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
 //		[-wan-bytes 256MiB] [-wan-lossy-bytes 8MiB] [-wan-forward-time 5s]
 //
 // Variants run interleaved, in an order rotating each round, so

@@ -16,7 +16,7 @@ import (
 
 // Flags of the wan scenario (-only wan): transfers over emulated paths.
 var (
-	wanProfiles        = flag.String("wan-profiles", "lan,wan,far,lossy,bursty", "wan: comma-separated link profiles")
+	wanProfiles        = flag.String("wan-profiles", "lan,wan,far,lossy,bursty,heavyloss", "wan: comma-separated link profiles")
 	wanDuration        = flag.Duration("wan-duration", 4*time.Second, "wan: length of each TCP transfer (self-check and baseline)")
 	wanSwitchBytes     = flag.Int64("wan-switch-bytes", 64<<20, "wan: bytes of each transfer of the send-path reproduction and alknet perf (at most -wan-lossy-bytes on lossy paths)")
 	wanPathChoiceBytes = flag.Int64("wan-pathchoice-bytes", 16<<20, "wan: bytes each way of each alknet perf run of the transport-choice transfers")

@@ -200,11 +200,15 @@ var (
 		// Bad periods of 10 packets on average, half of them lost, 2 %
 		// of the time: 1 % loss in bursts of about five.
 		GE: &GilbertElliott{P: 0.02 * 0.1 / 0.98, R: 0.1, LossBad: 0.5}}
+	// ProfileHeavyLoss loses more than quic-go's patched NewReno tolerates
+	// (2 %, third_party/quic-go/ALKNET-PATCHES.md patch 3): a bad radio
+	// link, where QUIC is loss-bound and transport choice moves to TCP+TLS.
+	ProfileHeavyLoss = LinkProfile{Name: "heavyloss", RTT: 60 * time.Millisecond, RateBps: 50e6, Loss: 0.05}
 )
 
-// LinkProfiles returns the predefined profiles, in order of the issue.
+// LinkProfiles returns the predefined profiles: issue 17's, then heavyloss.
 func LinkProfiles() []LinkProfile {
-	return []LinkProfile{profileLAN, ProfileWAN, profileFar, ProfileLossy, profileBursty}
+	return []LinkProfile{profileLAN, ProfileWAN, profileFar, ProfileLossy, profileBursty, ProfileHeavyLoss}
 }
 
 // ParseLinkProfiles reads a comma-separated list of profile names.
@@ -219,7 +223,7 @@ func ParseLinkProfiles(s string) ([]LinkProfile, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown link profile %q (want lan, wan, far, lossy, bursty)", name)
+			return nil, fmt.Errorf("unknown link profile %q (want lan, wan, far, lossy, bursty, heavyloss)", name)
 		}
 	}
 	return out, nil

@@ -1,6 +1,8 @@
 package congestion
 
 import (
+	"time"
+
 	"github.com/quic-go/quic-go/internal/monotime"
 	"github.com/quic-go/quic-go/internal/protocol"
 	"github.com/quic-go/quic-go/internal/utils"
@@ -16,6 +18,26 @@ const (
 	renoBeta                   = 0.7 // Reno backoff factor.
 	minCongestionWindowPackets = 2
 	initialCongestionWindow    = 32
+)
+
+// alknet patch 3 (ALKNET-PATCHES.md): a loss is taken for congestion only
+// when the path shows a queue or the loss rate is high. Random loss (radio,
+// a lossy hop) with an empty queue leaves the window alone.
+const (
+	// lossRateGain is the weight of one packet in the loss-rate average:
+	// it follows about the last 1024 packets acknowledged or lost.
+	lossRateGain = 1.0 / 1024
+	// maxToleratedLossRate is the loss rate above which every loss counts
+	// as congestion again, whatever the delay says: a policer or a queue
+	// too shallow to show in the RTT drops without delaying, and a sender
+	// must not hold such a path at more loss than this.
+	maxToleratedLossRate = 0.02
+	// minQueueDelay is the smallest RTT rise over the minimum that counts
+	// as a queue, so that a short path's jitter reads as no queue.
+	minQueueDelay = 250 * time.Microsecond
+	// cssGrowthDivisor is RFC 9406's CSS_GROWTH_DIVISOR: the window grows
+	// by 1/4 of the bytes acknowledged while the path shows no queue.
+	cssGrowthDivisor = 4
 )
 
 // renoUndoState saves Reno's state before the latest cutback.
@@ -68,6 +90,11 @@ type cubicSender struct {
 
 	// ACK counter for the Reno implementation.
 	numAckedPackets uint64
+
+	// lossRate is the moving average of the fraction of packets lost,
+	// and standing the RTT the path holds (alknet patch 3).
+	lossRate float64
+	standing standingRTT
 
 	// Retained after recovery, since spurious losses can be reported later.
 	undoState renoUndoState
@@ -212,6 +239,8 @@ func (c *cubicSender) OnPacketAcked(
 	eventTime monotime.Time,
 ) {
 	c.largestAckedPacketNumber = max(ackedPacketNumber, c.largestAckedPacketNumber)
+	c.lossRate -= c.lossRate * lossRateGain
+	c.standing.update(eventTime, c.rttStats.LatestRTT(), c.rttStats.SmoothedRTT()/2)
 	if c.InRecovery() {
 		return
 	}
@@ -225,6 +254,12 @@ func (c *cubicSender) OnPacketAcked(
 func (c *cubicSender) OnCongestionEvent(packetNumber protocol.PacketNumber, lostBytes, priorInFlight protocol.ByteCount) {
 	c.connStats.PacketsLost.Add(1)
 	c.connStats.BytesLost.Add(uint64(lostBytes))
+	if lostBytes > 0 {
+		c.lossRate += (1 - c.lossRate) * lossRateGain
+		if c.isRandomLoss() {
+			return
+		}
+	}
 
 	// TCP NewReno (RFC6582) says that once a loss occurs, any losses in packets
 	// already sent should be treated as a single loss event, since it's expected.
@@ -262,6 +297,61 @@ func (c *cubicSender) OnCongestionEvent(packetNumber protocol.PacketNumber, lost
 	// reset packet count from congestion avoidance mode. We start
 	// counting again when we're out of recovery.
 	c.numAckedPackets = 0
+}
+
+// isRandomLoss reports whether a packet just declared lost is better
+// explained by random loss than by congestion: the path shows no queue
+// and the recent loss rate is at most maxToleratedLossRate. A full
+// drop-tail queue delays before it drops, so its losses come with a raised
+// RTT and still cut the window; random loss on an idle queue does not, and
+// cutting for it holds a sender at NewReno's ceiling of
+// 1.22·MSS/(RTT·√p), far below the path's rate (2.4 Mbit/s at 60 ms and
+// 1 %). ECN marks (OnCongestionEvent with no lost bytes) always count.
+func (c *cubicSender) isRandomLoss() bool {
+	return c.lossRate <= maxToleratedLossRate && c.noQueue()
+}
+
+// noQueue reports whether the standing RTT is within a quarter of the
+// minimum RTT, at least minQueueDelay, of it: whatever the window holds in
+// flight then fits the path without a standing queue.
+func (c *cubicSender) noQueue() bool {
+	standing := c.standing.get()
+	if !c.rttStats.HasMeasurement() || standing == 0 {
+		return false
+	}
+	minRTT := c.rttStats.MinRTT()
+	return standing-minRTT <= max(minRTT/4, minQueueDelay)
+}
+
+// standingRTT is the smallest RTT sample of the last half to whole
+// smoothed RTT, as Copa's RTT_standing: a queue that stands raises every
+// sample, while the peer's ACK delay, a burst of ACKs held back by a busy
+// host or one slow sample raise only some. Neither the latest sample nor
+// the smoothed RTT tells them apart (on an emulated 60 ms path both jumped
+// by the peer's 25 ms ACK delay at random losses, with no queue at all).
+type standingRTT struct {
+	cur, prev time.Duration // minima of the current and previous window
+	start     monotime.Time // when the current window began
+}
+
+// update adds an RTT sample taken at now; window is half the smoothed RTT.
+func (s *standingRTT) update(now monotime.Time, sample, window time.Duration) {
+	switch age := now.Sub(s.start); {
+	case s.start.IsZero() || age >= 2*window:
+		s.prev, s.cur, s.start = 0, sample, now
+	case age >= window:
+		s.prev, s.cur, s.start = s.cur, sample, now
+	default:
+		s.cur = min(s.cur, sample)
+	}
+}
+
+// get returns the standing RTT, or 0 before the first sample.
+func (s *standingRTT) get() time.Duration {
+	if s.prev == 0 {
+		return s.cur
+	}
+	return min(s.prev, s.cur)
 }
 
 func (c *cubicSender) OnSpuriousLoss(packetNumber protocol.PacketNumber) {
@@ -324,6 +414,16 @@ func (c *cubicSender) maybeIncreaseCwnd(
 	}
 	// Congestion avoidance
 	c.maybeQlogStateChange(qlog.CongestionStateCongestionAvoidance)
+	if c.reno && c.noQueue() {
+		// alknet patch 3: a window that fills the path without a queue
+		// is below its capacity; grow it as HyStart++'s conservative
+		// slow start does (RFC 9406: by a quarter of what is acked, 1.25x
+		// per round trip) until the RTT shows a queue, instead of one
+		// packet per round trip (10 s from 0.3 to 1 BDP at 60 ms and
+		// 50 Mbit/s).
+		c.congestionWindow = min(c.maxCongestionWindow(), c.congestionWindow+ackedBytes/cssGrowthDivisor)
+		return
+	}
 	if c.reno {
 		// Classic Reno congestion avoidance.
 		c.numAckedPackets++
