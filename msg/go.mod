@@ -3,6 +3,7 @@ module github.com/alkdev/alknet/msg
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/alkdev/alknet/call v0.0.0
 	github.com/alkdev/alknet/core v0.0.0
 	go.etcd.io/bbolt v1.4.3

@@ -130,19 +130,6 @@ func keystream(key []byte, n int) []byte {
 
 func xorInto(dst, src []byte) { subtle.XORBytes(dst, dst, src) }
 
-// x25519 multiplies the point by the (clamped) scalar.
-func x25519(scalar, point []byte) ([]byte, error) {
-	k, err := ecdh.X25519().NewPrivateKey(scalar)
-	if err != nil {
-		return nil, err
-	}
-	p, err := ecdh.X25519().NewPublicKey(point)
-	if err != nil {
-		return nil, err
-	}
-	return k.ECDH(p)
-}
-
 // header is a built header and the per-hop keys its maker keeps.
 type header struct {
 	bytes []byte
