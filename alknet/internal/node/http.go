@@ -46,10 +46,10 @@ type httpConfig struct {
 	// -L/-W, alknet forward, alknet socks) are told apart and never get
 	// this trust; tunnels through other programs (OpenSSH's sshd, a proxy)
 	// are not. When off, those pages need the admin scope (or the metrics
-	// scope, for /metrics). Default true (when unset), so a browser on the
-	// node's machine opens the dashboard with no config; set it false on a
-	// machine with untrusted local users or a reverse proxy that does not
-	// authenticate.
+	// scope, for /metrics). On, a browser on the node's machine opens the
+	// dashboard with no config; set it false on a machine with untrusted
+	// local users or a reverse proxy that does not authenticate. Default
+	// true (when unset).
 	TrustLoopback *bool `toml:"trust_loopback"`
 }
 
