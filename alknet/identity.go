@@ -69,7 +69,12 @@ var initCommand = &cli.Command{
 
 var idCommand = &cli.Command{
 	Name:  "id",
-	Usage: "print the NodeID and the node's ssh-ed25519 public key line",
+	Usage: "print the NodeID, the node's ssh-ed25519 public key line and its web certificate's pin",
+	Description: "Prints three lines: the NodeID; the ssh-ed25519 line of the same key; the SHA-256\n" +
+		"public-key pin of the web certificate the node presents to browsers and curl on\n" +
+		"h3/h2/http/1.1/doq/dot (the self-signed one, made now if the node has not made\n" +
+		"it yet, or [tls] cert_file's), in the form curl --pinnedpubkey takes. With ACME\n" +
+		"there is no fixed key and no third line.",
 	Flags: withCommon(),
 	Action: func(c *cli.Context) error {
 		dir, err := dataDir(c)
@@ -86,6 +91,18 @@ var idCommand = &cli.Command{
 		}
 		fmt.Fprintln(c.App.Writer, node.ID(key))
 		fmt.Fprintln(c.App.Writer, line)
+		cfg, err := node.LoadConfig(configPath(c, dir))
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "no web certificate pin: %v\n", err)
+			return nil
+		}
+		pin, err := node.WebPin(dir, cfg.TLS)
+		if err != nil {
+			return err
+		}
+		if pin != "" {
+			fmt.Fprintln(c.App.Writer, pin)
+		}
 		return nil
 	},
 }

@@ -327,7 +327,7 @@ func TestInitRestoreAndDerive(t *testing.T) {
 	}
 	idOut := run(t, "", "id", "--data-dir", dir)
 	lines := strings.Split(strings.TrimSpace(idOut), "\n")
-	if len(lines) != 2 || lines[0] != id || !strings.HasPrefix(lines[1], "ssh-ed25519 AAAA") {
+	if len(lines) != 3 || lines[0] != id || !strings.HasPrefix(lines[1], "ssh-ed25519 AAAA") || !strings.HasPrefix(lines[2], "sha256//") {
 		t.Errorf("id printed %q", idOut)
 	}
 	derived := run(t, "", "vault", "derive", "--path", "m/74'/0'/0'", "--data-dir", dir)

@@ -19,7 +19,7 @@ var pipeCommand = &cli.Command{
 	ArgsUsage: "[NODEID@]HOST:PORT | --git-proxy HOST PORT",
 	Description: "Opens one stream with the given ALPN and copies stdin to it and it to stdout,\n" +
 		"half-closing each direction when it ends. For stock clients:\n\n" +
-		"  ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh %h:%p' user@host\n" +
+		"  ssh -o ProxyCommand='alknet pipe --alpn alknet/ssh %h:4433' user@host   (the node's port: ssh's %p is 22)\n" +
 		"  sftp -D 'alknet pipe --alpn alknet/sftp HOST:PORT'\n" +
 		"  git -c core.gitProxy=alknet-git-proxy clone git://HOST:PORT/REPO.git   (alknet git install-helper)\n\n" +
 		"An address without a NodeID is checked against <data-dir>/known_nodes (first use records it).\n" +

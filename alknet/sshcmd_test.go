@@ -419,7 +419,7 @@ func TestForwardCannotReachTheNodeItself(t *testing.T) {
 	secretURL, secretPort := webServer(t) // bound to 127.0.0.1, meant to stay private
 	_, allowedPort := webServer(t)
 	peer := fmt.Sprintf("[[peers]]\nid = \"tunnel\"\nkeys = [%q]\nscopes = [\"ssh:connect\", \"ssh:forward\"]\n\n", cid)
-	n := startNode(t, peer+fmt.Sprintf("[http]\ndashboard = true\n\n[ssh.policy]\nforward = [\"allow 127.0.0.1:%d\", \"deny 127.0.0.0/8\", \"deny ::1\", \"allow *\"]\n", allowedPort))
+	n := startNode(t, peer+fmt.Sprintf("[http]\ntrust_loopback = false\n\n[ssh.policy]\nforward = [\"allow 127.0.0.1:%d\", \"deny 127.0.0.0/8\", \"deny ::1\", \"allow *\"]\n", allowedPort))
 	nodePort := netip.MustParseAddrPort(n.addr[strings.IndexByte(n.addr, '@')+1:]).Port()
 
 	// get fetches url with curl and returns its output and HTTP status
@@ -438,8 +438,8 @@ func TestForwardCannotReachTheNodeItself(t *testing.T) {
 	if _, code := get(secretURL + "/"); code != "200" {
 		t.Fatalf("the private service itself: %s", code)
 	}
-	// Loopback alone does not open the node's /metrics (trust_loopback is
-	// off by default).
+	// Loopback alone does not open the node's /metrics with trust_loopback
+	// off.
 	if body, code := get(fmt.Sprintf("https://127.0.0.1:%d/metrics", nodePort)); code != "401" {
 		t.Fatalf("/metrics from loopback without a token: %s %.80s", code, body)
 	}

@@ -120,7 +120,9 @@ type Limits struct {
 // TLS is the [tls] section: the web certificate served on the standard ALPNs
 // (h3, h2, http/1.1, doq, dot). alknet's own ALPNs always present the node
 // certificate. Either give a certificate and key, or let ACME obtain one,
-// not both; neither means those ALPNs get no web certificate.
+// not both; neither means the node makes a self-signed ECDSA P-256
+// certificate, kept in "<data-dir>/web-cert.pem" and "web-key.pem", whose
+// SHA-256 public-key pin `alknet id` prints (docs/http.md).
 type TLS struct {
 	// CertFile is a PEM certificate chain; it needs KeyFile and excludes
 	// ACMEDomains.
@@ -137,6 +139,10 @@ type TLS struct {
 	// ACMEDirectory is the ACME directory URL, https only. Default: Let's
 	// Encrypt production.
 	ACMEDirectory string `toml:"acme_directory"`
+	// Names are extra host names or IP addresses for the self-signed
+	// certificate, besides localhost, the host name and the listen
+	// addresses; it excludes CertFile and ACMEDomains. Default none.
+	Names []string `toml:"names"`
 }
 
 // Services is the [services] section.
@@ -235,6 +241,14 @@ func (t TLS) validate() []error {
 	for i, d := range t.ACMEDomains {
 		if d == "" || strings.Contains(d, "*") {
 			errs = append(errs, fmt.Errorf("tls.acme_domains[%d]: %q is not a host name (no wildcards)", i, core.Clip(d)))
+		}
+	}
+	if len(t.Names) > 0 && (t.CertFile != "" || len(t.ACMEDomains) > 0) {
+		errs = append(errs, errors.New("tls.names: only for the self-signed certificate; set without cert_file and acme_domains"))
+	}
+	for i, n := range t.Names {
+		if n == "" || strings.ContainsAny(n, "*/: ") && net.ParseIP(n) == nil {
+			errs = append(errs, fmt.Errorf("tls.names[%d]: %q is not a host name or IP address (no wildcards)", i, core.Clip(n)))
 		}
 	}
 	if len(t.ACMEDomains) == 0 {

@@ -37,8 +37,8 @@ type httpConfig struct {
 	// Dashboard serves an HTML status page at GET / (NodeID, ALPNs,
 	// connections, attached peers, recent auth rejects) to tokens and peers
 	// with the admin scope, and with trust_loopback to clients on loopback
-	// (docs/http.md); when off, / is 404. Default false.
-	Dashboard bool `toml:"dashboard"`
+	// (docs/http.md); false makes / 404. Default true (when unset).
+	Dashboard *bool `toml:"dashboard"`
 	// TrustLoopback grants /metrics and the dashboard to clients on
 	// loopback without a credential. Loopback is not authentication: every
 	// local user and program, and a reverse proxy on the machine, gets in.
@@ -46,8 +46,11 @@ type httpConfig struct {
 	// -L/-W, alknet forward, alknet socks) are told apart and never get
 	// this trust; tunnels through other programs (OpenSSH's sshd, a proxy)
 	// are not. When off, those pages need the admin scope (or the metrics
-	// scope, for /metrics). Default false.
-	TrustLoopback bool `toml:"trust_loopback"`
+	// scope, for /metrics). On, a browser on the node's machine opens the
+	// dashboard with no config; set it false on a machine with untrusted
+	// local users or a reverse proxy that does not authenticate. Default
+	// true (when unset).
+	TrustLoopback *bool `toml:"trust_loopback"`
 }
 
 // validate reports every problem of the section.
@@ -75,8 +78,8 @@ func buildHTTP(n *node, alpns []string, sshSrv *ssh.Server, dnsSrv *dns.Server) 
 		Peers:         n.peers,
 		Identities:    n.identities,
 		NodeID:        n.id.String(),
-		Dashboard:     c.Dashboard,
-		TrustLoopback: c.TrustLoopback,
+		Dashboard:     c.Dashboard == nil || *c.Dashboard,
+		TrustLoopback: c.TrustLoopback == nil || *c.TrustLoopback,
 		ALPNs:         alpns,
 		Limits: alkhttp.Limits{
 			MaxHeaderBytes:    c.MaxHeaderBytes,

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/call"
@@ -100,13 +101,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	web, err := webCert(cfg.TLS, o.DataDir)
-	if err != nil {
-		return err
-	}
 	listen := cfg.Node.ListenAddr()
 	if o.Listen != "" {
 		listen = o.Listen
+	}
+	web, err := webCert(cfg.TLS, o.DataDir, listen, logger)
+	if err != nil {
+		return err
 	}
 	ep, err := core.New(core.Config{
 		Addr:          listen,
@@ -205,8 +206,9 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// webCert builds the web certificate the [tls] section asks for, if any.
-func webCert(t config.TLS, dir string) (*core.WebCert, error) {
+// webCert builds the web certificate the [tls] section asks for; without
+// a certificate or ACME, the self-signed one for the listen address.
+func webCert(t config.TLS, dir, listen string, logger *slog.Logger) (*core.WebCert, error) {
 	switch {
 	case t.CertFile != "":
 		return core.WebCertFromFiles(t.CertFile, t.KeyFile)
@@ -218,7 +220,17 @@ func webCert(t config.TLS, dir string) (*core.WebCert, error) {
 			DirectoryURL: t.ACMEDirectory,
 		})
 	}
-	return nil, nil
+	dnsNames, ips := webNames(t.Names, listen)
+	cert, made, err := selfSignedWebCert(dir, dnsNames, ips, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	pin, err := SPKIPin(cert.Leaf.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("web certificate: self-signed", "file", filepath.Join(dir, WebCertFile), "new", made, "pin", pin, "expires", cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
+	return core.WebCertFromFiles(filepath.Join(dir, WebCertFile), filepath.Join(dir, WebKeyFile))
 }
 
 // standardALPNs are the routed protocols that stock clients speak: they get

@@ -141,6 +141,9 @@ func (r *repo) plan() error {
 	if err != nil {
 		return err
 	}
+	// Every module's zip must carry both license files: a missing one
+	// fails the plan, after the table, naming each gap.
+	var missing []error
 	fmt.Fprintf(r.out, "%-14s %-12s %s\n", "MODULE", "LAST TAG", "SINCE")
 	for _, m := range mods {
 		last, err := r.lastTag(m.dir)
@@ -157,8 +160,37 @@ func (r *repo) plan() error {
 			last = "-"
 		}
 		fmt.Fprintf(r.out, "%-14s %-12s %s\n", m.dir, last, state)
+		if err := r.checkLicenses(m.dir); err != nil {
+			missing = append(missing, err)
+		}
 	}
-	return nil
+	return errors.Join(missing...)
+}
+
+// licenses are the files every module carries (MIT OR Apache-2.0), each
+// recognized by a line of its standard text.
+var licenses = []struct{ file, marker string }{
+	{"LICENSE-MIT", "Permission is hereby granted, free of charge"},
+	{"LICENSE-APACHE", "Apache License"},
+}
+
+// checkLicenses reports every license file missing from a module
+// directory, or not holding its license's text.
+func (r *repo) checkLicenses(dir string) error {
+	var errs []error
+	for _, l := range licenses {
+		name := filepath.Join(dir, l.file)
+		data, err := os.ReadFile(filepath.Join(r.root, name))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			errs = append(errs, fmt.Errorf("%s is missing: every module carries LICENSE-MIT and LICENSE-APACHE (copy the root's)", name))
+		case err != nil:
+			errs = append(errs, err)
+		case !bytes.Contains(data, []byte(l.marker)):
+			errs = append(errs, fmt.Errorf("%s does not hold the standard text (no %q)", name, l.marker))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // step is one module to release.
@@ -198,6 +230,9 @@ func (r *repo) release(args []string, opts options) error {
 		}
 		if last != "" && semver.Compare(version, last) <= 0 {
 			return fmt.Errorf("%s: %s is not greater than the last tag %s/%s", dir, version, dir, last)
+		}
+		if err := r.checkLicenses(dir); err != nil {
+			return err
 		}
 		if _, dup := releasing[dir]; dup {
 			return fmt.Errorf("%s named twice", dir)

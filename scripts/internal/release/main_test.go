@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +115,38 @@ func TestPlan(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "vault          v0.1.0       unchanged") || !strings.Contains(out.String(), "core           -            never released") {
 		t.Errorf("plan:\n%s", out.String())
+	}
+}
+
+func TestPlanChecksLicenses(t *testing.T) {
+	r := clone(t)
+	r.out = io.Discard
+	if err := r.plan(); err != nil {
+		t.Fatalf("plan of the repository as committed: %v", err)
+	}
+	for _, f := range []string{"fs/LICENSE-MIT", "alknet/bench/LICENSE-APACHE"} {
+		if err := os.Remove(filepath.Join(r.root, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "core", "LICENSE-MIT"), []byte("all rights reserved\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r.out = &out
+	err := r.plan()
+	if err == nil {
+		t.Fatalf("plan passed with license files missing:\n%s", out.String())
+	}
+	for _, want := range []string{"fs/LICENSE-MIT is missing", "alknet/bench/LICENSE-APACHE is missing", "core/LICENSE-MIT does not hold the standard text"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("plan error lacks %q:\n%v", want, err)
+		}
+	}
+	if !strings.Contains(out.String(), "vault") {
+		t.Errorf("plan printed no table before failing:\n%s", out.String())
+	}
+	if _, err := r.run([]string{"fs", "v0.1.0"}, options{dryRun: true}); err == nil || !strings.Contains(err.Error(), "fs/LICENSE-MIT is missing") {
+		t.Errorf("release of a module without LICENSE-MIT: got %v", err)
 	}
 }
