@@ -153,7 +153,8 @@ func TestDashboardAccess(t *testing.T) {
 // connections from loopback: without credentials they answer 401 unless
 // TrustLoopback is set, and never to a connection Forwarded reports (here,
 // every connection of one client stands for those the node's ssh
-// forwarding opens); tokens with the admin scope, or the metrics scope for
+// forwarding opens) nor to a request a reverse proxy relayed (it carries
+// X-Forwarded-For); tokens with the admin scope, or the metrics scope for
 // /metrics, get in either way.
 func TestAdminPagesAccess(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
@@ -200,7 +201,9 @@ func TestAdminPagesAccess(t *testing.T) {
 
 	for _, trust := range []bool{false, true} {
 		f := start(t, trust)
-		clients := map[string]*http.Client{"loopback": f.client(t, true), "tunnelled": tunnelled(t)}
+		proxied := f.client(t, true)
+		proxied.Transport = proxyHeader{proxied.Transport}
+		clients := map[string]*http.Client{"loopback": f.client(t, true), "tunnelled": tunnelled(t), "proxied": proxied}
 		for _, tc := range []struct {
 			path, client, token string
 			want, wantTrusted   int // wantTrusted: with TrustLoopback
@@ -217,6 +220,9 @@ func TestAdminPagesAccess(t *testing.T) {
 			{"/", "tunnelled", metrics, 403, 403},
 			{"/", "loopback", admin, 200, 200},
 			{"/", "tunnelled", admin, 200, 200},
+			{"/metrics", "proxied", "", 401, 401},
+			{"/", "proxied", "", 401, 401},
+			{"/metrics", "proxied", metrics, 200, 200},
 		} {
 			want := tc.want
 			if trust {
@@ -232,6 +238,16 @@ func TestAdminPagesAccess(t *testing.T) {
 			}
 		}
 	}
+}
+
+// proxyHeader adds the header a reverse proxy on the node's machine adds
+// to each request it relays.
+type proxyHeader struct{ rt http.RoundTripper }
+
+func (p proxyHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	return p.rt.RoundTrip(r)
 }
 
 func TestDashboardContent(t *testing.T) {

@@ -71,10 +71,12 @@ func (m *metrics) handler() http.Handler {
 }
 
 // trustedLocal reports whether the request gets loopback trust: the
-// config opts in, it comes from a loopback address, and the node's own
-// forwarding did not open its connection.
+// config opts in, it comes from a loopback address, the node's own
+// forwarding did not open its connection, and no proxy says it relayed it
+// (a Forwarded, X-Forwarded-For or X-Real-IP header: a reverse proxy on
+// the machine connects from loopback on behalf of whoever it serves).
 func (s *Server) trustedLocal(peer core.Peer, r *http.Request) bool {
-	if !s.cfg.TrustLoopback {
+	if !s.cfg.TrustLoopback || relayedByProxy(r.Header) {
 		return false
 	}
 	text := r.RemoteAddr
@@ -87,4 +89,15 @@ func (s *Server) trustedLocal(peer core.Peer, r *http.Request) bool {
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 	return s.cfg.Forwarded == nil || !s.cfg.Forwarded(ap)
+}
+
+// relayedByProxy reports whether h carries a header that HTTP proxies add
+// to a request they relay (RFC 7239 Forwarded and its de-facto forms).
+func relayedByProxy(h http.Header) bool {
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip"} {
+		if len(h.Values(k)) > 0 {
+			return true
+		}
+	}
+	return false
 }

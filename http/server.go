@@ -135,7 +135,9 @@ type Config struct {
 	// (or the metrics scope, for /metrics). Loopback is not authentication:
 	// every local program, a reverse proxy on the machine and every
 	// connection a peer tunnels to the node through its own forwarding
-	// come from loopback. Set Forwarded so the last never get this trust.
+	// come from loopback. Set Forwarded so the last never get this trust;
+	// a request with a proxy's header (Forwarded, X-Forwarded-For,
+	// X-Forwarded-Host, X-Real-IP) never gets it either.
 	TrustLoopback bool
 	// Forwarded reports whether a TCP connection from remote was opened by
 	// the node's own forwarding (ssh.Server.Forwarded); such a connection
