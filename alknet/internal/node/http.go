@@ -78,6 +78,7 @@ func buildHTTP(n *node, alpns []string, sshSrv *ssh.Server, dnsSrv *dns.Server) 
 		Dashboard:     c.Dashboard,
 		TrustLoopback: c.TrustLoopback,
 		ALPNs:         alpns,
+		Status:        n.status.dashboard,
 		Limits: alkhttp.Limits{
 			MaxHeaderBytes:    c.MaxHeaderBytes,
 			MaxBodyBytes:      c.MaxBodyBytes,

@@ -70,6 +70,17 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.ConfigPath, err)
 	}
+	// One node per data dir: its control socket answers while it runs.
+	controlPath := ""
+	if o.DataDir != "" {
+		controlPath = ControlPath(o.DataDir)
+		if err := checkControl(controlPath); err != nil {
+			return err
+		}
+	}
+	// The status keeps the auth rejects every service logs.
+	rejects := &rejectRing{}
+	logger = slog.New(&rejectTap{Handler: logger.Handler(), ring: rejects})
 	n := &node{
 		logger:     logger,
 		key:        o.Keys.Node,
@@ -83,6 +94,7 @@ func Run(ctx context.Context, o Options) error {
 		peers:      call.NewPeers(call.First, logger),
 		version:    o.Version,
 	}
+	n.status = newStatus(n, on, controlPath, rejects)
 	life := &lifecycle{logger: logger}
 	hs, err := build(n, on, life)
 	if err != nil {
@@ -99,6 +111,13 @@ func Run(ctx context.Context, o Options) error {
 	router, err := core.NewRouter(hs...)
 	if err != nil {
 		return err
+	}
+	if controlPath != "" {
+		ctl, err := newControl(n, router, controlPath)
+		if err != nil {
+			return err
+		}
+		life.add(part{listeners: []func() (func(context.Context) error, func() error, error){ctl.listen}})
 	}
 	web, err := webCert(cfg.TLS, o.DataDir)
 	if err != nil {
@@ -133,6 +152,7 @@ func Run(ctx context.Context, o Options) error {
 		return ep.Close()
 	})
 	n.bound.Store(ep.Addr().String())
+	n.status.ep.Store(ep)
 	if err := life.listen(); err != nil {
 		return err
 	}
@@ -140,10 +160,13 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready(ep.Addr().String())
 	}
 
-	reloader := &config.Reloader{
-		Path:   o.ConfigPath,
-		Logger: logger,
-		Reload: func(context.Context) error {
+	// reload applies the file, one reload at a time: the watcher's, or
+	// sys/reload's (the control socket's, after a peers or token command).
+	var reloading sync.Mutex
+	reload := func(trigger string) error {
+		reloading.Lock()
+		defer reloading.Unlock()
+		err := func() error {
 			next, err := reloadConfig(o.ConfigPath)
 			if err != nil {
 				return err
@@ -159,7 +182,23 @@ func Run(ctx context.Context, o Options) error {
 			life.reload(next)
 			ep.Revalidate()
 			return nil
-		},
+		}()
+		n.status.reloaded(trigger, err)
+		return err
+	}
+	n.status.setReload(func(context.Context) error {
+		err := reload("control")
+		if err != nil {
+			logger.Error("config reload failed", "file", o.ConfigPath, "trigger", "control", "err", err)
+		} else {
+			logger.Info("config reloaded", "file", o.ConfigPath, "trigger", "control")
+		}
+		return err
+	})
+	reloader := &config.Reloader{
+		Path:   o.ConfigPath,
+		Logger: logger,
+		Reload: func(context.Context) error { return reload("file or signal") },
 	}
 	reloadDone := make(chan error, 1)
 	go func() { reloadDone <- reloader.Run(ctx) }()
