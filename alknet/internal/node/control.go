@@ -45,6 +45,10 @@ func ControlPath(dataDir string) string { return filepath.Join(dataDir, ControlS
 // controlALPNs are the protocols the control socket serves.
 var controlALPNs = []string{call.ALPN, fs.ALPN, msg.ALPN}
 
+// maxSocketPath bounds a unix socket's path, with its terminating NUL
+// (sun_path: 108 bytes on Linux, 104 on the BSDs and macOS).
+const maxSocketPath = 104
+
 // controlHello starts a control connection; the ALPN follows.
 const controlHello = "alknet-control 1 "
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +215,38 @@ func TestControlRefusesUnknownProtocol(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "alknet/ssh is not served here") {
 		t.Fatalf("DialControl alknet/ssh: %v", err)
 	}
+}
+
+// TestControlPathTooLong: a data dir too deep for a unix socket runs the
+// node without one, with a warning, rather than failing to start.
+func TestControlPathTooLong(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", maxSocketPath))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	err := Run(ctx, Options{Config: quietConfig(), ConfigPath: filepath.Join(dir, "alknet.toml"), DataDir: dir,
+		Keys: testKeys(t), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil)),
+		Ready: func(string) { cancel() }})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "too long for a unix socket") {
+		t.Errorf("no warning in:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -74,7 +74,11 @@ func Run(ctx context.Context, o Options) error {
 	controlPath := ""
 	if o.DataDir != "" {
 		controlPath = ControlPath(o.DataDir)
-		if err := checkControl(controlPath); err != nil {
+		if len(controlPath) >= maxSocketPath {
+			logger.Warn("control socket: the data dir's path is too long for a unix socket; commands beside this node cannot reach it",
+				"path", controlPath, "max", maxSocketPath-1)
+			controlPath = ""
+		} else if err := checkControl(controlPath); err != nil {
 			return err
 		}
 	}
