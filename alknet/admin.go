@@ -43,7 +43,7 @@ var tokenCommand = &cli.Command{
 			}
 			fmt.Fprintf(c.App.ErrWriter, "stored token %q in %s; it is shown only this once:\n", t.Name, path)
 			fmt.Fprintln(c.App.Writer, token)
-			return nil
+			return applyBeside(c)
 		},
 	}},
 }
@@ -76,7 +76,7 @@ var peersCommand = &cli.Command{
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "added peer %q to %s\n", p.ID, path)
-			return nil
+			return applyBeside(c)
 		},
 	}},
 }

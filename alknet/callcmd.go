@@ -19,8 +19,10 @@ import (
 var callCommand = &cli.Command{
 	Name:      "call",
 	Usage:     "call an operation on a node and print its output as JSON",
-	ArgsUsage: "[NODEID@]HOST:PORT OP [JSON-INPUT]",
-	Description: "Runs OP with the given JSON input (default null) over alknet/call. A subscription\n" +
+	ArgsUsage: "self|[NODEID@]HOST:PORT OP [JSON-INPUT]",
+	Description: "Runs OP with the given JSON input (default null) over alknet/call. The address self\n" +
+		"(or this node's own NodeID) is the node running on this data dir, reached through its\n" +
+		"control socket as its operator, with every scope. A subscription\n" +
 		"prints one JSON line per event until it completes; Ctrl-C aborts it. With --peer the\n" +
 		"node routes the call, as a head, to that attached worker (needs the call:route scope).",
 	Flags: withCommon(
@@ -81,15 +83,20 @@ var callCommand = &cli.Command{
 	},
 }
 
-// dialCall connects to the address argument with the data dir's key.
+// dialCall connects to the address argument with the data dir's key, or
+// to the node beside through its control socket.
 func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
+	addr := c.Args().First()
+	if cl, ok, err := besideCall(ctx, c, addr, call.Options{AuthToken: c.String("token")}); ok || err != nil {
+		return cl, err
+	}
 	d, err := dialer(c)
 	if err != nil {
 		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	return call.Dial(dctx, c.Args().First(), call.Options{Dialer: d, AuthToken: c.String("token")})
+	return call.Dial(dctx, addr, call.Options{Dialer: d, AuthToken: c.String("token")})
 }
 
 // opType asks the node (or, with a peer, the head's list of its peers) what
@@ -145,7 +152,7 @@ func writeJSONLine(w io.Writer, raw json.RawMessage) {
 var opsCommand = &cli.Command{
 	Name:      "ops",
 	Usage:     "list the operations a node lets you call",
-	ArgsUsage: "[NODEID@]HOST:PORT",
+	ArgsUsage: "self|[NODEID@]HOST:PORT",
 	Flags: withCommon(
 		&cli.BoolFlag{Name: "peers", Usage: "also list the operations of every worker attached to the node (needs call:route)"},
 		&cli.StringFlag{Name: "token", Usage: "API token to authenticate with", EnvVars: []string{"ALKNET_TOKEN"}},

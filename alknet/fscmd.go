@@ -30,7 +30,7 @@ import (
 // data dir's.
 var fsNodeFlag = &cli.StringFlag{
 	Name:  "node",
-	Usage: "work on the store of the node at NODEID@HOST:PORT instead of this data dir's",
+	Usage: "work on the store of the node at NODEID@HOST:PORT instead of this data dir's (default: the node running on this data dir, if any)",
 }
 
 // fsPinFlags choose the pin an fs command sets on the roots it stores.
@@ -51,7 +51,8 @@ var fsCommand = &cli.Command{
 		"with the CIDs `ipfs add --cid-version 1` gives them. With --node ADDR a command works\n" +
 		"on that node's store instead, over alknet/fs and alknet/call (needing fs:read, fs:write,\n" +
 		"or admin for gc); transfers are verified block by block. While `alknet serve` runs on\n" +
-		"this data dir its store is the node's: reach it with --node. See docs/fs.md.",
+		"this data dir its store is the node's: every command then works on it through the\n" +
+		"node's control socket. See docs/fs.md.",
 	Subcommands: []*cli.Command{
 		{
 			Name:      "add",
@@ -288,8 +289,24 @@ func openWork(c *cli.Context, addr string, cache bool) (*afs.Store, func(), erro
 	}, nil
 }
 
-// dialFS connects to addr for alknet/fs with the data dir's key.
+// fsTarget is the node an fs command works on: --node (addr), or self
+// when no --node is given or it names the node beside, and that node runs
+// (its control socket answers); "" for the data dir's store.
+func fsTarget(ctx context.Context, c *cli.Context, addr string) (string, error) {
+	conn, ok, err := beside(ctx, c, addr, afs.ALPN)
+	if err != nil || !ok {
+		return addr, err
+	}
+	_ = conn.CloseWithError(core.CodeNoError, "")
+	return selfAddr, nil
+}
+
+// dialFS connects to addr for alknet/fs with the data dir's key, or to
+// the node beside through its control socket.
 func dialFS(ctx context.Context, c *cli.Context, addr string) (core.Conn, error) {
+	if conn, ok, err := beside(ctx, c, addr, afs.ALPN); ok || err != nil {
+		return conn, err
+	}
 	d, err := dialer(c)
 	if err != nil {
 		return nil, err
@@ -298,10 +315,17 @@ func dialFS(ctx context.Context, c *cli.Context, addr string) (core.Conn, error)
 }
 
 // fsOp runs the operation op with input in on --node over alknet/call, or
+// on the node running on this data dir through its control socket, or
 // else runs local on the data dir's store.
 func fsOp[I, O any](ctx context.Context, c *cli.Context, op string, in I, local func(context.Context, *afs.Store, I) (O, error)) (O, error) {
 	var out O
 	addr := c.String("node")
+	if cl, ok, err := besideCall(ctx, c, addr, call.Options{}); err != nil {
+		return out, err
+	} else if ok {
+		defer cl.Close()
+		return out, cl.Call(ctx, op, in, &out)
+	}
 	if addr == "" {
 		s, release, err := openLocal(c)
 		if err != nil {
@@ -385,7 +409,10 @@ func parseRange(s string) (afs.Range, error) {
 // fetched and verified from --node. It returns the store, the CID the path
 // names, and the function releasing the store.
 func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection) (*afs.Store, cid.Cid, func(), error) {
-	addr := c.String("node")
+	addr, err := fsTarget(ctx, c, c.String("node"))
+	if err != nil {
+		return nil, cid.Undef, nil, err
+	}
 	s, release, err := openWork(c, addr, true)
 	if err != nil {
 		return nil, cid.Undef, nil, err
@@ -408,6 +435,15 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 // a new connection, which the dialer now makes with TCP+TLS: the blocks
 // already stored are listed as had, so only the rest comes again.
 func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+	if addr == selfAddr {
+		conn, err := dialFS(ctx, c, addr)
+		if err != nil {
+			return cid.Undef, err
+		}
+		defer conn.CloseWithError(core.CodeNoError, "")
+		target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+		return target, err
+	}
 	d, err := dialer(c)
 	if err != nil {
 		return cid.Undef, err
@@ -545,7 +581,10 @@ func fsAdd(ctx context.Context, c *cli.Context) error {
 	if err := checkPinFlags(c, len(paths)); err != nil {
 		return err
 	}
-	addr := c.String("node")
+	addr, err := fsTarget(ctx, c, c.String("node"))
+	if err != nil {
+		return err
+	}
 	s, release, err := openWork(c, addr, false)
 	if err != nil {
 		return err
@@ -686,7 +725,10 @@ func fsImport(ctx context.Context, c *cli.Context) error {
 		defer f.Close()
 		r = f
 	}
-	addr := c.String("node")
+	addr, err := fsTarget(ctx, c, c.String("node"))
+	if err != nil {
+		return err
+	}
 	s, release, err := openWork(c, addr, false)
 	if err != nil {
 		return err

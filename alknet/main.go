@@ -39,6 +39,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			serveCommand,
+			statusCommand,
 			initCommand,
 			idCommand,
 			pipeCommand,

@@ -23,7 +23,7 @@ import (
 // nodeFlag names the node holding this identity's inbox.
 var nodeFlag = &cli.StringFlag{
 	Name:  "node",
-	Usage: "the node holding this identity's inbox, NODEID@HOST:PORT (default: this data dir's own node at node.listen)",
+	Usage: "the node holding this identity's inbox, NODEID@HOST:PORT (default: the node running on this data dir, through its control socket, else this data dir's own node at node.listen)",
 }
 
 var msgCommand = &cli.Command{
@@ -240,19 +240,43 @@ func withInbox(c *cli.Context, f func(context.Context, *msgClient, *msg.Session)
 	if err != nil {
 		return err
 	}
-	addr, err := mc.inboxAddr(c)
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	s, err := mc.inboxSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	return mc.withSession(c, addr, func(ctx context.Context, s *msg.Session) error { return f(ctx, mc, s) })
+	defer s.Close()
+	return f(ctx, mc, s)
 }
 
-// withSession runs f with a session to addr, ending it on Ctrl-C.
+// inboxSession connects to the node holding this identity's inbox: the
+// node running on this data dir through its control socket (unless --node
+// names another), else --node or this node at node.listen.
+func (mc *msgClient) inboxSession(ctx context.Context, c *cli.Context) (*msg.Session, error) {
+	if conn, ok, err := beside(ctx, c, c.String("node"), msg.ALPN); err != nil {
+		return nil, err
+	} else if ok {
+		return msg.NewSession(conn), nil
+	}
+	addr, err := mc.inboxAddr(c)
+	if err != nil {
+		return nil, err
+	}
+	return mc.session(ctx, addr)
+}
+
+// withSession runs f with a session to addr (through the control socket
+// if addr is the node beside), ending it on Ctrl-C.
 func (mc *msgClient) withSession(c *cli.Context, addr string, f func(context.Context, *msg.Session) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s, err := mc.session(ctx, addr)
-	if err != nil {
+	var s *msg.Session
+	if conn, ok, err := beside(ctx, c, addr, msg.ALPN); err != nil {
+		return err
+	} else if ok { // the node beside, as its operator
+		s = msg.NewSession(conn)
+	} else if s, err = mc.session(ctx, addr); err != nil {
 		return err
 	}
 	defer s.Close()
@@ -304,9 +328,8 @@ func msgWatch(c *cli.Context) error {
 	return withInbox(c, func(ctx context.Context, mc *msgClient, s *msg.Session) error {
 		var acks *msg.Session // a second connection: a TCP+TLS one carries only the watch
 		if c.Bool("ack") {
-			addr, _ := mc.inboxAddr(c)
 			var err error
-			if acks, err = mc.session(ctx, addr); err != nil {
+			if acks, err = mc.inboxSession(ctx, c); err != nil {
 				return err
 			}
 			defer acks.Close()

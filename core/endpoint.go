@@ -880,6 +880,21 @@ func (e *Endpoint) Conns() int {
 	return len(e.conns)
 }
 
+// ConnsByALPN returns how many connections the endpoint's handlers serve,
+// per negotiated ALPN: a read-only view for status pages. It lists only
+// ALPNs with at least one connection.
+func (e *Endpoint) ConnsByALPN() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int)
+	for t := range e.conns {
+		if t.conn != nil {
+			out[t.conn.ALPN()]++
+		}
+	}
+	return out
+}
+
 // forceTimeout bounds the wait for handlers after their connections were
 // closed; a handler blocked on something else is then left behind.
 const forceTimeout = 2 * time.Second

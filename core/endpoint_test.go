@@ -694,3 +694,25 @@ func TestCloseErrorOnBothTransports(t *testing.T) {
 		})
 	}
 }
+
+func TestConnsByALPN(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}}, echo{[]string{"test/b"}})
+	if got := n.Endpoint.ConnsByALPN(); len(got) != 0 {
+		t.Fatalf("before any connection: %v", got)
+	}
+	n.Dial(t, core.NetworkQUIC, nil, "test/a")
+	n.Dial(t, core.NetworkTCP, nil, "test/a")
+	n.Dial(t, core.NetworkQUIC, nil, "test/b")
+	want := map[string]int{"test/a": 2, "test/b": 1}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := n.Endpoint.ConnsByALPN()
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ConnsByALPN = %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -33,6 +33,34 @@ func (s *Server) routeDashboard() {
 	}
 }
 
+// NodeStatus is what a node reports to the dashboard beyond this server
+// (see [Config.Status]).
+type NodeStatus struct {
+	// Conns are the live connections per ALPN, over every service.
+	Conns map[string]int
+	// Rejects are the node's recent auth rejects, newest first, of every
+	// service (this server's included: the dashboard lists its own, with
+	// the request, instead); RejectsTotal counts every one since the start.
+	Rejects      []NodeReject
+	RejectsTotal uint64
+	// Reload is the last config reload; nil if none since the start.
+	Reload *NodeReload
+}
+
+// NodeReject is one refused credential: never the credential itself.
+type NodeReject struct {
+	At       time.Time
+	ALPN     string
+	RemoteIP string
+}
+
+// NodeReload is a config reload and its result (Error empty: applied).
+type NodeReload struct {
+	At      time.Time
+	Trigger string
+	Error   string
+}
+
 // dashboard is what the page shows.
 type dashboard struct {
 	NodeID       string
@@ -45,6 +73,16 @@ type dashboard struct {
 	Rejects      []authReject
 	RejectsTotal uint64
 	MaxRejects   int
+	Live         bool       // ALPNs counts live connections of every service
+	Reload       *reloadRow // nil: no reload since the start, or not known
+	ReloadKnown  bool       // the node reports its reloads
+}
+
+// reloadRow is the last config reload as the page shows it.
+type reloadRow struct {
+	Time    string // UTC
+	Trigger string
+	Error   string
 }
 
 // alpnRow is one served protocol; Counted is false for the ALPNs of other
@@ -87,6 +125,9 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 		d.ALPNs = append(d.ALPNs, alpnRow{ALPN: a, Counted: slices.Contains(s.ALPNs(), a),
 			Conns: uint64(series[seriesKey{"alknet_http_connections_total", a}].count)})
 	}
+	if s.cfg.Status != nil {
+		s.addNodeStatus(&d, s.cfg.Status())
+	}
 	if d.Head {
 		d.Peers = s.cfg.Peers.List()
 		slices.SortFunc(d.Peers, func(a, b call.PeerOps) int { return cmp.Compare(a.Peer, b.Peer) })
@@ -117,6 +158,32 @@ func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = b.WriteTo(w)
+}
+
+// addNodeStatus shows what the node reports: live connections of every
+// ALPN, the other services' rejects beside this server's own, the reload.
+func (s *Server) addNodeStatus(d *dashboard, st NodeStatus) {
+	d.Live = true
+	for i := range d.ALPNs {
+		d.ALPNs[i].Counted = true
+		d.ALPNs[i].Conns = uint64(st.Conns[d.ALPNs[i].ALPN])
+	}
+	d.RejectsTotal = max(d.RejectsTotal, st.RejectsTotal)
+	for _, r := range st.Rejects {
+		if slices.Contains(s.ALPNs(), r.ALPN) {
+			continue // listed by this server, with its request
+		}
+		d.Rejects = append(d.Rejects, authReject{Time: r.At.UTC().Format(time.DateTime), RemoteIP: r.RemoteIP,
+			ALPN: r.ALPN, Request: "-", Reason: "key or credential refused"})
+	}
+	slices.SortStableFunc(d.Rejects, func(a, b authReject) int { return cmp.Compare(b.Time, a.Time) })
+	if len(d.Rejects) > maxRejects {
+		d.Rejects = d.Rejects[:maxRejects]
+	}
+	d.ReloadKnown = true
+	if r := st.Reload; r != nil {
+		d.Reload = &reloadRow{Time: r.At.UTC().Format(time.DateTime), Trigger: r.Trigger, Error: r.Error}
+	}
 }
 
 // seriesKey names one series of the server's metrics: its family and its

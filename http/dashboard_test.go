@@ -370,3 +370,68 @@ func newTokenEntry(t *testing.T, name string, scopes ...string) (string, core.To
 	}
 	return secret, core.TokenEntry{Name: name, Hash: hash, Scopes: scopes}
 }
+
+// TestDashboardNodeStatus: with Config.Status, every ALPN shows its live
+// connections, the other services' rejects join this server's, and the
+// last reload shows with its result.
+func TestDashboardNodeStatus(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name   string
+		status NodeStatus
+		want   []string
+		absent []string
+	}{
+		{
+			name: "counts, rejects, failed reload",
+			status: NodeStatus{
+				Conns: map[string]int{call.ALPN: 3, ALPNH2: 1},
+				Rejects: []NodeReject{
+					{At: at, ALPN: "alknet/ssh", RemoteIP: "203.0.113.5"},
+					{At: at, ALPN: ALPNH2, RemoteIP: "203.0.113.6"}, // this server's own: not listed twice
+				},
+				RejectsTotal: 7,
+				Reload:       &NodeReload{At: at, Trigger: "control", Error: "alknet.toml:3:1: bad"},
+			},
+			want: []string{
+				"<tr><td><code>alknet/call</code></td><td class=\"num\">3</td></tr>",
+				"<tr><td><code>h2</code></td><td class=\"num\">1</td></tr>",
+				"<tr><td><code>alknet/http</code></td><td class=\"num\">0</td></tr>",
+				"Connections open now",
+				"203.0.113.5", "<code>alknet/ssh</code>", "7 since start",
+				"2030-01-02 03:04:05 UTC (control)", "failed: alknet.toml:3:1: bad",
+			},
+			absent: []string{"n/a", "203.0.113.6"},
+		},
+		{
+			name:   "no reload yet",
+			status: NodeStatus{},
+			want:   []string{"not reloaded since the start", "<td class=\"num\">0</td>"},
+			absent: []string{"n/a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := New(Config{Registry: call.NewRegistry(), Dashboard: true, NodeID: "n",
+				ALPNs: []string{call.ALPN, ALPNH2, ALPN}, Status: func() NodeStatus { return tt.status },
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = srv.Close() })
+			rec := httptest.NewRecorder()
+			srv.serveDashboard(rec, httptest.NewRequest("GET", "/", nil))
+			body := rec.Body.String()
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("dashboard lacks %q", w)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(body, a) {
+					t.Errorf("dashboard contains %q", a)
+				}
+			}
+		})
+	}
+}

@@ -146,6 +146,11 @@ type Config struct {
 	// ALPNs lists every protocol the node serves, for the dashboard; nil
 	// lists the server's own.
 	ALPNs []string
+	// Status, if set, gives the dashboard what the node knows beyond this
+	// server: live connections of every ALPN, the other services' auth
+	// rejects, the last config reload. Nil: the dashboard counts only this
+	// server's connections and rejects.
+	Status func() NodeStatus
 	// Limits bound resource use.
 	Limits Limits
 	// Logger receives the server's logs; nil means slog.Default().

@@ -81,6 +81,7 @@ func buildHTTP(n *node, alpns []string, sshSrv *ssh.Server, dnsSrv *dns.Server) 
 		Dashboard:     c.Dashboard == nil || *c.Dashboard,
 		TrustLoopback: c.TrustLoopback == nil || *c.TrustLoopback,
 		ALPNs:         alpns,
+		Status:        n.status.dashboard,
 		Limits: alkhttp.Limits{
 			MaxHeaderBytes:    c.MaxHeaderBytes,
 			MaxBodyBytes:      c.MaxBodyBytes,

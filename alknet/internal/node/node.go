@@ -62,6 +62,8 @@ type node struct {
 	mixSeed []byte           // the mix key seed (vault m/74'/3'/1')
 
 	bound atomic.Value // the address the endpoint listens on, once it does (string)
+
+	status *status // what sys/status and the dashboard show; Run fills in the endpoint
 }
 
 // listenAddr is the address the endpoint listens on, which tasks see (they
@@ -224,6 +226,9 @@ func buildCall(n *node, alpns []string) (part, error) {
 		return part{}, err
 	}
 	if err := registerSysOps(n.calls, n.id, n.version); err != nil {
+		return part{}, err
+	}
+	if err := registerStatusOps(n.calls, n.status); err != nil {
 		return part{}, err
 	}
 	h, err := call.New(call.Config{Registry: n.calls, Identities: n.identities, Peers: n.peers, Logger: n.logger})

@@ -71,6 +71,21 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.ConfigPath, err)
 	}
+	// One node per data dir: its control socket answers while it runs.
+	controlPath := ""
+	if o.DataDir != "" {
+		controlPath = ControlPath(o.DataDir)
+		if len(controlPath) >= maxSocketPath {
+			logger.Warn("control socket: the data dir's path is too long for a unix socket; commands beside this node cannot reach it",
+				"path", controlPath, "max", maxSocketPath-1)
+			controlPath = ""
+		} else if err := checkControl(controlPath); err != nil {
+			return err
+		}
+	}
+	// The status keeps the auth rejects every service logs.
+	rejects := &rejectRing{}
+	logger = slog.New(&rejectTap{Handler: logger.Handler(), ring: rejects})
 	n := &node{
 		logger:     logger,
 		key:        o.Keys.Node,
@@ -84,6 +99,7 @@ func Run(ctx context.Context, o Options) error {
 		peers:      call.NewPeers(call.First, logger),
 		version:    o.Version,
 	}
+	n.status = newStatus(n, on, controlPath, rejects)
 	life := &lifecycle{logger: logger}
 	hs, err := build(n, on, life)
 	if err != nil {
@@ -101,12 +117,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if controlPath != "" {
+		ctl, err := newControl(n, router, controlPath)
+		if err != nil {
+			return err
+		}
+		life.add(part{listeners: []func() (func(context.Context) error, func() error, error){ctl.listen}})
+	}
 	listen := cfg.Node.ListenAddr()
 	if o.Listen != "" {
 		listen = o.Listen
 	}
 	web, err := webCert(cfg.TLS, o.DataDir, listen, logger)
 	if err != nil {
+		return err
+	}
+	if n.status.webPin, err = WebPin(o.DataDir, cfg.TLS); err != nil {
 		return err
 	}
 	ep, err := core.New(core.Config{
@@ -134,6 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		return ep.Close()
 	})
 	n.bound.Store(ep.Addr().String())
+	n.status.ep.Store(ep)
 	if err := life.listen(); err != nil {
 		return err
 	}
@@ -141,10 +168,13 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready(ep.Addr().String())
 	}
 
-	reloader := &config.Reloader{
-		Path:   o.ConfigPath,
-		Logger: logger,
-		Reload: func(context.Context) error {
+	// reload applies the file, one reload at a time: the watcher's, or
+	// sys/reload's (the control socket's, after a peers or token command).
+	var reloading sync.Mutex
+	reload := func(trigger string) error {
+		reloading.Lock()
+		defer reloading.Unlock()
+		err := func() error {
 			next, err := reloadConfig(o.ConfigPath)
 			if err != nil {
 				return err
@@ -160,7 +190,23 @@ func Run(ctx context.Context, o Options) error {
 			life.reload(next)
 			ep.Revalidate()
 			return nil
-		},
+		}()
+		n.status.reloaded(trigger, err)
+		return err
+	}
+	n.status.setReload(func(context.Context) error {
+		err := reload("control")
+		if err != nil {
+			logger.Error("config reload failed", "file", o.ConfigPath, "trigger", "control", "err", err)
+		} else {
+			logger.Info("config reloaded", "file", o.ConfigPath, "trigger", "control")
+		}
+		return err
+	})
+	reloader := &config.Reloader{
+		Path:   o.ConfigPath,
+		Logger: logger,
+		Reload: func(context.Context) error { return reload("file or signal") },
 	}
 	reloadDone := make(chan error, 1)
 	go func() { reloadDone <- reloader.Run(ctx) }()
