@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			vaultCommand,
 			tokenCommand,
 			peersCommand,
+			knownNodesCommand,
 			configCommand,
 			versionCommand,
 			completionCommand,
