@@ -412,13 +412,7 @@ func adminLoad(c *cli.Context) (*node.Config, error) {
 // that an edit never writes a file the running node would refuse to reload.
 func checkConfig(path string, data []byte) error {
 	var f node.Config
-	if err := config.Decode(path, data, &f); err != nil {
-		return err
-	}
-	if err := node.CheckServices(f.Services.Disable); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return config.Decode(path, data, &f)
 }
 
 var configCommand = &cli.Command{
@@ -440,10 +434,12 @@ var configCommand = &cli.Command{
 			}
 			var f node.Config
 			if err := config.Load(path, &f); err != nil {
-				return err
-			}
-			if err := node.CheckServices(f.Services.Disable); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				// One problem per line, all of them; then the count.
+				problems := strings.Split(err.Error(), "\n")
+				for _, p := range problems {
+					fmt.Fprintln(c.App.ErrWriter, p)
+				}
+				return cli.Exit(fmt.Sprintf("%s: %d problem%s", path, len(problems), map[bool]string{true: "s"}[len(problems) > 1]), 1)
 			}
 			fmt.Fprintf(c.App.Writer, "%s: ok (%d peers, %d tokens)\n", path, len(f.Peers), len(f.Tokens))
 			return nil

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,34 @@ func TestKnownNodes(t *testing.T) {
 	}
 	if _, stderr, err := runErr(t, "", "known-nodes", "rm", "nowhere", "--data-dir", dir); err == nil || !strings.Contains(stderr, `matches "nowhere"`) {
 		t.Errorf("rm of nothing: %v %q", err, stderr)
+	}
+}
+
+// TestConfigCheckReportsEveryProblem: config check lists every problem of
+// a file, each with file:line:column and key, then their count.
+func TestConfigCheckReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.toml")
+	writeFile(t, file, "[services]\ndisable = [\"nope\"]\n[limits]\nmax_conns = \"many\"\nbogus = 1\n[client]\nnetwork = \"udp\"\n[git]\nmax_pack_bytes = -1\n")
+	_, stderr, err := runErr(t, "", "config", "check", file)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %v, want 1", err)
+	}
+	want := []string{
+		file + ":4:13: limits.max_conns: ",
+		file + ":5:1: limits.bogus: unknown key",
+		file + ":2:1: services.disable: unknown service \"nope\"",
+		file + ":7:1: client.network ",
+		file + ":9:1: git.max_pack_bytes: -1 is negative",
+		file + ": 5 problems",
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, w := range want {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+			t.Errorf("no line starting %q in:\n%s", w, stderr)
+		}
+	}
+	if len(lines) != len(want) {
+		t.Errorf("%d lines, want %d:\n%s", len(lines), len(want), stderr)
 	}
 }
