@@ -145,6 +145,11 @@ func (r *FSRig) SetUp(ctx context.Context) error {
 	if err := writeRandom(r.Input, r.Cfg.Bytes); err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(r.Client, "vault")); os.IsNotExist(err) {
+		if _, _, _, err := harness.TimeCommand(ctx, r.Cfg.Binary, "init", "--data-dir", r.Client); err != nil {
+			return err
+		}
+	}
 	_, _, out, err := harness.TimeCommand(ctx, r.Cfg.Binary, "id", "--data-dir", r.Client)
 	if err != nil {
 		return err

@@ -179,6 +179,12 @@ func keyField(line string) string {
 // alknetID creates (or opens) the data directory dir and returns its NodeID
 // and its SSH public key, "ssh-ed25519 BASE64".
 func (r *SSHRig) alknetID(ctx context.Context, dir string) (id, sshKey string, err error) {
+	// Only init and serve create a vault.
+	if _, err := os.Stat(filepath.Join(dir, "vault")); os.IsNotExist(err) {
+		if _, err := harness.RunChild(ctx, 30*time.Second, "", r.Bin, "init", "--data-dir", dir); err != nil {
+			return "", "", err
+		}
+	}
 	out, err := harness.RunChild(ctx, 30*time.Second, "", r.Bin, "id", "--data-dir", dir)
 	if err != nil {
 		return "", "", err

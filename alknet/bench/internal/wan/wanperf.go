@@ -77,6 +77,11 @@ type wanNode struct {
 // and starts the node in B on port 4433. The caller stops it.
 func startWANNode(ctx context.Context, l *netem.Link, bin, dir string, scopes []string, prepare func(server string) error, extra ...string) (*wanNode, error) {
 	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
+	if _, err := os.Stat(filepath.Join(client, "vault")); os.IsNotExist(err) {
+		if _, _, _, err := harness.TimeCommand(ctx, bin, "init", "--data-dir", client); err != nil {
+			return nil, fmt.Errorf("bench: alknet init: %w", err)
+		}
+	}
 	_, _, out, err := harness.TimeCommand(ctx, bin, "id", "--data-dir", client)
 	if err != nil {
 		return nil, fmt.Errorf("bench: alknet id: %w", err)
