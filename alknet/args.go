@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -20,7 +21,19 @@ func flagsFirst(app *cli.App, args []string) []string {
 	}
 	out := []string{args[0]}
 	cmds := app.Commands
+	// Global flags before the command ("alknet --data-dir X id") move after
+	// it: each command declares the common flags itself, and urfave/cli
+	// reads a flag from the innermost command that declares it.
+	var global []string
 	i := 1
+	for ; i < len(args) && strings.HasPrefix(args[i], "-") && len(args[i]) > 1 && args[i] != "--"; i++ {
+		global = append(global, args[i])
+		name := strings.TrimLeft(args[i], "-")
+		if !strings.Contains(name, "=") && flagTakesValue(app.Flags, name) && i+1 < len(args) {
+			i++
+			global = append(global, args[i])
+		}
+	}
 	var cmd *cli.Command
 	// Walk the command path: alknet peers add ...
 	for i < len(args) {
@@ -36,7 +49,22 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
-	var flags, positional []string
+	// Those the command does not declare stay before it, for the app.
+	var flags, kept, positional []string
+	for j := 0; j < len(global); j++ {
+		name, _, _ := strings.Cut(strings.TrimLeft(global[j], "-"), "=")
+		n := 1
+		if !strings.Contains(global[j], "=") && flagTakesValue(app.Flags, name) && j+1 < len(global) {
+			n = 2
+		}
+		if takesFlag(cmd, name) {
+			flags = append(flags, global[j:j+n]...)
+		} else {
+			kept = append(kept, global[j:j+n]...)
+		}
+		j += n - 1
+	}
+	out = slices.Insert(out, 1, kept...)
 	verbatim, hasVerbatim := commandAfter[cmd.Name]
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -73,7 +101,12 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 
 // takesValue reports whether the command's flag name expects a value.
 func takesValue(cmd *cli.Command, name string) bool {
-	for _, f := range cmd.Flags {
+	return flagTakesValue(cmd.Flags, name)
+}
+
+// flagTakesValue reports whether the flag name among flags expects a value.
+func flagTakesValue(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
 		for _, n := range f.Names() {
 			if n != name {
 				continue
@@ -81,6 +114,16 @@ func takesValue(cmd *cli.Command, name string) bool {
 			if _, isBool := f.(*cli.BoolFlag); isBool {
 				return false
 			}
+			return true
+		}
+	}
+	return false
+}
+
+// takesFlag reports whether cmd declares the flag name.
+func takesFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
 			return true
 		}
 	}

@@ -104,6 +104,11 @@ func TestSystemdUnit(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, vaultFile)); err != nil {
 		t.Errorf("no vault in the state directory: %v", err)
 	}
+	// The recovery phrase is in a file, not in the journal
+	// (TestServeKeepsPhraseOutOfLogs checks the log).
+	if _, err := os.Stat(filepath.Join(state, recoveryPhraseFile)); err != nil {
+		t.Errorf("no recovery phrase file: %v", err)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:

@@ -147,7 +147,7 @@ var vaultCommand = &cli.Command{
 				if err != nil {
 					return err
 				}
-				v, err := openVault(c, dir, false, c.App.ErrWriter)
+				v, err := openVault(c, dir)
 				if err != nil {
 					return err
 				}

@@ -37,6 +37,10 @@ func newApp() *cli.App {
 			"TLS handshake. Its identity is an Ed25519 key derived from a BIP39 recovery phrase\n" +
 			"kept in an encrypted vault in the data directory.",
 		EnableBashCompletion: true,
+		Version:              version(),
+		// The common flags may also come before the command
+		// (flagsFirst moves them after it).
+		Flags: commonFlags(),
 		Commands: []*cli.Command{
 			serveCommand,
 			statusCommand,
@@ -57,6 +61,7 @@ func newApp() *cli.App {
 			vaultCommand,
 			tokenCommand,
 			peersCommand,
+			knownNodesCommand,
 			configCommand,
 			versionCommand,
 			completionCommand,

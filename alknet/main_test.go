@@ -184,11 +184,16 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-// clientID creates a client data dir and returns it with its NodeID.
+// clientID creates a client data dir with `alknet init` and returns it with
+// its NodeID.
 func clientID(t *testing.T) (dir, id string) {
 	dir = t.TempDir()
-	out := run(t, "", "id", "--data-dir", dir)
-	return dir, strings.SplitN(out, "\n", 2)[0]
+	out := run(t, "", "init", "--data-dir", dir)
+	id = strings.TrimPrefix(strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]), "node ID ")
+	if len(id) != 52 {
+		t.Fatalf("init printed %q", out)
+	}
+	return dir, id
 }
 
 func perfPeer(id string, enabled bool) string {
@@ -386,6 +391,18 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{ // ssh: the remote command keeps its flags
 			[]string{"alknet", "ssh", "node:1", "--data-dir", "/x", "ls", "-la", "--data-dir", "y"},
 			[]string{"alknet", "ssh", "--data-dir", "/x", "node:1", "--", "ls", "-la", "--data-dir", "y"},
+		},
+		{ // common flags before the command move after it
+			[]string{"alknet", "--data-dir", "/x", "--log-level=debug", "peers", "add", "id", "key", "--scope", "perf"},
+			[]string{"alknet", "peers", "add", "--data-dir", "/x", "--log-level=debug", "--scope", "perf", "id", "key"},
+		},
+		{ // unless the command does not take them
+			[]string{"alknet", "--data-dir", "/x", "--config", "c", "version"},
+			[]string{"alknet", "--data-dir", "/x", "--config", "c", "version"},
+		},
+		{
+			[]string{"alknet", "--version"},
+			[]string{"alknet", "--version"},
 		},
 		{
 			[]string{"alknet", "ssh", "node:1", "--", "ls", "-la"},

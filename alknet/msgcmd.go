@@ -103,7 +103,7 @@ func msgClientFor(c *cli.Context) (*msgClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks, err := nodeKeys(c, dir)
+	ks, err := nodeKeys(c, dir, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/msg"
@@ -131,9 +132,16 @@ func passphrase(c *cli.Context) ([]byte, error) {
 	return []byte(os.Getenv("ALKNET_PASSPHRASE")), nil
 }
 
-// openVault loads the vault of the data dir, or creates it when create is
-// set and there is none, printing the new recovery phrase once to w.
-func openVault(c *cli.Context, dir string, create bool, w io.Writer) (*vault.Vault, error) {
+// openVault loads the vault of the data dir. Without one it fails with a
+// message naming `alknet init`: only `init` and `serve` create a vault, so a
+// client command never prints a recovery phrase as a side effect.
+func openVault(c *cli.Context, dir string) (*vault.Vault, error) {
+	return loadVault(c, dir, nil)
+}
+
+// loadVault is openVault; create, if not nil, is called to make the vault
+// when there is none.
+func loadVault(c *cli.Context, dir string, create func(path string, pass []byte) (*vault.Vault, error)) (*vault.Vault, error) {
 	// Argon2id's 64 MiB are garbage once the vault is open: hand them back
 	// to the OS rather than keep them resident for the node's lifetime.
 	defer debug.FreeOSMemory()
@@ -146,14 +154,61 @@ func openVault(c *cli.Context, dir string, create bool, w io.Writer) (*vault.Vau
 	switch {
 	case err == nil:
 		return v, nil
-	case errors.Is(err, fs.ErrNotExist) && create:
-		return createVault(path, pass, 12, "", w, w)
+	case errors.Is(err, fs.ErrNotExist) && create != nil:
+		return create(path, pass)
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("no vault in %s: run 'alknet init' first", dir)
+		return nil, fmt.Errorf("no vault in %s: run `alknet init`", dir)
 	case errors.Is(err, vault.ErrWrongPassphrase):
 		return nil, fmt.Errorf("%w; give the vault's passphrase in ALKNET_PASSPHRASE or --passphrase-file", err)
 	}
 	return nil, err
+}
+
+// recoveryPhraseFile, in the data dir, receives the recovery phrase of a
+// vault that `serve` created while its stderr was no terminal (a service
+// manager's log), so the phrase never lands in a log.
+const recoveryPhraseFile = "recovery-phrase.txt"
+
+// createServeVault makes the vault on a node's first start. On a terminal
+// the recovery phrase is printed to stderr, as by `alknet init`; otherwise
+// it is written to <dir>/recovery-phrase.txt (mode 0600) and only that
+// file's path is logged.
+func createServeVault(c *cli.Context, dir string, logger *slog.Logger) func(string, []byte) (*vault.Vault, error) {
+	return func(path string, pass []byte) (*vault.Vault, error) {
+		if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return createVault(path, pass, 12, "", c.App.ErrWriter, c.App.ErrWriter)
+		}
+		var phrase, warn bytes.Buffer
+		v, err := createVault(path, pass, 12, "", &phrase, &warn)
+		if err != nil {
+			return nil, err
+		}
+		if warn.Len() > 0 {
+			logger.Warn("the vault has an empty passphrase: anyone who can read the file has the node key; set ALKNET_PASSPHRASE or --passphrase-file when creating it", "vault", path)
+		}
+		if phrase.Len() == 0 { // another process created it meanwhile
+			return v, nil
+		}
+		file := filepath.Join(dir, recoveryPhraseFile)
+		if err := writeSecretFile(file, phrase.Bytes()); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("created the vault %s but could not save its recovery phrase: %w", path, err)
+		}
+		logger.Warn("created the vault; its recovery phrase is in a file: write it down, then delete the file",
+			"vault", path, "phrase_file", file)
+		return v, nil
+	}
+}
+
+// writeSecretFile creates path (mode 0600) holding data; an existing file
+// is not overwritten.
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Sync(), f.Close())
 }
 
 // createVault makes a vault from mnemonic, or from a new one of words words
@@ -193,9 +248,9 @@ func createVault(path string, pass []byte, words int, mnemonic string, phraseOut
 	return v, nil
 }
 
-// nodeKey opens (or creates) the vault and returns the node key.
+// nodeKey opens the vault and returns the node key.
 func nodeKey(c *cli.Context, dir string) (ed25519.PrivateKey, error) {
-	v, err := openVault(c, dir, true, c.App.ErrWriter)
+	v, err := openVault(c, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -205,9 +260,10 @@ func nodeKey(c *cli.Context, dir string) (ed25519.PrivateKey, error) {
 
 // nodeKeys opens the vault once and returns the node key, the X25519
 // messaging key derived at msg.KeyPath and the mix key seed derived at
-// msg.MixKeyPath.
-func nodeKeys(c *cli.Context, dir string) (node.Keys, error) {
-	v, err := openVault(c, dir, true, c.App.ErrWriter)
+// msg.MixKeyPath. create, if not nil, makes the vault when there is none
+// (see loadVault).
+func nodeKeys(c *cli.Context, dir string, create func(string, []byte) (*vault.Vault, error)) (node.Keys, error) {
+	v, err := loadVault(c, dir, create)
 	if err != nil {
 		return node.Keys{}, err
 	}

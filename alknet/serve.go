@@ -16,7 +16,8 @@ var serveCommand = &cli.Command{
 	Name:  "serve",
 	Usage: "run the node: every service on one port",
 	Description: "Runs every service on one address for QUIC and TCP+TLS (default [::]:4433). With no\n" +
-		"config file it runs on embedded defaults; the vault is created on first start.\n" +
+		"config file it runs on embedded defaults. The vault is created on first start; its\n" +
+		"recovery phrase goes to stderr on a terminal, else to <data-dir>/recovery-phrase.txt.\n" +
 		"Peers and tokens in the config file are reloaded on SIGHUP and when the file changes.",
 	Flags: withCommon(
 		&cli.StringFlag{
@@ -45,7 +46,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := nodeKeys(c, dir)
+	keys, err := nodeKeys(c, dir, createServeVault(c, dir, logger))
 	if err != nil {
 		return err
 	}

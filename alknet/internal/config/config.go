@@ -154,7 +154,8 @@ type Services struct {
 
 // Peer is one [[peers]] entry: a remote principal known by its keys. Repeat
 // the table for each peer; "alknet peers add ID KEY --scope S" appends one
-// and keeps the file's comments.
+// and keeps the file's comments, and "alknet peers grant|revoke|disable|
+// enable|rm ID" change or remove it in place.
 type Peer struct {
 	// ID is the peer's stable name; required and unique.
 	ID string `toml:"id"`
@@ -175,7 +176,8 @@ type Peer struct {
 
 // Token is one [[tokens]] entry: an API token ("alk_…") known by its hash,
 // presented as a bearer credential. "alknet token create --name N --scope S
-// --expires 720h" prints a new token once and appends its entry.
+// --expires 720h" prints a new token once and appends its entry; "alknet
+// token revoke N" removes it.
 type Token struct {
 	// Name is the token identity's ID; required and unique.
 	Name string `toml:"name"`

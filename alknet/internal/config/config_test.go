@@ -356,7 +356,7 @@ func TestValidate(t *testing.T) {
 }
 
 // TestDecodeValidateNamesFile checks that a validation error from Decode
-// names the file on every line.
+// names the file, line and column of its key on every line.
 func TestDecodeValidateNamesFile(t *testing.T) {
 	doc := "[node]\nlisten = \"nope\"\n[tls]\ncert_file = \"c\"\n"
 	err := Decode("/etc/alknet.toml", []byte(doc), &Core{})
@@ -364,12 +364,13 @@ func TestDecodeValidateNamesFile(t *testing.T) {
 		t.Fatal("Decode succeeded, want validation errors")
 	}
 	lines := strings.Split(err.Error(), "\n")
-	if len(lines) < 2 {
-		t.Errorf("Decode = %q, want one line per problem", err)
+	want := []string{"/etc/alknet.toml:2:1: node.listen: ", "/etc/alknet.toml:3:1: tls: "}
+	if len(lines) != len(want) {
+		t.Fatalf("Decode = %q, want one line per problem", err)
 	}
-	for _, l := range lines {
-		if !strings.HasPrefix(l, "/etc/alknet.toml: ") {
-			t.Errorf("line %q does not name the file", l)
+	for i, l := range lines {
+		if !strings.HasPrefix(l, want[i]) {
+			t.Errorf("line %q does not start %q", l, want[i])
 		}
 	}
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"os"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -40,4 +42,52 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("error %q does not name the file", err)
 		}
 	})
+}
+
+// TestDecodeReportsEveryProblem: decoding goes on past each problem, and
+// every one is reported with its line, column and key, validation problems
+// included.
+func TestDecodeReportsEveryProblem(t *testing.T) {
+	k := newTestKeys(t)
+	text := "[node]\n" + //                                   1
+		"listen = 5\n" + //                                    2: type
+		"bogus = 1\n" + //                                     3: unknown
+		"[limits]\n" + //                                      4
+		"max_conns = \"many\"\n" + //                          5: type
+		"idle_timeout = \"10ms\"\n" + //                       6: below minimum
+		"[tls]\n" + //                                         7
+		"cert_file = \"a.pem\"\n" + //                         8: needs key_file
+		"[[peers]]\n" + //                                     9
+		"id = \"a\"\n" + //                                    10
+		"keys = [\"" + k.nodeID.String() + "\"]\n" + //        11
+		"scopes = [\"a b\"]\n" + //                            12: bad scope
+		"[[peers]]\n" + //                                     13
+		"id = \"b\"\n" + //                                    14
+		"keys = 7\n" + //                                      15: type; "no keys" not repeated
+		"[[tokens]]\n" + //                                    16
+		"name = \"t\"\n" //                                    17: no hash
+	var c Core
+	err := Decode("f.toml", []byte(text), &c)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := strings.Split(err.Error(), "\n")
+	want := []string{
+		"f.toml:2:10: node.listen:",
+		"f.toml:5:13: limits.max_conns:",
+		"f.toml:15:8: peers.keys:",
+		"f.toml:3:1: node.bogus: unknown key",
+		"f.toml:6:1: limits.idle_timeout:",
+		"f.toml:7:1: tls: cert_file and key_file go together",
+		`f.toml:9:1: peer a: invalid scope`,
+		`f.toml:16:1: token "t": no hash`,
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no problem starting %q in:\n%s", w, err)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(got), len(want), err)
+	}
 }

@@ -45,7 +45,7 @@ func TestAppendPeer(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := AppendPeer(path, tt.peer)
+			err := AppendPeer(path, tt.peer, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("AppendPeer = %v, want an error containing %q", err, tt.wantErr)
@@ -106,7 +106,7 @@ func TestAppendToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	expires := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := AppendToken(path, Token{Name: "deploy", Hash: hash, Scopes: []string{"perf"}, Expires: expires}); err != nil {
+	if err := AppendToken(path, Token{Name: "deploy", Hash: hash, Scopes: []string{"perf"}, Expires: expires}, nil); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -121,7 +121,7 @@ func TestAppendToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := AppendToken(path, tt.tok)
+			err := AppendToken(path, tt.tok, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Errorf("AppendToken = %v, want an error naming %s and containing %q", err, path, tt.wantErr)
 			}
@@ -153,7 +153,7 @@ func TestAppendSymlink(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := AppendPeer(link, Peer{ID: "a", Keys: []Key{KeyFromNodeID(k.nodeID)}}); err != nil {
+	if err := AppendPeer(link, Peer{ID: "a", Keys: []Key{KeyFromNodeID(k.nodeID)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {

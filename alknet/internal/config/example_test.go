@@ -38,7 +38,7 @@ func ExampleAppendToken() {
 		fmt.Println(err)
 		return
 	}
-	if err := config.AppendToken(path, config.Token{Name: "ci", Hash: hash, Scopes: []string{"perf"}}); err != nil {
+	if err := config.AppendToken(path, config.Token{Name: "ci", Hash: hash, Scopes: []string{"perf"}}, nil); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -119,7 +119,7 @@ func TestReloaderFileEvents(t *testing.T) {
 			}
 		}},
 		{"AppendToken", func(t *testing.T, path string) {
-			if err := AppendToken(path, Token{Name: "t", Hash: mustHash(t)}); err != nil {
+			if err := AppendToken(path, Token{Name: "t", Hash: mustHash(t)}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -41,7 +41,7 @@ type Config struct {
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
 func (f *Config) Validate() error {
-	return errors.Join(f.Core.Validate(), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Client.validate())
+	return errors.Join(f.Core.Validate(), CheckServices(f.Services.Disable), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Client.validate())
 }
 
 // LoadConfig reads the config file at start; a missing file means the

@@ -145,11 +145,10 @@ func (r *FSRig) SetUp(ctx context.Context) error {
 	if err := writeRandom(r.Input, r.Cfg.Bytes); err != nil {
 		return err
 	}
-	_, _, out, err := harness.TimeCommand(ctx, r.Cfg.Binary, "id", "--data-dir", r.Client)
+	clientID, _, err := harness.AlknetID(ctx, r.Cfg.Binary, r.Client)
 	if err != nil {
 		return err
 	}
-	clientID, _, _ := strings.Cut(string(out), "\n")
 	server := filepath.Join(r.Work, "server")
 	if err := os.MkdirAll(server, 0o700); err != nil {
 		return err
@@ -161,7 +160,7 @@ func (r *FSRig) SetUp(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(r.Client, "alknet.toml"), []byte("[fs]\nno_sync = true\n"), 0o600); err != nil {
 		return err
 	}
-	_, _, out, err = harness.TimeCommand(ctx, r.Cfg.Binary, "fs", "add", "-q", "--data-dir", server, r.Input)
+	_, _, out, err := harness.TimeCommand(ctx, r.Cfg.Binary, "fs", "add", "-q", "--data-dir", server, r.Input)
 	if err != nil {
 		return err
 	}

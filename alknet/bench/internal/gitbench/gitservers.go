@@ -206,6 +206,11 @@ func NewGitClient(ctx context.Context, bin, dir string) (*GitClient, error) {
 		return nil, errors.New("bench: git: no alknet binary")
 	}
 	c := &GitClient{bin: bin, dir: dir}
+	if _, err := os.Stat(filepath.Join(c.dataDir(), "vault")); os.IsNotExist(err) {
+		if _, err := c.alknet(ctx, "init", "--data-dir", c.dataDir()); err != nil {
+			return nil, err
+		}
+	}
 	out, err := c.alknet(ctx, "id", "--data-dir", c.dataDir())
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -207,4 +208,28 @@ func TimeCommand(ctx context.Context, name string, args ...string) (wall time.Du
 // ResetHWM sets pid's VmHWM to its current VmRSS (proc(5), clear_refs 5).
 func ResetHWM(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// AlknetID makes the data dir dir a client identity with the alknet
+// binary bin (`alknet init`, unless it holds a vault already: only init
+// and serve create one) and returns its NodeID and its SSH public key
+// ("ssh-ed25519 BASE64"), from `alknet id`'s first two lines.
+func AlknetID(ctx context.Context, bin, dir string) (id, sshKey string, err error) {
+	if _, err := os.Stat(filepath.Join(dir, "vault")); os.IsNotExist(err) {
+		if _, err := RunChild(ctx, 30*time.Second, "", bin, "init", "--data-dir", dir); err != nil {
+			return "", "", fmt.Errorf("bench: alknet init: %w", err)
+		}
+	}
+	out, err := RunChild(ctx, 30*time.Second, "", bin, "id", "--data-dir", dir)
+	if err != nil {
+		return "", "", fmt.Errorf("bench: alknet id: %w", err)
+	}
+	// The key line follows the NodeID line (a pin line may follow it).
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := 1; i < len(lines); i++ {
+		if f := strings.Fields(lines[i]); len(f) >= 2 && f[0] == "ssh-ed25519" {
+			return strings.TrimSpace(lines[i-1]), f[0] + " " + f[1], nil
+		}
+	}
+	return "", "", fmt.Errorf("bench: alknet id: unexpected output %q", LastLines(string(out), 3))
 }

@@ -176,21 +176,10 @@ func keyField(line string) string {
 	return f[0] + " " + f[1]
 }
 
-// alknetID creates (or opens) the data directory dir and returns its NodeID
+// alknetID makes (or opens) the data directory dir and returns its NodeID
 // and its SSH public key, "ssh-ed25519 BASE64".
 func (r *SSHRig) alknetID(ctx context.Context, dir string) (id, sshKey string, err error) {
-	out, err := harness.RunChild(ctx, 30*time.Second, "", r.Bin, "id", "--data-dir", dir)
-	if err != nil {
-		return "", "", err
-	}
-	// The NodeID line and the key line end the output; a new vault's
-	// notes (on stderr, here mixed in) come first.
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	n := len(lines)
-	if n < 2 || !strings.HasPrefix(lines[n-1], "ssh-ed25519 ") {
-		return "", "", fmt.Errorf("bench: alknet id: unexpected output ending %q", harness.LastLines(string(out), 2))
-	}
-	return strings.TrimSpace(lines[n-2]), keyField(lines[n-1]), nil
+	return harness.AlknetID(ctx, r.Bin, dir)
 }
 
 // startSSHD writes sshd's configuration and starts it in the foreground on

@@ -77,11 +77,10 @@ type wanNode struct {
 // and starts the node in B on port 4433. The caller stops it.
 func startWANNode(ctx context.Context, l *netem.Link, bin, dir string, scopes []string, prepare func(server string) error, extra ...string) (*wanNode, error) {
 	server, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
-	_, _, out, err := harness.TimeCommand(ctx, bin, "id", "--data-dir", client)
+	clientID, _, err := harness.AlknetID(ctx, bin, client)
 	if err != nil {
-		return nil, fmt.Errorf("bench: alknet id: %w", err)
+		return nil, err
 	}
-	clientID, _, _ := strings.Cut(string(out), "\n")
 	if err := os.MkdirAll(server, 0o700); err != nil {
 		return nil, err
 	}
