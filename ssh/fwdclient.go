@@ -157,7 +157,14 @@ func (c *FwdClient) adopt(conn core.Conn) *fwdClientConn {
 	cc := &fwdClientConn{conn: conn, listeners: make(map[uint32]*FwdListener)}
 	stop := context.AfterFunc(c.ctx, func() { _ = conn.CloseWithError(core.CodeNoError, "") })
 	c.wg.Go(func() {
-		defer stop()
+		defer func() {
+			// AcceptStream also returns when c.ctx ends, possibly before
+			// the AfterFunc started: stop would then cancel it, and the
+			// connection (and a watch stream reading on it) would stay.
+			if stop() && c.ctx.Err() != nil {
+				_ = conn.CloseWithError(core.CodeNoError, "")
+			}
+		}()
 		for {
 			st, err := conn.AcceptStream(c.ctx)
 			if err != nil {
