@@ -120,6 +120,12 @@ type FrameLimits struct {
 	// Grace: the k-th byte must have arrived by Grace + k/MinRate. 0 means
 	// only Grace bounds the frame.
 	MinRate int64
+	// HeaderBytes is the size of a frame's length prefix in
+	// [FrameLimits.ReadFrame] and [FrameLimits.AppendFrame]: 0 means
+	// [FrameHeaderBytes] (4, the call, msg and fs protocols); 2 is DNS
+	// over TCP, TLS and QUIC (RFC 1035 §4.2.2, RFC 7858, RFC 9250). Other
+	// values are an error.
+	HeaderBytes int
 }
 
 // frameChunk is the first buffer of a body and the smallest read.

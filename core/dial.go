@@ -288,6 +288,7 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, cfg *tls.Config) 
 	peer := Peer{RemoteAddr: nc.RemoteAddr(), NodeID: peerNodeID(cs)}
 	c := NewStreamConn(tlsStream{tc}, cs.NegotiatedProtocol, peer, d.connLogger(cs.NegotiatedProtocol, peer)).(*singleConn)
 	c.client = true
+	c.stream.closeClean = nil // a client's Close ends at once
 	return c, nil
 }
 

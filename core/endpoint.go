@@ -6,18 +6,18 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/qlog"
+
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // DefaultAddr is the address an endpoint listens on when none is given.
@@ -89,7 +89,7 @@ type Endpoint struct {
 
 	mu     sync.Mutex
 	conns  map[*tracked]struct{}
-	perIP  map[netip.Addr]int // by source: see Endpoint.source
+	perIP  netutil.IPCount // by source: see Endpoint.source
 	total  int
 	closed bool
 	done   chan struct{} // closed when shutdown starts
@@ -208,7 +208,7 @@ func New(cfg Config) (*Endpoint, error) {
 		knownPool:     NewBudget(cfg.Limits.MaxInflightBytes, nil),
 		anonPool:      NewBudget(cfg.Limits.MaxAnonInflightBytes, nil),
 		conns:         make(map[*tracked]struct{}),
-		perIP:         make(map[netip.Addr]int),
+		perIP:         netutil.IPCount{Max: cfg.Limits.MaxConnsPerIP},
 		done:          make(chan struct{}),
 		force:         make(chan struct{}),
 		shutdownDone:  make(chan struct{}),
@@ -264,20 +264,12 @@ func (e *Endpoint) Addr() net.Addr {
 }
 
 func (e *Endpoint) listen() error {
-	host, port, _ := net.SplitHostPort(e.cfg.Addr)
-	tries := 1
-	if port == "0" {
-		tries = 20 // an ephemeral UDP port may be taken on TCP; pick again
-	}
-	var err error
-	for range tries {
-		if err = e.bind(host, port); err == nil {
-			break
-		}
-	}
+	lc := &net.ListenConfig{KeepAlive: e.cfg.Limits.KeepAlive}
+	udp, tl, err := netutil.ListenSamePort(context.Background(), lc, e.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("core: listen on %s: %w", e.cfg.Addr, err)
 	}
+	e.udp, e.tl = udp, tl
 	e.reportUDPBuffers()
 	e.tr = &quic.Transport{Conn: e.udp, ConnContext: e.admitQUIC}
 	lim := e.cfg.Limits
@@ -299,26 +291,6 @@ func (e *Endpoint) listen() error {
 		e.udp.Close()
 		return fmt.Errorf("core: quic listen: %w", err)
 	}
-	return nil
-}
-
-func (e *Endpoint) bind(host, port string) error {
-	udpAddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
-	if err != nil {
-		return err
-	}
-	udp, err := net.ListenUDP("udp", udpAddr)
-	if err != nil {
-		return err
-	}
-	p := udp.LocalAddr().(*net.UDPAddr).Port
-	lc := net.ListenConfig{KeepAlive: e.cfg.Limits.KeepAlive}
-	tl, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(p)))
-	if err != nil {
-		udp.Close()
-		return err
-	}
-	e.udp, e.tl = udp, tl
 	return nil
 }
 
@@ -413,26 +385,12 @@ func (e *Endpoint) acceptQUIC() {
 
 func (e *Endpoint) acceptTCP() {
 	defer e.loops.Done()
-	var delay time.Duration
 	for {
-		nc, err := e.tl.Accept()
+		// Out of file descriptors and the like: Accept backs off.
+		nc, err := netutil.Accept(e.handlerCtx, e.tl, e.logger.With("net", "tcp"))
 		if err != nil {
-			select {
-			case <-e.done:
-				return
-			default:
-			}
-			// Out of file descriptors and the like: back off, as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			e.logger.Warn("tcp accept failed", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-				continue
-			case <-e.done:
-				return
-			}
+			return // shutdown closed the listener
 		}
-		delay = 0
 		t, err := e.admit(e.source(nc.RemoteAddr()))
 		if err != nil {
 			e.refuseTCP(nc)
@@ -695,13 +653,7 @@ var errTooMany = errors.New("too many connections")
 // MaxConnsPerIP: an IPv4 address, or the IPv6 prefix (its first address)
 // of IPv6PrefixLen bits, as one host or attacker usually has a whole /64.
 func (e *Endpoint) source(a net.Addr) netip.Addr {
-	ip := addrIP(a)
-	if ip.Is6() {
-		if p, err := ip.Prefix(e.cfg.Limits.IPv6PrefixLen); err == nil {
-			return p.Addr()
-		}
-	}
-	return ip
+	return netutil.Source(a, e.cfg.Limits.IPv6PrefixLen)
 }
 
 // maxRefusing bounds the over-limit TCP connections being told so at once;
@@ -729,10 +681,7 @@ func (e *Endpoint) refuseTCP(nc net.Conn) {
 		if _, err := nc.Write([]byte{21, 3, 3, 0, 2, 2, 49}); err != nil {
 			return
 		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+		netutil.Linger(nc, time.Second, 64<<10)
 	}()
 }
 
@@ -743,12 +692,11 @@ func (e *Endpoint) admit(ip netip.Addr) (*tracked, error) {
 	if e.closed {
 		return nil, ErrEndpointClosed
 	}
-	if e.total >= e.cfg.Limits.MaxConns || e.perIP[ip] >= e.cfg.Limits.MaxConnsPerIP {
+	if e.total >= e.cfg.Limits.MaxConns || !e.perIP.Acquire(ip) {
 		e.logger.Warn("connection refused: limit reached", "remote_ip", ip.String())
 		return nil, errTooMany
 	}
 	e.total++
-	e.perIP[ip]++
 	// Counted here, under the lock that shutdown takes to set closed, so no
 	// handler is added once shutdown waits.
 	e.handlers.Add(1)
@@ -771,23 +719,9 @@ func (e *Endpoint) release(t *tracked) {
 	e.mu.Lock()
 	delete(e.conns, t)
 	e.total--
-	if e.perIP[t.ip]--; e.perIP[t.ip] <= 0 {
-		delete(e.perIP, t.ip)
-	}
+	e.perIP.Release(t.ip)
 	e.mu.Unlock()
 	e.handlers.Done()
-}
-
-func addrIP(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
 }
 
 // revalidateInterval is how often live connections are checked for expired

@@ -278,3 +278,103 @@ func TestShutdownerRunsWithinDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWithUnreadInputKeepsAnswer: a handler that reads only its
+// request, answers and Closes its stream while the client's half-close
+// (TCP: TLS close_notify and FIN) sits unread must not reset the
+// connection: a reset destroys the answer's bytes the client has not read.
+func TestCloseWithUnreadInputKeepsAnswer(t *testing.T) {
+	const size = 4 << 20
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return err
+		}
+		req := make([]byte, 2)
+		if _, err := io.ReadFull(s, req); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond) // the client's half-close arrives, unread
+		if _, err := s.Write(make([]byte, size)); err != nil {
+			return err
+		}
+		return s.Close() // the client's half-close is still unread
+	}})
+	for _, network := range networks {
+		t.Run(string(network), func(t *testing.T) {
+			c := n.Dial(t, network, nil, "test/a")
+			s, err := c.OpenStream(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Write([]byte("go"))
+			time.Sleep(100 * time.Millisecond) // the node reads the request alone
+			s.CloseWrite()
+			time.Sleep(time.Second) // the node writes and closes while we do not read
+			got, err := io.ReadAll(s)
+			if len(got) != size || err != nil {
+				t.Errorf("read %d bytes, err %v; want %d", len(got), err, size)
+			}
+		})
+	}
+}
+
+// TestAbortAfterCleanEndKeepsAnswer: a handler that aborts its stream when
+// the connection's context ends (alknet/fwd does, to stop at shutdown)
+// must not reset a single-stream connection whose stream has already
+// ended cleanly both ways: that end is what ended the context, and the
+// reset would destroy the answer the client has not read yet.
+func TestAbortAfterCleanEndKeepsAnswer(t *testing.T) {
+	// Loopback socket buffers take most of it: the handler's Write returns
+	// before the client reads, the rest waits in this side's send queue,
+	// which a reset throws away.
+	const size = 4 << 20
+	aborted := make(chan struct{}, 1)
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { aborted <- struct{}{} }()
+		abortRan := make(chan struct{})
+		context.AfterFunc(c.Context(), func() {
+			defer close(abortRan)
+			s.Abort(core.CodeShutdown)
+		})
+		if _, err := io.ReadAll(s); err != nil {
+			return err
+		}
+		if _, err := s.Write(make([]byte, size)); err != nil {
+			return err
+		}
+		if err := s.CloseWrite(); err != nil {
+			return err
+		}
+		<-abortRan // both directions ended, which ended the context
+		return nil
+	}})
+	{ // single-stream connections only: a QUIC connection outlives its streams
+		network := core.NetworkTCP
+		t.Run(string(network), func(t *testing.T) {
+			c := n.Dial(t, network, nil, "test/a")
+			s, err := c.OpenStream(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Write([]byte("go")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			select { // the handler's stream is done, nothing read here yet
+			case <-aborted:
+			case <-time.After(time.Second): // the buffers cannot hold all of it: read on, so the handler ends
+			}
+			got, err := io.ReadAll(s)
+			if len(got) != size || err != nil {
+				t.Errorf("read %d bytes, err %v; want %d", len(got), err, size)
+			}
+		})
+	}
+}

@@ -26,23 +26,36 @@ var (
 )
 
 // ReadFrame reads one length-prefixed frame of at most max bytes and
-// returns its body. An oversized length is refused before anything is
+// returns its body. The prefix is l.HeaderBytes long (0: 4 bytes,
+// [FrameHeaderBytes]). An oversized length is refused before anything is
 // allocated, and the body is read by [FrameLimits.ReadBody]: its buffer
 // grows with the bytes received, charged to l.Budget, and a started frame
 // must arrive at l's rate. No deadline applies before the length arrives.
 //
 // Errors: io.EOF when the stream ended cleanly between frames,
 // [ErrEmptyFrame], [ErrFrameTooLarge], [ErrFrameTruncated], or those of
-// ReadBody ([ErrOverBudget], [ErrFrameTooSlow], the read error).
+// ReadBody ([ErrOverBudget], [ErrFrameTooSlow], the read error); an
+// error wrapping [ErrBadFrameHeader] when l.HeaderBytes is neither 0, 2
+// nor 4.
 func (l FrameLimits) ReadFrame(r io.Reader, max int) ([]byte, error) {
-	var hdr [FrameHeaderBytes]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	size, err := l.headerBytes()
+	if err != nil {
+		return nil, err
+	}
+	var buf [FrameHeaderBytes]byte
+	hdr := buf[:size]
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, ErrFrameTruncated
 		}
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	var n uint32
+	if size == 2 {
+		n = uint32(binary.BigEndian.Uint16(hdr))
+	} else {
+		n = binary.BigEndian.Uint32(hdr)
+	}
 	switch {
 	case n == 0:
 		return nil, ErrEmptyFrame
@@ -54,6 +67,38 @@ func (l FrameLimits) ReadFrame(r io.Reader, max int) ([]byte, error) {
 		return nil, ErrFrameTruncated
 	}
 	return body, err
+}
+
+// ErrBadFrameHeader is a [FrameLimits.HeaderBytes] other than 0, 2 or 4.
+var ErrBadFrameHeader = errors.New("core: frame header size not 2 or 4 bytes")
+
+// headerBytes returns the length prefix's size: 2 or 4.
+func (l FrameLimits) headerBytes() (int, error) {
+	switch l.HeaderBytes {
+	case 0, FrameHeaderBytes:
+		return FrameHeaderBytes, nil
+	case 2:
+		return 2, nil
+	}
+	return 0, fmt.Errorf("%w: %d", ErrBadFrameHeader, l.HeaderBytes)
+}
+
+// AppendFrame appends the frame of body with l's length prefix
+// (l.HeaderBytes: 0 or 4 bytes as [AppendFrame], or 2) to dst. body must
+// be 1..65535 bytes with a 2-byte prefix, 1..2^32-1 with a 4-byte one:
+// a writer that cannot bound its frame checks the length first, as a
+// reader would refuse it anyway. An l.HeaderBytes other than 0, 2 or 4
+// is a programmer error: AppendFrame panics.
+func (l FrameLimits) AppendFrame(dst, body []byte) []byte {
+	size, err := l.headerBytes()
+	if err != nil {
+		panic(err)
+	}
+	if size == 2 {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(body)))
+		return append(dst, body...)
+	}
+	return AppendFrame(dst, body)
 }
 
 // AppendFrameHeader appends the length prefix of an n-byte frame body to

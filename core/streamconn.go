@@ -35,8 +35,12 @@ type singleConn struct {
 // AcceptStream yields the stream once and then reports the connection
 // closed; OpenStream fails with [ErrSingleStream]. The connection's context
 // ends when it is closed, when the stream fails, or when the stream has
-// ended in both directions. Closing the Conn closes the stream. logger may be
-// nil (slog.Default()).
+// ended in both directions. Closing the Conn closes the stream. A clean close
+// (CloseWithError with CodeNoError, or the stream's Close) half-closes, then
+// reads and drops the peer's input until its end, for at most 2 s and 1 MiB,
+// before closing: on TCP+TLS, closing with input unread would reset the
+// connection and destroy the end of the answer. logger may be nil
+// (slog.Default()).
 func NewStreamConn(s Stream, alpn string, peer Peer, logger *slog.Logger) Conn {
 	if logger == nil {
 		logger = slog.Default()
@@ -44,6 +48,7 @@ func NewStreamConn(s Stream, alpn string, peer Peer, logger *slog.Logger) Conn {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &singleConn{alpn: alpn, peer: peer, logger: logger, ctx: ctx, cancel: cancel}
 	c.stream = &watchedStream{Stream: s, end: cancel}
+	c.stream.closeClean = func() error { return c.CloseWithError(CodeNoError, "") }
 	return c
 }
 
@@ -86,27 +91,41 @@ func (c *singleConn) take(ctx context.Context) (Stream, error) {
 // and destroy the last answer before the peer reads it.
 const lingerTCP = 2 * time.Second
 
+// lingerMaxBytes bounds what a clean close reads and drops of the peer's
+// input while it lingers.
+const lingerMaxBytes = 1 << 20
+
 // CloseWithError closes the stream: cleanly for CodeNoError (half-close,
-// then wait up to lingerTCP for the peer's end), abnormally otherwise.
+// then read and drop the peer's input until its end, for up to lingerTCP
+// and lingerMaxBytes, then close), abnormally otherwise. The connection's
+// context ends after the linger, with a [CloseError]: a handler that
+// aborts its stream when the context ends must not turn the clean close
+// into a reset. Calls after the first return nil at once.
 func (c *singleConn) CloseWithError(code ErrorCode, reason string) error {
 	c.mu.Lock()
-	if c.ctx.Err() != nil && c.stream.closed {
+	if c.stream.closed {
 		c.mu.Unlock()
 		return nil
 	}
 	c.stream.closed = true
 	c.mu.Unlock()
-	c.cancel(&CloseError{Code: code, Reason: reason})
+	cause := &CloseError{Code: code, Reason: reason}
 	if code != CodeNoError {
+		c.cancel(cause)
 		c.stream.Abort(code)
 		return nil
 	}
 	if err := c.stream.Stream.CloseWrite(); err != nil {
+		c.cancel(cause)
 		c.stream.Abort(CodeInternal)
 		return nil
 	}
-	_ = c.stream.SetReadDeadline(time.Now().Add(lingerTCP))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.stream.Stream, 1<<20))
+	// A stream without read deadlines cannot bound the linger: it closes
+	// at once.
+	if c.stream.Stream.SetReadDeadline(time.Now().Add(lingerTCP)) == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.stream.Stream, lingerMaxBytes))
+	}
+	c.cancel(cause)
 	return c.stream.Stream.Close()
 }
 
@@ -115,6 +134,9 @@ func (c *singleConn) CloseWithError(code ErrorCode, reason string) error {
 type watchedStream struct {
 	Stream
 	end func(error)
+	// closeClean is the server connection's clean close, which Close uses
+	// (nil on a client's: its Close ends at once).
+	closeClean func() error
 
 	mu                 sync.Mutex
 	readDone, wroteEOF bool
@@ -162,12 +184,33 @@ func (w *watchedStream) CloseWrite() error {
 	return err
 }
 
+// Close ends a server's stream as its connection's clean close does:
+// half-close, then read and drop the peer's input until its end (up to
+// lingerTCP) before closing. Closing at once with the peer's last bytes
+// unread (unread request bytes, a half-close: TLS's close_notify and FIN)
+// makes the kernel reset the connection, and a reset destroys what the
+// peer has not read yet of the answer. A client's stream closes at once.
 func (w *watchedStream) Close() error {
+	if w.closeClean != nil {
+		return w.closeClean()
+	}
 	w.end(net.ErrClosed)
 	return w.Stream.Close()
 }
 
+// Abort ends the stream abnormally (on TCP+TLS, a reset), unless it has
+// already ended cleanly in both directions: then nothing is left to abort,
+// and a reset would only destroy what the peer has not read yet of the
+// answer, so it closes cleanly instead.
 func (w *watchedStream) Abort(code ErrorCode) {
+	w.mu.Lock()
+	done := w.readDone && w.wroteEOF
+	w.mu.Unlock()
+	if done {
+		w.end(io.EOF)
+		_ = w.Stream.Close()
+		return
+	}
 	w.end(&CloseError{Code: code})
 	w.Stream.Abort(code)
 }

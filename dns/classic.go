@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // Classic is a plain DNS listener on UDP and TCP (RFC 1035), for dig and
@@ -23,23 +25,11 @@ type Classic struct {
 // ListenClassic binds UDP and TCP on addr (port 0: one free port for both).
 // Serve answers on them.
 func (s *Server) ListenClassic(addr string) (*Classic, error) {
-	var lastErr error
-	for range 20 {
-		udp, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("dns: classic listener: %w", err)
-		}
-		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-		if err == nil {
-			return &Classic{s: s, udp: udp, tcp: tcp}, nil
-		}
-		_ = udp.Close()
-		lastErr = err
-		if _, port, _ := net.SplitHostPort(addr); port != "0" {
-			break
-		}
+	udp, tcp, err := netutil.ListenSamePort(context.Background(), nil, addr)
+	if err != nil {
+		return nil, fmt.Errorf("dns: classic listener: %w", err)
 	}
-	return nil, fmt.Errorf("dns: classic listener: %w", lastErr)
+	return &Classic{s: s, udp: udp, tcp: tcp}, nil
 }
 
 // Addr returns the bound address (UDP; TCP has the same port).

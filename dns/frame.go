@@ -1,10 +1,10 @@
 package dns
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -17,32 +17,28 @@ const minMessageBytes = 12
 var errFraming = errors.New("bad frame")
 
 // readFrame reads one 2-byte length-prefixed message (RFC 1035 §4.2.2,
-// RFC 7858, RFC 9250), its buffer growing with the bytes received and
-// charged to budget (nil: none; over it, core.ErrOverBudget). The caller's
-// deadlines bound the time. A clean end before the prefix returns io.EOF;
-// an end inside the frame or a frame shorter than a DNS header returns an
-// error wrapping errFraming.
+// RFC 7858, RFC 9250) with core's frame codec, its buffer growing with the
+// bytes received and charged to budget (nil: none; over it,
+// core.ErrOverBudget). The caller's deadlines bound the time. A clean end
+// before the prefix returns io.EOF; an end inside the frame, a zero length
+// or a frame shorter than min bytes returns an error wrapping errFraming.
 func readFrame(r io.Reader, min int, budget *core.Budget) ([]byte, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: end inside the length", errFraming)
-		}
+	b, err := core.FrameLimits{Budget: budget, HeaderBytes: 2}.ReadFrame(r, math.MaxUint16)
+	switch {
+	case errors.Is(err, core.ErrFrameTruncated):
+		return nil, fmt.Errorf("%w: %w", errFraming, err)
+	case errors.Is(err, core.ErrEmptyFrame):
+		return nil, fmt.Errorf("%w: length 0", errFraming)
+	case err != nil:
 		return nil, err
+	case len(b) < min:
+		return nil, fmt.Errorf("%w: length %d", errFraming, len(b))
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
-	if n < max(min, 1) {
-		return nil, fmt.Errorf("%w: length %d", errFraming, n)
-	}
-	b, err := core.FrameLimits{Budget: budget}.ReadBody(r, n)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("%w: end inside a %d-byte message", errFraming, n)
-	}
-	return b, err
+	return b, nil
 }
 
-// appendFrame appends msg with its 2-byte length prefix.
+// appendFrame appends msg (at most 65535 bytes) with its 2-byte length
+// prefix.
 func appendFrame(dst, msg []byte) []byte {
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(msg)))
-	return append(dst, msg...)
+	return core.FrameLimits{HeaderBytes: 2}.AppendFrame(dst, msg)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/coretest"
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // dirEditor changes a fixture's directory; its lock keeps parallel
@@ -306,7 +307,7 @@ func TestRevokerStops(t *testing.T) {
 	}
 	live := core.NewLiveDirectory(dir, nil)
 	id, _ := live.ByToken(tok)
-	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler)}
+	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
 	fired := make(chan struct{})
 	stop := r.watch(&id, "request", func() { close(fired) })
 	r.watch(&id, "request", func() { t.Error("a stopped watch fired") })()
@@ -322,10 +323,7 @@ func TestRevokerStops(t *testing.T) {
 		t.Fatal("not revoked")
 	}
 	stop()
-	r.mu.Lock()
-	running := r.quit != nil
-	r.mu.Unlock()
-	if running {
-		t.Fatal("the loop runs with nothing watched")
+	if n := r.w.Watching(); n != 0 {
+		t.Fatalf("%d watches left with nothing watched", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // ALPN is the alknet protocol carrying HTTP/3 on an alknet connection: the
@@ -212,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 		rate:      newRateLimiter(lim.Rate, lim.Burst),
 		conns:     newConnListener(),
 		tcpServed: make(chan struct{}),
-		revoker:   revoker{ids: cfg.Identities, logger: cfg.Logger},
+		revoker:   revoker{ids: cfg.Identities, logger: cfg.Logger, w: netutil.Watcher{Interval: revalidateInterval}},
 	}
 
 	if err := s.routes(); err != nil {

@@ -201,7 +201,7 @@ func (s *Server) wsCaller(w http.ResponseWriter, r *http.Request) (*core.Identit
 
 // wsStream presents a WebSocket as the one stream of a single-stream
 // core.Conn carrying length-prefixed call frames: a frame written is sent
-// as one binary message without its 4-byte prefix, and a message read is
+// as one binary message without its length prefix (core.FrameHeaderBytes), and a message read is
 // yielded with the prefix put back. WebSocket has no half-close: closing
 // either direction closes both.
 type wsStream struct {
@@ -235,7 +235,7 @@ func (s *wsStream) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		s.hdr, s.rbuf = binary.BigEndian.AppendUint32(nil, uint32(len(msg))), msg
+		s.hdr, s.rbuf = core.AppendFrameHeader(nil, len(msg)), msg
 	}
 	n := copy(p, s.hdr)
 	s.hdr = s.hdr[n:]
@@ -283,12 +283,13 @@ func (s *wsStream) readMessage() ([]byte, error) {
 // binary message. A message that cannot be sent within the write timeout
 // closes the WebSocket.
 func (s *wsStream) Write(p []byte) (int, error) {
-	if len(p) < 4 || uint64(binary.BigEndian.Uint32(p)) != uint64(len(p)-4) {
+	const h = core.FrameHeaderBytes
+	if len(p) < h || uint64(binary.BigEndian.Uint32(p)) != uint64(len(p)-h) {
 		return 0, errors.New("http: WebSocket: a write must be one whole frame")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.writeTimeout)
 	defer cancel()
-	if err := s.ws.Write(ctx, websocket.MessageBinary, p[4:]); err != nil {
+	if err := s.ws.Write(ctx, websocket.MessageBinary, p[h:]); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // forwardDialTimeout bounds each connection [Forward] makes.

@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // Wire payloads (RFC 4254 §7 and OpenSSH PROTOCOL §2.4–2.5).
@@ -187,7 +185,7 @@ func (c *connection) accept(nc xssh.NewChannel, target net.Conn) {
 		return
 	}
 	c.wg.Go(func() { xssh.DiscardRequests(reqs) })
-	pipe(c.ctx, ch, target)
+	netutil.Relay(c.ctx, ch, target)
 }
 
 // callChannel connects a channel to the call protocol.
@@ -421,35 +419,5 @@ func (c *connection) forwarded(conn net.Conn, chanType string, payload []byte) {
 		return
 	}
 	c.wg.Go(func() { xssh.DiscardRequests(reqs) })
-	pipe(c.ctx, ch, conn)
-}
-
-// pipe copies between ch and conn until both directions ended, passing on
-// each half-close, and closes both. ctx ending closes both at once.
-func pipe(ctx context.Context, ch xssh.Channel, conn net.Conn) {
-	stop := context.AfterFunc(ctx, func() {
-		_ = ch.Close()
-		_ = conn.Close()
-	})
-	defer stop()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, err := io.Copy(conn, ch)
-		if err == nil {
-			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-				return
-			}
-		}
-		_ = conn.Close()
-	})
-	_, err := io.Copy(ch, conn)
-	if err == nil {
-		_ = ch.CloseWrite()
-	} else {
-		_ = ch.Close()
-	}
-	wg.Wait()
-	_ = ch.Close()
-	_ = conn.Close()
+	netutil.Relay(c.ctx, ch, conn)
 }

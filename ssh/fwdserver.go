@@ -15,7 +15,8 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/core/netutil"
+	"github.com/alkdev/alknet/ssh/internal/dialfail"
 )
 
 // fwdHeaderTimeout bounds the arrival of a header once its stream opened,
@@ -233,12 +234,12 @@ func (f *fwdConn) watch(st core.Stream) {
 
 // dialDetail names why dialling a forward failed.
 func dialDetail(err error) byte {
-	switch netutil.Why(err) {
-	case netutil.Refused:
+	switch dialfail.Why(err) {
+	case dialfail.Refused:
 		return detailRefused
-	case netutil.NetworkUnreachable:
+	case dialfail.NetworkUnreachable:
 		return detailNetUnreachable
-	case netutil.HostUnreachable:
+	case dialfail.HostUnreachable:
 		return detailHostUnreachable
 	}
 	return detailConnectFailed

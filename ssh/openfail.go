@@ -7,7 +7,7 @@ import (
 
 	xssh "golang.org/x/crypto/ssh"
 
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/ssh/internal/dialfail"
 )
 
 // Messages of the open failures the server sends for a forward it could
@@ -23,12 +23,12 @@ const (
 
 // dialFailure names why dialling a forward failed.
 func dialFailure(err error) string {
-	switch netutil.Why(err) {
-	case netutil.Refused:
+	switch dialfail.Why(err) {
+	case dialfail.Refused:
 		return msgRefused
-	case netutil.NetworkUnreachable:
+	case dialfail.NetworkUnreachable:
 		return msgNetUnreachable
-	case netutil.HostUnreachable:
+	case dialfail.HostUnreachable:
 		return msgHostUnreachable
 	}
 	return msgConnectFailed

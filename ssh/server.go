@@ -15,7 +15,7 @@ import (
 	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // serverVersion is the SSH identification string.
@@ -36,6 +36,9 @@ type Server struct {
 	thisHost hostAddrs  // the addresses of this host, for the forwarding rules
 	dialled  dialled    // the open connections of direct-tcpip channels and fwd connects
 	tickets  fwdTickets // connections of fwd listeners over TCP+TLS, until claimed
+	// revalidates the connections core does not track; its goroutine runs
+	// only while one is open
+	watcher netutil.Watcher
 	execBase
 }
 
@@ -58,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh: config: HostKey: %w", err)
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, watcher: netutil.Watcher{Interval: revalidateInterval}}
 	s.base = xssh.ServerConfig{
 		MaxAuthTries:  cfg.MaxAuthTries,
 		ServerVersion: serverVersion,
@@ -173,15 +176,17 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 // the accept error wrapping net.ErrClosed. Other accept errors (out of file
 // descriptors, say) are retried after a pause growing from 5 ms to 1 s.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
-	perIP := &ipCount{max: s.cfg.MaxConnsPerIP, n: make(map[string]int)}
+	// Each address counts on its own (no IPv6 prefix grouping).
+	perIP := &netutil.IPCount{Max: s.cfg.MaxConnsPerIP}
 	err := netutil.Serve(ctx, ln, s.cfg.Logger.With("alpn", ALPN), func(ctx context.Context, c net.Conn) {
 		ip := core.Peer{RemoteAddr: c.RemoteAddr()}.RemoteIP()
-		if !perIP.acquire(ip) {
+		source := netutil.Source(c.RemoteAddr(), 0)
+		if !perIP.Acquire(source) {
 			s.cfg.Logger.Warn("connection refused: limit reached", "alpn", ALPN, "remote_ip", ip)
 			_ = c.Close()
 			return
 		}
-		defer perIP.release(ip)
+		defer perIP.Release(source)
 		if err := s.ServeConn(ctx, c); err != nil {
 			s.cfg.Logger.Debug("ssh connection ended", "remote_ip", ip, "err", err)
 		}
@@ -190,33 +195,6 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("ssh: %w", err)
 	}
 	return err
-}
-
-// ipCount counts the connections of each IP address against a cap.
-type ipCount struct {
-	max int
-	mu  sync.Mutex
-	n   map[string]int
-}
-
-// acquire counts a connection from ip, or reports false at the cap.
-func (c *ipCount) acquire(ip string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n[ip] >= c.max {
-		return false
-	}
-	c.n[ip]++
-	return true
-}
-
-// release uncounts a connection from ip.
-func (c *ipCount) release(ip string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n[ip]--; c.n[ip] <= 0 {
-		delete(c.n, ip)
-	}
 }
 
 // policy returns the policy in force, never nil.
@@ -308,7 +286,9 @@ func (c *connection) run(ctx context.Context, chans <-chan xssh.NewChannel, reqs
 	ctx, cancel := context.WithCancel(ctx)
 	c.ctx = ctx
 	stop := context.AfterFunc(ctx, func() { _ = c.sconn.Close() })
+	unwatch := func() {}
 	defer func() {
+		unwatch()
 		stop()
 		cancel()
 		_ = c.sconn.Close()
@@ -318,7 +298,7 @@ func (c *connection) run(ctx context.Context, chans <-chan xssh.NewChannel, reqs
 	if binder != nil && c.info.directory {
 		binder.BindIdentity(c.info.id)
 	} else {
-		c.wg.Go(c.revalidate)
+		unwatch = c.srv.watcher.Watch(func() bool { return c.srv.stillValid(c.info) }, c.revoke)
 	}
 	c.wg.Go(func() { c.globalRequests(reqs) })
 	for nc := range chans {
@@ -326,22 +306,13 @@ func (c *connection) run(ctx context.Context, chans <-chan xssh.NewChannel, reqs
 	}
 }
 
-// revalidate closes the connection once its identity no longer stands.
-func (c *connection) revalidate() {
-	t := time.NewTicker(revalidateInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			if !c.srv.stillValid(c.info) {
-				c.log.Info("connection revoked")
-				_ = c.sconn.Close()
-				return
-			}
-		}
+// revoke closes the connection: its identity no longer stands. The
+// server's watcher calls it, possibly just after the connection ended.
+func (c *connection) revoke() {
+	if c.ctx.Err() == nil {
+		c.log.Info("connection revoked")
 	}
+	_ = c.sconn.Close()
 }
 
 // acquire counts a channel against MaxChannels; release undoes it.

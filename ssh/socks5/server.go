@@ -5,14 +5,14 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/alkdev/alknet/ssh/internal/netutil"
+	"github.com/alkdev/alknet/core/netutil"
+	"github.com/alkdev/alknet/ssh/internal/dialfail"
 )
 
 // Config configures a [Server]. Only Dial is required.
@@ -105,25 +105,15 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 		return fmt.Errorf("socks5: handshake: %w", context.Cause(hctx))
 	}
 	if err != nil {
-		linger(c)
+		// Ends the refused client's connection gently, so that closing
+		// does not reset it and destroy the reply before the client read
+		// it.
+		netutil.Linger(c, time.Second, 64<<10)
 		return err
 	}
 	_ = c.SetDeadline(time.Time{})
 	netutil.Relay(ctx, c, target)
 	return nil
-}
-
-// linger ends a refused client's connection gently: it sends EOF after
-// the reply, then reads and drops what the client still sends, for at
-// most a second, so that closing does not reset the connection and
-// destroy the reply before the client read it.
-func linger(c net.Conn) {
-	cw, ok := c.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 }
 
 // handshake negotiates the method, reads the request, dials and sends the
@@ -197,14 +187,14 @@ func (s *Server) authenticate(c net.Conn) error {
 
 // replyFor picks the reply for a failed Dial.
 func replyFor(err error) Reply {
-	switch netutil.Why(err) {
-	case netutil.Denied:
+	switch dialfail.Why(err) {
+	case dialfail.Denied:
 		return NotAllowed
-	case netutil.Refused:
+	case dialfail.Refused:
 		return ConnectionRefused
-	case netutil.HostUnreachable:
+	case dialfail.HostUnreachable:
 		return HostUnreachable
-	case netutil.NetworkUnreachable:
+	case dialfail.NetworkUnreachable:
 		return NetworkUnreachable
 	}
 	return GeneralFailure
