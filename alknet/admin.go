@@ -21,6 +21,28 @@ import (
 // jsonFlag asks a list command for JSON instead of a table.
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
 
+// removeAction is the action of `token revoke` and `peers rm`: remove
+// names the entry to remove (one argument), done says what was done
+// (with the entry's name and the file's path), and a running node beside
+// the file applies it at once.
+func removeAction(what, done string, remove func(path, name string, check config.Check) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return fmt.Errorf("want one argument, %s", what)
+		}
+		path, err := adminConfig(c)
+		if err != nil {
+			return err
+		}
+		name := c.Args().First()
+		if err := remove(path, name, checkConfig); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, done+"%s\n", name, path, liveNote)
+		return applyBeside(c)
+	}
+}
+
 // liveNote ends the message of an edit: a running node beside the file
 // applies it by itself.
 const liveNote = "; a node running on this file applies it at once"
@@ -111,20 +133,7 @@ var tokenCommand = &cli.Command{
 		Usage:     "remove a token from the config: it stops working at once",
 		ArgsUsage: "NAME",
 		Flags:     withCommon(),
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return errors.New("want one argument, the token's NAME (see alknet token list)")
-			}
-			path, err := adminConfig(c)
-			if err != nil {
-				return err
-			}
-			if err := config.RemoveToken(path, c.Args().First(), checkConfig); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "revoked token %q in %s%s\n", c.Args().First(), path, liveNote)
-			return applyBeside(c)
-		},
+		Action:    removeAction("the token's NAME (see alknet token list)", "revoked token %q in %s", config.RemoveToken),
 	}},
 }
 
@@ -277,20 +286,7 @@ var peersCommand = &cli.Command{
 			Usage:     "remove a peer from the config; its live connections close",
 			ArgsUsage: "ID",
 			Flags:     withCommon(),
-			Action: func(c *cli.Context) error {
-				if c.NArg() != 1 {
-					return errors.New("want one argument, the peer's ID (see alknet peers list)")
-				}
-				path, err := adminConfig(c)
-				if err != nil {
-					return err
-				}
-				if err := config.RemovePeer(path, c.Args().First(), checkConfig); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "removed peer %q from %s%s\n", c.Args().First(), path, liveNote)
-				return applyBeside(c)
-			},
+			Action:    removeAction("the peer's ID (see alknet peers list)", "removed peer %q from %s", config.RemovePeer),
 		}},
 }
 
