@@ -75,9 +75,10 @@ type HostileResult struct {
 	// most seen during it, in bytes.
 	idleRSS, peakRSS int64
 	// pings are the legitimate client's services/ping round trips during
-	// the attack; Failed counts those that failed or took over a second.
-	pings  []time.Duration
-	failed int
+	// the attack; failed counts those that failed or took over a second,
+	// errors those that failed (no answer within the call's 2 s).
+	pings          []time.Duration
+	failed, errors int
 	// streams counts the attacker's streams that the node had not refused
 	// when the hold ended.
 	streams int
@@ -159,6 +160,9 @@ func runAttack(ctx context.Context, n *hostileNode, client *call.Client, shape A
 			}
 			mu.Lock()
 			res.pings = append(res.pings, d)
+			if err != nil {
+				res.errors++
+			}
 			if err != nil || d > time.Second {
 				res.failed++
 			}
