@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -32,10 +33,14 @@ const (
 // going away.
 func (s *Server) mcpHandler() http.Handler {
 	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		return s.mcp.server(s, Caller(r.Context()))
+		srv, _ := r.Context().Value(mcpServerKey{}).(*mcp.Server)
+		return srv
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// The SDK asks for the server twice a request (to check the
+		// protocol version, then to serve): look it up once.
+		ctx = context.WithValue(ctx, mcpServerKey{}, s.mcp.server(s, Caller(ctx)))
 		unrevoked, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		defer cancel(nil)
 		stop := context.AfterFunc(ctx, func() {
@@ -47,6 +52,9 @@ func (s *Server) mcpHandler() http.Handler {
 		h.ServeHTTP(w, r.WithContext(unrevoked))
 	})
 }
+
+// mcpServerKey holds the MCP server of a request's caller.
+type mcpServerKey struct{}
 
 // maxMCPServers bounds the cached MCP servers: one per set of visible
 // operations, which the configured scopes keep few.
@@ -272,8 +280,9 @@ var errEnough = &call.Error{Code: call.CodeInternal, Message: "enough events"}
 // an object, as structured content.
 func toolResult(out json.RawMessage) *mcp.CallToolResult {
 	res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(out)}}}
-	var obj map[string]any
-	if json.Unmarshal(out, &obj) == nil && obj != nil {
+	// An object opens with a brace: no need to decode it into a map, only
+	// to check it is valid (a routed operation's output comes from a peer).
+	if b := bytes.TrimLeft(out, " \t\r\n"); len(b) > 0 && b[0] == '{' && json.Valid(b) {
 		res.StructuredContent = json.RawMessage(out)
 	}
 	return res
