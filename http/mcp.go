@@ -57,20 +57,44 @@ func (s *Server) mcpHandler() http.Handler {
 type mcpServerKey struct{}
 
 // maxMCPServers bounds the cached MCP servers: one per set of visible
-// operations, which the configured scopes keep few.
-const maxMCPServers = 64
+// operations, which the configured scopes keep few. maxMCPCallers bounds
+// the cached scope sets.
+const (
+	maxMCPServers = 64
+	maxMCPCallers = 256
+)
 
 // mcpServers caches an MCP server per set of visible operations. Building
 // one converts every tool's schemas, far more work than a call; a registry
 // only grows and its operations never change, so the operations' names
-// identify a server's tools. The zero value is ready.
+// identify a server's tools. Which operations a caller sees depends only on
+// its scopes (or on its having none, anonymous) and on the registry, so the
+// server of a scope set is cached too, for the registry's size it was
+// found at: listing the visible operations costs more than a small call.
+// The zero value is ready.
 type mcpServers struct {
-	mu      sync.Mutex
-	servers map[string]*mcp.Server
+	mu       sync.Mutex
+	servers  map[string]*mcp.Server // by the visible operations' names
+	byScopes map[string]scopedServer
+}
+
+// scopedServer is the MCP server of a scope set, and the registry's size
+// when it was chosen.
+type scopedServer struct {
+	srv *mcp.Server
+	ops int
 }
 
 // server returns the MCP server for the operations caller may call.
 func (c *mcpServers) server(s *Server, caller *core.Identity) *mcp.Server {
+	ops := s.cfg.Registry.Len()
+	scopes := scopesKey(caller)
+	c.mu.Lock()
+	if e, ok := c.byScopes[scopes]; ok && e.ops == ops {
+		c.mu.Unlock()
+		return e.srv
+	}
+	c.mu.Unlock()
 	specs := s.disp.Visible(caller)
 	var key strings.Builder
 	for _, spec := range specs {
@@ -79,15 +103,36 @@ func (c *mcpServers) server(s *Server, caller *core.Identity) *mcp.Server {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if srv, ok := c.servers[key.String()]; ok {
-		return srv
+	srv, ok := c.servers[key.String()]
+	if !ok {
+		if c.servers == nil || len(c.servers) >= maxMCPServers {
+			c.servers = make(map[string]*mcp.Server)
+		}
+		srv = s.mcpServer(specs)
+		c.servers[key.String()] = srv
 	}
-	if c.servers == nil || len(c.servers) >= maxMCPServers {
-		c.servers = make(map[string]*mcp.Server)
+	if c.byScopes == nil || len(c.byScopes) >= maxMCPCallers {
+		c.byScopes = make(map[string]scopedServer)
 	}
-	srv := s.mcpServer(specs)
-	c.servers[key.String()] = srv
+	// ops was read before the operations were listed: a registration in
+	// between only makes the next request list them again.
+	c.byScopes[scopes] = scopedServer{srv: srv, ops: ops}
 	return srv
+}
+
+// scopesKey identifies what a caller may see: "" for an anonymous caller,
+// its scopes otherwise.
+func scopesKey(caller *core.Identity) string {
+	if caller == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte(1) // an identity without scopes still differs from none
+	for _, sc := range caller.Scopes {
+		b.WriteString(sc)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // mcpServer returns an MCP server with one tool per operation of specs,

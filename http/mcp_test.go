@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
 )
 
 // bearerTransport adds a token to every request.
@@ -127,6 +130,44 @@ func TestToolResult(t *testing.T) {
 		}
 		if got := res.StructuredContent != nil; got != c.structured {
 			t.Fatalf("%q: structured %v, want %v", c.out, got, c.structured)
+		}
+	}
+}
+
+// TestMCPServerCache: the MCP server cached for a scope set offers the
+// tools its callers may call, and the operations registered after it was
+// cached.
+func TestMCPServerCache(t *testing.T) {
+	f := start(t, Limits{})
+	anon, user := mcpSession(t, f, ""), mcpSession(t, f, f.user)
+	for _, c := range []struct {
+		name    string
+		s       *mcp.ClientSession
+		whoami  bool // an identity without scopes still sees demo_whoami
+		lateSee bool
+	}{
+		{"anonymous", anon, false, false},
+		{"user", user, true, false},
+	} {
+		if got := slices.Contains(toolNames(t, c.s), "demo_whoami"); got != c.whoami {
+			t.Fatalf("%s sees demo_whoami: %v, want %v", c.name, got, c.whoami)
+		}
+		if slices.Contains(toolNames(t, c.s), "demo_late") {
+			t.Fatalf("%s sees demo_late before it is registered", c.name)
+		}
+	}
+	err := call.Register(f.reg, call.Spec{Name: "demo/late", Access: core.AccessControl{Public: true}},
+		func(_ context.Context, _ *call.Request, in echoIn) (echoOut, error) { return echoOut(in), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*mcp.ClientSession{"anonymous": anon, "user": user} {
+		if !slices.Contains(toolNames(t, s), "demo_late") {
+			t.Fatalf("%s does not see demo_late once registered", name)
+		}
+		res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "demo_late", Arguments: map[string]any{"text": "hi"}})
+		if b, _ := json.Marshal(res.StructuredContent); err != nil || res.IsError || string(b) != `{"text":"hi"}` {
+			t.Fatalf("demo_late as %s: %v %s", name, err, b)
 		}
 	}
 }
