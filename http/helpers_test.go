@@ -118,7 +118,7 @@ func testRegistry(t testing.TB, aborted chan struct{}) *call.Registry {
 }
 
 // start runs a node with the http server and the test operations.
-func start(t *testing.T, limits Limits) *fixture {
+func start(t testing.TB, limits Limits) *fixture {
 	t.Helper()
 	f := &fixture{aborted: make(chan struct{}), peerKey: coretest.NewKey(t)}
 	f.reg = testRegistry(t, f.aborted)
@@ -149,7 +149,7 @@ func start(t *testing.T, limits Limits) *fixture {
 func (f *fixture) url(path string) string { return "https://" + f.node.HostPort + path }
 
 // client returns an HTTP client over TCP+TLS speaking h2 or http/1.1.
-func (f *fixture) client(t *testing.T, h2 bool) *http.Client {
+func (f *fixture) client(t testing.TB, h2 bool) *http.Client {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: h2}
 	p := new(http.Protocols)

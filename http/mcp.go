@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -32,10 +33,14 @@ const (
 // going away.
 func (s *Server) mcpHandler() http.Handler {
 	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		return s.mcp.server(s, Caller(r.Context()))
+		srv, _ := r.Context().Value(mcpServerKey{}).(*mcp.Server)
+		return srv
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// The SDK asks for the server twice a request (to check the
+		// protocol version, then to serve): look it up once.
+		ctx = context.WithValue(ctx, mcpServerKey{}, s.mcp.server(s, Caller(ctx)))
 		unrevoked, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		defer cancel(nil)
 		stop := context.AfterFunc(ctx, func() {
@@ -48,21 +53,48 @@ func (s *Server) mcpHandler() http.Handler {
 	})
 }
 
+// mcpServerKey holds the MCP server of a request's caller.
+type mcpServerKey struct{}
+
 // maxMCPServers bounds the cached MCP servers: one per set of visible
-// operations, which the configured scopes keep few.
-const maxMCPServers = 64
+// operations, which the configured scopes keep few. maxMCPCallers bounds
+// the cached scope sets.
+const (
+	maxMCPServers = 64
+	maxMCPCallers = 256
+)
 
 // mcpServers caches an MCP server per set of visible operations. Building
 // one converts every tool's schemas, far more work than a call; a registry
 // only grows and its operations never change, so the operations' names
-// identify a server's tools. The zero value is ready.
+// identify a server's tools. Which operations a caller sees depends only on
+// its scopes (or on its having none, anonymous) and on the registry, so the
+// server of a scope set is cached too, for the registry's size it was
+// found at: listing the visible operations costs more than a small call.
+// The zero value is ready.
 type mcpServers struct {
-	mu      sync.Mutex
-	servers map[string]*mcp.Server
+	mu       sync.Mutex
+	servers  map[string]*mcp.Server // by the visible operations' names
+	byScopes map[string]scopedServer
+}
+
+// scopedServer is the MCP server of a scope set, and the registry's size
+// when it was chosen.
+type scopedServer struct {
+	srv *mcp.Server
+	ops int
 }
 
 // server returns the MCP server for the operations caller may call.
 func (c *mcpServers) server(s *Server, caller *core.Identity) *mcp.Server {
+	ops := s.cfg.Registry.Len()
+	scopes := scopesKey(caller)
+	c.mu.Lock()
+	if e, ok := c.byScopes[scopes]; ok && e.ops == ops {
+		c.mu.Unlock()
+		return e.srv
+	}
+	c.mu.Unlock()
 	specs := s.disp.Visible(caller)
 	var key strings.Builder
 	for _, spec := range specs {
@@ -71,15 +103,36 @@ func (c *mcpServers) server(s *Server, caller *core.Identity) *mcp.Server {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if srv, ok := c.servers[key.String()]; ok {
-		return srv
+	srv, ok := c.servers[key.String()]
+	if !ok {
+		if c.servers == nil || len(c.servers) >= maxMCPServers {
+			c.servers = make(map[string]*mcp.Server)
+		}
+		srv = s.mcpServer(specs)
+		c.servers[key.String()] = srv
 	}
-	if c.servers == nil || len(c.servers) >= maxMCPServers {
-		c.servers = make(map[string]*mcp.Server)
+	if c.byScopes == nil || len(c.byScopes) >= maxMCPCallers {
+		c.byScopes = make(map[string]scopedServer)
 	}
-	srv := s.mcpServer(specs)
-	c.servers[key.String()] = srv
+	// ops was read before the operations were listed: a registration in
+	// between only makes the next request list them again.
+	c.byScopes[scopes] = scopedServer{srv: srv, ops: ops}
 	return srv
+}
+
+// scopesKey identifies what a caller may see: "" for an anonymous caller,
+// its scopes otherwise.
+func scopesKey(caller *core.Identity) string {
+	if caller == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte(1) // an identity without scopes still differs from none
+	for _, sc := range caller.Scopes {
+		b.WriteString(sc)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // mcpServer returns an MCP server with one tool per operation of specs,
@@ -272,8 +325,9 @@ var errEnough = &call.Error{Code: call.CodeInternal, Message: "enough events"}
 // an object, as structured content.
 func toolResult(out json.RawMessage) *mcp.CallToolResult {
 	res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(out)}}}
-	var obj map[string]any
-	if json.Unmarshal(out, &obj) == nil && obj != nil {
+	// An object opens with a brace: no need to decode it into a map, only
+	// to check it is valid (a routed operation's output comes from a peer).
+	if b := bytes.TrimLeft(out, " \t\r\n"); len(b) > 0 && b[0] == '{' && json.Valid(b) {
 		res.StructuredContent = json.RawMessage(out)
 	}
 	return res

@@ -87,3 +87,6 @@ replace (
 
 // quic-go with the slow-start patch in third_party/quic-go/ALKNET-PATCHES.md.
 replace github.com/quic-go/quic-go => ../../third_party/quic-go
+
+// The MCP Go SDK with the decoding patch in third_party/go-sdk/ALKNET-PATCHES.md.
+replace github.com/modelcontextprotocol/go-sdk => ../../third_party/go-sdk
