@@ -68,6 +68,11 @@ var callCommand = &cli.Command{
 		if typ == call.Subscription {
 			for ev, err := range client.Subscribe(ctx, op, input) {
 				if err != nil {
+					if ctx.Err() != nil && c.Context.Err() == nil {
+						// Ctrl-C (or SIGTERM) ended it, as a shell's
+						// interrupted command: exit 130, quietly.
+						return cli.Exit("", 130)
+					}
 					return err
 				}
 				writeJSONLine(out, ev)
@@ -87,6 +92,7 @@ var callCommand = &cli.Command{
 // to the node beside through its control socket.
 func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
 	addr := c.Args().First()
+	noteAddr(addr)
 	if cl, ok, err := besideCall(ctx, c, addr, call.Options{AuthToken: c.String("token")}); ok || err != nil {
 		return cl, err
 	}
@@ -117,15 +123,26 @@ func opType(ctx context.Context, client *call.Client, peer, op string) (call.OpT
 	if err := client.Call(ctx, "services/list-peers", nil, &peers); err != nil {
 		return "", err
 	}
+	var names []string
+	found := peer == "any"
 	for _, p := range peers[1:] {
+		names = append(names, p.Peer)
 		if p.Peer != peer && peer != "any" {
 			continue
 		}
+		found = true
 		for _, o := range p.Ops {
 			if o.Name == op {
 				return o.Type, nil
 			}
 		}
+	}
+	if !found {
+		attached := "none is attached"
+		if len(names) > 0 {
+			attached = "attached: " + strings.Join(names, ", ")
+		}
+		return "", fmt.Errorf("no worker named %q is attached to this node (%s)", peer, attached)
 	}
 	return call.Query, nil
 }

@@ -42,8 +42,8 @@ func TestCallAndOpsCommands(t *testing.T) {
 		t.Errorf("unknown op: err %v, stderr %q", err, stderr)
 	}
 	// An anonymous-looking caller (unknown key) may not call sys/echo.
-	other, _ := clientID(t)
-	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", `{"message":"x"}`, "--data-dir", other); err == nil || !strings.Contains(stderr, "FORBIDDEN") {
+	odir, other := clientID(t)
+	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", `{"message":"x"}`, "--data-dir", odir); err == nil || !strings.Contains(stderr, "does not know your key "+other) {
 		t.Errorf("unknown key: err %v, stderr %q", err, stderr)
 	}
 }

@@ -338,6 +338,7 @@ func fsOp[I, O any](ctx context.Context, c *cli.Context, op string, in I, local 
 	if err != nil {
 		return out, err
 	}
+	noteAddr(addr)
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := call.Dial(dctx, addr, call.Options{Dialer: d})

@@ -24,7 +24,7 @@ func main() {
 		args = gitLinkArgs(args)
 	}
 	if err := app.Run(flagsFirst(app, args)); err != nil {
-		fmt.Fprintln(os.Stderr, "alknet:", err)
+		fmt.Fprintln(os.Stderr, "alknet:", explain(err))
 		os.Exit(1)
 	}
 }
