@@ -174,6 +174,7 @@ var opsCommand = &cli.Command{
 		&cli.BoolFlag{Name: "peers", Usage: "also list the operations of every worker attached to the node (needs call:route)"},
 		&cli.StringFlag{Name: "token", Usage: "API token to authenticate with", EnvVars: []string{"ALKNET_TOKEN"}},
 		networkFlag,
+		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table: the operations, or with --peers one {peer, ops} per group"},
 	),
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -191,6 +192,15 @@ var opsCommand = &cli.Command{
 			}
 		} else if err := client.Call(c.Context, "services/list", nil, &groups[0].Ops); err != nil {
 			return err
+		}
+		if c.Bool("json") {
+			for i := range groups {
+				groups[i].Ops = orEmpty(groups[i].Ops)
+			}
+			if c.Bool("peers") {
+				return printJSON(c, groups)
+			}
+			return printJSON(c, groups[0].Ops)
 		}
 		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		for _, g := range groups {

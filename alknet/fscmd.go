@@ -84,11 +84,11 @@ var fsCommand = &cli.Command{
 				fsNodeFlag, networkFlag),
 			Action: fsAction(fsCat),
 		},
-		fsOpCommand("ls", "list a directory: CID, size and name of each entry", "CID[/PATH]", fsLs),
-		fsOpCommand("stat", "print the type, size and block count of a DAG", "CID[/PATH]", fsStat),
+		withJSON(fsOpCommand("ls", "list a directory: CID, size and name of each entry", "CID[/PATH]", fsLs)),
+		withJSON(fsOpCommand("stat", "print the type, size and block count of a DAG", "CID[/PATH]", fsStat)),
 		fsOpCommand("pin", "pin a root (its whole DAG must be in the store) under NAME (default: the CID)", "CID [NAME]", fsPin),
 		fsOpCommand("unpin", "remove a pin; the content stays until a gc", "NAME", fsUnpin),
-		fsOpCommand("pins", "list the pins: name and root", "", fsPins),
+		withJSON(fsOpCommand("pins", "list the pins: name and root", "", fsPins)),
 		fsOpCommand("gc", "delete every block no pin reaches", "", fsGC),
 		{
 			Name:      "push",
@@ -141,6 +141,9 @@ func fsLs(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("json") {
+		return printJSON(c, orEmpty(entries))
+	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	for _, e := range entries {
 		name := e.Name
@@ -166,6 +169,9 @@ func fsStat(ctx context.Context, c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "cid\t%s\ntype\t%s\nsize\t%d\nblocks\t%d\ndag-bytes\t%d\n", st.CID, st.Type, st.Size, st.Blocks, st.DAGBytes)
 	return nil
@@ -209,6 +215,9 @@ func fsPins(ctx context.Context, c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, orEmpty(pins))
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	for _, p := range pins {

@@ -25,6 +25,7 @@ var resolveCommand = &cli.Command{
 	Flags: withCommon(
 		&cli.StringFlag{Name: "via", Usage: "node or relay to ask", Required: true},
 		networkFlag,
+		&cli.BoolFlag{Name: "json", Usage: "print the record as one JSON object"},
 	),
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -44,6 +45,14 @@ var resolveCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		if c.Bool("json") {
+			addrs := make([]string, len(rec.Addrs))
+			for i, a := range rec.Addrs {
+				addrs[i] = a.String()
+			}
+			return printJSON(c, resolveJSON{NodeID: rec.NodeID.String(), ALPNs: orEmpty(rec.ALPNs), Port: rec.Port,
+				Addrs: addrs, Version: rec.Version, Signed: rec.Time.UTC()})
+		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "node     %s\n", rec.NodeID)
 		fmt.Fprintf(w, "alpns    %s\n", strings.Join(rec.ALPNs, " "))
@@ -55,6 +64,16 @@ var resolveCommand = &cli.Command{
 		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		return nil
 	},
+}
+
+// resolveJSON is `resolve --json`'s object.
+type resolveJSON struct {
+	NodeID  string    `json:"nodeId"`
+	ALPNs   []string  `json:"alpns"`
+	Port    uint16    `json:"port"`
+	Addrs   []string  `json:"addrs"`
+	Version string    `json:"version"`
+	Signed  time.Time `json:"signed"`
 }
 
 var dnsCommand = &cli.Command{
