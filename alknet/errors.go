@@ -13,6 +13,7 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
+	afs "github.com/alkdev/alknet/fs"
 )
 
 // dialed remembers, for the error a command ends with, the key this client
@@ -57,6 +58,13 @@ func explain(err error) error {
 	if errors.As(err, &ce) {
 		words := callWords(ce, me, addr)
 		return errors.New(strings.Replace(text, ce.Error(), words, 1))
+	}
+	var fe *afs.RemoteError
+	if errors.As(err, &fe) {
+		if words := refusalWords(fe.Code == afs.CodeUnauthenticated, fe.Code == afs.CodeForbidden, fe.Message, me, addr); words != "" {
+			return errors.New(strings.Replace(text, fe.Error(), words, 1))
+		}
+		return err
 	}
 	if cl, ok := core.AsCloseError(err); ok {
 		words := closeWords(cl, me, addr)
@@ -166,19 +174,29 @@ func closeWords(cl *core.CloseError, me core.NodeID, addr string) string {
 	return by + ": " + cl.Code.String()
 }
 
+// refusalWords words a protocol's refusal: an unknown key, or a missing
+// scope its message names; "" when it is neither.
+func refusalWords(unauthenticated, forbidden bool, message string, me core.NodeID, addr string) string {
+	scope := ""
+	if m := scopeRE.FindStringSubmatch(message); m != nil {
+		scope = m[1]
+	}
+	switch {
+	case unauthenticated:
+		return unknownKey(me, addr, scope)
+	case forbidden && scope != "":
+		return missingScope(addr, scope)
+	}
+	return ""
+}
+
 // callWords words an alknet/call error: a refusal says what to run, and
 // the details (a schema violation) follow the message, as REST shows them.
 func callWords(ce *call.Error, me core.NodeID, addr string) string {
 	if ce.Code == call.CodeForbidden {
-		scope := ""
-		if m := scopeRE.FindStringSubmatch(ce.Message); m != nil {
-			scope = m[1]
-		}
-		switch {
-		case strings.Contains(ce.Message, core.ErrUnauthenticated.Error()):
-			return unknownKey(me, addr, scope)
-		case scope != "":
-			return missingScope(addr, scope)
+		unauth := strings.Contains(ce.Message, core.ErrUnauthenticated.Error())
+		if words := refusalWords(unauth, !unauth, ce.Message, me, addr); words != "" {
+			return words
 		}
 	}
 	words := ce.Error()

@@ -431,7 +431,12 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 	if addr == "" {
 		target, err = s.Resolve(ctx, root, sel.Path)
 	} else {
-		target, err = fetchFrom(ctx, c, addr, s, root, sel)
+		var m *meter
+		if c.Command.Name == "get" { // cat and export write to stdout: no meter
+			m = newMeter(c, "fetched")
+		}
+		target, err = fetchFrom(ctx, c, addr, s, root, sel, m)
+		m.finish(err == nil)
 	}
 	if err != nil {
 		release()
@@ -444,14 +449,24 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 // finds the QUIC connection bound by loss, the get stops and goes on over
 // a new connection, which the dialer now makes with TCP+TLS: the blocks
 // already stored are listed as had, so only the rest comes again.
-func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, m *meter) (cid.Cid, error) {
+	var base, last int64 // the bytes of earlier attempts, and of this one
+	progress := func(n int64) {
+		last = n
+		m.set(base + n)
+	}
+	if m == nil {
+		progress = nil
+	}
 	if addr == selfAddr {
 		conn, err := dialFS(ctx, c, addr)
 		if err != nil {
 			return cid.Undef, err
 		}
 		defer conn.CloseWithError(core.CodeNoError, "")
-		target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+		cl := afs.NewClient(conn, s)
+		cl.Progress = progress
+		target, _, err := cl.Get(ctx, root, sel)
 		return target, err
 	}
 	d, err := dialer(c)
@@ -459,7 +474,9 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 		return cid.Undef, err
 	}
 	for attempt := 0; ; attempt++ {
-		target, err := fetchOnce(ctx, d, addr, s, root, sel)
+		base += last
+		last = 0
+		target, err := fetchOnce(ctx, d, addr, s, root, sel, progress)
 		if !errors.Is(err, errLossBound) || attempt > 0 {
 			return target, err
 		}
@@ -469,7 +486,7 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 
 // fetchOnce is one get over one connection; it returns errLossBound if the
 // dialer judged the connection bound by loss before the get ended.
-func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, progress func(int64)) (cid.Cid, error) {
 	conn, err := dial(ctx, d, addr, afs.ALPN)
 	if err != nil {
 		return cid.Undef, err
@@ -486,7 +503,9 @@ func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, r
 			}
 		}()
 	}
-	target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+	cl := afs.NewClient(conn, s)
+	cl.Progress = progress
+	target, _, err := cl.Get(ctx, root, sel)
 	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
 		return cid.Undef, errLossBound
 	}
@@ -568,7 +587,12 @@ func keeper(ctx context.Context, c *cli.Context, s *afs.Store, addr string) (kee
 	}
 	cl := afs.NewClient(conn, s)
 	return func(root cid.Cid) error {
+			m := newMeter(c, "pushed")
+			if m != nil {
+				cl.Progress = m.set
+			}
 			_, err := cl.Put(ctx, root, name(root))
+			m.finish(err == nil)
 			return err
 		}, func() {
 			conn.CloseWithError(core.CodeNoError, "")
