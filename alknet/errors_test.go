@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	odir, oid := clientID(t)
 	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\nscopes = [\"call:route\"]\n", cid))
 	hostport := strings.SplitN(n.addr, "@", 2)[1]
+	zone := filepath.Join(t.TempDir(), "me.zone")
+	writeFile(t, zone, "_alknet 300 IN TXT \"v=client\"\n")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -40,6 +43,10 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			[]string{`no worker named "nobody" is attached to this node (none is attached)`}},
 		{"wrong pin", []string{"perf", oid + "@" + hostport, "--network", "quic", "--data-dir", cdir},
 			[]string{"TLS handshake failed (bad certificate): node identity", "not the pinned"}},
+		{"resolve an unpublished node", []string{"resolve", "--via", n.addr, oid, "--data-dir", cdir},
+			[]string{"has no signed record of node " + oid, "has not published"}},
+		{"dns publish without the scope", []string{"dns", "publish", "--zone", zone, "--to", n.addr, "--data-dir", cdir},
+			[]string{"it needs your key " + cid + " with the dns:publish scope", "alknet peers grant ID dns:publish`"}},
 		{"port-less address", []string{"call", oid + "@127.0.0.1", "services/ping", "--network", "tcp", "--data-dir", cdir},
 			[]string{"127.0.0.1:4433"}},
 	} {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -42,6 +44,11 @@ var resolveCommand = &cli.Command{
 		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
 		defer cancel()
 		rec, err := dns.Resolve(ctx, id, c.String("via"), d, nil)
+		var se *dns.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			return fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
+				"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", c.String("via"), id)
+		}
 		if err != nil {
 			return err
 		}
@@ -122,6 +129,13 @@ func dnsPublish(c *cli.Context) error {
 			err = dns.PublishRelay(ctx, nil, to, p)
 		} else {
 			err = dns.Publish(ctx, d, to, p)
+		}
+		var se *dns.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusForbidden {
+			me := id.String()
+			return fmt.Errorf("%s refused the publish: it needs your key %s with the dns:publish scope: "+
+				"on that node run `alknet peers add NAME %s --scope dns:publish` (or, if that key is a peer already, "+
+				"`alknet peers grant ID dns:publish`)", to, me, me)
 		}
 		if err != nil {
 			return err
