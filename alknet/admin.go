@@ -379,6 +379,20 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// orEmpty is s, or an empty slice so that JSON prints [] and not null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// withJSON adds --json to a command that prints a table.
+func withJSON(cmd *cli.Command) *cli.Command {
+	cmd.Flags = append(cmd.Flags, jsonFlag)
+	return cmd
+}
+
 func printJSON(c *cli.Context, v any) error {
 	enc := json.NewEncoder(c.App.Writer)
 	enc.SetIndent("", "  ")

@@ -68,6 +68,11 @@ var callCommand = &cli.Command{
 		if typ == call.Subscription {
 			for ev, err := range client.Subscribe(ctx, op, input) {
 				if err != nil {
+					if ctx.Err() != nil && c.Context.Err() == nil {
+						// Ctrl-C (or SIGTERM) ended it, as a shell's
+						// interrupted command: exit 130, quietly.
+						return cli.Exit("", 130)
+					}
 					return err
 				}
 				writeJSONLine(out, ev)
@@ -87,6 +92,7 @@ var callCommand = &cli.Command{
 // to the node beside through its control socket.
 func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
 	addr := c.Args().First()
+	noteAddr(addr)
 	if cl, ok, err := besideCall(ctx, c, addr, call.Options{AuthToken: c.String("token")}); ok || err != nil {
 		return cl, err
 	}
@@ -117,15 +123,26 @@ func opType(ctx context.Context, client *call.Client, peer, op string) (call.OpT
 	if err := client.Call(ctx, "services/list-peers", nil, &peers); err != nil {
 		return "", err
 	}
+	var names []string
+	found := peer == "any"
 	for _, p := range peers[1:] {
+		names = append(names, p.Peer)
 		if p.Peer != peer && peer != "any" {
 			continue
 		}
+		found = true
 		for _, o := range p.Ops {
 			if o.Name == op {
 				return o.Type, nil
 			}
 		}
+	}
+	if !found {
+		attached := "none is attached"
+		if len(names) > 0 {
+			attached = "attached: " + strings.Join(names, ", ")
+		}
+		return "", fmt.Errorf("no worker named %q is attached to this node (%s)", peer, attached)
 	}
 	return call.Query, nil
 }
@@ -151,22 +168,26 @@ func writeJSONLine(w io.Writer, raw json.RawMessage) {
 
 var opsCommand = &cli.Command{
 	Name:      "ops",
-	Usage:     "list the operations a node lets you call",
-	ArgsUsage: "self|[NODEID@]HOST:PORT",
+	Usage:     "list the operations a node lets you call, or show one's input schema and an example",
+	ArgsUsage: "self|[NODEID@]HOST:PORT [OP]",
 	Flags: withCommon(
 		&cli.BoolFlag{Name: "peers", Usage: "also list the operations of every worker attached to the node (needs call:route)"},
 		&cli.StringFlag{Name: "token", Usage: "API token to authenticate with", EnvVars: []string{"ALKNET_TOKEN"}},
 		networkFlag,
+		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table: the operations, or with --peers one {peer, ops} per group"},
 	),
 	Action: func(c *cli.Context) error {
-		if c.NArg() != 1 {
-			return cli.Exit("alknet ops: want one address", 2)
+		if c.NArg() < 1 || c.NArg() > 2 {
+			return cli.Exit("alknet ops: want an address and, optionally, an operation", 2)
 		}
 		client, err := dialCall(c.Context, c)
 		if err != nil {
 			return err
 		}
 		defer client.Close()
+		if c.NArg() == 2 {
+			return showOp(c, client, strings.TrimPrefix(c.Args().Get(1), "/"))
+		}
 		groups := []call.PeerOps{{Peer: "local"}}
 		if c.Bool("peers") {
 			if err := client.Call(c.Context, "services/list-peers", nil, &groups); err != nil {
@@ -174,6 +195,15 @@ var opsCommand = &cli.Command{
 			}
 		} else if err := client.Call(c.Context, "services/list", nil, &groups[0].Ops); err != nil {
 			return err
+		}
+		if c.Bool("json") {
+			for i := range groups {
+				groups[i].Ops = orEmpty(groups[i].Ops)
+			}
+			if c.Bool("peers") {
+				return printJSON(c, groups)
+			}
+			return printJSON(c, groups[0].Ops)
 		}
 		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		for _, g := range groups {
@@ -186,4 +216,110 @@ var opsCommand = &cli.Command{
 		}
 		return tw.Flush()
 	},
+}
+
+// showOp prints one operation's spec: what it is, who may call it, its
+// input schema and an example call; with --json the spec as the node
+// gives it.
+func showOp(c *cli.Context, client *call.Client, op string) error {
+	var raw json.RawMessage
+	if err := client.Call(c.Context, "services/schema", map[string]string{"name": op}, &raw); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		return printJSON(c, v)
+	}
+	var spec struct {
+		Name        string         `json:"name"`
+		Type        string         `json:"type"`
+		Description string         `json:"description"`
+		Input       map[string]any `json:"inputSchema"`
+		Access      struct {
+			Public    bool     `json:"public"`
+			AllScopes []string `json:"allScopes"`
+			AnyScopes []string `json:"anyScopes"`
+		} `json:"access"`
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return fmt.Errorf("services/schema %s: %w", op, err)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "%s (%s): %s\n", spec.Name, spec.Type, spec.Description)
+	a := spec.Access
+	switch {
+	case a.Public:
+		fmt.Fprintln(w, "access: anyone")
+	case len(a.AllScopes) == 0 && len(a.AnyScopes) == 0:
+		fmt.Fprintln(w, "access: any known key or token")
+	default:
+		var need []string
+		if len(a.AllScopes) > 0 {
+			need = append(need, "scopes "+strings.Join(a.AllScopes, " and "))
+		}
+		if len(a.AnyScopes) > 0 {
+			need = append(need, "one of "+strings.Join(a.AnyScopes, ", "))
+		}
+		fmt.Fprintf(w, "access: %s\n", strings.Join(need, "; "))
+	}
+	if spec.Input == nil {
+		fmt.Fprintln(w, "input: any JSON")
+	} else {
+		schema, _ := json.MarshalIndent(spec.Input, "", "  ")
+		fmt.Fprintf(w, "input schema:\n%s\n", schema)
+	}
+	example, _ := json.Marshal(exampleOf(spec.Input, 0))
+	fmt.Fprintf(w, "example:\n  alknet call %s %s '%s'\n", c.Args().First(), spec.Name, example)
+	return nil
+}
+
+// exampleOf makes a value of a JSON Schema (as decoded JSON): its default
+// or first example if it has one, else a placeholder of its type with the
+// required properties of an object filled in.
+func exampleOf(schema map[string]any, depth int) any {
+	if schema == nil || depth > 8 {
+		return nil
+	}
+	if v, ok := schema["default"]; ok {
+		return v
+	}
+	if ex, ok := schema["examples"].([]any); ok && len(ex) > 0 {
+		return ex[0]
+	}
+	if enum, ok := schema["enum"].([]any); ok && len(enum) > 0 {
+		return enum[0]
+	}
+	typ, _ := schema["type"].(string)
+	if types, ok := schema["type"].([]any); ok {
+		for _, t := range types {
+			if s, _ := t.(string); s != "null" {
+				typ = s
+				break
+			}
+		}
+	}
+	switch typ {
+	case "object":
+		out := map[string]any{}
+		props, _ := schema["properties"].(map[string]any)
+		req, _ := schema["required"].([]any)
+		for _, r := range req {
+			name, _ := r.(string)
+			p, _ := props[name].(map[string]any)
+			out[name] = exampleOf(p, depth+1)
+		}
+		return out
+	case "array":
+		return []any{}
+	case "string":
+		return ""
+	case "integer", "number":
+		return 0
+	case "boolean":
+		return false
+	}
+	return nil
 }

@@ -42,8 +42,8 @@ func TestCallAndOpsCommands(t *testing.T) {
 		t.Errorf("unknown op: err %v, stderr %q", err, stderr)
 	}
 	// An anonymous-looking caller (unknown key) may not call sys/echo.
-	other, _ := clientID(t)
-	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", `{"message":"x"}`, "--data-dir", other); err == nil || !strings.Contains(stderr, "FORBIDDEN") {
+	odir, other := clientID(t)
+	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", `{"message":"x"}`, "--data-dir", odir); err == nil || !strings.Contains(stderr, "does not know your key "+other) {
 		t.Errorf("unknown key: err %v, stderr %q", err, stderr)
 	}
 }
@@ -94,5 +94,32 @@ func TestCallResumesSession(t *testing.T) {
 		t.Error(err)
 	} else if fi.Mode().Perm() != 0o600 {
 		t.Errorf("session file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestOpsShowsOneOperation: `ops ADDR OP` shows the operation's access,
+// input schema and an example call that the node accepts.
+func TestOpsShowsOneOperation(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\n", cid))
+	out := run(t, "", "ops", n.addr, "sys/echo", "--data-dir", cdir)
+	for _, want := range []string{"sys/echo (query): ", "access: any known key or token", "input schema:\n", `"message"`, "example:\n  alknet call " + n.addr + " sys/echo '"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ops sys/echo lacks %q:\n%s", want, out)
+		}
+	}
+	m := regexp.MustCompile(`alknet call \S+ sys/echo '(.*)'\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no example call:\n%s", out)
+	}
+	if _, stderr, err := runErr(t, "", "call", n.addr, "sys/echo", m[1], "--data-dir", cdir); err != nil {
+		t.Errorf("the example input %s: %v %s", m[1], err, stderr)
+	}
+	var spec struct{ Name, Type string }
+	if err := json.Unmarshal([]byte(run(t, "", "ops", n.addr, "sys/ticks", "--json", "--data-dir", cdir)), &spec); err != nil || spec.Name != "sys/ticks" || spec.Type != "subscription" {
+		t.Errorf("ops sys/ticks --json: %+v %v", spec, err)
+	}
+	if _, stderr, err := runErr(t, "", "ops", n.addr, "sys/nothing", "--data-dir", cdir); err == nil || !strings.Contains(stderr, "NOT_FOUND") {
+		t.Errorf("ops of an unknown operation: %v %q", err, stderr)
 	}
 }

@@ -72,6 +72,9 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 			network = core.Network(cfg.Client.Network)
 		}
 	}
+	if id, err := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey)); err == nil {
+		noteKey(id)
+	}
 	d := &core.Dialer{
 		Key:        key,
 		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
@@ -92,6 +95,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 
 // dial connects to addr for alpn within dialTimeout.
 func dial(ctx context.Context, d *core.Dialer, addr, alpn string) (core.Conn, error) {
+	noteAddr(addr)
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	return d.Dial(ctx, addr, alpn)

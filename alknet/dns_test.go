@@ -71,7 +71,7 @@ func TestDNSServiceResolveAndPublish(t *testing.T) {
 	if !strings.Contains(out, `"pong":true`) {
 		t.Errorf("call by NodeID: %s", out)
 	}
-	if _, stderr, err := runErr(t, "", "call", n.id, "services/ping", "--data-dir", cdir); err == nil || !strings.Contains(stderr, "want [nodeid@]host:port") {
+	if _, stderr, err := runErr(t, "", "call", n.id, "services/ping", "--data-dir", cdir); err == nil || !strings.Contains(stderr, "no resolver is configured") {
 		t.Errorf("a bare NodeID with no resolver: %v %s", err, stderr)
 	}
 

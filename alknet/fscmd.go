@@ -84,11 +84,11 @@ var fsCommand = &cli.Command{
 				fsNodeFlag, networkFlag),
 			Action: fsAction(fsCat),
 		},
-		fsOpCommand("ls", "list a directory: CID, size and name of each entry", "CID[/PATH]", fsLs),
-		fsOpCommand("stat", "print the type, size and block count of a DAG", "CID[/PATH]", fsStat),
+		withJSON(fsOpCommand("ls", "list a directory: CID, size and name of each entry", "CID[/PATH]", fsLs)),
+		withJSON(fsOpCommand("stat", "print the type, size and block count of a DAG", "CID[/PATH]", fsStat)),
 		fsOpCommand("pin", "pin a root (its whole DAG must be in the store) under NAME (default: the CID)", "CID [NAME]", fsPin),
 		fsOpCommand("unpin", "remove a pin; the content stays until a gc", "NAME", fsUnpin),
-		fsOpCommand("pins", "list the pins: name and root", "", fsPins),
+		withJSON(fsOpCommand("pins", "list the pins: name and root", "", fsPins)),
 		fsOpCommand("gc", "delete every block no pin reaches", "", fsGC),
 		{
 			Name:      "push",
@@ -141,6 +141,9 @@ func fsLs(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("json") {
+		return printJSON(c, orEmpty(entries))
+	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	for _, e := range entries {
 		name := e.Name
@@ -166,6 +169,9 @@ func fsStat(ctx context.Context, c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, st)
 	}
 	fmt.Fprintf(c.App.Writer, "cid\t%s\ntype\t%s\nsize\t%d\nblocks\t%d\ndag-bytes\t%d\n", st.CID, st.Type, st.Size, st.Blocks, st.DAGBytes)
 	return nil
@@ -209,6 +215,9 @@ func fsPins(ctx context.Context, c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c, orEmpty(pins))
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	for _, p := range pins {
@@ -338,6 +347,7 @@ func fsOp[I, O any](ctx context.Context, c *cli.Context, op string, in I, local 
 	if err != nil {
 		return out, err
 	}
+	noteAddr(addr)
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := call.Dial(dctx, addr, call.Options{Dialer: d})
@@ -421,7 +431,12 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 	if addr == "" {
 		target, err = s.Resolve(ctx, root, sel.Path)
 	} else {
-		target, err = fetchFrom(ctx, c, addr, s, root, sel)
+		var m *meter
+		if c.Command.Name == "get" { // cat and export write to stdout: no meter
+			m = newMeter(c, "fetched")
+		}
+		target, err = fetchFrom(ctx, c, addr, s, root, sel, m)
+		m.finish(err == nil)
 	}
 	if err != nil {
 		release()
@@ -434,14 +449,24 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 // finds the QUIC connection bound by loss, the get stops and goes on over
 // a new connection, which the dialer now makes with TCP+TLS: the blocks
 // already stored are listed as had, so only the rest comes again.
-func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, m *meter) (cid.Cid, error) {
+	var base, last int64 // the bytes of earlier attempts, and of this one
+	progress := func(n int64) {
+		last = n
+		m.set(base + n)
+	}
+	if m == nil {
+		progress = nil
+	}
 	if addr == selfAddr {
 		conn, err := dialFS(ctx, c, addr)
 		if err != nil {
 			return cid.Undef, err
 		}
 		defer conn.CloseWithError(core.CodeNoError, "")
-		target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+		cl := afs.NewClient(conn, s)
+		cl.Progress = progress
+		target, _, err := cl.Get(ctx, root, sel)
 		return target, err
 	}
 	d, err := dialer(c)
@@ -449,7 +474,9 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 		return cid.Undef, err
 	}
 	for attempt := 0; ; attempt++ {
-		target, err := fetchOnce(ctx, d, addr, s, root, sel)
+		base += last
+		last = 0
+		target, err := fetchOnce(ctx, d, addr, s, root, sel, progress)
 		if !errors.Is(err, errLossBound) || attempt > 0 {
 			return target, err
 		}
@@ -459,7 +486,7 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 
 // fetchOnce is one get over one connection; it returns errLossBound if the
 // dialer judged the connection bound by loss before the get ended.
-func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection) (cid.Cid, error) {
+func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, progress func(int64)) (cid.Cid, error) {
 	conn, err := dial(ctx, d, addr, afs.ALPN)
 	if err != nil {
 		return cid.Undef, err
@@ -476,7 +503,9 @@ func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, r
 			}
 		}()
 	}
-	target, _, err := afs.NewClient(conn, s).Get(ctx, root, sel)
+	cl := afs.NewClient(conn, s)
+	cl.Progress = progress
+	target, _, err := cl.Get(ctx, root, sel)
 	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
 		return cid.Undef, errLossBound
 	}
@@ -558,7 +587,12 @@ func keeper(ctx context.Context, c *cli.Context, s *afs.Store, addr string) (kee
 	}
 	cl := afs.NewClient(conn, s)
 	return func(root cid.Cid) error {
+			m := newMeter(c, "pushed")
+			if m != nil {
+				cl.Progress = m.set
+			}
 			_, err := cl.Put(ctx, root, name(root))
+			m.finish(err == nil)
 			return err
 		}, func() {
 			conn.CloseWithError(core.CodeNoError, "")

@@ -50,7 +50,7 @@ var gitCommand = &cli.Command{
 			Name:      "repos",
 			Usage:     "list the repositories you may read",
 			ArgsUsage: "[NODEID@]HOST:PORT",
-			Flags:     withCommon(networkFlag),
+			Flags:     withCommon(networkFlag, jsonFlag),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return cli.Exit("alknet git repos: want one address", 2)
@@ -63,6 +63,9 @@ var gitCommand = &cli.Command{
 				var repos []git.RepoInfo
 				if err := client.Call(c.Context, "git/repos/list", nil, &repos); err != nil {
 					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, orEmpty(repos))
 				}
 				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tPUBLIC\tWRITE")

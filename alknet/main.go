@@ -23,8 +23,12 @@ func main() {
 	case gitHelperName, gitProxyName:
 		args = gitLinkArgs(args)
 	}
+	if len(args) > 1 && args[1] == completeCommand {
+		complete(app, args[2:], os.Stdout)
+		return
+	}
 	if err := app.Run(flagsFirst(app, args)); err != nil {
-		fmt.Fprintln(os.Stderr, "alknet:", err)
+		fmt.Fprintln(os.Stderr, "alknet:", explain(err))
 		os.Exit(1)
 	}
 }

@@ -231,7 +231,7 @@ func TestPipeFailsWithOneLineReason(t *testing.T) {
 	}{
 		{"wrong pin", other + "@" + strings.SplitN(n.addr, "@", 2)[1], "alknet/perf", "not the pinned"},
 		{"unserved alpn", n.addr, "alknet/nothing", "no application protocol"},
-		{"bad address", "nonsense", "alknet/perf", "host:port"},
+		{"bad address", "a:b:c", "alknet/perf", "want [nodeid@]host[:port]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, err := runErr(t, "", "pipe", "--alpn", tc.alpn, "--data-dir", cdir, tc.addr)

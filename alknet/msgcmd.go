@@ -117,6 +117,7 @@ func msgClientFor(c *cli.Context) (*msgClient, error) {
 
 // session dials addr for alknet/msg within dialTimeout.
 func (mc *msgClient) session(ctx context.Context, addr string) (*msg.Session, error) {
+	noteAddr(addr)
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	return msg.Dial(ctx, mc.dialer, addr)

@@ -21,6 +21,7 @@ var perfCommand = &cli.Command{
 		&cli.Int64Flag{Name: "bytes", Value: 64 << 20, Usage: "bytes to send and to receive per stream"},
 		&cli.IntFlag{Name: "streams", Value: 1, Usage: "parallel streams (on TCP: parallel connections)"},
 		networkFlag,
+		&cli.BoolFlag{Name: "json", Usage: "print the result as one JSON object"},
 	),
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -36,16 +37,29 @@ var perfCommand = &cli.Command{
 		addr := c.Args().First()
 		opts := perf.Options{Upload: c.Int64("bytes"), Download: c.Int64("bytes"), Streams: c.Int("streams")}
 		run, err := runPerf(c.Context, d, addr, opts)
+		var fellBack *perfFallback
 		if errors.Is(err, errLossBound) {
 			// The dialer remembered TCP+TLS for the node: run again on it.
-			fmt.Fprintf(c.App.Writer, "quic: bound by loss after %v (%v); switching to tcp+tls\n",
-				run.elapsed.Round(1e6), run.verdict)
+			fellBack = &perfFallback{After: run.elapsed.Seconds(), Verdict: run.verdict.String()}
+			if !c.Bool("json") {
+				fmt.Fprintf(c.App.Writer, "quic: bound by loss after %v (%v); switching to tcp+tls\n",
+					run.elapsed.Round(1e6), run.verdict)
+			}
 			run, err = runPerf(c.Context, d, addr, opts)
 		}
 		if err != nil {
 			return err
 		}
 		r := run.Result
+		if c.Bool("json") {
+			out := perfJSON{Transport: run.transport, Streams: c.Int("streams"), QUICFallback: fellBack,
+				Upload:   perfWay{Bytes: r.Uploaded, Seconds: r.UploadTime.Seconds(), Mbps: r.UploadMbps()},
+				Download: perfWay{Bytes: r.Downloaded, Seconds: r.DownloadTime.Seconds(), Mbps: r.DownloadMbps()}}
+			if run.judged {
+				out.Path = run.verdict.String()
+			}
+			return printJSON(c, out)
+		}
 		fmt.Fprintf(c.App.Writer, "%s, %d stream(s)\nupload   %d bytes in %v: %.1f Mbit/s\ndownload %d bytes in %v: %.1f Mbit/s\n",
 			run.transport, c.Int("streams"), r.Uploaded, r.UploadTime.Round(1e6), r.UploadMbps(),
 			r.Downloaded, r.DownloadTime.Round(1e6), r.DownloadMbps())
@@ -54,6 +68,32 @@ var perfCommand = &cli.Command{
 		}
 		return nil
 	},
+}
+
+// perfJSON is `perf --json`'s object.
+type perfJSON struct {
+	Transport string  `json:"transport"`
+	Streams   int     `json:"streams"`
+	Upload    perfWay `json:"upload"`
+	Download  perfWay `json:"download"`
+	// Path is the dialer's judgement of the QUIC path, if it made one.
+	Path string `json:"path,omitempty"`
+	// QUICFallback is set when QUIC was bound by loss and the run was
+	// made again on TCP+TLS.
+	QUICFallback *perfFallback `json:"quicFallback,omitempty"`
+}
+
+// perfWay is one direction of a perf run.
+type perfWay struct {
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Mbps    float64 `json:"mbps"`
+}
+
+// perfFallback is the QUIC run that was found bound by loss.
+type perfFallback struct {
+	After   float64 `json:"afterSeconds"`
+	Verdict string  `json:"verdict"`
 }
 
 // perfRun is one runPerf: the result, the transport ("quic" or

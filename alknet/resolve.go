@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ var resolveCommand = &cli.Command{
 	Flags: withCommon(
 		&cli.StringFlag{Name: "via", Usage: "node or relay to ask", Required: true},
 		networkFlag,
+		&cli.BoolFlag{Name: "json", Usage: "print the record as one JSON object"},
 	),
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -41,8 +44,21 @@ var resolveCommand = &cli.Command{
 		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
 		defer cancel()
 		rec, err := dns.Resolve(ctx, id, c.String("via"), d, nil)
+		var se *dns.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			return fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
+				"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", c.String("via"), id)
+		}
 		if err != nil {
 			return err
+		}
+		if c.Bool("json") {
+			addrs := make([]string, len(rec.Addrs))
+			for i, a := range rec.Addrs {
+				addrs[i] = a.String()
+			}
+			return printJSON(c, resolveJSON{NodeID: rec.NodeID.String(), ALPNs: orEmpty(rec.ALPNs), Port: rec.Port,
+				Addrs: addrs, Version: rec.Version, Signed: rec.Time.UTC()})
 		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "node     %s\n", rec.NodeID)
@@ -55,6 +71,16 @@ var resolveCommand = &cli.Command{
 		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		return nil
 	},
+}
+
+// resolveJSON is `resolve --json`'s object.
+type resolveJSON struct {
+	NodeID  string    `json:"nodeId"`
+	ALPNs   []string  `json:"alpns"`
+	Port    uint16    `json:"port"`
+	Addrs   []string  `json:"addrs"`
+	Version string    `json:"version"`
+	Signed  time.Time `json:"signed"`
 }
 
 var dnsCommand = &cli.Command{
@@ -103,6 +129,13 @@ func dnsPublish(c *cli.Context) error {
 			err = dns.PublishRelay(ctx, nil, to, p)
 		} else {
 			err = dns.Publish(ctx, d, to, p)
+		}
+		var se *dns.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusForbidden {
+			me := id.String()
+			return fmt.Errorf("%s refused the publish: it needs your key %s with the dns:publish scope: "+
+				"on that node run `alknet peers add NAME %s --scope dns:publish` (or, if that key is a peer already, "+
+				"`alknet peers grant ID dns:publish`)", to, me, me)
 		}
 		if err != nil {
 			return err

@@ -309,6 +309,7 @@ func dialSSH(ctx context.Context, c *cli.Context, reconnect bool) (*ssh.Client, 
 	if err != nil {
 		return nil, nil, err
 	}
+	noteAddr(c.Args().First())
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	client, err := ssh.Dial(dctx, ssh.ClientConfig{Dialer: d, Addr: c.Args().First(), Reconnect: reconnect, Logger: logger})

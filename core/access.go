@@ -55,3 +55,19 @@ func (ac AccessControl) Check(id *Identity) error {
 	}
 	return fmt.Errorf("%w: needs one of the scopes %s", ErrForbidden, strings.Join(ac.AnyScopes, ", "))
 }
+
+// refusal is the close reason for an identity Check refused with err: it
+// says whether the key is unknown or which scope it lacks, so the client
+// can tell its operator what to grant (see [Restrict]).
+func (ac AccessControl) refusal(err error) string {
+	if !errors.Is(err, ErrUnauthenticated) {
+		return err.Error()
+	}
+	switch {
+	case len(ac.AllScopes) > 0:
+		return fmt.Sprintf("unknown key: needs scope %q", ac.AllScopes[0])
+	case len(ac.AnyScopes) > 0:
+		return fmt.Sprintf("unknown key: needs scope %q", ac.AnyScopes[0])
+	}
+	return "unknown key"
+}

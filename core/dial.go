@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -15,8 +16,13 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// ParseAddr splits a dial address "[<nodeid>@]host:port". The NodeID is zero
-// when the address does not pin one.
+// DefaultPort is the port a dial address without one gets: the port of
+// [DefaultAddr].
+const DefaultPort = "4433"
+
+// ParseAddr splits a dial address "[<nodeid>@]host[:port]"; a host without
+// a port gets [DefaultPort]. The NodeID is zero when the address does not
+// pin one.
 func ParseAddr(s string) (NodeID, string, error) {
 	var pin NodeID
 	hostport := s
@@ -28,7 +34,16 @@ func ParseAddr(s string) (NodeID, string, error) {
 		pin, hostport = id, s[at+1:]
 	}
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
-		return NodeID{}, "", fmt.Errorf("core: address %q: want [nodeid@]host:port", Clip(s))
+		if _, err := ParseNodeID(hostport); err == nil {
+			return NodeID{}, "", fmt.Errorf("core: address %q is a bare node ID and no resolver is configured: "+
+				"dial <nodeid>@host:port, or set [dns] resolvers (or --resolver) to a node that publishes it", Clip(s))
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+		if _, err := netip.ParseAddr(host); host == "" || strings.ContainsAny(host, "[]/ ") ||
+			strings.Count(hostport, ":") == 1 || strings.Contains(host, ":") && err != nil {
+			return NodeID{}, "", fmt.Errorf("core: address %q: want [nodeid@]host[:port]", Clip(s))
+		}
+		hostport = net.JoinHostPort(host, DefaultPort)
 	}
 	return pin, hostport, nil
 }

@@ -26,7 +26,7 @@ func (r *restricted) Serve(ctx context.Context, c Conn) error {
 	p := c.Peer()
 	if err := r.ac.Check(p.Identity); err != nil {
 		LogAuth(r.logger, AuthReject, c.ALPN(), p, p.Identity)
-		return c.CloseWithError(CodeForbidden, "forbidden")
+		return c.CloseWithError(CodeForbidden, r.ac.refusal(err))
 	}
 	return r.Handler.Serve(ctx, c)
 }

@@ -15,8 +15,40 @@ import (
 // moving blocks between the node and a local store. Each call opens its own
 // stream; calls may run concurrently.
 type Client struct {
+	// Progress, if set, is called from the transfer's goroutine with the
+	// bytes of a Get's or Put's block stream received or sent so far.
+	Progress func(bytes int64)
+
 	conn  core.Conn
 	store *Store
+}
+
+// counted calls the client's Progress with the running byte count of
+// each Read or Write.
+type counted struct {
+	r        io.Reader
+	w        io.Writer
+	n        int64
+	progress func(int64)
+}
+
+func (c *counted) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.add(n)
+	return n, err
+}
+
+func (c *counted) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.add(n)
+	return n, err
+}
+
+func (c *counted) add(n int) {
+	if n > 0 {
+		c.n += int64(n)
+		c.progress(c.n)
+	}
 }
 
 // NewClient returns a client on conn that reads and writes blocks in
@@ -111,7 +143,11 @@ func (c *Client) Get(ctx context.Context, root cid.Cid, sel Selection) (cid.Cid,
 	if err != nil {
 		return cid.Undef, TransferStats{}, err
 	}
-	_, ts, err := c.store.receiveCAR(ctx, st, root)
+	var r io.Reader = st
+	if c.Progress != nil {
+		r = &counted{r: st, progress: c.Progress}
+	}
+	_, ts, err := c.store.receiveCAR(ctx, r, root)
 	if err != nil {
 		st.Abort(codeFailed)
 		return cid.Undef, ts, fmt.Errorf("fs: get %s: %w", root, err)
@@ -166,7 +202,11 @@ func (c *Client) Put(ctx context.Context, root cid.Cid, pin string) (TransferSta
 	var sent TransferStats
 	st, resp, err := c.roundTrip(ctx, Request{Op: OpPut, Root: root.String(), Pin: pin}, func(st core.Stream) error {
 		var err error
-		sent, err = c.store.ExportCAR(ctx, root, Selection{Have: have}, st)
+		var w io.Writer = st
+		if c.Progress != nil {
+			w = &counted{w: st, progress: c.Progress}
+		}
+		sent, err = c.store.ExportCAR(ctx, root, Selection{Have: have}, w)
 		return err
 	})
 	if err != nil {

@@ -70,10 +70,17 @@ func TestTransferRoundTrips(t *testing.T) {
 
 	t.Run("whole directory", func(t *testing.T) {
 		cl, local := sv.client(t, sv.reader)
+		var calls, last int64
+		cl.Progress = func(n int64) { calls, last = calls+1, n }
 		got, ts, err := cl.Get(ctx, root, Selection{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Progress counts the stream's bytes: the blocks and their CAR framing.
+		if calls == 0 || last < ts.Bytes {
+			t.Errorf("progress: %d calls, last %d bytes; the get moved %d block bytes", calls, last, ts.Bytes)
+		}
+		cl.Progress = nil
 		want, _ := sv.store.Stat(ctx, root)
 		if got != root || ts.Blocks != want.Blocks {
 			t.Errorf("get = %s with %d blocks, want %s with %d", got, ts.Blocks, root, want.Blocks)
@@ -143,9 +150,14 @@ func TestTransferRoundTrips(t *testing.T) {
 	t.Run("put", func(t *testing.T) {
 		cl, local := sv.client(t, sv.writer)
 		newRoot := addFile(t, local, pattern("pushed", 3*ChunkSize))
+		var last int64
+		cl.Progress = func(n int64) { last = n }
 		ts, err := cl.Put(ctx, newRoot, "pushed")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if last < ts.Bytes || ts.Bytes < 3*ChunkSize {
+			t.Errorf("progress ended at %d bytes; the put sent %d block bytes", last, ts.Bytes)
 		}
 		if ts.Blocks != 4 {
 			t.Errorf("put sent %d blocks, want 4", ts.Blocks)
