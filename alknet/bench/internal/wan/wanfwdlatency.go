@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/harness"
@@ -283,6 +284,9 @@ func dialA(l *netem.Link, addr string) (c net.Conn, err error) {
 	return c, err
 }
 
+// warmUpTime bounds the warm-up connection's tries.
+const warmUpTime = 10 * time.Second
+
 // connectOnce opens a forwarded connection through the listener at addr
 // and returns the time from the connect to the first byte of the answer
 // to the first request.
@@ -319,9 +323,24 @@ func connectOnce(l *netem.Link, addr string) (time.Duration, error) {
 // measure takes all of v's measurements through the forward listening
 // on addr (in namespace A).
 func (v *forwardLatency) measure(ctx context.Context, l *netem.Link, addr string, opt ForwardLatencyOptions) error {
-	// A connection before the timed ones: the tunnel is up and warm.
-	if _, err := connectOnce(l, addr); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
+	// A connection before the timed ones: the tunnel is up and warm. A
+	// forwarder that has just said it listens can still refuse for a
+	// moment on a loaded machine (seen once with `ssh -L` in CI), so the
+	// warm-up tries again for up to warmUpTime; the timed ones do not.
+	deadline := time.Now().Add(warmUpTime)
+	for {
+		_, err := connectOnce(l, addr)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	for range opt.Connects {
 		d, err := connectOnce(l, addr)
