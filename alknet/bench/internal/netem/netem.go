@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -232,6 +233,12 @@ func ParseLinkProfiles(s string) ([]LinkProfile, error) {
 // LinkStats counts what the emulator did, per direction.
 type LinkStats struct {
 	AToB, BToA DirectionStats
+	// UDPRcvbufErrors is, for each side (indexed by Side), the datagrams
+	// that arrived whole but that side's sockets dropped because the
+	// receiving socket's buffer was full (Udp RcvbufErrors of its
+	// /proc/net/snmp): the receiving process, not the path, fell behind.
+	// A QUIC sender sees them as loss.
+	UDPRcvbufErrors [2]int64
 }
 
 // DirectionStats counts one direction's packets. Every packet read is
@@ -253,6 +260,29 @@ type DirectionStats struct {
 	// written, summed; LateMax the longest. A forwarder that keeps up is
 	// late by tens of microseconds.
 	LateSum, LateMax time.Duration
+}
+
+// parseUDPRcvbufErrors finds Udp RcvbufErrors in the text of
+// /proc/net/snmp: a header line naming the fields, then a line of values.
+func parseUDPRcvbufErrors(snmp []byte) (int64, error) {
+	var header []string
+	for line := range strings.Lines(string(snmp)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Udp:" {
+			continue
+		}
+		if header == nil {
+			header = fields
+			continue
+		}
+		for i, name := range header {
+			if name == "RcvbufErrors" && i < len(fields) {
+				return strconv.ParseInt(fields[i], 10, 64)
+			}
+		}
+		break
+	}
+	return 0, errors.New("no Udp RcvbufErrors in /proc/net/snmp")
 }
 
 // MeanLate is LateSum over the packets written.

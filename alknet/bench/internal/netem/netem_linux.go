@@ -311,6 +311,9 @@ func (l *Link) stats() (LinkStats, error) {
 		return LinkStats{}, fmt.Errorf("link emulator: forwarder's stats %q: %w", reply, err)
 	}
 	st := LinkStats{AToB: DirectionStats(hs.Dirs[0]), BToA: DirectionStats(hs.Dirs[1])}
+	for side := range st.UDPRcvbufErrors {
+		st.UDPRcvbufErrors[side], _ = l.udpRcvbufErrors(Side(side))
+	}
 	l.ctl.Lock()
 	l.last = st
 	l.ctl.Unlock()
@@ -318,6 +321,20 @@ func (l *Link) stats() (LinkStats, error) {
 		return st, fmt.Errorf("link emulator: %s", hs.Err)
 	}
 	return st, nil
+}
+
+// udpRcvbufErrors reads Udp RcvbufErrors from side's /proc/net/snmp
+// (through thread-self: /proc/net shows the namespace of the process's
+// main thread, not of the thread in side's namespace).
+func (l *Link) udpRcvbufErrors(side Side) (int64, error) {
+	var snmp []byte
+	if err := l.Do(side, func() (err error) {
+		snmp, err = os.ReadFile("/proc/thread-self/net/snmp")
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	return parseUDPRcvbufErrors(snmp)
 }
 
 // err reports a forwarder that failed: its process ended or a direction

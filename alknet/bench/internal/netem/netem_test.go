@@ -135,3 +135,17 @@ func TestLinkEmulatorNamespaces(t *testing.T) {
 		t.Error("Do ran after Close")
 	}
 }
+
+func TestParseUDPRcvbufErrors(t *testing.T) {
+	const snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"Udp: 46971 0 2620 0 2620 0 0 0 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
+		"UdpLite: 0 0 0 0 7 0 0 0 0\n"
+	if n, err := parseUDPRcvbufErrors([]byte(snmp)); err != nil || n != 2620 {
+		t.Fatalf("got %d, %v; want 2620", n, err)
+	}
+	if _, err := parseUDPRcvbufErrors([]byte("Ip: Forwarding\nIp: 1\n")); err == nil {
+		t.Fatal("no Udp lines: want an error")
+	}
+}

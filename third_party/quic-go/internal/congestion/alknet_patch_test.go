@@ -126,3 +126,41 @@ func TestNoQueueGrowsFaster(t *testing.T) {
 		})
 	}
 }
+
+// TestPacedWindowKeepsGrowing is alknet's patch 4: a paced bulk sender that
+// filled its window within the last round trip grows it, even though part
+// of the window is still waiting for the pacer when each ACK arrives; a
+// sender that never filled it (the application had no more) does not.
+func TestPacedWindowKeepsGrowing(t *testing.T) {
+	const mss = 1200
+	for _, tc := range []struct {
+		name   string
+		filled bool // a packet left with the window full in each round trip
+		grows  bool
+	}{
+		{"paced bulk sender", true, true},
+		{"application-limited", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rtt := utils.NewRTTStats()
+			c := NewCubicSender(DefaultClock{}, rtt, &utils.ConnectionStats{}, mss, true, nil)
+			rtt.UpdateRTT(150*time.Millisecond, 0)
+			c.slowStartThreshold = c.congestionWindow // congestion avoidance
+			start := monotime.Now()
+			cwnd := c.GetCongestionWindow()
+			for pn := range protocol.PacketNumber(4 * cwnd / mss) { // four round trips
+				now := start.Add(time.Duration(pn) * 5 * time.Millisecond)
+				inFlight := cwnd - 8*mss // what the pacer has let out when the ACK comes
+				if tc.filled && pn%8 == 0 {
+					inFlight = cwnd // the pacer caught up
+				}
+				c.OnPacketSent(now, inFlight, pn, mss, true)
+				rtt.UpdateRTT(150*time.Millisecond, 0)
+				c.OnPacketAcked(pn, mss, cwnd-8*mss, now)
+			}
+			if grew := c.GetCongestionWindow() > cwnd; grew != tc.grows {
+				t.Fatalf("window %d -> %d: grew %v, want %v", cwnd, c.GetCongestionWindow(), grew, tc.grows)
+			}
+		})
+	}
+}

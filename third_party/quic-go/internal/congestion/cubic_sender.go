@@ -96,6 +96,10 @@ type cubicSender struct {
 	lossRate float64
 	standing standingRTT
 
+	// windowFullAt is when a packet last left with the window (nearly)
+	// full (alknet patch 4).
+	windowFullAt monotime.Time
+
 	// Retained after recovery, since spurious losses can be reported later.
 	undoState renoUndoState
 
@@ -190,7 +194,7 @@ func (c *cubicSender) minCongestionWindow() protocol.ByteCount {
 
 func (c *cubicSender) OnPacketSent(
 	sentTime monotime.Time,
-	_ protocol.ByteCount,
+	bytesInFlight protocol.ByteCount,
 	packetNumber protocol.PacketNumber,
 	bytes protocol.ByteCount,
 	isRetransmittable bool,
@@ -198,6 +202,9 @@ func (c *cubicSender) OnPacketSent(
 	c.pacer.SentPacket(sentTime, bytes, c.pacingRate())
 	if !isRetransmittable {
 		return
+	}
+	if c.isCwndLimited(bytesInFlight) {
+		c.windowFullAt = sentTime
 	}
 	c.largestSentPacketNumber = packetNumber
 	c.hybridSlowStart.OnPacketSent(packetNumber)
@@ -398,7 +405,7 @@ func (c *cubicSender) maybeIncreaseCwnd(
 ) {
 	// Do not increase the congestion window unless the sender is close to using
 	// the current window.
-	if !c.isCwndLimited(priorInFlight) {
+	if !c.isCwndLimited(priorInFlight) && !c.filledWindowRecently(eventTime) {
 		c.cubic.OnApplicationLimited()
 		c.maybeQlogStateChange(qlog.CongestionStateApplicationLimited)
 		return
@@ -437,6 +444,18 @@ func (c *cubicSender) maybeIncreaseCwnd(
 			c.cubic.CongestionWindowAfterAck(ackedBytes, c.congestionWindow, c.rttStats.MinRTT(), eventTime),
 		)
 	}
+}
+
+// filledWindowRecently reports whether the window was full when a packet
+// left within the last smoothed RTT (alknet patch 4). A paced sender
+// refills the window over time after each ACK, so at the moment an ACK
+// arrives part of the window is often still waiting for the pacer; judged
+// on that moment alone, a bulk sender on a long path (ACKs covering many
+// packets) counted as application-limited most of the time and its window
+// stopped growing below the path's capacity. Linux judges over the round
+// trip too (tcp_cwnd_validate's is_cwnd_limited).
+func (c *cubicSender) filledWindowRecently(now monotime.Time) bool {
+	return !c.windowFullAt.IsZero() && now.Sub(c.windowFullAt) <= c.rttStats.SmoothedRTT()
 }
 
 func (c *cubicSender) isCwndLimited(bytesInFlight protocol.ByteCount) bool {
