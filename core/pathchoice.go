@@ -466,10 +466,12 @@ func (m *PathMemory) watch(key string, c Conn, logger *slog.Logger) {
 				if !v.LossBound {
 					continue
 				}
-				close(w.lossBound)
+				// Remember before telling: a client that redials at
+				// the signal must find TCP+TLS remembered.
 				if err := m.Remember(key, NetworkTCP); err != nil {
 					logger.Warn("path memory", "err", err)
 				}
+				close(w.lossBound)
 				logger.Info("quic is bound by loss on this path; bulk dials of the node use tcp+tls for a while",
 					"loss_pct", math.Round(v.Loss*1e4)/100, "goodput_mbps", math.Round(v.Goodput*8/1e5)/10,
 					"ceiling_mbps", math.Round(v.Ceiling*8/1e5)/10)

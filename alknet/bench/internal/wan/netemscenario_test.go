@@ -43,7 +43,9 @@ func TestRunWAN(t *testing.T) {
 	}
 	if skipped := results[0].skipped(); skipped != "" {
 		t.Logf("the emulator missed on this machine: %s", skipped)
-		if len(ran) != 0 || !strings.HasSuffix(last, " missed") || !strings.Contains(report, "| cheap | – | skipped: ") {
+		// The emulator-tcp goal judges the rate alone: a profile skipped
+		// for its RTT (a loaded machine) may still have met it.
+		if len(ran) != 0 || !strings.Contains(report, "| cheap | – | skipped: ") {
 			t.Errorf("skipped profile: transfer ran in %v; report as above", ran)
 		}
 		return
