@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -444,8 +447,14 @@ var configCommand = &cli.Command{
 			}
 			var f node.Config
 			if err := config.Load(path, &f); err != nil {
-				// One problem per line, all of them; then the count.
+				// One problem per line, all of them, in the file's order;
+				// then the count.
 				problems := strings.Split(err.Error(), "\n")
+				slices.SortStableFunc(problems, func(a, b string) int {
+					la, ca := problemPos(path, a)
+					lb, cb := problemPos(path, b)
+					return cmp.Or(cmp.Compare(la, lb), cmp.Compare(ca, cb))
+				})
 				for _, p := range problems {
 					fmt.Fprintln(c.App.ErrWriter, p)
 				}
@@ -455,4 +464,23 @@ var configCommand = &cli.Command{
 			return nil
 		},
 	}},
+}
+
+// problemPos is the line and column a problem of config check names
+// ("PATH:LINE:COL: key: what"); one without them sorts last.
+func problemPos(path, problem string) (line, col int) {
+	rest, ok := strings.CutPrefix(problem, path+":")
+	if !ok {
+		return math.MaxInt, 0
+	}
+	f := strings.SplitN(rest, ":", 3)
+	if len(f) < 3 {
+		return math.MaxInt, 0
+	}
+	line, err1 := strconv.Atoi(f[0])
+	col, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return math.MaxInt, 0
+	}
+	return line, col
 }

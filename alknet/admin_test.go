@@ -257,6 +257,15 @@ func TestConfigCheckReportsEveryProblem(t *testing.T) {
 			t.Errorf("no line starting %q in:\n%s", w, stderr)
 		}
 	}
+	// In the file's order, as a compiler reports.
+	var positions []int
+	for _, l := range lines[:len(lines)-1] {
+		line, _ := problemPos(file, l)
+		positions = append(positions, line)
+	}
+	if !slices.IsSorted(positions) {
+		t.Errorf("problems not in the file's order:\n%s", stderr)
+	}
 	if len(lines) != len(want) {
 		t.Errorf("%d lines, want %d:\n%s", len(lines), len(want), stderr)
 	}

@@ -54,8 +54,12 @@ func TestHeadAndWorkerProcesses(t *testing.T) {
 	cdir, cid := clientID(t)
 	wdir, wid := clientID(t) // the worker's data dir, with its key made
 	head := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\nscopes = [\"call:route\"]\n\n[[peers]]\nid = \"worker1\"\nkeys = [%q]\nscopes = [\"call:worker\"]\n", cid, wid))
-	startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", head.addr)
+	// By host:port alone: the worker records the head on first use, and
+	// says so in its log.
+	hostport := strings.SplitN(head.addr, "@", 2)[1]
+	worker := startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", hostport)
 	head.waitLog(t, `call: peer attached.*peer=worker1`)
+	worker.waitLog(t, `msg="added node to known nodes" node=`+head.id+` addr=`+regexp.QuoteMeta(hostport))
 	out := run(t, "", "call", head.addr, "sys/echo", `{"message":"via head"}`, "--peer", "worker1", "--data-dir", cdir)
 	var echo map[string]string
 	if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["caller"] != "head" || echo["forwardedFor"] != "me" || echo["message"] != "via head" {

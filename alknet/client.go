@@ -75,9 +75,15 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 	if id, err := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey)); err == nil {
 		noteKey(id)
 	}
+	known := core.NewKnownNodes(filepath.Join(dir, knownNodesFile))
+	// As OpenSSH's "Permanently added": on stderr, since stdout carries
+	// data (pipe, call, --json).
+	known.Added = func(addr string, id core.NodeID) {
+		fmt.Fprintf(c.App.ErrWriter, "alknet: added node %s at %s to %s\n", id, addr, known.Path())
+	}
 	d := &core.Dialer{
 		Key:        key,
-		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
+		KnownNodes: known,
 		Network:    network,
 		Paths:      core.NewPathMemory(filepath.Join(dir, pathsFile)),
 		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),

@@ -21,11 +21,14 @@ const selfAddr = "self"
 // its control socket (<data-dir>/alknet.sock), as its operator with every
 // scope. addr says which node the command means: "self" needs that node
 // (an error names the data dir when none runs); "" means it if it runs
-// (else ok is false: work on the data dir directly); NODEID@… means it if
-// the node beside has that NodeID (else ok is false: dial over the
-// network). The connection works with the call, fs and msg clients.
+// (else ok is false: work on the data dir directly); NODEID@… or a bare
+// NODEID means it if the node beside has that NodeID (else ok is false:
+// dial over the network). The connection works with the call, fs and msg clients.
 func beside(ctx context.Context, c *cli.Context, addr, alpn string) (conn core.Conn, ok bool, err error) {
 	want, _, hasID := strings.Cut(addr, "@")
+	if _, err := core.ParseNodeID(addr); err == nil {
+		want, hasID = addr, true // a bare NodeID: the node beside if it is that node
+	}
 	if addr != selfAddr && addr != "" && !hasID {
 		return nil, false, nil
 	}

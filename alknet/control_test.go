@@ -60,7 +60,8 @@ func TestCLIBesideRunningNode(t *testing.T) {
 		t.Errorf("status --json: %+v", st)
 	}
 
-	for _, addr := range []string{"self", n.addr} {
+	// self, the node's own NodeID (no resolver needed) and its address.
+	for _, addr := range []string{"self", n.id, n.addr} {
 		var info struct {
 			NodeID string `json:"nodeId"`
 		}

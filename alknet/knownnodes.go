@@ -22,7 +22,8 @@ var knownNodesCommand = &cli.Command{
 	Name:  "known-nodes",
 	Usage: "list or forget the nodes this data dir trusts on first use",
 	Description: "Client commands record the NodeID first seen at an address given without one\n" +
-		"(<data-dir>/known_nodes, like OpenSSH's known_hosts) and refuse another key there\n" +
+		"(<data-dir>/known_nodes, like OpenSSH's known_hosts), saying so once on stderr\n" +
+		"(\"alknet: added node NODEID at HOST:PORT to FILE\"), and refuse another key there\n" +
 		"later. After a node's key changed on purpose, forget the old entry with rm.",
 	Subcommands: []*cli.Command{{
 		Name:  "list",

@@ -69,6 +69,7 @@ func newApp() *cli.App {
 			configCommand,
 			versionCommand,
 			completionCommand,
+			manCommand(),
 		},
 	}
 }

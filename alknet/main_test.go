@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -219,6 +220,49 @@ func TestPipeCarriesBothWaysAndHalfCloses(t *testing.T) {
 				t.Fatalf("got %d bytes back, want 300000", len(out))
 			}
 		})
+	}
+}
+
+// TestFirstUseNotice dials a node by host:port alone: the first use
+// records it in known_nodes with one notice on stderr, as OpenSSH's
+// "Permanently added"; later uses, and a pinned address, print nothing.
+// The bytes on stdout are the same every time.
+func TestFirstUseNotice(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, perfPeer(cid, true))
+	hostport := strings.SplitN(n.addr, "@", 2)[1]
+	notice := fmt.Sprintf("alknet: added node %s at %s to %s\n", n.id, hostport, filepath.Join(cdir, "known_nodes"))
+	var first string
+	for i, tc := range []struct {
+		addr, stderr string
+	}{
+		{hostport, notice},
+		{hostport, ""},
+		{n.addr, ""},
+	} {
+		out, stderr, err := runErr(t, perfRequest(300000, 1<<16), "pipe", "--alpn", "alknet/perf", "--data-dir", cdir, tc.addr)
+		if err != nil {
+			t.Fatalf("pipe %s (use %d): %v\n%s", tc.addr, i+1, err, stderr)
+		}
+		if stderr != tc.stderr {
+			t.Errorf("use %d of %s: stderr %q, want %q", i+1, tc.addr, stderr, tc.stderr)
+		}
+		if i == 0 {
+			first = out
+		}
+		if len(out) != 300000 || out != first {
+			t.Errorf("use %d: %d bytes on stdout, want the first use's 300000", i+1, len(out))
+		}
+	}
+	entries := run(t, "", "known-nodes", "list", "--data-dir", cdir)
+	if strings.Count(entries, n.id) != 1 {
+		t.Errorf("known-nodes list:\n%s\nwant one entry of %s", entries, n.id)
+	}
+	// Forgotten, the node is new again; --json output stays JSON alone.
+	run(t, "", "known-nodes", "rm", hostport, "--data-dir", cdir)
+	out, stderr, err := runErr(t, "", "perf", hostport, "--bytes", "1000", "--json", "--data-dir", cdir)
+	if err != nil || stderr != notice || !json.Valid([]byte(out)) {
+		t.Errorf("perf --json after known-nodes rm: %v, stderr %q (want %q), stdout %q", err, stderr, notice, out)
 	}
 }
 

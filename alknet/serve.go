@@ -55,6 +55,10 @@ func serve(c *cli.Context) error {
 	// After the first signal starts the graceful stop, a second one ends the
 	// process at once (the default action).
 	context.AfterFunc(ctx, stop)
+	known := core.NewKnownNodes(filepath.Join(dir, knownNodesFile))
+	known.Added = func(addr string, id core.NodeID) { // --join to a head given without its NodeID
+		logger.Info("added node to known nodes", "node", id.String(), "addr", addr, "file", known.Path())
+	}
 	return node.Run(ctx, node.Options{
 		Config:     cfg,
 		ConfigPath: cfgPath,
@@ -62,7 +66,7 @@ func serve(c *cli.Context) error {
 		Keys:       keys,
 		Listen:     c.String("listen"),
 		Join:       c.String("join"),
-		KnownNodes: core.NewKnownNodes(filepath.Join(dir, knownNodesFile)),
+		KnownNodes: known,
 		Version:    version(),
 		Logger:     logger,
 	})

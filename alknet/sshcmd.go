@@ -147,7 +147,15 @@ func runForwards(ctx context.Context, client tunnel, logger *slog.Logger, local,
 			closeAll()
 			return fmt.Errorf("-R %s: %w", s, err)
 		}
-		logger.Info("remote forward listening on the node", "listen", ln.Addr().String())
+		// As OpenSSH's "Allocated port N for remote forward": the port the
+		// node bound (its choice for port 0), with the bind address as
+		// asked, since the node reports only the port (the listener's IP
+		// would say 0.0.0.0 for localhost).
+		port := 0
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			port = a.Port
+		}
+		logger.Info("remote forward listening on the node", "listen", s.remoteBound(port), "port", port)
 		fws = append(fws, forward{ln, d.DialContext, s})
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -450,6 +458,17 @@ func (s forwardSpec) localAddr() string { return s.listenAddr("127.0.0.1") }
 // remoteAddr is what -R asks the node for, as OpenSSH sends it:
 // "localhost" unless a bind address is given.
 func (s forwardSpec) remoteAddr() string { return s.listenAddr("localhost") }
+
+// remoteBound is where the node listens for -R once it bound port: the
+// bind address as asked ("localhost" unless given, "*" for every
+// interface) and port.
+func (s forwardSpec) remoteBound(port int) string {
+	host := s.bind
+	if host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
 
 // listenAddr is bind:port, with def for no bind address and "" (every
 // interface) for "*".

@@ -253,6 +253,34 @@ func TestForwardProtocols(t *testing.T) {
 	}
 }
 
+// TestForwardRemoteAllocatedPort asks the node for a port of its choice
+// (-R 0:..., on its loopback by default) over each protocol: the log says
+// which port the node bound, as OpenSSH's "Allocated port N for remote
+// forward", and a connection to it there reaches the target.
+func TestForwardRemoteAllocatedPort(t *testing.T) {
+	coretest.RequireTool(t, "curl")
+	n, cdir := sshNode(t)
+	_, port := webServer(t)
+	target := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, tc := range []struct{ proto, spec, host string }{
+		{"fwd", "0:" + target, "localhost"},
+		{"ssh", "0:" + target, "localhost"},
+		{"fwd", "127.0.0.1:0:" + target, "127.0.0.1"},
+		{"ssh", "127.0.0.1:0:" + target, "127.0.0.1"},
+	} {
+		t.Run(tc.proto+" "+tc.host, func(t *testing.T) {
+			p := startCommand(t, "forward", n.addr, "--forward-protocol", tc.proto, "-R", tc.spec, "--data-dir", cdir)
+			m := p.logMatch(t, `msg="remote forward listening on the node" listen=(\S+) port=(\d+)`)
+			if m[2] == "0" || m[1] != tc.host+":"+m[2] {
+				t.Fatalf("logged listen=%s port=%s, want %s and the port the node bound", m[1], m[2], tc.host)
+			}
+			if out, err := curl(t, "http://"+m[1]+"/"); err != nil || out != "hello from web" {
+				t.Fatalf("curl through the node's port %s: %v\n%s", m[1], err, out)
+			}
+		})
+	}
+}
+
 // TestForwardFallsBackToSSH points forward at a node that serves
 // alknet/ssh but not alknet/fwd (an older node): auto falls back to SSH
 // channels, and --forward-protocol fwd fails saying why.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,8 @@ func (h handlerFunc) Serve(ctx context.Context, c core.Conn) error { return h.fn
 
 func TestTrustOnFirstUse(t *testing.T) {
 	known := core.NewKnownNodes(t.TempDir() + "/known_nodes")
+	var added []string // what Added was told, once per new entry
+	known.Added = func(addr string, id core.NodeID) { added = append(added, addr+" "+id.String()) }
 	n1 := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
 	d := &core.Dialer{KnownNodes: known, Network: core.NetworkQUIC}
 	ctx := context.Background()
@@ -247,6 +250,9 @@ func TestTrustOnFirstUse(t *testing.T) {
 		t.Fatalf("second dial: %v", err)
 	}
 	c.CloseWithError(0, "")
+	if want := []string{n1.HostPort + " " + n1.ID.String()}; !slices.Equal(added, want) {
+		t.Errorf("Added was told %q after two dials, want %q", added, want)
+	}
 	// The same address now answers with another key.
 	if err := known.Record(n1.HostPort, coretest.NodeID(coretest.NewKey(t))); err == nil {
 		t.Fatal("Record replaced a known key")
@@ -262,6 +268,9 @@ func TestTrustOnFirstUse(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "delete that line") || km.Got != n2.ID {
 		t.Errorf("error %q does not say how to fix it", err)
+	}
+	if len(added) != 2 {
+		t.Errorf("Added was told %q, want the first dial's entry and n2's record only", added)
 	}
 	if _, err := (&core.Dialer{}).Dial(ctx, n1.HostPort, "test/a"); err == nil {
 		t.Error("unpinned dial without known nodes succeeded")

@@ -17,6 +17,11 @@ import (
 // "host:port nodeid" line per address; '#' starts a comment. It is safe for
 // concurrent use within one process.
 type KnownNodes struct {
+	// Added, if set, is called after Record wrote a new entry (not for an
+	// address already known), so a client can tell its user, as OpenSSH's
+	// "Permanently added". Set it before the store is used.
+	Added func(addr string, id NodeID)
+
 	path string
 	mu   sync.Mutex
 }
@@ -24,6 +29,9 @@ type KnownNodes struct {
 // NewKnownNodes returns the store kept in path. The file is created on the
 // first record.
 func NewKnownNodes(path string) *KnownNodes { return &KnownNodes{path: path} }
+
+// Path returns the file the store is kept in.
+func (k *KnownNodes) Path() string { return k.path }
 
 // KeyMismatchError reports a node presenting a key other than the recorded
 // one: either the node was re-keyed or someone is in the middle.
@@ -105,5 +113,11 @@ func (k *KnownNodes) Record(addr string, id NodeID) error {
 		f.Close()
 		return fmt.Errorf("core: known nodes: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("core: known nodes: %w", err)
+	}
+	if k.Added != nil {
+		k.Added(addr, id)
+	}
+	return nil
 }
