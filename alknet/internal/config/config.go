@@ -125,7 +125,8 @@ type Limits struct {
 // SHA-256 public-key pin `alknet id` prints (docs/http.md).
 type TLS struct {
 	// CertFile is a PEM certificate chain; it needs KeyFile and excludes
-	// ACMEDomains.
+	// ACMEDomains. The node reads the pair again when either file changes
+	// (a renewal), without a restart.
 	CertFile string `toml:"cert_file"`
 	// KeyFile is the PEM private key of CertFile.
 	KeyFile string `toml:"key_file"`

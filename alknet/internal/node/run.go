@@ -128,9 +128,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.Listen != "" {
 		listen = o.Listen
 	}
-	web, err := webCert(cfg.TLS, o.DataDir, listen, logger)
+	web, renew, err := webCert(cfg.TLS, o.DataDir, listen, logger)
 	if err != nil {
 		return err
+	}
+	if renew != nil {
+		life.add(part{tasks: []func(context.Context) error{renew}})
 	}
 	if n.status.webPin, err = WebPin(o.DataDir, cfg.TLS); err != nil {
 		return err
@@ -253,30 +256,56 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // webCert builds the web certificate the [tls] section asks for; without
-// a certificate or ACME, the self-signed one for the listen address.
-func webCert(t config.TLS, dir, listen string, logger *slog.Logger) (*core.WebCert, error) {
+// a certificate or ACME, the self-signed one for the listen address, and
+// the task that renews it while the node runs (core re-reads the files
+// when they change).
+func webCert(t config.TLS, dir, listen string, logger *slog.Logger) (web *core.WebCert, renew func(context.Context) error, err error) {
 	switch {
 	case t.CertFile != "":
-		return core.WebCertFromFiles(t.CertFile, t.KeyFile)
+		web, err = core.WebCertFromFiles(t.CertFile, t.KeyFile)
+		return web, nil, err
 	case len(t.ACMEDomains) > 0:
-		return core.WebCertACME(core.ACMEConfig{
+		web, err = core.WebCertACME(core.ACMEConfig{
 			Domains:      t.ACMEDomains,
 			CacheDir:     filepath.Join(dir, "acme"),
 			Email:        t.ACMEEmail,
 			DirectoryURL: t.ACMEDirectory,
 		})
+		return web, nil, err
 	}
 	dnsNames, ips := webNames(t.Names, listen)
 	cert, made, err := selfSignedWebCert(dir, dnsNames, ips, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pin, err := SPKIPin(cert.Leaf.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logger.Info("web certificate: self-signed", "file", filepath.Join(dir, WebCertFile), "new", made, "pin", pin, "expires", cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
-	return core.WebCertFromFiles(filepath.Join(dir, WebCertFile), filepath.Join(dir, WebKeyFile))
+	web, err = core.WebCertFromFiles(filepath.Join(dir, WebCertFile), filepath.Join(dir, WebKeyFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	renew = func(ctx context.Context) error {
+		tick := time.NewTicker(webCertCheck)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-tick.C:
+				cert, made, err := selfSignedWebCert(dir, dnsNames, ips, now)
+				switch {
+				case err != nil:
+					logger.Error("web certificate: renewing the self-signed certificate", "err", err)
+				case made:
+					logger.Info("web certificate: self-signed, renewed (same key and pin)", "expires", cert.Leaf.NotAfter.UTC().Format(time.DateOnly))
+				}
+			}
+		}
+	}
+	return web, renew, nil
 }
 
 // standardALPNs are the routed protocols that stock clients speak: they get

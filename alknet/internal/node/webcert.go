@@ -37,9 +37,12 @@ const (
 	WebCertFile = "web-cert.pem"
 	// webCertLife is how long a self-signed certificate is valid.
 	webCertLife = 365 * 24 * time.Hour
-	// webCertRenew is how long before its end a certificate is replaced
-	// at start.
+	// webCertRenew is how long before its end a certificate is replaced,
+	// at start or by a running node's look every webCertCheck.
 	webCertRenew = 30 * 24 * time.Hour
+	// webCertCheck is how often a running node looks whether its
+	// self-signed certificate is due for renewal.
+	webCertCheck = 12 * time.Hour
 )
 
 // SPKIPin returns the pin of a public key in the form curl's
