@@ -132,11 +132,12 @@ func TestSingleStreamCalleeKeepsWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// recv takes frames until id's terminal one, or until quiet passes
-	// without a frame; it returns id's call.responded count and whether the
-	// call ended.
-	recv := func(id string, quiet time.Duration) (events int, ended bool) {
+	// recv takes frames until id's terminal one, or until no frame came
+	// for first (before the first frame) or quiet (after it); it returns
+	// id's call.responded count and whether the call ended.
+	recv := func(id string, first, quiet time.Duration) (events int, ended bool) {
 		t.Helper()
+		wait := first
 		for {
 			select {
 			case env, ok := <-frames:
@@ -147,12 +148,13 @@ func TestSingleStreamCalleeKeepsWindow(t *testing.T) {
 					t.Fatalf("unexpected %s for %q", env.Type, env.ID)
 				case env.Type == call.TypeResponded:
 					events++
+					wait = quiet
 				case env.Type == call.TypeCompleted:
 					return events, true
 				default:
 					t.Fatalf("%s for %s: %s", env.Type, id, env.Payload)
 				}
-			case <-time.After(quiet):
+			case <-time.After(wait):
 				return events, false
 			}
 		}
@@ -162,13 +164,13 @@ func TestSingleStreamCalleeKeepsWindow(t *testing.T) {
 
 	// No window: everything arrives, no credit needed.
 	send(call.TypeRequested, "old", call.RequestPayload{OperationID: "test/bytes", Input: input})
-	if got, ended := recv("old", 10*time.Second); got != total || !ended {
+	if got, ended := recv("old", 10*time.Second, 10*time.Second); got != total || !ended {
 		t.Fatalf("caller without a window: %d events, ended %v", got, ended)
 	}
 
 	// A 4 KiB window: at most four frames of about 1.1 KiB, then nothing.
 	send(call.TypeRequested, "w", call.RequestPayload{OperationID: "test/bytes", Input: input, Window: 4096})
-	got, ended := recv("w", 300*time.Millisecond)
+	got, ended := recv("w", 10*time.Second, 500*time.Millisecond)
 	if got == 0 || got > 4096/size+1 || ended {
 		t.Fatalf("4 KiB window: %d events before the producer stopped (ended %v)", got, ended)
 	}
@@ -178,13 +180,13 @@ func TestSingleStreamCalleeKeepsWindow(t *testing.T) {
 	send(call.TypeCredit, "", json.RawMessage(`{"id":"w","bytes":-1}`))
 	send(call.TypeCredit, "", json.RawMessage(`{"id":"w","bytes":0}`))
 	send(call.TypeCredit, "", json.RawMessage(`{"id":"w"}`))
-	if more, _ := recv("w", 300*time.Millisecond); more != 0 {
+	if more, _ := recv("w", 500*time.Millisecond, 0); more != 0 {
 		t.Fatalf("%d events after credits that grant nothing", more)
 	}
 	// Absurd credit, twice: it saturates; an overflow would stall the call.
 	send(call.TypeCredit, "", call.CreditPayload{ID: "w", Bytes: math.MaxUint64})
 	send(call.TypeCredit, "", call.CreditPayload{ID: "w", Bytes: math.MaxUint64})
-	more, ended := recv("w", 10*time.Second)
+	more, ended := recv("w", 10*time.Second, 10*time.Second)
 	if got+more != total || !ended {
 		t.Fatalf("after the absurd credit: %d+%d events, ended %v", got, more, ended)
 	}

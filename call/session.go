@@ -457,8 +457,12 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 
 // pendingBuffer is how many events a call buffers before its stream stops
 // being read (QUIC). On a single-stream connection the call's window
-// bounds what it buffers instead: events beyond these wait in its backlog.
-const pendingBuffer = 256
+// bounds what it buffers instead: events beyond sharedBuffer wait in its
+// backlog, which grows only with the bytes received.
+const (
+	pendingBuffer = 256
+	sharedBuffer  = 16
+)
 
 // pending is a call this side made, waiting for its answers. The stream's
 // reader delivers events; the caller's goroutine consumes them (next) and
@@ -478,7 +482,7 @@ type pending struct {
 	backlog []event
 	window  int64 // bytes the peer may still send, as this side counts
 	owed    int64 // bytes consumed and not yet granted back
-	ended   bool  // a terminal event was queued: nothing more is
+	ended   bool  // a terminal event was queued: nothing more is queued
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the call is over for this side
@@ -495,8 +499,17 @@ type event struct {
 	size int
 }
 
-func newPending() *pending {
-	return &pending{id: newID(), events: make(chan event, pendingBuffer), stop: make(chan struct{})}
+// newPending returns a call to be made; shared: on the one stream of a
+// single-stream connection, under flow control.
+func newPending(shared bool) *pending {
+	p := &pending{id: newID(), stop: make(chan struct{})}
+	if shared {
+		p.events = make(chan event, sharedBuffer)
+		p.flow, p.initial, p.window = true, CallWindow, CallWindow
+	} else {
+		p.events = make(chan event, pendingBuffer)
+	}
+	return p
 }
 
 // push queues an event on a single-stream connection without waiting.
@@ -608,7 +621,7 @@ func newID() string {
 
 // start sends a call.requested and returns the pending call.
 func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
-	p := newPending()
+	p := newPending(!s.multi)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -631,8 +644,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			return nil, Errorf(CodeUnavailable, "connection not ready")
 		}
 		p.fs = s.shared
-		p.flow, p.initial, p.window = true, CallWindow, CallWindow
-		window = CallWindow
+		window = uint64(p.initial)
 	}
 	if isNull(input) {
 		input = nil
