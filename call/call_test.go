@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,15 @@ type echoIn struct {
 type countIn struct {
 	N int `json:"n"`
 }
+
+// bytesIn asks test/bytes for N events of Size bytes and more.
+type bytesIn struct {
+	N    int `json:"n"`
+	Size int `json:"size"`
+}
+
+// bytesSent counts the events test/bytes has sent, in every test.
+var bytesSent atomic.Int64
 
 // testOps registers the operations the tests call. cancelled receives the
 // name of a handler that saw its context end.
@@ -60,6 +70,17 @@ func testOps(t testing.TB, reg *call.Registry, cancelled chan<- string) {
 				if err := send(i); err != nil {
 					return err
 				}
+			}
+			return nil
+		}))
+	must(call.RegisterStream(reg, call.Spec{Name: "test/bytes", Access: public},
+		func(ctx context.Context, _ *call.Request, in bytesIn, send func(string) error) error {
+			pad := strings.Repeat("x", in.Size)
+			for i := range in.N {
+				if err := send(fmt.Sprintf("%08d", i) + pad); err != nil {
+					return err
+				}
+				bytesSent.Add(1)
 			}
 			return nil
 		}))

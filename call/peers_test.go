@@ -20,7 +20,8 @@ type cluster struct {
 	headKey   ed25519.PrivateKey
 	clientKey ed25519.PrivateKey
 	keys      map[string]ed25519.PrivateKey
-	blocked   chan string // worker handlers that saw cancellation
+	blocked   chan string  // worker handlers that saw cancellation
+	network   core.Network // of the workers' and the client's connections; "" is QUIC
 }
 
 type routeIn struct {
@@ -109,7 +110,7 @@ func (cl *cluster) join(t *testing.T, name string, reg *call.Registry) (stop fun
 	go func() {
 		defer close(done)
 		call.Join(ctx, cl.head.Addr, call.Options{
-			Dialer:     &core.Dialer{Key: cl.keys[name], Network: core.NetworkQUIC},
+			Dialer:     &core.Dialer{Key: cl.keys[name], Network: cl.net()},
 			Registry:   reg,
 			Identities: core.NewLiveDirectory(dir, nil),
 		})
@@ -124,12 +125,19 @@ func (cl *cluster) join(t *testing.T, name string, reg *call.Registry) (stop fun
 
 func (cl *cluster) client(t *testing.T) *call.Client {
 	t.Helper()
-	c, err := call.Dial(ctx(t), cl.head.Addr, call.Options{Dialer: &core.Dialer{Key: cl.clientKey, Network: core.NetworkQUIC}})
+	c, err := call.Dial(ctx(t), cl.head.Addr, call.Options{Dialer: &core.Dialer{Key: cl.clientKey, Network: cl.net()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+func (cl *cluster) net() core.Network {
+	if cl.network == "" {
+		return core.NetworkQUIC
+	}
+	return cl.network
 }
 
 // waitPeers waits until exactly the named peers are attached.
@@ -285,5 +293,34 @@ func TestRoundRobin(t *testing.T) {
 	}
 	if len(seen) != 2 || seen["worker-a for client as head"] != 3 {
 		t.Errorf("round robin spread %v", seen)
+	}
+}
+
+// TestRoutedSubscriptionBackpressure: a subscription streamed from a
+// worker through its head, both legs over TCP+TLS, whose consumer stalls
+// is held back hop by hop (the head's relay waits for the client's
+// credit, the worker's handler for the head's) and completes in order.
+func TestRoutedSubscriptionBackpressure(t *testing.T) {
+	cl := startCluster(t, call.First, "worker-a")
+	cl.network = core.NetworkTCP
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	c := cl.client(t)
+	waitPeers(t, c, "worker-a")
+	const total = 10000 // about 900 KiB: more than both windows
+	got := 0
+	for v, err := range c.Subscribe(ctx(t), "peers/subscribe", map[string]any{"peer": "worker-a", "operationId": "demo/ticks", "input": countIn{total}}) {
+		if err != nil {
+			t.Fatalf("after %d events: %v", got, err)
+		}
+		if want := fmt.Sprintf("%q", fmt.Sprintf("worker-a tick %d", got)); string(v) != want {
+			t.Fatalf("event %d is %s", got, v)
+		}
+		if got == 0 {
+			time.Sleep(500 * time.Millisecond) // both hops fill their windows
+		}
+		got++
+	}
+	if got != total {
+		t.Fatalf("got %d events, want %d", got, total)
 	}
 }

@@ -152,6 +152,9 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		if err != nil {
 			return err
 		}
+		if inf.credit != nil {
+			return inf.credit.send(ctx, fs, frame)
+		}
 		return fs.write(frame)
 	}
 	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, spawn: s.workers.Go, start: start}, send)

@@ -249,7 +249,7 @@ func (s *session) readLoop(fs *frameStream) {
 			fs.wmu.Unlock()
 			return
 		}
-		s.route(fs, env)
+		s.route(fs, env, core.FrameHeaderBytes+len(body))
 	}
 }
 
@@ -262,11 +262,27 @@ func (s *session) maxFrame() int {
 	return s.srv.maxAnonFrame
 }
 
-// route handles one envelope.
-func (s *session) route(fs *frameStream, env Envelope) {
+// route handles one envelope; size is its frame's length, prefix included.
+func (s *session) route(fs *frameStream, env Envelope, size int) {
 	switch env.Type {
 	case TypeRequested:
 		s.serveRequest(fs, env)
+	case TypeCredit:
+		if !fs.shared {
+			return // QUIC has its own flow control
+		}
+		c, err := DecodeCredit(env.Payload)
+		if err != nil {
+			// Its envelope id is empty: there is no call to answer.
+			s.conn.Logger().Debug("call: bad envelope", "err", err)
+			return
+		}
+		s.mu.Lock()
+		inf := s.inbound[c.ID]
+		s.mu.Unlock()
+		if inf != nil && inf.credit != nil {
+			inf.credit.grant(c.Bytes)
+		}
 	case TypeAborted:
 		s.mu.Lock()
 		inf := s.inbound[env.ID]
@@ -289,12 +305,14 @@ func (s *session) route(fs *frameStream, env Envelope) {
 			return // a late answer to a call we gave up: nothing to do
 		}
 		if fs.shared {
-			// One stream carries every call: a slow consumer must not
-			// stall the others, so it is dropped once its buffer is full.
-			if !p.offer(env) {
+			// One stream carries every call: the reader never waits for a
+			// consumer. The call's window bounds what it queues; a peer
+			// that sends beyond it (one without flow control, outrunning a
+			// slow consumer) loses the call, not the connection.
+			if !p.push(event{env: env, size: size}) {
 				s.drop(p)
 				s.sendAbort(p)
-				p.fail(Errorf(CodeInternal, "subscription consumer too slow; %d events buffered", pendingBuffer))
+				p.fail(Errorf(CodeInternal, "peer sent beyond the call's receive window of %d bytes", p.initial))
 			}
 			return
 		}
@@ -319,6 +337,64 @@ func (s *session) writeError(fs *frameStream, id string, e *Error) {
 type inflight struct {
 	cancel   context.CancelCauseFunc
 	detached atomic.Bool
+	credit   *credit // the caller's flow control; nil when it offered none
+}
+
+// credit is what a callee may still send of a call's call.responded
+// frames on a single-stream connection: the caller's window, plus what it
+// granted since, minus what was sent. A send waits while it is not
+// positive; the frame that makes it negative was allowed, so a frame of
+// any size gets through once the caller has taken everything before it.
+type credit struct {
+	turn chan struct{} // holds the call's one send in progress
+	more chan struct{} // signalled when a grant arrives
+
+	mu sync.Mutex
+	n  int64 // at most MaxCallWindow; at least -HardMaxFrameBytes
+}
+
+func newCredit(window uint64) *credit {
+	return &credit{turn: make(chan struct{}, 1), more: make(chan struct{}, 1), n: int64(min(window, MaxCallWindow))}
+}
+
+// grant adds b bytes, saturating at MaxCallWindow.
+func (c *credit) grant(b uint64) {
+	c.mu.Lock()
+	c.n = min(c.n+int64(min(b, MaxCallWindow)), MaxCallWindow)
+	c.mu.Unlock()
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// send writes frame on fs once the call has credit, or fails when ctx ends
+// first. Only the call's producer waits; the stream and the other calls do
+// not. Sends of one call are serialized, so frames leave in the order their
+// credit was taken.
+func (c *credit) send(ctx context.Context, fs *frameStream, frame []byte) error {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-c.turn }()
+	for {
+		c.mu.Lock()
+		ok := c.n > 0
+		if ok {
+			c.n -= int64(len(frame))
+		}
+		c.mu.Unlock()
+		if ok {
+			return fs.write(frame)
+		}
+		select {
+		case <-c.more:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // errAborted is the cause of a request context the caller aborted.
@@ -338,6 +414,9 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	inf := &inflight{cancel: cancel}
+	if fs.shared && p.Window > 0 {
+		inf.credit = newCredit(p.Window)
+	}
 	s.mu.Lock()
 	_, dup := s.inbound[env.ID]
 	closed := s.closed
@@ -377,9 +456,13 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 }
 
 // pendingBuffer is how many events a call buffers before its stream stops
-// being read (QUIC) or, on a single-stream connection, before the call is
-// dropped as too slow.
-const pendingBuffer = 256
+// being read (QUIC). On a single-stream connection the call's window
+// bounds what it buffers instead: events beyond sharedBuffer wait in its
+// backlog, which grows only with the bytes received.
+const (
+	pendingBuffer = 256
+	sharedBuffer  = 16
+)
 
 // pending is a call this side made, waiting for its answers. The stream's
 // reader delivers events; the caller's goroutine consumes them (next) and
@@ -387,7 +470,19 @@ const pendingBuffer = 256
 type pending struct {
 	id     string
 	fs     *frameStream
-	events chan Envelope // never closed: see stop
+	events chan event // never closed: see stop
+
+	// Flow control on a single-stream connection (flow): the reader
+	// queues every event without waiting, in events and, once that is
+	// full, in backlog; what it queues is bounded by the window offered
+	// (initial) and the credits granted.
+	flow    bool
+	initial int64
+	mu      sync.Mutex
+	backlog []event
+	window  int64 // bytes the peer may still send, as this side counts
+	owed    int64 // bytes consumed and not yet granted back
+	ended   bool  // a terminal event was queued: nothing more is queued
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the call is over for this side
@@ -398,26 +493,111 @@ type pending struct {
 	released atomic.Bool
 }
 
-func newPending() *pending {
-	return &pending{id: newID(), events: make(chan Envelope, pendingBuffer), stop: make(chan struct{})}
+// event is an answer queued for a call's consumer, with its frame's size.
+type event struct {
+	env  Envelope
+	size int
 }
 
-// offer queues an event without waiting; false means the buffer is full.
-func (p *pending) offer(env Envelope) bool {
+// newPending returns a call to be made; shared: on the one stream of a
+// single-stream connection, under flow control.
+func newPending(shared bool) *pending {
+	p := &pending{id: newID(), stop: make(chan struct{})}
+	if shared {
+		p.events = make(chan event, sharedBuffer)
+		p.flow, p.initial, p.window = true, CallWindow, CallWindow
+	} else {
+		p.events = make(chan event, pendingBuffer)
+	}
+	return p
+}
+
+// push queues an event on a single-stream connection without waiting.
+// A call.responded is charged to the call's window; false means the peer
+// had no credit left for it. After a terminal event nothing more is kept.
+func (p *pending) push(ev event) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	select {
-	case p.events <- env:
-		return true
 	case <-p.stop:
 		return true // nobody listens any more: nothing to keep
 	default:
-		return false
 	}
+	if p.ended {
+		return true
+	}
+	if ev.env.Type == TypeResponded {
+		if p.window <= 0 {
+			return false
+		}
+		p.window -= int64(ev.size)
+	} else {
+		p.ended = true
+	}
+	if len(p.backlog) == 0 {
+		select {
+		case p.events <- ev:
+			return true
+		default:
+		}
+	}
+	p.backlog = append(p.backlog, ev)
+	return true
+}
+
+// took notes that the consumer took ev: the backlog moves up into events,
+// and a call.responded's bytes are owed back to the peer.
+func (p *pending) took(ev event) {
+	if !p.flow {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.backlog) > 0 {
+		select {
+		case p.events <- p.backlog[0]:
+			p.backlog[0] = event{}
+			p.backlog = p.backlog[1:]
+			continue
+		default:
+		}
+		break
+	}
+	if len(p.backlog) == 0 {
+		p.backlog = nil
+	}
+	if ev.env.Type == TypeResponded {
+		p.owed += int64(ev.size)
+	}
+}
+
+// grantable returns the bytes to grant the peer now, counting them as
+// granted: once the consumer has taken half a window, and only while the
+// call goes on.
+func (p *pending) grantable() uint64 {
+	if !p.flow {
+		return 0
+	}
+	select {
+	case <-p.stop:
+		return 0 // the call is over for this side
+	default:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended || p.owed < max(p.initial/2, 1) {
+		return 0
+	}
+	n := p.owed
+	p.owed = 0
+	p.window += n
+	return uint64(n)
 }
 
 // wait queues an event, waiting for room until the call is over.
 func (p *pending) wait(env Envelope) {
 	select {
-	case p.events <- env:
+	case p.events <- event{env: env}:
 	case <-p.stop:
 	}
 }
@@ -441,7 +621,7 @@ func newID() string {
 
 // start sends a call.requested and returns the pending call.
 func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
-	p := newPending()
+	p := newPending(!s.multi)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -449,6 +629,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	}
 	s.pending[p.id] = p
 	s.mu.Unlock()
+	var window uint64
 	if s.multi {
 		st, err := s.conn.OpenStream(ctx)
 		if err != nil {
@@ -463,11 +644,12 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			return nil, Errorf(CodeUnavailable, "connection not ready")
 		}
 		p.fs = s.shared
+		window = uint64(p.initial)
 	}
 	if isNull(input) {
 		input = nil
 	}
-	frame, err := EncodeEnvelope(TypeRequested, p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd})
+	frame, err := EncodeEnvelope(TypeRequested, p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd, Window: window})
 	if err != nil {
 		s.end(p)
 		return nil, Errorf(CodeInvalidInput, "%v", err)
@@ -483,14 +665,17 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 // ctx ends first the call fails with ctx's error (and end aborts it). The
 // caller stops calling next after a terminal event.
 func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
+	if n := p.grantable(); n > 0 {
+		s.sendCredit(p, n)
+	}
 	select {
-	case env := <-p.events:
-		return p.consumed(env), nil
+	case ev := <-p.events:
+		return p.consumed(ev), nil
 	case <-p.stop:
 		// Events queued before the end still count.
 		select {
-		case env := <-p.events:
-			return p.consumed(env), nil
+		case ev := <-p.events:
+			return p.consumed(ev), nil
 		default:
 		}
 		if p.err != nil {
@@ -503,12 +688,24 @@ func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
 	}
 }
 
-// consumed notes a terminal event as it reaches the consumer.
-func (p *pending) consumed(env Envelope) Envelope {
-	if env.Type != TypeResponded {
+// consumed notes an event as it reaches the consumer.
+func (p *pending) consumed(ev event) Envelope {
+	p.took(ev)
+	if ev.env.Type != TypeResponded {
 		p.complete = true
 	}
-	return env
+	return ev.env
+}
+
+// sendCredit grants the peer n more bytes for p.
+func (s *session) sendCredit(p *pending, n uint64) {
+	frame, err := EncodeEnvelope(TypeCredit, "", CreditPayload{ID: p.id, Bytes: n})
+	if err == nil {
+		err = p.fs.write(frame)
+	}
+	if err != nil {
+		s.conn.Logger().Debug("call: write credit", "err", err)
+	}
 }
 
 // ctxError maps a context's end to a call error.

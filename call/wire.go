@@ -25,13 +25,37 @@ const (
 	DefaultMaxAnonFrameBytes = 64 << 10
 )
 
-// The five envelope types.
+// The envelope types: five for every call, and call.credit, the flow
+// control of a single-stream transport.
 const (
 	TypeRequested = "call.requested"
 	TypeResponded = "call.responded"
 	TypeCompleted = "call.completed"
 	TypeAborted   = "call.aborted"
 	TypeError     = "call.error"
+	// TypeCredit grants a callee more bytes of call.responded frames for
+	// one call (see [CreditPayload]). Its envelope id is empty, so that a
+	// peer that predates it drops it without an answer.
+	TypeCredit = "call.credit"
+)
+
+// Flow control of calls on a single-stream transport (TCP+TLS, an SSH
+// channel, WebSocket), where one stream carries every call and a slow
+// consumer must not stall the others: the caller offers a receive window
+// in call.requested and grants more with call.credit as its consumer takes
+// events; the callee sends a call.responded only while the call has
+// credit left. QUIC calls have a stream each, and QUIC's flow control.
+const (
+	// CallWindow is the receive window a caller offers for each call on a
+	// single-stream connection: the bytes of call.responded frames (length
+	// prefix included) the callee may send before the caller grants more.
+	// A subscription then runs at up to CallWindow per round trip (256 KiB
+	// is 6.5 MB/s over a 40 ms path; loopback is CPU-bound long before).
+	CallWindow = 256 << 10
+	// MaxCallWindow caps a window or a credit: larger values count as
+	// this, and a callee's credit stops growing here, so no count can
+	// overflow.
+	MaxCallWindow = 1 << 50
 )
 
 // Envelope is one frame's content.
@@ -53,6 +77,19 @@ type RequestPayload struct {
 	// ForwardedFor names the end user a head forwards for. It is metadata
 	// for logs and handlers, never used for authorization.
 	ForwardedFor *Forwarded `json:"forwarded_for,omitempty"`
+	// Window, on a single-stream transport, is the caller's receive window
+	// for this call in bytes ([CallWindow]): the callee sends call.responded
+	// frames only within it and the credits granted since. Zero (absent)
+	// means none, as from a peer that predates flow control. A callee on
+	// QUIC ignores it.
+	Window uint64 `json:"window,omitempty"`
+}
+
+// CreditPayload is the payload of call.credit: Bytes more bytes of
+// call.responded frames for the call ID.
+type CreditPayload struct {
+	ID    string `json:"id"`
+	Bytes uint64 `json:"bytes"`
 }
 
 // Forwarded is the identity a head claims to act for.
@@ -110,7 +147,8 @@ func (e *EnvelopeError) Error() string { return "call: bad envelope: " + e.Reaso
 
 // DecodeEnvelope decodes a frame body into an envelope: valid UTF-8 JSON, an
 // object with string "type" and "id" and a "payload"; unknown keys are
-// ignored. A type outside the five is an error too.
+// ignored. The id is not empty, except in call.credit, which names its call
+// in the payload. A type outside the six is an error too.
 func DecodeEnvelope(body []byte) (Envelope, error) {
 	var raw struct {
 		Type    *string         `json:"type"`
@@ -134,15 +172,35 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 		return Envelope{}, &EnvelopeError{ID: id, Reason: `missing "type"`}
 	case raw.Payload == nil:
 		return Envelope{}, &EnvelopeError{ID: id, Reason: `missing "payload"`}
-	case id == "":
+	case id == "" && *raw.Type != TypeCredit:
 		return Envelope{}, &EnvelopeError{Reason: `empty "id"`}
 	}
 	switch *raw.Type {
-	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError:
+	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError, TypeCredit:
 	default:
 		return Envelope{}, &EnvelopeError{ID: id, Reason: fmt.Sprintf("unknown type %q", core.Clip(*raw.Type))}
 	}
 	return Envelope{Type: *raw.Type, ID: id, Payload: raw.Payload}, nil
+}
+
+// DecodeCredit decodes the payload of a call.credit: a non-empty "id" and
+// "bytes", an integer from 1 to 2^64-1 (what exceeds [MaxCallWindow] counts
+// as MaxCallWindow).
+func DecodeCredit(payload json.RawMessage) (CreditPayload, error) {
+	var raw struct {
+		ID    *string `json:"id"`
+		Bytes *uint64 `json:"bytes"`
+	}
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return CreditPayload{}, fmt.Errorf("call.credit payload: %s", jsonReason(err))
+	}
+	switch {
+	case raw.ID == nil || *raw.ID == "":
+		return CreditPayload{}, errors.New(`call.credit payload: missing "id"`)
+	case raw.Bytes == nil || *raw.Bytes == 0:
+		return CreditPayload{}, errors.New(`call.credit payload: "bytes" must be a positive integer`)
+	}
+	return CreditPayload{ID: *raw.ID, Bytes: min(*raw.Bytes, MaxCallWindow)}, nil
 }
 
 // EncodeEnvelope returns the frame (length prefix and JSON) of an envelope.

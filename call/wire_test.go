@@ -3,6 +3,7 @@ package call
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -49,6 +50,8 @@ func TestDecodeEnvelope(t *testing.T) {
 		{"missing type", `{"id":"7","payload":{}}`, false, "7"},
 		{"missing id", `{"type":"call.aborted","payload":{}}`, false, ""},
 		{"empty id", `{"type":"call.aborted","id":"","payload":{}}`, false, ""},
+		{"credit with an empty id", `{"type":"call.credit","id":"","payload":{"id":"c","bytes":1}}`, true, ""},
+		{"credit without an id", `{"type":"call.credit","payload":{"id":"c","bytes":1}}`, false, ""},
 		{"unknown type", `{"type":"call.exit","id":"7","payload":{}}`, false, "7"},
 		{"not json", `{"type":`, false, ""},
 		{"array", `[1,2]`, false, ""},
@@ -114,6 +117,67 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		back, err := DecodeEnvelope(body)
 		if err != nil || back.Type != env.Type || back.ID != env.ID {
+			t.Fatalf("round trip: %+v, %v", back, err)
+		}
+	})
+}
+
+func TestDecodeCredit(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     CreditPayload // zero: an error
+	}{
+		{"credit", `{"id":"c","bytes":4096}`, CreditPayload{"c", 4096}},
+		{"unknown keys ignored", `{"id":"c","bytes":1,"x":[]}`, CreditPayload{"c", 1}},
+		{"absurd credit saturates", `{"id":"c","bytes":18446744073709551615}`, CreditPayload{"c", MaxCallWindow}},
+		{"beyond 64 bits", `{"id":"c","bytes":18446744073709551616}`, CreditPayload{}},
+		{"negative", `{"id":"c","bytes":-1}`, CreditPayload{}},
+		{"zero", `{"id":"c","bytes":0}`, CreditPayload{}},
+		{"fraction", `{"id":"c","bytes":1.5}`, CreditPayload{}},
+		{"exponent", `{"id":"c","bytes":1e3}`, CreditPayload{}},
+		{"string", `{"id":"c","bytes":"1"}`, CreditPayload{}},
+		{"missing bytes", `{"id":"c"}`, CreditPayload{}},
+		{"missing id", `{"bytes":1}`, CreditPayload{}},
+		{"empty id", `{"id":"","bytes":1}`, CreditPayload{}},
+		{"null", `null`, CreditPayload{}},
+		{"array", `[1]`, CreditPayload{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeCredit(json.RawMessage(tc.in))
+			if (err == nil) != (tc.want != CreditPayload{}) || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzDecodeCredit: any call.credit payload decodes to a call id and a
+// credit within 1..MaxCallWindow, or fails cleanly.
+func FuzzDecodeCredit(f *testing.F) {
+	f.Add([]byte(`{"id":"c","bytes":4096}`))
+	f.Add([]byte(`{"id":"c","bytes":18446744073709551615}`))
+	f.Add([]byte(`{"id":"c","bytes":-1}`))
+	f.Add([]byte(`{"id":"","bytes":1}`))
+	f.Add([]byte(`{"bytes":1e400}`))
+	f.Add([]byte("\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCredit(b)
+		if err != nil {
+			return
+		}
+		if c.ID == "" || c.Bytes == 0 || c.Bytes > MaxCallWindow {
+			t.Fatalf("decoded %+v", c)
+		}
+		fr, err := EncodeEnvelope(TypeCredit, "", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := DecodeEnvelope(fr[4:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeCredit(env.Payload)
+		if err != nil || back != c {
 			t.Fatalf("round trip: %+v, %v", back, err)
 		}
 	})

@@ -26,8 +26,8 @@ func calls(ctx context.Context, w io.Writer, runs int, duration time.Duration) e
 	printRoute(w, rrep, err)
 	errs = append(errs, err)
 
-	// Subscriptions short enough that the call module's consumer buffer
-	// cannot overflow, then a few long ones, which mostly fail.
+	// Short subscriptions (the rows of earlier runs), then a few long
+	// ones, which a slow consumer back-pressures on every transport.
 	var sreps []*callbench.SubscribeReport
 	for _, sc := range []struct{ events, max int }{{callbench.DefaultSubscribeEvents, 0}, {longEvents, longPerRun}} {
 		srep, err := callbench.CompareSubscriptions(ctx, callbench.SubscribeConfig{Duration: duration, Runs: runs, Events: sc.events, Max: sc.max,

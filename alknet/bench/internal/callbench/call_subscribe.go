@@ -27,12 +27,12 @@ func (t *CallTarget) subscribe(ctx context.Context, n int) (int, error) {
 	return got, nil
 }
 
-// DefaultSubscribeEvents is the default number of events per subscription:
-// the most that cannot overflow the 256 answers the call module buffers
-// for a call's consumer (255 events and the completion). A consumer that
-// falls further behind has its subscription ended with INTERNAL
-// ("subscription consumer too slow"), which longer subscriptions run as
-// fast as the node can send mostly are on this machine.
+// DefaultSubscribeEvents is the default number of events per subscription.
+// It was the most that could not overflow the 256 answers the call module
+// buffered for a call's consumer before a single-stream (TCP+TLS) call was
+// cut off as too slow; since the call module's per-call flow control a
+// slow consumer back-pressures its subscription on every transport, and
+// 255 stays the short row so that runs compare with earlier ones.
 const DefaultSubscribeEvents = 255
 
 // subscribeOptions is one subscription run.

@@ -167,8 +167,7 @@ func benchmarkCalls(b *testing.B, systems []CallSystem, concurrency []int) {
 }
 
 // BenchmarkSubscribe receives b.N events in subscriptions of
-// DefaultSubscribeEvents (longer ones overflow the call module's consumer
-// buffer and fail).
+// DefaultSubscribeEvents.
 func BenchmarkSubscribe(b *testing.B) {
 	for _, sys := range subscribeSystems() {
 		b.Run(string(sys), func(b *testing.B) {
