@@ -91,10 +91,17 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 	if peers != nil {
 		route := core.AccessControl{AllScopes: []string{RouteScope}}
 		type routeIn struct {
-			Peer        string `json:"peer,omitempty" jsonschema:"peer ID; empty routes to any peer"`
-			OperationID string `json:"operationId"`
-			Input       any    `json:"input,omitempty"`
+			Peer        string          `json:"peer,omitempty" jsonschema:"peer ID; empty routes to any peer"`
+			OperationID string          `json:"operationId"`
+			Input       json.RawMessage `json:"input,omitempty"`
 		}
+		// The input is passed on as it came; its schema is the peer's
+		// operation's, checked there.
+		routeSchema, err := jsonschema.For[routeIn](nil)
+		if err != nil {
+			return err
+		}
+		routeSchema.Properties["input"] = &jsonschema.Schema{Description: "the operation's input, passed to the peer as it is"}
 		ref := func(in routeIn) PeerRef {
 			if in.Peer == "" {
 				return Any()
@@ -115,13 +122,9 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 					})
 			},
 			func() error {
-				return Register(reg, Spec{Name: "peers/call", Type: Mutation, Description: "run a query or mutation on an attached peer (a specific one, or any)", Access: route},
+				return Register(reg, Spec{Name: "peers/call", Type: Mutation, Description: "run a query or mutation on an attached peer (a specific one, or any)", Access: route, Input: routeSchema},
 					func(ctx context.Context, req *Request, in routeIn) (any, error) {
-						raw, err := json.Marshal(in.Input)
-						if err != nil {
-							return nil, err
-						}
-						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), raw, forwarded(req))
+						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req))
 						if err != nil {
 							return nil, err
 						}
@@ -131,13 +134,9 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 					})
 			},
 			func() error {
-				return RegisterStream(reg, Spec{Name: "peers/subscribe", Description: "run a subscription on an attached peer, streamed through this head", Access: route},
+				return RegisterStream(reg, Spec{Name: "peers/subscribe", Description: "run a subscription on an attached peer, streamed through this head", Access: route, Input: routeSchema},
 					func(ctx context.Context, req *Request, in routeIn, send func(any) error) error {
-						raw, err := json.Marshal(in.Input)
-						if err != nil {
-							return err
-						}
-						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), raw, forwarded(req))
+						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req))
 						if err != nil {
 							return err
 						}
@@ -159,4 +158,13 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 		}
 	}
 	return nil
+}
+
+// routedInput is the input a route passes on: an absent one is null, as
+// encoding an absent input was before.
+func routedInput(in json.RawMessage) json.RawMessage {
+	if len(in) == 0 {
+		return json.RawMessage("null")
+	}
+	return in
 }

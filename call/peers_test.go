@@ -82,6 +82,9 @@ func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
 	must(call.Register(reg, call.Spec{Name: "demo/exec"}, func(_ context.Context, req *call.Request, _ struct{}) (string, error) {
 		return fmt.Sprintf("%s for %s as %s", name, req.ForwardedFor.ID, req.Caller.ID), nil
 	}))
+	must(reg.Register(call.Spec{Name: "demo/echo-raw", Type: call.Query}, func(_ context.Context, _ *call.Request, in json.RawMessage, send func(json.RawMessage) error) error {
+		return send(in)
+	}))
 	must(call.Register(reg, call.Spec{Name: "demo/pinned"}, func(context.Context, *call.Request, struct{}) (string, error) {
 		return "pinned on " + name, nil
 	}))
@@ -201,6 +204,14 @@ func TestPeerRouting(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s on %q: %q %v, want %q", tc.op, tc.peer, got, err, tc.want)
 		}
+	}
+
+	// peers/call passes the input on as it came: an integer past float64's
+	// precision arrives whole.
+	const big = `{"n":12345678901234567891,"s":"x"}`
+	var raw json.RawMessage
+	if err := c.Call(ctx(t), "peers/call", map[string]any{"peer": "worker-a", "operationId": "demo/echo-raw", "input": json.RawMessage(big)}, &raw); err != nil || string(raw) != big {
+		t.Errorf("peers/call of demo/echo-raw: %s %v, want %s", raw, err, big)
 	}
 
 	// The CLI's route: peers/call and a subscription streamed through the head.
