@@ -138,19 +138,6 @@ func (s *Store) block(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	return b, nil
 }
 
-// put stores one verified block, excluding GC for the duration.
-func (s *Store) put(ctx context.Context, b blocks.Block) error {
-	if b.Cid().Prefix().MhType == mh.IDENTITY {
-		return nil
-	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
-	if err := s.blocks.Put(ctx, b); err != nil {
-		return fmt.Errorf("store block %s: %w", b.Cid(), err)
-	}
-	return nil
-}
-
 // protect keeps root and what is stored below it from GC until the returned
 // function runs; transfers call it for the root they write.
 func (s *Store) protect(root cid.Cid) func() {
