@@ -21,7 +21,7 @@ import (
 // The benchmarks below are the CLI's paths without the process around
 // them, so they can be profiled (go test -bench Get -cpuprofile):
 // BenchmarkAdd is `alknet fs add` (Add, then Pin), BenchmarkGet is
-// `alknet fs cat --node` (Client.Get into an empty store, then Cat) and
+// `alknet fs cat --node` (Client.Cat into an empty store) and
 // BenchmarkRawStream the same bytes on one plain stream of the same
 // connection kind, the anchor `alknet perf` is for the CLI.
 
@@ -182,12 +182,8 @@ func BenchmarkGet(b *testing.B) {
 				conn := node.Dial(b, network, nil, ALPN)
 				b.StartTimer()
 				cpu.begin()
-				cl := NewClient(conn, local)
-				target, _, err := cl.Get(ctx, root, Selection{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if got, err := local.Cat(ctx, target, io.Discard); err != nil || got != int64(n) {
+				_, got, _, err := NewClient(conn, local).Cat(ctx, root, Selection{}, io.Discard)
+				if err != nil || got != int64(n) {
 					b.Fatalf("cat: %d bytes, %v", got, err)
 				}
 				cpu.end()

@@ -36,6 +36,7 @@ type blockWriter struct {
 	done   chan struct{}
 	failed atomic.Bool // a batch failed: put stops early
 	err    error       // the first store error; the goroutine's, handed out by acks
+	closed bool
 }
 
 // writeReq is a batch to store, or with blocks nil a barrier whose ack
@@ -103,15 +104,23 @@ func (w *blockWriter) send(req writeReq) error {
 
 // wait stores everything put so far and returns the first store error.
 func (w *blockWriter) wait() error {
+	if w.closed {
+		return w.err // the goroutine is done: it no longer writes it
+	}
 	return w.send(writeReq{ack: make(chan error, 1)})
 }
 
 // close stores everything put so far, ends the goroutine and returns the
-// first store error. It must be called once, and put not after it.
+// first store error. Later calls (and wait) return that error again; put
+// must not follow it.
 func (w *blockWriter) close() error {
+	if w.closed {
+		return w.err
+	}
 	err := w.wait()
 	close(w.reqs)
 	<-w.done
+	w.closed = true
 	return err
 }
 

@@ -138,7 +138,7 @@ func (r *recordingDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.N
 // blocks verified before it stay (unpinned) so a retry resumes. When the
 // stream ends, every root must be complete in the store.
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, TransferStats, error) {
-	roots, st, err := s.receiveCAR(ctx, r, cid.Undef)
+	roots, st, err := s.receiveCAR(ctx, r, cid.Undef, nil)
 	if err != nil {
 		return roots, st, fmt.Errorf("fs: import: %w", err)
 	}
@@ -152,8 +152,9 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, Transfer
 
 // receiveCAR reads and verifies a CAR stream into the store. If want is
 // defined, the header must name exactly that root. GC leaves the roots
-// alone while the stream is read.
-func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]cid.Cid, TransferStats, error) {
+// alone while the stream is read. cat, if set, writes its file from the
+// blocks as they are verified.
+func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *catter) ([]cid.Cid, TransferStats, error) {
 	var st TransferStats
 	br, err := car.NewBlockReader(r, car.WithTrustedCAR(true),
 		car.MaxAllowedHeaderSize(64<<10), car.MaxAllowedSectionSize(MaxBlockBytes+256))
@@ -173,7 +174,10 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 	// The verified blocks are written in batches while the next ones
 	// arrive; whatever ends the stream, those verified before it are
 	// stored before the roots lose their protection, so a retry resumes.
-	v := &verifier{s: s, w: newBlockWriter(ctx, s, false), want: make(map[cid.Cid]struct{}), expanded: make(map[string]struct{})}
+	v := &verifier{s: s, w: newBlockWriter(ctx, s, false), cat: cat, want: make(map[cid.Cid]struct{}), expanded: make(map[string]struct{})}
+	if cat != nil {
+		cat.v = v
+	}
 	err = v.read(ctx, br, roots, &st)
 	if werr := v.w.close(); err == nil {
 		err = werr
@@ -214,6 +218,7 @@ func (v *verifier) read(ctx context.Context, br *car.BlockReader, roots []cid.Ci
 type verifier struct {
 	s        *Store
 	w        *blockWriter // stores what is verified
+	cat      *catter      // if set, gets every verified block
 	want     map[cid.Cid]struct{}
 	expanded map[string]struct{} // multihashes whose links are allowed
 }
@@ -250,6 +255,9 @@ func (v *verifier) accept(ctx context.Context, b blocks.Block) error {
 		if err := v.allow(ctx, l); err != nil {
 			return err
 		}
+	}
+	if v.cat != nil {
+		return v.cat.accepted(ctx, b)
 	}
 	return nil
 }
