@@ -9,17 +9,18 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-// writeBatchBytes is the size at which a blockWriter hands its batch to the
-// writing goroutine: 4 MiB, sixteen 256 KiB chunks.
+// writeBatchBytes is the size at which a blockWriter hands its batch to
+// the writing goroutine: 4 MiB, sixteen 256 KiB chunks, which (with sync)
+// two syncs of the file system make durable.
 const writeBatchBytes = 4 << 20
 
 // blockWriter stores verified blocks in batches from its own goroutine, so
 // the caller hashes, decodes and receives the next blocks while the last
-// ones reach the disk, and the store writes a batch with one flatfs
-// batch commit (kubo's batching: with sync, each file is synced before its
-// rename and each directory once per batch, not once per block). It holds
-// at most three batches: the one filling, one queued and one being
-// written, each at most writeBatchBytes plus one block.
+// ones reach the disk, and the store writes each batch at once
+// ([blockFiles]: with sync, the batch is synced before its blocks are
+// renamed into place and once after, instead of twice per block). It holds
+// at most two batches, the one filling and the one being written, each at
+// most writeBatchBytes plus one block.
 //
 // Blocks handed to put are durable (as the store's NoSync promises) only
 // once wait or close returned without an error.
@@ -49,7 +50,7 @@ type writeReq struct {
 // newBlockWriter starts a writer into s; close ends it. locked says the
 // caller holds s.gc's read lock until then.
 func newBlockWriter(ctx context.Context, s *Store, locked bool) *blockWriter {
-	w := &blockWriter{s: s, locked: locked, ctx: ctx, reqs: make(chan writeReq, 1), done: make(chan struct{})}
+	w := &blockWriter{s: s, locked: locked, ctx: ctx, reqs: make(chan writeReq), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -132,8 +133,8 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block) error {
 }
 
 // putManyLocked is putMany for a caller holding s.gc's read lock.
-func (s *Store) putManyLocked(ctx context.Context, bs []blocks.Block) error {
-	if err := s.blocks.PutMany(ctx, bs); err != nil {
+func (s *Store) putManyLocked(_ context.Context, bs []blocks.Block) error {
+	if err := s.writeBlocks(bs); err != nil {
 		return fmt.Errorf("store %d blocks from %s: %w", len(bs), bs[0].Cid(), err)
 	}
 	return nil
