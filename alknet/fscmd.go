@@ -583,7 +583,19 @@ func fsGet(ctx context.Context, c *cli.Context) error {
 			out = filepath.Base(p)
 		}
 	}
-	s, target, release, _, err := fetch(ctx, c, root, afs.Selection{Path: path}, nil)
+	sel := afs.Selection{Path: path}
+	// From a node, a file is written while it arrives (afs.Client.Cat); a
+	// directory (found when its root arrives) is fetched, then written.
+	file := &newFile{name: out}
+	s, target, release, streamed, err := fetch(ctx, c, root, sel, file)
+	if err == nil && streamed {
+		defer release()
+		return file.finish()
+	}
+	file.remove()
+	if errors.Is(err, afs.ErrNotFile) {
+		s, target, release, _, err = fetch(ctx, c, root, sel, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -591,6 +603,55 @@ func fsGet(ctx context.Context, c *cli.Context) error {
 	return s.Export(ctx, target, out, afs.ExportOptions{Skipped: func(path, typ string) {
 		fmt.Fprintf(c.App.ErrWriter, "alknet fs get: skipped %s %s\n", typ, path)
 	}})
+}
+
+// newFile is the file fs get writes while it arrives: created (never
+// existing before, as Export does) at the first write or at finish.
+type newFile struct {
+	name string
+	f    *os.File
+}
+
+func (n *newFile) Write(p []byte) (int, error) {
+	if n.f == nil {
+		if err := n.create(); err != nil {
+			return 0, err
+		}
+	}
+	return n.f.Write(p)
+}
+
+func (n *newFile) create() error {
+	f, err := os.OpenFile(n.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	n.f = f
+	return nil
+}
+
+// finish creates the file if nothing was written (an empty file) and
+// closes it.
+func (n *newFile) finish() error {
+	if n.f == nil {
+		if err := n.create(); err != nil {
+			return err
+		}
+	}
+	if err := n.f.Close(); err != nil {
+		_ = os.Remove(n.name)
+		return err
+	}
+	return nil
+}
+
+// remove deletes the file if it was created: a failed get leaves nothing.
+func (n *newFile) remove() {
+	if n.f != nil {
+		n.f.Close()
+		_ = os.Remove(n.name)
+		n.f = nil
+	}
 }
 
 // keeper returns what keeps a root an fs command stored: with addr empty,

@@ -136,7 +136,7 @@ func (k *catter) write(b blocks.Block, f catFrame) error {
 	}
 	if n.typ != TypeFile {
 		if f.top {
-			return fmt.Errorf("%s is a %s, not a file", b.Cid(), n.typ)
+			return fmt.Errorf("%s is a %s, %w", b.Cid(), n.typ, ErrNotFile)
 		}
 		return fmt.Errorf("block %s: file child is a %s", b.Cid(), n.typ)
 	}

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestClientCat(t *testing.T) {
 		cl, _ := sv.client(t, sv.reader)
 		var out bytes.Buffer
 		_, _, _, err := cl.Cat(ctx, root, Selection{Path: "a"}, &out)
-		if err == nil || !strings.Contains(err.Error(), "not a file") || out.Len() != 0 {
+		if !errors.Is(err, ErrNotFile) || !strings.Contains(err.Error(), "is a directory, not a file") || out.Len() != 0 {
 			t.Fatalf("cat of a directory: %v, %d bytes written", err, out.Len())
 		}
 	})
