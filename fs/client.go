@@ -176,11 +176,10 @@ func (c *Client) Cat(ctx context.Context, root cid.Cid, sel Selection, w io.Writ
 func (c *Client) get(ctx context.Context, root cid.Cid, sel Selection, cat *catter) (TransferStats, error) {
 	var have []cid.Cid
 	marked := make(map[string]struct{})
-	_, err := c.store.walkDAG(ctx, root, marked, true, func(b blocks.Block) error {
+	_, err := c.store.walkDAG(ctx, root, marked, true, nil, func(b cid.Cid) {
 		if len(have) < MaxHave {
-			have = append(have, b.Cid())
+			have = append(have, b)
 		}
-		return nil
 	})
 	if err != nil {
 		return TransferStats{}, fmt.Errorf("fs: get %s: %w", root, err)

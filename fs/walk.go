@@ -44,19 +44,20 @@ type walkStats struct {
 // pre-order, children in link order. visit may be nil. A missing block is
 // a [MissingError].
 func (s *Store) walk(ctx context.Context, root cid.Cid, visit func(blocks.Block) error) (walkStats, error) {
-	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit)
+	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit, nil)
 }
 
 // walkMarked walks root, adding every visited block's multihash to marked
 // and skipping blocks already there; skipMissing treats missing blocks as
 // leaves instead of failing.
 func (s *Store) walkMarked(ctx context.Context, root cid.Cid, marked map[string]struct{}, skipMissing bool) (walkStats, error) {
-	return s.walkDAG(ctx, root, marked, skipMissing, nil)
+	return s.walkDAG(ctx, root, marked, skipMissing, nil, nil)
 }
 
 // walkDAG is the depth-first walk behind walk and walkMarked. seen is keyed
-// by multihash, as the blockstore is.
-func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error) (walkStats, error) {
+// by multihash, as the blockstore is. found, if set, gets the CID of every
+// block visited; without visit, raw blocks are not read.
+func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error, found func(cid.Cid)) (walkStats, error) {
 	var st walkStats
 	stack := []cid.Cid{root}
 	for len(stack) > 0 {
@@ -83,6 +84,9 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 			seen[key] = struct{}{}
 			st.Blocks++
 			st.Bytes += int64(size)
+			if found != nil {
+				found(c)
+			}
 			continue
 		}
 		b, err := s.block(ctx, c)
@@ -96,6 +100,9 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		seen[key] = struct{}{}
 		st.Blocks++
 		st.Bytes += int64(len(b.RawData()))
+		if found != nil {
+			found(c)
+		}
 		if visit != nil {
 			if err := visit(b); err != nil {
 				return st, err
