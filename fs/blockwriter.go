@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -134,6 +135,15 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block) error {
 
 // putManyLocked is putMany for a caller holding s.gc's read lock.
 func (s *Store) putManyLocked(_ context.Context, bs []blocks.Block) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		// flatfs refused writes after Close; the store's own writer must
+		// too, or blocks would land in a directory another process may
+		// have opened since.
+		return errors.New("fs: store closed")
+	}
 	if err := s.writeBlocks(bs); err != nil {
 		return fmt.Errorf("store %d blocks from %s: %w", len(bs), bs[0].Cid(), err)
 	}

@@ -242,3 +242,29 @@ func TestBlockFilesLayout(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteAfterClose: a closed store writes no block, as flatfs refused
+// to: the directory may belong to another process by then.
+func TestWriteAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddReader(context.Background(), bytes.NewReader([]byte("late")), AddOptions{}); err == nil {
+		t.Fatal("add after close succeeded")
+	}
+	var files int
+	_ = filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".data") {
+			files++
+		}
+		return nil
+	})
+	if files != 0 {
+		t.Errorf("%d block files after a closed store's add", files)
+	}
+}
