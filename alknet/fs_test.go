@@ -170,6 +170,22 @@ func TestFSCommandsWithNode(t *testing.T) {
 	if got := run(t, "", "fs", "cat", "--data-dir", reader, "--node", n.addr, "--range", "1000000-1000099", root+"/sub/big"); got != string(big[1000000:1000100]) {
 		t.Errorf("cat --range over alknet/fs: %d bytes", len(got))
 	}
+	// A file is written while it arrives; the store keeps its blocks.
+	bigOut := filepath.Join(t.TempDir(), "big")
+	if _, stderr, err := runErr(t, "", "fs", "get", "--data-dir", reader, "--node", n.addr, root+"/sub/big", "-o", bigOut); err != nil || stderr != "" {
+		t.Errorf("fs get --node of a file: %v, stderr %q", err, stderr)
+	}
+	if got, err := os.ReadFile(bigOut); err != nil || !bytes.Equal(got, big) {
+		t.Errorf("fs get --node of a file wrote %d bytes (%v), want %d", len(got), err, len(big))
+	}
+	if _, _, err := runErr(t, "", "fs", "get", "--data-dir", reader, "--node", n.addr, root+"/sub/big", "-o", bigOut); err == nil {
+		t.Error("fs get --node over an existing file succeeded")
+	}
+	emptyOut := filepath.Join(t.TempDir(), "empty")
+	run(t, "", "fs", "get", "--data-dir", reader, "--node", n.addr, root+"/sub/empty", "-o", emptyOut)
+	if fi, err := os.Stat(emptyOut); err != nil || fi.Size() != 0 {
+		t.Errorf("fs get --node of an empty file: %v", err)
+	}
 	if ls := run(t, "", "fs", "ls", "--data-dir", reader, "--node", n.addr, root+"/sub"); !strings.Contains(ls, " big\n") {
 		t.Errorf("ls on the node:\n%s", ls)
 	}

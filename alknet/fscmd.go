@@ -417,17 +417,19 @@ func parseRange(s string) (afs.Range, error) {
 
 // fetch makes what sel selects of root readable: in the local store, or
 // fetched and verified from --node. It returns the store, the CID the path
-// names, and the function releasing the store.
-func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection) (*afs.Store, cid.Cid, func(), error) {
+// names, and the function releasing the store. With out set and a node to
+// fetch from, the selection is a file whose bytes are written to out as
+// they arrive verified (afs.Client.Cat), and streamed is true: the caller
+// must not write them again.
+func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection, out io.Writer) (s *afs.Store, target cid.Cid, release func(), streamed bool, err error) {
 	addr, err := fsTarget(ctx, c, c.String("node"))
 	if err != nil {
-		return nil, cid.Undef, nil, err
+		return nil, cid.Undef, nil, false, err
 	}
-	s, release, err := openWork(c, addr, true)
+	s, release, err = openWork(c, addr, true)
 	if err != nil {
-		return nil, cid.Undef, nil, err
+		return nil, cid.Undef, nil, false, err
 	}
-	var target cid.Cid
 	if addr == "" {
 		target, err = s.Resolve(ctx, root, sel.Path)
 	} else {
@@ -435,21 +437,42 @@ func fetch(ctx context.Context, c *cli.Context, root cid.Cid, sel afs.Selection)
 		if c.Command.Name == "get" { // cat and export write to stdout: no meter
 			m = newMeter(c, "fetched")
 		}
-		target, err = fetchFrom(ctx, c, addr, s, root, sel, m)
+		target, err = fetchFrom(ctx, c, addr, s, root, sel, m, out)
 		m.finish(err == nil)
+		streamed = out != nil
 	}
 	if err != nil {
 		release()
-		return nil, cid.Undef, nil, err
+		return nil, cid.Undef, nil, false, err
 	}
-	return s, target, release, nil
+	return s, target, release, streamed, nil
 }
 
-// fetchFrom gets sel of root from the node at addr into s. If the dialer
-// finds the QUIC connection bound by loss, the get stops and goes on over
-// a new connection, which the dialer now makes with TCP+TLS: the blocks
-// already stored are listed as had, so only the rest comes again.
-func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, m *meter) (cid.Cid, error) {
+// skipWriter writes to w all but the first skip bytes: a retried cat
+// writes the file from its start again, and out has the first part.
+type skipWriter struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip >= int64(n) {
+		s.skip -= int64(n)
+		return n, nil
+	}
+	p, s.skip = p[s.skip:], 0
+	m, err := s.w.Write(p)
+	return n - len(p) + m, err
+}
+
+// fetchFrom gets sel of root from the node at addr into s, writing the
+// file to out as it arrives if out is set. If the dialer finds the QUIC
+// connection bound by loss, the get stops and goes on over a new
+// connection, which the dialer now makes with TCP+TLS: the blocks already
+// stored are listed as had, so only the rest comes again (and the bytes
+// already written to out are not written twice).
+func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, m *meter, out io.Writer) (cid.Cid, error) {
 	var base, last int64 // the bytes of earlier attempts, and of this one
 	progress := func(n int64) {
 		last = n
@@ -458,16 +481,25 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 	if m == nil {
 		progress = nil
 	}
+	var written int64 // bytes of the file out holds
+	get := func(ctx context.Context, conn core.Conn) (cid.Cid, error) {
+		cl := afs.NewClient(conn, s)
+		cl.Progress = progress
+		if out == nil {
+			target, _, err := cl.Get(ctx, root, sel)
+			return target, err
+		}
+		target, n, _, err := cl.Cat(ctx, root, sel, &skipWriter{w: out, skip: written})
+		written = max(written, n)
+		return target, err
+	}
 	if addr == selfAddr {
 		conn, err := dialFS(ctx, c, addr)
 		if err != nil {
 			return cid.Undef, err
 		}
 		defer conn.CloseWithError(core.CodeNoError, "")
-		cl := afs.NewClient(conn, s)
-		cl.Progress = progress
-		target, _, err := cl.Get(ctx, root, sel)
-		return target, err
+		return get(ctx, conn)
 	}
 	d, err := dialer(c)
 	if err != nil {
@@ -476,7 +508,7 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 	for attempt := 0; ; attempt++ {
 		base += last
 		last = 0
-		target, err := fetchOnce(ctx, d, addr, s, root, sel, progress)
+		target, err := fetchOnce(ctx, d, addr, get)
 		if !errors.Is(err, errLossBound) || attempt > 0 {
 			return target, err
 		}
@@ -486,7 +518,7 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 
 // fetchOnce is one get over one connection; it returns errLossBound if the
 // dialer judged the connection bound by loss before the get ended.
-func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, root cid.Cid, sel afs.Selection, progress func(int64)) (cid.Cid, error) {
+func fetchOnce(ctx context.Context, d *core.Dialer, addr string, get func(context.Context, core.Conn) (cid.Cid, error)) (cid.Cid, error) {
 	conn, err := dial(ctx, d, addr, afs.ALPN)
 	if err != nil {
 		return cid.Undef, err
@@ -503,9 +535,7 @@ func fetchOnce(ctx context.Context, d *core.Dialer, addr string, s *afs.Store, r
 			}
 		}()
 	}
-	cl := afs.NewClient(conn, s)
-	cl.Progress = progress
-	target, _, err := cl.Get(ctx, root, sel)
+	target, err := get(ctx, conn)
 	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
 		return cid.Undef, errLossBound
 	}
@@ -525,11 +555,14 @@ func fsCat(ctx context.Context, c *cli.Context) error {
 		}
 		sel.Range = &rg
 	}
-	s, target, release, err := fetch(ctx, c, root, sel)
+	s, target, release, streamed, err := fetch(ctx, c, root, sel, c.App.Writer)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if streamed {
+		return nil
+	}
 	rg := afs.Range{}
 	if sel.Range != nil {
 		rg = *sel.Range
@@ -550,7 +583,19 @@ func fsGet(ctx context.Context, c *cli.Context) error {
 			out = filepath.Base(p)
 		}
 	}
-	s, target, release, err := fetch(ctx, c, root, afs.Selection{Path: path})
+	sel := afs.Selection{Path: path}
+	// From a node, a file is written while it arrives (afs.Client.Cat); a
+	// directory (found when its root arrives) is fetched, then written.
+	file := &newFile{name: out}
+	s, target, release, streamed, err := fetch(ctx, c, root, sel, file)
+	if err == nil && streamed {
+		defer release()
+		return file.finish()
+	}
+	file.remove()
+	if errors.Is(err, afs.ErrNotFile) {
+		s, target, release, _, err = fetch(ctx, c, root, sel, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -558,6 +603,55 @@ func fsGet(ctx context.Context, c *cli.Context) error {
 	return s.Export(ctx, target, out, afs.ExportOptions{Skipped: func(path, typ string) {
 		fmt.Fprintf(c.App.ErrWriter, "alknet fs get: skipped %s %s\n", typ, path)
 	}})
+}
+
+// newFile is the file fs get writes while it arrives: created (never
+// existing before, as Export does) at the first write or at finish.
+type newFile struct {
+	name string
+	f    *os.File
+}
+
+func (n *newFile) Write(p []byte) (int, error) {
+	if n.f == nil {
+		if err := n.create(); err != nil {
+			return 0, err
+		}
+	}
+	return n.f.Write(p)
+}
+
+func (n *newFile) create() error {
+	f, err := os.OpenFile(n.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	n.f = f
+	return nil
+}
+
+// finish creates the file if nothing was written (an empty file) and
+// closes it.
+func (n *newFile) finish() error {
+	if n.f == nil {
+		if err := n.create(); err != nil {
+			return err
+		}
+	}
+	if err := n.f.Close(); err != nil {
+		_ = os.Remove(n.name)
+		return err
+	}
+	return nil
+}
+
+// remove deletes the file if it was created: a failed get leaves nothing.
+func (n *newFile) remove() {
+	if n.f != nil {
+		n.f.Close()
+		_ = os.Remove(n.name)
+		n.f = nil
+	}
 }
 
 // keeper returns what keeps a root an fs command stored: with addr empty,
@@ -728,7 +822,7 @@ func fsExport(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 	sel := afs.Selection{Path: path}
-	s, _, release, err := fetch(ctx, c, root, sel)
+	s, _, release, _, err := fetch(ctx, c, root, sel, nil)
 	if err != nil {
 		return err
 	}

@@ -49,8 +49,11 @@ func (s *Store) Add(ctx context.Context, path string, opts AddOptions) (cid.Cid,
 	if err != nil {
 		return cid.Undef, fmt.Errorf("fs: add: %w", err)
 	}
-	a := adder{s: s, opts: opts}
+	a := newAdder(ctx, s, opts)
 	nd, err := a.add(ctx, path, info)
+	if werr := a.close(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return cid.Undef, fmt.Errorf("fs: add %q: %w", path, err)
 	}
@@ -62,19 +65,70 @@ func (s *Store) Add(ctx context.Context, path string, opts AddOptions) (cid.Cid,
 func (s *Store) AddReader(ctx context.Context, r io.Reader, opts AddOptions) (cid.Cid, error) {
 	s.gc.RLock()
 	defer s.gc.RUnlock()
-	a := adder{s: s, opts: opts}
+	a := newAdder(ctx, s, opts)
 	nd, err := a.file(ctx, r)
+	if werr := a.close(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return cid.Undef, fmt.Errorf("fs: add: %w", err)
 	}
 	return nd.Cid(), nil
 }
 
-// adder holds the state of one import.
+// adder holds the state of one import. Its blocks go to the store through
+// dag, in batches written while the next chunks are read and hashed; close
+// returns once they are all stored (and synced, unless the store has
+// NoSync).
 type adder struct {
 	s    *Store
+	dag  *batchDAG
 	opts AddOptions
 	done int64
+}
+
+// newAdder starts an import; the caller holds s.gc's read lock until
+// close returned.
+func newAdder(ctx context.Context, s *Store, opts AddOptions) *adder {
+	return &adder{s: s, dag: &batchDAG{DAGService: s.dag, w: newBlockWriter(ctx, s, true)}, opts: opts}
+}
+
+// close stores the blocks still queued and returns the first store error.
+func (a *adder) close() error { return a.dag.w.close() }
+
+// batchDAG is the store's DAG service with Add queued to a blockWriter. A
+// read first waits for the queued blocks, so it sees every block added.
+type batchDAG struct {
+	ipld.DAGService
+	w *blockWriter
+}
+
+func (d *batchDAG) Add(_ context.Context, nd ipld.Node) error { return d.w.put(nd) }
+
+func (d *batchDAG) AddMany(_ context.Context, nds []ipld.Node) error {
+	for _, nd := range nds {
+		if err := d.w.put(nd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *batchDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
+	if err := d.w.wait(); err != nil {
+		return nil, err
+	}
+	return d.DAGService.Get(ctx, c)
+}
+
+func (d *batchDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
+	if err := d.w.wait(); err != nil {
+		out := make(chan *ipld.NodeOption, 1)
+		out <- &ipld.NodeOption{Err: err}
+		close(out)
+		return out
+	}
+	return d.DAGService.GetMany(ctx, cs)
 }
 
 func (a *adder) add(ctx context.Context, path string, info os.FileInfo) (ipld.Node, error) {
@@ -104,7 +158,7 @@ func (a *adder) add(ctx context.Context, path string, info os.FileInfo) (ipld.No
 		if err := nd.SetCidBuilder(cidBuilder); err != nil {
 			return nil, err
 		}
-		return nd, a.s.dag.Add(ctx, nd)
+		return nd, a.dag.Add(ctx, nd)
 	default:
 		return nil, fmt.Errorf("%q: unsupported file type %s", path, info.Mode().Type())
 	}
@@ -116,7 +170,7 @@ func (a *adder) file(ctx context.Context, r io.Reader) (ipld.Node, error) {
 		Maxlinks:   helpers.DefaultLinksPerBlock,
 		RawLeaves:  true,
 		CidBuilder: cidBuilder,
-		Dagserv:    a.s.dag,
+		Dagserv:    a.dag,
 	}
 	if a.opts.Progress != nil {
 		r = &progressReader{r: r, a: a}
@@ -134,7 +188,7 @@ func (a *adder) dir(ctx context.Context, path string) (ipld.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := uio.NewDirectory(a.s.dag, uio.WithCidBuilder(cidBuilder))
+	d, err := uio.NewDirectory(a.dag, uio.WithCidBuilder(cidBuilder))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +213,7 @@ func (a *adder) dir(ctx context.Context, path string) (ipld.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nd, a.s.dag.Add(ctx, nd)
+	return nd, a.dag.Add(ctx, nd)
 }
 
 // progressReader reports the bytes read to AddOptions.Progress.

@@ -138,7 +138,7 @@ func (r *recordingDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.N
 // blocks verified before it stay (unpinned) so a retry resumes. When the
 // stream ends, every root must be complete in the store.
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, TransferStats, error) {
-	roots, st, err := s.receiveCAR(ctx, r, cid.Undef)
+	roots, st, err := s.receiveCAR(ctx, r, cid.Undef, nil)
 	if err != nil {
 		return roots, st, fmt.Errorf("fs: import: %w", err)
 	}
@@ -152,8 +152,9 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, Transfer
 
 // receiveCAR reads and verifies a CAR stream into the store. If want is
 // defined, the header must name exactly that root. GC leaves the roots
-// alone while the stream is read.
-func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]cid.Cid, TransferStats, error) {
+// alone while the stream is read. cat, if set, writes its file from the
+// blocks as they are verified.
+func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *catter) ([]cid.Cid, TransferStats, error) {
 	var st TransferStats
 	br, err := car.NewBlockReader(r, car.WithTrustedCAR(true),
 		car.MaxAllowedHeaderSize(64<<10), car.MaxAllowedSectionSize(MaxBlockBytes+256))
@@ -167,27 +168,45 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 	case want.Defined() && (len(roots) != 1 || !roots[0].Equals(want)):
 		return roots, st, badRequest(fmt.Errorf("CAR header names root %s, want %s", roots[0], want))
 	}
-	v := &verifier{s: s, want: make(map[cid.Cid]struct{}), expanded: make(map[string]struct{})}
 	for _, root := range roots {
 		defer s.protect(root)()
+	}
+	// The verified blocks are written in batches while the next ones
+	// arrive; whatever ends the stream, those verified before it are
+	// stored before the roots lose their protection, so a retry resumes.
+	v := &verifier{s: s, w: newBlockWriter(ctx, s, false), cat: cat, want: make(map[cid.Cid]struct{}), expanded: make(map[string]struct{})}
+	if cat != nil {
+		cat.v = v
+	}
+	err = v.read(ctx, br, roots, &st)
+	if werr := v.w.close(); err == nil {
+		err = werr
+	}
+	return roots, st, err
+}
+
+// read admits the roots, then verifies the stream's blocks in order and
+// hands them to v.w.
+func (v *verifier) read(ctx context.Context, br *car.BlockReader, roots []cid.Cid, st *TransferStats) error {
+	for _, root := range roots {
 		if err := v.allow(ctx, root); err != nil {
-			return roots, st, err
+			return err
 		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return roots, st, err
+			return err
 		}
 		b, err := br.Next()
 		if errors.Is(err, io.EOF) {
 			st.Missing = len(v.want)
-			return roots, st, nil
+			return nil
 		}
 		if err != nil {
-			return roots, st, badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
+			return badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
 		}
 		if err := v.accept(ctx, b); err != nil {
-			return roots, st, err
+			return err
 		}
 		st.Blocks++
 		st.Bytes += int64(len(b.RawData()))
@@ -198,6 +217,8 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid) ([]ci
 // root, or linked from a verified or held block) and hash to its CID.
 type verifier struct {
 	s        *Store
+	w        *blockWriter // stores what is verified
+	cat      *catter      // if set, gets every verified block
 	want     map[cid.Cid]struct{}
 	expanded map[string]struct{} // multihashes whose links are allowed
 }
@@ -225,7 +246,7 @@ func (v *verifier) accept(ctx context.Context, b blocks.Block) error {
 	if err != nil {
 		return &BlockError{CID: c, Reason: err.Error()}
 	}
-	if err := v.s.put(ctx, b); err != nil {
+	if err := v.w.put(b); err != nil {
 		return err
 	}
 	delete(v.want, c)
@@ -234,6 +255,9 @@ func (v *verifier) accept(ctx context.Context, b blocks.Block) error {
 		if err := v.allow(ctx, l); err != nil {
 			return err
 		}
+	}
+	if v.cat != nil {
+		return v.cat.accepted(ctx, b)
 	}
 	return nil
 }
@@ -246,6 +270,19 @@ func (v *verifier) allow(ctx context.Context, c cid.Cid) error {
 		c := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if _, ok := v.expanded[string(c.Hash())]; ok {
+			continue
+		}
+		if c.Type() == cid.Raw {
+			// No links: whether it is held is all there is to know.
+			held, err := v.s.Has(ctx, c)
+			if err != nil {
+				return err
+			}
+			if held {
+				v.expanded[string(c.Hash())] = struct{}{}
+			} else {
+				v.want[c] = struct{}{}
+			}
 			continue
 		}
 		b, err := v.s.block(ctx, c)

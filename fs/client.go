@@ -127,32 +127,10 @@ func (c *Client) Stat(ctx context.Context, root cid.Cid, path string) (Stat, err
 // it arrives ([Store.ImportCAR]); at the end the selection must be complete
 // locally, or the error names the first missing block.
 func (c *Client) Get(ctx context.Context, root cid.Cid, sel Selection) (cid.Cid, TransferStats, error) {
-	var have []cid.Cid
-	marked := make(map[string]struct{})
-	_, err := c.store.walkDAG(ctx, root, marked, true, func(b blocks.Block) error {
-		if len(have) < MaxHave {
-			have = append(have, b.Cid())
-		}
-		return nil
-	})
+	ts, err := c.get(ctx, root, sel, nil)
 	if err != nil {
-		return cid.Undef, TransferStats{}, fmt.Errorf("fs: get %s: %w", root, err)
+		return cid.Undef, ts, err
 	}
-	req := Request{Op: OpGet, Root: root.String(), Path: sel.Path, Range: sel.Range, Have: cidStrings(have)}
-	st, _, err := c.roundTrip(ctx, req, nil)
-	if err != nil {
-		return cid.Undef, TransferStats{}, err
-	}
-	var r io.Reader = st
-	if c.Progress != nil {
-		r = &counted{r: st, progress: c.Progress}
-	}
-	_, ts, err := c.store.receiveCAR(ctx, r, root)
-	if err != nil {
-		st.Abort(codeFailed)
-		return cid.Undef, ts, fmt.Errorf("fs: get %s: %w", root, err)
-	}
-	_ = st.Close()
 	if sel.Path == "" && sel.Range == nil && ts.Missing == 0 {
 		// The verifier followed every link below root: nothing missing
 		// means the whole DAG is stored, without reading it back. (When
@@ -172,6 +150,56 @@ func (c *Client) Get(ctx context.Context, root cid.Cid, sel Selection) (cid.Cid,
 		return target, ts, fmt.Errorf("fs: get %s: incomplete: %w", root, err)
 	}
 	return target, ts, nil
+}
+
+// Cat is [Client.Get] of a file that also writes the file's bytes (those of
+// sel.Range, if set) to w while they arrive: each block is written once it
+// is verified, in the file's order, so nothing is read back from the store
+// after the transfer. Blocks the store held already, or that the node sent
+// out of order, are read from the store when their turn comes. On an error
+// w holds a prefix of the selection, every byte of it verified, and
+// written reports its length; the blocks verified are stored as by Get, so
+// a retry moves only the rest.
+func (c *Client) Cat(ctx context.Context, root cid.Cid, sel Selection, w io.Writer) (target cid.Cid, written int64, ts TransferStats, err error) {
+	k := newCatter(c.store, w, root, sel)
+	ts, err = c.get(ctx, root, sel, k)
+	if err == nil {
+		if err = k.finish(ctx); err != nil {
+			err = fmt.Errorf("fs: get %s: incomplete: %w", root, err)
+		}
+	}
+	return k.target, k.written, ts, err
+}
+
+// get lists what the local store holds below root, asks the node for the
+// rest of sel and receives it, through cat if set.
+func (c *Client) get(ctx context.Context, root cid.Cid, sel Selection, cat *catter) (TransferStats, error) {
+	var have []cid.Cid
+	marked := make(map[string]struct{})
+	_, err := c.store.walkDAG(ctx, root, marked, true, nil, func(b cid.Cid) {
+		if len(have) < MaxHave {
+			have = append(have, b)
+		}
+	})
+	if err != nil {
+		return TransferStats{}, fmt.Errorf("fs: get %s: %w", root, err)
+	}
+	req := Request{Op: OpGet, Root: root.String(), Path: sel.Path, Range: sel.Range, Have: cidStrings(have)}
+	st, _, err := c.roundTrip(ctx, req, nil)
+	if err != nil {
+		return TransferStats{}, err
+	}
+	var r io.Reader = st
+	if c.Progress != nil {
+		r = &counted{r: st, progress: c.Progress}
+	}
+	_, ts, err := c.store.receiveCAR(ctx, r, root, cat)
+	if err != nil {
+		st.Abort(codeFailed)
+		return ts, fmt.Errorf("fs: get %s: %w", root, err)
+	}
+	_ = st.Close()
+	return ts, nil
 }
 
 // Put sends the DAG at root from the local store to the node, which

@@ -12,6 +12,12 @@ import (
 // that does not resolve.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotFile is matched by the error of [Client.Cat] when the selection
+// names a directory or a symlink: nothing was written, and the blocks
+// received so far are stored, so a [Client.Get] after it moves only the
+// rest.
+var ErrNotFile = errors.New("not a file")
+
 // MissingError reports a block that is not in the store. It matches
 // [ErrNotFound].
 type MissingError struct {

@@ -256,7 +256,7 @@ func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req
 }
 
 func (h *Handler) put(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
-	roots, ts, err := h.store.receiveCAR(ctx, st, req.root)
+	roots, ts, err := h.store.receiveCAR(ctx, st, req.root, nil)
 	if err == nil && len(roots) != 1 {
 		err = badRequest(fmt.Errorf("put carries %d roots, want 1", len(roots)))
 	}

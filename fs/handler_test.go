@@ -65,6 +65,7 @@ func TestPutFailureCodes(t *testing.T) {
 			sv := startServer(t, false)
 			if tc.storeErr != nil {
 				sv.store.blocks = failingWrites{Blockstore: sv.store.blocks, err: tc.storeErr}
+				sv.store.writeBlocks = func([]blocks.Block) error { return tc.storeErr }
 			}
 			cl, local := sv.client(t, sv.writer)
 			var err error

@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/ipfs/boxo/datastore/dshelp"
 	"github.com/ipfs/go-cid"
+	flatfs "github.com/ipfs/go-ds-flatfs"
 )
 
 // countBlocks returns the number of blocks in the store.
@@ -180,5 +186,85 @@ func TestPinsAndGC(t *testing.T) {
 	}
 	if res, err := s.GC(ctx); err != nil || res.Removed != 3 || res.Kept != 0 {
 		t.Errorf("gc after unpin = %+v, %v", res, err)
+	}
+}
+
+// TestBlockFilesLayout: blocks the store writes itself are where flatfs
+// (and kubo) look for them, with sync or without, nothing is left in the
+// temporary directory, and a block written twice is one file.
+func TestBlockFilesLayout(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_sync=%v", noSync), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			s, err := Open(dir, Options{NoSync: noSync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := pattern("layout", 9*ChunkSize+7) // 3 batches of leaves
+			root := addFile(t, s, data)
+			again := addFile(t, s, data)
+			if root != again {
+				t.Fatalf("second add: %s, want %s", again, root)
+			}
+			_, order := exportBytes(t, s, root)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := flatfs.Open(filepath.Join(dir, "blocks"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ds.Close()
+			for _, c := range order {
+				got, err := ds.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
+				if err != nil {
+					t.Fatalf("flatfs get %s: %v", c, err)
+				}
+				if sum, err := c.Prefix().Sum(got); err != nil || !sum.Equals(c) {
+					t.Errorf("flatfs holds other bytes for %s", c)
+				}
+			}
+			left, err := os.ReadDir(filepath.Join(dir, "blocks", ".temp"))
+			if err != nil || len(left) != 0 {
+				t.Errorf("temporary directory holds %d files (%v)", len(left), err)
+			}
+			var files int
+			_ = filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d os.DirEntry, err error) error {
+				if err == nil && strings.HasSuffix(p, ".data") {
+					files++
+				}
+				return nil
+			})
+			if files != len(order) {
+				t.Errorf("%d block files, want %d", files, len(order))
+			}
+		})
+	}
+}
+
+// TestWriteAfterClose: a closed store writes no block, as flatfs refused
+// to: the directory may belong to another process by then.
+func TestWriteAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddReader(context.Background(), bytes.NewReader([]byte("late")), AddOptions{}); err == nil {
+		t.Fatal("add after close succeeded")
+	}
+	var files int
+	_ = filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".data") {
+			files++
+		}
+		return nil
+	})
+	if files != 0 {
+		t.Errorf("%d block files after a closed store's add", files)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // links returns the CIDs a block links to, in link order. Only the codecs
@@ -42,19 +44,20 @@ type walkStats struct {
 // pre-order, children in link order. visit may be nil. A missing block is
 // a [MissingError].
 func (s *Store) walk(ctx context.Context, root cid.Cid, visit func(blocks.Block) error) (walkStats, error) {
-	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit)
+	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit, nil)
 }
 
 // walkMarked walks root, adding every visited block's multihash to marked
 // and skipping blocks already there; skipMissing treats missing blocks as
 // leaves instead of failing.
 func (s *Store) walkMarked(ctx context.Context, root cid.Cid, marked map[string]struct{}, skipMissing bool) (walkStats, error) {
-	return s.walkDAG(ctx, root, marked, skipMissing, nil)
+	return s.walkDAG(ctx, root, marked, skipMissing, nil, nil)
 }
 
 // walkDAG is the depth-first walk behind walk and walkMarked. seen is keyed
-// by multihash, as the blockstore is.
-func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error) (walkStats, error) {
+// by multihash, as the blockstore is. found, if set, gets the CID of every
+// block visited; without visit, raw blocks are not read.
+func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error, found func(cid.Cid)) (walkStats, error) {
 	var st walkStats
 	stack := []cid.Cid{root}
 	for len(stack) > 0 {
@@ -65,6 +68,25 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		stack = stack[:len(stack)-1]
 		key := string(c.Hash())
 		if _, ok := seen[key]; ok {
+			continue
+		}
+		if visit == nil && c.Type() == cid.Raw && c.Prefix().MhType != mh.IDENTITY {
+			// A raw block has no links: its size is all the walk needs,
+			// and the store knows it without reading the data.
+			size, err := s.blockSize(ctx, c)
+			var missing *MissingError
+			if skipMissing && errors.As(err, &missing) {
+				continue
+			}
+			if err != nil {
+				return st, err
+			}
+			seen[key] = struct{}{}
+			st.Blocks++
+			st.Bytes += int64(size)
+			if found != nil {
+				found(c)
+			}
 			continue
 		}
 		b, err := s.block(ctx, c)
@@ -78,6 +100,9 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		seen[key] = struct{}{}
 		st.Blocks++
 		st.Bytes += int64(len(b.RawData()))
+		if found != nil {
+			found(c)
+		}
 		if visit != nil {
 			if err := visit(b); err != nil {
 				return st, err
@@ -91,4 +116,17 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		stack = append(stack, ls...)
 	}
 	return st, nil
+}
+
+// blockSize returns the length of the stored block c without reading it; a
+// missing block is a [MissingError].
+func (s *Store) blockSize(ctx context.Context, c cid.Cid) (int, error) {
+	n, err := s.blocks.GetSize(ctx, c)
+	if ipld.IsNotFound(err) {
+		return 0, &MissingError{CID: c}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("block %s: %w", c, err)
+	}
+	return n, nil
 }

@@ -21,9 +21,11 @@ type fsConfig struct {
 	// Default false: reads need fs:read. Writes always need fs:write.
 	// Dynamic: hot-reloaded.
 	Public bool `toml:"public" reload:"dynamic"`
-	// NoSync skips the fsync of every block file: adds and transfers get
-	// faster, but blocks written just before a power loss may be lost (never
-	// torn). Default false.
+	// NoSync skips syncing the block files: adds and transfers get faster,
+	// but blocks written just before a power loss may be lost (never torn).
+	// Default false: blocks are written in batches of up to 4 MiB, each
+	// synced before its files are renamed into place and once after, so an
+	// add or a transfer has every block on disk when it returns.
 	NoSync bool `toml:"no_sync"`
 }
 

@@ -1,0 +1,150 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ipfs/boxo/datastore/dshelp"
+	blocks "github.com/ipfs/go-block-format"
+	flatfs "github.com/ipfs/go-ds-flatfs"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// shard is the store's flatfs sharding: the next-to-last two characters of
+// the key, kubo's default. Open refuses a store sharded otherwise.
+var shard = flatfs.NextToLast(2)
+
+// blockFiles writes batches of blocks into the flatfs layout of a store's
+// blocks directory itself, with one sync for a whole batch instead of
+// flatfs's per block: each block goes to a new file in flatfs's temporary
+// directory, the batch is flushed (with sync), the files are renamed into
+// their shard directories, and the batch is flushed again. A block is thus
+// in place only once its data is on disk: the store never holds a torn
+// block, and a crash loses at most the batches not yet flushed. Reads,
+// deletes and listings stay flatfs's (whose disk-usage estimate does not
+// count these writes).
+type blockFiles struct {
+	dir  string // the flatfs root
+	temp string // flatfs's temporary directory, emptied when flatfs opens
+	sync bool
+	dirs sync.Map // shard directories known to exist
+}
+
+func newBlockFiles(dir string, sync bool) *blockFiles {
+	return &blockFiles{dir: dir, temp: filepath.Join(dir, ".temp"), sync: sync}
+}
+
+// write stores bs; blocks already stored and identity blocks are skipped.
+func (w *blockFiles) write(bs []blocks.Block) (err error) {
+	type file struct{ tmp, dst string }
+	files := make([]file, 0, len(bs))
+	defer func() {
+		for _, f := range files {
+			if f.tmp != "" {
+				_ = os.Remove(f.tmp)
+			}
+		}
+	}()
+	for _, b := range bs {
+		if b.Cid().Prefix().MhType == mh.IDENTITY {
+			continue
+		}
+		key := dshelp.MultihashToDsKey(b.Cid().Hash()).String()[1:]
+		dir := filepath.Join(w.dir, shard.Func()(key))
+		dst := filepath.Join(dir, key+".data")
+		if _, err := os.Lstat(dst); err == nil {
+			continue // stored already: content addressed, so the same bytes
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := w.mkdir(dir); err != nil {
+			return err
+		}
+		tmp, err := w.writeTemp(b.RawData())
+		if tmp != "" {
+			files = append(files, file{tmp: tmp, dst: dst})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	for i, f := range files {
+		if err := os.Rename(f.tmp, f.dst); err != nil {
+			return fmt.Errorf("store block: %w", err)
+		}
+		files[i].tmp = ""
+	}
+	return w.flush()
+}
+
+// writeTemp writes data to a new temporary file and returns its name.
+func (w *blockFiles) writeTemp(data []byte) (string, error) {
+	f, err := os.CreateTemp(w.temp, "temp-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil && w.sync && !haveSyncfs {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return f.Name(), err
+}
+
+// mkdir makes the shard directory dir unless it is known to exist.
+func (w *blockFiles) mkdir(dir string) error {
+	if _, ok := w.dirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	w.dirs.Store(dir, struct{}{})
+	return nil
+}
+
+// flush makes what was written so far durable, if the store syncs: one
+// syncfs of the file system where syncfs exists, else a sync of every
+// directory written (the files were synced as they were written).
+func (w *blockFiles) flush() error {
+	if !w.sync {
+		return nil
+	}
+	if haveSyncfs {
+		return syncfs(w.dir)
+	}
+	var err error
+	w.dirs.Range(func(k, _ any) bool {
+		err = syncDir(k.(string))
+		return err == nil
+	})
+	if err == nil {
+		err = syncDir(w.temp)
+	}
+	if err == nil {
+		err = syncDir(w.dir)
+	}
+	return err
+}
+
+// syncDir fsyncs the directory dir.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}

@@ -1,0 +1,151 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	blocks "github.com/ipfs/go-block-format"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// writeBatchBytes is the size at which a blockWriter hands its batch to
+// the writing goroutine: 4 MiB, sixteen 256 KiB chunks, which (with sync)
+// two syncs of the file system make durable.
+const writeBatchBytes = 4 << 20
+
+// blockWriter stores verified blocks in batches from its own goroutine, so
+// the caller hashes, decodes and receives the next blocks while the last
+// ones reach the disk, and the store writes each batch at once
+// ([blockFiles]: with sync, the batch is synced before its blocks are
+// renamed into place and once after, instead of twice per block). It holds
+// at most two batches, the one filling and the one being written, each at
+// most writeBatchBytes plus one block.
+//
+// Blocks handed to put are durable (as the store's NoSync promises) only
+// once wait or close returned without an error.
+type blockWriter struct {
+	s *Store
+	// locked says the caller holds the store's GC read lock for the
+	// writer's life (an add), so batches are written without taking it
+	// again: a GC waiting for the lock would block a second reader.
+	locked bool
+	ctx    context.Context
+	cur    []blocks.Block
+	bytes  int
+	reqs   chan writeReq
+	done   chan struct{}
+	failed atomic.Bool // a batch failed: put stops early
+	err    error       // the first store error; the goroutine's, handed out by acks
+	closed bool
+}
+
+// writeReq is a batch to store, or with blocks nil a barrier whose ack
+// receives the writer's first error once every batch before it is stored.
+type writeReq struct {
+	blocks []blocks.Block
+	ack    chan error
+}
+
+// newBlockWriter starts a writer into s; close ends it. locked says the
+// caller holds s.gc's read lock until then.
+func newBlockWriter(ctx context.Context, s *Store, locked bool) *blockWriter {
+	w := &blockWriter{s: s, locked: locked, ctx: ctx, reqs: make(chan writeReq), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *blockWriter) run() {
+	defer close(w.done)
+	for req := range w.reqs {
+		if req.blocks != nil && w.err == nil {
+			if w.locked {
+				w.err = w.s.putManyLocked(w.ctx, req.blocks)
+			} else {
+				w.err = w.s.putMany(w.ctx, req.blocks)
+			}
+			if w.err != nil {
+				w.failed.Store(true)
+			}
+		}
+		if req.ack != nil {
+			req.ack <- w.err
+		}
+	}
+}
+
+// put queues b. An error is the store's, from an earlier batch.
+func (w *blockWriter) put(b blocks.Block) error {
+	if w.failed.Load() {
+		return w.wait()
+	}
+	if b.Cid().Prefix().MhType == mh.IDENTITY {
+		return nil
+	}
+	w.cur = append(w.cur, b)
+	w.bytes += len(b.RawData())
+	if w.bytes < writeBatchBytes {
+		return nil
+	}
+	return w.send(writeReq{})
+}
+
+// send hands the filling batch (if any) with req's ack to the goroutine.
+func (w *blockWriter) send(req writeReq) error {
+	req.blocks, w.cur, w.bytes = w.cur, nil, 0
+	if req.blocks == nil && req.ack == nil {
+		return nil
+	}
+	w.reqs <- req
+	if req.ack != nil {
+		return <-req.ack
+	}
+	return nil
+}
+
+// wait stores everything put so far and returns the first store error.
+func (w *blockWriter) wait() error {
+	if w.closed {
+		return w.err // the goroutine is done: it no longer writes it
+	}
+	return w.send(writeReq{ack: make(chan error, 1)})
+}
+
+// close stores everything put so far, ends the goroutine and returns the
+// first store error. Later calls (and wait) return that error again; put
+// must not follow it.
+func (w *blockWriter) close() error {
+	if w.closed {
+		return w.err
+	}
+	err := w.wait()
+	close(w.reqs)
+	<-w.done
+	w.closed = true
+	return err
+}
+
+// putMany stores verified blocks, excluding GC for the duration.
+func (s *Store) putMany(ctx context.Context, bs []blocks.Block) error {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	return s.putManyLocked(ctx, bs)
+}
+
+// putManyLocked is putMany for a caller holding s.gc's read lock.
+func (s *Store) putManyLocked(_ context.Context, bs []blocks.Block) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		// flatfs refused writes after Close; the store's own writer must
+		// too, or blocks would land in a directory another process may
+		// have opened since.
+		return errors.New("fs: store closed")
+	}
+	if err := s.writeBlocks(bs); err != nil {
+		return fmt.Errorf("store %d blocks from %s: %w", len(bs), bs[0].Cid(), err)
+	}
+	return nil
+}
