@@ -1,12 +1,14 @@
 package fs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
@@ -25,13 +27,14 @@ var shard = flatfs.NextToLast(2)
 // their shard directories, and the batch is flushed again. A block is thus
 // in place only once its data is on disk: the store never holds a torn
 // block, and a crash loses at most the batches not yet flushed. Reads,
-// deletes and listings stay flatfs's (whose disk-usage estimate does not
-// count these writes).
+// deletes and listings stay flatfs's; its disk-usage estimate learns of
+// these writes when the store closes ([blockFiles.addToDiskUsage]).
 type blockFiles struct {
-	dir  string // the flatfs root
-	temp string // flatfs's temporary directory, emptied when flatfs opens
-	sync bool
-	dirs sync.Map // shard directories known to exist
+	dir     string // the flatfs root
+	temp    string // flatfs's temporary directory, emptied when flatfs opens
+	sync    bool
+	dirs    sync.Map     // shard directories known to exist
+	written atomic.Int64 // bytes of the blocks put in place
 }
 
 func newBlockFiles(dir string, sync bool) *blockFiles {
@@ -40,7 +43,10 @@ func newBlockFiles(dir string, sync bool) *blockFiles {
 
 // write stores bs; blocks already stored and identity blocks are skipped.
 func (w *blockFiles) write(bs []blocks.Block) (err error) {
-	type file struct{ tmp, dst string }
+	type file struct {
+		tmp, dst string
+		size     int64
+	}
 	files := make([]file, 0, len(bs))
 	defer func() {
 		for _, f := range files {
@@ -66,7 +72,7 @@ func (w *blockFiles) write(bs []blocks.Block) (err error) {
 		}
 		tmp, err := w.writeTemp(b.RawData())
 		if tmp != "" {
-			files = append(files, file{tmp: tmp, dst: dst})
+			files = append(files, file{tmp: tmp, dst: dst, size: int64(len(b.RawData()))})
 		}
 		if err != nil {
 			return err
@@ -83,6 +89,7 @@ func (w *blockFiles) write(bs []blocks.Block) (err error) {
 			return fmt.Errorf("store block: %w", err)
 		}
 		files[i].tmp = ""
+		w.written.Add(f.size)
 	}
 	return w.flush()
 }
@@ -137,6 +144,46 @@ func (w *blockFiles) flush() error {
 		err = syncDir(w.dir)
 	}
 	return err
+}
+
+// addToDiskUsage adds the bytes this writer put in place to the estimate
+// flatfs keeps in diskUsage.cache; call it after flatfs closed (and wrote
+// its own count, which lacks them). Without it a GC that deletes these
+// blocks drives the estimate below zero, and flatfs then recounts the
+// whole store at its next open, printing to stdout (where `alknet fs cat`
+// writes the file) when that takes over five seconds.
+func (w *blockFiles) addToDiskUsage() error {
+	n := w.written.Swap(0)
+	if n == 0 {
+		return nil
+	}
+	path := filepath.Join(w.dir, flatfs.DiskUsageFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // flatfs counts the store at its next open
+	}
+	if err != nil {
+		return err
+	}
+	var v map[string]json.RawMessage // keeps flatfs's other fields
+	var du int64
+	if err := json.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("disk usage: %w", err)
+	}
+	if err := json.Unmarshal(v["diskUsage"], &du); err != nil {
+		return fmt.Errorf("disk usage: %w", err)
+	}
+	if v["diskUsage"], err = json.Marshal(du + n); err != nil {
+		return err
+	}
+	if data, err = json.Marshal(v); err != nil {
+		return err
+	}
+	tmp := path + ".alknet-tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // syncDir fsyncs the directory dir.

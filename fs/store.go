@@ -113,6 +113,9 @@ func (s *Store) Close() error {
 	if err := s.ds.Close(); err != nil {
 		return fmt.Errorf("fs: close: %w", err)
 	}
+	if err := s.files.addToDiskUsage(); err != nil {
+		return fmt.Errorf("fs: close: %w", err)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/ipfs/boxo/datastore/dshelp"
 	"github.com/ipfs/go-cid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	flatfs "github.com/ipfs/go-ds-flatfs"
 )
 
@@ -266,5 +269,69 @@ func TestWriteAfterClose(t *testing.T) {
 	})
 	if files != 0 {
 		t.Errorf("%d block files after a closed store's add", files)
+	}
+}
+
+// TestDiskUsageCountsBatchedWrites: flatfs's disk-usage estimate, kept in
+// diskUsage.cache, counts the blocks the store writes itself, so it is the
+// size of the block files after a close and stays at or above zero after
+// they are deleted (below zero, flatfs recounts the store at its next open
+// and prints to stdout while it does).
+func TestDiskUsageCountsBatchedWrites(t *testing.T) {
+	dir := t.TempDir()
+	blocksDir := filepath.Join(dir, "blocks")
+	sizeOfFiles := func() int64 {
+		var n int64
+		_ = filepath.WalkDir(blocksDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".data") {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+		return n
+	}
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addFile(t, s, pattern("du", 5*ChunkSize+3))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := flatfs.Open(blocksDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	du, err := ds.DiskUsage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sizeOfFiles(); du < uint64(want) {
+		t.Errorf("disk usage %d after a close, want at least the %d bytes of block files", du, want)
+	}
+	// Delete every block through flatfs, as a GC does.
+	res, err := ds.Query(context.Background(), query.Query{KeysOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range res.Next() {
+		if err := ds.Delete(context.Background(), datastore.NewKey(e.Key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(blocksDir, flatfs.DiskUsageFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		DiskUsage int64 `json:"diskUsage"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.DiskUsage < 0 {
+		t.Errorf("disk usage after deleting every block: %s (%v), want at least 0", data, err)
 	}
 }
