@@ -279,4 +279,3 @@ func (h *head) close() error {
 	})
 	return h.err
 }
-
