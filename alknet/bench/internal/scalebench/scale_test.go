@@ -49,8 +49,8 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	for _, h := range ws {
 		t.Logf("%d workers: p50 %v, RSS %d MiB", h.Workers, h.P50(), h.Attached>>20)
-		if len(h.Latencies) != 20 || h.Attached == 0 || h.After == 0 {
-			t.Errorf("%d workers: %d calls, RSS %d/%d, want 20 calls and RSS read", h.Workers, len(h.Latencies), h.Attached, h.After)
+		if len(h.Latencies) != 20 || len(h.One) != 20 || h.Attached == 0 || h.After == 0 {
+			t.Errorf("%d workers: %d+%d calls, RSS %d/%d, want 20+20 calls and RSS read", h.Workers, len(h.Latencies), len(h.One), h.Attached, h.After)
 		}
 	}
 	rep.Workers = ws

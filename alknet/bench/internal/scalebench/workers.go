@@ -31,8 +31,11 @@ type WorkersOptions struct {
 type WorkersResult struct {
 	// Workers is how many workers were attached.
 	Workers int
-	// Latencies are the routed calls' round trips, pooled over the rounds.
-	Latencies []time.Duration
+	// Latencies are the routed calls' round trips, each to the next worker
+	// in turn, pooled over the rounds; One are as many calls, all to the
+	// first worker, which tells the head's per-worker work (finding the
+	// worker) from the cost of spreading calls over many connections.
+	Latencies, One []time.Duration
 	// Idle is the head's VmRSS before any worker attached, Attached with
 	// every worker attached, After at the end of the calls, in bytes.
 	Idle, Attached, After int64
@@ -55,7 +58,7 @@ const attachTimeout = 2 * time.Minute
 // the head (what `alknet serve --join` does, without a process each).
 // Then a client granted call:route calls peers/call on each head, round
 // by round, each call to the next worker in turn, and the heads' memory
-// is read. Heads and workers are stopped at the end.
+// is read; calls to the first worker alternate with them. Heads and workers are stopped at the end.
 func MeasureWorkers(ctx context.Context, opts WorkersOptions) ([]WorkersResult, error) {
 	rounds := cmpOr(opts.Rounds, 5)
 	calls := cmpOr(opts.Calls, 200)
@@ -84,12 +87,21 @@ func MeasureWorkers(ctx context.Context, opts WorkersOptions) ([]WorkersResult, 
 	for r := range rounds {
 		for i := range heads {
 			h := heads[(i+r)%len(heads)]
-			for range calls {
-				d, err := h.routedCall(ctx, in)
+			for i := range 2 * calls {
+				peer := h.names[0] // alternately the first worker and the next in turn
+				if i%2 == 0 {
+					peer = h.names[h.next%len(h.names)]
+					h.next++
+				}
+				d, err := h.routedCall(ctx, peer, in)
 				if err != nil {
 					return nil, fmt.Errorf("bench: scale: head with %d workers: routed call: %w", h.res.Workers, err)
 				}
-				h.res.Latencies = append(h.res.Latencies, d)
+				if i%2 == 0 {
+					h.res.Latencies = append(h.res.Latencies, d)
+				} else {
+					h.res.One = append(h.res.One, d)
+				}
 			}
 		}
 		progress(fmt.Sprintf("scale workers: round %d of %d done", r+1, rounds))
@@ -242,11 +254,9 @@ func (h *head) waitAttached(ctx context.Context, w int) error {
 // callTimeout bounds one routed call.
 const callTimeout = 10 * time.Second
 
-// routedCall calls echoOp on the next worker through the head, as `alknet
+// routedCall calls echoOp on the worker peer through the head, as `alknet
 // call --peer WORKER` does, and returns its round trip.
-func (h *head) routedCall(ctx context.Context, in map[string]string) (time.Duration, error) {
-	peer := h.names[h.next%len(h.names)]
-	h.next++
+func (h *head) routedCall(ctx context.Context, peer string, in map[string]string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	var out map[string]string
