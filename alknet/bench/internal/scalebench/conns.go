@@ -35,6 +35,9 @@ type ConnsOptions struct {
 	Idle time.Duration
 	// Progress, if set, receives a line of progress now and then.
 	Progress func(string)
+	// limit, if set, is the node's max_conns and max_conns_per_ip
+	// instead of N + connSlack (tests of refusals).
+	limit int
 }
 
 // ConnsResult is the node's memory with N idle connections.
@@ -46,6 +49,8 @@ type ConnsResult struct {
 	// Refused counts the dials that failed; FirstErr is the first failure.
 	Refused  int
 	FirstErr error
+	// Limit is the node's max_conns and max_conns_per_ip.
+	Limit int
 	// Before and After are the node's VmRSS without connections and after
 	// the idle time, in bytes.
 	Before, After int64
@@ -103,7 +108,8 @@ func MeasureConns(ctx context.Context, opts ConnsOptions) (ConnsResult, error) {
 
 	_, key, _ := ed25519.GenerateKey(nil)
 	id, _ := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey))
-	limit := opts.N + connSlack
+	limit := cmpOr(opts.limit, opts.N+connSlack)
+	res.Limit = limit
 	config := fmt.Sprintf("[limits]\nmax_conns = %d\nmax_conns_per_ip = %d\n\n[[peers]]\nid = \"bench\"\nkeys = [%q]\n", limit, limit, id.String())
 	n, err := startNode(ctx, opts.Binary, "", config)
 	if err != nil {

@@ -50,8 +50,8 @@ func WriteMarkdown(w io.Writer, r Report) {
 		fmt.Fprintln(w)
 		for _, c := range r.Conns {
 			if c.Refused > 0 || c.Cut {
-				fmt.Fprintf(w, "%s, %d connections: the node refused %d dials (first: %v)%s.\n\n", c.Network, c.Want, c.Refused, c.FirstErr,
-					map[bool]string{true: "; the dials were cut at the deadline", false: ""}[c.Cut])
+				fmt.Fprintf(w, "%s, %d connections: the node refused %d dials (first: %v)%s; its [limits] max_conns and max_conns_per_ip were %d.\n\n",
+					c.Network, c.Want, c.Refused, c.FirstErr, map[bool]string{true: "; the dials were cut at the deadline", false: ""}[c.Cut], c.Limit)
 			}
 		}
 		conns := r.Conns
