@@ -4,12 +4,14 @@
 // medians and ratios to standard output; progress goes to standard error.
 //
 //	go run ./alknet/bench/cmd/alknet-bench [-bytes 256MiB] [-runs 5] [-duration 2s]
-//		[-only b1,b2,serve,call,http,ssh,dns,git,fs,hostile,wan,handshakes,fwdlatency] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
+//		[-only b1,b2,serve,call,http,ssh,dns,git,fs,hostile,wan,handshakes,fwdlatency,scale] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
 //		[-call-duration 1s]
 //		[-git-runs 3] [-git-ops clone,shallow,fetch,push] [-git-cache DIR] [-git-alknet-config TOML]
 //		[-sftp-bytes 1GiB] [-iperf-time 5s] [-ssh-tests tunnel,socks,sftp-get,sftp-put,setup]
 //		[-dns-duration 5s] [-dns-clients 4] [-dns-inflight 16] [-dnsperf BIN]
 //		[-fs-bytes 1GiB] [-fs-dir DIR]
+//		[-scale-parts conns,workers,fs,git] [-scale-conns 1000,10000] [-scale-networks quic,tcp] [-scale-workers 2,200]
+//		[-scale-blocks 1000,10000,100000] [-scale-refs 100,1000,10000]
 //		[-wan-profiles lan,wan,far,lossy,bursty,heavyloss] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
 //		[-wan-bytes 256MiB] [-wan-lossy-bytes 8MiB] [-wan-forward-time 5s]
 //
@@ -50,7 +52,7 @@ func main() {
 	bytesFlag := flag.String("bytes", "256MiB", "B1: bytes per transfer in each direction, split across the streams (suffixes KiB, MiB, GiB)")
 	runs := flag.Int("runs", 5, "interleaved rounds of B1, B2 and call")
 	duration := flag.Duration("duration", 2*time.Second, "B2: length of each handshake run")
-	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency")
+	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale")
 	callDuration := flag.Duration("call-duration", time.Second, "call: length of each run")
 	alknet := flag.String("alknet", "", "serve: the alknet binary; empty builds ./alknet from the repository root")
 	transports := flag.String("transports", "router,bare,tcp,router-tcp", "B1: comma-separated transports to compare")
@@ -80,10 +82,10 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "b1", "b2", "serve", "call", "http", "ssh", "dns", "git", "fs", "hostile", "wan", "handshakes", "fwdlatency":
+		case "b1", "b2", "serve", "call", "http", "ssh", "dns", "git", "fs", "hostile", "wan", "handshakes", "fwdlatency", "scale":
 			want[s] = true
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency)", s)
+			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale)", s)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -149,6 +151,9 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	}
 	if want["fwdlatency"] {
 		errs = append(errs, fwdLatencyScenario(ctx, w, alknet))
+	}
+	if want["scale"] {
+		errs = append(errs, scaleScenario(ctx, w, alknet))
 	}
 	return errors.Join(errs...)
 }
