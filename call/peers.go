@@ -59,7 +59,8 @@ type Peers struct {
 	logger *slog.Logger
 
 	mu    sync.Mutex
-	peers []*peer // in attach order
+	peers []*peer          // in attach order
+	byID  map[string]*peer // the same, by identity ID: a Specific call looks up one
 	rr    atomic.Uint64
 }
 
@@ -76,7 +77,7 @@ func NewPeers(policy Policy, logger *slog.Logger) *Peers {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Peers{policy: policy, logger: logger}
+	return &Peers{policy: policy, logger: logger, byID: map[string]*peer{}}
 }
 
 // attach imports a worker's operations, attaches it until ctx ends, then
@@ -91,11 +92,15 @@ func (ps *Peers) attach(ctx context.Context, id string, s *session) {
 	ps.mu.Lock()
 	ps.peers = slices.DeleteFunc(ps.peers, func(o *peer) bool { return o.id == id })
 	ps.peers = append(ps.peers, p)
+	ps.byID[id] = p
 	ps.mu.Unlock()
 	ps.logger.Info("call: peer attached", "peer", id, "ops", len(ops))
 	<-ctx.Done()
 	ps.mu.Lock()
 	ps.peers = slices.DeleteFunc(ps.peers, func(o *peer) bool { return o == p })
+	if ps.byID[id] == p {
+		delete(ps.byID, id)
+	}
 	ps.mu.Unlock()
 	ps.logger.Info("call: peer detached", "peer", id)
 }
@@ -136,16 +141,22 @@ func importOps(ctx context.Context, s *session) (map[string]Spec, error) {
 func (ps *Peers) candidates(ref PeerRef, op string) []*peer {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if !ref.any {
+		if p := ps.byID[ref.peer]; p != nil {
+			if _, ok := p.ops[op]; ok {
+				return []*peer{p}
+			}
+		}
+		return nil
+	}
 	var out []*peer
 	for _, p := range ps.peers {
 		if _, ok := p.ops[op]; !ok {
 			continue
 		}
-		if ref.any || p.id == ref.peer {
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
-	if ref.any && ps.policy == RoundRobin && len(out) > 1 {
+	if ps.policy == RoundRobin && len(out) > 1 {
 		k := int(ps.rr.Add(1)-1) % len(out)
 		out = append(out[k:], out[:k]...)
 	}
