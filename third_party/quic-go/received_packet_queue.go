@@ -3,7 +3,6 @@ package quic
 import (
 	"sync"
 
-	"github.com/quic-go/quic-go/internal/protocol"
 	"github.com/quic-go/quic-go/internal/utils/ringbuffer"
 )
 
@@ -20,6 +19,7 @@ type sidePacket struct {
 // The side queue is only used by clients that probe or migrate to new paths.
 type receivedPacketQueue struct {
 	mx     sync.Mutex
+	limit  int // packets each queue holds at most (alknet patch 5)
 	active *pathReceiver
 	main   ringbuffer.RingBuffer[receivedPacket]
 	side   ringbuffer.RingBuffer[sidePacket] // only allocated once a packet is received on a different Transport
@@ -27,9 +27,11 @@ type receivedPacketQueue struct {
 
 // Init initializes the queue.
 // The active pathReceiver is the one of the Transport that the connection was created on.
-func (q *receivedPacketQueue) Init(active *pathReceiver) {
+// limit is the number of packets each queue holds at most.
+func (q *receivedPacketQueue) Init(active *pathReceiver, limit int) {
 	q.main.Init(8)
 	q.active = active
+	q.limit = limit
 }
 
 // Push queues a packet received by the pathReceiver source.
@@ -39,14 +41,14 @@ func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool 
 	defer q.mx.Unlock()
 
 	if source == q.active {
-		if q.main.Len() >= protocol.MaxConnUnprocessedPackets {
+		if q.main.Len() >= q.limit {
 			return false
 		}
 		q.main.PushBack(p)
 		return true
 	}
 
-	if q.side.Len() >= protocol.MaxConnUnprocessedPackets {
+	if q.side.Len() >= q.limit {
 		return false
 	}
 	q.side.PushBack(sidePacket{receivedPacket: p, source: source})

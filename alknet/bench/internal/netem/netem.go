@@ -1,6 +1,7 @@
 package netem
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -239,6 +240,10 @@ type LinkStats struct {
 	// /proc/net/snmp): the receiving process, not the path, fell behind.
 	// A QUIC sender sees them as loss.
 	UDPRcvbufErrors [2]int64
+	// TxDropped is, for each side, the packets that side's TUN device
+	// dropped because its queue to the emulator was full (the emulator
+	// read too late): loss before the path, on the sending side.
+	TxDropped [2]int64
 }
 
 // DirectionStats counts one direction's packets. Every packet read is
@@ -283,6 +288,25 @@ func parseUDPRcvbufErrors(snmp []byte) (int64, error) {
 		break
 	}
 	return 0, errors.New("no Udp RcvbufErrors in /proc/net/snmp")
+}
+
+// parseTxDropped finds stats64.tx.dropped in the JSON of `ip -j -s link
+// show dev X`.
+func parseTxDropped(js []byte) (int64, error) {
+	var links []struct {
+		Stats64 struct {
+			TX struct {
+				Dropped int64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(js, &links); err != nil {
+		return 0, fmt.Errorf("ip -j -s link: %w", err)
+	}
+	if len(links) != 1 {
+		return 0, fmt.Errorf("ip -j -s link: %d links, want 1", len(links))
+	}
+	return links[0].Stats64.TX.Dropped, nil
 }
 
 // MeanLate is LateSum over the packets written.

@@ -313,6 +313,9 @@ func (l *Link) stats() (LinkStats, error) {
 	st := LinkStats{AToB: DirectionStats(hs.Dirs[0]), BToA: DirectionStats(hs.Dirs[1])}
 	for side := range st.UDPRcvbufErrors {
 		st.UDPRcvbufErrors[side], _ = l.udpRcvbufErrors(Side(side))
+		if out, err := exec.Command("ip", "-n", l.ns[side], "-j", "-s", "link", "show", "dev", linkDevice).Output(); err == nil {
+			st.TxDropped[side], _ = parseTxDropped(out)
+		}
 	}
 	l.ctl.Lock()
 	l.last = st

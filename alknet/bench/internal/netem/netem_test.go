@@ -149,3 +149,13 @@ func TestParseUDPRcvbufErrors(t *testing.T) {
 		t.Fatal("no Udp lines: want an error")
 	}
 }
+
+func TestParseTxDropped(t *testing.T) {
+	const js = `[{"ifindex":2,"ifname":"alkemu","stats64":{"rx":{"bytes":1,"packets":1,"dropped":3},"tx":{"bytes":2,"packets":2,"dropped":41}}}]`
+	if n, err := parseTxDropped([]byte(js)); err != nil || n != 41 {
+		t.Fatalf("got %d, %v; want 41", n, err)
+	}
+	if _, err := parseTxDropped([]byte(`[]`)); err == nil {
+		t.Fatal("no link: want an error")
+	}
+}

@@ -229,13 +229,14 @@ func WriteWANMarkdown(w io.Writer, results []WANResult, err error) {
 		}
 	}
 	fmt.Fprintf(w, "\nEmulator counters, A to B / B to A (packets):\n\n")
-	fmt.Fprintf(w, "| profile | passed | random loss | burst loss | queue drops | no buffer | receiver's UDP buffer full | mean late | max late |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| profile | passed | random loss | burst loss | queue drops | no buffer | sender's TUN queue full | receiver's UDP buffer full | mean late | max late |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		a, b := r.stats.AToB, r.stats.BToA
 		rcvbuf := r.stats.UDPRcvbufErrors
-		fmt.Fprintf(w, "| %s | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %v / %v | %v / %v |\n", r.profile.Name,
+		txdrop := r.stats.TxDropped
+		fmt.Fprintf(w, "| %s | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %v / %v | %v / %v |\n", r.profile.Name,
 			a.Passed, b.Passed, a.Lost, b.Lost, a.BurstLost, b.BurstLost, a.Queue, b.Queue, a.Overflow, b.Overflow,
-			rcvbuf[netem.SideB], rcvbuf[netem.SideA],
+			txdrop[netem.SideA], txdrop[netem.SideB], rcvbuf[netem.SideB], rcvbuf[netem.SideA],
 			a.MeanLate().Round(time.Microsecond), b.MeanLate().Round(time.Microsecond),
 			a.LateMax.Round(time.Microsecond), b.LateMax.Round(time.Microsecond))
 	}
