@@ -233,3 +233,15 @@ func AlknetID(ctx context.Context, bin, dir string) (id, sshKey string, err erro
 	}
 	return "", "", fmt.Errorf("bench: alknet id: unexpected output %q", LastLines(string(out), 3))
 }
+
+// Sleep waits d, or until ctx ends (its error).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

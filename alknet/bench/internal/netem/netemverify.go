@@ -13,9 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+
+	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 )
 
 // errLinkBottleneck is wrapped by [VerifyResult.Err] when the emulator
@@ -234,7 +235,7 @@ func (l *Link) measureRTT(ctx context.Context, probes int) ([]time.Duration, err
 		}
 	}
 	// Wait for the last answers: twice the RTT, and some.
-	if err := sleepCtx(ctx, 2*l.Profile().RTT+200*time.Millisecond); err != nil {
+	if err := harness.Sleep(ctx, 2*l.Profile().RTT+200*time.Millisecond); err != nil {
 		return nil, err
 	}
 	c.Close()
@@ -306,7 +307,7 @@ func (l *Link) measureLoss(ctx context.Context, packets int) (sent, received int
 			return 0, 0, ctx.Err()
 		}
 	}
-	if err := sleepCtx(ctx, l.Profile().RTT+300*time.Millisecond); err != nil {
+	if err := harness.Sleep(ctx, l.Profile().RTT+300*time.Millisecond); err != nil {
 		return 0, 0, err
 	}
 	_, tx1, err := l.devicePackets(SideA)
@@ -417,7 +418,7 @@ func (l *Link) MeasureTCP(ctx context.Context, from Side, d time.Duration) (floa
 // by then. A sample taken while a hole is being filled would count the
 // receiver's out-of-order queue, megabytes at once.
 func quietSample(ctx context.Context, sender, receiver net.Conn, from, until time.Time) (int64, time.Time, error) {
-	if err := sleepCtx(ctx, time.Until(from)); err != nil {
+	if err := harness.Sleep(ctx, time.Until(from)); err != nil {
 		return 0, time.Time{}, err
 	}
 	for {
@@ -429,20 +430,8 @@ func quietSample(ctx context.Context, sender, receiver net.Conn, from, until tim
 			n, err := tcpBytesReceived(receiver)
 			return n, time.Now(), err
 		}
-		if err := sleepCtx(ctx, 2*time.Millisecond); err != nil {
+		if err := harness.Sleep(ctx, 2*time.Millisecond); err != nil {
 			return 0, time.Time{}, err
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
-	"github.com/quic-go/quic-go"
 )
 
 // ConnsOptions configures [MeasureConns].
@@ -116,7 +117,7 @@ func MeasureConns(ctx context.Context, opts ConnsOptions) (ConnsResult, error) {
 		return res, err
 	}
 	// Let the node finish starting (its first GC cycles) before the baseline.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := harness.Sleep(ctx, 2*time.Second); err != nil {
 		return res, n.stopWith(err)
 	}
 	if res.Before, err = n.rss(); err != nil {
@@ -163,7 +164,7 @@ func MeasureConns(ctx context.Context, opts ConnsOptions) (ConnsResult, error) {
 	res.Cut = dialCtx.Err() != nil && res.Open+res.Refused < opts.N
 	progress(fmt.Sprintf("scale conns %s: %d open, %d refused in %v; idling %v", opts.Network, res.Open, res.Refused, res.Dial.Round(time.Millisecond), idle))
 
-	err = sleep(ctx, idle)
+	err = harness.Sleep(ctx, idle)
 	if err == nil {
 		res.After, err = n.rss()
 	}
@@ -282,18 +283,6 @@ type quicConn struct{ c *quic.Conn }
 
 func (c quicConn) alive() bool { return c.c.Context().Err() == nil }
 func (c quicConn) close()      { _ = c.c.CloseWithError(0, "") }
-
-// sleep waits d or until ctx ends (its error).
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 func cmpOr[T comparable](v, def T) T {
 	var zero T

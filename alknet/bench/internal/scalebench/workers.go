@@ -156,7 +156,7 @@ func startHead(ctx context.Context, binary string, w int) (*head, error) {
 		return nil, err
 	}
 	h.node = n
-	if err := sleep(ctx, time.Second); err != nil {
+	if err := harness.Sleep(ctx, time.Second); err != nil {
 		return nil, errors.Join(err, h.close())
 	}
 	if h.res.Idle, err = n.rss(); err != nil {
@@ -245,7 +245,7 @@ func (h *head) waitAttached(ctx context.Context, w int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("bench: scale: head lists %d of %d workers after %v (%v)", max(len(peers)-1, 0), w, attachTimeout, err)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := harness.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("bench: scale: head lists %d of %d workers after %v", max(len(peers)-1, 0), w, attachTimeout)
 		}
 	}
