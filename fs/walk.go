@@ -70,26 +70,16 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		if _, ok := seen[key]; ok {
 			continue
 		}
+		// A raw block has no links: without visit its size is all the
+		// walk needs, and the store knows it without reading the data.
+		var b blocks.Block
+		var size int
+		var err error
 		if visit == nil && c.Type() == cid.Raw && c.Prefix().MhType != mh.IDENTITY {
-			// A raw block has no links: its size is all the walk needs,
-			// and the store knows it without reading the data.
-			size, err := s.blockSize(ctx, c)
-			var missing *MissingError
-			if skipMissing && errors.As(err, &missing) {
-				continue
-			}
-			if err != nil {
-				return st, err
-			}
-			seen[key] = struct{}{}
-			st.Blocks++
-			st.Bytes += int64(size)
-			if found != nil {
-				found(c)
-			}
-			continue
+			size, err = s.blockSize(ctx, c)
+		} else if b, err = s.block(ctx, c); err == nil {
+			size = len(b.RawData())
 		}
-		b, err := s.block(ctx, c)
 		var missing *MissingError
 		if skipMissing && errors.As(err, &missing) {
 			continue
@@ -99,9 +89,12 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		}
 		seen[key] = struct{}{}
 		st.Blocks++
-		st.Bytes += int64(len(b.RawData()))
+		st.Bytes += int64(size)
 		if found != nil {
 			found(c)
+		}
+		if b == nil {
+			continue // a raw leaf, sized only
 		}
 		if visit != nil {
 			if err := visit(b); err != nil {
