@@ -248,3 +248,38 @@ func TestRelayHeadBounds(t *testing.T) {
 		t.Errorf("after the attack: err %v, stderr %q", err, stderr)
 	}
 }
+
+// TestRelayByNodeID: a worker that joined a head and publishes no
+// reachable address names the head in its signed record; a client given
+// only its NodeID and a resolver finds the relayed route by itself.
+func TestRelayByNodeID(t *testing.T) {
+	cdir, cid := clientID(t)
+	wdir, wid := clientID(t)
+	head := startNode(t, fmt.Sprintf("[[peers]]\nid = \"worker\"\nkeys = [%q]\nscopes = [\"call:worker\", \"dns:publish\"]\n\n"+
+		"[[peers]]\nid = \"client\"\nkeys = [%q]\nscopes = [\"relay\"]\n", wid, cid))
+	// Listening on the unspecified address, the worker publishes a port
+	// but no address: only the head reaches it.
+	w := startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"dev\"\nkeys = [%q]\n\n[dns]\nhomes = [%q]\n", cid, head.addr),
+		"--join", head.addr, "--listen", "0.0.0.0:0")
+	head.waitLog(t, `relay: worker registered.*node=`+w.id[:8])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _, err := runErr(t, "", "resolve", "--json", "--resolver", head.addr, w.id, "--data-dir", cdir)
+		var rec resolveJSON
+		if err == nil && json.Unmarshal([]byte(out), &rec) == nil && len(rec.Via) == 1 {
+			if rec.Via[0] != head.addr || len(rec.Addrs) != 0 {
+				t.Fatalf("record: via %v, addrs %v; want via %s and no address", rec.Via, rec.Addrs, head.addr)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record with via on the head: %v %q", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out := run(t, "", "call", "--resolver", head.addr, w.id, "sys/echo", `{"message":"found"}`, "--data-dir", cdir)
+	var echo map[string]string
+	if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["caller"] != "dev" || echo["message"] != "found" {
+		t.Errorf("sys/echo by NodeID printed %q", out)
+	}
+}
