@@ -312,3 +312,45 @@ func TestRelayBadHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayReplace checks that a worker's new registration replaces the
+// old one, whose connection the head closes, and that connects reach the
+// new one.
+func TestRelayReplace(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{AcceptTimeout: 300 * time.Millisecond}, true)
+	wkey := coretest.NewKey(t)
+	dir, _ := core.NewDirectory([]core.PeerEntry{
+		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
+		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
+	}, nil)
+	rn.head.Identities.Store(dir)
+	first := fakeWorker(t, rn.head, wkey)
+	second := fakeWorker(t, rn.head, wkey)
+	select {
+	case <-first.Context().Done():
+		if ce, ok := core.AsCloseError(context.Cause(first.Context())); !ok || ce.Reason != "replaced" {
+			t.Errorf("first registration closed with %v, want reason replaced", context.Cause(first.Context()))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first registration is still open")
+	}
+	if n := rn.relay.Workers(); n != 1 {
+		t.Errorf("%d workers registered, want 1", n)
+	}
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dialed := make(chan struct{})
+	defer func() { <-dialed }()
+	go func() { // answers nothing: the accept must arrive on the second
+		defer close(dialed)
+		if c, err := d.Dial(ctx, coretest.NodeID(wkey).String(), "test/a"); err == nil {
+			c.CloseWithError(0, "")
+		}
+	}()
+	s, err := second.AcceptStream(ctx)
+	if err != nil {
+		t.Fatalf("no accept on the new registration: %v", err)
+	}
+	s.Abort(0)
+}

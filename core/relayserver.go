@@ -191,7 +191,12 @@ func (r *RelayServer) listen(ctx context.Context, conn Conn, s Stream) {
 	case <-ctx.Done():
 	case <-w.gone:
 		conn.Logger().Info("relay: registration replaced by a newer one")
-		_ = conn.CloseWithError(CodeNoError, "replaced")
+		r.mu.Lock()
+		same := r.workers[p.NodeID] != nil && r.workers[p.NodeID].conn == conn
+		r.mu.Unlock()
+		if !same { // a listen again on the same connection keeps it
+			_ = conn.CloseWithError(CodeNoError, "replaced")
+		}
 	}
 	s.Abort(CodeNoError)
 	<-ended

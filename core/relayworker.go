@@ -108,7 +108,11 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 		cancel()
 		return err
 	}
-	defer hc.CloseWithError(CodeNoError, "")
+	var wg sync.WaitGroup // the control stream's reader and the accepts
+	defer func() {
+		_ = hc.CloseWithError(CodeNoError, "")
+		wg.Wait()
+	}()
 	ctrl, err := hc.OpenStream(dctx)
 	if err == nil {
 		err = writeRelayHeader(ctrl, relayRequest{Op: relayOpListen})
@@ -126,15 +130,13 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 	logger.Info("relay: registered with head", "node", hc.Peer().NodeID.ShortString())
 	// The head ends the registration by closing the control stream (or
 	// the connection); this side by closing the connection.
-	go func() {
+	wg.Go(func() {
 		var b [1]byte
 		_, _ = ctrl.Read(b[:])
 		_ = hc.CloseWithError(CodeNoError, "")
-	}()
+	})
 	stop := context.AfterFunc(ctx, func() { _ = hc.CloseWithError(CodeShutdown, "") })
 	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		s, err := hc.AcceptStream(ctx)
 		if err != nil {
