@@ -283,3 +283,14 @@ func TestRelayByNodeID(t *testing.T) {
 		t.Errorf("sys/echo by NodeID printed %q", out)
 	}
 }
+
+// TestRelayHeadWithoutRelay: a worker joined to a head that does not
+// relay (an older node, or relay disabled) says so once and still joins
+// for calls.
+func TestRelayHeadWithoutRelay(t *testing.T) {
+	wdir, wid := clientID(t)
+	head := startNode(t, fmt.Sprintf("[services]\ndisable = [\"relay\"]\n\n[[peers]]\nid = \"worker1\"\nkeys = [%q]\nscopes = [\"call:worker\"]\n", wid))
+	w := startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", head.addr)
+	head.waitLog(t, `call: peer attached.*peer=worker1`)
+	w.waitLog(t, `relay: the head does not relay for this node; retrying slowly.*retry_in=5m0s`)
+}

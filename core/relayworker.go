@@ -59,9 +59,12 @@ func (e *Endpoint) ListenVia(ctx context.Context, d *Dialer, head string) error 
 	warned := false
 	for {
 		start := time.Now()
-		err := e.listenVia(ctx, d, head, logger)
+		registered, err := e.listenVia(ctx, d, head, logger)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if registered {
+			warned = false
 		}
 		wait := backoff
 		var re *RelayError
@@ -100,13 +103,14 @@ func isNoALPN(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no application protocol")
 }
 
-// listenVia runs one registration until it ends.
-func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger *slog.Logger) error {
+// listenVia runs one registration until it ends; registered reports
+// whether the head accepted it.
+func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger *slog.Logger) (registered bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, relayHeaderTimeout+5*time.Second)
 	hc, err := d.Dial(dctx, head, RelayALPN)
 	if err != nil {
 		cancel()
-		return err
+		return false, err
 	}
 	var wg sync.WaitGroup // the control stream's reader and the accepts
 	defer func() {
@@ -122,10 +126,10 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 	}
 	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !hc.MultiStream() {
-		return errors.New("core: relay registration over a single-stream connection")
+		return false, errors.New("core: relay registration over a single-stream connection")
 	}
 	logger.Info("relay: registered with head", "node", hc.Peer().NodeID.ShortString())
 	// The head ends the registration by closing the control stream (or
@@ -141,9 +145,9 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 		s, err := hc.AcceptStream(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return true, nil
 			}
-			return fmt.Errorf("core: relay registration: %w", err)
+			return true, fmt.Errorf("core: relay registration: %w", err)
 		}
 		wg.Go(func() { e.acceptRelayed(hc, s, logger) })
 	}
