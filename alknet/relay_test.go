@@ -145,12 +145,13 @@ func TestRelayRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name, dir, target, want string
 	}{
-		{"no relay scope", sdir, w.id, `forbidden`},
+		{"no relay scope", sdir, w.id, "lacks the scope relay: on that node run `alknet peers grant ID relay`"},
 		{"not attached", cdir, absent, `no-node: no such node attached to this head`},
 		{"unknown to the worker", cdir, w.id, `does not know your key ` + cid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, err := runErr(t, "", "call", "--via", head.addr, tc.target, "sys/echo", `{"message":"x"}`, "--data-dir", tc.dir)
+			t.Logf("stderr: %s", stderr)
 			if err == nil || !strings.Contains(stderr, tc.want) {
 				t.Errorf("err %v, stderr %q; want %q", err, stderr, tc.want)
 			}

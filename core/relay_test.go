@@ -123,8 +123,8 @@ func TestRelayRefusals(t *testing.T) {
 		code   core.RelayCode
 		want   string
 	}{
-		{"anonymous", nil, rn.worker.ID.String(), "test/a", core.RelayForbidden, "authentication required"},
-		{"no relay scope", rn.stranger, rn.worker.ID.String(), "test/a", core.RelayForbidden, "relay"},
+		{"anonymous", nil, rn.worker.ID.String(), "test/a", core.RelayForbidden, `unknown key: needs scope "relay"`},
+		{"no relay scope", rn.stranger, rn.worker.ID.String(), "test/a", core.RelayForbidden, `needs scope "relay"`},
 		{"not attached", rn.granted, absent.String(), "test/a", core.RelayNoNode, "no such node"},
 		{"alpn not served", rn.granted, rn.worker.ID.String(), "test/none", core.RelayRefused, "no such alpn"},
 		{"unpinned target", rn.granted, "127.0.0.1:9", "test/a", "", "needs the node's key"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,7 +153,7 @@ func (r *RelayServer) listen(ctx context.Context, conn Conn, s Stream) {
 	p := conn.Peer()
 	if err := r.check(r.cfg.MayListen == nil, func() error { return r.cfg.MayListen(p.Identity) }); err != nil {
 		LogAuth(r.cfg.Logger, AuthReject, RelayALPN, p, p.Identity)
-		r.refuse(s, RelayForbidden, "listen: "+err.Error())
+		r.refuse(s, RelayForbidden, "listen: "+refusalText(err))
 		return
 	}
 	if !conn.MultiStream() {
@@ -203,6 +204,35 @@ func (r *RelayServer) listen(ctx context.Context, conn Conn, s Stream) {
 	conn.Logger().Info("relay: worker unregistered")
 }
 
+// refusalText is the reason a refused identity reads: whether its key is
+// unknown, and the first scope it could be granted, quoted as
+// [AccessControl]'s reasons are.
+func refusalText(err error) string {
+	scope := RelayScope
+	if m := quotedScope(err.Error()); m != "" {
+		scope = m
+	}
+	if errors.Is(err, ErrUnauthenticated) {
+		return fmt.Sprintf("unknown key: needs scope %q", scope)
+	}
+	return fmt.Sprintf("needs scope %q", scope)
+}
+
+// quotedScope returns the first scope err's text quotes, or names after
+// "scopes ".
+func quotedScope(text string) string {
+	if i := strings.IndexByte(text, '"'); i >= 0 {
+		if j := strings.IndexByte(text[i+1:], '"'); j > 0 {
+			return text[i+1 : i+1+j]
+		}
+	}
+	if _, rest, ok := strings.Cut(text, "scopes "); ok {
+		first, _, _ := strings.Cut(rest, ",")
+		return strings.TrimSpace(first)
+	}
+	return ""
+}
+
 // check runs an access decision; deny is true when there is no policy.
 func (r *RelayServer) check(deny bool, f func() error) error {
 	if deny {
@@ -218,7 +248,7 @@ func (r *RelayServer) connect(ctx context.Context, conn Conn, s Stream, req rela
 	target, _ := ParseNodeID(req.Node) // checked by decodeRelayRequest
 	if err := r.check(r.cfg.MayConnect == nil, func() error { return r.cfg.MayConnect(p.Identity, target) }); err != nil {
 		LogAuth(r.cfg.Logger, AuthReject, RelayALPN, p, p.Identity)
-		r.refuse(s, RelayForbidden, err.Error())
+		r.refuse(s, RelayForbidden, refusalText(err))
 		return
 	}
 	r.mu.Lock()
