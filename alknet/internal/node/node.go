@@ -65,7 +65,7 @@ type node struct {
 
 	// via is the head this node is reachable through by relay
 	// ("<nodeid>@host:port"), published in its self-description; set by
-	// Run before the tasks start.
+	// Run before it builds anything.
 	via []string
 
 	status *status // what sys/status and the dashboard show; Run fills in the endpoint

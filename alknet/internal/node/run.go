@@ -99,6 +99,15 @@ func Run(ctx context.Context, o Options) error {
 		peers:      call.NewPeers(call.First, logger),
 		version:    o.Version,
 	}
+	if o.Join != "" && !cfg.Relay.NoListen {
+		// Published so that a bare NodeID finds the way through the head:
+		// only a pinned head, as a reader must check the head's key.
+		if id, _, err := core.ParseAddr(o.Join); err == nil && !id.IsZero() {
+			n.via = []string{o.Join}
+		} else {
+			logger.Info("relay: --join pins no NodeID; the self-description does not name the head", "head", o.Join)
+		}
+	}
 	n.status = newStatus(n, on, controlPath, rejects)
 	life := &lifecycle{logger: logger}
 	hs, err := build(n, on, life)
@@ -225,13 +234,6 @@ func Run(ctx context.Context, o Options) error {
 		if !cfg.Relay.NoListen {
 			rd := &core.Dialer{Key: o.Keys.Node, KnownNodes: o.KnownNodes, Network: core.NetworkQUIC, Logger: logger}
 			joins.Go(func() { _ = ep.ListenVia(ctx, rd, o.Join) })
-			// Published so that a bare NodeID finds the way: only a
-			// pinned head, as a reader must check the head's key.
-			if id, _, err := core.ParseAddr(o.Join); err == nil && !id.IsZero() {
-				n.via = []string{o.Join}
-			} else {
-				logger.Info("relay: --join pins no NodeID; the self-description does not name the head", "head", o.Join)
-			}
 		}
 	}
 
