@@ -51,6 +51,10 @@ func TestRelayStockSSHAndSFTP(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "relayed" {
 		t.Fatalf("ssh through the head: %v\n%s\nhead:\n%s\nworker:\n%s", err, out, head.logText(), r.node.logText())
 	}
+	// alknet's own ssh client, with --via like every client command.
+	if out := run(t, "", "ssh", "--via", head.addr, "--data-dir", r.cdir, r.node.id, "echo", "alknet-ssh"); strings.TrimSpace(out) != "alknet-ssh" {
+		t.Errorf("alknet ssh --via printed %q", out)
+	}
 	local := t.TempDir()
 	data := make([]byte, 1<<20)
 	rand.Read(data)
