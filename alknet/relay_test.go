@@ -69,6 +69,27 @@ func TestRelayStockSSHAndSFTP(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(local, "down.bin")); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("sftp round trip through the head differs (err %v)", err)
 	}
+	// Stock git over that ssh: git-upload-pack runs on the worker (exec).
+	if gitBin, err := exec.LookPath("git"); err == nil {
+		bare := filepath.Join(t.TempDir(), "repo.git")
+		work := t.TempDir()
+		for _, args := range [][]string{{"init", "-q", "--bare", bare}, {"-C", work, "init", "-q", "-b", "main"},
+			{"-C", work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "first"},
+			{"-C", work, "push", "-q", bare, "main"}} {
+			if out, err := exec.Command(gitBin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+		}
+		sshCmd := "ssh"
+		for _, o := range r.opts {
+			sshCmd += " '" + strings.ReplaceAll(o, "'", `'\''`) + "'"
+		}
+		clone := exec.Command(gitBin, "clone", "-q", "laptop@node:"+bare, filepath.Join(t.TempDir(), "clone"))
+		clone.Env = append(os.Environ(), "GIT_SSH_COMMAND="+sshCmd, "ALKNET_PASSPHRASE=", "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := clone.CombinedOutput(); err != nil {
+			t.Errorf("git clone over ssh through the head: %v\n%s", err, out)
+		}
+	}
 	// The worker authenticated the client itself, and counted the relayed
 	// connection against the head.
 	if !regexp.MustCompile(`msg=auth result=accept alpn=alknet/ssh remote_ip=relay:127\.0\.0\.1:\d+ id=laptop`).MatchString(r.node.logText()) {
