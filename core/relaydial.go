@@ -53,7 +53,7 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 		closeHead()
 		return nil, err
 	}
-	nc := &relayNetConn{Stream: s, remote: RelayAddr{Head: hc.Peer().RemoteAddr}, onClose: closeHead}
+	nc := &relayNetConn{Stream: s, local: RelayAddr{}, remote: RelayAddr{Head: hc.Peer().RemoteAddr}, onClose: closeHead}
 	c, err := d.clientTLS(ctx, nc, withSessions(cfg, "relay"), fmt.Sprintf("%s via %s", target.ShortString(), head))
 	if err != nil {
 		return nil, err

@@ -180,7 +180,11 @@ func (e *Endpoint) acceptRelayed(hc Conn, s Stream, logger *slog.Logger) {
 		return
 	}
 	logger.Debug("relay: relayed connection", "from", req.From, "alpn", req.ALPN)
-	nc := &relayNetConn{Stream: s, local: e.Addr(), remote: RelayAddr{Head: hc.Peer().RemoteAddr, From: req.From}}
+	var local net.Addr = RelayAddr{}
+	if a := e.Addr(); a != nil {
+		local = a
+	}
+	nc := &relayNetConn{Stream: s, local: local, remote: RelayAddr{Head: hc.Peer().RemoteAddr, From: req.From}}
 	if err := e.ServeRelayed(nc); err != nil {
 		logger.Debug("relay: relayed connection refused", "err", err)
 	}
