@@ -354,3 +354,26 @@ func TestRelayReplace(t *testing.T) {
 	}
 	s.Abort(0)
 }
+
+// TestRelayRoute checks that a bare NodeID whose routes are a dead
+// address and a head is reached through the head, after the direct try.
+func TestRelayRoute(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, QUICTimeout: 500 * time.Millisecond,
+		Resolve: func(context.Context, core.NodeID) ([]core.Route, error) {
+			return []core.Route{{Addr: "127.0.0.1:1"}, {Via: rn.head.Addr}}, nil
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial by routes: %v", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if got := c.Peer().RemoteAddr.String(); got != "relay:"+rn.head.HostPort {
+		t.Errorf("remote %q, want relay:%s", got, rn.head.HostPort)
+	}
+	if got, want := roundTrip(t, c, "routed"), "test/a client: routed"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
