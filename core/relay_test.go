@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -376,4 +377,34 @@ func TestRelayRoute(t *testing.T) {
 	if got, want := roundTrip(t, c, "routed"), "test/a client: routed"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// TestRelayRevoked checks that taking the relay scope away from a client
+// ends its relayed connection, and taking call:worker from the worker ends
+// its registration.
+func TestRelayRevoked(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	s, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := core.NewDirectory([]core.PeerEntry{
+		{ID: "worker", NodeIDs: []core.NodeID{rn.worker.ID}},
+		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}},
+	}, nil)
+	rn.head.Identities.Store(dir)
+	rn.head.Endpoint.Revalidate()
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("relayed stream after revocation: read %v, want it ended", err)
+	}
+	waitFor(t, func() bool { return rn.relay.Workers() == 0 })
 }
