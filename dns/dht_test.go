@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/alkdev/alknet/dns/dhttest"
 )
 
@@ -253,4 +255,48 @@ func keyID(key ed25519.PrivateKey) core.NodeID {
 		panic(err)
 	}
 	return id
+}
+
+func TestDHTPublisher(t *testing.T) {
+	addrs := privateDHT(t, 8)
+	id := keyID(fixedKey)
+	info := selfPacketInfo(4433)
+	var calls atomic.Int32
+	var cur atomic.Pointer[NodeInfo]
+	cur.Store(&info)
+	pub, err := NewPublisher(PublisherConfig{Key: fixedKey, DHT: testDHT(t, addrs[0]), Interval: time.Hour,
+		Info: func() NodeInfo {
+			if calls.Add(1) == 1 {
+				return NodeInfo{} // no ALPNs: the first turn fails, the retry publishes
+			}
+			return *cur.Load()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.retryMin = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	res := testDHT(t, addrs[7])
+	resolves := func(want NodeInfo) func() bool {
+		return func() bool {
+			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer rcancel()
+			rec, err := res.ResolveNode(rctx, id)
+			return err == nil && rec.NodeInfo.Equal(want)
+		}
+	}
+	coretest.Eventually(t, 10*time.Second, "the retried first publish", resolves(info))
+	info2 := selfPacketInfo(5544)
+	cur.Store(&info2)
+	pub.Refresh()
+	coretest.Eventually(t, 10*time.Second, "the republish after a change", resolves(info2))
+}
+
+func selfPacketInfo(port uint16) NodeInfo {
+	return NodeInfo{ALPNs: []string{"alknet/call"}, Port: port, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		Version: "test", TTL: DefaultSignedTTL}
 }
