@@ -54,6 +54,7 @@ func commonFlags() []cli.Flag {
 			Usage:   "for client commands: where to look up a node given by NodeID alone, <nodeid>@host:port or https://host/pkarr (repeatable; default [dns] resolvers)",
 			EnvVars: []string{"ALKNET_RESOLVERS"},
 		},
+		dhtFlag,
 		&cli.StringFlag{
 			Name:    "log-format",
 			Usage:   "text (key=value) or json, one record per line on stderr",

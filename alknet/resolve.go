@@ -23,9 +23,10 @@ var resolveCommand = &cli.Command{
 	Description: "Asks --via for NODEID's signed packet, checks its signature, and prints the\n" +
 		"node's ALPNs, port, addresses and version. --via is an alknet address\n" +
 		"([NODEID@]HOST:PORT, asked over alknet/dns) or a pkarr relay URL\n" +
-		"(https://HOST/pkarr).",
+		"(https://HOST/pkarr). --dht (or [dns] dht) asks the BitTorrent Mainline DHT,\n" +
+		"after --via if both are given.",
 	Flags: withCommon(
-		&cli.StringFlag{Name: "via", Usage: "node or relay to ask", Required: true},
+		&cli.StringFlag{Name: "via", Usage: "node or relay to ask"},
 		networkFlag,
 		&cli.BoolFlag{Name: "json", Usage: "print the record as one JSON object"},
 	),
@@ -37,18 +38,7 @@ var resolveCommand = &cli.Command{
 		if err != nil {
 			return cli.Exit("alknet resolve: "+err.Error(), 2)
 		}
-		d, err := dialer(c)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
-		defer cancel()
-		rec, err := dns.Resolve(ctx, id, c.String("via"), d, nil)
-		var se *dns.StatusError
-		if errors.As(err, &se) && se.Status == http.StatusNotFound {
-			return fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
-				"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", c.String("via"), id)
-		}
+		rec, err := resolveRecord(c, id)
 		if err != nil {
 			return err
 		}
@@ -71,6 +61,50 @@ var resolveCommand = &cli.Command{
 		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		return nil
 	},
+}
+
+// resolveRecord asks --via, then the DHT when --dht or [dns] dht is on.
+func resolveRecord(c *cli.Context, id core.NodeID) (dns.NodeRecord, error) {
+	dir, err := dataDir(c)
+	if err != nil {
+		return dns.NodeRecord{}, err
+	}
+	dht, err := clientDHT(c, dir)
+	if err != nil {
+		return dns.NodeRecord{}, err
+	}
+	via := c.String("via")
+	if via == "" && dht == nil {
+		return dns.NodeRecord{}, cli.Exit("alknet resolve: want --via NODE|URL or --dht", 2)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
+	defer cancel()
+	var errs []error
+	if via != "" {
+		d, err := dialer(c)
+		if err != nil {
+			return dns.NodeRecord{}, err
+		}
+		rec, err := dns.Resolve(ctx, id, via, d, nil)
+		var se *dns.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			err = fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
+				"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", via, id)
+		}
+		if err == nil || dht == nil {
+			return rec, err
+		}
+		errs = append(errs, err)
+	}
+	rec, err := dht(ctx, id)
+	if errors.Is(err, dns.ErrDHTNotFound) {
+		err = fmt.Errorf("the DHT holds no signed record of node %s: that node does not publish there "+
+			"(a node does with [dns] dht = true) or its record expired: %w", id, err)
+	}
+	if err != nil {
+		return dns.NodeRecord{}, errors.Join(append(errs, err)...)
+	}
+	return rec, nil
 }
 
 // resolveJSON is `resolve --json`'s object.
