@@ -64,7 +64,7 @@ type DHTConfig struct {
 	// Listen is the UDP host:port of the DHT socket. Empty: an ephemeral
 	// port on all addresses.
 	Listen string
-	// Bootstrap are host:port of DHT nodes to start from. Nil:
+	// Bootstrap are host:port of DHT nodes to start from. Empty:
 	// DefaultDHTBootstrap.
 	Bootstrap []string
 	// Timeout bounds one Publish or Resolve. Zero: DefaultDHTTimeout.
@@ -93,14 +93,15 @@ type DHT struct {
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // Publish and Resolve in flight
-	once   sync.Once
+	mu     sync.Mutex
+	closed bool           // under mu
+	wg     sync.WaitGroup // Publish and Resolve in flight; Add under mu
 }
 
 // NewDHT opens the DHT socket. It contacts no one until Publish or
 // Resolve; Close releases it.
 func NewDHT(cfg DHTConfig) (*DHT, error) {
-	if cfg.Bootstrap == nil {
+	if len(cfg.Bootstrap) == 0 {
 		cfg.Bootstrap = DefaultDHTBootstrap
 	}
 	var errs []error
@@ -167,21 +168,27 @@ func (d *DHT) Addr() net.Addr { return d.srv.Addr() }
 // Close ends the Publish and Resolve calls in flight, waits for them and
 // closes the socket.
 func (d *DHT) Close() error {
-	d.once.Do(func() {
-		d.cancel()
-		d.wg.Wait()
-		d.srv.Close()
-	})
+	d.mu.Lock()
+	was := d.closed
+	d.closed = true
+	d.mu.Unlock()
+	if was {
+		return nil
+	}
+	d.cancel()
+	d.wg.Wait()
+	d.srv.Close()
 	return nil
 }
 
 // begin bounds ctx by the timeout and by Close; done must be called.
 func (d *DHT) begin(ctx context.Context) (context.Context, func(), error) {
-	d.wg.Add(1)
-	if d.ctx.Err() != nil {
-		d.wg.Done()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
 		return nil, nil, errors.New("dns: dht: closed")
 	}
+	d.wg.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	stop := context.AfterFunc(d.ctx, cancel)
 	return ctx, func() { stop(); cancel(); d.wg.Done() }, nil
@@ -387,7 +394,10 @@ func (d *DHT) startingNodes(ctx context.Context) ([]types.AddrMaybeId, error) {
 		}
 	}
 	if len(nodes) == 0 {
-		return nil, fmt.Errorf("no DHT node to start from: %w", errors.Join(append(errs, errors.New("no bootstrap node"))...))
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no bootstrap node configured"))
+		}
+		return nil, fmt.Errorf("no DHT node to start from: %w", errors.Join(errs...))
 	}
 	return nodes, nil
 }

@@ -300,3 +300,37 @@ func selfPacketInfo(port uint16) NodeInfo {
 	return NodeInfo{ALPNs: []string{"alknet/call"}, Port: port, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		Version: "test", TTL: DefaultSignedTTL}
 }
+
+// TestDHTCloseEndsCalls: Close ends a lookup waiting on a silent node,
+// long before its timeouts.
+func TestDHTCloseEndsCalls(t *testing.T) {
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	d, err := NewDHT(DHTConfig{Listen: "127.0.0.1:0", Bootstrap: []string{silent.LocalAddr().String()},
+		Timeout: time.Minute, QueryTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := d.Resolve(context.Background(), keyID(fixedKey)); done <- err }()
+	buf := make([]byte, 1500)
+	if _, _, err := silent.ReadFrom(buf); err != nil { // the query arrived
+		t.Fatal(err)
+	}
+	start := time.Now()
+	d.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no DHT node answered") {
+			t.Fatalf("resolve after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the lookup")
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("Close took %v", time.Since(start))
+	}
+}
