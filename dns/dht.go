@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -325,6 +326,10 @@ func (d *DHT) traverse(ctx context.Context, key core.NodeID, got func(*krpc.Retu
 	if err != nil {
 		return nil, err
 	}
+	// On the public DHT, a node named by another is asked only at a public
+	// address: a hostile node cannot aim our queries at the local network.
+	// A DHT bootstrapped at a local address (a private one) may use any.
+	local := slices.ContainsFunc(start, func(n types.AddrMaybeId) bool { return !publicAddr(n.Addr.Addr()) })
 	var queries, answers atomic.Int64
 	op := traversal.Start(traversal.OperationInput{
 		Target: target,
@@ -351,7 +356,9 @@ func (d *DHT) traverse(ctx context.Context, key core.NodeID, got func(*krpc.Retu
 			}
 			return tqr
 		},
-		NodeFilter: d.srv.TraversalNodeFilter,
+		NodeFilter: func(n types.AddrMaybeId) bool {
+			return d.srv.TraversalNodeFilter(n) && (local || publicAddr(n.Addr.Addr()))
+		},
 	})
 	op.AddNodes(start)
 	select {
@@ -401,6 +408,16 @@ func (d *DHT) startingNodes(ctx context.Context) ([]types.AddrMaybeId, error) {
 	}
 	return nodes, nil
 }
+
+// publicAddr reports whether a is a global unicast address outside the
+// private, shared (CGNAT) and loopback ranges.
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
+}
+
+// cgnat is the shared address space of RFC 6598.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 // splitBootstrap parses a bootstrap host:port.
 func splitBootstrap(b string) (port uint16, err error) {

@@ -334,3 +334,19 @@ func TestDHTCloseEndsCalls(t *testing.T) {
 		t.Fatalf("Close took %v", time.Since(start))
 	}
 }
+
+func TestDHTPublicAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"1.2.3.4", true}, {"2001:db8::1", true}, {"::ffff:8.8.8.8", true},
+		{"127.0.0.1", false}, {"10.1.2.3", false}, {"192.168.1.1", false}, {"172.16.0.1", false},
+		{"100.64.0.1", false}, {"169.254.1.1", false}, {"0.0.0.0", false}, {"::1", false},
+		{"fe80::1", false}, {"fd00::1", false}, {"224.0.0.1", false}, {"255.255.255.255", false},
+	} {
+		if got := publicAddr(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("publicAddr(%s) = %v", tc.addr, got)
+		}
+	}
+}
