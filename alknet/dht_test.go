@@ -61,7 +61,7 @@ func TestDHTResolveByNodeID(t *testing.T) {
 		t.Errorf("call by NodeID with [dns] dht = true: %s", out)
 	}
 	// resolve wants a source.
-	if _, stderr, err := runErr(t, "", "resolve", "--data-dir", t.TempDir(), n.id); err == nil || !strings.Contains(stderr, "want --via") {
+	if _, stderr, err := runErr(t, "", "resolve", "--data-dir", t.TempDir(), n.id); err == nil || !strings.Contains(stderr, "no resolver") {
 		t.Errorf("resolve with no source: %v %s", err, stderr)
 	}
 }
