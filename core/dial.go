@@ -95,6 +95,10 @@ type Dialer struct {
 	// Via, when set, is a head ("[<nodeid>@]host:port") that every Dial
 	// goes through ([Dialer.DialVia]); the head is dialled directly.
 	Via string
+	// RelayOnly keeps dials through a head relayed: without it, a dial
+	// over QUIC asks the head for a punch and goes direct when the NATs
+	// on the way let it (docs/protocols/relay.md, "Direct paths").
+	RelayOnly bool
 	// Paths, with Network auto, remembers per node the transport for bulk
 	// traffic: each QUIC connection is watched, one bound by random loss
 	// records TCP+TLS for its node, and later dials of the node try
@@ -107,6 +111,9 @@ type Dialer struct {
 	// resume (see [SessionCache]); nil: every dial makes a full handshake.
 	// No dial sends 0-RTT data.
 	Sessions *SessionCache
+
+	punchMu sync.Mutex
+	noPunch map[NodeID]time.Time // nodes a punch failed to lately, until when
 
 	certMu  sync.Mutex
 	cert    *tls.Certificate
@@ -318,6 +325,18 @@ func (d *Dialer) tlsConfig(hostport, alpn string, pin NodeID) (*tls.Config, erro
 	return cfg, nil
 }
 
+// transportKey marks a context whose QUIC dials go out on a given
+// *quic.Transport's socket instead of one of their own: a node's
+// registration with its head leaves from the node's listening socket, and
+// a client's direct dial after a punch from the socket the head saw
+// (docs/protocols/relay.md, "Direct paths").
+type transportKey struct{}
+
+// withTransport returns ctx whose QUIC dials use tr.
+func withTransport(ctx context.Context, tr *quic.Transport) context.Context {
+	return context.WithValue(ctx, transportKey{}, tr)
+}
+
 func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config) (Conn, error) {
 	timeout := d.QUICTimeout
 	if timeout == 0 {
@@ -330,7 +349,16 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cfg = withSessions(cfg, NetworkQUIC)
-	qc, err := dialRoaming(qctx, hostport, cfg, qcfg)
+	var qc *quic.Conn
+	var err error
+	if tr, ok := ctx.Value(transportKey{}).(*quic.Transport); ok {
+		var raddr *net.UDPAddr
+		if raddr, err = net.ResolveUDPAddr("udp", hostport); err == nil {
+			qc, err = tr.Dial(qctx, raddr, cfg, qcfg)
+		}
+	} else {
+		qc, err = dialRoaming(qctx, hostport, cfg, qcfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("core: quic dial %s: %w", hostport, err)
 	}

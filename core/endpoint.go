@@ -68,6 +68,7 @@ type Endpoint struct {
 
 	handshakes handshakeCounts
 	addrs      addrWatch
+	punches    punchLimiter // punches answered for heads (relaypunch.go)
 
 	listenOnce sync.Once
 	listenErr  error

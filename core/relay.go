@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 	"unicode"
 )
@@ -25,6 +26,9 @@ const (
 	relayOpListen  = "listen"  // worker → head: register this connection
 	relayOpConnect = "connect" // client → head: a relayed stream to node, for alpn
 	relayOpAccept  = "accept"  // head → worker: a relayed stream for alpn
+	// relayOpPunch asks for a direct path: client → head names the node,
+	// head → worker gives the client's address (from) to send probes to.
+	relayOpPunch = "punch"
 )
 
 // relayMaxHeader bounds a relay header frame, request or reply.
@@ -57,6 +61,9 @@ type relayReply struct {
 	OK     bool      `json:"ok,omitempty"`
 	Error  RelayCode `json:"error,omitempty"`
 	Reason string    `json:"reason,omitempty"`
+	// Addr, in the head's answer to a punch, is the node's address as the
+	// head sees its registration: where the client aims its direct dial.
+	Addr string `json:"addr,omitempty"`
 }
 
 // RelayCode is why a relay request was refused.
@@ -131,6 +138,16 @@ func decodeRelayRequest(b []byte) (relayRequest, error) {
 		if len(r.From) > 64 || !printable(r.From) {
 			return relayRequest{}, fmt.Errorf("%w: from: not an address", errBadRelayHeader)
 		}
+	case relayOpPunch:
+		// From the client it names the node; from the head, the client's
+		// address.
+		if r.Node != "" {
+			if _, err := ParseNodeID(r.Node); err != nil {
+				return relayRequest{}, fmt.Errorf("%w: node: %w", errBadRelayHeader, err)
+			}
+		} else if _, err := netip.ParseAddrPort(r.From); err != nil {
+			return relayRequest{}, fmt.Errorf("%w: punch: want a node or an address", errBadRelayHeader)
+		}
 	case "":
 		return relayRequest{}, fmt.Errorf("%w: no op", errBadRelayHeader)
 	default:
@@ -148,7 +165,7 @@ func decodeRelayReply(b []byte) (relayReply, error) {
 	if r.OK == (r.Error != "") {
 		return relayReply{}, fmt.Errorf("%w: a reply is either ok or an error", errBadRelayHeader)
 	}
-	if len(r.Error) > 32 || !printable(string(r.Error)) || !printable(r.Reason) {
+	if len(r.Error) > 32 || !printable(string(r.Error)) || !printable(r.Reason) || len(r.Addr) > 64 || !printable(r.Addr) {
 		return relayReply{}, fmt.Errorf("%w: error: not printable", errBadRelayHeader)
 	}
 	return r, nil
@@ -206,19 +223,19 @@ func readRelayFrame(s Stream, l FrameLimits, deadline time.Time) ([]byte, error)
 }
 
 // readRelayReply reads a reply and turns a refusal into a [*RelayError].
-func readRelayReply(s Stream, deadline time.Time, head string) error {
+func readRelayReply(s Stream, deadline time.Time, head string) (relayReply, error) {
 	b, err := readRelayFrame(s, FrameLimits{}, deadline)
 	if err != nil {
-		return fmt.Errorf("core: relay reply: %w", err)
+		return relayReply{}, fmt.Errorf("core: relay reply: %w", err)
 	}
 	r, err := decodeRelayReply(b)
 	if err != nil {
-		return fmt.Errorf("core: relay reply: %w", err)
+		return relayReply{}, fmt.Errorf("core: relay reply: %w", err)
 	}
 	if !r.OK {
-		return &RelayError{Code: r.Error, Reason: r.Reason, Head: head}
+		return r, &RelayError{Code: r.Error, Reason: r.Reason, Head: head}
 	}
-	return nil
+	return r, nil
 }
 
 // RelayAddr is the remote address of a relayed connection: the head it

@@ -15,6 +15,8 @@ func FuzzRelayHeader(f *testing.F) {
 		`{"op":"connect","node":"k5ydt4kqowrs5kpyc6bdd5b5jzsxdgwbj1gbqb1oxqnnk9jxkoco","alpn":"alknet/ssh"}`, // a client's
 		`{"op":"accept","alpn":"alknet/ssh","from":"192.0.2.1:4433","client":""}`,                            // the head's
 		`{"ok":true}`, `{"error":"no-node","reason":"no such node attached to this head"}`, // replies
+		`{"op":"punch","node":"k5ydt4kqowrs5kpyc6bdd5b5jzsxdgwbj1gbqb1oxqnnk9jxkoco"}`,        // a client's punch
+		`{"op":"punch","from":"198.51.100.7:61000"}`, `{"ok":true,"addr":"203.0.113.9:4433"}`, // the head's, and its answer
 		`{"op":"punch"}`, `{}`, `[]`, `{"op":"listen"}{}`, "\x00", `{"op":"accept","alpn":"\u0000"}`,
 	} {
 		f.Add([]byte(seed))

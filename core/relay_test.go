@@ -91,7 +91,7 @@ func TestRelayRoundTrip(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{}, false)
 	for _, network := range []core.Network{core.NetworkQUIC, core.NetworkTCP} {
 		t.Run(string(network), func(t *testing.T) {
-			d := &core.Dialer{Key: rn.granted, Network: network, Via: rn.head.Addr}
+			d := &core.Dialer{Key: rn.granted, Network: network, Via: rn.head.Addr, RelayOnly: true}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
@@ -131,7 +131,7 @@ func TestRelayRefusals(t *testing.T) {
 		{"unpinned target", rn.granted, "127.0.0.1:9", "test/a", "", "needs the node's key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &core.Dialer{Key: tc.key, Network: core.NetworkQUIC, Via: rn.head.Addr}
+			d := &core.Dialer{Key: tc.key, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c, err := d.Dial(ctx, tc.target, tc.alpn)
@@ -208,7 +208,7 @@ func TestRelayHeadSeesCiphertext(t *testing.T) {
 		}
 		got <- rec
 	}()
-	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if c, err := d.Dial(ctx, coretest.NodeID(wkey).String(), "test/a"); err == nil {
@@ -233,7 +233,7 @@ func TestRelayBounds(t *testing.T) {
 	rn.head.Identities.Store(dir)
 	wc := fakeWorker(t, rn.head, wkey) // answers nothing
 	target := coretest.NodeID(wkey).String()
-	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -289,7 +289,9 @@ func TestRelayBadHeaders(t *testing.T) {
 		want string
 	}{
 		{"not json", core.AppendFrame(nil, []byte("hello")), `"error":"bad-request"`},
-		{"unknown op", core.AppendFrame(nil, []byte(`{"op":"punch"}`)), `unknown op`},
+		{"unknown op", core.AppendFrame(nil, []byte(`{"op":"teleport"}`)), `unknown op`},
+		{"punch to nobody", core.AppendFrame(nil, []byte(`{"op":"punch"}`)), `want a node or an address`},
+		{"punch from the client with an address", core.AppendFrame(nil, []byte(`{"op":"punch","from":"127.0.0.1:1"}`)), `punch: name the node`},
 		{"bad node", core.AppendFrame(nil, []byte(`{"op":"connect","node":"x","alpn":"a"}`)), `"error":"bad-request"`},
 		{"oversized", core.AppendFrameHeader(nil, 1<<20), `header too large`},
 	} {

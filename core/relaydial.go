@@ -3,31 +3,55 @@ package core
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // DialVia connects to the node addr for alpn through the head at head
-// ("[<nodeid>@]host:port", checked as any dialled node is): it dials the
-// head with [RelayALPN], asks it for a relayed stream to the node, and
-// runs TLS with the node inside that stream, with this Dialer's key, so
-// the head relays ciphertext it cannot read and the node sees this
-// client's own identity. addr is a bare NodeID, or "[<nodeid>@]host:port"
-// pinned or recorded in [KnownNodes] (only its key is used): a relayed dial
-// never trusts a key on first use. The returned Conn is single-stream (as
-// over TCP+TLS), its Peer().RemoteAddr a [RelayAddr]; closing it closes
-// the head connection too (each relayed dial has its own). A refusal by
-// the head is a [*RelayError].
+// ("[<nodeid>@]host:port", checked as any dialled node is). Over QUIC, and
+// unless [Dialer.RelayOnly], it first asks the head for a punch and dials
+// the node directly from the same socket; when that opens within three
+// round trips to the head (a NAT that maps endpoint-independently), the
+// result is a QUIC connection to the node, its Peer().RemoteAddr the
+// node's address. Otherwise it asks the head for a relayed stream to the
+// node and runs TLS with the node inside that stream, with this Dialer's
+// key, so the head relays ciphertext it cannot read and the node sees
+// this client's own identity; after a failed punch, dials to that node
+// skip the punch for 10 minutes. addr is a bare NodeID, or
+// "[<nodeid>@]host:port" pinned or recorded in [KnownNodes] (only its key
+// is used): a dial through a head never trusts a key on first use. A
+// relayed Conn is single-stream (as over TCP+TLS), its Peer().RemoteAddr a
+// [RelayAddr]; closing it closes the head connection too (each relayed
+// dial has its own). A refusal by the head is a [*RelayError].
 func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, error) {
 	target, err := d.relayTarget(addr)
 	if err != nil {
 		return nil, err
 	}
-	hc, err := d.dialDirect(ctx, head, RelayALPN)
+	// One socket for the head and, after a punch, the node: the node's
+	// probes go to the address the head saw it at.
+	sock, err := newSharedSocket()
+	if err != nil {
+		return nil, err
+	}
+	defer sock.release()
+	hc, err := d.dialDirect(withTransport(ctx, sock.tr), head, RelayALPN)
 	if err != nil {
 		return nil, fmt.Errorf("core: relay via %s: %w", head, err)
 	}
+	sock.hold(hc)
 	closeHead := sync.OnceFunc(func() { _ = hc.CloseWithError(CodeNoError, "") })
+	direct, err := d.dialPunched(ctx, hc, sock.tr, head, target, alpn)
+	if direct != nil || err != nil {
+		closeHead()
+		if direct != nil {
+			sock.hold(direct)
+		}
+		return direct, err
+	}
 	s, err := hc.OpenStream(ctx)
 	if err != nil {
 		closeHead()
@@ -39,7 +63,7 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 	}
 	err = writeRelayHeader(s, relayRequest{Op: relayOpConnect, Node: target.String(), ALPN: alpn})
 	if err == nil {
-		err = readRelayReply(s, deadline, head)
+		_, err = readRelayReply(s, deadline, head)
 	}
 	if err != nil {
 		s.Abort(CodeNoError)
@@ -59,6 +83,49 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 		return nil, err
 	}
 	return c, nil
+}
+
+// sharedSocket is a UDP socket and its QUIC transport that several of a
+// dial's connections use; it closes when the last of them ended and the
+// dial released it.
+type sharedSocket struct {
+	udp *net.UDPConn
+	tr  *quic.Transport
+
+	mu   sync.Mutex
+	refs int
+}
+
+// newSharedSocket opens a socket held by the dial until release.
+func newSharedSocket() (*sharedSocket, error) {
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, fmt.Errorf("core: udp socket: %w", err)
+	}
+	return &sharedSocket{udp: udp, tr: &quic.Transport{Conn: &roamingUDP{UDPConn: udp}}, refs: 1}, nil
+}
+
+// hold keeps the socket open until c ends.
+func (s *sharedSocket) hold(c Conn) {
+	if _, ok := c.(QUICConn); !ok {
+		return // a TCP connection does not use it
+	}
+	s.mu.Lock()
+	s.refs++
+	s.mu.Unlock()
+	context.AfterFunc(c.Context(), s.release)
+}
+
+// release drops one hold; the last closes the socket.
+func (s *sharedSocket) release() {
+	s.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	s.mu.Unlock()
+	if last {
+		_ = s.tr.Close()
+		_ = s.udp.Close()
+	}
 }
 
 // relayTarget returns the key a relayed dial to addr checks: the NodeID

@@ -133,6 +133,8 @@ func (r *RelayServer) serveStream(ctx context.Context, conn Conn, s Stream) {
 		r.listen(ctx, conn, s)
 	case relayOpConnect:
 		r.connect(ctx, conn, s, req)
+	case relayOpPunch:
+		r.punch(ctx, conn, s, req)
 	default: // accept goes the other way
 		r.refuse(s, RelayBadRequest, "unexpected op")
 	}
@@ -293,13 +295,6 @@ func (r *RelayServer) connect(ctx context.Context, conn Conn, s Stream, req rela
 // the accept timeout, for the worker to take it. A refusal is a
 // [*RelayError].
 func (r *RelayServer) accept(ctx context.Context, w *relayWorker, p Peer, alpn string) (Stream, error) {
-	deadline := time.Now().Add(r.cfg.AcceptTimeout)
-	octx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	ws, err := w.conn.OpenStream(octx)
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
 	from := ""
 	if p.RemoteAddr != nil {
 		from = p.RemoteAddr.String()
@@ -308,7 +303,21 @@ func (r *RelayServer) accept(ctx context.Context, w *relayWorker, p Peer, alpn s
 	if !p.NodeID.IsZero() {
 		client = p.NodeID.String()
 	}
-	if err := writeRelayHeader(ws, relayRequest{Op: relayOpAccept, ALPN: alpn, From: from, Client: client}); err != nil {
+	return r.ask(ctx, w, relayRequest{Op: relayOpAccept, ALPN: alpn, From: from, Client: client})
+}
+
+// ask opens a stream to w, sends req and waits, within the accept
+// timeout, for the worker's answer; it returns the stream once the worker
+// said ok. A refusal is a [*RelayError].
+func (r *RelayServer) ask(ctx context.Context, w *relayWorker, req relayRequest) (Stream, error) {
+	deadline := time.Now().Add(r.cfg.AcceptTimeout)
+	octx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	ws, err := w.conn.OpenStream(octx)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if err := writeRelayHeader(ws, req); err != nil {
 		ws.Abort(CodeInternal)
 		return nil, err
 	}
@@ -328,7 +337,11 @@ func (r *RelayServer) accept(ctx context.Context, w *relayWorker, p Peer, alpn s
 		if rep.Reason != "" {
 			reason += ": " + rep.Reason
 		}
-		return nil, &RelayError{Code: RelayRefused, Reason: reason}
+		code := RelayRefused
+		if rep.Error == RelayBusy {
+			code = RelayBusy
+		}
+		return nil, &RelayError{Code: code, Reason: reason}
 	}
 	return ws, nil
 }

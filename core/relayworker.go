@@ -107,7 +107,9 @@ func isNoALPN(err error) bool {
 // whether the head accepted it.
 func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger *slog.Logger) (registered bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, relayHeaderTimeout+5*time.Second)
-	hc, err := d.Dial(dctx, head, RelayALPN)
+	// From the listening socket: the address the head sees is then the
+	// one a client's punched dial reaches (docs/protocols/relay.md).
+	hc, err := d.Dial(withTransport(dctx, e.tr), head, RelayALPN)
 	if err != nil {
 		cancel()
 		return false, err
@@ -122,7 +124,7 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 		err = writeRelayHeader(ctrl, relayRequest{Op: relayOpListen})
 	}
 	if err == nil {
-		err = readRelayReply(ctrl, time.Now().Add(relayHeaderTimeout), head)
+		_, err = readRelayReply(ctrl, time.Now().Add(relayHeaderTimeout), head)
 	}
 	cancel()
 	if err != nil {
@@ -162,6 +164,10 @@ func (e *Endpoint) acceptRelayed(hc Conn, s Stream, logger *slog.Logger) {
 		return
 	}
 	req, err := decodeRelayRequest(b)
+	if err == nil && req.Op == relayOpPunch && req.From != "" {
+		e.answerPunch(s, req, logger)
+		return
+	}
 	if err != nil || req.Op != relayOpAccept {
 		if err == nil {
 			err = fmt.Errorf("%w: unexpected op %q", errBadRelayHeader, req.Op)

@@ -1,0 +1,112 @@
+package core_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
+)
+
+// TestRelayPunchGoesDirect checks that a dial through the head over QUIC
+// ends on a direct connection to the worker when nothing blocks the path
+// (loopback): a QUIC connection of many streams from the worker's
+// listening address, on which the worker sees the client's own identity.
+func TestRelayPunchGoesDirect(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial via head: %v", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	ua, ok := c.Peer().RemoteAddr.(*net.UDPAddr)
+	if !ok || ua.String() != rn.worker.HostPort {
+		t.Fatalf("remote addr %v, want the worker's own %s", c.Peer().RemoteAddr, rn.worker.HostPort)
+	}
+	if !c.MultiStream() || c.Peer().NodeID != rn.worker.ID {
+		t.Errorf("multi-stream %v, peer %v: want a QUIC connection to the worker", c.MultiStream(), c.Peer().NodeID)
+	}
+	for _, msg := range []string{"one", "two"} {
+		if got, want := roundTrip(t, c, msg), "test/a client: "+msg; got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// TestRelayPunchFallsBack checks that when the punched dial finds nobody
+// at the address the head gave (a worker whose registration does not
+// leave from a listening socket, as behind a symmetric NAT) the client
+// goes on through the relay, and that the next dial to that node skips
+// the punch.
+func TestRelayPunchFallsBack(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, true)
+	wkey := coretest.NewKey(t)
+	dir, _ := core.NewDirectory([]core.PeerEntry{
+		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
+		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
+	}, nil)
+	rn.head.Identities.Store(dir)
+	hc := fakeWorker(t, rn.head, wkey)
+	ops := make(chan string, 8)
+	go func() {
+		for {
+			s, err := hc.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+				b, err := core.FrameLimits{}.ReadFrame(s, 1024)
+				if err != nil {
+					s.Abort(core.CodeNoError)
+					return
+				}
+				switch {
+				case strings.Contains(string(b), `"op":"punch"`):
+					ops <- "punch"
+					_, _ = s.Write(core.AppendFrame(nil, []byte(`{"ok":true}`)))
+					_ = s.Close()
+				case strings.Contains(string(b), `"op":"accept"`):
+					ops <- "accept"
+					_, _ = s.Write(core.AppendFrame(nil, []byte(`{"ok":true}`)))
+					_, _ = s.Read(make([]byte, 1)) // the ClientHello; no TLS here
+					s.Abort(core.CodeNoError)
+				}
+			}()
+		}
+	}()
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	for round, want := range [][]string{{"punch", "accept"}, {"accept"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		if c, err := d.Dial(ctx, coretest.NodeID(wkey).String(), "test/a"); err == nil {
+			c.CloseWithError(0, "")
+			t.Fatal("a worker that speaks no TLS was dialled")
+		}
+		cancel()
+		if round == 0 && time.Since(start) > 5*time.Second {
+			t.Errorf("the failed punch took %v before the relay", time.Since(start))
+		}
+		for _, w := range want {
+			select {
+			case got := <-ops:
+				if got != w {
+					t.Fatalf("round %d: the worker was asked to %s, want %s", round, got, w)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: the worker was not asked to %s", round, w)
+			}
+		}
+		select {
+		case got := <-ops:
+			t.Fatalf("round %d: the worker was also asked to %s", round, got)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
