@@ -61,7 +61,8 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 	}
 	resolvers := c.StringSlice("resolver")
 	via := c.String("via")
-	if len(resolvers) == 0 || network == core.NetworkAuto || via == "" {
+	relayOnly := c.Bool("relay-only")
+	if len(resolvers) == 0 || network == core.NetworkAuto || via == "" || !relayOnly {
 		cfg, err := node.LoadConfig(configPath(c, dir))
 		if err != nil {
 			return nil, err
@@ -75,6 +76,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		if via == "" {
 			via = cfg.Client.Via
 		}
+		relayOnly = relayOnly || cfg.Client.RelayOnly
 	}
 	if via != "" {
 		if _, _, err := core.ParseAddr(via); err != nil {
@@ -97,6 +99,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		Paths:      core.NewPathMemory(filepath.Join(dir, pathsFile)),
 		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),
 		Via:        via,
+		RelayOnly:  relayOnly,
 	}
 	for _, r := range resolvers {
 		if err := node.CheckResolver(r); err != nil {

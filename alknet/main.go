@@ -55,6 +55,7 @@ func newApp() *cli.App {
 			socksCommand,
 			forwardCommand,
 			perfCommand,
+			pingCommand,
 			callCommand,
 			resolveCommand,
 			dnsCommand,

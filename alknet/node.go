@@ -57,8 +57,13 @@ func commonFlags() []cli.Flag {
 		dhtFlag,
 		&cli.StringFlag{
 			Name:    "via",
-			Usage:   "for client commands: reach the node through this head ([NODEID@]HOST:PORT), relayed, as for a node behind NAT that joined it (default [client] via)",
+			Usage:   "for client commands: reach the node through this head ([NODEID@]HOST:PORT), as for a node behind NAT that joined it: directly when the head can punch a path through the NATs, else relayed (default [client] via)",
 			EnvVars: []string{"ALKNET_VIA"},
+		},
+		&cli.BoolFlag{
+			Name:    "relay-only",
+			Usage:   "for client commands with --via: stay on the relay, never punch a direct path (default [client] relay_only)",
+			EnvVars: []string{"ALKNET_RELAY_ONLY"},
 		},
 		&cli.StringFlag{
 			Name:    "log-format",

@@ -26,6 +26,10 @@ func relayHead(t *testing.T, wid, cid, extra string) *testNode {
 		"[[peers]]\nid = \"client\"\nkeys = [%q]\nscopes = [\"relay\"]\n\n%s", wid, cid, extra))
 }
 
+// relayOnly keeps the client commands of a test on the relay: on the
+// loopback every punch would open a direct path (TestPunch).
+func relayOnly(t *testing.T) { t.Setenv("ALKNET_RELAY_ONLY", "1") }
+
 // relayWorker starts the node of data dir wdir with config, joined to
 // head, and waits until the head has registered it for relay.
 func relayWorker(t *testing.T, head *testNode, wdir, config string) *testNode {
@@ -39,6 +43,7 @@ func relayWorker(t *testing.T, head *testNode, wdir, config string) *testNode {
 // only joined a head, with `alknet pipe --via HEAD` as the ProxyCommand
 // and no other client config; the worker sees the client's own key.
 func TestRelayStockSSHAndSFTP(t *testing.T) {
+	relayOnly(t)
 	sftpBin := coretest.RequireTool(t, "sftp")
 	var head *testNode
 	r := newSSHRigWith(t, "", func(r *sshRig, config string) (*testNode, string) {
@@ -101,6 +106,7 @@ func TestRelayStockSSHAndSFTP(t *testing.T) {
 // single-stream transport inside the relayed stream) and git through
 // alknet:// reach a worker through its head.
 func TestRelayCallFSAndGit(t *testing.T) {
+	relayOnly(t)
 	coretest.RequireTool(t, "git")
 	cdir, cid := clientID(t)
 	wdir, wid := clientID(t)
@@ -160,6 +166,7 @@ func TestRelayCallFSAndGit(t *testing.T) {
 // head lets through but the worker does not know gets the worker's own
 // refusal (the head cannot grant access to the worker).
 func TestRelayRefusals(t *testing.T) {
+	relayOnly(t)
 	cdir, cid := clientID(t)
 	sdir, sid := clientID(t)
 	wdir, wid := clientID(t)
@@ -192,6 +199,7 @@ func TestRelayRefusals(t *testing.T) {
 // client opening many connect streams gets them refused as busy or over
 // the stream limit, each answered, while the head stays responsive.
 func TestRelayHeadBounds(t *testing.T) {
+	relayOnly(t)
 	wkey := coretest.NewKey(t)
 	cdir, cid := clientID(t)
 	ckey := coretest.NewKey(t)
@@ -279,6 +287,7 @@ func TestRelayHeadBounds(t *testing.T) {
 // reachable address names the head in its signed record; a client given
 // only its NodeID and a resolver finds the relayed route by itself.
 func TestRelayByNodeID(t *testing.T) {
+	relayOnly(t)
 	cdir, cid := clientID(t)
 	wdir, wid := clientID(t)
 	head := startNode(t, fmt.Sprintf("[[peers]]\nid = \"worker\"\nkeys = [%q]\nscopes = [\"call:worker\", \"dns:publish\"]\n\n"+
@@ -314,6 +323,7 @@ func TestRelayByNodeID(t *testing.T) {
 // relay (an older node, or relay disabled) says so once and still joins
 // for calls.
 func TestRelayHeadWithoutRelay(t *testing.T) {
+	relayOnly(t)
 	wdir, wid := clientID(t)
 	head := startNode(t, fmt.Sprintf("[services]\ndisable = [\"relay\"]\n\n[[peers]]\nid = \"worker1\"\nkeys = [%q]\nscopes = [\"call:worker\"]\n", wid))
 	w := startNodeIn(t, wdir, fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n", head.id), "--join", head.addr)

@@ -150,6 +150,22 @@ func TestRelayRefusals(t *testing.T) {
 	}
 }
 
+// newWorkerKey makes a key the head lets register (call:worker), in a
+// directory where the granted client keeps its relay scope.
+func (rn *relayNet) newWorkerKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	wkey := coretest.NewKey(t)
+	dir, err := core.NewDirectory([]core.PeerEntry{
+		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
+		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn.head.Identities.Store(dir)
+	return wkey
+}
+
 // fakeWorker registers key with the head by hand and returns the
 // registration's connection, from which the test takes the head's accept
 // streams.
@@ -177,12 +193,7 @@ func fakeWorker(t *testing.T, head *coretest.Node, key ed25519.PrivateKey) core.
 // are a TLS handshake record (0x16 0x03), the client's ClientHello.
 func TestRelayHeadSeesCiphertext(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{}, true)
-	wkey := coretest.NewKey(t)
-	dir, _ := core.NewDirectory([]core.PeerEntry{
-		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
-		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
-	}, nil)
-	rn.head.Identities.Store(dir)
+	wkey := rn.newWorkerKey(t)
 	hc := fakeWorker(t, rn.head, wkey)
 	got := make(chan []byte, 1)
 	go func() {
@@ -225,12 +236,7 @@ func TestRelayHeadSeesCiphertext(t *testing.T) {
 // relayed streams (one more is refused as busy at once).
 func TestRelayBounds(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{AcceptTimeout: 300 * time.Millisecond, MaxStreamsPerWorker: 2}, true)
-	wkey := coretest.NewKey(t)
-	dir, _ := core.NewDirectory([]core.PeerEntry{
-		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
-		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
-	}, nil)
-	rn.head.Identities.Store(dir)
+	wkey := rn.newWorkerKey(t)
 	wc := fakeWorker(t, rn.head, wkey) // answers nothing
 	target := coretest.NodeID(wkey).String()
 	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
@@ -321,12 +327,7 @@ func TestRelayBadHeaders(t *testing.T) {
 // new one.
 func TestRelayReplace(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{AcceptTimeout: 300 * time.Millisecond}, true)
-	wkey := coretest.NewKey(t)
-	dir, _ := core.NewDirectory([]core.PeerEntry{
-		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
-		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
-	}, nil)
-	rn.head.Identities.Store(dir)
+	wkey := rn.newWorkerKey(t)
 	first := fakeWorker(t, rn.head, wkey)
 	second := fakeWorker(t, rn.head, wkey)
 	select {
@@ -340,7 +341,7 @@ func TestRelayReplace(t *testing.T) {
 	if n := rn.relay.Workers(); n != 1 {
 		t.Errorf("%d workers registered, want 1", n)
 	}
-	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dialed := make(chan struct{})
@@ -362,7 +363,7 @@ func TestRelayReplace(t *testing.T) {
 // address and a head is reached through the head, after the direct try.
 func TestRelayRoute(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{}, false)
-	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, QUICTimeout: 500 * time.Millisecond,
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, QUICTimeout: 500 * time.Millisecond, RelayOnly: true,
 		Resolve: func(context.Context, core.NodeID) ([]core.Route, error) {
 			return []core.Route{{Addr: "127.0.0.1:1"}, {Via: rn.head.Addr}}, nil
 		}}
@@ -386,7 +387,7 @@ func TestRelayRoute(t *testing.T) {
 // its registration.
 func TestRelayRevoked(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{}, false)
-	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr, RelayOnly: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")

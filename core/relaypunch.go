@@ -78,49 +78,28 @@ func (l *punchLimiter) allow(now time.Time) bool {
 // its probes; the client is told the node's address. Both addresses are
 // the ones the head sees, so both connections must be QUIC.
 func (r *RelayServer) punch(ctx context.Context, conn Conn, s Stream, req relayRequest) {
-	p := conn.Peer()
-	target, err := ParseNodeID(req.Node)
-	if err != nil {
-		r.refuse(s, RelayBadRequest, "punch: name the node")
+	if req.Node == "" {
+		refuseRelay(s, RelayBadRequest, "punch: name the node")
 		return
 	}
-	if err := r.check(r.cfg.MayConnect == nil, func() error { return r.cfg.MayConnect(p.Identity, target) }); err != nil {
-		LogAuth(r.cfg.Logger, AuthReject, RelayALPN, p, p.Identity)
-		r.refuse(s, RelayForbidden, err.Error())
-		return
-	}
-	from, ok := udpAddrPort(p.RemoteAddr)
+	from, ok := udpAddrPort(conn.Peer().RemoteAddr)
 	if !ok {
-		r.refuse(s, RelayBadRequest, "punch: needs a QUIC connection to the head")
+		refuseRelay(s, RelayBadRequest, "punch: needs a QUIC connection to the head")
 		return
 	}
-	r.mu.Lock()
-	w := r.workers[target]
-	r.mu.Unlock()
+	w, release := r.reserve(conn, s, req)
 	if w == nil {
-		r.refuse(s, RelayNoNode, "no such node attached to this head")
 		return
 	}
+	defer release()
 	at, ok := udpAddrPort(w.conn.Peer().RemoteAddr)
 	if !ok {
-		r.refuse(s, RelayUnavailable, "the node has no UDP address")
-		return
-	}
-	select {
-	case w.slots <- struct{}{}:
-		defer func() { <-w.slots }()
-	default:
-		r.refuse(s, RelayBusy, "too many relayed connections to that node")
+		refuseRelay(s, RelayUnavailable, "the node has no UDP address")
 		return
 	}
 	ws, err := r.ask(ctx, w, relayRequest{Op: relayOpPunch, From: from.String()})
 	if err != nil {
-		var re *RelayError
-		if errors.As(err, &re) {
-			r.refuse(s, re.Code, re.Reason)
-		} else {
-			r.refuse(s, RelayUnavailable, "the node did not answer")
-		}
+		r.refuseAsWorker(conn, s, err)
 		return
 	}
 	_ = ws.Close()
@@ -147,20 +126,17 @@ func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
 func (e *Endpoint) answerPunch(s Stream, req relayRequest, logger *slog.Logger) {
 	to, err := netip.ParseAddrPort(req.From)
 	if err != nil || e.tr == nil {
-		_ = writeRelayHeader(s, relayReply{Error: RelayBadRequest, Reason: "punch: no address"})
-		_ = s.Close()
+		refuseRelay(s, RelayBadRequest, "punch: no address")
 		return
 	}
 	if !e.punches.allow(time.Now()) {
-		_ = writeRelayHeader(s, relayReply{Error: RelayBusy, Reason: "too many punches"})
-		_ = s.Close()
+		refuseRelay(s, RelayBusy, "too many punches")
 		return
 	}
 	dst := net.UDPAddrFromAddrPort(to)
 	if _, err := e.tr.WriteTo(punchProbe, dst); err != nil {
 		logger.Debug("relay: punch probe failed", "err", err)
-		_ = writeRelayHeader(s, relayReply{Error: RelayUnavailable, Reason: "cannot send probes"})
-		_ = s.Close()
+		refuseRelay(s, RelayUnavailable, "cannot send probes")
 		return
 	}
 	if err := writeRelayHeader(s, relayReply{OK: true}); err != nil {

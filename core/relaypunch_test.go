@@ -46,12 +46,7 @@ func TestRelayPunchGoesDirect(t *testing.T) {
 // the punch.
 func TestRelayPunchFallsBack(t *testing.T) {
 	rn := startRelay(t, core.RelayConfig{}, true)
-	wkey := coretest.NewKey(t)
-	dir, _ := core.NewDirectory([]core.PeerEntry{
-		{ID: "worker", NodeIDs: []core.NodeID{coretest.NodeID(wkey)}, Scopes: []string{"call:worker"}},
-		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}, Scopes: []string{core.RelayScope}},
-	}, nil)
-	rn.head.Identities.Store(dir)
+	wkey := rn.newWorkerKey(t)
 	hc := fakeWorker(t, rn.head, wkey)
 	ops := make(chan string, 8)
 	go func() {

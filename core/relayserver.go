@@ -116,7 +116,7 @@ func (r *RelayServer) serveStream(ctx context.Context, conn Conn, s Stream) {
 	if err != nil {
 		conn.Logger().Debug("relay: no request", "err", err)
 		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
-			r.refuse(s, RelayBadRequest, "header too large or empty")
+			refuseRelay(s, RelayBadRequest, "header too large or empty")
 			return
 		}
 		s.Abort(CodeProtocol)
@@ -125,7 +125,7 @@ func (r *RelayServer) serveStream(ctx context.Context, conn Conn, s Stream) {
 	req, err := decodeRelayRequest(b)
 	if err != nil {
 		conn.Logger().Debug("relay: bad request", "err", err)
-		r.refuse(s, RelayBadRequest, err.Error())
+		refuseRelay(s, RelayBadRequest, err.Error())
 		return
 	}
 	switch req.Op {
@@ -136,12 +136,12 @@ func (r *RelayServer) serveStream(ctx context.Context, conn Conn, s Stream) {
 	case relayOpPunch:
 		r.punch(ctx, conn, s, req)
 	default: // accept goes the other way
-		r.refuse(s, RelayBadRequest, "unexpected op")
+		refuseRelay(s, RelayBadRequest, "unexpected op")
 	}
 }
 
-// refuse answers a request with an error and closes the stream.
-func (r *RelayServer) refuse(s Stream, code RelayCode, reason string) {
+// refuseRelay answers a request with an error and closes the stream.
+func refuseRelay(s Stream, code RelayCode, reason string) {
 	if err := writeRelayHeader(s, relayReply{Error: code, Reason: Clip(reason)}); err != nil {
 		s.Abort(CodeRefused)
 		return
@@ -155,11 +155,11 @@ func (r *RelayServer) listen(ctx context.Context, conn Conn, s Stream) {
 	p := conn.Peer()
 	if err := r.check(r.cfg.MayListen == nil, func() error { return r.cfg.MayListen(p.Identity) }); err != nil {
 		LogAuth(r.cfg.Logger, AuthReject, RelayALPN, p, p.Identity)
-		r.refuse(s, RelayForbidden, "listen: "+refusalText(err))
+		refuseRelay(s, RelayForbidden, "listen: "+refusalText(err))
 		return
 	}
 	if !conn.MultiStream() {
-		r.refuse(s, RelayBadRequest, "listen needs a QUIC connection")
+		refuseRelay(s, RelayBadRequest, "listen needs a QUIC connection")
 		return
 	}
 	w := &relayWorker{conn: conn, slots: make(chan struct{}, r.cfg.MaxStreamsPerWorker), gone: make(chan struct{})}
@@ -243,40 +243,62 @@ func (r *RelayServer) check(deny bool, f func() error) error {
 	return f()
 }
 
-// connect splices s to a stream opened on the worker's connection, once
-// the worker accepted it.
-func (r *RelayServer) connect(ctx context.Context, conn Conn, s Stream, req relayRequest) {
+// reserve checks that the client on conn may reach the node req names
+// and takes one of that node's relayed-stream slots, released by the
+// function it returns. When the client may not, it answers s with the
+// refusal and returns nil.
+func (r *RelayServer) reserve(conn Conn, s Stream, req relayRequest) (*relayWorker, func()) {
 	p := conn.Peer()
-	target, _ := ParseNodeID(req.Node) // checked by decodeRelayRequest
+	target, err := ParseNodeID(req.Node)
+	if err != nil {
+		refuseRelay(s, RelayBadRequest, "name the node")
+		return nil, nil
+	}
 	if err := r.check(r.cfg.MayConnect == nil, func() error { return r.cfg.MayConnect(p.Identity, target) }); err != nil {
 		LogAuth(r.cfg.Logger, AuthReject, RelayALPN, p, p.Identity)
-		r.refuse(s, RelayForbidden, refusalText(err))
-		return
+		refuseRelay(s, RelayForbidden, refusalText(err))
+		return nil, nil
 	}
 	r.mu.Lock()
 	w := r.workers[target]
 	r.mu.Unlock()
 	if w == nil {
-		r.refuse(s, RelayNoNode, "no such node attached to this head")
-		return
+		refuseRelay(s, RelayNoNode, "no such node attached to this head")
+		return nil, nil
 	}
 	select {
 	case w.slots <- struct{}{}:
-		defer func() { <-w.slots }()
+		return w, func() { <-w.slots }
 	default:
 		conn.Logger().Warn("relay: a worker's relayed streams at the limit", "max", cap(w.slots))
-		r.refuse(s, RelayBusy, "too many relayed connections to that node")
+		refuseRelay(s, RelayBusy, "too many relayed connections to that node")
+		return nil, nil
+	}
+}
+
+// refuseAsWorker answers s with what went wrong asking the worker: its
+// own refusal, or that it did not answer.
+func (r *RelayServer) refuseAsWorker(conn Conn, s Stream, err error) {
+	var re *RelayError
+	if errors.As(err, &re) {
+		refuseRelay(s, re.Code, re.Reason)
 		return
 	}
-	ws, err := r.accept(ctx, w, p, req.ALPN)
+	conn.Logger().Debug("relay: worker did not answer", "err", err)
+	refuseRelay(s, RelayUnavailable, "the node did not answer")
+}
+
+// connect splices s to a stream opened on the worker's connection, once
+// the worker accepted it.
+func (r *RelayServer) connect(ctx context.Context, conn Conn, s Stream, req relayRequest) {
+	w, release := r.reserve(conn, s, req)
+	if w == nil {
+		return
+	}
+	defer release()
+	ws, err := r.accept(ctx, w, conn.Peer(), req.ALPN)
 	if err != nil {
-		var re *RelayError
-		if errors.As(err, &re) {
-			r.refuse(s, re.Code, re.Reason)
-		} else {
-			conn.Logger().Debug("relay: worker did not take the stream", "err", err)
-			r.refuse(s, RelayUnavailable, "the node did not answer")
-		}
+		r.refuseAsWorker(conn, s, err)
 		return
 	}
 	if err := writeRelayHeader(s, relayReply{OK: true}); err != nil {

@@ -172,13 +172,11 @@ func (e *Endpoint) acceptRelayed(hc Conn, s Stream, logger *slog.Logger) {
 		if err == nil {
 			err = fmt.Errorf("%w: unexpected op %q", errBadRelayHeader, req.Op)
 		}
-		_ = writeRelayHeader(s, relayReply{Error: RelayBadRequest, Reason: Clip(err.Error())})
-		_ = s.Close()
+		refuseRelay(s, RelayBadRequest, Clip(err.Error()))
 		return
 	}
 	if _, ok := e.cfg.Router.Handler(req.ALPN); !ok || req.ALPN == acmeALPN {
-		_ = writeRelayHeader(s, relayReply{Error: RelayRefused, Reason: "no such alpn"})
-		_ = s.Close()
+		refuseRelay(s, RelayRefused, "no such alpn")
 		return
 	}
 	if err := writeRelayHeader(s, relayReply{OK: true}); err != nil {

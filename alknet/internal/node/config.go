@@ -114,10 +114,15 @@ type clientConfig struct {
 	// --network flag and ALKNET_NETWORK override it. Default "".
 	Network string `toml:"network"`
 	// Via is the head ([NODEID@]HOST:PORT) through which client commands
-	// reach nodes, relayed (docs/protocols/relay.md): for a node behind
-	// NAT that joined that head. The --via flag and ALKNET_VIA override
-	// it. Default "" (dial nodes directly).
+	// reach nodes (docs/protocols/relay.md): for a node behind NAT that
+	// joined that head. Over QUIC the head first tries to punch a direct
+	// path through the NATs; where it cannot, the connection is relayed.
+	// The --via flag and ALKNET_VIA override it. Default "" (dial nodes
+	// directly).
 	Via string `toml:"via"`
+	// RelayOnly keeps connections through a head relayed: no punched
+	// direct path. The --relay-only flag turns it on too. Default false.
+	RelayOnly bool `toml:"relay_only"`
 }
 
 func (c *clientConfig) validate() error {
