@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
@@ -52,7 +53,7 @@ func StartTestLink(t *testing.T, p LinkProfile) *Link {
 // AssertNoNamespaces fails t if a namespace of this process is left.
 func AssertNoNamespaces(t *testing.T) {
 	t.Helper()
-	left, err := netns.Mine(LinkNSPrefix)
+	left, err := netns.List(LinkNSPrefix + strconv.Itoa(os.Getpid()) + "-")
 	if err != nil {
 		t.Fatal(err)
 	}

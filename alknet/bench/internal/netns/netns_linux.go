@@ -143,16 +143,15 @@ func RemoveStale(ctx context.Context, prefix string) {
 	}
 }
 
-// Mine lists the namespaces named prefix+PID+"-"+... of this process.
-func Mine(prefix string) ([]string, error) {
+// List lists the namespaces whose names start with prefix.
+func List(prefix string) ([]string, error) {
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("ip netns list: %w: %s", err, bytes.TrimSpace(out))
 	}
-	mine := prefix + strconv.Itoa(os.Getpid()) + "-"
 	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, mine) {
+		if strings.HasPrefix(line, prefix) {
 			name, _, _ := strings.Cut(line, " ")
 			names = append(names, name)
 		}

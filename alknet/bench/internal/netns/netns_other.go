@@ -42,8 +42,8 @@ func (n *NS) Close() error { return nil }
 // RemoveStale does nothing.
 func RemoveStale(ctx context.Context, prefix string) {}
 
-// Mine finds none.
-func Mine(prefix string) ([]string, error) { return nil, nil }
+// List finds none.
+func List(prefix string) ([]string, error) { return nil, nil }
 
 // ProcessAlive is unknown here: true.
 func ProcessAlive(pid int) bool { return true }

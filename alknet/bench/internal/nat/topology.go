@@ -1,0 +1,166 @@
+package nat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+
+	"github.com/alkdev/alknet/alknet/bench/internal/netns"
+)
+
+// topologySeq numbers this process's topologies, so that namespace names
+// are unique per run and per topology.
+var topologySeq atomic.Int64
+
+// A Topology is a public namespace and home sites behind NATs. Close
+// removes it all.
+type Topology struct {
+	// Public is the public namespace, at [PublicAddr].
+	Public *netns.NS
+	// Sites are the homes behind NATs, in the order of Start's kinds.
+	Sites []*Site
+	// base starts the names of the topology's namespaces.
+	base string
+}
+
+// A Site is a home namespace behind its NAT namespace.
+type Site struct {
+	// Home is the home namespace, at Addr, routed through NAT.
+	Home *netns.NS
+	// NAT is the NAT namespace.
+	NAT *netns.NS
+	// Kind is how NAT maps and filters.
+	Kind Kind
+	// Addr is the home's private address.
+	Addr netip.Addr
+	// Prefix is the home's private network.
+	Prefix netip.Prefix
+	// Outer is the NAT's public address: what the public side sees of the
+	// home.
+	Outer netip.Addr
+	// wan is the public namespace's device towards the NAT.
+	wan string
+}
+
+// Start builds a topology with one home site behind a NAT of each of
+// kinds (1 to 8 sites): site i (from 0) is 192.168.(i+1).2 behind a NAT
+// whose public address is 203.0.113.(11+i), and the public namespace is
+// 203.0.113.1. It needs Linux, root (CAP_SYS_ADMIN and CAP_NET_ADMIN), the
+// ip command and nft. Namespaces left by an earlier process that died
+// without closing its topology are removed first. ctx bounds only the
+// set-up.
+func Start(ctx context.Context, kinds ...Kind) (_ *Topology, err error) {
+	if len(kinds) == 0 || len(kinds) > maxSites {
+		return nil, fmt.Errorf("nat: %d sites, want 1 to %d", len(kinds), maxSites)
+	}
+	for _, k := range kinds {
+		if k != Cone && k != Symmetric {
+			return nil, fmt.Errorf("nat: unknown kind %v", k)
+		}
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("nat: %w", err)
+		}
+	}
+	netns.RemoveStale(ctx, NSPrefix)
+	base := fmt.Sprintf("%s%d-%d-", NSPrefix, os.Getpid(), topologySeq.Add(1))
+	t := &Topology{base: base}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, t.Close())
+		}
+	}()
+	if t.Public, err = netns.Add(ctx, base+"pub"); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	if err := forwarding(t.Public); err != nil {
+		return nil, err
+	}
+	for i, k := range kinds {
+		s := &Site{Kind: k, Addr: homeAddr(i), Prefix: homePrefix(i), Outer: outerAddr(i), wan: fmt.Sprintf("nat%d", i+1)}
+		t.Sites = append(t.Sites, s)
+		if s.NAT, err = netns.Add(ctx, fmt.Sprintf("%snat%d", base, i+1)); err != nil {
+			return nil, fmt.Errorf("nat: %w", err)
+		}
+		if s.Home, err = netns.Add(ctx, fmt.Sprintf("%shome%d", base, i+1)); err != nil {
+			return nil, fmt.Errorf("nat: %w", err)
+		}
+		if err := t.wire(ctx, s, i); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// wire links site s (number i) to the public namespace and sets up its
+// NAT.
+func (t *Topology) wire(ctx context.Context, s *Site, i int) error {
+	if err := t.Public.IP(ctx, fmt.Sprintf(
+		"link add %[1]s type veth peer name %[2]s netns %[3]s\n"+
+			"addr add %[4]s/32 peer %[5]s/32 dev %[1]s\n"+
+			"link set dev %[1]s up\n",
+		s.wan, devWAN, s.NAT.Name(), PublicAddr, s.Outer)); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	if err := s.NAT.IP(ctx, fmt.Sprintf(
+		"addr add %[2]s/32 peer %[3]s/32 dev %[1]s\n"+
+			"link set dev %[1]s up\n"+
+			"route add default via %[3]s dev %[1]s\n"+
+			"link add %[4]s type veth peer name %[5]s netns %[6]s\n"+
+			"addr add %[7]s/%[8]d dev %[4]s\n"+
+			"link set dev %[4]s up\n",
+		devWAN, s.Outer, PublicAddr, devLAN, devHome, s.Home.Name(), routerAddr(i), s.Prefix.Bits())); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	if err := s.Home.IP(ctx, fmt.Sprintf(
+		"addr add %[2]s/%[3]d dev %[1]s\n"+
+			"link set dev %[1]s up\n"+
+			"route add default via %[4]s dev %[1]s\n",
+		devHome, s.Addr, s.Prefix.Bits(), routerAddr(i))); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	if err := forwarding(s.NAT); err != nil {
+		return err
+	}
+	cmd := s.NAT.Command(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset(s.Kind))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nat: nft in %s: %w: %s", s.NAT.Name(), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// forwarding turns IPv4 forwarding on in ns.
+func forwarding(ns *netns.NS) error {
+	if err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0)
+	}); err != nil {
+		return fmt.Errorf("nat: forwarding in %s: %w", ns.Name(), err)
+	}
+	return nil
+}
+
+// Close removes the namespaces, homes first. Processes still running in
+// them are not killed: stop them first. It is safe to call more than
+// once.
+func (t *Topology) Close() error {
+	var errs []error
+	for _, s := range t.Sites {
+		for _, ns := range []*netns.NS{s.Home, s.NAT} {
+			if ns != nil {
+				errs = append(errs, ns.Close())
+			}
+		}
+	}
+	if t.Public != nil {
+		errs = append(errs, t.Public.Close())
+	}
+	return errors.Join(errs...)
+}
