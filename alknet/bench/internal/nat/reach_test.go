@@ -1,0 +1,122 @@
+package nat
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
+)
+
+// startTestRig starts a rig for t on a new topology of the two NAT kinds
+// given (the worker behind the first, the client behind the second) and
+// stops it at the end.
+func startTestRig(t *testing.T, worker, client Kind) *Rig {
+	t.Helper()
+	NeedNAT(t)
+	bin := benchtest.BuildAlknetOnce(t)
+	top := StartTestTopology(t, worker, client)
+	r, err := StartRig(benchtest.TestContext(t), bin, top, RigOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+// newMarker is a string no process has seen before.
+func newMarker(t *testing.T) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "alknet-marker-" + hex.EncodeToString(b[:])
+}
+
+// echo calls sys/echo with message through the alknet CLI in the client's
+// home, with the extra arguments, and returns what the callee saw.
+func echoArgs(addr, message string, extra ...string) []string {
+	in, _ := json.Marshal(map[string]string{"message": message})
+	return append([]string{"call", addr, "sys/echo", string(in)}, extra...)
+}
+
+// directTimeout bounds a dial expected to fail: long enough for a reachable
+// node on these links to answer many times over.
+const directTimeout = 5 * time.Second
+
+// TestReachRig: the worker behind a NAT joined the head outbound; a client
+// behind another NAT reaches it through the head (a routed call), and not
+// directly: neither at its private address nor at its NAT's public one.
+// The control calls the worker directly from its own home, so the direct
+// failures are the NATs' doing, not a wrong address or key.
+func TestReachRig(t *testing.T) {
+	r := startTestRig(t, Cone, Symmetric)
+	ctx := benchtest.TestContext(t)
+	out, err := r.Alknet(ctx, 0, "", echoArgs(r.HeadAddr, "through the head", "--peer", "worker")...)
+	if err != nil {
+		t.Fatalf("routed call: %v", err)
+	}
+	var echo map[string]string
+	if err := json.Unmarshal(out, &echo); err != nil || echo["message"] != "through the head" || echo["forwardedFor"] != rigPeer {
+		t.Errorf("routed sys/echo printed %q", out)
+	}
+
+	_, port, err := net.SplitHostPort(strings.SplitN(r.WorkerAddr, "@", 2)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	behindNAT := r.WorkerID + "@" + net.JoinHostPort(r.Top.Sites[0].Outer.String(), port)
+	var wg sync.WaitGroup
+	for _, addr := range []string{r.WorkerAddr, behindNAT} {
+		wg.Go(func() {
+			if out, err := r.Alknet(ctx, directTimeout, "", echoArgs(addr, "direct")...); err == nil {
+				t.Errorf("a direct call from the other home to %s worked: %s", addr, out)
+			}
+		})
+	}
+	wg.Wait()
+	// Control: from the worker's own home the direct call works.
+	name, args := wrap(r.Top.Sites[0].Home, r.Bin, append(echoArgs(r.WorkerAddr, "next door"), "--data-dir", r.ClientDir)...)
+	if out, err := runIn(ctx, name, args...); err != nil {
+		t.Fatalf("control: a direct call from the worker's home failed: %v\n%s", err, out)
+	}
+}
+
+// TestReachMemoryScan: the scan finds a marker a process holds in
+// plaintext (the head answering sys/echo decrypted it), and not one it
+// never saw: without this, a head that never shows a relayed marker would
+// prove nothing.
+func TestReachMemoryScan(t *testing.T) {
+	r := startTestRig(t, Cone, Cone)
+	ctx := benchtest.TestContext(t)
+	pid := r.Head.Cmd.Process.Pid
+	if comm, err := os.ReadFile("/proc/" + itoa(pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "alknet" {
+		t.Fatalf("process %d is %q (%v), want the head's alknet", pid, comm, err)
+	}
+	seen, unseen := newMarker(t), newMarker(t)
+	if out, err := r.Alknet(ctx, 0, "", echoArgs(r.HeadAddr, seen)...); err != nil {
+		t.Fatalf("call: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		marker string
+		want   bool
+	}{{seen, true}, {unseen, false}} {
+		found, err := memoryContains(pid, []byte(tc.marker))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found != tc.want {
+			t.Errorf("marker %s in the head's memory: %v, want %v", tc.marker, found, tc.want)
+		}
+	}
+}
