@@ -84,6 +84,9 @@ func ruleset(k Kind) string {
 		masq = "masquerade fully-random"
 	}
 	return fmt.Sprintf(`table ip %[1]s {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "%[2]s" %[4]s

@@ -260,3 +260,54 @@ func runIn(ctx context.Context, name string, args ...string) ([]byte, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// MakeRepo makes a bare git repository of one commit at
+// WorkerDir/git/<name>.git, served by the worker over alknet/git (and, by
+// its absolute path, to git over ssh), and returns the commit's hash.
+func (r *Rig) MakeRepo(ctx context.Context, name string) (string, error) {
+	bare := filepath.Join(r.WorkerDir, "git", name+".git")
+	work := filepath.Join(r.Dir, "repo-"+strings.ReplaceAll(name, "/", "-"))
+	git := func(dir string, args ...string) (string, error) {
+		out, err := harness.RunChild(ctx, clientTimeout, "", "git", append([]string{"-C", dir,
+			"-c", "user.name=alknet", "-c", "user.email=alknet@example.invalid", "-c", "init.defaultBranch=main"}, args...)...)
+		return strings.TrimSpace(string(out)), err
+	}
+	if err := os.MkdirAll(filepath.Dir(bare), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", err
+	}
+	if _, err := git(filepath.Dir(bare), "init", "-q", "--bare", bare); err != nil {
+		return "", err
+	}
+	if _, err := git(work, "init", "-q"); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(work, "README"), []byte("behind a NAT\n"), 0o600); err != nil {
+		return "", err
+	}
+	for _, args := range [][]string{{"add", "README"}, {"commit", "-q", "-m", "first"}, {"push", "-q", bare, "HEAD:refs/heads/main"}} {
+		if _, err := git(work, args...); err != nil {
+			return "", err
+		}
+	}
+	return git(work, "rev-parse", "HEAD")
+}
+
+// RepoPath is the absolute path of the worker's repository name, for git
+// over ssh.
+func (r *Rig) RepoPath(name string) string { return filepath.Join(r.WorkerDir, "git", name+".git") }
+
+// AddToWorker adds the file path to the worker's fs store (through its
+// control socket) and returns its CID.
+func (r *Rig) AddToWorker(ctx context.Context, path string) (string, error) {
+	out, err := harness.RunChild(ctx, clientTimeout, "", r.Bin, "fs", "add", "-q", "--data-dir", r.WorkerDir, path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

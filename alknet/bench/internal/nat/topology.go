@@ -164,3 +164,21 @@ func (t *Topology) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Forward opens port (TCP and UDP) of the NAT's public address to the
+// same port of the home, as an operator's port forward does: a direct path
+// to a node behind this NAT, to compare with the relay.
+func (s *Site) Forward(ctx context.Context, port uint16) error {
+	var script strings.Builder
+	for _, proto := range []string{"tcp", "udp"} {
+		fmt.Fprintf(&script, "add rule ip %[1]s prerouting iifname %[2]q %[3]s dport %[4]d dnat to %[5]s\n"+
+			"insert rule ip %[1]s forward iifname %[2]q oifname %[6]q ip daddr %[5]s %[3]s dport %[4]d accept\n",
+			nftTable, devWAN, proto, port, s.Addr, devLAN)
+	}
+	cmd := s.NAT.Command(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nat: port forward in %s: %w: %s", s.NAT.Name(), err, bytes.TrimSpace(out))
+	}
+	return nil
+}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -246,17 +245,18 @@ func TestNATNoInbound(t *testing.T) {
 				t.Errorf("home got %q from a port it never sent to", msg)
 			}
 
-			// Control: the operator opens the port (a port forward's
-			// filter half); the same dial to the private address now works.
-			if out, err := s.NAT.Command(t.Context(), "nft", "insert", "rule", "ip", nftTable, "forward",
-				"iifname", devWAN, "oifname", devLAN, "tcp", "dport", strconv.Itoa(int(port)), "accept").CombinedOutput(); err != nil {
-				t.Fatalf("nft insert rule: %v: %s", err, out)
+			// Control: the operator forwards the port; the same dials to
+			// the private address (routed) and to the NAT's now work.
+			if err := s.Forward(t.Context(), port); err != nil {
+				t.Fatal(err)
 			}
-			c, err := dialTCP(top.Public, home)
-			if err != nil {
-				t.Fatalf("control: with the port open the dial still fails: %v", err)
+			for _, to := range []netip.AddrPort{home, netip.AddrPortFrom(s.Outer, port)} {
+				c, err := dialTCP(top.Public, to)
+				if err != nil {
+					t.Fatalf("control: with the port forwarded the dial to %v still fails: %v", to, err)
+				}
+				c.Close()
 			}
-			c.Close()
 		})
 	}
 }
