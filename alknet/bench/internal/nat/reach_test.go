@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,7 @@ import (
 func startTestRig(t *testing.T, worker, client Kind) *Rig {
 	t.Helper()
 	NeedNAT(t)
-	bin := benchtest.BuildAlknetOnce(t)
+	bin := alknetBin(t)
 	top := StartTestTopology(t, worker, client)
 	r, err := StartRig(benchtest.TestContext(t), bin, top, RigOptions{})
 	if err != nil {
@@ -32,6 +33,32 @@ func startTestRig(t *testing.T, worker, client Kind) *Rig {
 		}
 	})
 	return r
+}
+
+// alknetBin is $ALKNET_BIN, or else the alknet binary built once from
+// this tree.
+func alknetBin(t *testing.T) string {
+	if bin := os.Getenv("ALKNET_BIN"); bin != "" {
+		return bin
+	}
+	return benchtest.BuildAlknetOnce(t)
+}
+
+// checkIsAlknet fails t unless process pid runs bin (and not `ip netns
+// exec`, which execs the command it is given).
+func checkIsAlknet(t *testing.T, pid int, bin string) {
+	t.Helper()
+	exe, err := os.Readlink("/proc/" + itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe != want {
+		t.Fatalf("process %d runs %s, want %s", pid, exe, want)
+	}
 }
 
 // newMarker is a string no process has seen before.
@@ -100,9 +127,7 @@ func TestReachMemoryScan(t *testing.T) {
 	r := startTestRig(t, Cone, Cone)
 	ctx := benchtest.TestContext(t)
 	pid := r.Head.Cmd.Process.Pid
-	if comm, err := os.ReadFile("/proc/" + itoa(pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "alknet" {
-		t.Fatalf("process %d is %q (%v), want the head's alknet", pid, comm, err)
-	}
+	checkIsAlknet(t, pid, r.Bin)
 	seen, unseen := newMarker(t), newMarker(t)
 	if out, err := r.Alknet(ctx, 0, "", echoArgs(r.HeadAddr, seen)...); err != nil {
 		t.Fatalf("call: %v\n%s", err, out)
