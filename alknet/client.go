@@ -60,7 +60,8 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		return nil, cli.Exit("--network: want quic or tcp", 2)
 	}
 	resolvers := c.StringSlice("resolver")
-	if len(resolvers) == 0 || network == core.NetworkAuto {
+	via := c.String("via")
+	if len(resolvers) == 0 || network == core.NetworkAuto || via == "" {
 		cfg, err := node.LoadConfig(configPath(c, dir))
 		if err != nil {
 			return nil, err
@@ -70,6 +71,14 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		}
 		if network == core.NetworkAuto {
 			network = core.Network(cfg.Client.Network)
+		}
+		if via == "" {
+			via = cfg.Client.Via
+		}
+	}
+	if via != "" {
+		if _, _, err := core.ParseAddr(via); err != nil {
+			return nil, cli.Exit("--via: want [NODEID@]HOST:PORT of a head: "+err.Error(), 2)
 		}
 	}
 	if id, err := core.NodeIDFromPublicKey(key.Public().(ed25519.PublicKey)); err == nil {
@@ -87,6 +96,7 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 		Network:    network,
 		Paths:      core.NewPathMemory(filepath.Join(dir, pathsFile)),
 		Sessions:   core.NewSessionCache(filepath.Join(dir, sessionsFile), 0, nil),
+		Via:        via,
 	}
 	for _, r := range resolvers {
 		if err := node.CheckResolver(r); err != nil {
@@ -108,12 +118,13 @@ func dial(ctx context.Context, d *core.Dialer, addr, alpn string) (core.Conn, er
 }
 
 // resolveVia returns a core.Dialer.Resolve that asks each resolver in turn
-// for a node's signed self-description and turns it into host:port
-// candidates. The resolvers are dialled by d without resolution of their
-// own, so a resolver never needs a resolver.
-func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.NodeID) ([]string, error) {
+// for a node's signed self-description and turns it into routes: its
+// addresses (host:port), then the heads it names as reachable through
+// (relayed routes). The resolvers are dialled by d without resolution or
+// relay of their own, so a resolver never needs a resolver.
+func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.NodeID) ([]core.Route, error) {
 	plain := &core.Dialer{Key: d.Key, KnownNodes: d.KnownNodes, Network: d.Network, Logger: d.Logger}
-	return func(ctx context.Context, id core.NodeID) ([]string, error) {
+	return func(ctx context.Context, id core.NodeID) ([]core.Route, error) {
 		var errs []error
 		for _, via := range resolvers {
 			rec, err := dns.Resolve(ctx, id, via, plain, nil)
@@ -121,15 +132,26 @@ func resolveVia(d *core.Dialer, resolvers []string) func(context.Context, core.N
 				errs = append(errs, err)
 				continue
 			}
-			var out []string
-			for _, a := range rec.Addrs {
-				out = append(out, net.JoinHostPort(a.String(), strconv.Itoa(int(rec.Port))))
-			}
-			if len(out) > 0 {
+			if out := recordRoutes(rec); len(out) > 0 {
 				return out, nil
 			}
 			errs = append(errs, fmt.Errorf("%s: the record names no address", via))
 		}
 		return nil, errors.Join(errs...)
 	}
+}
+
+// recordRoutes returns the routes a node's record names: its addresses,
+// then its heads.
+func recordRoutes(rec dns.NodeRecord) []core.Route {
+	var out []core.Route
+	if rec.Port != 0 {
+		for _, a := range rec.Addrs {
+			out = append(out, core.Route{Addr: net.JoinHostPort(a.String(), strconv.Itoa(int(rec.Port)))})
+		}
+	}
+	for _, h := range rec.Via {
+		out = append(out, core.Route{Via: h})
+	}
+	return out
 }

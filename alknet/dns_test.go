@@ -50,7 +50,7 @@ func TestDNSServiceResolveAndPublish(t *testing.T) {
 	var out string
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		o, e, err := runErr(t, "", "resolve", "--data-dir", cdir, "--via", n.addr, n.id)
+		o, e, err := runErr(t, "", "resolve", "--data-dir", cdir, "--resolver", n.addr, n.id)
 		if err == nil {
 			out = o
 			break
@@ -82,7 +82,7 @@ func TestDNSServiceResolveAndPublish(t *testing.T) {
 	if !strings.Contains(out, "published 2 records for "+cid) {
 		t.Errorf("publish output: %s", out)
 	}
-	out = run(t, "", "resolve", "--data-dir", cdir, "--via", n.addr, cid)
+	out = run(t, "", "resolve", "--data-dir", cdir, "--resolver", n.addr, cid)
 	if !strings.Contains(out, "alpns    h2") || !strings.Contains(out, "port     8443") {
 		t.Errorf("resolve of the published record:\n%s", out)
 	}

@@ -59,6 +59,14 @@ func explain(err error) error {
 		words := callWords(ce, me, addr)
 		return errors.New(strings.Replace(text, ce.Error(), words, 1))
 	}
+	var re *core.RelayError
+	if errors.As(err, &re) && re.Code == core.RelayForbidden {
+		unauth := strings.HasPrefix(re.Reason, "unknown key")
+		if words := refusalWords(unauth, !unauth, re.Reason, me, re.Head); words != "" {
+			return errors.New("relay: " + words)
+		}
+		return err
+	}
 	var fe *afs.RemoteError
 	if errors.As(err, &fe) {
 		if words := refusalWords(fe.Code == afs.CodeUnauthenticated, fe.Code == afs.CodeForbidden, fe.Message, me, addr); words != "" {

@@ -45,7 +45,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			[]string{`no worker named "nobody" is attached to this node (none is attached)`}},
 		{"wrong pin", []string{"perf", oid + "@" + hostport, "--network", "quic", "--data-dir", cdir},
 			[]string{"TLS handshake failed (bad certificate): node identity", "not the pinned"}},
-		{"resolve an unpublished node", []string{"resolve", "--via", n.addr, oid, "--data-dir", cdir},
+		{"resolve an unpublished node", []string{"resolve", "--resolver", n.addr, oid, "--data-dir", cdir},
 			[]string{"has no signed record of node " + oid, "has not published"}},
 		{"dns publish without the scope", []string{"dns", "publish", "--zone", zone, "--to", n.addr, "--data-dir", cdir},
 			[]string{"it needs your key " + cid + " with the dns:publish scope", "alknet peers grant ID dns:publish`"}},

@@ -231,3 +231,28 @@ func TestFSCommandsWithNode(t *testing.T) {
 		t.Errorf("public cat: %q", got)
 	}
 }
+
+// TestFSOverTCP checks add, push, get and cat with --node over TCP+TLS,
+// where each request after the first needs a connection of its own.
+func TestFSOverTCP(t *testing.T) {
+	tree, big := fsTree(t)
+	writer, writerID := clientID(t)
+	reader, readerID := clientID(t) // a store of its own: every block comes over the wire
+	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"writer\"\nkeys = [%q]\nscopes = [\"fs:read\", \"fs:write\"]\n"+
+		"[[peers]]\nid = \"reader\"\nkeys = [%q]\nscopes = [\"fs:read\"]\n", writerID, readerID))
+	root := addQ(t, writer, tree)[0]
+	if _, stderr, err := runErr(t, "", "fs", "push", "--network", "tcp", "--data-dir", writer, root, "--to", n.addr); err != nil {
+		t.Fatalf("fs push over tcp: %v %q", err, stderr)
+	}
+	loose := filepath.Join(t.TempDir(), "loose")
+	writeFile(t, loose, string(big[:300000]))
+	lc := addQ(t, writer, "--network", "tcp", "--node", n.addr, loose)[0]
+	out := filepath.Join(t.TempDir(), "copy")
+	if _, stderr, err := runErr(t, "", "fs", "get", "--network", "tcp", "--data-dir", reader, "--node", n.addr, root, "-o", out); err != nil {
+		t.Fatalf("fs get over tcp: %v %q", err, stderr)
+	}
+	sameTree(t, tree, out)
+	if got := run(t, "", "fs", "cat", "--network", "tcp", "--data-dir", reader, "--node", n.addr, lc); got != string(big[:300000]) {
+		t.Errorf("cat over tcp of content added over tcp: %d bytes", len(got))
+	}
+}

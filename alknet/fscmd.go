@@ -482,9 +482,10 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 		progress = nil
 	}
 	var written int64 // bytes of the file out holds
-	get := func(ctx context.Context, conn core.Conn) (cid.Cid, error) {
+	get := func(ctx context.Context, conn core.Conn, redial func(context.Context) (core.Conn, error)) (cid.Cid, error) {
 		cl := afs.NewClient(conn, s)
 		cl.Progress = progress
+		cl.Redial = redial
 		if out == nil {
 			target, _, err := cl.Get(ctx, root, sel)
 			return target, err
@@ -499,7 +500,7 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 			return cid.Undef, err
 		}
 		defer conn.CloseWithError(core.CodeNoError, "")
-		return get(ctx, conn)
+		return get(ctx, conn, func(ctx context.Context) (core.Conn, error) { return dialFS(ctx, c, addr) })
 	}
 	d, err := dialer(c)
 	if err != nil {
@@ -518,8 +519,9 @@ func fetchFrom(ctx context.Context, c *cli.Context, addr string, s *afs.Store, r
 
 // fetchOnce is one get over one connection; it returns errLossBound if the
 // dialer judged the connection bound by loss before the get ended.
-func fetchOnce(ctx context.Context, d *core.Dialer, addr string, get func(context.Context, core.Conn) (cid.Cid, error)) (cid.Cid, error) {
-	conn, err := dial(ctx, d, addr, afs.ALPN)
+func fetchOnce(ctx context.Context, d *core.Dialer, addr string, get func(context.Context, core.Conn, func(context.Context) (core.Conn, error)) (cid.Cid, error)) (cid.Cid, error) {
+	redial := func(ctx context.Context) (core.Conn, error) { return dial(ctx, d, addr, afs.ALPN) }
+	conn, err := redial(ctx)
 	if err != nil {
 		return cid.Undef, err
 	}
@@ -535,7 +537,7 @@ func fetchOnce(ctx context.Context, d *core.Dialer, addr string, get func(contex
 			}
 		}()
 	}
-	target, err := get(ctx, conn)
+	target, err := get(ctx, conn, redial)
 	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {
 		return cid.Undef, errLossBound
 	}
@@ -680,6 +682,7 @@ func keeper(ctx context.Context, c *cli.Context, s *afs.Store, addr string) (kee
 		return nil, nil, err
 	}
 	cl := afs.NewClient(conn, s)
+	cl.Redial = func(ctx context.Context) (core.Conn, error) { return dialFS(ctx, c, addr) }
 	return func(root cid.Cid) error {
 			m := newMeter(c, "pushed")
 			if m != nil {

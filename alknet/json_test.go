@@ -98,7 +98,7 @@ func TestJSONOutput(t *testing.T) {
 		var out string
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			o, e, err := runErr(t, "", "resolve", "--json", "--data-dir", cdir, "--via", n.addr, n.id)
+			o, e, err := runErr(t, "", "resolve", "--json", "--data-dir", cdir, "--resolver", n.addr, n.id)
 			if err == nil {
 				out = o
 				break

@@ -55,6 +55,11 @@ func commonFlags() []cli.Flag {
 			EnvVars: []string{"ALKNET_RESOLVERS"},
 		},
 		&cli.StringFlag{
+			Name:    "via",
+			Usage:   "for client commands: reach the node through this head ([NODEID@]HOST:PORT), relayed, as for a node behind NAT that joined it (default [client] via)",
+			EnvVars: []string{"ALKNET_VIA"},
+		},
+		&cli.StringFlag{
 			Name:    "log-format",
 			Usage:   "text (key=value) or json, one record per line on stderr",
 			Value:   "text",

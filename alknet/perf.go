@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -126,12 +125,7 @@ func runPerf(ctx context.Context, d *core.Dialer, addr string, opts perf.Options
 	if conn.MultiStream() {
 		run.transport = "quic"
 	}
-	conns := []core.Conn{conn}
-	defer func() {
-		for _, c := range conns {
-			c.CloseWithError(core.CodeNoError, "")
-		}
-	}()
+	defer conn.CloseWithError(core.CodeNoError, "")
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if lb := d.LossBound(conn); lb != nil {
@@ -145,26 +139,9 @@ func runPerf(ctx context.Context, d *core.Dialer, addr string, opts perf.Options
 			}
 		}()
 	}
-	var mu sync.Mutex // open runs on every test stream's goroutine
-	first := true
-	open := func(ctx context.Context) (core.Stream, error) {
-		if conn.MultiStream() {
-			return conn.OpenStream(ctx)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if first {
-			first = false
-			return conn.OpenStream(ctx)
-		}
-		nc, err := dial(ctx, d, addr, perf.ALPN)
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, nc)
-		return nc.OpenStream(ctx)
-	}
-	run.Result, err = perf.Run(ctx, open, opts)
+	streams := core.NewStreams(conn, func(ctx context.Context) (core.Conn, error) { return dial(ctx, d, addr, perf.ALPN) })
+	defer streams.Close()
+	run.Result, err = perf.Run(ctx, streams.Open, opts)
 	run.elapsed = time.Since(start)
 	run.verdict, run.judged = d.PathVerdictOf(conn)
 	if err != nil && errors.Is(context.Cause(ctx), errLossBound) {

@@ -20,12 +20,12 @@ var resolveCommand = &cli.Command{
 	Name:      "resolve",
 	Usage:     "fetch and verify a node's signed self-description",
 	ArgsUsage: "NODEID",
-	Description: "Asks --via for NODEID's signed packet, checks its signature, and prints the\n" +
-		"node's ALPNs, port, addresses and version. --via is an alknet address\n" +
-		"([NODEID@]HOST:PORT, asked over alknet/dns) or a pkarr relay URL\n" +
+	Description: "Asks each --resolver in turn (default: [dns] resolvers) for NODEID's signed\n" +
+		"packet, checks its signature, and prints the node's ALPNs, port, addresses,\n" +
+		"the heads it is reachable through (via) and version. A resolver is an alknet\n" +
+		"address (NODEID@HOST:PORT, asked over alknet/dns) or a pkarr relay URL\n" +
 		"(https://HOST/pkarr).",
 	Flags: withCommon(
-		&cli.StringFlag{Name: "via", Usage: "node or relay to ask", Required: true},
 		networkFlag,
 		&cli.BoolFlag{Name: "json", Usage: "print the record as one JSON object"},
 	),
@@ -41,16 +41,39 @@ var resolveCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		resolvers := c.StringSlice("resolver")
+		if len(resolvers) == 0 {
+			dir, err := dataDir(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := node.LoadConfig(configPath(c, dir))
+			if err != nil {
+				return err
+			}
+			resolvers = cfg.DNS.Resolvers
+		}
+		if len(resolvers) == 0 {
+			return cli.Exit("alknet resolve: no resolver: give --resolver NODEID@HOST:PORT or https://HOST/pkarr, or set [dns] resolvers", 2)
+		}
 		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
 		defer cancel()
-		rec, err := dns.Resolve(ctx, id, c.String("via"), d, nil)
-		var se *dns.StatusError
-		if errors.As(err, &se) && se.Status == http.StatusNotFound {
-			return fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
-				"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", c.String("via"), id)
+		var rec dns.NodeRecord
+		var errs []error
+		for _, r := range resolvers {
+			rec, err = dns.Resolve(ctx, id, r, d, nil)
+			var se *dns.StatusError
+			if errors.As(err, &se) && se.Status == http.StatusNotFound {
+				err = fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
+					"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", r, id)
+			}
+			if err == nil {
+				break
+			}
+			errs = append(errs, err)
 		}
 		if err != nil {
-			return err
+			return errors.Join(errs...)
 		}
 		if c.Bool("json") {
 			addrs := make([]string, len(rec.Addrs))
@@ -58,7 +81,7 @@ var resolveCommand = &cli.Command{
 				addrs[i] = a.String()
 			}
 			return printJSON(c, resolveJSON{NodeID: rec.NodeID.String(), ALPNs: orEmpty(rec.ALPNs), Port: rec.Port,
-				Addrs: addrs, Version: rec.Version, Signed: rec.Time.UTC()})
+				Addrs: addrs, Via: orEmpty(rec.Via), Version: rec.Version, Signed: rec.Time.UTC()})
 		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "node     %s\n", rec.NodeID)
@@ -66,6 +89,9 @@ var resolveCommand = &cli.Command{
 		fmt.Fprintf(w, "port     %d\n", rec.Port)
 		for _, a := range rec.Addrs {
 			fmt.Fprintf(w, "address  %s\n", a)
+		}
+		for _, v := range rec.Via {
+			fmt.Fprintf(w, "via      %s\n", v)
 		}
 		fmt.Fprintf(w, "version  %s\n", rec.Version)
 		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
@@ -79,6 +105,7 @@ type resolveJSON struct {
 	ALPNs   []string  `json:"alpns"`
 	Port    uint16    `json:"port"`
 	Addrs   []string  `json:"addrs"`
+	Via     []string  `json:"via"`
 	Version string    `json:"version"`
 	Signed  time.Time `json:"signed"`
 }

@@ -33,6 +33,9 @@ var serveCommand = &cli.Command{
 }
 
 func serve(c *cli.Context) error {
+	if c.IsSet("via") {
+		return cli.Exit("alknet serve: --via is for client commands; a node reachable through a head joins it with --join HEAD", 2)
+	}
 	logger, err := newLogger(c)
 	if err != nil {
 		return err

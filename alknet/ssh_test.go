@@ -32,6 +32,18 @@ const sshPeerScopes = `["ssh:connect", "ssh:shell", "ssh:forward", "sftp:read", 
 
 func newSSHRig(t *testing.T, extra string) *sshRig {
 	t.Helper()
+	return newSSHRigWith(t, extra, func(_ *sshRig, config string) (*testNode, string) {
+		n := startNode(t, config)
+		return n, n.addr
+	})
+}
+
+// newSSHRigWith is newSSHRig with the node started by start, which gets
+// the rig (its client identity made) and the node's config, and returns
+// the node and the pipe's arguments that reach it (its address, or
+// --via HEAD NODEID).
+func newSSHRigWith(t *testing.T, extra string, start func(r *sshRig, config string) (*testNode, string)) *sshRig {
+	t.Helper()
 	coretest.RequireTool(t, "ssh")
 	keygen := coretest.RequireTool(t, "ssh-keygen")
 	r := &sshRig{}
@@ -45,11 +57,12 @@ func newSSHRig(t *testing.T, extra string) *sshRig {
 		t.Fatal(err)
 	}
 	r.pubKey = strings.TrimSpace(string(pub))
-	r.node = startNode(t, r.config(extra))
+	var target string
+	r.node, target = start(r, r.config(extra))
 	hostKey := strings.Fields(strings.Split(run(t, "", "id", "--data-dir", r.node.dir), "\n")[1])
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, knownHosts, "alknet-node "+hostKey[0]+" "+hostKey[1]+"\n")
-	proxy := fmt.Sprintf("%s pipe --alpn alknet/ssh --data-dir %s %s", bin, r.cdir, r.node.addr)
+	proxy := fmt.Sprintf("%s pipe --alpn alknet/ssh --data-dir %s %s", bin, r.cdir, target)
 	r.opts = []string{
 		"-F", "none", "-i", r.keyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
 		"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes",

@@ -84,12 +84,17 @@ type Dialer struct {
 	QUICConfig *quic.Config
 	// Logger is handed to the connections; nil means slog.Default().
 	Logger *slog.Logger
-	// Resolve finds where a node listens, for addresses that are a bare
-	// NodeID: it returns "host:port" candidates, tried in order, each
-	// dialled with the NodeID pinned (what it returns is only a hint). The
-	// dns module's signed self-descriptions are the usual source. Nil: a
-	// bare NodeID is not an address.
-	Resolve func(ctx context.Context, id NodeID) ([]string, error)
+	// Resolve finds how to reach a node, for addresses that are a bare
+	// NodeID: it returns routes, each dialled with the NodeID pinned (what
+	// it returns is only a hint). The direct ones are tried first, in
+	// order, each within 5 s when a relayed route follows; then the
+	// relayed ones, in order. The dns module's signed self-descriptions
+	// are the usual source. Nil: a bare NodeID is not an address.
+	Resolve func(ctx context.Context, id NodeID) ([]Route, error)
+
+	// Via, when set, is a head ("[<nodeid>@]host:port") that every Dial
+	// goes through ([Dialer.DialVia]); the head is dialled directly.
+	Via string
 	// Paths, with Network auto, remembers per node the transport for bulk
 	// traffic: each QUIC connection is watched, one bound by random loss
 	// records TCP+TLS for its node, and later dials of the node try
@@ -108,19 +113,56 @@ type Dialer struct {
 	certKey ed25519.PrivateKey // the Key cert was made for
 }
 
-// dialResolved dials a node known only by its NodeID at the addresses
-// Resolve gives, pinned to that NodeID, until one answers.
+// Route is one way to reach a node: directly at Addr ("host:port"), or,
+// when Via is set, through the head Via ("[<nodeid>@]host:port"), which
+// relays to the node ([Dialer.DialVia]); Addr is then unused.
+type Route struct {
+	Addr string
+	Via  string
+}
+
+// directTimeout bounds a direct route's dial when a relayed route could
+// follow: a node behind NAT publishes addresses nobody can reach, and the
+// relay should not wait for the whole dial's time.
+const directTimeout = 5 * time.Second
+
+// dialResolved dials a node known only by its NodeID along the routes
+// Resolve gives, pinned to that NodeID, until one answers: the direct
+// routes first, then the relayed ones.
 func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn, error) {
-	hostports, err := d.Resolve(ctx, id)
+	routes, err := d.Resolve(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("core: resolve %s: %w", id, err)
 	}
-	if len(hostports) == 0 {
+	if len(routes) == 0 {
 		return nil, fmt.Errorf("core: resolve %s: no addresses", id)
 	}
+	var direct, relayed []Route
+	for _, r := range routes {
+		if r.Via != "" {
+			relayed = append(relayed, r)
+		} else {
+			direct = append(direct, r)
+		}
+	}
 	var errs []error
-	for _, hp := range hostports {
-		c, err := d.Dial(ctx, id.String()+"@"+hp, alpn)
+	for _, r := range direct {
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if len(relayed) > 0 {
+			dctx, cancel = context.WithTimeout(ctx, directTimeout)
+		}
+		c, err := d.dialDirect(dctx, id.String()+"@"+r.Addr, alpn)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			return nil, errors.Join(errs...)
+		}
+	}
+	for _, r := range relayed {
+		c, err := d.DialVia(ctx, r.Via, id.String(), alpn)
 		if err == nil {
 			return c, nil
 		}
@@ -161,12 +203,21 @@ func (e *PinMismatchError) Error() string {
 }
 
 // Dial connects to addr ("[<nodeid>@]host:port", or a bare NodeID when
-// [Dialer.Resolve] is set) for alpn. The returned [Conn]'s Peer().NodeID is
+// [Dialer.Resolve] or [Dialer.Via] is set) for alpn; with Via set, through
+// that head ([Dialer.DialVia]). The returned [Conn]'s Peer().NodeID is
 // the node's verified key. The caller closes it.
 func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
+	if d.Via != "" {
+		return d.DialVia(ctx, d.Via, addr, alpn)
+	}
 	if id, err := ParseNodeID(addr); err == nil && d.Resolve != nil {
 		return d.dialResolved(ctx, id, alpn)
 	}
+	return d.dialDirect(ctx, addr, alpn)
+}
+
+// dialDirect dials addr ("[<nodeid>@]host:port") itself.
+func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error) {
 	pin, hostport, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
@@ -294,7 +345,14 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, cfg *tls.Config) 
 	if err != nil {
 		return nil, fmt.Errorf("core: tcp dial %s: %w", hostport, err)
 	}
-	tc := tls.Client(nc, withSessions(cfg, NetworkTCP))
+	return d.clientTLS(ctx, nc, withSessions(cfg, NetworkTCP), hostport)
+}
+
+// clientTLS runs the TLS client handshake over nc (TCP, or a relayed
+// stream) and returns the single-stream Conn; it closes nc when the
+// handshake fails.
+func (d *Dialer) clientTLS(ctx context.Context, nc net.Conn, cfg *tls.Config, hostport string) (Conn, error) {
+	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("core: tls handshake with %s: %w", hostport, err)

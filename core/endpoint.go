@@ -651,8 +651,12 @@ var errTooMany = errors.New("too many connections")
 
 // source returns the address a connection counts against for
 // MaxConnsPerIP: an IPv4 address, or the IPv6 prefix (its first address)
-// of IPv6PrefixLen bits, as one host or attacker usually has a whole /64.
+// of IPv6PrefixLen bits, as one host or attacker usually has a whole /64. A
+// relayed connection counts against its head's address.
 func (e *Endpoint) source(a net.Addr) netip.Addr {
+	if ra, ok := a.(RelayAddr); ok { // relayed: counts against its head
+		a = ra.Head
+	}
 	return netutil.Source(a, e.cfg.Limits.IPv6PrefixLen)
 }
 

@@ -579,9 +579,9 @@ func TestDialByNodeID(t *testing.T) {
 	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
 	impostor := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
 	var asked core.NodeID
-	d := &core.Dialer{Network: core.NetworkQUIC, QUICTimeout: time.Second, Resolve: func(_ context.Context, id core.NodeID) ([]string, error) {
+	d := &core.Dialer{Network: core.NetworkQUIC, QUICTimeout: time.Second, Resolve: func(_ context.Context, id core.NodeID) ([]core.Route, error) {
 		asked = id
-		return []string{"127.0.0.1:1", impostor.HostPort, n.HostPort}, nil
+		return []core.Route{{Addr: "127.0.0.1:1"}, {Addr: impostor.HostPort}, {Addr: n.HostPort}}, nil
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -593,7 +593,9 @@ func TestDialByNodeID(t *testing.T) {
 	if asked != n.ID || c.Peer().NodeID != n.ID {
 		t.Errorf("resolved %v, connected to %v; want %v", asked, c.Peer().NodeID, n.ID)
 	}
-	d.Resolve = func(context.Context, core.NodeID) ([]string, error) { return []string{impostor.HostPort}, nil }
+	d.Resolve = func(context.Context, core.NodeID) ([]core.Route, error) {
+		return []core.Route{{Addr: impostor.HostPort}}, nil
+	}
 	var pm *core.PinMismatchError
 	if _, err := d.Dial(ctx, n.ID.String(), "test/a"); !errors.As(err, &pm) {
 		t.Errorf("only an impostor: %v, want a PinMismatchError", err)

@@ -121,3 +121,11 @@ func (k *KnownNodes) Record(addr string, id NodeID) error {
 	}
 	return nil
 }
+
+// known returns the NodeID recorded for addr, zero if none.
+func (k *KnownNodes) known(addr string) (NodeID, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	id, _, err := k.lookup(addr)
+	return id, err
+}

@@ -259,8 +259,13 @@ func (s tlsStream) CloseWrite() error {
 }
 
 // Abort resets the TCP connection (no close_notify, RST instead of FIN), so
-// the peer sees an error rather than a clean end.
-func (s tlsStream) Abort(ErrorCode) {
+// the peer sees an error rather than a clean end; a relayed connection's
+// stream is aborted.
+func (s tlsStream) Abort(code ErrorCode) {
+	if a, ok := s.Conn.NetConn().(interface{ Abort(ErrorCode) }); ok { // relayed
+		a.Abort(code)
+		return
+	}
 	if tc, ok := s.Conn.NetConn().(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}

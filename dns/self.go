@@ -28,6 +28,11 @@ type NodeInfo struct {
 	Addrs []netip.Addr
 	// Version is the software version, published as TXT "v=<version>".
 	Version string
+	// Via are heads the node is reachable through by relay
+	// ("<nodeid>@host:port", docs/protocols/relay.md), published as one
+	// TXT "via=<nodeid>@host:port" each: a node behind NAT that joined a
+	// head names it. ReadSelf keeps only entries that pin a NodeID.
+	Via []string
 	// TTL is the records' TTL in seconds. Zero: DefaultSignedTTL.
 	TTL uint32
 }
@@ -43,12 +48,12 @@ type NodeRecord struct {
 // Equal reports whether two infos publish the same records.
 func (i NodeInfo) Equal(o NodeInfo) bool {
 	return slices.Equal(i.ALPNs, o.ALPNs) && i.Port == o.Port && slices.Equal(i.Addrs, o.Addrs) &&
-		i.Version == o.Version && i.TTL == o.TTL
+		i.Version == o.Version && i.TTL == o.TTL && slices.Equal(i.Via, o.Via)
 }
 
 // SignSelf builds and signs key's self-description at time at: an SVCB
-// record at "_alknet" listing ALPNs, port and address hints, and a TXT
-// record "v=<version>".
+// record at "_alknet" listing ALPNs, port and address hints, a TXT record
+// "v=<version>", and a TXT record "via=<nodeid>@host:port" per head.
 func SignSelf(key ed25519.PrivateKey, info NodeInfo, at time.Time) (*SignedPacket, error) {
 	if len(info.ALPNs) == 0 {
 		return nil, errors.New("dns: self-description: no ALPNs")
@@ -83,6 +88,12 @@ func SignSelf(key ed25519.PrivateKey, info NodeInfo, at time.Time) (*SignedPacke
 	if info.Version != "" {
 		rrs = append(rrs, &mdns.TXT{Hdr: hdr(mdns.TypeTXT), Txt: []string{"v=" + info.Version}})
 	}
+	for _, v := range info.Via {
+		if id, _, err := core.ParseAddr(v); err != nil || id.IsZero() {
+			return nil, fmt.Errorf("dns: self-description: via %q: want <nodeid>@host:port", v)
+		}
+		rrs = append(rrs, &mdns.TXT{Hdr: hdr(mdns.TypeTXT), Txt: []string{"via=" + v}})
+	}
 	return Sign(key, at, rrs)
 }
 
@@ -115,6 +126,11 @@ func ReadSelf(p *SignedPacket) (NodeRecord, error) {
 			for _, s := range r.Txt {
 				if v, ok := strings.CutPrefix(s, "v="); ok {
 					rec.Version = v
+				}
+				if v, ok := strings.CutPrefix(s, "via="); ok {
+					if id, _, err := core.ParseAddr(v); err == nil && !id.IsZero() {
+						rec.Via = append(rec.Via, v)
+					}
 				}
 			}
 		}

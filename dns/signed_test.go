@@ -432,3 +432,31 @@ func TestPublisher(t *testing.T) {
 		t.Error("not published to the local store")
 	}
 }
+
+// TestSelfVia checks that the heads a node publishes come back from its
+// signed self-description, that an entry pinning no NodeID is refused
+// when signing, and that a record without one reads as none.
+func TestSelfVia(t *testing.T) {
+	head := coretest.NodeID(coretest.NewKey(t)).String() + "@198.51.100.7:4433"
+	info := selfInfo()
+	info.Via = []string{head}
+	p, err := SignSelf(fixedKey, info, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadSelf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.NodeInfo.Equal(info) || rec.Version != "test" {
+		t.Errorf("read %+v, want %+v", rec.NodeInfo, info)
+	}
+	info.Via = []string{"198.51.100.7:4433"}
+	if _, err := SignSelf(fixedKey, info, fixedTime); err == nil {
+		t.Error("signed a via that pins no NodeID")
+	}
+	p, _ = SignSelf(fixedKey, selfInfo(), fixedTime)
+	if rec, _ := ReadSelf(p); rec.Via != nil {
+		t.Errorf("via %v from a record without one", rec.Via)
+	}
+}

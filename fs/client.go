@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/alkdev/alknet/core"
 	blocks "github.com/ipfs/go-block-format"
@@ -13,14 +14,22 @@ import (
 
 // Client talks alknet/fs to one node over a connection dialed with [ALPN],
 // moving blocks between the node and a local store. Each call opens its own
-// stream; calls may run concurrently.
+// stream (over a single-stream connection, a connection of its own: see
+// Redial); calls may run concurrently.
 type Client struct {
 	// Progress, if set, is called from the transfer's goroutine with the
 	// bytes of a Get's or Put's block stream received or sent so far.
 	Progress func(bytes int64)
+	// Redial, if set, dials the node again: a single-stream connection
+	// (TCP+TLS, a relayed one) carries one request, so each later request
+	// gets a connection of its own. Nil: such a connection serves one
+	// request. Set it before the first call.
+	Redial func(context.Context) (core.Conn, error)
 
-	conn  core.Conn
-	store *Store
+	conn        core.Conn
+	store       *Store
+	streamsOnce sync.Once
+	streams     *core.Streams
 }
 
 // counted calls the client's Progress with the running byte count of
@@ -60,7 +69,8 @@ func NewClient(conn core.Conn, store *Store) *Client {
 // roundTrip opens a stream, sends req and returns the stream after reading
 // the answer frame; the caller closes it.
 func (c *Client) roundTrip(ctx context.Context, req Request, body func(core.Stream) error) (core.Stream, Response, error) {
-	st, err := c.conn.OpenStream(ctx)
+	c.streamsOnce.Do(func() { c.streams = core.NewStreams(c.conn, c.Redial) })
+	st, err := c.streams.Open(ctx)
 	if err != nil {
 		return nil, Response{}, fmt.Errorf("fs: open stream: %w", err)
 	}

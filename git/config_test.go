@@ -59,6 +59,8 @@ func TestParseURL(t *testing.T) {
 		{"alknet://127.0.0.1:4433/app.git", "127.0.0.1:4433", "/app.git", true},
 		{"alknet://[::1]:4433/app", "[::1]:4433", "/app", true},
 		{"alknet://example.com/app.git", "", "", false},
+		{"alknet://6r8ekmzqchttyeeh3o9og96kwb6qepy3npb3xn7jbqt6wogwecio/app.git", "6r8ekmzqchttyeeh3o9og96kwb6qepy3npb3xn7jbqt6wogwecio", "/app.git", true}, // a NodeID: resolved or relayed
+		{"alknet://6r8ekmzqchttyeeh3o9og96kwb6qepy3npb3xn7jbqt6wogwecio@6r8ekmzqchttyeeh3o9og96kwb6qepy3npb3xn7jbqt6wogwecio/app.git", "", "", false},
 		{"alknet://h:1/../x.git", "", "", false},
 		{"git://h:1/app.git", "", "", false},
 	}

@@ -17,9 +17,10 @@ import (
 const HelperScheme = "alknet"
 
 // ParseURL splits an alknet:// URL ("alknet://<nodeid>@host:port/repo.git",
-// the node ID optional) into the dial address ("<nodeid>@host:port" or
-// "host:port") and the repository path ("/repo.git"). The path is checked
-// with [ParseRepoPath].
+// the node ID optional, or "alknet://<nodeid>/repo.git", found by the
+// dialer's resolvers or through its relay head) into the dial address
+// ("<nodeid>@host:port", "host:port" or "<nodeid>") and the repository
+// path ("/repo.git"). The path is checked with [ParseRepoPath].
 func ParseURL(raw string) (addr, path string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -29,7 +30,9 @@ func ParseURL(raw string) (addr, path string, err error) {
 		return "", "", fmt.Errorf("git: url %q: want alknet://[NODEID@]HOST:PORT/REPO.git", raw)
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return "", "", fmt.Errorf("git: url %q: want HOST:PORT: %w", raw, err)
+		if _, idErr := core.ParseNodeID(u.Host); idErr != nil || u.User != nil {
+			return "", "", fmt.Errorf("git: url %q: want HOST:PORT or a NodeID: %w", raw, err)
+		}
 	}
 	if _, err := ParseRepoPath(u.Path); err != nil {
 		return "", "", fmt.Errorf("git: url: %w", err)

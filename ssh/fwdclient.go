@@ -121,7 +121,7 @@ func DialFwd(ctx context.Context, cfg FwdConfig) (*FwdClient, error) {
 		cfg: cfg,
 		tcp: &core.Dialer{
 			Key: d.Key, KnownNodes: d.KnownNodes, Network: core.NetworkTCP,
-			Logger: d.Logger, Resolve: d.Resolve,
+			Logger: d.Logger, Resolve: d.Resolve, Via: d.Via,
 		},
 		done:      make(chan struct{}),
 		listeners: make(map[*FwdListener]struct{}),

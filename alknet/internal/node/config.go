@@ -33,6 +33,8 @@ type Config struct {
 	HTTP httpConfig `toml:"http"`
 	// FS is the [fs] section. Static; fs.public is dynamic.
 	FS fsConfig `toml:"fs"`
+	// Relay is the [relay] section. Static.
+	Relay relayConfig `toml:"relay"`
 	// Client is the [client] section, read by client commands only.
 	// Dynamic: the node does not use it, so a change needs no restart.
 	Client clientConfig `toml:"client" reload:"dynamic"`
@@ -41,7 +43,7 @@ type Config struct {
 // Validate checks core's sections and every service's, reporting every
 // problem at once.
 func (f *Config) Validate() error {
-	return errors.Join(f.Core.Validate(), CheckServices(f.Services.Disable), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Client.validate())
+	return errors.Join(f.Core.Validate(), CheckServices(f.Services.Disable), f.SSH.validate(), f.SFTP.validate(), f.DNS.validate(), f.Git.validate(), f.Msg.validate(), f.HTTP.validate(), f.FS.validate(), f.Relay.validate(), f.Client.validate())
 }
 
 // LoadConfig reads the config file at start; a missing file means the
@@ -111,6 +113,11 @@ type clientConfig struct {
 	// <data-dir>/paths (docs/protocols/core.md, "Transport choice"). The
 	// --network flag and ALKNET_NETWORK override it. Default "".
 	Network string `toml:"network"`
+	// Via is the head ([NODEID@]HOST:PORT) through which client commands
+	// reach nodes, relayed (docs/protocols/relay.md): for a node behind
+	// NAT that joined that head. The --via flag and ALKNET_VIA override
+	// it. Default "" (dial nodes directly).
+	Via string `toml:"via"`
 }
 
 func (c *clientConfig) validate() error {

@@ -151,7 +151,8 @@ func TestReloadClassification(t *testing.T) {
 		"http.idle_timeout": static, "http.rate": static, "http.burst": static,
 		"http.max_batch": static, "http.dashboard": static, "http.trust_loopback": static,
 		"fs.store_dir": static, "fs.public": dynamic, "fs.no_sync": static,
-		"client.network": dynamic, // read by client commands, not the node
+		"relay.max_streams_per_worker": static, "relay.accept_timeout": static, "relay.no_listen": static,
+		"client.network": dynamic, "client.via": dynamic, // read by client commands, not the node
 	}
 	seen := map[string]bool{}
 	for _, l := range configLeaves() {

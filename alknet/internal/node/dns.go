@@ -159,7 +159,7 @@ func buildDNS(n *node, alpns []string) (*dns.Server, part, error) {
 // selfInfo is what the node publishes about itself: the ALPNs it serves,
 // the port it listens on, and its address when that is a specific one.
 func selfInfo(n *node, alpns []string) dns.NodeInfo {
-	info := dns.NodeInfo{ALPNs: alpns, Version: n.version}
+	info := dns.NodeInfo{ALPNs: alpns, Version: n.version, Via: n.via}
 	host, port, err := net.SplitHostPort(n.listenAddr())
 	if err != nil {
 		return info

@@ -63,6 +63,11 @@ type node struct {
 
 	bound atomic.Value // the address the endpoint listens on, once it does (string)
 
+	// via is the head this node is reachable through by relay
+	// ("<nodeid>@host:port"), published in its self-description; set by
+	// Run before it builds anything.
+	via []string
+
 	status *status // what sys/status and the dashboard show; Run fills in the endpoint
 }
 
@@ -95,6 +100,7 @@ func services() []service {
 		{"fs", []string{fs.ALPN}},
 		{"http", []string{alkhttp.ALPNH3, alkhttp.ALPNH2, alkhttp.ALPNHTTP1, alkhttp.ALPN}},
 		{"perf", []string{perf.ALPN}},
+		{"relay", []string{core.RelayALPN}},
 	}
 }
 
@@ -204,6 +210,12 @@ func build(n *node, on map[string]bool, l *lifecycle) (hs []core.Handler, err er
 	}
 	if on["perf"] {
 		if err := add("perf", part{handler: perf.New(perf.Config{Logger: n.logger})}, nil); err != nil {
+			return nil, err
+		}
+	}
+	if on["relay"] {
+		p, err := buildRelay(n)
+		if err := add("relay", p, err); err != nil {
 			return nil, err
 		}
 	}

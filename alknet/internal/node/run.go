@@ -99,6 +99,15 @@ func Run(ctx context.Context, o Options) error {
 		peers:      call.NewPeers(call.First, logger),
 		version:    o.Version,
 	}
+	if o.Join != "" && !cfg.Relay.NoListen {
+		// Published so that a bare NodeID finds the way through the head:
+		// only a pinned head, as a reader must check the head's key.
+		if id, _, err := core.ParseAddr(o.Join); err == nil && !id.IsZero() {
+			n.via = []string{o.Join}
+		} else {
+			logger.Info("relay: --join pins no NodeID; the self-description does not name the head", "head", o.Join)
+		}
+	}
 	n.status = newStatus(n, on, controlPath, rejects)
 	life := &lifecycle{logger: logger}
 	hs, err := build(n, on, life)
@@ -213,15 +222,19 @@ func Run(ctx context.Context, o Options) error {
 	}
 	reloadDone := make(chan error, 1)
 	go func() { reloadDone <- reloader.Run(ctx) }()
-	joinDone := make(chan struct{})
+	var joins sync.WaitGroup
 	if o.Join != "" {
 		d := &core.Dialer{Key: o.Keys.Node, KnownNodes: o.KnownNodes}
-		go func() {
-			defer close(joinDone)
+		joins.Go(func() {
 			_ = call.Join(ctx, o.Join, call.Options{Dialer: d, Registry: n.calls, Identities: identities, Logger: logger})
-		}()
-	} else {
-		close(joinDone)
+		})
+		// Reachable through the head on every ALPN: a registration of
+		// its own, over QUIC (the head opens a stream per relayed
+		// connection).
+		if !cfg.Relay.NoListen {
+			rd := &core.Dialer{Key: o.Keys.Node, KnownNodes: o.KnownNodes, Network: core.NetworkQUIC, Logger: logger}
+			joins.Go(func() { _ = ep.ListenVia(ctx, rd, o.Join) })
+		}
 	}
 
 	// Background tasks outlive the stop signal: they end only once the
@@ -243,7 +256,7 @@ func Run(ctx context.Context, o Options) error {
 	stop()
 	endTasks()
 	life.wait()
-	<-joinDone
+	joins.Wait()
 	if rerr := <-reloadDone; rerr != nil {
 		logger.Error("config watcher failed", "err", rerr)
 	}
