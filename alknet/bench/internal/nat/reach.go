@@ -64,9 +64,9 @@ var (
 const joinTimeout = 30 * time.Second
 
 // StartRig starts a head in top's public namespace and a worker in its
-// first site's home, joined to the head, with bin, and makes the client's
-// identities for the second site's home. HeadConfig and WorkerConfig
-// are appended to the nodes' alknet.toml.
+// first site's home, joined to the head and publishing its signed
+// self-description there (its private address, and the head as via),
+// with bin, and makes the client's identities for the second site's home.
 func StartRig(ctx context.Context, bin string, top *Topology, opt RigOptions) (_ *Rig, err error) {
 	if len(top.Sites) < 2 {
 		return nil, fmt.Errorf("nat: a rig needs two sites, the topology has %d", len(top.Sites))
@@ -124,14 +124,6 @@ func StartRig(ctx context.Context, bin string, top *Topology, opt RigOptions) (_
 	if err := os.WriteFile(filepath.Join(headDir, "alknet.toml"), []byte(headConfig), 0o600); err != nil {
 		return nil, err
 	}
-	workerConfig := fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n\n"+
-		"[[peers]]\nid = %q\nkeys = [%q, %q]\nscopes = [%s]\n\n"+
-		"[ssh]\nexec = true\n\n[sftp.roots]\n%s = %q\n",
-		r.HeadID, rigPeer, clientKey, r.ClientID, quoteList(workerClientScopes), rigPeer, r.Srv) + opt.WorkerConfig
-	if err := os.WriteFile(filepath.Join(r.WorkerDir, "alknet.toml"), []byte(workerConfig), 0o600); err != nil {
-		return nil, err
-	}
-
 	name, args := wrap(top.Public, bin, "serve", "--data-dir", headDir, "--log-level", "debug",
 		"--listen", net.JoinHostPort(PublicAddr.String(), "0"))
 	var m []string
@@ -140,6 +132,16 @@ func StartRig(ctx context.Context, bin string, top *Topology, opt RigOptions) (_
 	}
 	r.HeadAddr = m[2] + "@" + m[1]
 
+	// The worker publishes its signed self-description on the head,
+	// naming the head as the way to reach it.
+	workerConfig := fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n\n"+
+		"[[peers]]\nid = %q\nkeys = [%q, %q]\nscopes = [%s]\n\n"+
+		"[ssh]\nexec = true\n\n[sftp.roots]\n%s = %q\n\n[dns]\nhomes = [%q]\n",
+		r.HeadID, rigPeer, clientKey, r.ClientID, quoteList(workerClientScopes), rigPeer, r.Srv, r.HeadAddr) + opt.WorkerConfig
+	if err := os.WriteFile(filepath.Join(r.WorkerDir, "alknet.toml"), []byte(workerConfig), 0o600); err != nil {
+		return nil, err
+	}
+
 	home := top.Sites[0]
 	name, args = wrap(home.Home, bin, "serve", "--data-dir", r.WorkerDir, "--log-level", "debug",
 		"--listen", net.JoinHostPort(home.Addr.String(), "0"), "--join", r.HeadAddr)
@@ -147,8 +149,10 @@ func StartRig(ctx context.Context, bin string, top *Topology, opt RigOptions) (_
 		return nil, fmt.Errorf("nat: the worker: %w", err)
 	}
 	r.WorkerAddr = m[2] + "@" + m[1]
-	if err := r.Head.WaitOutput(ctx, workerJoinedRE, joinTimeout); err != nil {
-		return nil, fmt.Errorf("nat: the worker did not join the head: %w", err)
+	for _, re := range []*regexp.Regexp{workerJoinedRE, workerRegisteredRE} {
+		if err := r.Head.WaitOutput(ctx, re, joinTimeout); err != nil {
+			return nil, fmt.Errorf("nat: the worker did not join the head: %w", err)
+		}
 	}
 	return r, nil
 }
@@ -161,16 +165,20 @@ type RigOptions struct {
 }
 
 // The scopes of the rig's identities: the worker's on the head (it
-// registers there), the client's on the head (it relays through it and
+// registers there and publishes its record), the client's on the head (it relays through it and
 // routes calls) and the client's on the worker.
 var (
-	headWorkerScopes   = []string{"call:worker"}
+	headWorkerScopes   = []string{"call:worker", "dns:publish"}
 	headClientScopes   = []string{"relay", "call:route"}
 	workerClientScopes = []string{"ssh:connect", "ssh:shell", "sftp:read", "sftp:write", "git:read", "fs:read", "perf"}
 )
 
-// workerJoinedRE is the head's log line once the worker registered.
-var workerJoinedRE = regexp.MustCompile(`call: peer attached.*peer=worker`)
+// The head's log lines once the worker joined for calls and registered
+// for relayed connections.
+var (
+	workerJoinedRE     = regexp.MustCompile(`call: peer attached.*peer=worker`)
+	workerRegisteredRE = regexp.MustCompile(`relay: worker registered`)
+)
 
 func quoteList(items []string) string {
 	q := make([]string, len(items))

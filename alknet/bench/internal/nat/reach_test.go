@@ -122,3 +122,45 @@ func TestReachRig(t *testing.T) {
 		t.Fatalf("control: a direct call from the worker's home failed: %v\n%s", err, out)
 	}
 }
+
+// TestReachByNodeID: given only the worker's NodeID and a resolver (the
+// head, where the worker publishes), the client finds the way alone: the
+// worker's signed record names its private address, which the client
+// cannot reach, and the head as via, which it can.
+func TestReachByNodeID(t *testing.T) {
+	r := startTestRig(t, Cone, Symmetric)
+	ctx := benchtest.TestContext(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := r.Alknet(ctx, 0, "", "resolve", "--json", "--resolver", r.HeadAddr, r.WorkerID)
+		var rec struct{ Via []string }
+		if err == nil && json.Unmarshal(out, &rec) == nil && len(rec.Via) == 1 {
+			if rec.Via[0] != r.HeadAddr {
+				t.Fatalf("the record's via is %v, want %s", rec.Via, r.HeadAddr)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record with via on the head: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	out, err := r.Alknet(ctx, 0, "", echoArgs(r.WorkerID, "found", "--resolver", r.HeadAddr)...)
+	if err != nil {
+		t.Fatalf("call by NodeID: %v\n%s", err, out)
+	}
+	// The direct route to the private address goes first and fails only
+	// when its QUIC attempt times out (3 s: an unreachable network's ICMP
+	// does not end it), within core's 5 s bound on a direct route that a
+	// relayed one backs.
+	took := time.Since(start)
+	t.Logf("call by NodeID took %v", took)
+	if took > 10*time.Second {
+		t.Errorf("call by NodeID took %v: the direct attempt should give way to the relay within 5 s", took)
+	}
+	var echo map[string]string
+	if err := json.Unmarshal(out, &echo); err != nil || echo["caller"] != rigPeer || echo["message"] != "found" {
+		t.Errorf("sys/echo by NodeID printed %q", out)
+	}
+}
