@@ -14,7 +14,7 @@
 //		[-scale-blocks 1000,10000,100000] [-scale-refs 100,1000,10000]
 //		[-wan-profiles lan,wan,far,lossy,bursty,heavyloss] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
 //		[-wan-bytes 256MiB] [-wan-lossy-bytes 8MiB] [-wan-forward-time 5s]
-//		[-reach-bytes 67108864]
+//		[-reach-bytes 67108864] [-reach-profiles ns,wan]
 //
 // Variants run interleaved, in an order rotating each round, so
 // that noise on a shared machine hits all of them alike; compare the ratios

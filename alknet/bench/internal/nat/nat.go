@@ -67,7 +67,8 @@ const (
 // nftTable is the table each NAT namespace's ruleset lives in.
 const nftTable = "alknat"
 
-// ruleset is the nftables ruleset of a NAT of kind k, for `nft -f -`.
+// ruleset is the nftables ruleset of a NAT of kind k whose public side is
+// device outer, for `nft -f -`.
 //
 // The input chain matters for hole punching. When a peer's probe reaches
 // the NAT before the home has sent anything to that peer, nothing maps it;
@@ -78,7 +79,7 @@ const nftTable = "alknat"
 // unsolicited packets in input keeps such entries unconfirmed, so they
 // are never recorded; it is also what a home router does (no ICMP port
 // unreachable back).
-func ruleset(k Kind) string {
+func ruleset(k Kind, outer string) string {
 	masq := "masquerade"
 	if k == Symmetric {
 		masq = "masquerade fully-random"
@@ -103,5 +104,5 @@ func ruleset(k Kind) string {
 		iifname "%[3]s" accept
 	}
 }
-`, nftTable, devWAN, devLAN, masq)
+`, nftTable, outer, devLAN, masq)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
 	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 )
 
@@ -60,7 +61,7 @@ func probe() error {
 		}
 		defer ns.Close()
 		cmd := ns.Command(ctx, "nft", "-f", "-")
-		cmd.Stdin = bytes.NewReader([]byte(ruleset(Symmetric)))
+		cmd.Stdin = bytes.NewReader([]byte(ruleset(Symmetric, devWAN)))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			probeErr = fmt.Errorf("nftables NAT in a namespace: %w: %s", err, bytes.TrimSpace(out))
 		}
@@ -76,6 +77,25 @@ func StartTestTopology(t *testing.T, kinds ...Kind) *Topology {
 	if err != nil {
 		t.Fatal(err)
 	}
+	closeTestTopology(t, top)
+	return top
+}
+
+// StartTestAcross starts a topology around the link l for t (see
+// [StartAcross]) and removes it at the end, before the link.
+func StartTestAcross(t *testing.T, l *netem.Link, worker, client Kind) *Topology {
+	t.Helper()
+	top, err := StartAcross(benchtest.TestContext(t), l, worker, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeTestTopology(t, top)
+	return top
+}
+
+// closeTestTopology closes top when t ends, checking that none of its
+// namespaces is left.
+func closeTestTopology(t *testing.T, top *Topology) {
 	t.Cleanup(func() {
 		if err := top.Close(); err != nil {
 			t.Error(err)
@@ -88,5 +108,4 @@ func StartTestTopology(t *testing.T, kinds ...Kind) *Topology {
 			t.Errorf("namespace left after Close: %s", name)
 		}
 	})
-	return top
 }

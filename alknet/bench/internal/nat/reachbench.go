@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/harness"
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
 )
 
 // The reach measurement (issue 19 §5): on the NAT topology, the same
@@ -29,10 +30,20 @@ type ReachOptions struct {
 	Bytes int64
 	// Runs is how many perf runs and calls each path gets; 0 means 3.
 	Runs int
+	// Link, if set, puts the client's home across an emulated path of
+	// this profile from the head and the worker ([StartAcross]), checked
+	// with [netem.Link.Verify] first; nil keeps every link a plain veth.
+	Link *netem.LinkProfile
 }
 
 // ReachResult is what RunReach measured.
 type ReachResult struct {
+	// Profile names the path: the link profile, or "ns".
+	Profile string
+	// Link describes the emulated path ("" without one), and Verify is
+	// its self-check: the numbers count only if its Err is nil.
+	Link   string
+	Verify *netem.VerifyResult
 	// Mbps are perf's download and upload rates per run, per path.
 	DirectDown, DirectUp, RelayedDown, RelayedUp []float64
 	// Call are the run times of `alknet call W sys/echo`, per path.
@@ -61,8 +72,8 @@ const (
 	reachCPUGoal        = 1
 )
 
-// reachProfile names the path in goal lines: the namespace topology's
-// veth links, without an emulated delay.
+// reachProfile names the path in goal lines without an emulated link:
+// the namespace topology's veth links.
 const reachProfile = "ns"
 
 // RunReach builds a topology and a rig with bin and measures. It needs
@@ -77,7 +88,24 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 	if opt.Bytes < 0 || opt.Runs < 0 {
 		return res, fmt.Errorf("nat: reach: negative bytes %d or runs %d", opt.Bytes, opt.Runs)
 	}
-	top, err := Start(ctx, Cone, Cone)
+	res.Profile = reachProfile
+	var top *Topology
+	if opt.Link == nil {
+		top, err = Start(ctx, Cone, Cone)
+	} else {
+		res.Profile, res.Link = opt.Link.Name, opt.Link.String()
+		var l *netem.Link
+		if l, err = netem.StartLink(ctx, *opt.Link); err != nil {
+			return res, err
+		}
+		defer func() { err = errors.Join(err, l.Close()) }()
+		v, verr := l.Verify(ctx, netem.VerifyOptions{TCPDuration: 2 * time.Second})
+		if verr != nil {
+			return res, verr
+		}
+		res.Verify = &v
+		top, err = StartAcross(ctx, l, Cone, Cone)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -179,13 +207,13 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
-// WriteReachMarkdown prints the measurement and, last, its goal lines:
-// `goal reach-relay-throughput ns ratio <relayed/direct download> target
+// WriteReachMarkdown prints the measurement and, last, its goal lines
+// (for profile ns, or the link's): `goal reach-relay-throughput ns ratio <relayed/direct download> target
 // >=0.5`, `goal reach-relay-connect ns ratio <relayed/direct call time>
 // target <=2` and `goal reach-relay-cpu ns ratio <head CPU-seconds per
 // Gbit> target <=1`.
 func WriteReachMarkdown(w io.Writer, r ReachResult, err error) {
-	fmt.Fprintf(w, "## Reach: relayed vs direct through NATs\n\n")
+	fmt.Fprintf(w, "## Reach: relayed vs direct through NATs (%s)\n\n", r.Profile)
 	if err != nil {
 		fmt.Fprintf(w, "**Failed:** %v\n\n", err)
 		if len(r.RelayedDown) == 0 || len(r.DirectDown) == 0 {
@@ -195,6 +223,14 @@ func WriteReachMarkdown(w io.Writer, r ReachResult, err error) {
 	fmt.Fprintf(w, "A client behind one NAT and a worker behind another (network namespaces, veth links, nftables masquerade), "+
 		"relayed through a head in the public namespace or direct through a port forward on the worker's NAT. "+
 		"`alknet perf` one stream, Mbit/s; `alknet call W sys/echo` run time, process start to exit. Median (min–max) of %d runs.\n\n", len(r.DirectDown))
+	if r.Verify != nil {
+		fmt.Fprintf(w, "The client's home is across an emulated %s path (%v) from the head and the worker, which are near each other; "+
+			"the link's self-check: RTT %v, TCP %.0f Mbit/s", r.Profile, r.Link, r.Verify.RTT.Round(100*time.Microsecond), r.Verify.TCPBps/1e6)
+		if verr := r.Verify.Err(); verr != nil {
+			fmt.Fprintf(w, ": **%v; the numbers below do not count**", verr)
+		}
+		fmt.Fprintf(w, ".\n\n")
+	}
 	fmt.Fprintf(w, "| path | download | upload | call |\n|---|---:|---:|---:|\n")
 	row := func(name string, down, up []float64, call []time.Duration) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, mbps(down), mbps(up), durations(call))
@@ -203,11 +239,11 @@ func WriteReachMarkdown(w io.Writer, r ReachResult, err error) {
 	row("relayed", r.RelayedDown, r.RelayedUp, r.RelayedCall)
 	fmt.Fprintf(w, "\nThe head's CPU time while relaying: %.2f s for %.2f Gbit, %.3f CPU-seconds per Gbit (cores busy at 1 Gbit/s).\n\n",
 		r.HeadCPU.Seconds(), r.RelayedBits/1e9, r.CPUPerGbps())
-	harness.WriteGoal(w, "reach-relay-throughput", reachProfile,
+	harness.WriteGoal(w, "reach-relay-throughput", r.Profile,
 		harness.Ratio(harness.Summarize(r.RelayedDown), harness.Summarize(r.DirectDown)), ">=", reachThroughputGoal)
-	harness.WriteGoal(w, "reach-relay-connect", reachProfile,
+	harness.WriteGoal(w, "reach-relay-connect", r.Profile,
 		harness.Ratio(seconds(r.RelayedCall), seconds(r.DirectCall)), "<=", reachConnectGoal)
-	harness.WriteGoal(w, "reach-relay-cpu", reachProfile, r.CPUPerGbps(), "<=", reachCPUGoal)
+	harness.WriteGoal(w, "reach-relay-cpu", r.Profile, r.CPUPerGbps(), "<=", reachCPUGoal)
 	fmt.Fprintln(w)
 }
 

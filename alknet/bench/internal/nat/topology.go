@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
 	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 )
 
@@ -27,6 +28,10 @@ type Topology struct {
 	Sites []*Site
 	// base starts the names of the topology's namespaces.
 	base string
+	// link, if set, is the emulated link the topology is built around: its
+	// namespaces are the public one and the last site's NAT, and stay the
+	// link's.
+	link *netem.Link
 }
 
 // A Site is a home namespace behind its NAT namespace.
@@ -44,8 +49,11 @@ type Site struct {
 	// Outer is the NAT's public address: what the public side sees of the
 	// home.
 	Outer netip.Addr
-	// wan is the public namespace's device towards the NAT.
-	wan string
+	// pubDev is the public namespace's device towards the NAT, outerDev
+	// the NAT's towards the public namespace.
+	pubDev, outerDev string
+	// borrowedNAT: the NAT namespace is a link's, not the topology's.
+	borrowedNAT bool
 }
 
 // Start builds a topology with one home site behind a NAT of each of
@@ -84,39 +92,50 @@ func Start(ctx context.Context, kinds ...Kind) (_ *Topology, err error) {
 		return nil, err
 	}
 	for i, k := range kinds {
-		s := &Site{Kind: k, Addr: homeAddr(i), Prefix: homePrefix(i), Outer: outerAddr(i), wan: fmt.Sprintf("nat%d", i+1)}
-		t.Sites = append(t.Sites, s)
-		if s.NAT, err = netns.Add(ctx, fmt.Sprintf("%snat%d", base, i+1)); err != nil {
-			return nil, fmt.Errorf("nat: %w", err)
-		}
-		if s.Home, err = netns.Add(ctx, fmt.Sprintf("%shome%d", base, i+1)); err != nil {
-			return nil, fmt.Errorf("nat: %w", err)
-		}
-		if err := t.wire(ctx, s, i); err != nil {
+		if err := t.addSite(ctx, i, k); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
 }
 
-// wire links site s (number i) to the public namespace and sets up its
-// NAT.
-func (t *Topology) wire(ctx context.Context, s *Site, i int) error {
+// addSite adds site i of kind k, behind a NAT namespace of its own
+// linked to the public one by a veth pair.
+func (t *Topology) addSite(ctx context.Context, i int, k Kind) (err error) {
+	s := &Site{Kind: k, Addr: homeAddr(i), Prefix: homePrefix(i), Outer: outerAddr(i),
+		pubDev: fmt.Sprintf("nat%d", i+1), outerDev: devWAN}
+	t.Sites = append(t.Sites, s)
+	if s.NAT, err = netns.Add(ctx, fmt.Sprintf("%snat%d", t.base, i+1)); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	if s.Home, err = netns.Add(ctx, fmt.Sprintf("%shome%d", t.base, i+1)); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
 	if err := t.Public.IP(ctx, fmt.Sprintf(
 		"link add %[1]s type veth peer name %[2]s netns %[3]s\n"+
 			"addr add %[4]s/32 peer %[5]s/32 dev %[1]s\n"+
 			"link set dev %[1]s up\n",
-		s.wan, devWAN, s.NAT.Name(), PublicAddr, s.Outer)); err != nil {
+		s.pubDev, s.outerDev, s.NAT.Name(), PublicAddr, s.Outer)); err != nil {
 		return fmt.Errorf("nat: %w", err)
 	}
 	if err := s.NAT.IP(ctx, fmt.Sprintf(
 		"addr add %[2]s/32 peer %[3]s/32 dev %[1]s\n"+
 			"link set dev %[1]s up\n"+
-			"route add default via %[3]s dev %[1]s\n"+
-			"link add %[4]s type veth peer name %[5]s netns %[6]s\n"+
-			"addr add %[7]s/%[8]d dev %[4]s\n"+
-			"link set dev %[4]s up\n",
-		devWAN, s.Outer, PublicAddr, devLAN, devHome, s.Home.Name(), routerAddr(i), s.Prefix.Bits())); err != nil {
+			"route add default via %[3]s dev %[1]s\n",
+		s.outerDev, s.Outer, PublicAddr)); err != nil {
+		return fmt.Errorf("nat: %w", err)
+	}
+	return t.wire(ctx, s, i)
+}
+
+// wire links site s (number i), whose NAT reaches the public namespace
+// already, to its home and sets up the NAT.
+func (t *Topology) wire(ctx context.Context, s *Site, i int) error {
+	if err := s.NAT.IP(ctx, fmt.Sprintf(
+		"link add %[1]s type veth peer name %[2]s netns %[3]s\n"+
+			"addr add %[4]s/%[5]d dev %[1]s\n"+
+			"link set dev %[1]s up\n",
+		devLAN, devHome, s.Home.Name(), routerAddr(i), s.Prefix.Bits())); err != nil {
 		return fmt.Errorf("nat: %w", err)
 	}
 	if err := s.Home.IP(ctx, fmt.Sprintf(
@@ -130,7 +149,7 @@ func (t *Topology) wire(ctx context.Context, s *Site, i int) error {
 		return err
 	}
 	cmd := s.NAT.Command(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(ruleset(s.Kind))
+	cmd.Stdin = strings.NewReader(ruleset(s.Kind, s.outerDev))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("nat: nft in %s: %w: %s", s.NAT.Name(), err, bytes.TrimSpace(out))
 	}
@@ -147,19 +166,20 @@ func forwarding(ns *netns.NS) error {
 	return nil
 }
 
-// Close removes the namespaces, homes first. Processes still running in
-// them are not killed: stop them first. It is safe to call more than
-// once.
+// Close removes the namespaces, homes first (not a link's: close the link
+// after the topology). Processes still running in them are not killed:
+// stop them first. It is safe to call more than once.
 func (t *Topology) Close() error {
 	var errs []error
 	for _, s := range t.Sites {
-		for _, ns := range []*netns.NS{s.Home, s.NAT} {
-			if ns != nil {
-				errs = append(errs, ns.Close())
-			}
+		if s.Home != nil {
+			errs = append(errs, s.Home.Close())
+		}
+		if s.NAT != nil && !s.borrowedNAT {
+			errs = append(errs, s.NAT.Close())
 		}
 	}
-	if t.Public != nil {
+	if t.Public != nil && t.link == nil {
 		errs = append(errs, t.Public.Close())
 	}
 	return errors.Join(errs...)
@@ -173,7 +193,7 @@ func (s *Site) Forward(ctx context.Context, port uint16) error {
 	for _, proto := range []string{"tcp", "udp"} {
 		fmt.Fprintf(&script, "add rule ip %[1]s prerouting iifname %[2]q %[3]s dport %[4]d dnat to %[5]s\n"+
 			"insert rule ip %[1]s forward iifname %[2]q oifname %[6]q ip daddr %[5]s %[3]s dport %[4]d accept\n",
-			nftTable, devWAN, proto, port, s.Addr, devLAN)
+			nftTable, s.outerDev, proto, port, s.Addr, devLAN)
 	}
 	cmd := s.NAT.Command(ctx, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script.String())
@@ -181,4 +201,51 @@ func (s *Site) Forward(ctx context.Context, port uint16) error {
 		return fmt.Errorf("nat: port forward in %s: %w: %s", s.NAT.Name(), err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// StartAcross builds a topology around the emulated link l: the public
+// namespace is l's side B, site 0 (of kind worker) sits behind a NAT
+// linked to it by a veth pair, as in [Start], and site 1 (of kind client)
+// behind a NAT that is l's side A, whose public address is l's address
+// of A. What crosses between site 1 and the rest crosses the emulated
+// path: a client far from a head and a worker that are near each other.
+// Close the topology before the link.
+func StartAcross(ctx context.Context, l *netem.Link, worker, client Kind) (_ *Topology, err error) {
+	for _, k := range []Kind{worker, client} {
+		if k != Cone && k != Symmetric {
+			return nil, fmt.Errorf("nat: unknown kind %v", k)
+		}
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	netns.RemoveStale(ctx, NSPrefix)
+	t := &Topology{base: fmt.Sprintf("%s%d-%d-", NSPrefix, os.Getpid(), topologySeq.Add(1)), link: l, Public: l.NS(netem.SideB)}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, t.Close())
+		}
+	}()
+	if err := forwarding(t.Public); err != nil {
+		return nil, err
+	}
+	if err := t.addSite(ctx, 0, worker); err != nil {
+		return nil, err
+	}
+	s := &Site{Kind: client, Addr: homeAddr(1), Prefix: homePrefix(1), Outer: l.Addr(netem.SideA),
+		NAT: l.NS(netem.SideA), outerDev: l.Device(), borrowedNAT: true}
+	t.Sites = append(t.Sites, s)
+	if s.Home, err = netns.Add(ctx, t.base+"home2"); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	// The link routes only B's prefix from A; the public addresses are
+	// B's too.
+	if err := s.NAT.IP(ctx, fmt.Sprintf("route add %s dev %s src %s\n",
+		netip.PrefixFrom(PublicAddr, 24).Masked(), s.outerDev, s.Outer)); err != nil {
+		return nil, fmt.Errorf("nat: %w", err)
+	}
+	if err := t.wire(ctx, s, 1); err != nil {
+		return nil, err
+	}
+	return t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/alknet/bench/internal/netem"
 	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 )
 
@@ -314,5 +315,45 @@ func TestNATHolePunch(t *testing.T) {
 				t.Errorf("the probes came from %v and %v, want the addresses the rendezvous saw, %v and %v", from1, from2, public[0], public[1])
 			}
 		})
+	}
+}
+
+// TestNATAcrossLink: built around an emulated link, the second home
+// reaches the public side across it (its RTT in the TCP handshake, the
+// link's address of A as the NAT's), the first home without it; the
+// NAT still lets nothing in.
+func TestNATAcrossLink(t *testing.T) {
+	NeedNAT(t)
+	netem.NeedLinkEmulator(t)
+	const rtt = 20 * time.Millisecond
+	l := netem.StartTestLink(t, netem.LinkProfile{Name: "cheap", RTT: rtt})
+	top := StartTestAcross(t, l, Cone, Symmetric)
+	if top.Sites[1].Outer != l.Addr(netem.SideA) {
+		t.Fatalf("site 1's public address %v, want the link's %v", top.Sites[1].Outer, l.Addr(netem.SideA))
+	}
+	lis := listenTCP(t, top.Public, netip.AddrPortFrom(PublicAddr, 0))
+	for i, s := range top.Sites {
+		start := time.Now()
+		c, err := dialTCP(s.Home, lis.Addr().(*net.TCPAddr).AddrPort())
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("home %d: %v", i+1, err)
+		}
+		c.Close()
+		from, err := acceptPeer(lis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from.Addr() != s.Outer {
+			t.Errorf("home %d: the public side sees %v, want %v", i+1, from, s.Outer)
+		}
+		if across := i == 1; across != (took >= rtt) {
+			t.Errorf("home %d: connected in %v; across the link: %v (RTT %v)", i+1, took, across, rtt)
+		}
+	}
+	h := listenTCP(t, top.Sites[1].Home, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	if c, err := dialTCP(top.Public, netip.AddrPortFrom(top.Sites[1].Outer, uint16(h.Addr().(*net.TCPAddr).Port))); err == nil {
+		c.Close()
+		t.Error("the public side reached the home behind the link's NAT")
 	}
 }

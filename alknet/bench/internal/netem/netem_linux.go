@@ -241,6 +241,14 @@ func (l *Link) prefix(side Side) netip.Prefix { return linkPrefix[side] }
 // `ip netns exec`.
 func (l *Link) Namespace(side Side) string { return l.ns[side].Name() }
 
+// NS is side's network namespace, for topologies built around the link
+// (internal/nat). It stays the link's: Close removes it.
+func (l *Link) NS(side Side) *netns.NS { return l.ns[side] }
+
+// Device is the name of the TUN device in each namespace, through which
+// the other side's prefix is routed.
+func (l *Link) Device() string { return linkDevice }
+
 // devicePackets is how many packets side's TUN device has received (from
 // the emulator) and transmitted (to it), as the kernel of that namespace
 // counts them.
