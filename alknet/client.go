@@ -106,6 +106,11 @@ func dialerWith(c *cli.Context, dir string, key ed25519.PrivateKey) (*core.Diale
 	if len(resolvers) > 0 {
 		d.Resolve = resolveVia(d, resolvers)
 	}
+	if dht, err := clientDHT(c, dir); err != nil {
+		return nil, err
+	} else if dht != nil {
+		d.Resolve = withDHT(d.Resolve, dht)
+	}
 	return d, nil
 }
 

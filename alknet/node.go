@@ -54,6 +54,7 @@ func commonFlags() []cli.Flag {
 			Usage:   "for client commands: where to look up a node given by NodeID alone, <nodeid>@host:port or https://host/pkarr (repeatable; default [dns] resolvers)",
 			EnvVars: []string{"ALKNET_RESOLVERS"},
 		},
+		dhtFlag,
 		&cli.StringFlag{
 			Name:    "via",
 			Usage:   "for client commands: reach the node through this head ([NODEID@]HOST:PORT), relayed, as for a node behind NAT that joined it (default [client] via)",

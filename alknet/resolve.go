@@ -24,7 +24,8 @@ var resolveCommand = &cli.Command{
 		"packet, checks its signature, and prints the node's ALPNs, port, addresses,\n" +
 		"the heads it is reachable through (via) and version. A resolver is an alknet\n" +
 		"address (NODEID@HOST:PORT, asked over alknet/dns) or a pkarr relay URL\n" +
-		"(https://HOST/pkarr).",
+		"(https://HOST/pkarr). --dht (or [dns] dht) asks the BitTorrent Mainline DHT,\n" +
+		"after the resolvers.",
 	Flags: withCommon(
 		networkFlag,
 		&cli.BoolFlag{Name: "json", Usage: "print the record as one JSON object"},
@@ -37,43 +38,9 @@ var resolveCommand = &cli.Command{
 		if err != nil {
 			return cli.Exit("alknet resolve: "+err.Error(), 2)
 		}
-		d, err := dialer(c)
+		rec, err := resolveRecord(c, id)
 		if err != nil {
 			return err
-		}
-		resolvers := c.StringSlice("resolver")
-		if len(resolvers) == 0 {
-			dir, err := dataDir(c)
-			if err != nil {
-				return err
-			}
-			cfg, err := node.LoadConfig(configPath(c, dir))
-			if err != nil {
-				return err
-			}
-			resolvers = cfg.DNS.Resolvers
-		}
-		if len(resolvers) == 0 {
-			return cli.Exit("alknet resolve: no resolver: give --resolver NODEID@HOST:PORT or https://HOST/pkarr, or set [dns] resolvers", 2)
-		}
-		ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
-		defer cancel()
-		var rec dns.NodeRecord
-		var errs []error
-		for _, r := range resolvers {
-			rec, err = dns.Resolve(ctx, id, r, d, nil)
-			var se *dns.StatusError
-			if errors.As(err, &se) && se.Status == http.StatusNotFound {
-				err = fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
-					"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", r, id)
-			}
-			if err == nil {
-				break
-			}
-			errs = append(errs, err)
-		}
-		if err != nil {
-			return errors.Join(errs...)
 		}
 		if c.Bool("json") {
 			addrs := make([]string, len(rec.Addrs))
@@ -97,6 +64,64 @@ var resolveCommand = &cli.Command{
 		fmt.Fprintf(w, "signed   %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		return nil
 	},
+}
+
+// resolveRecord asks each --resolver (default [dns] resolvers) in turn,
+// then the DHT when --dht or [dns] dht is on.
+func resolveRecord(c *cli.Context, id core.NodeID) (dns.NodeRecord, error) {
+	dir, err := dataDir(c)
+	if err != nil {
+		return dns.NodeRecord{}, err
+	}
+	dht, err := clientDHT(c, dir)
+	if err != nil {
+		return dns.NodeRecord{}, err
+	}
+	resolvers := c.StringSlice("resolver")
+	if len(resolvers) == 0 {
+		cfg, err := node.LoadConfig(configPath(c, dir))
+		if err != nil {
+			return dns.NodeRecord{}, err
+		}
+		resolvers = cfg.DNS.Resolvers
+	}
+	if len(resolvers) == 0 && dht == nil {
+		return dns.NodeRecord{}, cli.Exit("alknet resolve: no resolver: give --resolver NODEID@HOST:PORT or https://HOST/pkarr, "+
+			"set [dns] resolvers, or ask the Mainline DHT with --dht", 2)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, dialTimeout)
+	defer cancel()
+	var errs []error
+	if len(resolvers) > 0 {
+		d, err := dialer(c)
+		if err != nil {
+			return dns.NodeRecord{}, err
+		}
+		for _, r := range resolvers {
+			rec, err := dns.Resolve(ctx, id, r, d, nil)
+			var se *dns.StatusError
+			if errors.As(err, &se) && se.Status == http.StatusNotFound {
+				err = fmt.Errorf("%s has no signed record of node %s: that node has not published to it "+
+					"(a node publishes its own record to its resolvers and with `alknet dns publish --to`)", r, id)
+			}
+			if err == nil {
+				return rec, nil
+			}
+			errs = append(errs, err)
+		}
+	}
+	if dht == nil {
+		return dns.NodeRecord{}, errors.Join(errs...)
+	}
+	rec, err := dht(ctx, id)
+	if errors.Is(err, dns.ErrDHTNotFound) {
+		err = fmt.Errorf("the DHT holds no signed record of node %s: that node does not publish there "+
+			"(a node does with [dns] dht = true) or its record expired: %w", id, err)
+	}
+	if err != nil {
+		return dns.NodeRecord{}, errors.Join(append(errs, err)...)
+	}
+	return rec, nil
 }
 
 // resolveJSON is `resolve --json`'s object.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,57 @@ func TestRelayReplace(t *testing.T) {
 		t.Fatalf("no accept on the new registration: %v", err)
 	}
 	s.Abort(0)
+}
+
+// TestRelayRoute checks that a bare NodeID whose routes are a dead
+// address and a head is reached through the head, after the direct try.
+func TestRelayRoute(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, QUICTimeout: 500 * time.Millisecond,
+		Resolve: func(context.Context, core.NodeID) ([]core.Route, error) {
+			return []core.Route{{Addr: "127.0.0.1:1"}, {Via: rn.head.Addr}}, nil
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial by routes: %v", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if got := c.Peer().RemoteAddr.String(); got != "relay:"+rn.head.HostPort {
+		t.Errorf("remote %q, want relay:%s", got, rn.head.HostPort)
+	}
+	if got, want := roundTrip(t, c, "routed"), "test/a client: routed"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestRelayRevoked checks that taking the relay scope away from a client
+// ends its relayed connection, and taking call:worker from the worker ends
+// its registration.
+func TestRelayRevoked(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	s, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := core.NewDirectory([]core.PeerEntry{
+		{ID: "worker", NodeIDs: []core.NodeID{rn.worker.ID}},
+		{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}},
+	}, nil)
+	rn.head.Identities.Store(dir)
+	rn.head.Endpoint.Revalidate()
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("relayed stream after revocation: read %v, want it ended", err)
+	}
+	waitFor(t, func() bool { return rn.relay.Workers() == 0 })
 }

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -80,5 +81,33 @@ func FuzzDecodeRequest(f *testing.F) {
 		if (req.Publish == nil) == req.Fetch.IsZero() {
 			t.Fatalf("request is neither or both kinds: %+v", req)
 		}
+	})
+}
+
+// FuzzDHTItem checks the decoder of BEP 44 items from DHT replies on any
+// seq, v and signature; the seed is a valid item so mutations reach the
+// signature check and the DNS parser.
+func FuzzDHTItem(f *testing.F) {
+	p, err := Sign(fixedKey, fixedTime, []mdns.RR{mustRR(f, "_alknet. 300 IN SVCB 1 . alpn=doq port=853")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := append([]byte(strconv.Itoa(len(p.packet))+":"), p.packet...)
+	f.Add(int64(p.ts), v, p.sig[:])
+	f.Add(int64(-1), v, p.sig[:])
+	f.Add(int64(p.ts), []byte("i42e"), p.sig[:])
+	f.Add(int64(p.ts), []byte("3:ab"), p.sig[:])
+	f.Add(int64(p.ts), []byte("01:a"), []byte{})
+	f.Fuzz(func(t *testing.T, seq int64, v, sig []byte) {
+		var s [64]byte
+		copy(s[:], sig)
+		got, err := decodeDHTItem(p.key, [32]byte(p.key.PublicKey()), &seq, v, s)
+		if err != nil {
+			return
+		}
+		if got.Timestamp() != uint64(seq) || !bytes.HasSuffix(v, got.packet) || bencodedLen(len(got.packet)) != len(v) {
+			t.Fatalf("accepted item does not match its input: seq %d v %q", seq, v)
+		}
+		_, _ = ReadSelf(got)
 	})
 }

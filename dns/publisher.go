@@ -14,6 +14,10 @@ import (
 // again when nothing changed.
 const DefaultRepublishInterval = time.Hour
 
+// publishRetryMin is the first retry delay after a failed turn; it doubles
+// up to the republish interval.
+const publishRetryMin = time.Minute
+
 // PublisherConfig configures a [Publisher].
 type PublisherConfig struct {
 	// Key is the node key; required.
@@ -25,6 +29,10 @@ type PublisherConfig struct {
 	// Homes are alknet addresses ("[nodeid@]host:port") to publish to over
 	// alknet/dns.
 	Homes []string
+	// DHT, if set, also receives every packet (a BEP 44 put on the
+	// Mainline DHT; items there expire after about two hours, so the
+	// interval must stay well under that).
+	DHT *DHT
 	// Dialer dials the homes; nil: an anonymous dialer.
 	Dialer *core.Dialer
 	// Interval is the republish period. Zero: DefaultRepublishInterval.
@@ -35,12 +43,15 @@ type PublisherConfig struct {
 	Logger *slog.Logger
 }
 
-// Publisher keeps a node's self-description published: to its own store
-// and its home nodes, at start, after [Publisher.Refresh] when the info
-// changed, and every Interval.
+// Publisher keeps a node's self-description published: to its own store,
+// its home nodes and the DHT, at start, after [Publisher.Refresh] when the
+// info changed, and every Interval. A failed turn is retried after a
+// minute, then after twice as long each time, up to Interval.
 type Publisher struct {
 	cfg     PublisherConfig
 	refresh chan struct{}
+	// retryMin is the first retry delay; publishRetryMin but in tests.
+	retryMin time.Duration
 }
 
 // NewPublisher validates cfg. It starts nothing; [Publisher.Run] does.
@@ -52,8 +63,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Info == nil {
 		errs = append(errs, errors.New("info: required"))
 	}
-	if cfg.Local == nil && len(cfg.Homes) == 0 {
-		errs = append(errs, errors.New("no local store and no home nodes to publish to"))
+	if cfg.Local == nil && len(cfg.Homes) == 0 && cfg.DHT == nil {
+		errs = append(errs, errors.New("no local store, home node or DHT to publish to"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, errors.Join(errors.New("dns: publisher"), err)
@@ -70,7 +81,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Dialer == nil {
 		cfg.Dialer = &core.Dialer{}
 	}
-	return &Publisher{cfg: cfg, refresh: make(chan struct{}, 1)}, nil
+	return &Publisher{cfg: cfg, refresh: make(chan struct{}, 1), retryMin: publishRetryMin}, nil
 }
 
 // Refresh asks the running publisher to publish again if the info changed.
@@ -83,18 +94,28 @@ func (p *Publisher) Refresh() {
 }
 
 // Run publishes at once, then on Refresh and every Interval, until ctx
-// ends; it returns ctx's error. Failures are logged and retried at the
-// next turn.
+// ends; it returns ctx's error. Failures are logged and retried (see
+// [Publisher]).
 func (p *Publisher) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	var last NodeInfo
+	var delay time.Duration
 	published := false
 	for {
 		info := p.cfg.Info()
 		if !published || !info.Equal(last) {
 			published = p.PublishOnce(ctx, info) == nil
 			last = info
+			if published {
+				delay = 0
+			} else {
+				delay = min(max(2*delay, p.retryMin), p.cfg.Interval)
+				retry.Reset(delay)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -102,12 +123,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.refresh:
 		case <-tick.C:
 			published = false
+		case <-retry.C:
 		}
 	}
 }
 
-// PublishOnce signs info now and publishes it to the local store and every
-// home; it returns the first failure after trying them all.
+// PublishOnce signs info now and publishes it to the local store, the DHT
+// and every home; it returns the first failure after trying them all.
 func (p *Publisher) PublishOnce(ctx context.Context, info NodeInfo) error {
 	sp, err := SignSelf(p.cfg.Key, info, p.cfg.Clock())
 	if err != nil {
@@ -118,6 +140,12 @@ func (p *Publisher) PublishOnce(ctx context.Context, info NodeInfo) error {
 	if p.cfg.Local != nil {
 		if err := p.cfg.Local.Put(sp, Precondition{}); err != nil {
 			p.cfg.Logger.Warn("dns: storing the self-description", "err", err)
+			errs = append(errs, err)
+		}
+	}
+	if p.cfg.DHT != nil {
+		if err := p.cfg.DHT.Publish(ctx, sp); err != nil {
+			p.cfg.Logger.Warn("dns: publishing the self-description to the DHT", "err", err)
 			errs = append(errs, err)
 		}
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/alkdev/alknet/alknet/internal/config"
 	"github.com/alkdev/alknet/core"
@@ -64,6 +66,38 @@ type dnsConfig struct {
 	Resolvers []string `toml:"resolvers"`
 	// Republish is the self-description's republish period. Default 1h.
 	Republish config.Duration `toml:"republish"`
+	// DHT puts the self-description on the BitTorrent Mainline DHT too
+	// (BEP 44, as pkarr does; republished with it), and lets client
+	// commands resolve a bare NodeID there when no resolver answers. It
+	// talks to the public internet and tells it the node's addresses.
+	// Default false.
+	DHT bool `toml:"dht"`
+	// DHTBootstrap are the host:port of DHT nodes to start from. Default
+	// the public Mainline routers (router.bittorrent.com:6881,
+	// dht.transmissionbt.com:6881, router.utorrent.com:6881,
+	// dht.libtorrent.org:25401).
+	DHTBootstrap []string `toml:"dht_bootstrap"`
+	// DHTListen is the host:port of the node's DHT UDP socket. Default ""
+	// (an ephemeral port on all addresses).
+	DHTListen string `toml:"dht_listen"`
+}
+
+// maxDHTRepublish keeps the self-description on the DHT, whose nodes drop
+// items about 2 h after their last put.
+const maxDHTRepublish = 90 * time.Minute
+
+// dhtConfig is the dns.DHTConfig of the section.
+func (c *dnsConfig) dhtConfig(logger *slog.Logger) dns.DHTConfig {
+	return dns.DHTConfig{Listen: c.DHTListen, Bootstrap: c.DHTBootstrap, Logger: logger}
+}
+
+// NewDHT opens the DHT of the [dns] section for a client command, or
+// returns nil when dns.dht is off.
+func (c *Config) NewDHT(logger *slog.Logger) (*dns.DHT, error) {
+	if !c.DNS.DHT {
+		return nil, nil
+	}
+	return dns.NewDHT(c.DNS.dhtConfig(logger))
 }
 
 // validate reports every problem of the section.
@@ -87,8 +121,21 @@ func (c *dnsConfig) validate() error {
 			errs = append(errs, fmt.Errorf("dns.resolvers[%d]: %w", i, err))
 		}
 	}
+	if c.DHTListen != "" {
+		if _, _, err := net.SplitHostPort(c.DHTListen); err != nil {
+			errs = append(errs, fmt.Errorf("dns.dht_listen: %q: %w", c.DHTListen, err))
+		}
+	}
+	for i, b := range c.DHTBootstrap {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("dns.dht_bootstrap[%d]: %q: want host:port", i, b))
+		}
+	}
 	if c.Republish.Duration < 0 {
 		errs = append(errs, errors.New("dns.republish: negative"))
+	}
+	if c.DHT && c.Republish.Duration > maxDHTRepublish {
+		errs = append(errs, fmt.Errorf("dns.republish: over %v with dns.dht on: DHT nodes drop items after about 2h", maxDHTRepublish))
 	}
 	if len(c.Zones) > 0 {
 		if _, err := dns.NewZones(c.Zones); err != nil {
@@ -128,11 +175,23 @@ func buildDNS(n *node, alpns []string) (*dns.Server, part, error) {
 	if err != nil {
 		return nil, part{}, err
 	}
+	var dht *dns.DHT
+	if c.DHT {
+		// Its socket opens here; the publisher's task is its only user and
+		// ends before the closers run.
+		if dht, err = dns.NewDHT(c.dhtConfig(n.logger)); err != nil {
+			return nil, part{}, fmt.Errorf("dns.dht: %w", err)
+		}
+		n.logger.Info("dns: dht", "addr", dht.Addr().String())
+	}
 	pub, err := dns.NewPublisher(dns.PublisherConfig{
 		Key: n.key, Info: func() dns.NodeInfo { return selfInfo(n, alpns) }, Local: store, Homes: c.Homes,
-		Dialer: &core.Dialer{Key: n.key}, Interval: c.Republish.Duration, Logger: n.logger,
+		DHT: dht, Dialer: &core.Dialer{Key: n.key}, Interval: c.Republish.Duration, Logger: n.logger,
 	})
 	if err != nil {
+		if dht != nil {
+			dht.Close()
+		}
 		return nil, part{}, err
 	}
 	p := part{handler: srv, tasks: []func(context.Context) error{pub.Run}, reload: func(next *Config) {
@@ -143,6 +202,9 @@ func buildDNS(n *node, alpns []string) (*dns.Server, part, error) {
 		}
 		srv.SetZones(zs)
 	}}
+	if dht != nil {
+		p.closers = append(p.closers, dht.Close)
+	}
 	if c.Listen != "" {
 		p.listeners = append(p.listeners, func() (func(context.Context) error, func() error, error) {
 			cl, err := srv.ListenClassic(c.Listen)
