@@ -137,7 +137,7 @@ func StartRig(ctx context.Context, bin string, top *Topology, opt RigOptions) (_
 	workerConfig := fmt.Sprintf("[[peers]]\nid = \"head\"\nkeys = [%q]\n\n"+
 		"[[peers]]\nid = %q\nkeys = [%q, %q]\nscopes = [%s]\n\n"+
 		"[ssh]\nexec = true\n\n[sftp.roots]\n%s = %q\n\n[dns]\nhomes = [%q]\n",
-		r.HeadID, rigPeer, clientKey, r.ClientID, quoteList(workerClientScopes), rigPeer, r.Srv, r.HeadAddr) + opt.WorkerConfig
+		r.HeadID, rigPeer, clientKey, r.ClientID, quoteList(workerClientScopes), rigPeer, r.Srv, r.HeadAddr) + opt.WorkerDNS + "\n" + opt.WorkerConfig
 	if err := os.WriteFile(filepath.Join(r.WorkerDir, "alknet.toml"), []byte(workerConfig), 0o600); err != nil {
 		return nil, err
 	}
@@ -162,6 +162,8 @@ type RigOptions struct {
 	// HeadConfig and WorkerConfig are appended to the head's and the
 	// worker's alknet.toml.
 	HeadConfig, WorkerConfig string
+	// WorkerDNS are lines added to the worker's [dns] section.
+	WorkerDNS string
 }
 
 // The scopes of the rig's identities: the worker's on the head (it
