@@ -52,6 +52,10 @@ type ReachResult struct {
 	// perf runs, and RelayedBits the bits those runs moved both ways.
 	HeadCPU     time.Duration
 	RelayedBits float64
+	// DirectCrossing and RelayedCrossing are what the public namespace
+	// carried during each path's perf runs: the direct path's bytes are
+	// forwarded through it, the relayed path's end at the head.
+	DirectCrossing, RelayedCrossing Crossing
 }
 
 // CPUPerGbps is the head's CPU cost of relaying: CPU-seconds per Gbit
@@ -138,6 +142,10 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 			if err != nil {
 				return res, err
 			}
+			cross0, err := top.Crossing(ctx)
+			if err != nil {
+				return res, err
+			}
 			args := append([]string{"perf", p.target, "--bytes", strconv.FormatInt(opt.Bytes, 10), "--streams", "1", "--json"}, p.extra...)
 			out, err := r.Alknet(ctx, timeout, "", args...)
 			if err != nil {
@@ -147,6 +155,16 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 			if err != nil {
 				return res, err
 			}
+			cross1, err := top.Crossing(ctx)
+			if err != nil {
+				return res, err
+			}
+			crossing := &res.DirectCrossing
+			if i == 1 {
+				crossing = &res.RelayedCrossing
+			}
+			crossing.Forwarded += cross1.Forwarded - cross0.Forwarded
+			crossing.Local += cross1.Local - cross0.Local
 			var pr struct {
 				Upload, Download struct {
 					Bytes int64   `json:"bytes"`

@@ -41,6 +41,16 @@ func TestReachBench(t *testing.T) {
 			if len(res.DirectCall) != 1 || len(res.RelayedCall) != 1 || res.RelayedBits != 2*8*(4<<20) || res.HeadCPU <= 0 {
 				t.Errorf("result %+v: want a call per path, 2 × 4 MiB relayed, the head's CPU time", res)
 			}
+			// The paths are what they say: the direct one's bytes go
+			// through the public namespace, the relayed one's end at the
+			// head there.
+			const moved = 2 * 4 << 20
+			if c := res.DirectCrossing; c.Forwarded < moved || c.Local > moved/8 {
+				t.Errorf("direct perf: the public namespace forwarded %d bytes and took %d, want over %d forwarded", c.Forwarded, c.Local, moved)
+			}
+			if c := res.RelayedCrossing; c.Local < moved || c.Forwarded > moved/8 {
+				t.Errorf("relayed perf: the public namespace forwarded %d bytes and took %d, want over %d taken", c.Forwarded, c.Local, moved)
+			}
 			if (link != nil) != (res.Verify != nil) {
 				t.Errorf("link %v, verified %v", link, res.Verify)
 			}

@@ -117,11 +117,23 @@ func TestReachCallAndFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "got.bin")
+	before, err := r.Top.Crossing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if out, err := r.Alknet(ctx, 0, "", append([]string{"fs", "get", cid, "--node", r.WorkerID, "-o", dst}, r.Via()...)...); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("fs get through the relay got %d bytes (%v), want the %d added", len(got), err, len(data))
+	}
+	// The bytes went to the head, not past it.
+	after, err := r.Top.Crossing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if local, fwd := after.Local-before.Local, after.Forwarded-before.Forwarded; local < int64(len(data)) || fwd > int64(len(data))/8 {
+		t.Errorf("the public namespace took %d bytes and forwarded %d; want the %d of the file taken by the head", local, fwd, len(data))
 	}
 }
 

@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -89,6 +90,9 @@ func Start(ctx context.Context, kinds ...Kind) (_ *Topology, err error) {
 		return nil, fmt.Errorf("nat: %w", err)
 	}
 	if err := forwarding(t.Public); err != nil {
+		return nil, err
+	}
+	if err := t.countPublic(ctx); err != nil {
 		return nil, err
 	}
 	for i, k := range kinds {
@@ -229,6 +233,9 @@ func StartAcross(ctx context.Context, l *netem.Link, worker, client Kind) (_ *To
 	if err := forwarding(t.Public); err != nil {
 		return nil, err
 	}
+	if err := t.countPublic(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.addSite(ctx, 0, worker); err != nil {
 		return nil, err
 	}
@@ -248,4 +255,85 @@ func StartAcross(ctx context.Context, l *netem.Link, worker, client Kind) (_ *To
 		return nil, err
 	}
 	return t, nil
+}
+
+// pubTable is the public namespace's nftables table: counters only.
+const pubTable = "alknat-pub"
+
+// countPublic installs the public namespace's counters (see [Crossing]).
+func (t *Topology) countPublic(ctx context.Context) error {
+	cmd := t.Public.Command(ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf(`table inet %s {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		counter
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname != "lo" counter
+	}
+}
+`, pubTable))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nat: nft in %s: %w: %s", t.Public.Name(), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Crossing is what the public namespace has carried so far, in bytes of
+// IP packets (headers included): Forwarded went through it from one NAT
+// to another (a direct path between homes), Local ended at its own
+// sockets (a head's, so a relayed path's).
+type Crossing struct {
+	Forwarded, Local int64
+}
+
+// Crossing reads the public namespace's counters.
+func (t *Topology) Crossing(ctx context.Context) (Crossing, error) {
+	out, err := t.Public.Command(ctx, "nft", "-j", "list", "table", "inet", pubTable).Output()
+	if err != nil {
+		return Crossing{}, fmt.Errorf("nat: nft list in %s: %w", t.Public.Name(), err)
+	}
+	return parseCrossing(out)
+}
+
+// parseCrossing reads the counters of `nft -j list table` of pubTable.
+func parseCrossing(js []byte) (Crossing, error) {
+	var doc struct {
+		Nftables []struct {
+			Rule *struct {
+				Chain string `json:"chain"`
+				Expr  []struct {
+					Counter *struct {
+						Bytes int64 `json:"bytes"`
+					} `json:"counter"`
+				} `json:"expr"`
+			} `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return Crossing{}, fmt.Errorf("nat: nft -j: %w", err)
+	}
+	var c Crossing
+	found := 0
+	for _, o := range doc.Nftables {
+		if o.Rule == nil {
+			continue
+		}
+		for _, e := range o.Rule.Expr {
+			if e.Counter == nil {
+				continue
+			}
+			switch o.Rule.Chain {
+			case "forward":
+				c.Forwarded, found = e.Counter.Bytes, found+1
+			case "input":
+				c.Local, found = e.Counter.Bytes, found+1
+			}
+		}
+	}
+	if found != 2 {
+		return Crossing{}, fmt.Errorf("nat: nft -j: %d counters, want forward and input", found)
+	}
+	return c, nil
 }

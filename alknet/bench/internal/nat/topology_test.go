@@ -357,3 +357,18 @@ func TestNATAcrossLink(t *testing.T) {
 		t.Error("the public side reached the home behind the link's NAT")
 	}
 }
+
+func TestParseCrossing(t *testing.T) {
+	const js = `{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "alknat-pub", "handle": 1}}, ` +
+		`{"chain": {"family": "inet", "table": "alknat-pub", "name": "forward", "handle": 1, "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}, ` +
+		`{"rule": {"family": "inet", "table": "alknat-pub", "chain": "forward", "handle": 3, "expr": [{"counter": {"packets": 3, "bytes": 4567}}]}}, ` +
+		`{"rule": {"family": "inet", "table": "alknat-pub", "chain": "input", "handle": 4, "expr": [{"match": {}}, {"counter": {"packets": 1, "bytes": 89}}]}}]}`
+	if c, err := parseCrossing([]byte(js)); err != nil || c != (Crossing{Forwarded: 4567, Local: 89}) {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+	for _, bad := range []string{`{"nftables": []}`, `not json`} {
+		if _, err := parseCrossing([]byte(bad)); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
