@@ -19,6 +19,7 @@ import (
 // reaches the worker through the head it names.
 func TestReachByDHT(t *testing.T) {
 	NeedNAT(t)
+	NeedTools(t, "ssh-keygen")
 	top := StartTestTopology(t, Cone, Symmetric)
 	var nw *dhttest.Network
 	if err := top.Public.Do(func() (err error) {

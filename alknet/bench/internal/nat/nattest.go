@@ -37,6 +37,20 @@ func NeedNAT(t *testing.T) {
 	}
 }
 
+// NeedTools skips t unless the stock clients names are installed; with
+// ALKNET_REQUIRE_INTEROP=1 a missing one fails it instead.
+func NeedTools(t *testing.T, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if os.Getenv("ALKNET_REQUIRE_INTEROP") == "1" {
+				t.Fatalf("nat: %v (ALKNET_REQUIRE_INTEROP=1)", err)
+			}
+			t.Skipf("nat: %v", err)
+		}
+	}
+}
+
 var (
 	probeOnce sync.Once
 	probeErr  error

@@ -21,6 +21,7 @@ import (
 func startTestRig(t *testing.T, worker, client Kind) *Rig {
 	t.Helper()
 	NeedNAT(t)
+	NeedTools(t, "ssh-keygen")
 	bin := alknetBin(t)
 	top := StartTestTopology(t, worker, client)
 	r, err := StartRig(benchtest.TestContext(t), bin, top, RigOptions{})

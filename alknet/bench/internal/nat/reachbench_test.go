@@ -18,6 +18,7 @@ import (
 // head's CPU, and prints the three goal lines; it leaves no namespace.
 func TestReachBench(t *testing.T) {
 	NeedNAT(t)
+	NeedTools(t, "ssh-keygen")
 	bin := alknetBin(t)
 	for _, link := range []*netem.LinkProfile{nil, {Name: "cheap", RTT: 10 * time.Millisecond, RateBps: 100e6}} {
 		name := reachProfile

@@ -19,6 +19,7 @@ import (
 // given by ALKNET_VIA. The worker's NAT is a cone, the client's
 // symmetric: a relay needs no hole.
 func TestReachStockClients(t *testing.T) {
+	NeedTools(t, "ssh", "sftp", "git")
 	r := startTestRig(t, Cone, Symmetric)
 	ctx := benchtest.TestContext(t)
 
