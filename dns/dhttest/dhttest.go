@@ -24,7 +24,11 @@ type Network struct {
 // Start starts n servers on 127.0.0.1, each with every other in its
 // routing table as a good node. They answer queries and store items; they start no
 // traversal of their own.
-func Start(n int) (*Network, error) {
+func Start(n int) (*Network, error) { return StartAt("127.0.0.1", n) }
+
+// StartAt is Start with the servers on the IPv4 address host (one of a
+// network namespace's, say).
+func StartAt(host string, n int) (*Network, error) {
 	if n < 1 {
 		return nil, errors.New("dhttest: want at least one server")
 	}
@@ -32,7 +36,7 @@ func Start(n int) (*Network, error) {
 	logger.SetHandlers(alog.DiscardHandler)
 	nw := &Network{}
 	for range n {
-		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, "0"))
 		if err != nil {
 			nw.Close()
 			return nil, fmt.Errorf("dhttest: %w", err)

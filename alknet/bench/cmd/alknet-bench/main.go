@@ -4,7 +4,7 @@
 // medians and ratios to standard output; progress goes to standard error.
 //
 //	go run ./alknet/bench/cmd/alknet-bench [-bytes 256MiB] [-runs 5] [-duration 2s]
-//		[-only b1,b2,serve,call,http,ssh,dns,git,fs,hostile,wan,handshakes,fwdlatency,scale] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
+//		[-only b1,b2,serve,call,http,ssh,dns,git,fs,hostile,wan,handshakes,fwdlatency,scale,reach] [-transports router,bare,tcp,router-tcp] [-alknet BIN]
 //		[-call-duration 1s]
 //		[-git-runs 3] [-git-ops clone,shallow,fetch,push] [-git-cache DIR] [-git-alknet-config TOML]
 //		[-sftp-bytes 1GiB] [-iperf-time 5s] [-ssh-tests tunnel,socks,sftp-get,sftp-put,setup]
@@ -14,6 +14,7 @@
 //		[-scale-blocks 1000,10000,100000] [-scale-refs 100,1000,10000]
 //		[-wan-profiles lan,wan,far,lossy,bursty,heavyloss] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
 //		[-wan-bytes 256MiB] [-wan-lossy-bytes 8MiB] [-wan-forward-time 5s]
+//		[-reach-bytes 67108864] [-reach-profiles ns,wan]
 //
 // Variants run interleaved, in an order rotating each round, so
 // that noise on a shared machine hits all of them alike; compare the ratios
@@ -52,7 +53,7 @@ func main() {
 	bytesFlag := flag.String("bytes", "256MiB", "B1: bytes per transfer in each direction, split across the streams (suffixes KiB, MiB, GiB)")
 	runs := flag.Int("runs", 5, "interleaved rounds of B1, B2 and call")
 	duration := flag.Duration("duration", 2*time.Second, "B2: length of each handshake run")
-	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale")
+	only := flag.String("only", "b1,b2,serve", "comma-separated scenarios to run: b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale, reach")
 	callDuration := flag.Duration("call-duration", time.Second, "call: length of each run")
 	alknet := flag.String("alknet", "", "serve: the alknet binary; empty builds ./alknet from the repository root")
 	transports := flag.String("transports", "router,bare,tcp,router-tcp", "B1: comma-separated transports to compare")
@@ -82,10 +83,10 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "b1", "b2", "serve", "call", "http", "ssh", "dns", "git", "fs", "hostile", "wan", "handshakes", "fwdlatency", "scale":
+		case "b1", "b2", "serve", "call", "http", "ssh", "dns", "git", "fs", "hostile", "wan", "handshakes", "fwdlatency", "scale", "reach":
 			want[s] = true
 		default:
-			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale)", s)
+			return fmt.Errorf("-only: unknown scenario %q (want b1, b2, serve, call, http, ssh, dns, git, fs, hostile, wan, handshakes, fwdlatency, scale, reach)", s)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -154,6 +155,9 @@ func run(bytesFlag string, runs int, duration, callDuration time.Duration, only,
 	}
 	if want["scale"] {
 		errs = append(errs, scaleScenario(ctx, w, alknet))
+	}
+	if want["reach"] {
+		errs = append(errs, reachScenario(ctx, w, runs, alknet))
 	}
 	return errors.Join(errs...)
 }

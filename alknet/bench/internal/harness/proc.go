@@ -111,6 +111,34 @@ func StartChild(ctx context.Context, ready *regexp.Regexp, name string, args ...
 	}
 }
 
+// Output is the end of the child's output so far (stdout and stderr, the
+// last 32 to 64 KiB).
+func (c *Child) Output() string {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return string(c.out.buf)
+}
+
+// WaitOutput waits until the child's output matches re, polling, for at
+// most timeout or until ctx ends.
+func (c *Child) WaitOutput(ctx context.Context, re *regexp.Regexp, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !re.MatchString(c.Output()) {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("%s exited (%v) before its output matched %q:\n%s", c.name, c.err, re, c.out.tail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: output did not match %q within %v:\n%s", c.name, re, timeout, c.out.tail())
+		}
+		if err := Sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // childStopTimeout bounds the wait for a child to exit after SIGTERM, before
 // its group is killed.
 const childStopTimeout = 5 * time.Second

@@ -5,10 +5,10 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
+	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 )
 
 // NeedLinkEmulator skips t unless the emulator can run here: Linux, root
@@ -53,15 +53,12 @@ func StartTestLink(t *testing.T, p LinkProfile) *Link {
 // AssertNoNamespaces fails t if a namespace of this process is left.
 func AssertNoNamespaces(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	left, err := netns.List(LinkNSPrefix + strconv.Itoa(os.Getpid()) + "-")
 	if err != nil {
-		t.Fatalf("ip netns list: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	mine := LinkNSPrefix + strconv.Itoa(os.Getpid()) + "-"
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, mine) {
-			t.Errorf("namespace left after Close: %s", line)
-		}
+	for _, name := range left {
+		t.Errorf("namespace left after Close: %s", name)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/alkdev/alknet/alknet/bench/internal/harness"
 	"github.com/alkdev/alknet/alknet/bench/internal/linkemu"
+	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +33,7 @@ var linkSeq atomic.Int64
 // methods are safe for concurrent use.
 type Link struct {
 	profile LinkProfile
-	ns      [2]string
-	mu      sync.RWMutex // guards nsFD against Close while Do runs
-	nsFD    [2]int
+	ns      [2]*netns.NS
 
 	// The forwarder is a helper process (see linkemu.HelperEnv); ctl
 	// serializes the requests to it.
@@ -72,8 +70,8 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("link emulator: %w", err)
 	}
-	removeStaleNamespaces(ctx)
-	l := &Link{profile: p, nsFD: [2]int{-1, -1}}
+	netns.RemoveStale(ctx, LinkNSPrefix)
+	l := &Link{profile: p}
 	base := fmt.Sprintf("%s%d-%d-", LinkNSPrefix, os.Getpid(), linkSeq.Add(1))
 	ok := false
 	defer func() {
@@ -82,16 +80,11 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 		}
 	}()
 	for s := range 2 {
-		name := base + Side(s).String()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("link emulator: ip netns add %s: %w: %s", name, err, bytes.TrimSpace(out))
-		}
-		l.ns[s] = name
-		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		ns, err := netns.Add(ctx, base+Side(s).String())
 		if err != nil {
-			return nil, fmt.Errorf("link emulator: open namespace %s: %w", name, err)
+			return nil, fmt.Errorf("link emulator: %w", err)
 		}
-		l.nsFD[s] = fd
+		l.ns[s] = ns
 		// The sockets of the namespace may hold a path's worth of data:
 		// a window of one BDP at 300 Mbit/s and 150 ms is 5.6 MB, over
 		// the default 4 MB of tcp_wmem.
@@ -109,16 +102,13 @@ func StartLink(ctx context.Context, p LinkProfile) (*Link, error) {
 	if err := l.startHelper(ctx); err != nil {
 		return nil, err
 	}
-	for s, name := range l.ns {
-		script := fmt.Sprintf("link set dev lo up\n"+
-			"link set dev %[1]s mtu %[2]d txqueuelen 10000 up\n"+
+	for s, ns := range l.ns {
+		script := fmt.Sprintf("link set dev %[1]s mtu %[2]d txqueuelen 10000 up\n"+
 			"addr add %[3]s/32 dev %[1]s\n"+
 			"route add %[4]s dev %[1]s src %[3]s\n",
 			linkDevice, p.mtu, linkAddr[s], linkPrefix[1-s])
-		cmd := exec.CommandContext(ctx, "ip", "-n", name, "-batch", "-")
-		cmd.Stdin = strings.NewReader(script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("link emulator: configure %s: %w: %s", name, err, bytes.TrimSpace(out))
+		if err := ns.IP(ctx, script); err != nil {
+			return nil, fmt.Errorf("link emulator: configure: %w", err)
 		}
 	}
 	ok = true
@@ -137,7 +127,7 @@ func (l *Link) startHelper(ctx context.Context) error {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	c := linkemu.Config{NS: l.ns, Device: linkDevice, Delay: p.RTT / 2, Jitter: p.jitter, RateBps: p.RateBps,
+	c := linkemu.Config{NS: [2]string{l.ns[0].Name(), l.ns[1].Name()}, Device: linkDevice, Delay: p.RTT / 2, Jitter: p.jitter, RateBps: p.RateBps,
 		Loss: p.Loss, QueueBytes: p.QueueBytes, QueuePackets: p.queuePackets, MTU: p.mtu, Seed: seed}
 	if p.GE != nil {
 		ge := linkemu.GilbertElliott(*p.GE)
@@ -249,7 +239,15 @@ func (l *Link) prefix(side Side) netip.Prefix { return linkPrefix[side] }
 
 // Namespace is the name of side's network namespace, for `ip -n` or
 // `ip netns exec`.
-func (l *Link) Namespace(side Side) string { return l.ns[side] }
+func (l *Link) Namespace(side Side) string { return l.ns[side].Name() }
+
+// NS is side's network namespace, for topologies built around the link
+// (internal/nat). It stays the link's: Close removes it.
+func (l *Link) NS(side Side) *netns.NS { return l.ns[side] }
+
+// Device is the name of the TUN device in each namespace, through which
+// the other side's prefix is routed.
+func (l *Link) Device() string { return linkDevice }
 
 // devicePackets is how many packets side's TUN device has received (from
 // the emulator) and transmitted (to it), as the kernel of that namespace
@@ -313,7 +311,7 @@ func (l *Link) stats() (LinkStats, error) {
 	st := LinkStats{AToB: DirectionStats(hs.Dirs[0]), BToA: DirectionStats(hs.Dirs[1])}
 	for side := range st.UDPRcvbufErrors {
 		st.UDPRcvbufErrors[side], _ = l.udpRcvbufErrors(Side(side))
-		if out, err := exec.Command("ip", "-n", l.ns[side], "-j", "-s", "link", "show", "dev", linkDevice).Output(); err == nil {
+		if out, err := exec.Command("ip", "-n", l.ns[side].Name(), "-j", "-s", "link", "show", "dev", linkDevice).Output(); err == nil {
 			st.TxDropped[side], _ = parseTxDropped(out)
 		}
 	}
@@ -362,7 +360,7 @@ func (l *Link) command(side Side, name string, args ...string) *exec.Cmd {
 
 // commandContext is Command with a context that kills the command.
 func (l *Link) commandContext(ctx context.Context, side Side, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.ns[side], name}, args...)...)
+	return l.ns[side].Command(ctx, name, args...)
 }
 
 // Do runs fn on an OS thread in side's namespace and waits for it. The
@@ -373,36 +371,13 @@ func (l *Link) Do(side Side, fn func() error) error {
 	if !side.valid() {
 		return fmt.Errorf("link emulator: bad side %d", side)
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.nsFD[side] < 0 {
+	if l.ns[side] == nil {
 		return errors.New("link emulator: link closed")
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("link emulator: %w", err)
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(l.nsFD[side], unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("link emulator: enter %s: %w", l.ns[side], err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// The thread stays locked and ends with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("link emulator: leave %s: %w", l.ns[side], err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	if err := l.ns[side].Do(fn); err != nil {
+		return fmt.Errorf("link emulator: %w", err)
+	}
+	return nil
 }
 
 // Close stops the forwarder and removes the devices and namespaces.
@@ -431,58 +406,17 @@ func (l *Link) Close() error {
 			}
 			l.ctl.Unlock()
 		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for s, name := range l.ns {
-			if l.nsFD[s] >= 0 {
-				unix.Close(l.nsFD[s])
-				l.nsFD[s] = -1
-			}
-			if name == "" {
+		for _, ns := range l.ns {
+			if ns == nil {
 				continue
 			}
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("link emulator: ip netns del %s: %w: %s", name, err, bytes.TrimSpace(out)))
+			if err := ns.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("link emulator: %w", err))
 			}
 		}
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
-}
-
-// removeStaleNamespaces deletes the emulator's namespaces whose creating
-// process no longer runs (it crashed or was killed before Close).
-func removeStaleNamespaces(ctx context.Context) {
-	entries, _ := os.ReadDir("/run/netns")
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), LinkNSPrefix)
-		if !ok {
-			continue
-		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		_ = exec.CommandContext(ctx, "ip", "netns", "del", e.Name()).Run()
-	}
-}
-
-// processAlive reports whether process pid runs: it exists and is not a
-// zombie (a killed test binary whose parent has not reaped it).
-func processAlive(pid int) bool {
-	if unix.Kill(pid, 0) == unix.ESRCH {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
 }
 
 // tcpBytesReceived is the payload the kernel has received in order on c,

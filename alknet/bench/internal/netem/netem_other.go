@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+
+	"github.com/alkdev/alknet/alknet/bench/internal/netns"
 )
 
 // A Link is a running emulated path between namespaces A and B; it only
@@ -29,6 +31,12 @@ func (l *Link) Addr(side Side) netip.Addr { return linkAddr[side] }
 
 // prefix is the prefix side owns.
 func (l *Link) prefix(side Side) netip.Prefix { return linkPrefix[side] }
+
+// NS is side's network namespace: none here.
+func (l *Link) NS(side Side) *netns.NS { return nil }
+
+// Device is the name of the TUN device in each namespace.
+func (l *Link) Device() string { return linkDevice }
 
 // Namespace is side's namespace name.
 func (l *Link) Namespace(side Side) string { return "" }
