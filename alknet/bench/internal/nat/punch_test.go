@@ -2,7 +2,6 @@ package nat
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/benchtest"
@@ -13,14 +12,9 @@ import (
 // stays on the relay when either is symmetric; with --relay-only it stays
 // on the relay through cones too. The public namespace's counters tell
 // the paths apart: a direct path's bytes are forwarded through it, a
-// relayed one's end at the head. It needs an alknet that punches
-// (--relay-only is its switch) and skips with older ones.
+// relayed one's end at the head.
 func TestReachPunch(t *testing.T) {
 	NeedNAT(t)
-	bin := alknetBin(t)
-	if out, err := runIn(t.Context(), bin, "perf", "--help"); err != nil || !strings.Contains(string(out), "--relay-only") {
-		t.Skipf("this alknet does not punch holes (no --relay-only): %v", err)
-	}
 	const bytes = 4 << 20
 	moved := int64(2 * bytes) // perf sends bytes each way
 	for _, tc := range []struct {
@@ -40,7 +34,7 @@ func TestReachPunch(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := startTestRig(t, tc.worker, tc.client)
 			ctx := benchtest.TestContext(t)
-			args := append([]string{"perf", r.WorkerID, "--bytes", fmt.Sprint(bytes)}, r.Via()...)
+			args := append([]string{"perf", r.WorkerID, "--bytes", fmt.Sprint(bytes)}, r.ViaPunch()...)
 			if tc.relayOnly {
 				args = append(args, "--relay-only")
 			}

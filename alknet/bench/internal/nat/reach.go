@@ -225,13 +225,19 @@ func (r *Rig) Alknet(ctx context.Context, timeout time.Duration, stdin string, a
 	return r.Client(ctx, timeout, stdin, r.Bin, append(args[:len(args):len(args)], "--data-dir", r.ClientDir)...)
 }
 
-// Via is the flag that sends a client command through the head.
-func (r *Rig) Via() []string { return []string{"--via", r.HeadAddr} }
+// Via are the flags that send a client command through the head,
+// relayed: through cone NATs a punch would open a direct path instead
+// (ViaPunch; TestReachPunch).
+func (r *Rig) Via() []string { return append(r.ViaPunch(), "--relay-only") }
+
+// ViaPunch is the flag that sends a client command through the head,
+// which punches a direct path where the NATs let it.
+func (r *Rig) ViaPunch() []string { return []string{"--via", r.HeadAddr} }
 
 // PipeCommand is the `alknet pipe` command line that opens alpn on the
-// worker through the head: OpenSSH's ProxyCommand.
+// worker through the head, relayed: OpenSSH's ProxyCommand.
 func (r *Rig) PipeCommand(alpn string) string {
-	return strings.Join([]string{r.Bin, "pipe", "--data-dir", r.ClientDir, "--via", r.HeadAddr, "--alpn", alpn, r.WorkerID}, " ")
+	return strings.Join(append([]string{r.Bin, "pipe", "--data-dir", r.ClientDir, "--alpn", alpn, r.WorkerID}, r.Via()...), " ")
 }
 
 // SSHOptions are the stock ssh (and sftp) options that reach the worker
