@@ -146,7 +146,7 @@ func NewDHT(cfg DHTConfig) (*DHT, error) {
 	logger.SetHandlers(slogHandler{cfg.Logger})
 	qt := cfg.QueryTimeout
 	srv, err := dht.NewServer(&dht.ServerConfig{
-		Conn:             conn,
+		Conn:             steadyConn{conn},
 		Passive:          true,
 		NoSecurity:       true,
 		Store:            bep44.NewMemory(),
@@ -161,6 +161,25 @@ func NewDHT(cfg DHTConfig) (*DHT, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &DHT{cfg: cfg, srv: srv, logger: cfg.Logger, ctx: ctx, cancel: cancel}, nil
+}
+
+// steadyConn keeps the DHT library's read loop alive through a read error
+// on a socket that is still open (an ICMP error reported on it, say): the
+// library panics on any read error before it is closed, which would take
+// the node down. A closed socket's error passes.
+type steadyConn struct{ net.PacketConn }
+
+// steadyRetry is the pause before reading again after a read error.
+const steadyRetry = 10 * time.Millisecond
+
+func (c steadyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return n, addr, err
+		}
+		time.Sleep(steadyRetry)
+	}
 }
 
 // Addr returns the DHT socket's address.

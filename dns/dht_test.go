@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -348,5 +349,45 @@ func TestDHTPublicAddr(t *testing.T) {
 		if got := publicAddr(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("publicAddr(%s) = %v", tc.addr, got)
 		}
+	}
+}
+
+// flakyConn fails its first reads with an error that is not a close.
+type flakyConn struct {
+	net.PacketConn
+	fails int
+}
+
+func (c *flakyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.fails > 0 {
+		c.fails--
+		return 0, nil, syscall.ECONNREFUSED
+	}
+	return c.PacketConn.ReadFrom(b)
+}
+
+// TestDHTSteadyConn checks that a read error on an open socket is read
+// past (the DHT library would panic on it) and a closed socket's passes.
+func TestDHTSteadyConn(t *testing.T) {
+	a, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := steadyConn{&flakyConn{PacketConn: a, fails: 3}}
+	if _, err := b.WriteTo([]byte("ping"), a.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, _, err := c.ReadFrom(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("read %q, %v; want ping past the errors", buf[:n], err)
+	}
+	a.Close()
+	if _, _, err := c.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
 	}
 }
