@@ -86,10 +86,11 @@ type Dialer struct {
 	Logger *slog.Logger
 	// Resolve finds how to reach a node, for addresses that are a bare
 	// NodeID: it returns routes, each dialled with the NodeID pinned (what
-	// it returns is only a hint). The direct ones are tried first, in
-	// order, each within 5 s when a relayed route follows; then the
-	// relayed ones, in order. The dns module's signed self-descriptions
-	// are the usual source. Nil: a bare NodeID is not an address.
+	// it returns is only a hint). The direct ones are tried in order
+	// (each within 5 s when a relayed route follows), and 300 ms later, or
+	// once they failed, the relayed ones in order beside them; the first
+	// connection wins. The dns module's signed self-descriptions are the
+	// usual source. Nil: a bare NodeID is not an address.
 	Resolve func(ctx context.Context, id NodeID) ([]Route, error)
 
 	// Via, when set, is a head ("[<nodeid>@]host:port") that every Dial
@@ -133,9 +134,18 @@ type Route struct {
 // relay should not wait for the whole dial's time.
 const directTimeout = 5 * time.Second
 
+// relayHeadStart is how long a resolved node's direct routes have to
+// themselves before its relayed routes start beside them, as Happy
+// Eyeballs gives IPv6 a head start (RFC 8305): a node behind NAT publishes
+// addresses only its own network reaches, and a client elsewhere should
+// not wait out their dial timeouts before trying the head.
+const relayHeadStart = 300 * time.Millisecond
+
 // dialResolved dials a node known only by its NodeID along the routes
-// Resolve gives, pinned to that NodeID, until one answers: the direct
-// routes first, then the relayed ones.
+// Resolve gives, pinned to that NodeID: the direct routes in order, and,
+// from relayHeadStart on (or once the direct ones failed), the relayed
+// ones in order beside them. The first connection wins; a later one is
+// closed.
 func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn, error) {
 	routes, err := d.Resolve(ctx, id)
 	if err != nil {
@@ -152,24 +162,71 @@ func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn
 			direct = append(direct, r)
 		}
 	}
-	var errs []error
-	for _, r := range direct {
-		dctx, cancel := ctx, context.CancelFunc(func() {})
+	dialDirect := func(ctx context.Context, r Route) (Conn, error) {
 		if len(relayed) > 0 {
-			dctx, cancel = context.WithTimeout(ctx, directTimeout)
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, directTimeout)
+			defer cancel()
 		}
-		c, err := d.dialDirect(dctx, id.String()+"@"+r.Addr, alpn)
-		cancel()
-		if err == nil {
-			return c, nil
+		return d.dialDirect(ctx, id.String()+"@"+r.Addr, alpn)
+	}
+	dialRelayed := func(ctx context.Context, r Route) (Conn, error) {
+		return d.DialVia(ctx, r.Via, id.String(), alpn)
+	}
+	switch {
+	case len(relayed) == 0:
+		return dialInTurn(ctx, direct, dialDirect)
+	case len(direct) == 0:
+		return dialInTurn(ctx, relayed, dialRelayed)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   Conn
+		err error
+	}
+	results := make(chan result, 2)
+	race := func(routes []Route, dial func(context.Context, Route) (Conn, error)) {
+		go func() {
+			c, err := dialInTurn(ctx, routes, dial)
+			results <- result{c, err}
+		}()
+	}
+	race(direct, dialDirect)
+	headStart := time.NewTimer(relayHeadStart)
+	defer headStart.Stop()
+	started, pending := false, 1
+	var errs []error
+	for pending > 0 || !started {
+		select {
+		case <-headStart.C:
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				if pending > 0 { // the other loses: close it if it connects
+					go func() {
+						if o := <-results; o.c != nil {
+							_ = o.c.CloseWithError(CodeNoError, "")
+						}
+					}()
+				}
+				return r.c, nil
+			}
+			errs = append(errs, r.err)
 		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			return nil, errors.Join(errs...)
+		if !started {
+			started, pending = true, pending+1
+			race(relayed, dialRelayed)
 		}
 	}
-	for _, r := range relayed {
-		c, err := d.DialVia(ctx, r.Via, id.String(), alpn)
+	return nil, errors.Join(errs...)
+}
+
+// dialInTurn dials routes in order until one answers.
+func dialInTurn(ctx context.Context, routes []Route, dial func(context.Context, Route) (Conn, error)) (Conn, error) {
+	var errs []error
+	for _, r := range routes {
+		c, err := dial(ctx, r)
 		if err == nil {
 			return c, nil
 		}

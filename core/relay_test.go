@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -410,4 +411,34 @@ func TestRelayRevoked(t *testing.T) {
 		t.Errorf("relayed stream after revocation: read %v, want it ended", err)
 	}
 	waitFor(t, func() bool { return rn.relay.Workers() == 0 })
+}
+
+// TestRelayRouteRaces checks that a published address that swallows
+// packets (a node behind NAT) costs a resolved dial the head start, not
+// its dial timeout: the relayed route starts beside it and wins.
+func TestRelayRouteRaces(t *testing.T) {
+	rn := startRelay(t, core.RelayConfig{}, false)
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, QUICTimeout: 8 * time.Second, RelayOnly: true,
+		Resolve: func(context.Context, core.NodeID) ([]core.Route, error) {
+			return []core.Route{{Addr: sink.LocalAddr().String()}, {Via: rn.head.Addr}}, nil
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := d.Dial(ctx, rn.worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial by routes: %v", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("connected after %v: the relay waited for the silent address", el)
+	}
+	if got := c.Peer().RemoteAddr.String(); got != "relay:"+rn.head.HostPort {
+		t.Errorf("remote %q, want relay:%s", got, rn.head.HostPort)
+	}
 }
