@@ -20,6 +20,14 @@ func TestPunch(t *testing.T) {
 	head := relayHead(t, wid, cid, "")
 	w := relayWorker(t, head, wdir, fmt.Sprintf("[[peers]]\nid = \"dev\"\nkeys = [%q]\nscopes = [\"fs:read\", \"fs:write\"]\n", cid))
 
+	// Both nodes say where they stand in alknet status.
+	if out := run(t, "", "status", "--data-dir", w.dir); !strings.Contains(out, "reachable via "+head.addr) {
+		t.Errorf("the worker's status does not name its head:\n%s", out)
+	}
+	if out := run(t, "", "status", "--data-dir", head.dir); !strings.Contains(out, "relaying for 1: "+w.id[:10]) {
+		t.Errorf("the head's status does not list the worker:\n%s", out)
+	}
+
 	var res pingJSON
 	out := run(t, "", "ping", "--via", head.addr, "--data-dir", cdir, "-c", "2", "-i", "10ms", "--json", w.id)
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.RTTsMS) != 2 || res.Lost != 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alkdev/alknet/alknet/internal/node"
 	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
 )
 
 // exitDown is alknet status's exit code when no node runs on the data dir,
@@ -24,7 +25,9 @@ var statusCommand = &cli.Command{
 	Usage: "show whether the node on this data dir runs, and how it is doing",
 	Description: "Asks the node running on this data dir through its control socket (sys/status):\n" +
 		"NodeID, the address it is bound to, uptime, version, services and their ALPNs, live\n" +
-		"connections per ALPN, attached workers, the last config reload and recent auth rejects.\n" +
+		"connections per ALPN, attached workers, paths (connections that came direct or relayed\n" +
+		"through a head, the head it is reachable via, the nodes it relays for), the last config\n" +
+		"reload and recent auth rejects.\n" +
 		"Exits 3 when no node runs there.",
 	Flags: withCommon(&cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"}),
 	Action: func(c *cli.Context) error {
@@ -98,6 +101,7 @@ func writeStatus(w io.Writer, st *node.Status) {
 		workers = strings.Join(slices.Sorted(slices.Values(st.Workers)), ", ")
 	}
 	fmt.Fprintf(tw, "workers\t%s\n", workers)
+	fmt.Fprintf(tw, "paths\t%s\n", relayPaths(st))
 	switch r := st.Reload; {
 	case r == nil:
 		fmt.Fprintf(tw, "reload\tnone since the start\n")
@@ -115,4 +119,30 @@ func writeStatus(w io.Writer, st *node.Status) {
 		fmt.Fprintf(tw, "\t%s %s from %s%s\n", r.At.UTC().Format(time.DateTime), r.ALPN, r.RemoteIP, key)
 	}
 	_ = tw.Flush()
+}
+
+// relayPaths says how the node's connections reach it: the head it is
+// registered with (and the connections that came relayed), the nodes
+// registered with it as head.
+func relayPaths(st *node.Status) string {
+	r := st.Relay
+	total := 0
+	for _, n := range st.Connections {
+		total += n
+	}
+	parts := []string{fmt.Sprintf("%d direct, %d relayed connections", total-r.RelayedConnections, r.RelayedConnections)}
+	if r.Via != "" {
+		parts = append(parts, "reachable via "+r.Via)
+	}
+	if len(r.Registered) > 0 {
+		ids := make([]string, len(r.Registered))
+		for i, s := range r.Registered {
+			ids[i] = s
+			if id, err := core.ParseNodeID(s); err == nil {
+				ids[i] = id.ShortString()
+			}
+		}
+		parts = append(parts, fmt.Sprintf("relaying for %d: %s", len(ids), strings.Join(ids, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }

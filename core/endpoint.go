@@ -68,7 +68,8 @@ type Endpoint struct {
 
 	handshakes handshakeCounts
 	addrs      addrWatch
-	punches    punchLimiter // punches answered for heads (relaypunch.go)
+	punches    punchLimiter           // punches answered for heads (relaypunch.go)
+	relayHead  atomic.Pointer[string] // the head ListenVia is registered with now
 
 	listenOnce sync.Once
 	listenErr  error
@@ -832,6 +833,32 @@ func (e *Endpoint) ConnsByALPN() map[string]int {
 		}
 	}
 	return out
+}
+
+// RelayedConns returns how many live connections reached the endpoint
+// through a head's relay ([Endpoint.ServeRelayed]).
+func (e *Endpoint) RelayedConns() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for t := range e.conns {
+		if t.conn == nil {
+			continue
+		}
+		if _, ok := t.conn.Peer().RemoteAddr.(RelayAddr); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// RelayHead returns the head [Endpoint.ListenVia] is registered with now,
+// as it was given, or "" when it is not registered.
+func (e *Endpoint) RelayHead() string {
+	if h := e.relayHead.Load(); h != nil {
+		return *h
+	}
+	return ""
 }
 
 // forceTimeout bounds the wait for handlers after their connections were

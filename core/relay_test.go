@@ -106,10 +106,18 @@ func TestRelayRoundTrip(t *testing.T) {
 			if got := c.Peer().RemoteAddr.String(); !strings.HasPrefix(got, "relay:") {
 				t.Errorf("remote addr %q, want relay:<head>", got)
 			}
+			// The worker counts it until the echo below ends it.
+			waitFor(t, func() bool { return rn.worker.Endpoint.RelayedConns() == 1 })
 			if got, want := roundTrip(t, c, "hello"), "test/a client: hello"; got != want {
 				t.Errorf("got %q, want %q", got, want)
 			}
 		})
+	}
+	if got := rn.worker.Endpoint.RelayHead(); got != rn.head.Addr {
+		t.Errorf("the worker says it is registered with %q, want %q", got, rn.head.Addr)
+	}
+	if got := rn.relay.Registered(); len(got) != 1 || got[0] != rn.worker.ID {
+		t.Errorf("the head lists %v registered, want the worker %v", got, rn.worker.ID)
 	}
 }
 

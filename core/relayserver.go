@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,18 @@ func (r *RelayServer) Workers() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.workers)
+}
+
+// Registered returns the NodeIDs of the registered workers, sorted.
+func (r *RelayServer) Registered() []NodeID {
+	r.mu.Lock()
+	out := make([]NodeID, 0, len(r.workers))
+	for id := range r.workers {
+		out = append(out, id)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b NodeID) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }
 
 // Serve implements [Handler]: each stream the peer opens is one request.

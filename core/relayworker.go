@@ -134,6 +134,8 @@ func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger
 		return false, errors.New("core: relay registration over a single-stream connection")
 	}
 	logger.Info("relay: registered with head", "node", hc.Peer().NodeID.ShortString())
+	e.relayHead.Store(&head)
+	defer e.relayHead.Store(nil)
 	// The head ends the registration by closing the control stream (or
 	// the connection); this side by closing the connection.
 	wg.Go(func() {

@@ -54,5 +54,6 @@ func buildRelay(n *node) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
+	n.status.relay.Store(h)
 	return part{handler: h}, nil
 }

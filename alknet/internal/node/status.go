@@ -32,12 +32,28 @@ type Status struct {
 	Connections map[string]int `json:"connections"`
 	// Workers are the workers attached to this node as head, by ID.
 	Workers []string `json:"workers"`
+	// Relay is this node's part in relaying (docs/protocols/relay.md).
+	Relay RelayStatus `json:"relay"`
 	// Reload is the last config reload; nil if none since the start.
 	Reload *ReloadStatus `json:"reload,omitempty"`
 	// AuthRejects are the most recent refused credentials, newest first;
 	// AuthRejectsTotal counts them all since the start.
 	AuthRejects      []AuthReject `json:"authRejects"`
 	AuthRejectsTotal uint64       `json:"authRejectsTotal"`
+}
+
+// RelayStatus is a node's part in relaying: as a worker, the head it is
+// registered with and the connections that came through it; as a head,
+// the nodes registered with it.
+type RelayStatus struct {
+	// Via is the head this node is registered with now (serve --join);
+	// empty when it is not.
+	Via string `json:"via,omitempty"`
+	// RelayedConnections counts the live connections that reached this
+	// node through a head's relay; the others came to its own address.
+	RelayedConnections int `json:"relayedConnections"`
+	// Registered are the NodeIDs registered with this node as head.
+	Registered []string `json:"registered"`
 }
 
 // ServiceStatus is one service and its ALPNs.
@@ -80,6 +96,7 @@ type status struct {
 	peers    *call.Peers
 
 	ep      atomic.Pointer[core.Endpoint]
+	relay   atomic.Pointer[core.RelayServer] // set by buildRelay on a head
 	rejects *rejectRing
 
 	mu     sync.Mutex
@@ -108,10 +125,18 @@ func (s *status) snapshot() Status {
 		Services:      s.services,
 		Connections:   map[string]int{},
 		Workers:       []string{},
+		Relay:         RelayStatus{Registered: []string{}},
 	}
 	if ep := s.ep.Load(); ep != nil {
 		st.Listen = ep.Addr().String()
 		st.Connections = ep.ConnsByALPN()
+		st.Relay.Via = ep.RelayHead()
+		st.Relay.RelayedConnections = ep.RelayedConns()
+	}
+	if r := s.relay.Load(); r != nil {
+		for _, id := range r.Registered() {
+			st.Relay.Registered = append(st.Relay.Registered, id.String())
+		}
 	}
 	for _, p := range s.peers.List() {
 		st.Workers = append(st.Workers, p.Peer)
