@@ -17,10 +17,11 @@ import (
 )
 
 // The reach measurement (issue 19 §5): on the NAT topology, the same
-// client (site 1's home) and worker (site 0's home) over two paths: relayed
-// through the head, and direct through a port forward on the worker's NAT
-// (so both cross the same namespaces and NATs, and differ only by the
-// head's splice). It measures throughput (`alknet perf`, one stream), the
+// client (site 1's home) and worker (site 0's home) over three paths:
+// relayed through the head (--relay-only), direct through a port forward
+// on the worker's NAT (so both cross the same namespaces and NATs, and
+// differ only by the head's splice), and punched: --via the head, which
+// makes a direct path through the two cone NATs. It measures throughput (`alknet perf`, one stream), the
 // run time of a short call (the connect cost: a fresh process, handshakes,
 // one round trip), and the head's CPU time per relayed Gbit.
 
@@ -45,17 +46,18 @@ type ReachResult struct {
 	Link   string
 	Verify *netem.VerifyResult
 	// Mbps are perf's download and upload rates per run, per path.
-	DirectDown, DirectUp, RelayedDown, RelayedUp []float64
+	DirectDown, DirectUp, RelayedDown, RelayedUp, PunchedDown, PunchedUp []float64
 	// Call are the run times of `alknet call W sys/echo`, per path.
-	DirectCall, RelayedCall []time.Duration
+	DirectCall, RelayedCall, PunchedCall []time.Duration
 	// HeadCPU is the head's CPU time (user and system) over the relayed
 	// perf runs, and RelayedBits the bits those runs moved both ways.
 	HeadCPU     time.Duration
 	RelayedBits float64
-	// DirectCrossing and RelayedCrossing are what the public namespace
-	// carried during each path's perf runs: the direct path's bytes are
-	// forwarded through it, the relayed path's end at the head.
-	DirectCrossing, RelayedCrossing Crossing
+	// DirectCrossing, RelayedCrossing and PunchedCrossing are what the
+	// public namespace carried during each path's perf runs: a direct
+	// path's bytes are forwarded through it, the relayed path's end at the
+	// head.
+	DirectCrossing, RelayedCrossing, PunchedCrossing Crossing
 }
 
 // CPUPerGbps is the head's CPU cost of relaying: CPU-seconds per Gbit
@@ -69,11 +71,16 @@ func (r ReachResult) CPUPerGbps() float64 {
 
 // The goals of the reach measurement: the relay keeps at least half the
 // direct throughput, a relayed call takes at most twice a direct one, and
-// the head spends at most one core per Gbit/s relayed.
+// the head spends at most one core per Gbit/s relayed; a punched path
+// keeps 0.9 of the direct throughput, and a call over it, punch included,
+// takes no longer than a relayed one (the direct path is up when the
+// relayed one would be).
 const (
-	reachThroughputGoal = 0.5
-	reachConnectGoal    = 2
-	reachCPUGoal        = 1
+	reachThroughputGoal      = 0.5
+	reachConnectGoal         = 2
+	reachCPUGoal             = 1
+	reachPunchThroughputGoal = 0.9
+	reachPunchConnectGoal    = 1
 )
 
 // reachProfile names the path in goal lines without an emulated link:
@@ -132,9 +139,16 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 	}
 	direct := r.WorkerID + "@" + net.JoinHostPort(top.Sites[0].Outer.String(), portText)
 	paths := []struct {
-		target string
-		extra  []string
-	}{{direct, nil}, {r.WorkerID, r.Via()}}
+		target   string
+		extra    []string
+		down, up *[]float64
+		call     *[]time.Duration
+		crossing *Crossing
+	}{
+		{direct, nil, &res.DirectDown, &res.DirectUp, &res.DirectCall, &res.DirectCrossing},
+		{r.WorkerID, r.Via(), &res.RelayedDown, &res.RelayedUp, &res.RelayedCall, &res.RelayedCrossing},
+		{r.WorkerID, r.ViaPunch(), &res.PunchedDown, &res.PunchedUp, &res.PunchedCall, &res.PunchedCrossing},
+	}
 	timeout := time.Minute + time.Duration(opt.Bytes/(1<<20))*time.Second
 	for run := range opt.Runs {
 		for i, p := range paths {
@@ -159,12 +173,8 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 			if err != nil {
 				return res, err
 			}
-			crossing := &res.DirectCrossing
-			if i == 1 {
-				crossing = &res.RelayedCrossing
-			}
-			crossing.Forwarded += cross1.Forwarded - cross0.Forwarded
-			crossing.Local += cross1.Local - cross0.Local
+			p.crossing.Forwarded += cross1.Forwarded - cross0.Forwarded
+			p.crossing.Local += cross1.Local - cross0.Local
 			var pr struct {
 				Upload, Download struct {
 					Bytes int64   `json:"bytes"`
@@ -174,10 +184,8 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 			if err := json.Unmarshal(out, &pr); err != nil {
 				return res, fmt.Errorf("nat: reach: perf's JSON %q: %w", out, err)
 			}
-			if i == 0 {
-				res.DirectDown, res.DirectUp = append(res.DirectDown, pr.Download.Mbps), append(res.DirectUp, pr.Upload.Mbps)
-			} else {
-				res.RelayedDown, res.RelayedUp = append(res.RelayedDown, pr.Download.Mbps), append(res.RelayedUp, pr.Upload.Mbps)
+			*p.down, *p.up = append(*p.down, pr.Download.Mbps), append(*p.up, pr.Upload.Mbps)
+			if i == 1 { // relayed
 				res.HeadCPU += cpu1 - cpu0
 				res.RelayedBits += float64(pr.Upload.Bytes+pr.Download.Bytes) * 8
 			}
@@ -186,11 +194,7 @@ func RunReach(ctx context.Context, bin string, opt ReachOptions) (res ReachResul
 			if out, err := r.Alknet(ctx, 0, "", append([]string{"call", p.target, "sys/echo", `{"message":"x"}`}, p.extra...)...); err != nil {
 				return res, fmt.Errorf("nat: reach: call: %w\n%s", err, out)
 			}
-			if i == 0 {
-				res.DirectCall = append(res.DirectCall, time.Since(start))
-			} else {
-				res.RelayedCall = append(res.RelayedCall, time.Since(start))
-			}
+			*p.call = append(*p.call, time.Since(start))
 		}
 	}
 	return res, nil
@@ -255,6 +259,9 @@ func WriteReachMarkdown(w io.Writer, r ReachResult, err error) {
 	}
 	row("direct", r.DirectDown, r.DirectUp, r.DirectCall)
 	row("relayed", r.RelayedDown, r.RelayedUp, r.RelayedCall)
+	if len(r.PunchedDown) > 0 {
+		row("punched (via the head, then direct)", r.PunchedDown, r.PunchedUp, r.PunchedCall)
+	}
 	fmt.Fprintf(w, "\nThe head's CPU time while relaying: %.2f s for %.2f Gbit, %.3f CPU-seconds per Gbit (cores busy at 1 Gbit/s).\n\n",
 		r.HeadCPU.Seconds(), r.RelayedBits/1e9, r.CPUPerGbps())
 	harness.WriteGoal(w, "reach-relay-throughput", r.Profile,
@@ -262,6 +269,12 @@ func WriteReachMarkdown(w io.Writer, r ReachResult, err error) {
 	harness.WriteGoal(w, "reach-relay-connect", r.Profile,
 		harness.Ratio(seconds(r.RelayedCall), seconds(r.DirectCall)), "<=", reachConnectGoal)
 	harness.WriteGoal(w, "reach-relay-cpu", r.Profile, r.CPUPerGbps(), "<=", reachCPUGoal)
+	if len(r.PunchedDown) > 0 {
+		harness.WriteGoal(w, "reach-punch-throughput", r.Profile,
+			harness.Ratio(harness.Summarize(r.PunchedDown), harness.Summarize(r.DirectDown)), ">=", reachPunchThroughputGoal)
+		harness.WriteGoal(w, "reach-punch-connect", r.Profile,
+			harness.Ratio(seconds(r.PunchedCall), seconds(r.RelayedCall)), "<=", reachPunchConnectGoal)
+	}
 	fmt.Fprintln(w)
 }
 

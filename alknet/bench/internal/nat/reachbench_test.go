@@ -34,12 +34,12 @@ func TestReachBench(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, v := range map[string][]float64{"direct down": res.DirectDown, "direct up": res.DirectUp,
-				"relayed down": res.RelayedDown, "relayed up": res.RelayedUp} {
+				"relayed down": res.RelayedDown, "relayed up": res.RelayedUp, "punched down": res.PunchedDown, "punched up": res.PunchedUp} {
 				if len(v) != 1 || v[0] <= 0 {
 					t.Errorf("%s: %v, want one positive rate", name, v)
 				}
 			}
-			if len(res.DirectCall) != 1 || len(res.RelayedCall) != 1 || res.RelayedBits != 2*8*(4<<20) || res.HeadCPU <= 0 {
+			if len(res.DirectCall) != 1 || len(res.RelayedCall) != 1 || len(res.PunchedCall) != 1 || res.RelayedBits != 2*8*(4<<20) || res.HeadCPU <= 0 {
 				t.Errorf("result %+v: want a call per path, 2 × 4 MiB relayed, the head's CPU time", res)
 			}
 			// The paths are what they say: the direct one's bytes go
@@ -52,13 +52,16 @@ func TestReachBench(t *testing.T) {
 			if c := res.RelayedCrossing; c.Local < moved || c.Forwarded > moved/8 {
 				t.Errorf("relayed perf: the public namespace forwarded %d bytes and took %d, want over %d taken", c.Forwarded, c.Local, moved)
 			}
+			if c := res.PunchedCrossing; c.Forwarded < moved || c.Local > moved/8 {
+				t.Errorf("punched perf: the public namespace forwarded %d bytes and took %d, want over %d forwarded", c.Forwarded, c.Local, moved)
+			}
 			if (link != nil) != (res.Verify != nil) {
 				t.Errorf("link %v, verified %v", link, res.Verify)
 			}
 			var out bytes.Buffer
 			WriteReachMarkdown(&out, res, nil)
 			t.Log(out.String())
-			for _, g := range []string{"reach-relay-throughput", "reach-relay-connect", "reach-relay-cpu"} {
+			for _, g := range []string{"reach-relay-throughput", "reach-relay-connect", "reach-relay-cpu", "reach-punch-throughput", "reach-punch-connect"} {
 				if g = "goal " + g + " " + name + " ratio "; !strings.Contains(out.String(), g) {
 					t.Errorf("no %q line", g)
 				}
