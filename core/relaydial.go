@@ -5,27 +5,29 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 )
 
 // DialVia connects to the node addr for alpn through the head at head
-// ("[<nodeid>@]host:port", checked as any dialled node is). Over QUIC, and
-// unless [Dialer.RelayOnly], it first asks the head for a punch and dials
-// the node directly from the same socket; when that opens within three
-// round trips to the head (a NAT that maps endpoint-independently), the
-// result is a QUIC connection to the node, its Peer().RemoteAddr the
-// node's address. Otherwise it asks the head for a relayed stream to the
-// node and runs TLS with the node inside that stream, with this Dialer's
-// key, so the head relays ciphertext it cannot read and the node sees
-// this client's own identity; after a failed punch, dials to that node
-// skip the punch for 10 minutes. addr is a bare NodeID, or
-// "[<nodeid>@]host:port" pinned or recorded in [KnownNodes] (only its key
-// is used): a dial through a head never trusts a key on first use. A
-// relayed Conn is single-stream (as over TCP+TLS), its Peer().RemoteAddr a
-// [RelayAddr]; closing it closes the head connection too (each relayed
-// dial has its own). A refusal by the head is a [*RelayError].
+// ("[<nodeid>@]host:port", checked as any dialled node is). It asks the
+// head for a relayed stream to the node and runs TLS with the node inside
+// that stream, with this Dialer's key, so the head relays ciphertext it
+// cannot read and the node sees this client's own identity. Beside that,
+// over QUIC and unless [Dialer.RelayOnly], it asks the head for a punch
+// and dials the node directly from the same socket; when that opens
+// within three round trips to the head (NATs that map
+// endpoint-independently), the direct QUIC connection is returned, its
+// Peer().RemoteAddr the node's address, and the relayed one closed. After
+// a failed punch, dials to that node skip the punch for 10 minutes. addr
+// is a bare NodeID, or "[<nodeid>@]host:port" pinned or recorded in
+// [KnownNodes] (only its key is used): a dial through a head never trusts
+// a key on first use. A relayed Conn is single-stream (as over TCP+TLS),
+// its Peer().RemoteAddr a [RelayAddr]; closing it closes the head
+// connection too (each relayed dial has its own). A refusal by the head
+// is a [*RelayError].
 func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, error) {
 	target, err := d.relayTarget(addr)
 	if err != nil {
@@ -44,17 +46,38 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 	}
 	sock.hold(hc)
 	closeHead := sync.OnceFunc(func() { _ = hc.CloseWithError(CodeNoError, "") })
-	direct, err := d.dialPunched(ctx, hc, sock.tr, head, target, alpn)
-	if direct != nil || err != nil {
-		closeHead()
-		if direct != nil {
-			sock.hold(direct)
+	// The punch runs beside the relayed connect, so that where it fails
+	// (a symmetric NAT) the relay is ready when it gives up.
+	punched := make(chan Conn, 1)
+	go func() {
+		c, err := d.dialPunched(ctx, hc, sock.tr, head, target, alpn)
+		if err != nil {
+			d.logger().Debug("relay: punch failed", "err", err)
 		}
-		return direct, err
+		punched <- c
+	}()
+	relayed, err := d.relayOver(ctx, hc, head, target, alpn, closeHead)
+	if direct := <-punched; direct != nil {
+		if relayed != nil {
+			_ = relayed.CloseWithError(CodeNoError, "")
+		}
+		closeHead()
+		sock.hold(direct)
+		return direct, nil
 	}
-	s, err := hc.OpenStream(ctx)
 	if err != nil {
 		closeHead()
+		return nil, err
+	}
+	return relayed, nil
+}
+
+// relayOver asks the head on hc for a relayed stream to target and runs
+// TLS with it inside; the Conn it returns closes the head connection
+// with closeHead when it closes. On an error it leaves hc open.
+func (d *Dialer) relayOver(ctx context.Context, hc Conn, head string, target NodeID, alpn string, closeHead func()) (Conn, error) {
+	s, err := hc.OpenStream(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("core: relay via %s: %w", head, err)
 	}
 	deadline := time.Now().Add(relayHeaderTimeout + DefaultRelayAcceptTimeout)
@@ -67,21 +90,25 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 	}
 	if err != nil {
 		s.Abort(CodeNoError)
-		closeHead()
 		return nil, err
 	}
 	label := "relay:" + head
 	cfg, err := d.tlsConfig(label, alpn, target)
 	if err != nil {
 		s.Abort(CodeNoError)
-		closeHead()
 		return nil, err
 	}
-	nc := &relayNetConn{Stream: s, local: RelayAddr{}, remote: RelayAddr{Head: hc.Peer().RemoteAddr}, onClose: closeHead}
+	var up atomic.Bool // the head connection is the relayed Conn's once it is up
+	nc := &relayNetConn{Stream: s, local: RelayAddr{}, remote: RelayAddr{Head: hc.Peer().RemoteAddr}, onClose: func() {
+		if up.Load() {
+			closeHead()
+		}
+	}}
 	c, err := d.clientTLS(ctx, nc, withSessions(cfg, "relay"), fmt.Sprintf("%s via %s", target.ShortString(), head))
 	if err != nil {
 		return nil, err
 	}
+	up.Store(true)
 	return c, nil
 }
 
