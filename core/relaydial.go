@@ -47,17 +47,38 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 	sock.hold(hc)
 	closeHead := sync.OnceFunc(func() { _ = hc.CloseWithError(CodeNoError, "") })
 	// The punch runs beside the relayed connect, so that where it fails
-	// (a symmetric NAT) the relay is ready when it gives up.
+	// (a symmetric NAT) the relay is ready; once it is, the punch has a
+	// grace of two round trips to the head to bring the direct path.
+	pctx, stopPunch := context.WithCancel(ctx)
+	defer stopPunch()
 	punched := make(chan Conn, 1)
 	go func() {
-		c, err := d.dialPunched(ctx, hc, sock.tr, head, target, alpn)
-		if err != nil {
+		c, err := d.dialPunched(pctx, hc, sock.tr, head, target, alpn)
+		if err != nil && pctx.Err() == nil {
 			d.logger().Debug("relay: punch failed", "err", err)
 		}
 		punched <- c
 	}()
 	relayed, err := d.relayOver(ctx, hc, head, target, alpn, closeHead)
-	if direct := <-punched; direct != nil {
+	var direct Conn
+	if relayed == nil {
+		direct = <-punched
+	} else {
+		grace := time.NewTimer(punchGrace(hc))
+		defer grace.Stop()
+		select {
+		case direct = <-punched:
+		case <-grace.C:
+			stopPunch()
+			d.notePunchFailed(target, time.Now())
+			go func() { // a direct path that opens now comes too late
+				if c := <-punched; c != nil {
+					_ = c.CloseWithError(CodeNoError, "")
+				}
+			}()
+		}
+	}
+	if direct != nil {
 		if relayed != nil {
 			_ = relayed.CloseWithError(CodeNoError, "")
 		}
@@ -70,6 +91,22 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 		return nil, err
 	}
 	return relayed, nil
+}
+
+// minPunchGrace is the least a ready relayed connection waits for a punch
+// still under way.
+const minPunchGrace = 100 * time.Millisecond
+
+// punchGrace is how long a ready relayed connection waits for the punch
+// beside it: two round trips to the head, at least minPunchGrace. The
+// punch's answer came about when the relay's did, and its direct
+// handshake takes about one round trip, as the TLS inside the relay did.
+func punchGrace(hc Conn) time.Duration {
+	q, ok := hc.(QUICConn)
+	if !ok {
+		return 0
+	}
+	return max(2*q.QUIC().ConnectionStats().SmoothedRTT, minPunchGrace)
 }
 
 // relayOver asks the head on hc for a relayed stream to target and runs
