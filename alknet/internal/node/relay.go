@@ -54,6 +54,8 @@ func buildRelay(n *node) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	n.status.relay.Store(h)
+	if n.status != nil { // nil in tests that build without running
+		n.status.relay.Store(h)
+	}
 	return part{handler: h}, nil
 }
