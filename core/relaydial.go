@@ -46,9 +46,10 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 	}
 	sock.hold(hc)
 	closeHead := sync.OnceFunc(func() { _ = hc.CloseWithError(CodeNoError, "") })
-	// The punch runs beside the relayed connect, so that where it fails
-	// (a symmetric NAT) the relay is ready; once it is, the punch has a
-	// grace of two round trips to the head to bring the direct path.
+	// The punch runs beside the relayed connect: the first to connect
+	// wins, except that a ready relayed connection waits a grace of two
+	// round trips to the head for the direct path; where the punch fails
+	// (a symmetric NAT) the relay is ready by then.
 	pctx, stopPunch := context.WithCancel(ctx)
 	defer stopPunch()
 	punched := make(chan Conn, 1)
@@ -59,15 +60,58 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 		}
 		punched <- c
 	}()
-	relayed, err := d.relayOver(ctx, hc, head, target, alpn, closeHead)
-	var direct Conn
-	if relayed == nil {
-		direct = <-punched
-	} else {
+	rctx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	type result struct {
+		c   Conn
+		err error
+	}
+	relayed := make(chan result, 1)
+	go func() {
+		c, err := d.relayOver(rctx, hc, head, target, alpn, closeHead)
+		relayed <- result{c, err}
+	}()
+	// goDirect keeps the direct connection; the relayed one, ready (got)
+	// or still under way, is closed.
+	goDirect := func(direct Conn, got *result) (Conn, error) {
+		stopRelay()
+		switch {
+		case got == nil:
+			go func() { // the relay loses, even if it connects now
+				if r := <-relayed; r.c != nil {
+					_ = r.c.CloseWithError(CodeNoError, "")
+				}
+			}()
+		case got.c != nil:
+			// A clean close lingers for the node's end (a round trip
+			// through the head): not on the way of the direct path.
+			go got.c.CloseWithError(CodeNoError, "")
+		}
+		closeHead()
+		sock.hold(direct)
+		return direct, nil
+	}
+	var r result
+	select {
+	case direct := <-punched:
+		if direct != nil {
+			return goDirect(direct, nil)
+		}
+		r = <-relayed
+	case r = <-relayed:
+		if r.err != nil {
+			if direct := <-punched; direct != nil {
+				return goDirect(direct, &r)
+			}
+			break
+		}
 		grace := time.NewTimer(punchGrace(hc))
 		defer grace.Stop()
 		select {
-		case direct = <-punched:
+		case direct := <-punched:
+			if direct != nil {
+				return goDirect(direct, &r)
+			}
 		case <-grace.C:
 			stopPunch()
 			d.notePunchFailed(target, time.Now())
@@ -78,19 +122,11 @@ func (d *Dialer) DialVia(ctx context.Context, head, addr, alpn string) (Conn, er
 			}()
 		}
 	}
-	if direct != nil {
-		if relayed != nil {
-			_ = relayed.CloseWithError(CodeNoError, "")
-		}
+	if r.err != nil {
 		closeHead()
-		sock.hold(direct)
-		return direct, nil
+		return nil, r.err
 	}
-	if err != nil {
-		closeHead()
-		return nil, err
-	}
-	return relayed, nil
+	return r.c, nil
 }
 
 // minPunchGrace is the least a ready relayed connection waits for a punch
