@@ -52,9 +52,15 @@ func (h echo) Serve(ctx context.Context, c core.Conn) error {
 // roundTrip sends msg on a new stream, half-closes and returns the answer.
 func roundTrip(t *testing.T, c core.Conn, msg string) string {
 	t.Helper()
+	return roundTripOn(t, c.OpenStream, msg)
+}
+
+// roundTripOn is roundTrip on a stream that open opens.
+func roundTripOn(t *testing.T, open func(context.Context) (core.Stream, error), msg string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := c.OpenStream(ctx)
+	s, err := open(ctx)
 	if err != nil {
 		t.Fatalf("open stream: %v", err)
 	}

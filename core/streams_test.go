@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -12,30 +11,6 @@ import (
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/coretest"
 )
-
-// exchange sends msg on a stream of streams and returns the answer.
-func exchange(t *testing.T, streams *core.Streams, msg string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := streams.Open(ctx)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(s, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		t.Fatalf("close write: %v", err)
-	}
-	got, err := io.ReadAll(s)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(got)
-}
 
 // TestStreamsOverBothTransports checks that requests one after another
 // and at once get their streams on either transport: over TCP+TLS each
@@ -59,7 +34,7 @@ func TestStreamsOverBothTransports(t *testing.T) {
 			streams := core.NewStreams(c, redial)
 			for i := range 3 {
 				msg := fmt.Sprintf("one %d", i)
-				if got := exchange(t, streams, msg); got != "test/a -: "+msg {
+				if got := roundTripOn(t, streams.Open, msg); got != "test/a -: "+msg {
 					t.Fatalf("got %q", got)
 				}
 			}
@@ -67,7 +42,7 @@ func TestStreamsOverBothTransports(t *testing.T) {
 			for i := range 4 {
 				wg.Go(func() {
 					msg := fmt.Sprintf("many %d", i)
-					if got := exchange(t, streams, msg); got != "test/a -: "+msg {
+					if got := roundTripOn(t, streams.Open, msg); got != "test/a -: "+msg {
 						t.Errorf("got %q", got)
 					}
 				})
@@ -100,7 +75,7 @@ func TestStreamsWithoutRedial(t *testing.T) {
 	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
 	c := n.Dial(t, core.NetworkTCP, nil, "test/a")
 	streams := core.NewStreams(c, nil)
-	if got := exchange(t, streams, "x"); got != "test/a -: x" {
+	if got := roundTripOn(t, streams.Open, "x"); got != "test/a -: x" {
 		t.Fatalf("got %q", got)
 	}
 	if _, err := streams.Open(t.Context()); !errors.Is(err, core.ErrSingleStream) {
@@ -115,7 +90,7 @@ func TestStreamsClosedRefuse(t *testing.T) {
 	d := &core.Dialer{Network: core.NetworkTCP}
 	c := n.Dial(t, core.NetworkTCP, nil, "test/a")
 	streams := core.NewStreams(c, func(ctx context.Context) (core.Conn, error) { return d.Dial(ctx, n.Addr, "test/a") })
-	_ = exchange(t, streams, "first")
+	_ = roundTripOn(t, streams.Open, "first")
 	s, err := streams.Open(t.Context())
 	if err != nil {
 		t.Fatal(err)
