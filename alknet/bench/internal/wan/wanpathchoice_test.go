@@ -146,10 +146,20 @@ func TestPipeRemembersOnEmulator(t *testing.T) {
 			t.Fatalf("pipe output: %d bytes", len(out))
 		}
 	}
-	pipe(4 << 20)
-	paths, _ := os.ReadFile(filepath.Join(client, "paths"))
-	if !strings.Contains(string(paths), node+" tcp ") {
-		t.Fatalf("paths file after a lossy pipe: %q", paths)
+	// Random loss is random: now and then a pipe's QUIC beats NewReno's
+	// ceiling by more than the judge's factor (quic-go patch 3 tolerates
+	// random loss), and then nothing is to be remembered. A second pipe
+	// is another draw; two such runs in a row would be a failure.
+	for attempt := 0; ; attempt++ {
+		pipe(4 << 20)
+		paths, _ := os.ReadFile(filepath.Join(client, "paths"))
+		if strings.Contains(string(paths), node+" tcp ") {
+			break
+		}
+		if attempt == 1 {
+			t.Fatalf("paths file after two lossy pipes: %q", paths)
+		}
+		t.Logf("QUIC was not judged loss-bound in this pipe; once more")
 	}
 	// The next pipe goes over TCP+TLS: its upload is fast.
 	start := time.Now()
