@@ -108,3 +108,41 @@ func TestRelayPunchFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayListenFromOtherSocket checks that a worker whose listening
+// socket cannot reach the head (here: IPv6 loopback against an IPv4
+// head) still registers, from a socket of its own, and is relayed to.
+func TestRelayListenFromOtherSocket(t *testing.T) {
+	if ln, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	rn := startRelay(t, core.RelayConfig{}, true)
+	wkey := rn.newWorkerKey(t)
+	worker := coretest.Start(t, core.Config{Key: wkey, Addr: "[::1]:0"}, echo{[]string{"test/a"}})
+	wdir, err := core.NewDirectory([]core.PeerEntry{{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(rn.granted)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker.Identities.Store(wdir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = worker.Endpoint.ListenVia(ctx, &core.Dialer{Key: wkey, Network: core.NetworkQUIC}, rn.head.Addr)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, func() bool { return rn.relay.Workers() == 1 })
+	d := &core.Dialer{Key: rn.granted, Network: core.NetworkQUIC, Via: rn.head.Addr}
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	c, err := d.Dial(dctx, worker.ID.String(), "test/a")
+	if err != nil {
+		t.Fatalf("dial via head: %v", err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if got, want := roundTrip(t, c, "hello"), "test/a client: hello"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -108,8 +108,15 @@ func isNoALPN(err error) bool {
 func (e *Endpoint) listenVia(ctx context.Context, d *Dialer, head string, logger *slog.Logger) (registered bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, relayHeaderTimeout+5*time.Second)
 	// From the listening socket: the address the head sees is then the
-	// one a client's punched dial reaches (docs/protocols/relay.md).
+	// one a client's punched dial reaches (docs/protocols/relay.md). A
+	// listening socket that cannot reach the head (bound to loopback, or
+	// to the other address family) leaves the relay to a socket of its
+	// own, without punching.
 	hc, err := d.Dial(withTransport(dctx, e.tr), head, RelayALPN)
+	if err != nil && !errors.Is(err, errIdentity) && dctx.Err() == nil {
+		logger.Debug("relay: the listening socket does not reach the head; registering from another (no punching)", "err", err)
+		hc, err = d.Dial(dctx, head, RelayALPN)
+	}
 	if err != nil {
 		cancel()
 		return false, err
