@@ -38,6 +38,7 @@ type cryptoStreamHandler interface {
 	SetLargest1RTTAcked(protocol.PacketNumber) error
 	SetHandshakeConfirmed()
 	GetSessionTicket() ([]byte, error)
+	DiscardTLS()
 	NextEvent() handshake.Event
 	DiscardInitialKeys()
 	HandleMessage([]byte, protocol.EncryptionLevel) error
@@ -1008,6 +1009,9 @@ func (c *Conn) handleHandshakeComplete(now monotime.Time) error {
 			c.queueControlFrame(cf)
 		}
 	}
+	// The server's TLS handshake is over and its ticket written: crypto/tls's
+	// state is garbage from here on (alknet patch 6).
+	c.cryptoStreamHandler.DiscardTLS()
 	token, err := c.tokenGenerator.NewToken(c.conn.RemoteAddr(), c.rttStats.SmoothedRTT())
 	if err != nil {
 		return err

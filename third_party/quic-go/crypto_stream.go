@@ -69,6 +69,9 @@ func (s *baseCryptoStream) Finish() error {
 		}
 	}
 	s.finished = true
+	// No data is read from a finished stream again: let go of the sorter's
+	// map (alknet patch 6).
+	s.queue.queue = nil
 	return nil
 }
 
@@ -90,6 +93,11 @@ func (s *baseCryptoStream) PopCryptoFrame(maxLen protocol.ByteCount) *wire.Crypt
 	}
 	f.Data = s.writeBuf[:n]
 	s.writeBuf = s.writeBuf[n:]
+	if len(s.writeBuf) == 0 {
+		// Do not keep the drained buffer's array for the connection's life
+		// once the frames holding it are acknowledged (alknet patch 6).
+		s.writeBuf = nil
+	}
 	s.writeOffset += n
 	return f
 }

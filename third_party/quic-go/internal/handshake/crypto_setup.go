@@ -26,7 +26,11 @@ const clientSessionStateRevision = 5
 
 type cryptoSetup struct {
 	tlsConf *tls.Config
-	conn    *tls.QUICConn
+	conn    *tls.QUICConn // nil once a server released it (DiscardTLS)
+
+	// tlsState is the TLS connection state kept when the server released
+	// conn (alknet patch 6).
+	tlsState tls.ConnectionState
 
 	events []Event
 
@@ -211,8 +215,32 @@ func (h *cryptoSetup) StartHandshake(ctx context.Context) error {
 // Close closes the crypto setup.
 // It aborts the handshake, if it is still running.
 func (h *cryptoSetup) Close() error {
+	if h.conn == nil {
+		return nil
+	}
 	return h.conn.Close()
 }
+
+// DiscardTLS lets go of crypto/tls's connection once the server's handshake is
+// over and its session ticket written (alknet patch 6): its handshake buffers,
+// record-layer ciphers, parsed ClientHello and configuration clones are about
+// a third of an idle connection's heap, and a QUIC server needs none of them
+// afterwards. The connection state is kept for ConnectionState. A client keeps
+// its connection: it still receives session tickets.
+func (h *cryptoSetup) DiscardTLS() {
+	if h.perspective != protocol.PerspectiveServer || h.conn == nil {
+		return
+	}
+	h.tlsState = h.conn.ConnectionState()
+	_ = h.conn.Close()
+	h.conn = nil
+	h.tlsConf = nil
+}
+
+// errCryptoAfterHandshake answers CRYPTO data a client sends after a server
+// discarded its TLS connection, as crypto/tls itself answers a client's
+// post-handshake message: with an unexpected_message alert.
+var errCryptoAfterHandshake = fmt.Errorf("%w: post-handshake message from a client", tls.AlertError(10))
 
 // HandleMessage handles a TLS handshake message.
 // It is called by the crypto streams when a new message is available.
@@ -224,6 +252,9 @@ func (h *cryptoSetup) HandleMessage(data []byte, encLevel protocol.EncryptionLev
 }
 
 func (h *cryptoSetup) handleMessage(data []byte, encLevel protocol.EncryptionLevel) error {
+	if h.conn == nil {
+		return errCryptoAfterHandshake
+	}
 	if err := h.conn.HandleData(encLevel.ToTLSEncryptionLevel(), data); err != nil {
 		return err
 	}
@@ -306,7 +337,13 @@ func (h *cryptoSetup) NextEvent() Event {
 		return Event{Kind: EventNoEvent}
 	}
 	ev := h.events[0]
+	// Clear the slot: the array would otherwise keep every handshake flight's
+	// bytes for the connection's life (alknet patch 6).
+	h.events[0] = Event{}
 	h.events = h.events[1:]
+	if len(h.events) == 0 {
+		h.events = nil
+	}
 	return ev
 }
 
@@ -670,8 +707,12 @@ func (h *cryptoSetup) Get1RTTOpener() (ShortHeaderOpener, error) {
 }
 
 func (h *cryptoSetup) ConnectionState() ConnectionState {
+	state := h.tlsState
+	if h.conn != nil {
+		state = h.conn.ConnectionState()
+	}
 	return ConnectionState{
-		ConnectionState: h.conn.ConnectionState(),
+		ConnectionState: state,
 		Used0RTT:        h.used0RTT.Load(),
 	}
 }

@@ -133,6 +133,7 @@ type CryptoSetup interface {
 	SetLargest1RTTAcked(protocol.PacketNumber) error
 	DiscardInitialKeys()
 	SetHandshakeConfirmed()
+	DiscardTLS()
 	ConnectionState() ConnectionState
 
 	GetInitialOpener() (LongHeaderOpener, error)
