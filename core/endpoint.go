@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -376,13 +377,26 @@ func (e *Endpoint) acceptQUIC() {
 			_ = qc.CloseWithError(quic.ApplicationErrorCode(CodeInternal), "")
 			continue
 		}
-		go func() {
-			defer e.unref(t)
-			cs := qc.ConnectionState().TLS
-			peer, logger := e.peer(qc.RemoteAddr(), peerNodeID(cs), cs.NegotiatedProtocol)
-			e.dispatch(t, newQUICConn(qc, peer, logger), cs.NegotiatedProtocol)
-		}()
+		go e.serveQUIC(t, qc)
 	}
+}
+
+// serveQUIC dispatches an accepted QUIC connection in the connection's own
+// goroutine.
+func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
+	defer e.unref(t)
+	c, negotiated := e.newQUICConn(qc)
+	e.dispatch(t, c, negotiated)
+}
+
+// newQUICConn wraps an accepted connection with its peer and returns the
+// negotiated ALPN. See [Endpoint.handshakeTCP] for why it is never inlined.
+//
+//go:noinline
+func (e *Endpoint) newQUICConn(qc *quic.Conn) (Conn, string) {
+	cs := qc.ConnectionState().TLS
+	peer, logger := e.peer(qc.RemoteAddr(), peerNodeID(cs), cs.NegotiatedProtocol)
+	return newQUICConn(qc, peer, logger), cs.NegotiatedProtocol
 }
 
 func (e *Endpoint) acceptTCP() {
@@ -406,23 +420,37 @@ func (e *Endpoint) acceptTCP() {
 // slow client never blocks the accept loop, then dispatches.
 func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
 	defer e.unref(t)
-	ctx, cancel := context.WithTimeout(e.handlerCtx, e.cfg.Limits.HandshakeTimeout)
-	tc := tls.Server(nc, e.tls)
-	err := tc.HandshakeContext(ctx)
-	cancel()
+	c, negotiated, err := e.handshakeTCP(t, nc)
 	if err != nil {
 		e.logger.Debug("tls handshake failed", "remote_ip", t.ip.String(), "err", err)
 		nc.Close()
 		return
 	}
-	cs := tc.ConnectionState()
-	alpn := cs.NegotiatedProtocol
-	if alpn == "" {
-		alpn = e.cfg.NoALPN
+	e.dispatch(t, c, negotiated)
+}
+
+// handshakeTCP runs the TLS handshake and wraps the connection with its peer;
+// it returns the negotiated ALPN ("" when the client offered none).
+//
+// It is never inlined: the handshake's locals (the TLS connection state alone
+// is hundreds of bytes) would otherwise stay in the frame under the handler
+// for the connection's life, and that frame decides whether the runtime can
+// shrink an idle connection's stack (it shrinks one using under a quarter of
+// it). With them there, an idle TCP+TLS connection kept a 16 KiB stack.
+//
+//go:noinline
+func (e *Endpoint) handshakeTCP(t *tracked, nc net.Conn) (Conn, string, error) {
+	ctx, cancel := context.WithTimeout(e.handlerCtx, e.cfg.Limits.HandshakeTimeout)
+	defer cancel()
+	tc := tls.Server(nc, e.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, "", err
 	}
+	cs := tc.ConnectionState()
+	alpn := cmp.Or(cs.NegotiatedProtocol, e.cfg.NoALPN)
 	peer, logger := e.peer(nc.RemoteAddr(), peerNodeID(cs), alpn)
 	st := movedStream{tlsStream{tc}, &t.act.moved}
-	e.dispatch(t, NewStreamConn(st, alpn, peer, logger), cs.NegotiatedProtocol)
+	return NewStreamConn(st, alpn, peer, logger), cs.NegotiatedProtocol, nil
 }
 
 // peer resolves the presented key and builds the connection logger.
@@ -440,22 +468,40 @@ func (e *Endpoint) peer(addr net.Addr, nodeID NodeID, alpn string) (Peer, *slog.
 // connection when it returns. negotiated is the ALPN from the handshake (""
 // when a TCP client offered none).
 func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
+	h, ok := e.track(t, c, negotiated)
+	if !ok {
+		return
+	}
+	e.run(h, e.wrap(c, t))
+	if _, ok := c.(*quicConn); ok {
+		e.linger(c)
+	}
+	_ = c.CloseWithError(CodeNoError, "")
+}
+
+// track finds the handler for c's ALPN and tracks c with its budget and
+// identity, or closes c and returns false. It is never inlined, for the
+// reason given at [Endpoint.handshakeTCP]: its locals stay off the stack of
+// the connection's goroutine.
+//
+//go:noinline
+func (e *Endpoint) track(t *tracked, c Conn, negotiated string) (Handler, bool) {
 	if negotiated == acmeALPN {
 		_ = c.CloseWithError(CodeNoError, "acme done")
-		return
+		return nil, false
 	}
 	h, ok := e.cfg.Router.Handler(c.ALPN())
 	if !ok {
 		c.Logger().Warn("no handler for alpn; closing")
 		_ = c.CloseWithError(CodeRefused, "no handler")
-		return
+		return nil, false
 	}
 	if p := c.Peer(); p.Identity == nil && e.cfg.Identities != nil && e.cfg.Identities.Disabled(p.NodeID) {
 		// Disabled between its handshake (which refuses disabled keys)
 		// and now: refused all the same, not served as anonymous.
 		LogAuth(e.logger, AuthReject, c.ALPN(), p, nil)
 		_ = c.CloseWithError(CodeRevoked, "key disabled")
-		return
+		return nil, false
 	}
 	t.conn = c
 	limit, pool := e.connBudget(false)
@@ -470,13 +516,9 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 	e.mu.Unlock()
 	if closed {
 		_ = c.CloseWithError(CodeShutdown, "shutting down")
-		return
+		return nil, false
 	}
-	e.run(h, e.wrap(c, t))
-	if _, ok := c.(*quicConn); ok {
-		e.linger(c)
-	}
-	_ = c.CloseWithError(CodeNoError, "")
+	return h, true
 }
 
 // shutdownLinger bounds linger once shutdown has started.
