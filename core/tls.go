@@ -142,17 +142,23 @@ func serverTLSConfig(node tls.Certificate, web *WebCert, alpns, standardALPNs []
 			}
 			c := nodeCfg.Clone()
 			c.SetSessionTicketKeys(nodeKeys.keys())
+			// The closure below lives as long as the connection: it keeps
+			// the remote address, not the ClientHello (~1.7 KiB parsed).
+			var remote net.Addr
+			if hello.Conn != nil {
+				remote = hello.Conn.RemoteAddr()
+			}
 			var check func(tls.ConnectionState) error
-			if verify != nil && hello.Conn != nil {
-				check = verify(hello.Conn.RemoteAddr())
+			if verify != nil && remote != nil {
+				check = verify(remote)
 			}
 			// VerifyConnection runs on resumed handshakes too, with the
 			// certificate from the ticket: a key disabled after its
 			// ticket was issued is refused all the same.
 			c.VerifyConnection = func(cs tls.ConnectionState) error {
 				counts.add(cs.DidResume)
-				if cs.DidResume && counts.logger != nil && hello.Conn != nil {
-					p := Peer{RemoteAddr: hello.Conn.RemoteAddr(), NodeID: peerNodeID(cs)}
+				if cs.DidResume && counts.logger != nil && remote != nil {
+					p := Peer{RemoteAddr: remote, NodeID: peerNodeID(cs)}
 					counts.logger.Debug("tls session resumed", "alpn", cs.NegotiatedProtocol, "remote_ip", p.RemoteIP(), "node", p.NodeID.ShortString())
 				}
 				if check != nil {
