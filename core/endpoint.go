@@ -382,11 +382,12 @@ func (e *Endpoint) acceptQUIC() {
 }
 
 // serveQUIC dispatches an accepted QUIC connection in the connection's own
-// goroutine.
+// goroutine. (No defer for unref: a panic that run does not contain ends
+// the process anyway, and the defer's record would sit under the handler.)
 func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
-	defer e.unref(t)
 	c, negotiated := e.newQUICConn(qc)
 	e.dispatch(t, c, negotiated)
+	e.unref(t)
 }
 
 // newQUICConn wraps an accepted connection with its peer and returns the
@@ -468,11 +469,14 @@ func (e *Endpoint) peer(addr net.Addr, nodeID NodeID, alpn string) (Peer, *slog.
 // connection when it returns. negotiated is the ALPN from the handshake (""
 // when a TCP client offered none).
 func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
-	h, ok := e.track(t, c, negotiated)
-	if !ok {
-		return
+	if h, wc := e.track(t, c, negotiated); h != nil {
+		e.run(h, wc)
+		e.finish(c)
 	}
-	e.run(h, e.wrap(c, t))
+}
+
+// finish closes c once its handler returned, lingering on a QUIC connection.
+func (e *Endpoint) finish(c Conn) {
 	if _, ok := c.(*quicConn); ok {
 		e.linger(c)
 	}
@@ -480,28 +484,29 @@ func (e *Endpoint) dispatch(t *tracked, c Conn, negotiated string) {
 }
 
 // track finds the handler for c's ALPN and tracks c with its budget and
-// identity, or closes c and returns false. It is never inlined, for the
-// reason given at [Endpoint.handshakeTCP]: its locals stay off the stack of
-// the connection's goroutine.
+// identity, returning the handler and the Conn it is to receive; or it closes
+// c and returns a nil handler. It is never inlined, for the reason given at
+// [Endpoint.handshakeTCP]: its locals stay off the stack of the connection's
+// goroutine.
 //
 //go:noinline
-func (e *Endpoint) track(t *tracked, c Conn, negotiated string) (Handler, bool) {
+func (e *Endpoint) track(t *tracked, c Conn, negotiated string) (Handler, Conn) {
 	if negotiated == acmeALPN {
 		_ = c.CloseWithError(CodeNoError, "acme done")
-		return nil, false
+		return nil, nil
 	}
 	h, ok := e.cfg.Router.Handler(c.ALPN())
 	if !ok {
 		c.Logger().Warn("no handler for alpn; closing")
 		_ = c.CloseWithError(CodeRefused, "no handler")
-		return nil, false
+		return nil, nil
 	}
 	if p := c.Peer(); p.Identity == nil && e.cfg.Identities != nil && e.cfg.Identities.Disabled(p.NodeID) {
 		// Disabled between its handshake (which refuses disabled keys)
 		// and now: refused all the same, not served as anonymous.
 		LogAuth(e.logger, AuthReject, c.ALPN(), p, nil)
 		_ = c.CloseWithError(CodeRevoked, "key disabled")
-		return nil, false
+		return nil, nil
 	}
 	t.conn = c
 	limit, pool := e.connBudget(false)
@@ -516,9 +521,9 @@ func (e *Endpoint) track(t *tracked, c Conn, negotiated string) (Handler, bool) 
 	e.mu.Unlock()
 	if closed {
 		_ = c.CloseWithError(CodeShutdown, "shutting down")
-		return nil, false
+		return nil, nil
 	}
-	return h, true
+	return h, e.wrap(c, t)
 }
 
 // shutdownLinger bounds linger once shutdown has started.
@@ -549,16 +554,24 @@ func (e *Endpoint) linger(c Conn) {
 
 // run calls the handler, containing a panic to this connection.
 func (e *Endpoint) run(h Handler, c Conn) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.Logger().Error("handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			_ = c.CloseWithError(CodeInternal, "internal error")
-		}
-	}()
+	defer containPanic(c)
 	if err := h.Serve(e.handlerCtx, c); err != nil {
-		c.Logger().Warn("handler failed", "err", err)
+		handlerFailed(c, err)
+	}
+}
+
+// containPanic, deferred, turns a handler's panic into a closed connection.
+func containPanic(c Conn) {
+	if r := recover(); r != nil {
+		c.Logger().Error("handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		_ = c.CloseWithError(CodeInternal, "internal error")
 	}
+}
+
+// handlerFailed logs a handler's error and closes its connection.
+func handlerFailed(c Conn, err error) {
+	c.Logger().Warn("handler failed", "err", err)
+	_ = c.CloseWithError(CodeInternal, "internal error")
 }
 
 // boundConn is the Conn a handler receives: it can bind identities to the
@@ -571,19 +584,19 @@ type boundConn struct {
 }
 
 // BindIdentity implements [IdentityBinder].
-func (b boundConn) BindIdentity(id Identity) { b.e.bindIdentity(b.t, id) }
+func (b *boundConn) BindIdentity(id Identity) { b.e.bindIdentity(b.t, id) }
 
 // AcceptStream implements [Conn].
-func (b boundConn) AcceptStream(ctx context.Context) (Stream, error) {
+func (b *boundConn) AcceptStream(ctx context.Context) (Stream, error) {
 	return b.held(b.Conn.AcceptStream(ctx))
 }
 
 // OpenStream implements [Conn].
-func (b boundConn) OpenStream(ctx context.Context) (Stream, error) {
+func (b *boundConn) OpenStream(ctx context.Context) (Stream, error) {
 	return b.held(b.Conn.OpenStream(ctx))
 }
 
-func (b boundConn) held(s Stream, err error) (Stream, error) {
+func (b *boundConn) held(s Stream, err error) (Stream, error) {
 	if err != nil || !b.MultiStream() { // a single-stream conn counts bytes
 		return s, err
 	}
@@ -591,19 +604,19 @@ func (b boundConn) held(s Stream, err error) (Stream, error) {
 }
 
 // hold counts work in flight until the returned func is called.
-func (b boundConn) hold() func() {
+func (b *boundConn) hold() func() {
 	b.t.act.open.Add(1)
 	return sync.OnceFunc(func() { b.t.act.open.Add(-1) })
 }
 
 // frameLimits returns the connection's frame limits.
-func (b boundConn) frameLimits() FrameLimits {
+func (b *boundConn) frameLimits() FrameLimits {
 	return FrameLimits{Budget: b.t.budget, Grace: b.e.cfg.Limits.FrameGrace, MinRate: b.e.cfg.Limits.FrameMinRate}
 }
 
 // boundQUICConn is a boundConn that keeps the QUIC escape hatch.
 type boundQUICConn struct {
-	boundConn
+	*boundConn
 	q QUICConn
 }
 
@@ -611,7 +624,7 @@ type boundQUICConn struct {
 func (b boundQUICConn) QUIC() *quic.Conn { return b.q.QUIC() }
 
 func (e *Endpoint) wrap(c Conn, t *tracked) Conn {
-	b := boundConn{Conn: c, t: t, e: e}
+	b := &boundConn{Conn: c, t: t, e: e}
 	if q, ok := c.(QUICConn); ok {
 		return boundQUICConn{b, q}
 	}

@@ -330,7 +330,7 @@ func Resumed(c Conn) bool {
 	switch c := c.(type) {
 	case QUICConn:
 		return c.QUIC().ConnectionState().TLS.DidResume
-	case boundConn:
+	case *boundConn:
 		return Resumed(c.Conn)
 	case *singleConn:
 		s := c.stream.Stream
