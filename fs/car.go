@@ -90,8 +90,11 @@ type carWriter struct {
 
 // newCARWriter writes the header naming root.
 func newCARWriter(ctx context.Context, s *Store, w io.Writer, root cid.Cid, have []cid.Cid) (*carWriter, error) {
-	if _, err := storage.NewWritable(w, []cid.Cid{root}, car.WriteAsCarV1(true)); err != nil {
-		return nil, err // go-car writes the header here; its sections are ours
+	// go-car writes the header here; the sections are ours. Only w's Write
+	// is shown to it: given a WriterAt (a file) it would write there with
+	// WriteAt, leaving the file's offset for the sections at 0.
+	if _, err := storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, car.WriteAsCarV1(true)); err != nil {
+		return nil, err
 	}
 	cw := &carWriter{ctx: ctx, s: s, w: w, skip: make(map[cid.Cid]struct{}, len(have)), sent: make(map[string]struct{})}
 	for _, c := range have {
