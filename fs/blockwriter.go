@@ -62,7 +62,9 @@ type writeReq struct {
 const bufCap = ChunkSize + 1<<10
 
 // freeBufs bounds the buffers waiting in a writer's free list (9 MiB):
-// enough for the batch being filled while one is written.
+// enough for the batch being filled while one is written. With blocks of
+// at least half a buffer (getBuf), a batch's buffers take at most twice
+// its data.
 const freeBufs = 36
 
 // newBlockWriter starts a writer into s; close ends it. locked says the
@@ -97,9 +99,11 @@ func (w *blockWriter) run() {
 }
 
 // getBuf returns a buffer of n bytes, one of the written blocks' if it
-// fits. Only the goroutine putting blocks calls it.
+// fits. Only the goroutine putting blocks calls it. A block of less than
+// half a buffer gets its own slice: a batch holds up to writeBatchBytes of
+// data, and that many small blocks in whole buffers would take gigabytes.
 func (w *blockWriter) getBuf(n int) []byte {
-	if n > bufCap {
+	if n > bufCap || n < bufCap/2 {
 		return make([]byte, n)
 	}
 	select {
