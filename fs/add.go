@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,15 +104,25 @@ type batchDAG struct {
 	w *blockWriter
 }
 
-func (d *batchDAG) Add(_ context.Context, nd ipld.Node) error { return d.w.put(nd) }
+func (d *batchDAG) Add(_ context.Context, nd ipld.Node) error { return d.put(nd) }
 
 func (d *batchDAG) AddMany(_ context.Context, nds []ipld.Node) error {
 	for _, nd := range nds {
-		if err := d.w.put(nd); err != nil {
+		if err := d.put(nd); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// put queues nd. A raw node is a file's leaf, whose data the adder's
+// splitter read into a buffer of the writer (the builder keeps only its
+// CID and size), so the buffer goes back to the writer once it is written.
+func (d *batchDAG) put(nd ipld.Node) error {
+	if nd.Cid().Type() == cid.Raw {
+		return d.w.putBuf(nd, nd.RawData())
+	}
+	return d.w.put(nd)
 }
 
 func (d *batchDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
@@ -175,7 +186,7 @@ func (a *adder) file(ctx context.Context, r io.Reader) (ipld.Node, error) {
 	if a.opts.Progress != nil {
 		r = &progressReader{r: r, a: a}
 	}
-	db, err := params.New(chunker.NewSizeSplitter(&ctxReader{ctx: ctx, r: r}, ChunkSize))
+	db, err := params.New(&splitter{r: &ctxReader{ctx: ctx, r: r}, w: a.dag.w})
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +225,37 @@ func (a *adder) dir(ctx context.Context, path string) (ipld.Node, error) {
 		return nil, err
 	}
 	return nd, a.dag.Add(ctx, nd)
+}
+
+// splitter cuts a file into ChunkSize chunks as boxo's size splitter does
+// (the same chunks, so the same CIDs), reading each into a buffer of the
+// block writer that a written leaf gave back.
+type splitter struct {
+	r   io.Reader
+	w   *blockWriter
+	err error
+}
+
+var _ chunker.Splitter = (*splitter)(nil)
+
+func (s *splitter) Reader() io.Reader { return s.r }
+
+func (s *splitter) NextBytes() ([]byte, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	buf := s.w.getBuf(ChunkSize)
+	n, err := io.ReadFull(s.r, buf)
+	switch {
+	case err == nil:
+		return buf, nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.err = io.EOF
+		return buf[:n], nil
+	default:
+		s.w.release(buf)
+		return nil, err
+	}
 }
 
 // progressReader reports the bytes read to AddOptions.Progress.

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	flatfs "github.com/ipfs/go-ds-flatfs"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -59,9 +62,7 @@ func (w *blockFiles) write(bs []blocks.Block) (err error) {
 		if b.Cid().Prefix().MhType == mh.IDENTITY {
 			continue
 		}
-		key := dshelp.MultihashToDsKey(b.Cid().Hash()).String()[1:]
-		dir := filepath.Join(w.dir, shard.Func()(key))
-		dst := filepath.Join(dir, key+".data")
+		dir, dst := w.path(b.Cid())
 		if _, err := os.Lstat(dst); err == nil {
 			continue // stored already: content addressed, so the same bytes
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -92,6 +93,40 @@ func (w *blockFiles) write(bs []blocks.Block) (err error) {
 		w.written.Add(f.size)
 	}
 	return w.flush()
+}
+
+// path returns the shard directory and the file of the block c, as flatfs
+// names them.
+func (w *blockFiles) path(c cid.Cid) (dir, file string) {
+	key := dshelp.MultihashToDsKey(c.Hash()).String()[1:]
+	dir = filepath.Join(w.dir, shard.Func()(key))
+	return dir, filepath.Join(dir, key+".data")
+}
+
+// read appends the data of the stored block c to buf[:off] (growing it
+// as needed) and returns the result; a missing block is a
+// [MissingError]. It reads the file as flatfs's Get does, into memory the
+// caller reuses.
+func (w *blockFiles) read(c cid.Cid, buf []byte, off int) ([]byte, error) {
+	_, name := w.path(c)
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return buf, &MissingError{CID: c}
+	}
+	if err != nil {
+		return buf, fmt.Errorf("block %s: %w", c, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return buf, fmt.Errorf("block %s: %w", c, err)
+	}
+	n := off + int(info.Size())
+	buf = slices.Grow(buf[:0], n)[:n]
+	if _, err := io.ReadFull(f, buf[off:]); err != nil {
+		return buf, fmt.Errorf("block %s: %w", c, err)
+	}
+	return buf, nil
 }
 
 // writeTemp writes data to a new temporary file and returns its name.

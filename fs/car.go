@@ -1,10 +1,13 @@
 package fs
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/ipfs/boxo/verifcid"
 	blocks "github.com/ipfs/go-block-format"
@@ -12,6 +15,8 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 	car "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/multiformats/go-varint"
 )
 
 // MaxBlockBytes is the largest block a CAR reader accepts: 2 MiB, twice
@@ -52,32 +57,130 @@ type TransferStats struct {
 // written is linked from one written or held (sel.Have) before it, which
 // is what [Store.ImportCAR] checks.
 func (s *Store) ExportCAR(ctx context.Context, root cid.Cid, sel Selection, w io.Writer) (TransferStats, error) {
-	var st TransferStats
-	out, err := storage.NewWritable(w, []cid.Cid{root}, car.WriteAsCarV1(true))
+	cw, err := newCARWriter(ctx, s, w, root, sel.Have)
 	if err != nil {
-		return st, fmt.Errorf("fs: export %s: %w", root, err)
+		return TransferStats{}, fmt.Errorf("fs: export %s: %w", root, err)
 	}
-	skip := make(map[cid.Cid]struct{}, len(sel.Have))
-	for _, c := range sel.Have {
-		skip[c] = struct{}{}
+	if sel.Path == "" && sel.Range == nil {
+		// The whole DAG: raw leaves go from their files to the stream
+		// through one buffer.
+		_, err = s.walkDAG(ctx, root, make(map[string]struct{}), false, cw.put, nil, cw.leaf)
+	} else {
+		err = s.exportSelection(ctx, root, sel, cw.put)
 	}
-	emit := func(b blocks.Block) error {
-		if _, ok := skip[b.Cid()]; ok {
-			return nil
-		}
-		skip[b.Cid()] = struct{}{}
-		if err := out.Put(ctx, b.Cid().KeyString(), b.RawData()); err != nil {
-			return err
-		}
-		st.Blocks++
-		st.Bytes += int64(len(b.RawData()))
-		return nil
-	}
-	err = s.exportSelection(ctx, root, sel, emit)
 	if err != nil {
-		return st, fmt.Errorf("fs: export %s: %w", root, err)
+		return cw.st, fmt.Errorf("fs: export %s: %w", root, err)
 	}
-	return st, nil
+	return cw.st, nil
+}
+
+// carWriter writes the sections of a CAR v1 stream, each with one Write:
+// the section's length, CID and data in one buffer, reused from block to
+// block. It writes what go-car's writer would: identity blocks are left
+// out (their data is their CID), and a multihash goes out once.
+type carWriter struct {
+	ctx  context.Context
+	s    *Store
+	w    io.Writer
+	skip map[cid.Cid]struct{} // the receiver holds these
+	sent map[string]struct{}  // multihashes written
+	buf  []byte
+	st   TransferStats
+}
+
+// newCARWriter writes the header naming root.
+func newCARWriter(ctx context.Context, s *Store, w io.Writer, root cid.Cid, have []cid.Cid) (*carWriter, error) {
+	// go-car writes the header here; the sections are ours. Only w's Write
+	// is shown to it: given a WriterAt (a file) it would write there with
+	// WriteAt, leaving the file's offset for the sections at 0.
+	if _, err := storage.NewWritable(struct{ io.Writer }{w}, []cid.Cid{root}, car.WriteAsCarV1(true)); err != nil {
+		return nil, err
+	}
+	cw := &carWriter{ctx: ctx, s: s, w: w, skip: make(map[cid.Cid]struct{}, len(have)), sent: make(map[string]struct{})}
+	for _, c := range have {
+		cw.skip[c] = struct{}{}
+	}
+	return cw, nil
+}
+
+// sectionHead is room for a section's length and CID before its data.
+const sectionHead = binary.MaxVarintLen64 + 128
+
+// wants reports whether c is to be sent (new reports it is not one the
+// receiver holds or that went before, so it counts as sent even if, as an
+// identity block, it is not written), remembering it.
+func (cw *carWriter) wants(c cid.Cid) (send, new bool, err error) {
+	if _, ok := cw.skip[c]; ok {
+		return false, false, nil
+	}
+	cw.skip[c] = struct{}{}
+	if c.Prefix().MhType == mh.IDENTITY {
+		return false, true, nil
+	}
+	if n := c.ByteLen(); n > car.DefaultMaxIndexCidSize {
+		return false, false, &car.ErrCidTooLarge{MaxSize: car.DefaultMaxIndexCidSize, CurrentSize: uint64(n)}
+	}
+	if _, ok := cw.sent[string(c.Hash())]; ok {
+		return false, true, nil
+	}
+	cw.sent[string(c.Hash())] = struct{}{}
+	return true, true, nil
+}
+
+// put sends b unless the receiver holds it.
+func (cw *carWriter) put(b blocks.Block) error {
+	send, new, err := cw.wants(b.Cid())
+	if !send {
+		if new {
+			cw.count(len(b.RawData()))
+		}
+		return err
+	}
+	cw.buf = slices.Grow(cw.buf[:0], sectionHead+len(b.RawData()))[:sectionHead+len(b.RawData())]
+	copy(cw.buf[sectionHead:], b.RawData())
+	return cw.write(b.Cid(), sectionHead)
+}
+
+// leaf sends the stored raw block c (not an identity block), read from
+// its file into the buffer, and returns its size. A block the receiver
+// holds is only sized.
+func (cw *carWriter) leaf(c cid.Cid) (int, error) {
+	send, new, err := cw.wants(c)
+	if err != nil {
+		return 0, err
+	}
+	if !send {
+		n, err := cw.s.blockSize(cw.ctx, c)
+		if new && err == nil {
+			cw.count(n)
+		}
+		return n, err
+	}
+	if cw.buf, err = cw.s.files.read(c, cw.buf, sectionHead); err != nil {
+		return 0, err
+	}
+	return len(cw.buf) - sectionHead, cw.write(c, sectionHead)
+}
+
+func (cw *carWriter) count(n int) {
+	cw.st.Blocks++
+	cw.st.Bytes += int64(n)
+}
+
+// write sends the section of c whose data is cw.buf[off:], writing its
+// length and CID in the room before it.
+func (cw *carWriter) write(c cid.Cid, off int) error {
+	data := len(cw.buf) - off
+	cb := c.Bytes()
+	n := uint64(len(cb) + data)
+	start := off - len(cb) - varint.UvarintSize(n)
+	varint.PutUvarint(cw.buf[start:], n)
+	copy(cw.buf[off-len(cb):], cb)
+	if _, err := cw.w.Write(cw.buf[start:]); err != nil {
+		return err
+	}
+	cw.count(data)
+	return nil
 }
 
 // exportSelection calls emit for the selected blocks in order.
@@ -156,7 +259,10 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, Transfer
 // blocks as they are verified.
 func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *catter) ([]cid.Cid, TransferStats, error) {
 	var st TransferStats
-	br, err := car.NewBlockReader(r, car.WithTrustedCAR(true),
+	// Buffered, so the small reads (section lengths, the header) do not
+	// each go to the stream; a block's data is read past the buffer.
+	bufr := bufio.NewReaderSize(r, 64<<10)
+	br, err := car.NewBlockReader(bufr, car.WithTrustedCAR(true),
 		car.MaxAllowedHeaderSize(64<<10), car.MaxAllowedSectionSize(MaxBlockBytes+256))
 	if err != nil {
 		return nil, st, badRequest(fmt.Errorf("read CAR header: %w", err))
@@ -178,7 +284,12 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *
 	if cat != nil {
 		cat.v = v
 	}
-	err = v.read(ctx, br, roots, &st)
+	if br.Version == 1 {
+		// go-car read just the header from bufr: the sections follow.
+		err = v.readV1(ctx, bufr, roots, &st)
+	} else {
+		err = v.read(ctx, br, roots, &st)
+	}
 	if werr := v.w.close(); err == nil {
 		err = werr
 	}
@@ -188,10 +299,8 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *
 // read admits the roots, then verifies the stream's blocks in order and
 // hands them to v.w.
 func (v *verifier) read(ctx context.Context, br *car.BlockReader, roots []cid.Cid, st *TransferStats) error {
-	for _, root := range roots {
-		if err := v.allow(ctx, root); err != nil {
-			return err
-		}
+	if err := v.allowRoots(ctx, roots); err != nil {
+		return err
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -205,8 +314,74 @@ func (v *verifier) read(ctx context.Context, br *car.BlockReader, roots []cid.Ci
 		if err != nil {
 			return badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
 		}
-		if err := v.accept(ctx, b); err != nil {
+		if _, err := v.accept(ctx, b, nil); err != nil {
 			return err
+		}
+		st.Blocks++
+		st.Bytes += int64(len(b.RawData()))
+	}
+}
+
+func (v *verifier) allowRoots(ctx context.Context, roots []cid.Cid) error {
+	for _, root := range roots {
+		if err := v.allow(ctx, root); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errSectionTooLarge is a CAR section over [MaxBlockBytes] and its CID.
+var errSectionTooLarge = errors.New("section too large")
+
+// readV1 is read for the sections of a CAR v1 stream, parsed here as
+// go-car's reader does (a varint length, then the CID and the data): each
+// goes into a buffer that the block writer hands back once the block is
+// stored, and a block of 256 KiB is read from the stream with one copy.
+func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid, st *TransferStats) error {
+	if err := v.allowRoots(ctx, roots); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		return badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := varint.ReadUvarint(r)
+		switch {
+		case errors.Is(err, io.EOF):
+			st.Missing = len(v.want)
+			return nil
+		case err != nil:
+			return fail(err)
+		case n > MaxBlockBytes+256:
+			return fail(errSectionTooLarge)
+		case n == 0:
+			return fail(errors.New("empty section"))
+		}
+		buf := v.w.getBuf(int(n))
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fail(err)
+		}
+		m, c, err := cid.CidFromBytes(buf)
+		if err != nil {
+			return fail(err)
+		}
+		b, err := blocks.NewBlockWithCid(buf[m:], c)
+		if err != nil {
+			return fail(err)
+		}
+		took, err := v.accept(ctx, b, buf)
+		if err != nil {
+			return err
+		}
+		if !took {
+			v.w.release(buf)
 		}
 		st.Blocks++
 		st.Bytes += int64(len(b.RawData()))
@@ -225,41 +400,45 @@ type verifier struct {
 
 // accept verifies one block, stores it and allows its links. A block the
 // store holds already and that is part of the DAG is verified and skipped.
-func (v *verifier) accept(ctx context.Context, b blocks.Block) error {
+// buf, if not nil, is the writer's buffer holding b's data: took says the
+// writer has it now (else it is the caller's again).
+func (v *verifier) accept(ctx context.Context, b blocks.Block, buf []byte) (took bool, err error) {
 	c := b.Cid()
 	_, wanted := v.want[c]
 	_, held := v.expanded[string(c.Hash())]
 	if !wanted && !held {
-		return &BlockError{CID: c, Reason: "unexpected: not linked from the blocks before it"}
+		return false, &BlockError{CID: c, Reason: "unexpected: not linked from the blocks before it"}
 	}
 	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
-		return &BlockError{CID: c, Reason: err.Error()}
+		return false, &BlockError{CID: c, Reason: err.Error()}
 	}
 	sum, err := c.Prefix().Sum(b.RawData())
 	if err != nil || !sum.Equals(c) {
-		return &BlockError{CID: c, Reason: "data does not match its hash"}
+		return false, &BlockError{CID: c, Reason: "data does not match its hash"}
 	}
 	if !wanted {
-		return nil // a block the receiver holds already, sent again
+		return false, nil // a block the receiver holds already, sent again
 	}
 	ls, err := links(b)
 	if err != nil {
-		return &BlockError{CID: c, Reason: err.Error()}
+		return false, &BlockError{CID: c, Reason: err.Error()}
 	}
-	if err := v.w.put(b); err != nil {
-		return err
+	if err := v.w.putBuf(b, buf); err != nil {
+		return false, err
 	}
 	delete(v.want, c)
 	v.expanded[string(c.Hash())] = struct{}{}
+	// From here on b's data stays valid until the caller reads the next
+	// block: the writer hands buf back only to it.
 	for _, l := range ls {
 		if err := v.allow(ctx, l); err != nil {
-			return err
+			return true, err
 		}
 	}
 	if v.cat != nil {
-		return v.cat.accepted(ctx, b)
+		return true, v.cat.accepted(ctx, b)
 	}
-	return nil
+	return true, nil
 }
 
 // allow admits c: a block already in the store is expanded in place (its

@@ -190,7 +190,7 @@ func (c *Client) get(ctx context.Context, root cid.Cid, sel Selection, cat *catt
 		if len(have) < MaxHave {
 			have = append(have, b)
 		}
-	})
+	}, nil)
 	if err != nil {
 		return TransferStats{}, fmt.Errorf("fs: get %s: %w", root, err)
 	}

@@ -335,3 +335,37 @@ func TestDiskUsageCountsBatchedWrites(t *testing.T) {
 		t.Errorf("disk usage after deleting every block: %s (%v), want at least 0", data, err)
 	}
 }
+
+// TestBlockWriterBuffers checks the writer's buffers: a block of less
+// than half a buffer gets a slice of its own size (a batch of 4 MiB of
+// small blocks must not hold a 257 KiB buffer each), a chunk-sized one a
+// recycled buffer once a written block gave one back.
+func TestBlockWriterBuffers(t *testing.T) {
+	w := newBlockWriter(context.Background(), openStore(t), false)
+	t.Cleanup(func() { _ = w.close() })
+	tests := []struct {
+		name    string
+		n       int
+		wantCap int
+	}{
+		{"small block", 100, 100},
+		{"just under half", bufCap/2 - 1, bufCap/2 - 1},
+		{"chunk", ChunkSize, bufCap},
+		{"section of a chunk", ChunkSize + 40, bufCap},
+		{"over a buffer", bufCap + 1, bufCap + 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := w.getBuf(tc.n)
+			if len(b) != tc.n || cap(b) != tc.wantCap {
+				t.Errorf("getBuf(%d): len %d cap %d, want cap %d", tc.n, len(b), cap(b), tc.wantCap)
+			}
+		})
+	}
+	// A released buffer comes back, whatever length was asked.
+	b := w.getBuf(ChunkSize)
+	w.release(b)
+	if again := w.getBuf(ChunkSize + 1); &again[0] != &b[0] {
+		t.Error("getBuf did not reuse the released buffer")
+	}
+}

@@ -44,20 +44,22 @@ type walkStats struct {
 // pre-order, children in link order. visit may be nil. A missing block is
 // a [MissingError].
 func (s *Store) walk(ctx context.Context, root cid.Cid, visit func(blocks.Block) error) (walkStats, error) {
-	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit, nil)
+	return s.walkDAG(ctx, root, make(map[string]struct{}), false, visit, nil, nil)
 }
 
 // walkMarked walks root, adding every visited block's multihash to marked
 // and skipping blocks already there; skipMissing treats missing blocks as
 // leaves instead of failing.
 func (s *Store) walkMarked(ctx context.Context, root cid.Cid, marked map[string]struct{}, skipMissing bool) (walkStats, error) {
-	return s.walkDAG(ctx, root, marked, skipMissing, nil, nil)
+	return s.walkDAG(ctx, root, marked, skipMissing, nil, nil, nil)
 }
 
 // walkDAG is the depth-first walk behind walk and walkMarked. seen is keyed
 // by multihash, as the blockstore is. found, if set, gets the CID of every
-// block visited; without visit, raw blocks are not read.
-func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error, found func(cid.Cid)) (walkStats, error) {
+// block visited; without visit, raw blocks are not read. leaf, if set,
+// takes the raw blocks (but identity ones) instead of visit: it reads them
+// itself and returns their size.
+func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struct{}, skipMissing bool, visit func(blocks.Block) error, found func(cid.Cid), leaf func(cid.Cid) (int, error)) (walkStats, error) {
 	var st walkStats
 	stack := []cid.Cid{root}
 	for len(stack) > 0 {
@@ -75,7 +77,10 @@ func (s *Store) walkDAG(ctx context.Context, root cid.Cid, seen map[string]struc
 		var b blocks.Block
 		var size int
 		var err error
-		if visit == nil && c.Type() == cid.Raw && c.Prefix().MhType != mh.IDENTITY {
+		rawLeaf := c.Type() == cid.Raw && c.Prefix().MhType != mh.IDENTITY
+		if rawLeaf && leaf != nil {
+			size, err = leaf(c)
+		} else if visit == nil && rawLeaf {
 			size, err = s.blockSize(ctx, c)
 		} else if b, err = s.block(ctx, c); err == nil {
 			size = len(b.RawData())
