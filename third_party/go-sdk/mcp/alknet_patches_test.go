@@ -4,6 +4,7 @@
 package mcp
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -172,5 +173,36 @@ func TestStatelessHeadersAllocations(t *testing.T) {
 	t.Logf("%v allocations", allocs)
 	if allocs > 40 {
 		t.Errorf("%v allocations to check a request's _meta and headers, want at most 40", allocs)
+	}
+}
+
+// TestParamHeadersFromAddTool checks that a server checks the Mcp-Param
+// headers of a tool added with x-mcp-header annotations against the
+// bindings AddTool found (patch 4).
+func TestParamHeadersFromAddTool(t *testing.T) {
+	s := NewServer(&Implementation{Name: "s", Version: "1"}, nil)
+	s.AddTool(&Tool{Name: "geo", InputSchema: map[string]any{"type": "object", "properties": map[string]any{
+		"region": map[string]any{"type": "string", "x-mcp-header": "Region"},
+	}}}, func(context.Context, *CallToolRequest) (*CallToolResult, error) { return &CallToolResult{}, nil })
+	lookup := func(name string) (*serverTool, bool) { return s.tools.get(name) }
+	id, err := jsonrpc.MakeID(float64(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &jsonrpc.Request{ID: id, Method: "tools/call", Params: json.RawMessage(`{"name":"geo","arguments":{"region":"eu-west"}}`)}
+	for _, c := range []struct {
+		region string
+		ok     bool
+	}{{"", false}, {"us-east", false}, {"eu-west", true}} {
+		header := http.Header{}
+		header.Set(protocolVersionHeader, "2026-07-28")
+		header.Set(methodHeader, "tools/call")
+		header.Set(nameHeader, "geo")
+		if c.region != "" {
+			header.Set(paramHeaderPrefix+"Region", c.region)
+		}
+		if err := validateMcpHeaders(header, req, lookup); (err == nil) != c.ok {
+			t.Errorf("Mcp-Param-Region %q: %v, want ok %v", c.region, err, c.ok)
+		}
 	}
 }
