@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -72,7 +73,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ci := connOf(r.Context())
 		if ci.alpn == ALPNH2 || ci.alpn == ALPNHTTP1 {
-			w.Header().Set("Alt-Svc", altSvc(r.Host))
+			w.Header().Set("Alt-Svc", s.altSvc.of(r.Host))
 		}
 		if r.URL.Path == "/healthz" { // liveness: no auth, no limits
 			next.ServeHTTP(w, r)
@@ -93,7 +94,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			}
 			caller = &id
 		}
-		if wait, ok := s.rate.allow(rateKey(caller, ci.peer, r)); !ok {
+		if wait, ok := s.rate.allowFor(caller, ci.peer, r); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeJSON(w, http.StatusTooManyRequests, &call.Error{Code: "RATE_LIMITED", Message: "too many requests", Retryable: true})
 			return
@@ -139,6 +140,20 @@ func altSvc(host string) string {
 	return `h3=":` + port + `"; ma=86400`
 }
 
+// altSvcCache keeps the Alt-Svc value of the last Host seen: a client
+// sends the same Host on every request, and the value is formatted once.
+type altSvcCache struct{ last atomic.Pointer[[2]string] }
+
+// of returns altSvc(host).
+func (c *altSvcCache) of(host string) string {
+	if p := c.last.Load(); p != nil && p[0] == host {
+		return p[1]
+	}
+	v := altSvc(host)
+	c.last.Store(&[2]string{host, v})
+	return v
+}
+
 // rateKey is who a request counts against: its identity, else its IP.
 func rateKey(caller *core.Identity, peer core.Peer, r *http.Request) string {
 	if caller != nil {
@@ -175,6 +190,15 @@ func newRateLimiter(perSec float64, burst int) *rateLimiter {
 		l.limit = rate.Inf
 	}
 	return l
+}
+
+// allowFor is allow for the key of a request (rateKey), found only when
+// there is a limit.
+func (l *rateLimiter) allowFor(caller *core.Identity, peer core.Peer, r *http.Request) (time.Duration, bool) {
+	if l.limit == rate.Inf {
+		return 0, true
+	}
+	return l.allow(rateKey(caller, peer, r))
 }
 
 // allow takes a token for key; when none is left it returns how long until

@@ -268,7 +268,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, name string, inp
 		writeJSON(w, http.StatusBadRequest, call.Errorf(call.CodeInvalidOperationType, "%s is a subscription: send Accept: text/event-stream", spec.Name))
 		return
 	}
-	out, cerr := s.runOnce(r.Context(), caller, name, input)
+	out, cerr := s.runQuery(r.Context(), caller, name, input)
 	if cerr != nil {
 		s.writeCallError(w, caller, &spec, cerr)
 		return
@@ -322,11 +322,18 @@ func (s *Server) runOnce(ctx context.Context, caller *core.Identity, name string
 	if spec.Type == call.Subscription {
 		return nil, call.Errorf(call.CodeInvalidOperationType, "%s is a subscription", spec.Name)
 	}
+	return s.runQuery(ctx, caller, name, input)
+}
+
+// runQuery is runOnce for an operation the caller has looked up already
+// and found not to be a subscription (an operation never changes once
+// registered). The dispatcher checks, again, that caller may call it.
+func (s *Server) runQuery(ctx context.Context, caller *core.Identity, name string, input json.RawMessage) (json.RawMessage, *call.Error) {
 	var (
 		mu  sync.Mutex
 		out json.RawMessage
 	)
-	err = s.disp.Run(ctx, caller, name, input, func(b json.RawMessage) error {
+	err := s.disp.Run(ctx, caller, name, input, func(b json.RawMessage) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if out != nil {

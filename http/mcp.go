@@ -270,7 +270,7 @@ func (s *Server) callTool(ctx context.Context, caller *core.Identity, spec call.
 		input = sub.Input
 	}
 	if spec.Type != call.Subscription {
-		out, err := s.runOnce(ctx, caller, spec.Name, input)
+		out, err := s.runQuery(ctx, caller, spec.Name, input)
 		if err != nil {
 			return toolError(err)
 		}

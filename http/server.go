@@ -171,6 +171,7 @@ type Server struct {
 	metrics *metrics
 	mcp     mcpServers
 	rate    *rateLimiter
+	altSvc  altSvcCache
 	rejects rejectLog // recent auth rejects, for the dashboard
 	revoker revoker   // ends the responses of revoked callers
 

@@ -530,19 +530,58 @@ func setProgressToken(p Params, pt any) {
 	m[progressTokenKey] = pt
 }
 
+// requestMeta is the part of a request's `_meta` the SDK reads itself
+// (SEP-2575's triple and the log level), each value kept as its JSON text.
+//
+// alknet patch 2: `_meta` was decoded into a [Meta] (map[string]any, the
+// client's capabilities and info as nested maps) up to three times a
+// request, for one string; the values are now decoded only when read.
+type requestMeta struct {
+	ProtocolVersion    json.RawMessage `json:"io.modelcontextprotocol/protocolVersion"`
+	ClientInfo         json.RawMessage `json:"io.modelcontextprotocol/clientInfo"`
+	ClientCapabilities json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
+	LogLevel           json.RawMessage `json:"io.modelcontextprotocol/logLevel"`
+}
+
 // extractRequestMeta performs a lightweight partial unmarshal of the `_meta`
-// field from a JSON-RPC request's raw params.
-func extractRequestMeta(rawParams json.RawMessage) Meta {
+// field from a JSON-RPC request's raw params. It returns nil where the
+// params or their `_meta` are absent, null or not objects, as a decode into
+// a [Meta] did.
+func extractRequestMeta(rawParams json.RawMessage) *requestMeta {
 	if len(rawParams) == 0 {
 		return nil
 	}
 	var meta struct {
-		Meta Meta `json:"_meta"`
+		Meta *requestMeta `json:"_meta"`
 	}
 	if err := internaljson.Unmarshal(rawParams, &meta); err != nil {
 		return nil
 	}
 	return meta.Meta
+}
+
+// protocolVersion returns `_meta`'s protocol version, "" if m is nil or the
+// value is absent or not a string.
+func (m *requestMeta) protocolVersion() string {
+	if m == nil {
+		return ""
+	}
+	v, _ := decodeMetaRaw[string](m.ProtocolVersion)
+	return v
+}
+
+// decodeMetaRaw decodes a `_meta` value, reporting false where it is
+// absent, null or not a T, as [decodeMetaValue] does for a decoded [Meta].
+func decodeMetaRaw[T any](raw json.RawMessage) (T, bool) {
+	var zero T
+	if len(raw) == 0 || string(raw) == "null" {
+		return zero, false
+	}
+	var v T
+	if err := internaljson.Unmarshal(raw, &v); err != nil {
+		return zero, false
+	}
+	return v, true
 }
 
 type validatedMeta struct {
@@ -573,14 +612,14 @@ func validateRequestMeta(req *jsonrpc.Request) (*validatedMeta, error) {
 	if meta == nil {
 		return &validatedMeta{usesNewProtocol: false, initializeParams: nil}, nil
 	}
-	protocolVersion, ok := meta[MetaKeyProtocolVersion].(string)
-	if !ok || protocolVersion < protocolVersion20260728 {
+	protocolVersion := meta.protocolVersion()
+	if protocolVersion == "" || protocolVersion < protocolVersion20260728 {
 		return &validatedMeta{usesNewProtocol: false, initializeParams: nil}, nil
 	}
 	var clientInfo *Implementation
-	if _, present := meta[MetaKeyClientInfo]; present {
+	if len(meta.ClientInfo) > 0 {
 		var ok bool
-		clientInfo, ok = decodeMetaValue[*Implementation](meta, MetaKeyClientInfo)
+		clientInfo, ok = decodeMetaRaw[*Implementation](meta.ClientInfo)
 		if !ok {
 			return nil, &jsonrpc.Error{
 				Code:    jsonrpc.CodeInvalidParams,
@@ -588,14 +627,14 @@ func validateRequestMeta(req *jsonrpc.Request) (*validatedMeta, error) {
 			}
 		}
 	}
-	capabilities, ok := decodeMetaValue[*clientCapabilitiesV2](meta, MetaKeyClientCapabilities)
+	capabilities, ok := decodeMetaRaw[*clientCapabilitiesV2](meta.ClientCapabilities)
 	if !ok {
 		return nil, &jsonrpc.Error{
 			Code:    jsonrpc.CodeInvalidParams,
 			Message: fmt.Sprintf("missing or invalid _meta field %q", MetaKeyClientCapabilities),
 		}
 	}
-	logLevel, _ := decodeMetaValue[LoggingLevel](meta, MetaKeyLogLevel)
+	logLevel, _ := decodeMetaRaw[LoggingLevel](meta.LogLevel)
 	return &validatedMeta{usesNewProtocol: true, initializeParams: &InitializeParams{
 		ProtocolVersion: protocolVersion,
 		Capabilities:    capabilities.toV1(),

@@ -439,6 +439,7 @@ func (h *StreamableHTTPHandler) serveStateless(w http.ResponseWriter, req *http.
 	}
 	defer session.Close()
 
+	transport.connection.preread = info.body
 	transport.ServeHTTP(w, req)
 }
 
@@ -459,6 +460,15 @@ type ephemeralConnectInfo struct {
 	opts                  *ServerSessionOptions
 	usesNewProtocol       bool
 	isSubscriptionsListen bool
+	// body is the request's body when it decoded without error.
+	body *prereadBody
+}
+
+// prereadBody is a request body and its messages, as readBatch found them.
+type prereadBody struct {
+	body    []byte
+	msgs    []jsonrpc.Message
+	isBatch bool
 }
 
 // ephemeralConnectOpts peeks at the request body to determine connection
@@ -482,8 +492,10 @@ func (h *StreamableHTTPHandler) ephemeralConnectOpts(req *http.Request) (*epheme
 	}
 	req.Body.Close()
 	req.Body = io.NopCloser(bytes.NewBuffer(body))
-	msgs, _, err := readBatch(body)
+	msgs, isBatch, err := readBatch(body)
+	var pre *prereadBody
 	if err == nil {
+		pre = &prereadBody{body: body, msgs: msgs, isBatch: isBatch}
 		for _, msg := range msgs {
 			if r, ok := msg.(*jsonrpc.Request); ok {
 				switch r.Method {
@@ -521,6 +533,7 @@ func (h *StreamableHTTPHandler) ephemeralConnectOpts(req *http.Request) (*epheme
 		},
 		usesNewProtocol:       usesNewProtocol,
 		isSubscriptionsListen: isSubscriptionsListen,
+		body:                  pre,
 	}, nil
 }
 
@@ -880,6 +893,11 @@ type streamableServerConn struct {
 	stateless    bool
 	jsonResponse bool
 	eventStore   EventStore
+
+	// preread is the body of a stateless request, read and decoded
+	// already by ephemeralConnectOpts, which servePOST takes instead of
+	// reading and decoding it again (alknet patch 5); nil otherwise.
+	preread *prereadBody
 
 	// shouldPropagateCancellation is true when the underlying HTTP request's
 	// lifetime IS the connection's cancellation signal (e.g., a stateless
@@ -1418,28 +1436,41 @@ func (c *streamableServerConn) servePOST(w http.ResponseWriter, req *http.Reques
 		return
 	}
 
-	// Read incoming messages.
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
+	var (
+		body     []byte
+		incoming []jsonrpc.Message
+		isBatch  bool
+	)
+	if pre := c.preread; pre != nil && len(pre.body) > 0 {
+		// A stateless request's body, decoded without error already: what
+		// the reads below would find.
+		c.preread = nil
+		body, incoming, isBatch = pre.body, pre.msgs, pre.isBatch
+	} else {
+		// Read incoming messages.
+		var err error
+		body, err = io.ReadAll(req.Body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				http.Error(w, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "failed to read body", http.StatusBadRequest)
 			return
 		}
-		http.Error(w, "failed to read body", http.StatusBadRequest)
-		return
-	}
-	if len(body) == 0 {
-		http.Error(w, "POST requires a non-empty body", http.StatusBadRequest)
-		return
-	}
-	// TODO(#674): once we've documented the support matrix for 2025-03-26 and
-	// earlier, drop support for matching entirely; that will simplify this
-	// logic.
-	incoming, isBatch, err := readBatch(body)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("malformed payload: %v", err), http.StatusBadRequest)
-		return
+		if len(body) == 0 {
+			http.Error(w, "POST requires a non-empty body", http.StatusBadRequest)
+			return
+		}
+		// TODO(#674): once we've documented the support matrix for 2025-03-26 and
+		// earlier, drop support for matching entirely; that will simplify this
+		// logic.
+		incoming, isBatch, err = readBatch(body)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("malformed payload: %v", err), http.StatusBadRequest)
+			return
+		}
 	}
 
 	protocolVersion := protocolVersionFromContext(req.Context())
@@ -1509,10 +1540,7 @@ func (c *streamableServerConn) servePOST(w http.ResponseWriter, req *http.Reques
 			// excluded.
 			//
 			// TODO: this validation can be moved within validateMcpHeaders.
-			var metaVersion string
-			if meta := extractRequestMeta(jreq.Params); meta != nil {
-				metaVersion, _ = meta[MetaKeyProtocolVersion].(string)
-			}
+			metaVersion := extractRequestMeta(jreq.Params).protocolVersion()
 			if (jreq.IsCall() && protocolVersion >= protocolVersion20260728) || metaVersion != "" {
 				// Extract again the protocol version from the context to see what the client
 				// is advertising in the Mcp-Protocol-Version HTTP header.
@@ -2478,12 +2506,7 @@ func protocolVersionFromMessage(msg jsonrpc.Message) string {
 	if !ok || req == nil {
 		return ""
 	}
-	meta := extractRequestMeta(req.Params)
-	if meta == nil {
-		return ""
-	}
-	v, _ := meta[MetaKeyProtocolVersion].(string)
-	return v
+	return extractRequestMeta(req.Params).protocolVersion()
 }
 
 func (c *streamableClientConn) handleJSON(requestSummary string, resp *http.Response) {

@@ -35,7 +35,15 @@ const (
 func extractName(method string, params json.RawMessage) (string, bool) {
 	switch method {
 	case "tools/call":
-		var p CallToolParams
+		// alknet patch 3: decode the name, not the arguments (into
+		// map[string]any, as a [CallToolParams] does); the other fields
+		// are checked as that decode checks them, so the same params fail.
+		var p struct {
+			Meta           metaShape        `json:"_meta,omitempty"`
+			Name           string           `json:"name"`
+			InputResponses InputResponseMap `json:"inputResponses,omitempty"`
+			RequestState   string           `json:"requestState,omitempty"`
+		}
 		if err := internaljson.Unmarshal(params, &p); err == nil {
 			return p.Name, true
 		}
@@ -52,6 +60,17 @@ func extractName(method string, params json.RawMessage) (string, bool) {
 	}
 
 	return "", false
+}
+
+// metaShape accepts what a [Meta] accepts, a JSON object or null, without
+// decoding it (alknet patch 3).
+type metaShape struct{}
+
+func (*metaShape) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && (b[0] == '{' || string(b) == "null") {
+		return nil
+	}
+	return errors.New("_meta is not an object")
 }
 
 // headerSchemaProperty captures the fields needed for x-mcp-header processing.
@@ -390,7 +409,7 @@ func validateMcpHeaders(header http.Header, msg jsonrpc.Message, toolLookup func
 
 		if msg.Method == "tools/call" && toolLookup != nil {
 			if st, ok := toolLookup(nameInBody); ok && st != nil {
-				if err := validateParamHeaders(header, msg, st.tool); err != nil {
+				if err := validateParamHeaderBindings(header, msg, st.paramHeaders); err != nil {
 					return err
 				}
 			}
@@ -399,8 +418,11 @@ func validateMcpHeaders(header http.Header, msg jsonrpc.Message, toolLookup func
 	return nil
 }
 
-func validateParamHeaders(header http.Header, msg *jsonrpc.Request, tool *Tool) error {
-	paramHeaders := extractParamHeaderAnnotations(tool)
+// validateParamHeaderBindings checks the Mcp-Param headers against the
+// tool's bindings. alknet patch 4: it took the tool and found its bindings
+// by re-encoding its input schema every request; a server now finds them
+// once, when the tool is added.
+func validateParamHeaderBindings(header http.Header, msg *jsonrpc.Request, paramHeaders []paramHeaderBinding) error {
 	if len(paramHeaders) == 0 {
 		return nil
 	}

@@ -60,6 +60,9 @@ type ToolHandlerFor[In, Out any] func(_ context.Context, request *CallToolReques
 type serverTool struct {
 	tool    *Tool
 	handler ToolHandler
+	// paramHeaders are the tool's x-mcp-header bindings, found when it is
+	// added (alknet patch 4): a tool must not change after AddTool.
+	paramHeaders []paramHeaderBinding
 }
 
 // applySchema validates whether data is valid JSON according to the provided
