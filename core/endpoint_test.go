@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -731,5 +732,39 @@ func TestConnsByALPN(t *testing.T) {
 			t.Fatalf("ConnsByALPN = %v, want %v", got, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestKnownPeerReceiveQueue: a known peer's QUIC connection queues as many
+// received packets as a client's (quic-go patch 7), so a fast upload is not
+// dropped inside quic-go when the run loop falls behind; an unknown or
+// anonymous peer's keeps the smaller bound.
+func TestKnownPeerReceiveQueue(t *testing.T) {
+	known := coretest.NewKey(t)
+	dir, err := core.NewDirectory([]core.PeerEntry{{ID: "laptop", NodeIDs: []core.NodeID{coretest.NodeID(known)}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := make(chan int64, 1)
+	n := coretest.Start(t, core.Config{Identities: core.NewLiveDirectory(dir, nil)}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		q := c.(core.QUICConn).QUIC()
+		limits <- reflect.ValueOf(q).Elem().FieldByName("receivedPackets").FieldByName("limit").Int()
+		return nil
+	}})
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		want int64
+	}{
+		{"known key", known, 1024},
+		{"unknown key", coretest.NewKey(t), 256},
+		{"anonymous", nil, 256},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n.Dial(t, core.NetworkQUIC, tc.key, "test/a")
+			if got := <-limits; got != tc.want {
+				t.Errorf("receive queue of %d packets, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -39,6 +39,28 @@ func TestClientQueueHoldsMore(t *testing.T) {
 	}
 }
 
+// TestSetReceiveQueueLimit is alknet's patch 7: a queue's limit can be
+// raised (a server's connection to a known peer) and lowered again.
+func TestSetReceiveQueueLimit(t *testing.T) {
+	var q receivedPacketQueue
+	active := &pathReceiver{}
+	q.Init(active, 2)
+	q.SetLimit(4)
+	for i := range 4 {
+		if !q.Push(receivedPacket{}, active) {
+			t.Fatalf("packet %d of 4 refused after raising the limit", i+1)
+		}
+	}
+	if q.Push(receivedPacket{}, active) {
+		t.Fatal("packet 5 accepted past the raised limit")
+	}
+	q.SetLimit(1)
+	q.Pop()
+	if q.Push(receivedPacket{}, active) {
+		t.Fatal("packet accepted with 3 queued and a limit of 1")
+	}
+}
+
 // TestServerDiscardsTLS is alknet's patch 6: once its handshake is over, a
 // server's connection holds no crypto/tls connection and no drained
 // handshake buffers, yet still reports the client's certificate and ALPN,

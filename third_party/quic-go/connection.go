@@ -776,6 +776,16 @@ func (c *Conn) earlyConnReady() <-chan struct{} {
 
 // Context returns a context that is cancelled when the connection is closed.
 // The cancellation cause is set to the error that caused the connection to close.
+// SetReceiveQueueLimit sets how many received packets the connection queues
+// for its run loop before it drops more (alknet patch 7). A server's
+// connections start with a bound an anonymous flood cannot multiply; once it
+// knows the peer, an application may give it a client's larger queue, so
+// that a run loop falling behind for a few milliseconds of a fast upload does
+// not turn into loss.
+func (c *Conn) SetReceiveQueueLimit(packets int) {
+	c.receivedPackets.SetLimit(max(packets, 1))
+}
+
 func (c *Conn) Context() context.Context {
 	return c.ctx
 }

@@ -34,6 +34,14 @@ func (q *receivedPacketQueue) Init(active *pathReceiver, limit int) {
 	q.limit = limit
 }
 
+// SetLimit changes the number of packets each queue holds at most (alknet
+// patch 7). Packets queued beyond a lowered limit stay queued.
+func (q *receivedPacketQueue) SetLimit(limit int) {
+	q.mx.Lock()
+	defer q.mx.Unlock()
+	q.limit = limit
+}
+
 // Push queues a packet received by the pathReceiver source.
 // It returns false if the packet was dropped because too many packets are queued.
 func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool {
