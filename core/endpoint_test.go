@@ -174,8 +174,13 @@ func TestDuplicateALPN(t *testing.T) {
 	if _, err := core.NewRouter(echo{nil}); err == nil {
 		t.Error("a handler without ALPN was accepted")
 	}
-	if _, err := core.NewRouter(echo{[]string{"bad alpn"}}); err == nil {
-		t.Error("an ALPN with a space was accepted")
+	for _, bad := range []string{"bad alpn", "", strings.Repeat("a", 256), "caf\u00e9", "tab\there", "del\x7f"} {
+		if _, err := core.NewRouter(echo{[]string{bad}}); err == nil {
+			t.Errorf("ALPN %q was accepted", bad)
+		}
+	}
+	if _, err := core.NewRouter(echo{[]string{strings.Repeat("~", 255)}}); err != nil {
+		t.Errorf("a 255-byte printable ALPN was refused: %v", err)
 	}
 }
 
