@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -91,6 +92,30 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEncodeEnvelopeAsMarshal: the envelope EncodeEnvelope writes is the
+// one json.Marshal writes, with ids and types that need escaping too.
+func TestEncodeEnvelopeAsMarshal(t *testing.T) {
+	for _, tc := range []struct {
+		typ, id string
+		payload any
+	}{
+		{TypeRequested, "5f0c4a1e-0000-4000-8000-000000000000", RequestPayload{OperationID: "a/b", Input: json.RawMessage(`{"x": [1, 2]}`)}},
+		{TypeResponded, "id", RespondedPayload{Output: json.RawMessage(`"<&>"`)}},
+		{TypeAborted, `q"\<>&\u2028` + "\x01\xffé", emptyPayload},
+		{"t\"ype", "", map[string]int{"n": 1}},
+	} {
+		got, err := EncodeEnvelope(tc.typ, tc.id, tc.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := json.Marshal(tc.payload)
+		body, _ := json.Marshal(Envelope{Type: tc.typ, ID: tc.id, Payload: p})
+		if want := AppendFrame(nil, body); !bytes.Equal(got, want) {
+			t.Errorf("got  %q\nwant %q", got, want)
+		}
+	}
 }
 
 // FuzzDecodeEnvelope: any frame body decodes or fails cleanly, and a
@@ -181,4 +206,12 @@ func FuzzDecodeCredit(f *testing.F) {
 			t.Fatalf("round trip: %+v, %v", back, err)
 		}
 	})
+}
+
+func TestNewID(t *testing.T) {
+	uuid4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	a, b := newID(), newID()
+	if !uuid4.MatchString(a) || !uuid4.MatchString(b) || a == b {
+		t.Errorf("ids %q, %q", a, b)
+	}
 }
