@@ -522,8 +522,8 @@ func (i *inflight) abort() {
 
 // serveRequest starts serving a call.requested.
 func (s *session) serveRequest(fs *frameStream, env Envelope) {
-	var p RequestPayload
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
+	p, err := decodeRequest(env.Payload)
+	if err != nil {
 		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "call.requested payload: %s", jsonReason(err)))
 		return
 	}

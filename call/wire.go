@@ -159,7 +159,9 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 	if !utf8.Valid(body) {
 		return Envelope{}, &EnvelopeError{Reason: "not UTF-8"}
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if env, ok := fastEnvelope(body); ok {
+		raw.Type, raw.ID, raw.Payload = &env.Type, &env.ID, env.Payload
+	} else if err := json.Unmarshal(body, &raw); err != nil {
 		return Envelope{}, &EnvelopeError{Reason: "not a JSON object: " + jsonReason(err)}
 	}
 	id := ""
@@ -271,4 +273,24 @@ func jsonReason(err error) string {
 		return fmt.Sprintf("%s: want %s", te.Field, te.Type)
 	}
 	return "invalid JSON"
+}
+
+// decodeRequest decodes a call.requested payload.
+func decodeRequest(payload json.RawMessage) (RequestPayload, error) {
+	if p, ok := fastRequest(payload); ok {
+		return p, nil
+	}
+	var p RequestPayload
+	err := json.Unmarshal(payload, &p)
+	return p, err
+}
+
+// decodeOutput returns the output of a call.responded payload.
+func decodeOutput(payload json.RawMessage) (json.RawMessage, error) {
+	if out, ok := fastOutput(payload); ok {
+		return out, nil
+	}
+	var r RespondedPayload
+	err := json.Unmarshal(payload, &r)
+	return r.Output, err
 }

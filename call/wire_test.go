@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func frame(body string) []byte { return AppendFrame(nil, []byte(body)) }
@@ -213,5 +215,60 @@ func TestNewID(t *testing.T) {
 	a, b := newID(), newID()
 	if !uuid4.MatchString(a) || !uuid4.MatchString(b) || a == b {
 		t.Errorf("ids %q, %q", a, b)
+	}
+}
+
+// FuzzFastDecode: what the fast decoders take, encoding/json takes too,
+// with the same result; and the plain form is taken.
+func FuzzFastDecode(f *testing.F) {
+	f.Add([]byte(`{"type":"call.requested","id":"1","payload":{"operationId":"a/b","input":{"x":[1,-2.5e3,true,null,"s"]},"window":262144}}`))
+	f.Add([]byte(`{"operationId":"a/b","auth_token":"t","forwarded_for":{"id":"u","scopes":["a"]}}`))
+	f.Add([]byte(`{"output":{"id":42,"name":"alknet-bench","data":"0123456789abcdefghijklm"}}`))
+	f.Add([]byte(` { "type" : "a\"b" , "id":"1","payload":[] } `))
+	f.Add([]byte(`{"Type":"x","id":"1","payload":1}`))
+	f.Add([]byte(`{"window":-1,"operationId":"x"}`))
+	f.Add([]byte(`{"output":01}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return
+		}
+		if env, ok := fastEnvelope(b); ok {
+			var raw struct {
+				Type    *string         `json:"type"`
+				ID      *string         `json:"id"`
+				Payload json.RawMessage `json:"payload"`
+			}
+			if err := json.Unmarshal(b, &raw); err != nil || raw.Type == nil || raw.ID == nil ||
+				*raw.Type != env.Type || *raw.ID != env.ID || !bytes.Equal(raw.Payload, env.Payload) {
+				t.Fatalf("fast %+v; encoding/json %v", env, err)
+			}
+		}
+		if p, ok := fastRequest(b); ok {
+			var want RequestPayload
+			if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
+				t.Fatalf("fast %+v; encoding/json %+v, %v", p, want, err)
+			}
+		}
+		if out, ok := fastOutput(b); ok {
+			var want RespondedPayload
+			if err := json.Unmarshal(b, &want); err != nil || !bytes.Equal(out, want.Output) {
+				t.Fatalf("fast %s; encoding/json %s, %v", out, want.Output, err)
+			}
+		}
+	})
+}
+
+func TestFastDecodePlainForms(t *testing.T) {
+	env, ok := fastEnvelope([]byte(`{"type":"call.responded","id":"i","payload":{"output":{"a":[1,2]}}}`))
+	if !ok || env.Type != TypeResponded || env.ID != "i" {
+		t.Fatalf("envelope %+v, %v", env, ok)
+	}
+	out, ok := fastOutput(env.Payload)
+	if !ok || string(out) != `{"a":[1,2]}` {
+		t.Fatalf("output %s, %v", out, ok)
+	}
+	p, ok := fastRequest([]byte(`{"operationId":"a/b","input":{"x":1},"auth_token":"t","window":262144,"forwarded_for":{"id":"u"}}`))
+	if !ok || p.OperationID != "a/b" || string(p.Input) != `{"x":1}` || p.AuthToken != "t" || p.Window != 262144 || p.ForwardedFor == nil || p.ForwardedFor.ID != "u" {
+		t.Fatalf("request %+v, %v", p, ok)
 	}
 }
