@@ -364,6 +364,13 @@ func (s *session) readLoop(fs *frameStream) {
 			fs.wmu.Unlock()
 			return
 		}
+		if env.Type == TypeRequested && !shared && !fs.outbound {
+			// A call's own stream: the rest of it (call.aborted, the end)
+			// is read on another goroutine, and the call is served on
+			// this one, which saves the request a hand-off.
+			s.serveRequest(fs, env, func() { s.readLoop(fs) })
+			return
+		}
 		s.route(fs, env, core.FrameHeaderBytes+len(body))
 	}
 }
@@ -381,7 +388,7 @@ func (s *session) maxFrame() int {
 func (s *session) route(fs *frameStream, env Envelope, size int) {
 	switch env.Type {
 	case TypeRequested:
-		s.serveRequest(fs, env)
+		s.serveRequest(fs, env, nil)
 	case TypeCredit:
 		if !fs.shared {
 			return // QUIC has its own flow control
@@ -520,11 +527,16 @@ func (i *inflight) abort() {
 	i.cancel(errAborted)
 }
 
-// serveRequest starts serving a call.requested.
-func (s *session) serveRequest(fs *frameStream, env Envelope) {
+// serveRequest starts serving a call.requested. With rest, the rest of
+// the stream's reading, it serves the call on this goroutine once the
+// stream counts it, and runs rest on another one.
+func (s *session) serveRequest(fs *frameStream, env Envelope, rest func()) {
 	p, err := decodeRequest(env.Payload)
 	if err != nil {
 		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "call.requested payload: %s", jsonReason(err)))
+		if rest != nil {
+			rest()
+		}
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -543,10 +555,14 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 	switch {
 	case closed:
 		cancel(nil)
-		return
 	case dup:
 		cancel(nil)
 		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "request id %q is already in use", core.Clip(env.ID)))
+	}
+	if closed || dup {
+		if rest != nil {
+			rest()
+		}
 		return
 	}
 	fs.acquire()
@@ -556,7 +572,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 		// in flight: the node's application idle timeout must not end it.
 		release = core.Hold(s.conn)
 	}
-	s.workers.Go(func() {
+	serve := func() {
 		defer s.wg.Done()
 		defer release()
 		defer fs.release()
@@ -567,7 +583,13 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 			cancel(nil)
 		}()
 		s.srv.serveWire(ctx, s, fs, env.ID, p, inf)
-	})
+	}
+	if rest != nil {
+		s.workers.Go(rest)
+		serve()
+		return
+	}
+	s.workers.Go(serve)
 }
 
 // pendingBuffer is how many events a call's channel holds. On QUIC the
