@@ -2,6 +2,7 @@ package call
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 )
@@ -585,4 +586,60 @@ func numberKind(v []byte) (uint8, bool) {
 		return kInteger, true
 	}
 	return kNumber, true
+}
+
+// validJSON reports whether b is one JSON value, spaces around it allowed.
+func validJSON(b []byte) bool {
+	s := scanner{b: b}
+	if _, ok := s.value(0); !ok {
+		return false
+	}
+	s.skipSpace()
+	return s.i == len(b)
+}
+
+// encodeResponded returns the frame of a call.responded with output out,
+// written directly when out is valid JSON (json.Marshal would scan and
+// compact it again).
+func encodeResponded(id string, out json.RawMessage) ([]byte, error) {
+	if len(out) == 0 {
+		out = json.RawMessage("null")
+	}
+	if validJSON(out) {
+		return encodeFrame(TypeResponded, id, `{"output":`, out, "}")
+	}
+	return EncodeEnvelope(TypeResponded, id, RespondedPayload{Output: out})
+}
+
+// encodeRequest returns the frame of a call.requested, written directly
+// when its input is valid JSON; see encodeResponded.
+func encodeRequest(id string, p RequestPayload) ([]byte, error) {
+	if len(p.Input) > 0 && !validJSON(p.Input) {
+		return EncodeEnvelope(TypeRequested, id, p)
+	}
+	b := make([]byte, 0, 64+len(p.OperationID)+len(p.Input)+len(p.AuthToken))
+	b = append(b, `{"operationId":`...)
+	b = appendString(b, p.OperationID)
+	if len(p.Input) > 0 {
+		b = append(b, `,"input":`...)
+		b = append(b, p.Input...)
+	}
+	if p.AuthToken != "" {
+		b = append(b, `,"auth_token":`...)
+		b = appendString(b, p.AuthToken)
+	}
+	if p.ForwardedFor != nil {
+		f, err := json.Marshal(p.ForwardedFor)
+		if err != nil {
+			return nil, fmt.Errorf("call: encode %s payload: %w", TypeRequested, err)
+		}
+		b = append(b, `,"forwarded_for":`...)
+		b = append(b, f...)
+	}
+	if p.Window > 0 {
+		b = append(b, `,"window":`...)
+		b = strconv.AppendUint(b, p.Window, 10)
+	}
+	b = append(b, '}')
+	return encodeFrame(TypeRequested, id, "", b, "")
 }

@@ -3,6 +3,7 @@ package call
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -112,4 +113,58 @@ func FuzzCompiledSchema(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDirectEncoders: the frames written directly decode to what
+// json.Marshal's would, and invalid JSON still fails to encode.
+func TestDirectEncoders(t *testing.T) {
+	fwd := &Forwarded{ID: "u", Scopes: []string{"a"}}
+	for _, p := range []RequestPayload{
+		{OperationID: "a/b"},
+		{OperationID: `q"<`, Input: json.RawMessage(` {"x" : [1, "<&>"]} `), AuthToken: "tok\n", ForwardedFor: fwd, Window: CallWindow},
+	} {
+		fr, err := encodeRequest("id", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := DecodeEnvelope(fr[4:])
+		if err != nil || env.Type != TypeRequested || env.ID != "id" {
+			t.Fatalf("%+v, %v", env, err)
+		}
+		var got, want RequestPayload
+		if err := json.Unmarshal(env.Payload, &got); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(p)
+		_ = json.Unmarshal(b, &want)
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if !bytes.Equal(g, w) {
+			t.Errorf("request %s, want %s", g, w)
+		}
+	}
+	for _, out := range []string{"", `{"a": "<b>"}`, `7`} {
+		fr, err := encodeResponded("id", json.RawMessage(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := DecodeEnvelope(fr[4:])
+		got, err := decodeOutput(env.Payload)
+		want := out
+		if want == "" {
+			want = "null"
+		}
+		var g, w any
+		_ = json.Unmarshal(got, &g)
+		_ = json.Unmarshal([]byte(want), &w)
+		if err != nil || !reflect.DeepEqual(g, w) {
+			t.Errorf("output %q: got %s, %v", out, got, err)
+		}
+	}
+	if _, err := encodeResponded("id", json.RawMessage(`{"a":`)); err == nil {
+		t.Error("invalid output encoded")
+	}
+	if _, err := encodeRequest("id", RequestPayload{OperationID: "a", Input: json.RawMessage(`[1,`)}); err == nil {
+		t.Error("invalid input encoded")
+	}
 }

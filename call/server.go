@@ -149,7 +149,7 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		caller = &tok
 	}
 	send := func(out json.RawMessage) error {
-		frame, err := EncodeEnvelope(TypeResponded, id, RespondedPayload{Output: out})
+		frame, err := encodeResponded(id, out)
 		if err != nil {
 			return err
 		}

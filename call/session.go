@@ -598,8 +598,9 @@ func (s *session) serveRequest(fs *frameStream, env Envelope, rest func()) {
 // bounds what the call keeps, and events beyond it wait in its backlog,
 // which grows only with the bytes received. It is allocated with every
 // call, most of which get one answer: 256 made a query allocate 18 KiB,
-// more than half of a routed call's allocations.
-const pendingBuffer = 16
+// more than half of a routed call's allocations, and 16 still 1 KiB, the
+// largest allocation of a call.
+const pendingBuffer = 8
 
 // pending is a call this side made, waiting for its answers. The stream's
 // reader delivers events; the caller's goroutine consumes them (next) and
@@ -790,7 +791,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	if isNull(input) {
 		input = nil
 	}
-	frame, err := EncodeEnvelope(TypeRequested, p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd, Window: window})
+	frame, err := encodeRequest(p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd, Window: window})
 	if err != nil {
 		s.end(p)
 		return nil, Errorf(CodeInvalidInput, "%v", err)
