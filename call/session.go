@@ -152,6 +152,7 @@ type frameStream struct {
 	eof      bool // the peer finished sending
 	wclosed  bool
 	outbound bool // opened by this side for one call
+	broken   bool // read directly and left inside a frame
 	shared   bool // the one stream of a single-stream connection
 }
 
@@ -299,6 +300,51 @@ func (f *frameStream) release() {
 	}
 }
 
+// setBroken notes that the stream's frame boundary may be lost: what is
+// left of it is drained, not read as frames.
+func (f *frameStream) setBroken() {
+	f.mu.Lock()
+	f.broken = true
+	f.mu.Unlock()
+}
+
+// probeEnd notes the peer's end of a per-call stream this side reads
+// directly if it has already arrived, without waiting: a QUIC callee's FIN
+// mostly comes with its answer.
+func (f *frameStream) probeEnd() {
+	f.mu.Lock()
+	skip := f.eof || f.broken
+	f.mu.Unlock()
+	if skip {
+		return
+	}
+	_ = f.s.SetReadDeadline(past)
+	var b [1]byte
+	n, err := f.s.Read(b[:])
+	_ = f.s.SetReadDeadline(time.Time{})
+	switch {
+	case errors.Is(err, io.EOF):
+		f.ended()
+	case n > 0:
+		f.setBroken()
+	}
+}
+
+// drain reads a per-call stream this side no longer needs to its end and
+// closes it once the call has released it.
+func (f *frameStream) drain() {
+	_ = f.s.SetReadDeadline(time.Time{})
+	var buf [512]byte
+	for {
+		if _, err := f.s.Read(buf[:]); err != nil {
+			if !errors.Is(err, io.EOF) || f.ended() {
+				_ = f.s.Close()
+			}
+			return
+		}
+	}
+}
+
 // peerEnded reports whether the peer has finished sending on a per-call
 // stream.
 func (f *frameStream) peerEnded() bool {
@@ -418,6 +464,9 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 			s.drop(p)
 			p.aborted.Store(true)
 			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
+			if p.direct && p.fs != fs {
+				_ = p.fs.s.SetReadDeadline(past) // wake its reader
+			}
 		}
 	default:
 		s.mu.Lock()
@@ -614,6 +663,7 @@ type pending struct {
 	// queues every event without waiting, in events and, once that is
 	// full, in backlog; what it queues is bounded by the window offered
 	// (initial) and the credits granted.
+	direct  bool // on its own QUIC stream, which next reads itself
 	flow    bool
 	initial int64
 	mu      sync.Mutex
@@ -778,8 +828,8 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			s.drop(p)
 			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
 		}
-		p.fs = newFrameStream(st, true)
-		s.workers.Go(func() { s.readLoop(p.fs) })
+		// The caller reads the call's stream itself ([session.nextDirect]).
+		p.fs, p.direct = newFrameStream(st, true), true
 	} else {
 		if s.shared == nil {
 			s.drop(p)
@@ -807,6 +857,9 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 // ctx ends first the call fails with ctx's error (and end aborts it). The
 // caller stops calling next after a terminal event.
 func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
+	if p.direct {
+		return s.nextDirect(ctx, p)
+	}
 	if n := p.grantable(); n > 0 {
 		s.sendCredit(p, n)
 	}
@@ -827,6 +880,67 @@ func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
 	case <-ctx.Done():
 		p.fail(ctxError(ctx))
 		return Envelope{}, p.err
+	}
+}
+
+// past is a read deadline that has passed: it wakes a blocked read.
+var past = time.Unix(1, 0)
+
+// nextDirect is next for a call on its own QUIC stream, which the
+// caller's goroutine reads itself: a reader goroutine handing each answer
+// over a channel cost two wake-ups per call. Reading only as fast as the
+// caller consumes is QUIC's flow control for the call, as before. ctx's
+// end (or the peer's call.aborted on another stream) wakes the read with
+// a passed deadline.
+func (s *session) nextDirect(ctx context.Context, p *pending) (Envelope, error) {
+	stop := context.AfterFunc(ctx, func() { _ = p.fs.s.SetReadDeadline(past) })
+	defer stop()
+	for {
+		select {
+		case <-p.stop:
+			if p.err != nil {
+				return Envelope{}, p.err
+			}
+			return Envelope{}, io.EOF
+		default:
+		}
+		body, err := ReadFrameWithin(p.fs.s, s.maxFrame(), s.lim)
+		switch {
+		case ctx.Err() != nil:
+			p.fs.setBroken()
+			p.fail(ctxError(ctx))
+			continue
+		case errors.Is(err, io.EOF):
+			p.fs.ended()
+			p.fail(Errorf(CodeUnavailable, "the peer ended the call without an answer"))
+			continue
+		case err != nil:
+			p.fs.setBroken()
+			p.fail(Errorf(CodeUnavailable, "read answer: %v", err))
+			continue
+		}
+		env, err := DecodeEnvelope(body)
+		if err != nil {
+			p.fs.setBroken()
+			p.fail(Errorf(CodeInternal, "bad answer: %v", err))
+			continue
+		}
+		size := core.FrameHeaderBytes + len(body)
+		if env.ID != p.id {
+			s.route(p.fs, env, size) // another call's abort, a request: as the reader would
+			continue
+		}
+		switch env.Type {
+		case TypeAborted:
+			// The peer abandoned our call: no abort goes back.
+			s.drop(p)
+			p.aborted.Store(true)
+			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
+		case TypeResponded, TypeCompleted, TypeError:
+			return p.consumed(event{env: env, size: size}), nil
+		default:
+			s.route(p.fs, env, size)
+		}
 	}
 }
 
@@ -877,6 +991,9 @@ func (s *session) end(p *pending) {
 	if p.released.Swap(true) {
 		return
 	}
+	if p.direct {
+		p.fs.probeEnd()
+	}
 	if !p.complete && p.fs != nil && !p.fs.peerEnded() {
 		// A query's answer is not known to be its last (the operation
 		// may be a subscription called as a query), unless the callee
@@ -886,6 +1003,11 @@ func (s *session) end(p *pending) {
 	}
 	if p.fs != nil {
 		p.fs.release()
+	}
+	if p.direct && !p.fs.peerEnded() {
+		// Read on to the callee's end, so the stream closes cleanly
+		// both ways and its credit returns without STOP_SENDING.
+		s.workers.Go(p.fs.drain)
 	}
 }
 
