@@ -88,7 +88,10 @@ func (s *session) open(ctx context.Context, dialed bool) error {
 	if err != nil {
 		return err
 	}
-	s.shared = newSharedStream(st)
+	// A connection negotiated as alknet/call (TCP+TLS, the control
+	// socket) is a byte stream. One taken over from another protocol may
+	// not be: a WebSocket sends each Write as one message.
+	s.shared = newSharedStream(st, s.conn.ALPN() == ALPN)
 	return nil
 }
 
@@ -134,10 +137,11 @@ type frameStream struct {
 	s   core.Stream
 	wmu sync.Mutex
 
-	// On the shared stream, frames written while another write is in
-	// progress are queued and go out with the writer's next Write: one
-	// TLS record and one syscall for many frames, where every frame used
-	// to cost both (a third of the CPU of the TCP+TLS call benchmark).
+	// On a shared byte stream (coalesce), frames written while another
+	// write is in progress are queued and go out with the writer's next
+	// Write: one TLS record and one syscall for many frames, where every
+	// frame used to cost both (a third of the CPU of the TCP+TLS call
+	// benchmark).
 	// At most maxQueued bytes wait; a writer beyond waits its turn.
 	qmu     sync.Mutex
 	qcond   *sync.Cond // signalled when the writer takes the queue
@@ -146,6 +150,9 @@ type frameStream struct {
 	writing bool        // a writer holds the stream and drains the queue
 	werr    error       // the stream's first write error: it is broken
 	flush   *time.Timer // writes lazy frames nobody took along
+	// coalesce: the stream is a byte stream, which frames may share a
+	// Write on; not a WebSocket's, whose every Write is one message.
+	coalesce bool
 
 	mu       sync.Mutex
 	active   int  // calls using the stream
@@ -166,8 +173,8 @@ func newFrameStream(s core.Stream, outbound bool) *frameStream {
 
 // newSharedStream wraps the one stream of a single-stream connection, which
 // lives as long as the connection.
-func newSharedStream(s core.Stream) *frameStream {
-	f := &frameStream{s: s, shared: true}
+func newSharedStream(s core.Stream, coalesce bool) *frameStream {
+	f := &frameStream{s: s, shared: true, coalesce: coalesce}
 	f.qcond = sync.NewCond(&f.qmu)
 	return f
 }
@@ -180,13 +187,13 @@ const maxQueued = 64 << 10
 // another frame to ride with at most.
 const lazyDelay = 5 * time.Millisecond
 
-// write writes one frame. On the shared stream a frame written while
+// write writes one frame. On a shared byte stream a frame written while
 // another goroutine writes is queued for it and write returns at once:
 // the frame leaves in order, after those queued before it. An error of
 // that later write breaks the stream, and with it the connection's calls.
 // An empty frame writes what is queued, if no writer is at it.
 func (f *frameStream) write(frame []byte) error {
-	if !f.shared {
+	if !f.coalesce {
 		f.wmu.Lock()
 		defer f.wmu.Unlock()
 		_, err := f.s.Write(frame)
@@ -247,7 +254,7 @@ func (f *frameStream) write(frame []byte) error {
 // that ends an answered query is such a frame: it costs no write of its
 // own on a busy connection. Other streams write it at once.
 func (f *frameStream) writeLazy(frame []byte) error {
-	if !f.shared {
+	if !f.coalesce {
 		return f.write(frame)
 	}
 	f.qmu.Lock()
