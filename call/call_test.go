@@ -122,6 +122,17 @@ func testOps(t testing.TB, reg *call.Registry, cancelled chan<- string) {
 				return "", ctx.Err()
 			}
 		}))
+	must(call.RegisterStream(reg, call.Spec{Name: "test/once", Access: public},
+		func(ctx context.Context, _ *call.Request, _ struct{}, send func(int) error) error {
+			if err := send(1); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			if cancelled != nil {
+				cancelled <- "test/once"
+			}
+			return ctx.Err()
+		}))
 	must(call.Register(reg, call.Spec{Name: "test/deadline", Access: public, Timeout: 100 * time.Millisecond},
 		func(ctx context.Context, _ *call.Request, _ struct{}) (string, error) {
 			<-ctx.Done()
@@ -363,6 +374,32 @@ func TestAbortReachesHandler(t *testing.T) {
 			// The connection keeps serving.
 			if err := c.Call(ctx(t), "test/echo", echoIn{"after"}, nil); err != nil {
 				t.Errorf("call after abort: %v", err)
+			}
+		})
+	}
+}
+
+// TestSubscriptionCalledAsQueryIsAborted: a subscription called like a
+// query ends on the node once its first answer is taken, on an otherwise
+// idle connection too, where the call.aborted that ends it has no other
+// frame to leave with on TCP+TLS.
+func TestSubscriptionCalledAsQueryIsAborted(t *testing.T) {
+	cancelled := make(chan string, 4)
+	n := startNode(t, nil, nil, cancelled)
+	for _, network := range networks {
+		t.Run(string(network), func(t *testing.T) {
+			c := dial(t, n, network, nil, "")
+			var first int
+			if err := c.Call(ctx(t), "test/once", struct{}{}, &first); err != nil || first != 1 {
+				t.Fatalf("call: %d, %v", first, err)
+			}
+			select {
+			case op := <-cancelled:
+				if op != "test/once" {
+					t.Fatalf("%s cancelled", op)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the subscription was never aborted")
 			}
 		})
 	}

@@ -125,8 +125,8 @@ type dispatchCall struct {
 	name   string
 	input  json.RawMessage
 	fwd    *Forwarded
-	inf    *inflight    // never nil
-	spawn  func(func()) // runs the handler; nil: a new goroutine
+	inf    *inflight   // never nil
+	early  func(error) // answers a call its deadline ended; nil: see [server.run]
 	start  time.Time
 }
 
@@ -161,7 +161,7 @@ func (srv *server) dispatch(ctx context.Context, c dispatchCall, send func(json.
 		}
 		return send(out)
 	}
-	err := srv.run(ctx, op, req, input, guarded, inf, c.spawn)
+	err := srv.run(ctx, op, req, input, guarded, inf, c.early)
 	switch {
 	case err == nil && op.spec.Type != Subscription && sent.Load() == 0:
 		srv.logger.Error("call: handler returned no output", "op", name)

@@ -299,12 +299,12 @@ func (s *session) finishCall(ctx context.Context, p *pending, out any) error {
 	}
 	switch env.Type {
 	case TypeResponded:
-		var r RespondedPayload
-		if err := json.Unmarshal(env.Payload, &r); err != nil {
+		output, err := decodeOutput(env.Payload)
+		if err != nil {
 			return Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
 		}
-		if out != nil && !isNull(r.Output) {
-			if err := json.Unmarshal(r.Output, out); err != nil {
+		if out != nil && !isNull(output) {
+			if err := json.Unmarshal(output, out); err != nil {
 				return Errorf(CodeInternal, "decode output: %v", err)
 			}
 		}
@@ -330,12 +330,12 @@ func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMes
 		}
 		switch env.Type {
 		case TypeResponded:
-			var r RespondedPayload
-			if err := json.Unmarshal(env.Payload, &r); err != nil {
+			output, err := decodeOutput(env.Payload)
+			if err != nil {
 				yield(nil, Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err)))
 				return
 			}
-			if !yield(r.Output, nil) {
+			if !yield(output, nil) {
 				return // end aborts it
 			}
 		case TypeCompleted:

@@ -31,6 +31,7 @@ type operation struct {
 	spec    Spec
 	handler HandlerFunc
 	input   *jsonschema.Resolved // nil: any input
+	fast    *vnode               // input compiled, when it can be ([compileSchema])
 	object  bool                 // input schema wants an object: null reads as {}
 	stats   *opStats
 }
@@ -62,6 +63,9 @@ func (r *Registry) Register(spec Spec, h HandlerFunc) error {
 			return fmt.Errorf("call: operation %q: input schema: %w", spec.Name, err)
 		}
 		op.object = spec.Input.Type == "object"
+		if raw, err := json.Marshal(spec.Input); err == nil {
+			op.fast = compileSchema(raw)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -108,7 +112,7 @@ func (op *operation) checkInput(raw json.RawMessage) (json.RawMessage, *Error) {
 			raw = json.RawMessage("{}")
 		}
 	}
-	if op.input == nil {
+	if op.input == nil || op.fast != nil && op.fast.validInput(raw) {
 		return raw, nil
 	}
 	var v any

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -148,7 +149,7 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		caller = &tok
 	}
 	send := func(out json.RawMessage) error {
-		frame, err := EncodeEnvelope(TypeResponded, id, RespondedPayload{Output: out})
+		frame, err := encodeResponded(id, out)
 		if err != nil {
 			return err
 		}
@@ -157,7 +158,18 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		}
 		return fs.write(frame)
 	}
-	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, spawn: s.workers.Go, start: start}, send)
+	// One terminal answer: the handler's end, or the deadline's when the
+	// handler outlives it.
+	var answered atomic.Bool
+	early := func(err error) {
+		if !errors.Is(err, errDetached) && answered.CompareAndSwap(false, true) {
+			s.writeError(fs, id, asError(err))
+		}
+	}
+	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start}, send)
+	if !answered.CompareAndSwap(false, true) {
+		return
+	}
 	switch {
 	case err == nil && typ == Subscription:
 		if frame, e := EncodeEnvelope(TypeCompleted, id, emptyPayload); e == nil {
@@ -180,29 +192,27 @@ var errDeadline = errors.New("deadline exceeded")
 // handler does or, if the handler ignores its context, when the context
 // ends: the call is then detached and the handler left to finish alone.
 // A deadline yields TIMEOUT; an abort or a closed connection errDetached.
-// The handler runs on spawn (a session's workers), or a new goroutine when
-// spawn is nil.
-func (srv *server) run(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error, inf *inflight, spawn func(func())) error {
+// With early (a call from the wire) the handler runs on this goroutine,
+// which saves two hand-offs per call; if the context ends first, early is
+// told at once what to answer, and run returns only with the handler.
+func (srv *server) run(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error, inf *inflight, early func(error)) error {
 	if d := op.spec.deadline(); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, errDeadline)
 		defer cancel()
 	}
+	if early != nil {
+		stop := context.AfterFunc(ctx, func() { early(srv.ended(ctx, op, req, inf)) })
+		err := srv.handle(ctx, op, req, input, send)
+		// The handler may see its context end before early is due:
+		// then it is answered here, as when it ran on.
+		if stop() && ctx.Err() == nil {
+			return err
+		}
+		return srv.ended(ctx, op, req, inf)
+	}
 	done := make(chan error, 1)
-	handle := func() {
-		defer func() {
-			if r := recover(); r != nil {
-				srv.logger.Error("call: handler panicked", "op", req.Op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				done <- errors.New("handler panicked")
-			}
-		}()
-		done <- op.handler(ctx, req, input, send)
-	}
-	if spawn == nil {
-		go handle()
-	} else {
-		spawn(handle)
-	}
+	go func() { done <- srv.handle(ctx, op, req, input, send) }()
 	var err error
 	select {
 	case err = <-done:
@@ -211,6 +221,23 @@ func (srv *server) run(ctx context.Context, op *operation, req *Request, input j
 	if ctx.Err() == nil {
 		return err
 	}
+	return srv.ended(ctx, op, req, inf)
+}
+
+// handle calls the handler; a panic is an error.
+func (srv *server) handle(ctx context.Context, op *operation, req *Request, input json.RawMessage, send func(json.RawMessage) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			srv.logger.Error("call: handler panicked", "op", req.Op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errors.New("handler panicked")
+		}
+	}()
+	return op.handler(ctx, req, input, send)
+}
+
+// ended detaches a call whose context ended before its handler returned
+// and returns what to answer: TIMEOUT for the deadline, else errDetached.
+func (srv *server) ended(ctx context.Context, op *operation, req *Request, inf *inflight) error {
 	if inf != nil {
 		inf.detached.Store(true)
 	}

@@ -3,13 +3,14 @@ package call
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -87,7 +88,10 @@ func (s *session) open(ctx context.Context, dialed bool) error {
 	if err != nil {
 		return err
 	}
-	s.shared = newSharedStream(st)
+	// A connection negotiated as alknet/call (TCP+TLS, the control
+	// socket) is a byte stream. One taken over from another protocol may
+	// not be: a WebSocket sends each Write as one message.
+	s.shared = newSharedStream(st, s.conn.ALPN() == ALPN)
 	return nil
 }
 
@@ -133,11 +137,29 @@ type frameStream struct {
 	s   core.Stream
 	wmu sync.Mutex
 
+	// On a shared byte stream (coalesce), frames written while another
+	// write is in progress are queued and go out with the writer's next
+	// Write: one TLS record and one syscall for many frames, where every
+	// frame used to cost both (a third of the CPU of the TCP+TLS call
+	// benchmark).
+	// At most maxQueued bytes wait; a writer beyond waits its turn.
+	qmu     sync.Mutex
+	qcond   *sync.Cond // signalled when the writer takes the queue
+	queued  []byte
+	spare   []byte      // the buffer last written, reused for the next queue
+	writing bool        // a writer holds the stream and drains the queue
+	werr    error       // the stream's first write error: it is broken
+	flush   *time.Timer // writes lazy frames nobody took along
+	// coalesce: the stream is a byte stream, which frames may share a
+	// Write on; not a WebSocket's, whose every Write is one message.
+	coalesce bool
+
 	mu       sync.Mutex
 	active   int  // calls using the stream
 	eof      bool // the peer finished sending
 	wclosed  bool
 	outbound bool // opened by this side for one call
+	broken   bool // read directly and left inside a frame
 	shared   bool // the one stream of a single-stream connection
 }
 
@@ -151,13 +173,103 @@ func newFrameStream(s core.Stream, outbound bool) *frameStream {
 
 // newSharedStream wraps the one stream of a single-stream connection, which
 // lives as long as the connection.
-func newSharedStream(s core.Stream) *frameStream { return &frameStream{s: s, shared: true} }
+func newSharedStream(s core.Stream, coalesce bool) *frameStream {
+	f := &frameStream{s: s, shared: true, coalesce: coalesce}
+	f.qcond = sync.NewCond(&f.qmu)
+	return f
+}
 
+// maxQueued bounds the bytes of frames queued behind a write in progress
+// on the shared stream.
+const maxQueued = 64 << 10
+
+// lazyDelay is how long a lazy frame ([frameStream.writeLazy]) waits for
+// another frame to ride with at most.
+const lazyDelay = 5 * time.Millisecond
+
+// write writes one frame. On a shared byte stream a frame written while
+// another goroutine writes is queued for it and write returns at once:
+// the frame leaves in order, after those queued before it. An error of
+// that later write breaks the stream, and with it the connection's calls.
+// An empty frame writes what is queued, if no writer is at it.
 func (f *frameStream) write(frame []byte) error {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	_, err := f.s.Write(frame)
-	return err
+	if !f.coalesce {
+		f.wmu.Lock()
+		defer f.wmu.Unlock()
+		_, err := f.s.Write(frame)
+		return err
+	}
+	f.qmu.Lock()
+	for f.writing && f.werr == nil && len(f.queued) > 0 && len(f.queued)+len(frame) > maxQueued {
+		f.qcond.Wait()
+	}
+	switch {
+	case f.werr != nil:
+		err := f.werr
+		f.qmu.Unlock()
+		return err
+	case f.writing:
+		f.queued = append(f.queued, frame...)
+		f.qmu.Unlock()
+		return nil
+	case len(f.queued) == 0 && len(frame) == 0:
+		f.qmu.Unlock()
+		return nil
+	}
+	f.writing = true
+	buf, queue := frame, false
+	if len(f.queued) > 0 {
+		// Lazy frames go first.
+		buf, queue = append(f.queued, frame...), true
+		f.queued, f.spare = f.spare, nil
+	}
+	f.qmu.Unlock()
+	for {
+		f.wmu.Lock()
+		_, err := f.s.Write(buf)
+		f.wmu.Unlock()
+		f.qmu.Lock()
+		if queue && cap(buf) <= 2*maxQueued {
+			f.spare = buf[:0]
+		}
+		if err != nil && f.werr == nil {
+			f.werr = err
+		}
+		if err != nil || len(f.queued) == 0 {
+			f.writing = false
+			f.queued = nil
+			f.qcond.Broadcast()
+			f.qmu.Unlock()
+			return err
+		}
+		buf, queue = f.queued, true
+		f.queued, f.spare = f.spare, nil
+		f.qcond.Broadcast()
+		f.qmu.Unlock()
+	}
+}
+
+// writeLazy queues a frame that is not urgent on the shared stream: it
+// leaves with the next frame written, or after lazyDelay. A call.aborted
+// that ends an answered query is such a frame: it costs no write of its
+// own on a busy connection. Other streams write it at once.
+func (f *frameStream) writeLazy(frame []byte) error {
+	if !f.coalesce {
+		return f.write(frame)
+	}
+	f.qmu.Lock()
+	if f.werr != nil || f.writing || len(f.queued)+len(frame) > maxQueued {
+		f.qmu.Unlock()
+		return f.write(frame)
+	}
+	f.queued = append(f.queued, frame...)
+	if f.flush == nil {
+		f.flush = time.AfterFunc(lazyDelay, func() { _ = f.write(nil) })
+	} else {
+		f.flush.Reset(lazyDelay)
+	}
+	f.qmu.Unlock()
+	return nil
 }
 
 // acquire counts a call answered on the stream.
@@ -193,6 +305,62 @@ func (f *frameStream) release() {
 	if closeAll {
 		_ = f.s.Close()
 	}
+}
+
+// setBroken notes that the stream's frame boundary may be lost: what is
+// left of it is drained, not read as frames.
+func (f *frameStream) setBroken() {
+	f.mu.Lock()
+	f.broken = true
+	f.mu.Unlock()
+}
+
+// probeEnd notes the peer's end of a per-call stream this side reads
+// directly if it has already arrived, without waiting: a QUIC callee's FIN
+// mostly comes with its answer.
+func (f *frameStream) probeEnd() {
+	f.mu.Lock()
+	skip := f.eof || f.broken
+	f.mu.Unlock()
+	if skip {
+		return
+	}
+	_ = f.s.SetReadDeadline(past)
+	var b [1]byte
+	n, err := f.s.Read(b[:])
+	_ = f.s.SetReadDeadline(time.Time{})
+	switch {
+	case errors.Is(err, io.EOF):
+		f.ended()
+	case n > 0:
+		f.setBroken()
+	}
+}
+
+// drain reads a per-call stream this side no longer needs to its end and
+// closes it once the call has released it.
+func (f *frameStream) drain() {
+	_ = f.s.SetReadDeadline(time.Time{})
+	var buf [512]byte
+	for {
+		if _, err := f.s.Read(buf[:]); err != nil {
+			if !errors.Is(err, io.EOF) || f.ended() {
+				_ = f.s.Close()
+			}
+			return
+		}
+	}
+}
+
+// peerEnded reports whether the peer has finished sending on a per-call
+// stream.
+func (f *frameStream) peerEnded() bool {
+	if f.shared {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.eof
 }
 
 // ended records the peer's end of stream and reports whether the stream can
@@ -249,6 +417,13 @@ func (s *session) readLoop(fs *frameStream) {
 			fs.wmu.Unlock()
 			return
 		}
+		if env.Type == TypeRequested && !shared && !fs.outbound {
+			// A call's own stream: the rest of it (call.aborted, the end)
+			// is read on another goroutine, and the call is served on
+			// this one, which saves the request a hand-off.
+			s.serveRequest(fs, env, func() { s.readLoop(fs) })
+			return
+		}
 		s.route(fs, env, core.FrameHeaderBytes+len(body))
 	}
 }
@@ -266,7 +441,7 @@ func (s *session) maxFrame() int {
 func (s *session) route(fs *frameStream, env Envelope, size int) {
 	switch env.Type {
 	case TypeRequested:
-		s.serveRequest(fs, env)
+		s.serveRequest(fs, env, nil)
 	case TypeCredit:
 		if !fs.shared {
 			return // QUIC has its own flow control
@@ -296,6 +471,9 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 			s.drop(p)
 			p.aborted.Store(true)
 			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
+			if p.direct && p.fs != fs {
+				_ = p.fs.s.SetReadDeadline(past) // wake its reader
+			}
 		}
 	default:
 		s.mu.Lock()
@@ -405,11 +583,16 @@ func (i *inflight) abort() {
 	i.cancel(errAborted)
 }
 
-// serveRequest starts serving a call.requested.
-func (s *session) serveRequest(fs *frameStream, env Envelope) {
-	var p RequestPayload
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
+// serveRequest starts serving a call.requested. With rest, the rest of
+// the stream's reading, it serves the call on this goroutine once the
+// stream counts it, and runs rest on another one.
+func (s *session) serveRequest(fs *frameStream, env Envelope, rest func()) {
+	p, err := decodeRequest(env.Payload)
+	if err != nil {
 		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "call.requested payload: %s", jsonReason(err)))
+		if rest != nil {
+			rest()
+		}
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
@@ -428,10 +611,14 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 	switch {
 	case closed:
 		cancel(nil)
-		return
 	case dup:
 		cancel(nil)
 		s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "request id %q is already in use", core.Clip(env.ID)))
+	}
+	if closed || dup {
+		if rest != nil {
+			rest()
+		}
 		return
 	}
 	fs.acquire()
@@ -441,7 +628,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 		// in flight: the node's application idle timeout must not end it.
 		release = core.Hold(s.conn)
 	}
-	s.workers.Go(func() {
+	serve := func() {
 		defer s.wg.Done()
 		defer release()
 		defer fs.release()
@@ -452,7 +639,13 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 			cancel(nil)
 		}()
 		s.srv.serveWire(ctx, s, fs, env.ID, p, inf)
-	})
+	}
+	if rest != nil {
+		s.workers.Go(rest)
+		serve()
+		return
+	}
+	s.workers.Go(serve)
 }
 
 // pendingBuffer is how many events a call's channel holds. On QUIC the
@@ -461,8 +654,9 @@ func (s *session) serveRequest(fs *frameStream, env Envelope) {
 // bounds what the call keeps, and events beyond it wait in its backlog,
 // which grows only with the bytes received. It is allocated with every
 // call, most of which get one answer: 256 made a query allocate 18 KiB,
-// more than half of a routed call's allocations.
-const pendingBuffer = 16
+// more than half of a routed call's allocations, and 16 still 1 KiB, the
+// largest allocation of a call.
+const pendingBuffer = 8
 
 // pending is a call this side made, waiting for its answers. The stream's
 // reader delivers events; the caller's goroutine consumes them (next) and
@@ -476,6 +670,7 @@ type pending struct {
 	// queues every event without waiting, in events and, once that is
 	// full, in backlog; what it queues is bounded by the window offered
 	// (initial) and the credits granted.
+	direct  bool // on its own QUIC stream, which next reads itself
 	flow    bool
 	initial int64
 	mu      sync.Mutex
@@ -613,7 +808,14 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[24:36], b[10:16])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:])
 }
 
 // start sends a call.requested and returns the pending call.
@@ -633,8 +835,8 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			s.drop(p)
 			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
 		}
-		p.fs = newFrameStream(st, true)
-		s.workers.Go(func() { s.readLoop(p.fs) })
+		// The caller reads the call's stream itself ([session.nextDirect]).
+		p.fs, p.direct = newFrameStream(st, true), true
 	} else {
 		if s.shared == nil {
 			s.drop(p)
@@ -646,7 +848,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	if isNull(input) {
 		input = nil
 	}
-	frame, err := EncodeEnvelope(TypeRequested, p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd, Window: window})
+	frame, err := encodeRequest(p.id, RequestPayload{OperationID: op, Input: input, AuthToken: token, ForwardedFor: fwd, Window: window})
 	if err != nil {
 		s.end(p)
 		return nil, Errorf(CodeInvalidInput, "%v", err)
@@ -662,6 +864,9 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 // ctx ends first the call fails with ctx's error (and end aborts it). The
 // caller stops calling next after a terminal event.
 func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
+	if p.direct {
+		return s.nextDirect(ctx, p)
+	}
 	if n := p.grantable(); n > 0 {
 		s.sendCredit(p, n)
 	}
@@ -682,6 +887,67 @@ func (s *session) next(ctx context.Context, p *pending) (Envelope, error) {
 	case <-ctx.Done():
 		p.fail(ctxError(ctx))
 		return Envelope{}, p.err
+	}
+}
+
+// past is a read deadline that has passed: it wakes a blocked read.
+var past = time.Unix(1, 0)
+
+// nextDirect is next for a call on its own QUIC stream, which the
+// caller's goroutine reads itself: a reader goroutine handing each answer
+// over a channel cost two wake-ups per call. Reading only as fast as the
+// caller consumes is QUIC's flow control for the call, as before. ctx's
+// end (or the peer's call.aborted on another stream) wakes the read with
+// a passed deadline.
+func (s *session) nextDirect(ctx context.Context, p *pending) (Envelope, error) {
+	stop := context.AfterFunc(ctx, func() { _ = p.fs.s.SetReadDeadline(past) })
+	defer stop()
+	for {
+		select {
+		case <-p.stop:
+			if p.err != nil {
+				return Envelope{}, p.err
+			}
+			return Envelope{}, io.EOF
+		default:
+		}
+		body, err := ReadFrameWithin(p.fs.s, s.maxFrame(), s.lim)
+		switch {
+		case ctx.Err() != nil:
+			p.fs.setBroken()
+			p.fail(ctxError(ctx))
+			continue
+		case errors.Is(err, io.EOF):
+			p.fs.ended()
+			p.fail(Errorf(CodeUnavailable, "the peer ended the call without an answer"))
+			continue
+		case err != nil:
+			p.fs.setBroken()
+			p.fail(Errorf(CodeUnavailable, "read answer: %v", err))
+			continue
+		}
+		env, err := DecodeEnvelope(body)
+		if err != nil {
+			p.fs.setBroken()
+			p.fail(Errorf(CodeInternal, "bad answer: %v", err))
+			continue
+		}
+		size := core.FrameHeaderBytes + len(body)
+		if env.ID != p.id {
+			s.route(p.fs, env, size) // another call's abort, a request: as the reader would
+			continue
+		}
+		switch env.Type {
+		case TypeAborted:
+			// The peer abandoned our call: no abort goes back.
+			s.drop(p)
+			p.aborted.Store(true)
+			p.fail(Errorf(CodeUnavailable, "aborted by the peer"))
+		case TypeResponded, TypeCompleted, TypeError:
+			return p.consumed(event{env: env, size: size}), nil
+		default:
+			s.route(p.fs, env, size)
+		}
 	}
 }
 
@@ -732,11 +998,23 @@ func (s *session) end(p *pending) {
 	if p.released.Swap(true) {
 		return
 	}
-	if !p.complete && p.fs != nil {
-		s.sendAbort(p)
+	if p.direct {
+		p.fs.probeEnd()
+	}
+	if !p.complete && p.fs != nil && !p.fs.peerEnded() {
+		// A query's answer is not known to be its last (the operation
+		// may be a subscription called as a query), unless the callee
+		// has ended its call's stream, as QUIC callees do with the
+		// answer: then there is nothing to abort.
+		s.sendLazyAbort(p)
 	}
 	if p.fs != nil {
 		p.fs.release()
+	}
+	if p.direct && !p.fs.peerEnded() {
+		// Read on to the callee's end, so the stream closes cleanly
+		// both ways and its credit returns without STOP_SENDING.
+		s.workers.Go(p.fs.drain)
 	}
 }
 
@@ -747,5 +1025,17 @@ func (s *session) sendAbort(p *pending) {
 	}
 	if frame, err := EncodeEnvelope(TypeAborted, p.id, emptyPayload); err == nil {
 		_ = p.fs.write(frame)
+	}
+}
+
+// sendLazyAbort is sendAbort for a call this side ends: mostly a query
+// already answered, which has ended on the peer too, so the frame waits
+// for company ([frameStream.writeLazy]).
+func (s *session) sendLazyAbort(p *pending) {
+	if p.aborted.Swap(true) {
+		return
+	}
+	if frame, err := EncodeEnvelope(TypeAborted, p.id, emptyPayload); err == nil {
+		_ = p.fs.writeLazy(frame)
 	}
 }

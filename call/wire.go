@@ -2,6 +2,7 @@ package call
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,7 +159,9 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 	if !utf8.Valid(body) {
 		return Envelope{}, &EnvelopeError{Reason: "not UTF-8"}
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
+	if env, ok := fastEnvelope(body); ok {
+		raw.Type, raw.ID, raw.Payload = &env.Type, &env.ID, env.Payload
+	} else if err := json.Unmarshal(body, &raw); err != nil {
 		return Envelope{}, &EnvelopeError{Reason: "not a JSON object: " + jsonReason(err)}
 	}
 	id := ""
@@ -209,14 +212,48 @@ func EncodeEnvelope(typ, id string, payload any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("call: encode %s payload: %w", typ, err)
 	}
-	body, err := json.Marshal(Envelope{Type: typ, ID: id, Payload: p})
-	if err != nil {
-		return nil, fmt.Errorf("call: encode %s: %w", typ, err)
+	return encodeFrame(typ, id, "", p, "")
+}
+
+// encodeFrame returns the frame of an envelope whose payload is pre, raw
+// and post, with raw compact JSON as json.Marshal writes it (pre and post
+// wrap it: `{"output":` and `}`). The envelope is written directly, the
+// bytes json.Marshal would write for it, without scanning the payload
+// again.
+func encodeFrame(typ, id, pre string, raw json.RawMessage, post string) ([]byte, error) {
+	n := core.FrameHeaderBytes + len(`{"type":,"id":,"payload":}`) + len(pre) + len(raw) + len(post) + 2*2 + len(typ) + len(id)
+	if n-core.FrameHeaderBytes > HardMaxFrameBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n-core.FrameHeaderBytes)
 	}
-	if len(body) > HardMaxFrameBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(body))
+	b := make([]byte, core.FrameHeaderBytes, n)
+	b = append(b, `{"type":`...)
+	b = appendString(b, typ)
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"payload":`...)
+	b = append(b, pre...)
+	b = append(b, raw...)
+	b = append(b, post...)
+	b = append(b, '}')
+	body := len(b) - core.FrameHeaderBytes
+	if body > HardMaxFrameBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, body)
 	}
-	return core.AppendFrame(make([]byte, 0, core.FrameHeaderBytes+len(body)), body), nil
+	binary.BigEndian.PutUint32(b, uint32(body))
+	return b, nil
+}
+
+// appendString appends s as a JSON string, as json.Marshal writes it.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s) // cannot fail for a string
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // isNull reports whether a raw JSON value is absent or null.
@@ -236,4 +273,24 @@ func jsonReason(err error) string {
 		return fmt.Sprintf("%s: want %s", te.Field, te.Type)
 	}
 	return "invalid JSON"
+}
+
+// decodeRequest decodes a call.requested payload.
+func decodeRequest(payload json.RawMessage) (RequestPayload, error) {
+	if p, ok := fastRequest(payload); ok {
+		return p, nil
+	}
+	var p RequestPayload
+	err := json.Unmarshal(payload, &p)
+	return p, err
+}
+
+// decodeOutput returns the output of a call.responded payload.
+func decodeOutput(payload json.RawMessage) (json.RawMessage, error) {
+	if out, ok := fastOutput(payload); ok {
+		return out, nil
+	}
+	var r RespondedPayload
+	err := json.Unmarshal(payload, &r)
+	return r.Output, err
 }

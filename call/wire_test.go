@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func frame(body string) []byte { return AppendFrame(nil, []byte(body)) }
@@ -91,6 +94,30 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEncodeEnvelopeAsMarshal: the envelope EncodeEnvelope writes is the
+// one json.Marshal writes, with ids and types that need escaping too.
+func TestEncodeEnvelopeAsMarshal(t *testing.T) {
+	for _, tc := range []struct {
+		typ, id string
+		payload any
+	}{
+		{TypeRequested, "5f0c4a1e-0000-4000-8000-000000000000", RequestPayload{OperationID: "a/b", Input: json.RawMessage(`{"x": [1, 2]}`)}},
+		{TypeResponded, "id", RespondedPayload{Output: json.RawMessage(`"<&>"`)}},
+		{TypeAborted, `q"\<>&\u2028` + "\x01\xffé", emptyPayload},
+		{"t\"ype", "", map[string]int{"n": 1}},
+	} {
+		got, err := EncodeEnvelope(tc.typ, tc.id, tc.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := json.Marshal(tc.payload)
+		body, _ := json.Marshal(Envelope{Type: tc.typ, ID: tc.id, Payload: p})
+		if want := AppendFrame(nil, body); !bytes.Equal(got, want) {
+			t.Errorf("got  %q\nwant %q", got, want)
+		}
+	}
 }
 
 // FuzzDecodeEnvelope: any frame body decodes or fails cleanly, and a
@@ -181,4 +208,67 @@ func FuzzDecodeCredit(f *testing.F) {
 			t.Fatalf("round trip: %+v, %v", back, err)
 		}
 	})
+}
+
+func TestNewID(t *testing.T) {
+	uuid4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	a, b := newID(), newID()
+	if !uuid4.MatchString(a) || !uuid4.MatchString(b) || a == b {
+		t.Errorf("ids %q, %q", a, b)
+	}
+}
+
+// FuzzFastDecode: what the fast decoders take, encoding/json takes too,
+// with the same result; and the plain form is taken.
+func FuzzFastDecode(f *testing.F) {
+	f.Add([]byte(`{"type":"call.requested","id":"1","payload":{"operationId":"a/b","input":{"x":[1,-2.5e3,true,null,"s"]},"window":262144}}`))
+	f.Add([]byte(`{"operationId":"a/b","auth_token":"t","forwarded_for":{"id":"u","scopes":["a"]}}`))
+	f.Add([]byte(`{"output":{"id":42,"name":"alknet-bench","data":"0123456789abcdefghijklm"}}`))
+	f.Add([]byte(` { "type" : "a\"b" , "id":"1","payload":[] } `))
+	f.Add([]byte(`{"Type":"x","id":"1","payload":1}`))
+	f.Add([]byte(`{"window":-1,"operationId":"x"}`))
+	f.Add([]byte(`{"output":01}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return
+		}
+		if env, ok := fastEnvelope(b); ok {
+			var raw struct {
+				Type    *string         `json:"type"`
+				ID      *string         `json:"id"`
+				Payload json.RawMessage `json:"payload"`
+			}
+			if err := json.Unmarshal(b, &raw); err != nil || raw.Type == nil || raw.ID == nil ||
+				*raw.Type != env.Type || *raw.ID != env.ID || !bytes.Equal(raw.Payload, env.Payload) {
+				t.Fatalf("fast %+v; encoding/json %v", env, err)
+			}
+		}
+		if p, ok := fastRequest(b); ok {
+			var want RequestPayload
+			if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
+				t.Fatalf("fast %+v; encoding/json %+v, %v", p, want, err)
+			}
+		}
+		if out, ok := fastOutput(b); ok {
+			var want RespondedPayload
+			if err := json.Unmarshal(b, &want); err != nil || !bytes.Equal(out, want.Output) {
+				t.Fatalf("fast %s; encoding/json %s, %v", out, want.Output, err)
+			}
+		}
+	})
+}
+
+func TestFastDecodePlainForms(t *testing.T) {
+	env, ok := fastEnvelope([]byte(`{"type":"call.responded","id":"i","payload":{"output":{"a":[1,2]}}}`))
+	if !ok || env.Type != TypeResponded || env.ID != "i" {
+		t.Fatalf("envelope %+v, %v", env, ok)
+	}
+	out, ok := fastOutput(env.Payload)
+	if !ok || string(out) != `{"a":[1,2]}` {
+		t.Fatalf("output %s, %v", out, ok)
+	}
+	p, ok := fastRequest([]byte(`{"operationId":"a/b","input":{"x":1},"auth_token":"t","window":262144,"forwarded_for":{"id":"u"}}`))
+	if !ok || p.OperationID != "a/b" || string(p.Input) != `{"x":1}` || p.AuthToken != "t" || p.Window != 262144 || p.ForwardedFor == nil || p.ForwardedFor.ID != "u" {
+		t.Fatalf("request %+v, %v", p, ok)
+	}
 }
