@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/dnsbench"
@@ -78,22 +79,39 @@ func printDNS(w io.Writer, rep *dnsbench.DNSReport, err error) {
 	if rep.DnsperfVersion != "" {
 		udp = dnsbench.Dnsperf
 	}
+	type goal struct {
+		name   string
+		target float64
+	}
+	var goals []string
 	for _, p := range []struct {
 		a, b dnsbench.DNSLoad
-		goal string
+		goal *goal // nil: reported, not judged
 	}{
-		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.UDP, Tool: udp}, dnsbench.DNSLoad{Server: dnsbench.CoreDNS, Transport: dnsbench.UDP, Tool: udp}, "≥ 1.0"},
-		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.GoLoad}, "≥ 0.5"},
-		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.Dnsperf}, "(tools differ)"},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.UDP, Tool: udp}, dnsbench.DNSLoad{Server: dnsbench.CoreDNS, Transport: dnsbench.UDP, Tool: udp}, &goal{"dns-udp-vs-coredns", 1.0}},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.GoLoad}, &goal{"dns-doq-vs-dot", 0.6}},
+		{dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoQ, Tool: dnsbench.GoLoad}, dnsbench.DNSLoad{Server: dnsbench.AlknetDNS, Transport: dnsbench.DoT, Tool: dnsbench.Dnsperf}, nil},
 	} {
 		pr := rep.RateRatio(p.a, p.b)
 		if pr.N == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "| %s / %s | %s | %.3f (%.3f–%.3f); %s | %s | %s |\n", p.a, p.b, p.goal, pr.Median, pr.Min, pr.Max,
+		target := "(tools differ)"
+		if p.goal != nil {
+			target = fmt.Sprintf("≥ %g", p.goal.target)
+			var b strings.Builder
+			harness.WriteGoal(&b, p.goal.name, "loopback", pr.Median, ">=", p.goal.target)
+			goals = append(goals, b.String())
+		}
+		fmt.Fprintf(w, "| %s / %s | %s | %.3f (%.3f–%.3f); %s | %s | %s |\n", p.a, p.b, target, pr.Median, pr.Min, pr.Max,
 			ratio(rep.Rate(p.a), rep.Rate(p.b)), ratio(rep.P99(p.a), rep.P99(p.b)), ratio(rep.CPUPerQuery(p.a), rep.CPUPerQuery(p.b)))
 	}
 	fmt.Fprintln(w)
+	// Last, one line per goal (issue 18's bench interface): the median of
+	// the per-round queries/s ratios.
+	for _, g := range goals {
+		fmt.Fprint(w, g)
+	}
 }
 
 // seconds renders the median of a summary held in seconds, rounded to r.
