@@ -87,7 +87,8 @@ func TestCompareGitSmoke(t *testing.T) {
 	}
 	var md strings.Builder
 	rep.WriteMarkdown(&md, nil)
-	for _, want := range []string{"## git hosting against git daemon", "| clone | git-daemon |", "| push | alknet |", "| clone --depth 1 | "} {
+	for _, want := range []string{"## git hosting against git daemon", "| clone | git-daemon |", "| push | alknet |", "| clone --depth 1 | ",
+		"\ngoal git-clone-time loopback ratio ", "\ngoal git-shallow-memory loopback ratio ", "\ngoal git-push-time loopback ratio "} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

@@ -50,6 +50,17 @@ func (r *GitReport) WriteMarkdown(w io.Writer, err error) {
 			medianRatio(r.treePeak(gitAlknet, op), r.treePeak(gitDaemon, op)))
 	}
 	fmt.Fprintln(w)
+	// Last, one line per goal: time per round and process-tree memory
+	// (which counts the exec backend's git processes) against git daemon.
+	for _, op := range cfg.Ops {
+		name := "git-" + gitOpNames[op]
+		if p := r.pairedWallRatio(gitAlknet, gitDaemon, op); p.N > 0 {
+			harness.WriteGoal(w, name+"-time", "loopback", p.Median, "<=", 1.5)
+		}
+		if a, b := r.treePeak(gitAlknet, op), r.treePeak(gitDaemon, op); a.N > 0 && b.N > 0 && b.Median > 0 {
+			harness.WriteGoal(w, name+"-memory", "loopback", harness.Ratio(a, b), "<=", 2)
+		}
+	}
 }
 
 // statsString prints s as "median (min–max)" with format, or "–".
