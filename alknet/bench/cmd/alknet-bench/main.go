@@ -276,6 +276,12 @@ func printThroughput(w io.Writer, rep *throughput.ThroughputReport, err error) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", tr, yesNo(p.ClientGSO), yesNo(p.ServerGSO), buffers(p.Client), buffers(p.Server))
 	}
 	fmt.Fprintln(w)
+	// Last, the goal: the router costs QUIC at most 3 %.
+	for _, n := range cfg.Streams {
+		if p := rep.PairedRatio(throughput.Router, throughput.Bare, n); p.N > 0 {
+			harness.WriteGoal(w, fmt.Sprintf("b1-router-overhead-%d-streams", n), "loopback", p.Median, ">=", 0.97)
+		}
+	}
 }
 
 func printHandshakes(w io.Writer, rep *setup.HandshakeReport, err error) {
@@ -305,6 +311,11 @@ func printHandshakes(w io.Writer, rep *setup.HandshakeReport, err error) {
 			durRatio(harness.Percentile(q, 99), harness.Percentile(t, 99)))
 	}
 	fmt.Fprintln(w)
+	for _, c := range cfg.Concurrency {
+		if q, t := rep.Rate(core.NetworkQUIC, c), rep.Rate(core.NetworkTCP, c); q.N > 0 && t.N > 0 && t.Median > 0 {
+			harness.WriteGoal(w, fmt.Sprintf("b2-quic-vs-tcp-setup-rate-%d-workers", c), "loopback", harness.Ratio(q, t), ">=", 1)
+		}
+	}
 }
 
 // serve measures the alknet binary, building it first if bin is empty. A
@@ -332,6 +343,12 @@ func serve(ctx context.Context, w io.Writer, bin string) error {
 			float64(s.r.RSS)/1e6, float64(s.r.HWM)/1e6, s.r.ToExit.Round(time.Millisecond), s.r.ExitCode)
 	}
 	fmt.Fprintln(w)
+	// Last, the goals, judged on the second start (the vault exists, as
+	// on every start after the first): ratios to the targets.
+	if err == nil {
+		harness.WriteGoal(w, "serve-start-to-first-handshake", "loopback", float64(res.Second.ToDial)/float64(200*time.Millisecond), "<=", 1)
+		harness.WriteGoal(w, "serve-idle-rss", "loopback", float64(res.Second.RSS)/40e6, "<=", 1)
+	}
 	return err
 }
 
