@@ -154,20 +154,28 @@ func (s *scanner) array(depth int) bool {
 		if _, ok := s.value(depth); !ok {
 			return false
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.separator(']'); !ok || end {
+			return ok
 		}
 	}
+}
+
+// separator reads what follows an array element or an object member: a
+// comma (more follow) or closer (the end); ok is false for anything else.
+func (s *scanner) separator(closer byte) (end, ok bool) {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, true
+	case closer:
+		s.i++
+		return true, true
+	}
+	return false, false
 }
 
 // object skips an object. field, if not nil, is called with each key
@@ -203,18 +211,8 @@ func (s *scanner) object(depth int, field func(key []byte, escaped bool, val []b
 		if field != nil && !field(key, esc, val) {
 			return false
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.separator('}'); !ok || end {
+			return ok
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"strings"
 	"testing"
 	"time"
 )
@@ -22,16 +21,5 @@ func TestDNSGoalLines(t *testing.T) {
 	if err := dnsScenario(ctx, &out, 1); err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	goals := []string{"dns-udp-vs-coredns", "dns-doq-vs-dot"}
-	if len(lines) < len(goals) {
-		t.Fatalf("%d lines", len(lines))
-	}
-	tail := lines[len(lines)-len(goals):]
-	for i, g := range goals {
-		if want := "goal " + g + " loopback ratio "; !strings.HasPrefix(tail[i], want) ||
-			!(strings.HasSuffix(tail[i], " met") || strings.HasSuffix(tail[i], " missed")) {
-			t.Errorf("goal line %d is %q, want %q...", i, tail[i], want)
-		}
-	}
+	checkGoalLines(t, out.String(), "dns-udp-vs-coredns", "dns-doq-vs-dot")
 }
