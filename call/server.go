@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -159,15 +159,30 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		return fs.write(frame)
 	}
 	// One terminal answer: the handler's end, or the deadline's when the
-	// handler outlives it.
-	var answered atomic.Bool
+	// handler outlives it. The deadline's is written under mu, so that the
+	// handler's end, which releases the stream when it returns, waits for
+	// it: a stream whose writing ended would lose the answer.
+	var (
+		mu       sync.Mutex
+		answered bool
+	)
 	early := func(err error) {
-		if !errors.Is(err, errDetached) && answered.CompareAndSwap(false, true) {
+		if errors.Is(err, errDetached) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			answered = true
 			s.writeError(fs, id, asError(err))
 		}
 	}
 	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start}, send)
-	if !answered.CompareAndSwap(false, true) {
+	mu.Lock()
+	already := answered
+	answered = true
+	mu.Unlock()
+	if already {
 		return
 	}
 	switch {
