@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -103,15 +104,74 @@ func (w *blockWriter) run() {
 // half a buffer gets its own slice: a batch holds up to writeBatchBytes of
 // data, and that many small blocks in whole buffers would take gigabytes.
 func (w *blockWriter) getBuf(n int) []byte {
-	if n > bufCap || n < bufCap/2 {
-		return make([]byte, n)
+	if b := w.recycled(n); b != nil {
+		return b
+	}
+	return make([]byte, n, bufCapFor(n))
+}
+
+// recycled returns one of the written blocks' buffers, cut to n bytes, if
+// n fits one and one is free; else nil.
+func (w *blockWriter) recycled(n int) []byte {
+	if bufCapFor(n) != bufCap {
+		return nil
 	}
 	select {
 	case b := <-w.free:
 		return b[:n]
 	default:
-		return make([]byte, n, bufCap)
+		return nil
 	}
+}
+
+// bufCapFor is the capacity getBuf gives a buffer of n bytes: a whole
+// recyclable buffer if n is at least half of one.
+func bufCapFor(n int) int {
+	if n > bufCap || n < bufCap/2 {
+		return n
+	}
+	return bufCap
+}
+
+// firstRead is the most readBuf allocates for a section before any of its
+// bytes arrived.
+const firstRead = 64 << 10
+
+// readBuf reads n bytes from r into a buffer as getBuf would give it. A
+// buffer not recycled grows with the bytes that arrive, doubling from
+// [firstRead]: a peer that declares a large section and sends little of it
+// makes the receiver allocate about what it sent (ARCHITECTURE.md §3.6),
+// not the declared length. A short stream is io.ErrUnexpectedEOF.
+func (w *blockWriter) readBuf(r io.Reader, n int) ([]byte, error) {
+	if buf := w.recycled(n); buf != nil {
+		return buf, readFull(r, buf)
+	}
+	buf := make([]byte, 0, min(n, firstRead))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			next := min(2*cap(buf), n)
+			if next == n {
+				next = bufCapFor(n)
+			}
+			buf = append(make([]byte, 0, next), buf...)
+		}
+		part := buf[len(buf):min(cap(buf), n)]
+		if err := readFull(r, part); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+len(part)]
+	}
+	return buf, nil
+}
+
+// readFull is io.ReadFull, with a stream that ends before buf is full
+// (even before its first byte) an io.ErrUnexpectedEOF.
+func readFull(r io.Reader, buf []byte) error {
+	_, err := io.ReadFull(r, buf)
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // release offers buf, which nothing uses any more, to getBuf.

@@ -361,11 +361,8 @@ func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid,
 		case n == 0:
 			return fail(errors.New("empty section"))
 		}
-		buf := v.w.getBuf(int(n))
-		if _, err := io.ReadFull(r, buf); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
+		buf, err := v.w.readBuf(r, int(n))
+		if err != nil {
 			return fail(err)
 		}
 		m, c, err := cid.CidFromBytes(buf)

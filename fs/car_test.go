@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
+	"github.com/multiformats/go-varint"
 )
 
 // exportBytes returns the CAR of root's whole DAG and the blocks in it in
@@ -124,6 +126,35 @@ func TestImportCARRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestImportCARDeclaredSection checks that a section's declared length is
+// not allocated before its bytes arrive: a peer that declares the largest
+// section and sends a little of it makes the receiver allocate about what
+// it sent, and the import fails as truncated.
+func TestImportCARDeclaredSection(t *testing.T) {
+	src, dst := openStore(t), openStore(t)
+	root := addFile(t, src, pattern("declared", ChunkSize))
+	good, _ := exportBytes(t, src, root)
+	hdr, m, err := varint.FromUvarint(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := append(bytes.Clone(good[:m+int(hdr)]), varint.ToUvarint(MaxBlockBytes+256)...)
+	stream = append(stream, make([]byte, 1000)...)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = dst.ImportCAR(context.Background(), bytes.NewReader(stream))
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Fatalf("import of a truncated section: %v, want unexpected EOF", err)
+	}
+	// The import's own buffers (a 64 KiB reader, the first 64 KiB of the
+	// section, the writer) stay far below the declared 2 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > MaxBlockBytes/2 {
+		t.Errorf("import allocated %d bytes for a section of %d declared and 1000 sent", got, MaxBlockBytes+256)
 	}
 }
 
