@@ -6,11 +6,17 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"math/big"
 	"reflect"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/internal/protocol"
 )
 
 // TestClientQueueHoldsMore is alknet's patch 5: a queue holds exactly its
@@ -150,6 +156,148 @@ func TestServerDiscardsTLS(t *testing.T) {
 		if sc.initialStream.queue.queue != nil || sc.handshakeStream.queue.queue != nil {
 			t.Errorf("dial %d: the server keeps finished handshake receive queues", i)
 		}
+	}
+}
+
+// recordingConn is a sendConn that records what is written, and fails
+// every write once fail is set.
+type recordingConn struct {
+	sendConn
+	mx      sync.Mutex
+	written [][]byte
+	fail    error
+	block   chan struct{} // if set, each write waits for it
+}
+
+func (c *recordingConn) Write(b []byte, _ uint16, _ protocol.ECN) error {
+	if c.block != nil {
+		<-c.block
+	}
+	c.mx.Lock()
+	defer c.mx.Unlock()
+	if c.fail != nil {
+		return c.fail
+	}
+	c.written = append(c.written, bytes.Clone(b))
+	return nil
+}
+
+func (c *recordingConn) count() int {
+	c.mx.Lock()
+	defer c.mx.Unlock()
+	return len(c.written)
+}
+
+// sendQueueWriters counts the goroutines writing a send queue (before
+// patch 8, one per connection ran (*sendQueue).Run).
+func sendQueueWriters() int {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	return strings.Count(stacks, "(*sendQueue).write(") + strings.Count(stacks, "(*sendQueue).Run(")
+}
+
+func packet(b byte) *packetBuffer {
+	p := getPacketBuffer()
+	p.Data = append(p.Data[:0], b)
+	return p
+}
+
+// TestSendQueueWritesOnDemand is alknet's patch 8: the send queue's writer
+// runs only while packets are queued, writes them in order, and Close
+// waits for the queued ones.
+func TestSendQueueWritesOnDemand(t *testing.T) {
+	conn := &recordingConn{block: make(chan struct{})}
+	q := newSendQueue(conn, func(err error) { t.Errorf("write error %v", err) })
+	before := sendQueueWriters()
+	for i := range sendQueueCapacity {
+		q.Send(packet(byte(i)), 0, protocol.ECNNon)
+	}
+	// The writer takes the first packet and waits in its write.
+	for len(q.(*sendQueue).queue) == sendQueueCapacity {
+		time.Sleep(time.Millisecond)
+	}
+	q.Send(packet(sendQueueCapacity), 0, protocol.ECNNon)
+	if !q.WouldBlock() {
+		t.Error("a full queue does not say it would block")
+	}
+	if got := sendQueueWriters() - before; got != 1 {
+		t.Errorf("%d writers for a full queue, want 1", got)
+	}
+	closed := make(chan struct{})
+	go func() { q.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned before the queued packets were written")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(conn.block)
+	<-closed
+	if conn.count() != sendQueueCapacity+1 {
+		t.Fatalf("%d packets written, want %d", conn.count(), sendQueueCapacity+1)
+	}
+	for i, b := range conn.written {
+		if b[0] != byte(i) {
+			t.Fatalf("packet %d written as %d", i, b[0])
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sendQueueWriters() > before {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer still runs with nothing queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q.Send(packet(9), 0, protocol.ECNNon) // after Close: dropped
+	if conn.count() != sendQueueCapacity+1 || sendQueueWriters() > before {
+		t.Error("a packet sent after Close was written")
+	}
+}
+
+// TestSendQueueWriteError is alknet's patch 8: a failed write is reported
+// once, and nothing is written after it.
+func TestSendQueueWriteError(t *testing.T) {
+	conn := &recordingConn{fail: errors.New("network down")}
+	errs := make(chan error, 4)
+	q := newSendQueue(conn, func(err error) { errs <- err })
+	q.Send(packet(1), 0, protocol.ECNNon)
+	if err := <-errs; err != conn.fail {
+		t.Fatalf("reported %v", err)
+	}
+	conn.mx.Lock()
+	conn.fail = nil
+	conn.mx.Unlock()
+	q.Send(packet(2), 0, protocol.ECNNon)
+	q.Close()
+	if conn.count() != 0 || len(errs) != 0 {
+		t.Errorf("after a failed write: %d written, %d more errors", conn.count(), len(errs))
+	}
+}
+
+// TestIdleConnectionHasNoWriter is alknet's patch 8 on real connections:
+// once the handshake's packets are out, neither side keeps a writer.
+func TestIdleConnectionHasNoWriter(t *testing.T) {
+	before := sendQueueWriters()
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"alknet-test"}}
+	ln, err := ListenAddr("127.0.0.1:0", serverTLS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"alknet-test"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.CloseWithError(0, "")
+	if _, err := ln.Accept(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for sendQueueWriters() > before {
+		if ctx.Err() != nil {
+			t.Fatalf("%d send queue writers on two idle connections", sendQueueWriters()-before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
