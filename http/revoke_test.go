@@ -327,3 +327,59 @@ func TestRevokerStops(t *testing.T) {
 		t.Fatalf("%d watches left with nothing watched", n)
 	}
 }
+
+// TestRevocableWatchesLongRequests: a request is watched once it outlasts
+// the first interval, not before (a watch per short request started and
+// stopped the watcher's goroutine each time), and is revoked then; an
+// anonymous one is never watched.
+func TestRevocableWatchesLongRequests(t *testing.T) {
+	tok, hash, err := core.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "t", Hash: hash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	id, _ := live.ByToken(tok)
+	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+
+	_, release := r.revocable(t.Context(), &id)
+	if n := r.w.Watching(); n != 0 {
+		t.Fatalf("a new request is watched (%d watches)", n)
+	}
+	release()
+	anon, release := r.revocable(t.Context(), nil)
+	if anon != t.Context() {
+		t.Error("an anonymous request got a revocable context")
+	}
+	release()
+
+	ctx, release := r.revocable(t.Context(), &id)
+	defer release()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.w.Watching() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a long request is not watched")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	empty, err := core.NewDirectory(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(empty)
+	select {
+	case <-ctx.Done():
+		if !revoked(ctx) {
+			t.Fatalf("ended by %v, not the revocation", context.Cause(ctx))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a long request was not revoked")
+	}
+	release()
+	if n := r.w.Watching(); n != 0 {
+		t.Fatalf("%d watches left after the request", n)
+	}
+}
