@@ -168,3 +168,28 @@ func TestDirectToolCallsAllocations(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDirectToolCalls checks that the direct path answers any body, sent
+// with a tools/call's headers, as the session path does.
+func FuzzDirectToolCalls(f *testing.F) {
+	for _, tool := range []string{"echo", "tool_error", "go_error", "empty", "nope"} {
+		f.Add(toolCall("1", tool, `{"a":[1,"x"]}`), tool)
+	}
+	f.Add(toolCall(`"id"`, "echo", `null`), "echo")
+	f.Add(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{`+directMeta+`,"name":"echo","inputResponses":{},"requestState":"s"}}`, "echo")
+	f.Add(`[`+toolCall("1", "echo", `{}`)+`]`, "echo")
+	var direct atomic.Int32
+	s := directServer(&direct)
+	handler := func(d bool) http.Handler {
+		return NewStreamableHTTPHandler(func(*http.Request) *Server { return s },
+			&StreamableHTTPOptions{Stateless: true, JSONResponse: true, DirectToolCalls: d})
+	}
+	session, directH := handler(false), handler(true)
+	f.Fuzz(func(t *testing.T, body, name string) {
+		want := postNew(session, body, "Mcp-Name", name)
+		got := postNew(directH, body, "Mcp-Name", name)
+		if got.Code != want.Code || got.Body.String() != want.Body.String() {
+			t.Errorf("direct: %d %s\nsession: %d %s", got.Code, got.Body, want.Code, want.Body)
+		}
+	})
+}
