@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -55,43 +54,17 @@ func (r *revoker) watch(id *core.Identity, what string, revoke func()) (stop fun
 }
 
 // revocable returns ctx, ended with cause errRevoked once caller no longer
-// stands, and the function that releases it. A request is watched only
-// once it has lasted revalidateInterval: most end well before, and
-// watching each from its start would start and stop the watcher's
-// goroutine and ticker for every request of a client calling one at a
-// time. A revocation still ends it within two intervals. An anonymous
-// caller, or a server without identities, has nothing to revoke: ctx is
-// returned as it is.
+// stands, and the function that releases it. An anonymous caller, or a
+// server without identities, has nothing to revoke: ctx is returned as it
+// is.
 func (r *revoker) revocable(ctx context.Context, caller *core.Identity) (context.Context, func()) {
 	if caller == nil || r.ids == nil {
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	lw := new(lateWatch)
-	lw.timer = time.AfterFunc(revalidateInterval, func() {
-		lw.mu.Lock()
-		defer lw.mu.Unlock()
-		if !lw.released {
-			lw.stop = r.watch(caller, "request", func() { cancel(errRevoked) })
-		}
-	})
+	stop := r.watch(caller, "request", func() { cancel(errRevoked) })
 	return ctx, func() {
-		lw.timer.Stop()
-		lw.mu.Lock()
-		lw.released = true
-		stop := lw.stop
-		lw.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
+		stop()
 		cancel(nil)
 	}
-}
-
-// lateWatch is the watch of a request that outlasted its first interval.
-type lateWatch struct {
-	timer    *time.Timer
-	mu       sync.Mutex
-	stop     func() // the watch's stop, once registered
-	released bool   // the request ended: no watch to register
 }
