@@ -283,6 +283,9 @@ func peerOf(r *http.Request) string {
 	if p := r.Header.Get(peerHeader); p != "" {
 		return p
 	}
+	if r.URL.RawQuery == "" {
+		return "" // no query to parse
+	}
 	return r.URL.Query().Get("peer")
 }
 

@@ -31,12 +31,24 @@ const (
 // tools see the request's end (withRequestEnd), while the transport, which
 // would answer an ended request with an empty body, sees only the client
 // going away.
+//
+// A tools/call of the 2026-07-28 protocol is answered without the SDK's
+// per-request session (its DirectToolCalls, alknet's patch 6 of the SDK):
+// the tools here never send to the client, which a stateless session could
+// not carry either.
 func (s *Server) mcpHandler() http.Handler {
-	h := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		srv, _ := r.Context().Value(mcpServerKey{}).(*mcp.Server)
-		return srv
-	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: s.logger})
+	sdk := func(direct bool) http.Handler {
+		return mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+			srv, _ := r.Context().Value(mcpServerKey{}).(*mcp.Server)
+			return srv
+		}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, DirectToolCalls: direct, Logger: s.logger})
+	}
+	direct, session := sdk(true), sdk(false)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := direct
+		if s.mcpSessionOnly.Load() {
+			h = session
+		}
 		ctx := r.Context()
 		// The SDK asks for the server twice a request (to check the
 		// protocol version, then to serve): look it up once.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,71 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		if err != nil || res.IsError {
 			b.Fatalf("demo_echo: %v %+v", err, res)
 		}
+	}
+}
+
+// mcpMeta is the _meta of a 2026-07-28 request, as the Go SDK's client
+// sends it.
+const mcpMeta = `"_meta":{"io.modelcontextprotocol/clientCapabilities":{"roots":{"listChanged":true}},"io.modelcontextprotocol/clientInfo":{"name":"test","version":"1"},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}`
+
+// mcpToolCall is the body of a 2026-07-28 tools/call of tool.
+func mcpToolCall(tool, args string) string {
+	return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{` + mcpMeta + `,"name":"` + tool + `","arguments":` + args + `}}`
+}
+
+// TestMCPDirectAsSession: a tools/call answered on the SDK's direct path
+// (DirectToolCalls) gets, byte for byte, the answer of the SDK's session
+// path, for results, tool errors, bad requests and callers of every access;
+// and a tool needs the access its operation needs over REST.
+func TestMCPDirectAsSession(t *testing.T) {
+	f := start(t, Limits{Rate: -1})
+	c := f.client(t, true)
+	hdr := func(tool string) []string {
+		return []string{"Accept", "application/json, text/event-stream", "Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", tool}
+	}
+	for _, tc := range []struct {
+		name, token, tool, body string
+		status                  int
+		want                    string // in the body
+		rest                    string // the operation called over REST with the same token, when set
+		restStatus              int
+	}{
+		{"success", "", "demo_echo", mcpToolCall("demo_echo", `{"text":"<hi>"}`), 200, `"structuredContent":{"text":"\u003chi\u003e"},"resultType":"complete"`, "", 0},
+		{"tool error", "", "demo_teapot", mcpToolCall("demo_teapot", `{}`), 200, `"isError":true`, "", 0},
+		{"invalid input", "", "demo_echo", mcpToolCall("demo_echo", `{"text":3}`), 200, `INVALID_INPUT`, "", 0},
+		{"arguments not an object", "", "demo_echo", mcpToolCall("demo_echo", `"x"`), 200, `INVALID_INPUT`, "", 0},
+		{"unknown tool", "", "nope", mcpToolCall("nope", `{}`), 400, `"code":-32602,"message":"unknown tool \"nope\""`, "", 0},
+		{"invalid params", "", "demo_echo", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":3}`, 400, `-32602`, "", 0},
+		{"name header mismatch", "", "demo_add", mcpToolCall("demo_echo", `{}`), 400, `-32020`, "", 0},
+		{"internal error", "", "demo_boom", mcpToolCall("demo_boom", `{}`), 200, `"code\":\"INTERNAL\"`, "", 0},
+		{"secret, anonymous", "", "demo_secret", mcpToolCall("demo_secret", `{}`), 400, `unknown tool \"demo_secret\"`, "/v1/ops/demo/secret", 401},
+		{"secret, user", f.user, "demo_secret", mcpToolCall("demo_secret", `{}`), 400, `unknown tool \"demo_secret\"`, "/v1/ops/demo/secret", 403},
+		{"secret, admin", f.admin, "demo_secret", mcpToolCall("demo_secret", `{}`), 200, `"resultType":"complete"`, "/v1/ops/demo/secret", 200},
+		{"whoami, user", f.user, "demo_whoami", mcpToolCall("demo_whoami", `{}`), 200, `"structuredContent":{"text":"user"}`, "/v1/ops/demo/whoami", 200},
+		{"whoami, anonymous", "", "demo_whoami", mcpToolCall("demo_whoami", `{}`), 400, `unknown tool`, "/v1/ops/demo/whoami", 401},
+		{"bad token", "not-a-token", "demo_echo", mcpToolCall("demo_echo", `{"text":"x"}`), 401, ``, "/v1/ops/demo/echo", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.srv.mcpSessionOnly.Store(true)
+			wantStatus, wantHdr, wantBody := do(t, c, http.MethodPost, f.url("/mcp"), tc.token, tc.body, hdr(tc.tool)...)
+			f.srv.mcpSessionOnly.Store(false)
+			status, h, body := do(t, c, http.MethodPost, f.url("/mcp"), tc.token, tc.body, hdr(tc.tool)...)
+			if status != wantStatus || body != wantBody {
+				t.Fatalf("direct: %d %s\nsession: %d %s", status, body, wantStatus, wantBody)
+			}
+			for _, k := range []string{"Content-Type", "Cache-Control"} {
+				if h.Get(k) != wantHdr.Get(k) {
+					t.Errorf("%s: direct %q, session %q", k, h.Get(k), wantHdr.Get(k))
+				}
+			}
+			if status != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("%d %s, want %d and %s", status, body, tc.status, tc.want)
+			}
+			if tc.rest != "" {
+				if st, _, b := do(t, c, http.MethodPost, f.url(tc.rest), tc.token, `{}`); st != tc.restStatus {
+					t.Fatalf("REST %s: %d %s, want %d", tc.rest, st, b, tc.restStatus)
+				}
+			}
+		})
 	}
 }

@@ -54,8 +54,13 @@ func (r *revoker) watch(id *core.Identity, what string, revoke func()) (stop fun
 }
 
 // revocable returns ctx, ended with cause errRevoked once caller no longer
-// stands, and the function that releases it.
+// stands, and the function that releases it. An anonymous caller, or a
+// server without identities, has nothing to revoke: ctx is returned as it
+// is.
 func (r *revoker) revocable(ctx context.Context, caller *core.Identity) (context.Context, func()) {
+	if caller == nil || r.ids == nil {
+		return ctx, func() {}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := r.watch(caller, "request", func() { cancel(errRevoked) })
 	return ctx, func() {

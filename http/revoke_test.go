@@ -327,3 +327,49 @@ func TestRevokerStops(t *testing.T) {
 		t.Fatalf("%d watches left with nothing watched", n)
 	}
 }
+
+// TestRevocable: a request of an identified caller is watched from its
+// start and revoked; an anonymous one gets its context as it is, nothing
+// to watch.
+func TestRevocable(t *testing.T) {
+	tok, hash, err := core.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "t", Hash: hash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	id, _ := live.ByToken(tok)
+	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+
+	anon, release := r.revocable(t.Context(), nil)
+	if anon != t.Context() || r.w.Watching() != 0 {
+		t.Error("an anonymous request got a revocable context or a watch")
+	}
+	release()
+
+	ctx, release := r.revocable(t.Context(), &id)
+	defer release()
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches for a request", n)
+	}
+	empty, err := core.NewDirectory(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(empty)
+	select {
+	case <-ctx.Done():
+		if !revoked(ctx) {
+			t.Fatalf("ended by %v, not the revocation", context.Cause(ctx))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request was not revoked")
+	}
+	release()
+	if n := r.w.Watching(); n != 0 {
+		t.Fatalf("%d watches left after the request", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -174,6 +175,9 @@ type Server struct {
 	altSvc  altSvcCache
 	rejects rejectLog // recent auth rejects, for the dashboard
 	revoker revoker   // ends the responses of revoked callers
+	// mcpSessionOnly, set by tests, answers every MCP request on the SDK's
+	// session path, which the direct tools/call path must equal.
+	mcpSessionOnly atomic.Bool
 
 	tcp   *http.Server  // h2 and http/1.1 on single-stream connections
 	h3    *http3.Server // h3 and alknet/http on QUIC connections

@@ -142,6 +142,11 @@ func defaultSendingMethodHandler(ctx context.Context, method string, req Request
 		// This can be called from user code, with an arbitrary value for method.
 		return nil, jsonrpc2.ErrNotHandled
 	}
+	if req.GetSession().getConn() == nil {
+		// A session answering a call directly (alknet patch 6) has no
+		// connection to send on, as a stateless one has no stream.
+		return nil, fmt.Errorf("%w: %q: no connection to the client", jsonrpc2.ErrRejected, method)
+	}
 	params := req.GetParams()
 	if initParams, ok := params.(*InitializeParams); ok {
 		// Fix the marshaling of initialize params, to work around #607.

@@ -217,6 +217,18 @@ type StreamableHTTPOptions struct {
 	// Requests using older protocol versions (including those routed through
 	// the allowsessionsinstateless compatibility path) are unaffected.
 	PropagateRequestCancellation bool
+
+	// DirectToolCalls (alknet patch 6), with Stateless and JSONResponse,
+	// answers a lone 2026-07-28 tools/call request without a session's
+	// connection: the server's handling of it ([ServerSession.handle]) runs
+	// on the request's goroutine and its response is written as the session
+	// would write it. Any other request, and one that the session's
+	// transport would reject before handling it, takes the session path.
+	//
+	// A tool handler's [ServerSession] then has no connection: what it sends
+	// to the client fails with an error, as it does in stateless mode, and
+	// it must not Close or Wait on the session.
+	DirectToolCalls bool
 }
 
 // DefaultMaxRequestBodyBytes is the default value used for
@@ -414,6 +426,10 @@ func (h *StreamableHTTPHandler) serveStateless(w http.ResponseWriter, req *http.
 		return
 	}
 
+	if h.opts.DirectToolCalls && h.opts.JSONResponse && h.serveToolCallDirect(w, req, server, info) {
+		return
+	}
+
 	var sessionID string
 	if legacySessions && !info.usesNewProtocol {
 		sessionID = req.Header.Get(sessionIDHeader)
@@ -441,6 +457,77 @@ func (h *StreamableHTTPHandler) serveStateless(w http.ResponseWriter, req *http.
 
 	transport.connection.preread = info.body
 	transport.ServeHTTP(w, req)
+}
+
+// serveToolCallDirect answers a stateless request that is a lone
+// 2026-07-28 tools/call as the session path would, without a session's
+// connection, its goroutines and its streams (alknet patch 6,
+// [StreamableHTTPOptions.DirectToolCalls]). It reports false, having written
+// nothing, for any other request and for one that servePOST would answer
+// before handling it; the session path then answers it.
+func (h *StreamableHTTPHandler) serveToolCallDirect(w http.ResponseWriter, req *http.Request, server *Server, info *ephemeralConnectInfo) bool {
+	pre := info.body
+	if !info.usesNewProtocol || pre == nil || pre.isBatch || len(pre.msgs) != 1 || len(pre.body) == 0 {
+		return false
+	}
+	jreq, ok := pre.msgs[0].(*jsonrpc.Request)
+	if !ok || jreq.Method != methodCallTool || !jreq.IsCall() {
+		return false
+	}
+	// servePOST's checks of a lone call, in its order.
+	if len(req.Header.Values(lastEventIDHeader)) > 0 {
+		return false
+	}
+	if _, err := checkRequest(jreq, server.receivingMethodInfos()); err != nil {
+		return false
+	}
+	headerVersion := protocolVersionFromContext(req.Context())
+	if headerVersion == "" || headerVersion < protocolVersion20260728 || extractRequestMeta(jreq.Params).protocolVersion() != headerVersion {
+		return false
+	}
+	if validateMcpHeaders(req.Header, jreq, server.getServerTool) != nil {
+		return false
+	}
+
+	// What connectStreamable and servePOST set up for the call.
+	ss := &ServerSession{server: server, state: *info.opts.State}
+	jreq.Extra = &RequestExtra{
+		TokenInfo: auth.TokenInfoFromContext(req.Context()),
+		Header:    req.Header,
+		// Closing the SSE stream is a no-op from 2026-07-28 on.
+		CloseSSEStream: func(CloseSSEStreamArgs) {},
+	}
+	// The session path runs handlers on the connection's context: the
+	// request's values, its cancellation only when asked for.
+	ctx := req.Context()
+	if !h.opts.PropagateRequestCancellation {
+		ctx = context.WithoutCancel(ctx)
+	}
+	res, err := ss.handle(ctx, jreq)
+	resp, err := jsonrpc2.CallResponse("ServerSession.handle", jreq.ID, jreq.Method, res, err, func(format string, args ...any) error {
+		err := fmt.Errorf(format, args...)
+		h.opts.Logger.Error("jsonrpc2 internal error", "error", err)
+		return fmt.Errorf("%w: %v", jsonrpc2.ErrInternal, err)
+	})
+	if err != nil {
+		// The session path logs a malformed result and answers nothing.
+		h.opts.Logger.Error(fmt.Sprintf("malformed result for %q: %v", jreq.Method, err))
+		w.Header().Set("Cache-Control", "no-cache, no-transform")
+		w.Header().Set("Content-Type", "application/json")
+		return true
+	}
+	// streamableServerConn.Write of the response to a JSON stream.
+	data, err := jsonrpc2.EncodeMessage(resp)
+	w.Header().Set("Cache-Control", "no-cache, no-transform")
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		return true
+	}
+	if status := extractErrorStatus(req.Context(), resp); status != 0 {
+		w.WriteHeader(status)
+	}
+	w.Write(data)
+	return true
 }
 
 // serveStatelessLegacyDELETE handles DELETE requests in stateless mode when the

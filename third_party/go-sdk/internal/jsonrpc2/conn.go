@@ -692,14 +692,7 @@ func (c *Connection) handleAsync() {
 
 // processResult processes the result of a request and, if appropriate, sends a response.
 func (c *Connection) processResult(from any, req *incomingRequest, result any, err error) error {
-	if nomethodnotfoundcodeinerror != "1" && (errors.Is(err, ErrNotHandled) || errors.Is(err, ErrMethodNotFound)) {
-		err = fmt.Errorf("%w: %q", ErrMethodNotFound, req.Method)
-	}
-
-	if result != nil && err != nil {
-		c.internalErrorf("%#v returned a non-nil result with a non-nil error for %s:\n%v\n%#v", from, req.Method, err, result)
-		result = nil // Discard the spurious result and respond with err.
-	}
+	result, err = handlerResult(from, req.Method, result, err, c.internalErrorf)
 
 	if req.IsCall() {
 		if result == nil && err == nil {
@@ -743,6 +736,33 @@ func (c *Connection) processResult(from any, req *incomingRequest, result any, e
 		s.incoming--
 	})
 	return nil
+}
+
+// handlerResult is what a handler's result and error for method become: an
+// unhandled method is "method not found", and a result returned with an
+// error is discarded, which internalErrorf reports.
+func handlerResult(from any, method string, result any, err error, internalErrorf func(string, ...any) error) (any, error) {
+	if nomethodnotfoundcodeinerror != "1" && (errors.Is(err, ErrNotHandled) || errors.Is(err, ErrMethodNotFound)) {
+		err = fmt.Errorf("%w: %q", ErrMethodNotFound, method)
+	}
+	if result != nil && err != nil {
+		internalErrorf("%#v returned a non-nil result with a non-nil error for %s:\n%v\n%#v", from, method, err, result)
+		result = nil // Discard the spurious result and respond with err.
+	}
+	return result, err
+}
+
+// CallResponse is the response a [Connection] sends for a call (alknet
+// patch 6): the result and error of its handler, from, for request id of
+// method, as processResult turns them into one. internalErrorf reports a
+// handler's misuse and returns the error to answer with, as
+// [ConnectionOptions.OnInternalError] does for a Connection.
+func CallResponse(from any, id ID, method string, result any, err error, internalErrorf func(string, ...any) error) (*Response, error) {
+	result, err = handlerResult(from, method, result, err, internalErrorf)
+	if result == nil && err == nil {
+		err = internalErrorf("%#v returned a nil result and nil error for a %q Request that requires a Response", from, method)
+	}
+	return NewResponse(id, result, err)
 }
 
 // write is used by all things that write outgoing messages, including replies.
