@@ -294,9 +294,10 @@ func checkEnded(t *testing.T, ended <-chan string, revokedAt time.Time, want ...
 	}
 }
 
-// TestRevokerStops checks that the revoker fires only for watches still
-// on, and that its goroutine runs only while something is watched.
-func TestRevokerStops(t *testing.T) {
+// newTestRevoker returns a revoker over a live directory holding one
+// token, and the token's identity.
+func newTestRevoker(t *testing.T) (*revoker, *core.LiveDirectory, core.Identity) {
+	t.Helper()
 	tok, hash, err := core.NewToken()
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +308,13 @@ func TestRevokerStops(t *testing.T) {
 	}
 	live := core.NewLiveDirectory(dir, nil)
 	id, _ := live.ByToken(tok)
-	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+	return &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}, live, id
+}
+
+// TestRevokerStops checks that the revoker fires only for watches still
+// on, and that its goroutine runs only while something is watched.
+func TestRevokerStops(t *testing.T) {
+	r, live, id := newTestRevoker(t)
 	fired := make(chan struct{})
 	stop := r.watch(&id, "request", func() { close(fired) })
 	r.watch(&id, "request", func() { t.Error("a stopped watch fired") })()
@@ -332,17 +339,7 @@ func TestRevokerStops(t *testing.T) {
 // start and revoked; an anonymous one gets its context as it is, nothing
 // to watch.
 func TestRevocable(t *testing.T) {
-	tok, hash, err := core.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "t", Hash: hash}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := core.NewLiveDirectory(dir, nil)
-	id, _ := live.ByToken(tok)
-	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+	r, live, id := newTestRevoker(t)
 
 	anon, release := r.revocable(t.Context(), nil)
 	if anon != t.Context() || r.w.Watching() != 0 {
