@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +69,6 @@ type Endpoint struct {
 	logger *slog.Logger
 
 	handshakes handshakeCounts
-	addrs      addrWatch
 	punches    punchLimiter           // punches answered for heads (relaypunch.go)
 	relayHead  atomic.Pointer[string] // the head ListenVia is registered with now
 
@@ -120,6 +120,10 @@ type tracked struct {
 	mu   sync.Mutex
 	ids  []Identity
 	refs int
+
+	// lastAddr is the QUIC client address the revalidation loop saw last
+	// (notePathChanges); touched only by that loop.
+	lastAddr netip.AddrPort
 }
 
 // activity is what the application idle timeout watches on a connection.
@@ -157,10 +161,18 @@ func (t *tracked) bind(id Identity) {
 	t.ids = append(t.ids, id)
 }
 
-func (t *tracked) identities() []Identity {
+// invalidIdentity returns the first identity bound to the connection that
+// no longer stands in ids, without copying them: the endpoint asks twice a
+// second for every connection.
+func (t *tracked) invalidIdentity(ids IdentityProvider) (Identity, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Identity(nil), t.ids...)
+	for _, id := range t.ids {
+		if !ids.Valid(id) {
+			return id, true
+		}
+	}
+	return Identity{}, false
 }
 
 // New validates cfg and returns an endpoint. It opens no sockets and starts
@@ -803,12 +815,18 @@ func (e *Endpoint) revalidateLoop() {
 	defer e.loops.Done()
 	tick := time.NewTicker(revalidateInterval)
 	defer tick.Stop()
+	// One snapshot a tick, in a slice kept from tick to tick: with
+	// thousands of connections the loop would otherwise make garbage
+	// twice a second for nothing but its walks.
+	var conns []*tracked
 	for {
 		select {
 		case now := <-tick.C:
-			e.Revalidate()
-			e.reapIdle(now)
-			e.notePathChanges()
+			conns = e.snapshotInto(conns[:0])
+			e.revalidate(conns)
+			e.reapIdle(now, conns)
+			e.notePathChanges(conns)
+			clear(conns) // closed connections are not kept until the next tick
 		case <-e.done:
 			return
 		}
@@ -819,30 +837,29 @@ func (e *Endpoint) revalidateLoop() {
 // bound token no longer resolves to the same enabled identity. Call it after
 // swapping in a new [Directory]; the endpoint also calls it twice a second
 // to catch expiring tokens.
-func (e *Endpoint) Revalidate() {
+func (e *Endpoint) Revalidate() { e.revalidate(e.snapshot()) }
+
+// revalidate is Revalidate over conns.
+func (e *Endpoint) revalidate(conns []*tracked) {
 	if e.cfg.Identities == nil {
 		return
 	}
-	conns := e.snapshot()
 	var revoked []*tracked
 	for _, t := range conns {
-		for _, id := range t.identities() {
-			if !e.cfg.Identities.Valid(id) {
-				t.conn.Logger().Info("connection revoked", "id", id.ID)
-				revoked = append(revoked, t)
-				break
-			}
+		if id, bad := t.invalidIdentity(e.cfg.Identities); bad {
+			t.conn.Logger().Info("connection revoked", "id", id.ID)
+			revoked = append(revoked, t)
 		}
 	}
 	closeAll(revoked, CodeRevoked, "revoked")
 }
 
 // reapIdle closes, with [CodeIdle], the connections that have had nothing
-// in flight for their application idle timeout. Only the revalidation loop
-// calls it.
-func (e *Endpoint) reapIdle(now time.Time) {
+// in flight for their application idle timeout, of conns. Only the
+// revalidation loop calls it.
+func (e *Endpoint) reapIdle(now time.Time, conns []*tracked) {
 	var idle []*tracked
-	for _, t := range e.snapshot() {
+	for _, t := range conns {
 		a := &t.act
 		timeout := e.cfg.Limits.appIdle(a.known.Load())
 		if moved := a.moved.Load(); a.open.Load() > 0 || moved != a.lastMoved {
@@ -860,6 +877,9 @@ func (e *Endpoint) reapIdle(now time.Time) {
 // closeAll closes connections in parallel, so one slow close does not hold
 // up the rest, and returns when all are closed.
 func closeAll(ts []*tracked, code ErrorCode, reason string) {
+	if len(ts) == 0 {
+		return // the WaitGroup would escape for nothing, twice a second
+	}
 	var wg sync.WaitGroup
 	for _, t := range ts {
 		wg.Go(func() { _ = t.conn.CloseWithError(code, reason) })
@@ -868,10 +888,13 @@ func closeAll(ts []*tracked, code ErrorCode, reason string) {
 }
 
 // snapshot returns the live connections.
-func (e *Endpoint) snapshot() []*tracked {
+func (e *Endpoint) snapshot() []*tracked { return e.snapshotInto(nil) }
+
+// snapshotInto appends the live connections to ts.
+func (e *Endpoint) snapshotInto(ts []*tracked) []*tracked {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ts := make([]*tracked, 0, len(e.conns))
+	ts = slices.Grow(ts, len(e.conns))
 	for t := range e.conns {
 		ts = append(ts, t)
 	}

@@ -47,7 +47,32 @@ func TestBindKeepsOneCopyPerGrant(t *testing.T) {
 	other := tok
 	other.Scopes = []string{"perf", "admin"}
 	tr.bind(other)
-	if n := len(tr.identities()); n != 2 {
+	if n := len(tr.ids); n != 2 {
 		t.Fatalf("%d identities bound, want 2", n)
+	}
+}
+
+// TestRevalidateAllocatesNothing: the revalidation loop walks every
+// connection twice a second; checking identities that still stand makes
+// no garbage however many connections there are.
+func TestRevalidateAllocatesNothing(t *testing.T) {
+	tok, hash, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := NewDirectory(nil, []TokenEntry{{Name: "t", Hash: hash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := NewLiveDirectory(dir, nil)
+	id, _ := ids.ByToken(tok)
+	e := &Endpoint{cfg: Config{Identities: ids}}
+	conns := make([]*tracked, 100)
+	for i := range conns {
+		conns[i] = &tracked{refs: 1}
+		conns[i].bind(id)
+	}
+	if n := testing.AllocsPerRun(10, func() { e.revalidate(conns) }); n != 0 {
+		t.Errorf("revalidating %d connections allocated %.0f times", len(conns), n)
 	}
 }

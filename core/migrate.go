@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"sync"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 
@@ -90,32 +90,31 @@ func dialRoaming(ctx context.Context, hostport string, cfg *tls.Config, qcfg *qu
 	return qc, nil
 }
 
-// addrWatch remembers the peer address of each QUIC connection, so that
-// the endpoint can log when a client moves.
-type addrWatch struct {
-	mu   sync.Mutex
-	last map[*tracked]string
-}
-
 // notePathChanges logs, at info with the connection's logger, each QUIC
-// connection whose client address changed since the last call (a client
-// that moved to another network and kept its connection). The endpoint
-// calls it twice a second.
-func (e *Endpoint) notePathChanges() {
-	e.addrs.mu.Lock()
-	defer e.addrs.mu.Unlock()
-	next := make(map[*tracked]string, len(e.addrs.last))
-	for _, t := range e.snapshot() {
+// connection of conns whose client address changed since the last call (a
+// client that moved to another network and kept its connection). Only the
+// revalidation loop calls it, twice a second.
+func (e *Endpoint) notePathChanges(conns []*tracked) {
+	for _, t := range conns {
 		q, ok := t.conn.(QUICConn)
 		if !ok {
 			continue
 		}
 		addr := q.QUIC().RemoteAddr()
-		now := addr.String()
-		if prev, seen := e.addrs.last[t]; seen && prev != now {
+		now := addrPort(addr)
+		if t.lastAddr.IsValid() && now != t.lastAddr {
 			t.conn.Logger().Info("connection moved to a new client address", "new_remote_ip", Peer{RemoteAddr: addr}.RemoteIP())
 		}
-		next[t] = now
+		t.lastAddr = now
 	}
-	e.addrs.last = next
+}
+
+// addrPort returns a UDP address as a netip.AddrPort without allocating;
+// another kind of address is parsed from its string.
+func addrPort(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
 }
