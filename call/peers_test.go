@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
+
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/coretest"
@@ -21,6 +23,7 @@ type cluster struct {
 	clientKey ed25519.PrivateKey
 	keys      map[string]ed25519.PrivateKey
 	blocked   chan string  // worker handlers that saw cancellation
+	started   chan string  // worker handlers of demo/block that began
 	network   core.Network // of the workers' and the client's connections; "" is QUIC
 }
 
@@ -31,7 +34,7 @@ type routeIn struct {
 
 func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster {
 	t.Helper()
-	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8)}
+	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8), started: make(chan string, 8)}
 	peers := []core.PeerEntry{{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(cl.clientKey)}, Scopes: []string{call.RouteScope}}}
 	for _, w := range append(workers, "rogue") {
 		cl.keys[w] = coretest.NewKey(t)
@@ -59,6 +62,26 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Routes the head passes through without a handler of its own.
+	obj := &jsonschema.Schema{Type: "object", Required: []string{"n"}, Properties: map[string]*jsonschema.Schema{"n": {Type: "integer"}}}
+	for _, r := range []struct {
+		spec call.Spec
+		ref  call.PeerRef
+		op   string
+	}{
+		{call.Spec{Name: "demo/fwd-exec"}, call.Specific("worker-a"), "demo/exec"},
+		{call.Spec{Name: "demo/fwd-echo"}, call.Any(), "demo/echo-raw"},
+		{call.Spec{Name: "demo/fwd-checked", Input: obj}, call.Any(), "demo/echo-raw"},
+		{call.Spec{Name: "demo/fwd-ticks", Type: call.Subscription}, call.Specific("worker-a"), "demo/ticks"},
+		{call.Spec{Name: "demo/fwd-block", Timeout: -1}, call.Specific("worker-a"), "demo/block"},
+		{call.Spec{Name: "demo/fwd-slow", Timeout: 300 * time.Millisecond}, call.Specific("worker-a"), "demo/block"},
+		{call.Spec{Name: "demo/fwd-missing"}, call.Specific("worker-a"), "demo/missing"},
+		{call.Spec{Name: "demo/fwd-admin", Access: core.AccessControl{AllScopes: []string{"admin"}}}, call.Specific("worker-a"), "demo/exec"},
+	} {
+		if err := call.RegisterRoute(reg, r.spec, r.ref, r.op); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := call.New(call.Config{Registry: reg, Identities: live, Peers: ps})
 	if err != nil {
@@ -97,6 +120,10 @@ func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
 		return nil
 	}))
 	must(call.Register(reg, call.Spec{Name: "demo/block", Timeout: -1}, func(ctx context.Context, _ *call.Request, _ struct{}) (string, error) {
+		select {
+		case cl.started <- name:
+		default:
+		}
 		<-ctx.Done()
 		cl.blocked <- name
 		return "", ctx.Err()
@@ -333,5 +360,114 @@ func TestRoutedSubscriptionBackpressure(t *testing.T) {
 	}
 	if got != total {
 		t.Fatalf("got %d events, want %d", got, total)
+	}
+}
+
+// TestRegisterRoute: an operation the head passes through to a worker
+// (call.RegisterRoute) answers as the worker's own does, over QUIC and
+// TCP+TLS: the input reaches the worker as it came and is checked there,
+// the output comes back as the worker wrote it, the caller travels as
+// forwarded_for, the worker's errors come back as they were, the head's
+// access control and its own input schema (when set) stand, and a
+// subscription streams through.
+func TestRegisterRoute(t *testing.T) {
+	for _, network := range []core.Network{core.NetworkQUIC, core.NetworkTCP} {
+		t.Run(string(network), func(t *testing.T) {
+			cl := startCluster(t, call.First, "worker-a")
+			cl.network = network
+			c := cl.client(t)
+			cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+			waitPeers(t, c, "worker-a")
+
+			const big = `{"n":12345678901234567891,"s":"x"}`
+			for _, tc := range []struct {
+				op, in, want string
+				code         call.Code
+			}{
+				{"demo/fwd-exec", ``, `"worker-a for client as head"`, ""},
+				{"demo/fwd-echo", big, big, ""}, // not decoded on the way
+				{"demo/fwd-echo", ``, ``, ""},   // null: out stays unset
+				{"demo/fwd-checked", `{"n":7}`, `{"n":7}`, ""},
+				{"demo/fwd-checked", `{"n":"x"}`, "", call.CodeInvalidInput}, // the head's schema
+				{"demo/fwd-exec", `{"x":1}`, "", call.CodeInvalidInput},      // the worker's schema
+				{"demo/fwd-missing", ``, "", call.CodeNotFound},              // not on the worker
+				{"demo/fwd-admin", ``, "", call.CodeForbidden},               // the head's access control
+			} {
+				var in any
+				if tc.in != "" {
+					in = json.RawMessage(tc.in)
+				}
+				var out json.RawMessage
+				err := c.Call(ctx(t), tc.op, in, &out)
+				if tc.code != "" {
+					if !call.IsCode(err, tc.code) {
+						t.Errorf("%s %s: %s %v, want %s", tc.op, tc.in, out, err, tc.code)
+					}
+					continue
+				}
+				if err != nil || string(out) != tc.want {
+					t.Errorf("%s %s: %s %v, want %s", tc.op, tc.in, out, err, tc.want)
+				}
+			}
+
+			var ticks []string
+			for v, err := range c.Subscribe(ctx(t), "demo/fwd-ticks", countIn{3}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				ticks = append(ticks, string(v))
+			}
+			if fmt.Sprint(ticks) != `["worker-a tick 0" "worker-a tick 1" "worker-a tick 2"]` {
+				t.Errorf("ticks through the route: %v", ticks)
+			}
+		})
+	}
+}
+
+// TestRegisterRouteEnds: a routed call's end reaches the worker, whichever
+// side ends it: the caller's abort and the head's deadline cancel the
+// worker's handler, and a worker that detaches mid-call fails the call
+// with UNAVAILABLE.
+func TestRegisterRouteEnds(t *testing.T) {
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	stop := cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	waitFor := func(ch chan string, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("worker handler: no %s", what)
+		}
+	}
+
+	// The caller aborts.
+	cctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(cctx, "demo/fwd-block", nil, nil) }()
+	waitFor(cl.started, "start")
+	cancel()
+	waitFor(cl.blocked, "abort")
+	<-errc
+
+	// The head's deadline.
+	if err := c.Call(ctx(t), "demo/fwd-slow", nil, nil); !call.IsCode(err, call.CodeTimeout) {
+		t.Errorf("route past its deadline: %v, want TIMEOUT", err)
+	}
+	waitFor(cl.started, "start")
+	waitFor(cl.blocked, "cancellation at the deadline")
+
+	// The worker goes away mid-call.
+	go func() { errc <- c.Call(ctx(t), "demo/fwd-block", nil, nil) }()
+	waitFor(cl.started, "start")
+	stop()
+	select {
+	case err := <-errc:
+		if !call.IsCode(err, call.CodeUnavailable) {
+			t.Errorf("worker detached mid-call: %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call outlived its worker")
 	}
 }
