@@ -25,6 +25,7 @@ type cluster struct {
 	blocked   chan string  // worker handlers that saw cancellation
 	started   chan string  // worker handlers of demo/block that began
 	network   core.Network // of the workers' and the client's connections; "" is QUIC
+	peers     *call.Peers
 }
 
 type routeIn struct {
@@ -47,6 +48,7 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	live := core.NewLiveDirectory(dir, nil)
 	reg := call.NewRegistry()
 	ps := call.NewPeers(policy, nil)
+	cl.peers = ps
 	if err := call.RegisterBuiltins(reg, call.Info{}, ps); err != nil {
 		t.Fatal(err)
 	}
@@ -335,12 +337,20 @@ func TestRoundRobin(t *testing.T) {
 }
 
 // TestRoutedSubscriptionBackpressure: a subscription streamed from a
-// worker through its head, both legs over TCP+TLS, whose consumer stalls
-// is held back hop by hop (the head's relay waits for the client's
-// credit, the worker's handler for the head's) and completes in order.
+// worker through its head, both legs over TCP+TLS or over QUIC (where the
+// head's leg is the stream it shares with the worker), whose consumer
+// stalls is held back hop by hop (the head's relay waits for the client's
+// credit or stream, the worker's handler for the head's credit) and
+// completes in order.
 func TestRoutedSubscriptionBackpressure(t *testing.T) {
+	for _, network := range []core.Network{core.NetworkTCP, core.NetworkQUIC} {
+		t.Run(string(network), func(t *testing.T) { testRoutedBackpressure(t, network) })
+	}
+}
+
+func testRoutedBackpressure(t *testing.T, network core.Network) {
 	cl := startCluster(t, call.First, "worker-a")
-	cl.network = core.NetworkTCP
+	cl.network = network
 	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
 	c := cl.client(t)
 	waitPeers(t, c, "worker-a")
@@ -420,7 +430,41 @@ func TestRegisterRoute(t *testing.T) {
 			if fmt.Sprint(ticks) != `["worker-a tick 0" "worker-a tick 1" "worker-a tick 2"]` {
 				t.Errorf("ticks through the route: %v", ticks)
 			}
+			// Over QUIC the head's calls to the worker share a stream.
+			if got, want := call.PeerShares(cl.peers, "worker-a"), network == core.NetworkQUIC; got != want {
+				t.Errorf("head shares a stream with its worker: %v, want %v", got, want)
+			}
 		})
+	}
+}
+
+// TestRouteToOlderWorker: a worker that does not know call.shared answers
+// it with call.error; the head then calls it on a stream per call, and
+// routed calls and subscriptions work as before.
+func TestRouteToOlderWorker(t *testing.T) {
+	t.Cleanup(call.RefuseShared())
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	for range 3 {
+		var out string
+		if err := c.Call(ctx(t), "demo/fwd-exec", nil, &out); err != nil || out != "worker-a for client as head" {
+			t.Fatalf("routed call: %q %v", out, err)
+		}
+	}
+	n := 0
+	for _, err := range c.Subscribe(ctx(t), "demo/fwd-ticks", countIn{5}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("%d ticks, want 5", n)
+	}
+	if call.PeerShares(cl.peers, "worker-a") {
+		t.Error("the head shares a stream with a worker that refused it")
 	}
 }
 

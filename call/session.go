@@ -38,6 +38,10 @@ type session struct {
 
 	wg      sync.WaitGroup // stream readers, requests and their workers
 	workers *workers
+	// out, when set, is the stream this side's calls share on a QUIC
+	// connection (a head's session with a worker; see shared.go); nil:
+	// a stream per call.
+	out *sharedOut
 }
 
 // server is what a session needs to answer requests.
@@ -130,6 +134,9 @@ func (s *session) shutdown() {
 	s.cancel(errSessionClosed)
 	s.workers.close()
 	s.wg.Wait()
+	if s.out != nil {
+		s.out.wg.Wait() // the shared stream's reader, ended by the cancel
+	}
 }
 
 // frameStream is a stream with serialized frame writes.
@@ -374,12 +381,20 @@ func (f *frameStream) ended() bool {
 
 // readLoop reads frames from fs and routes them until the stream ends.
 func (s *session) readLoop(fs *frameStream) {
-	shared := fs == s.shared
+	shared := fs.shared
+	first := true
 	for {
 		body, err := ReadFrameWithin(fs.s, s.maxFrame(), s.lim)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if shared {
+					if fs != s.shared {
+						// A QUIC stream the peer shared: its calls
+						// are over with it.
+						fs.wmu.Lock()
+						_ = fs.s.Close()
+						fs.wmu.Unlock()
+					}
 					return
 				}
 				if fs.ended() {
@@ -417,6 +432,27 @@ func (s *session) readLoop(fs *frameStream) {
 			fs.wmu.Unlock()
 			return
 		}
+		if env.Type == TypeShared {
+			// Only as the first frame of a QUIC stream the peer opened;
+			// anywhere else there is nothing to answer.
+			if refuseShared.Load() {
+				s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "unknown type %q", env.Type))
+				fs.wmu.Lock()
+				_ = fs.s.Close()
+				fs.wmu.Unlock()
+				return
+			}
+			if first && s.multi && !fs.outbound && !shared {
+				if err := s.takeShared(fs, env); err != nil {
+					fs.s.Abort(core.CodeProtocol)
+					return
+				}
+				shared = true
+			}
+			first = false
+			continue
+		}
+		first = false
 		if env.Type == TypeRequested && !shared && !fs.outbound {
 			// A call's own stream: the rest of it (call.aborted, the end)
 			// is read on another goroutine, and the call is served on
@@ -820,7 +856,11 @@ func newID() string {
 
 // start sends a call.requested and returns the pending call.
 func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
-	p := newPending(!s.multi)
+	var out *frameStream // a shared stream: the one of a single-stream connection, or one on QUIC
+	if s.multi {
+		out = s.outStream(ctx)
+	}
+	p := newPending(!s.multi || out != nil)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -829,7 +869,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	s.pending[p.id] = p
 	s.mu.Unlock()
 	var window uint64
-	if s.multi {
+	if s.multi && out == nil {
 		st, err := s.conn.OpenStream(ctx)
 		if err != nil {
 			s.drop(p)
@@ -838,11 +878,14 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 		// The caller reads the call's stream itself ([session.nextDirect]).
 		p.fs, p.direct = newFrameStream(st, true), true
 	} else {
-		if s.shared == nil {
+		if out == nil {
+			out = s.shared
+		}
+		if out == nil {
 			s.drop(p)
 			return nil, Errorf(CodeUnavailable, "connection not ready")
 		}
-		p.fs = s.shared
+		p.fs = out
 		window = uint64(p.initial)
 	}
 	if isNull(input) {

@@ -1,0 +1,22 @@
+package call
+
+// PeerShares reports whether the head's calls to the attached peer id go
+// on a shared stream now.
+func PeerShares(ps *Peers, id string) bool {
+	ps.mu.Lock()
+	p := ps.byID[id]
+	ps.mu.Unlock()
+	if p == nil || p.sess.out == nil {
+		return false
+	}
+	p.sess.out.mu.Lock()
+	defer p.sess.out.mu.Unlock()
+	return p.sess.out.fs != nil
+}
+
+// RefuseShared makes this process's sessions answer call.shared as a
+// peer that predates it, until the returned func is called.
+func RefuseShared() (restore func()) {
+	refuseShared.Store(true)
+	return func() { refuseShared.Store(false) }
+}
