@@ -76,6 +76,7 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 		{call.Spec{Name: "demo/fwd-echo"}, call.Any(), "demo/echo-raw"},
 		{call.Spec{Name: "demo/fwd-checked", Input: obj}, call.Any(), "demo/echo-raw"},
 		{call.Spec{Name: "demo/fwd-ticks", Type: call.Subscription}, call.Specific("worker-a"), "demo/ticks"},
+		{call.Spec{Name: "demo/fwd-exec-stream", Type: call.Subscription}, call.Specific("worker-a"), "demo/exec"},
 		{call.Spec{Name: "demo/fwd-block", Timeout: -1}, call.Specific("worker-a"), "demo/block"},
 		{call.Spec{Name: "demo/fwd-slow", Timeout: 300 * time.Millisecond}, call.Specific("worker-a"), "demo/block"},
 		{call.Spec{Name: "demo/fwd-missing"}, call.Specific("worker-a"), "demo/missing"},
@@ -429,6 +430,20 @@ func TestRegisterRoute(t *testing.T) {
 			}
 			if fmt.Sprint(ticks) != `["worker-a tick 0" "worker-a tick 1" "worker-a tick 2"]` {
 				t.Errorf("ticks through the route: %v", ticks)
+			}
+			// A worker's query relayed as a subscription: its answer is
+			// the one event, and the end.
+			sctx, cancel := context.WithTimeout(ctx(t), 5*time.Second)
+			defer cancel()
+			var events []string
+			for v, err := range c.Subscribe(sctx, "demo/fwd-exec-stream", nil) {
+				if err != nil {
+					t.Fatalf("query relayed as a subscription, after %v: %v", events, err)
+				}
+				events = append(events, string(v))
+			}
+			if fmt.Sprint(events) != `["worker-a for client as head"]` {
+				t.Errorf("query relayed as a subscription: %v", events)
 			}
 			// Over QUIC the head's calls to the worker share a stream.
 			if got, want := call.PeerShares(cl.peers, "worker-a"), network == core.NetworkQUIC; got != want {

@@ -74,7 +74,9 @@ func (ps *Peers) relay(ctx context.Context, ref PeerRef, op string, input json.R
 			if err := send(out); err != nil {
 				return err
 			}
-			if !stream {
+			if !stream || p.once {
+				// A query or mutation of the peer's ends with its
+				// answer, even when relayed as a subscription.
 				return nil
 			}
 		case TypeCompleted:

@@ -720,6 +720,7 @@ type pending struct {
 	err      *Error        // why, when it failed; written before stop closes
 
 	complete bool        // the consumer saw a terminal event (its goroutine only)
+	once     bool        // the peer's operation answers once: its answer ends it
 	aborted  atomic.Bool // an abort was sent, or came from the peer
 	released atomic.Bool
 }
@@ -997,7 +998,9 @@ func (s *session) nextDirect(ctx context.Context, p *pending) (Envelope, error) 
 // consumed notes an event as it reaches the consumer.
 func (p *pending) consumed(ev event) Envelope {
 	p.took(ev)
-	if ev.env.Type != TypeResponded {
+	if ev.env.Type != TypeResponded || p.once {
+		// A query's or mutation's answer is its end, when the peer's
+		// spec says the operation is one: no call.aborted follows it.
 		p.complete = true
 	}
 	return ev.env
