@@ -530,3 +530,44 @@ func TestRegisterRouteEnds(t *testing.T) {
 		t.Fatal("the call outlived its worker")
 	}
 }
+
+// TestSharedStreamLost: when the stream a head shares with a worker ends
+// while a call is on it, the caller gets UNAVAILABLE, the worker's handler
+// is cancelled (its answer has nowhere to go), and the next call opens a
+// new shared stream.
+func TestSharedStreamLost(t *testing.T) {
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(ctx(t), "demo/fwd-block", nil, nil) }()
+	select {
+	case <-cl.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker handler never started")
+	}
+	if !call.AbortShared(cl.peers, "worker-a") {
+		t.Fatal("the head shares no stream with its worker")
+	}
+	select {
+	case err := <-errc:
+		if !call.IsCode(err, call.CodeUnavailable) {
+			t.Errorf("call on a lost shared stream: %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call outlived its stream")
+	}
+	select {
+	case <-cl.blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker's handler was not cancelled")
+	}
+	var out string
+	if err := c.Call(ctx(t), "demo/fwd-exec", nil, &out); err != nil || out != "worker-a for client as head" {
+		t.Fatalf("call after the stream was lost: %q %v", out, err)
+	}
+	if !call.PeerShares(cl.peers, "worker-a") {
+		t.Error("no new shared stream")
+	}
+}

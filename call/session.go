@@ -389,11 +389,7 @@ func (s *session) readLoop(fs *frameStream) {
 			if errors.Is(err, io.EOF) {
 				if shared {
 					if fs != s.shared {
-						// A QUIC stream the peer shared: its calls
-						// are over with it.
-						fs.wmu.Lock()
-						_ = fs.s.Close()
-						fs.wmu.Unlock()
+						s.sharedGone(fs)
 					}
 					return
 				}
@@ -404,6 +400,9 @@ func (s *session) readLoop(fs *frameStream) {
 			}
 			// No frame boundary to resume from: the stream is lost, the
 			// connection's other streams are not.
+			if shared && fs != s.shared {
+				defer s.sharedGone(fs)
+			}
 			switch {
 			case errors.Is(err, core.ErrOverBudget):
 				s.conn.Logger().Debug("call: frame over the in-flight budget; refusing the stream", "err", err)
@@ -549,6 +548,7 @@ func (s *session) writeError(fs *frameStream, id string, e *Error) {
 
 // inflight is a request this side is serving.
 type inflight struct {
+	fs       *frameStream // the stream it is answered on
 	cancel   context.CancelCauseFunc
 	detached atomic.Bool
 	credit   *credit // the caller's flow control; nil when it offered none
@@ -632,7 +632,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope, rest func()) {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	inf := &inflight{cancel: cancel}
+	inf := &inflight{fs: fs, cancel: cancel}
 	if fs.shared && p.Window > 0 {
 		inf.credit = newCredit(p.Window)
 	}
@@ -719,9 +719,10 @@ type pending struct {
 	stop     chan struct{} // closed when the call is over for this side
 	err      *Error        // why, when it failed; written before stop closes
 
-	complete bool        // the consumer saw a terminal event (its goroutine only)
-	once     bool        // the peer's operation answers once: its answer ends it
-	aborted  atomic.Bool // an abort was sent, or came from the peer
+	complete bool         // the consumer saw a terminal event (its goroutine only)
+	once     bool         // the peer's operation answers once: its answer ends it
+	on       *frameStream // the QUIC stream the call shares, if it does: set before the call is known
+	aborted  atomic.Bool  // an abort was sent, or came from the peer
 	released atomic.Bool
 }
 
@@ -862,6 +863,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 		out = s.outStream(ctx)
 	}
 	p := newPending(!s.multi || out != nil)
+	p.on = out
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -117,7 +117,7 @@ func (s *session) sharedEnded(fs *frameStream) {
 	s.mu.Lock()
 	var lost []*pending
 	for _, p := range s.pending {
-		if p.fs == fs {
+		if p.on == fs {
 			lost = append(lost, p)
 		}
 	}
@@ -140,4 +140,28 @@ func (s *session) takeShared(fs *frameStream, env Envelope) error {
 		return err
 	}
 	return fs.write(frame)
+}
+
+// sharedGone ends the calls this side serves on a QUIC stream the peer
+// shared once the stream is gone: their answers have nowhere to go, and a
+// subscription waiting for credit would wait for ever. On the opener's side
+// (outbound) that stream's own calls fail in sharedEnded.
+func (s *session) sharedGone(fs *frameStream) {
+	if fs.outbound {
+		return
+	}
+	fs.wmu.Lock()
+	_ = fs.s.Close()
+	fs.wmu.Unlock()
+	s.mu.Lock()
+	var gone []*inflight
+	for _, inf := range s.inbound {
+		if inf.fs == fs {
+			gone = append(gone, inf)
+		}
+	}
+	s.mu.Unlock()
+	for _, inf := range gone {
+		inf.abort()
+	}
 }
