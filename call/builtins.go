@@ -90,11 +90,6 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 	}
 	if peers != nil {
 		route := core.AccessControl{AllScopes: []string{RouteScope}}
-		type routeIn struct {
-			Peer        string          `json:"peer,omitempty" jsonschema:"peer ID; empty routes to any peer"`
-			OperationID string          `json:"operationId"`
-			Input       json.RawMessage `json:"input,omitempty"`
-		}
 		// The input is passed on as it came; its schema is the peer's
 		// operation's, checked there.
 		routeSchema, err := jsonschema.For[routeIn](nil)
@@ -102,6 +97,11 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 			return err
 		}
 		routeSchema.Properties["input"] = &jsonschema.Schema{Description: "the operation's input, passed to the peer as it is"}
+		// The output is the peer's, passed back as it came.
+		anySchema, err := jsonschema.For[any](nil)
+		if err != nil {
+			return err
+		}
 		ref := func(in routeIn) PeerRef {
 			if in.Peer == "" {
 				return Any()
@@ -122,33 +122,23 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 					})
 			},
 			func() error {
-				return Register(reg, Spec{Name: "peers/call", Type: Mutation, Description: "run a query or mutation on an attached peer (a specific one, or any)", Access: route, Input: routeSchema},
-					func(ctx context.Context, req *Request, in routeIn) (any, error) {
-						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req))
-						if err != nil {
-							return nil, err
-						}
-						var out json.RawMessage
-						err = s.finishCall(ctx, p, &out)
-						return out, err
-					})
-			},
-			func() error {
-				return RegisterStream(reg, Spec{Name: "peers/subscribe", Description: "run a subscription on an attached peer, streamed through this head", Access: route, Input: routeSchema},
-					func(ctx context.Context, req *Request, in routeIn, send func(any) error) error {
-						s, p, err := peers.start(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req))
+				return reg.Register(Spec{Name: "peers/call", Type: Mutation, Description: "run a query or mutation on an attached peer (a specific one, or any)", Access: route, Input: routeSchema, Output: anySchema},
+					func(ctx context.Context, req *Request, raw json.RawMessage, send func(json.RawMessage) error) error {
+						in, err := decodeRouteIn(raw)
 						if err != nil {
 							return err
 						}
-						var serr error
-						s.stream(ctx, p, func(out json.RawMessage, err error) bool {
-							if err == nil {
-								err = send(out)
-							}
-							serr = err
-							return err == nil
-						})
-						return serr
+						return peers.relay(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req), false, send)
+					})
+			},
+			func() error {
+				return reg.Register(Spec{Name: "peers/subscribe", Type: Subscription, Description: "run a subscription on an attached peer, streamed through this head", Access: route, Input: routeSchema, Output: anySchema},
+					func(ctx context.Context, req *Request, raw json.RawMessage, send func(json.RawMessage) error) error {
+						in, err := decodeRouteIn(raw)
+						if err != nil {
+							return err
+						}
+						return peers.relay(ctx, ref(in), strings.TrimPrefix(in.OperationID, "/"), routedInput(in.Input), forwarded(req), true, send)
 					})
 			})
 	}
@@ -158,6 +148,22 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 		}
 	}
 	return nil
+}
+
+// routeIn is the input of peers/call and peers/subscribe.
+type routeIn struct {
+	Peer        string          `json:"peer,omitempty" jsonschema:"peer ID; empty routes to any peer"`
+	OperationID string          `json:"operationId"`
+	Input       json.RawMessage `json:"input,omitempty"`
+}
+
+// decodeRouteIn reads a route's input, already checked against its schema.
+func decodeRouteIn(raw json.RawMessage) (routeIn, error) {
+	var in routeIn
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return in, Errorf(CodeInvalidInput, "input: %s", jsonReason(err))
+	}
+	return in, nil
 }
 
 // routedInput is the input a route passes on: an absent one is null, as

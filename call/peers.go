@@ -174,6 +174,9 @@ func (ps *Peers) start(ctx context.Context, ref PeerRef, op string, input json.R
 	for _, p := range cands {
 		pend, err := p.sess.start(ctx, op, input, "", fwd)
 		if err == nil {
+			// The worker's own spec, imported when it attached, says
+			// whether its first answer ends the call.
+			pend.once = p.ops[op].Type != Subscription
 			return p.sess, pend, nil
 		}
 		last = err

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
+
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/coretest"
@@ -21,7 +23,9 @@ type cluster struct {
 	clientKey ed25519.PrivateKey
 	keys      map[string]ed25519.PrivateKey
 	blocked   chan string  // worker handlers that saw cancellation
+	started   chan string  // worker handlers of demo/block that began
 	network   core.Network // of the workers' and the client's connections; "" is QUIC
+	peers     *call.Peers
 }
 
 type routeIn struct {
@@ -31,7 +35,7 @@ type routeIn struct {
 
 func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster {
 	t.Helper()
-	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8)}
+	cl := &cluster{headKey: coretest.NewKey(t), clientKey: coretest.NewKey(t), keys: map[string]ed25519.PrivateKey{}, blocked: make(chan string, 8), started: make(chan string, 8)}
 	peers := []core.PeerEntry{{ID: "client", NodeIDs: []core.NodeID{coretest.NodeID(cl.clientKey)}, Scopes: []string{call.RouteScope}}}
 	for _, w := range append(workers, "rogue") {
 		cl.keys[w] = coretest.NewKey(t)
@@ -44,6 +48,7 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	live := core.NewLiveDirectory(dir, nil)
 	reg := call.NewRegistry()
 	ps := call.NewPeers(policy, nil)
+	cl.peers = ps
 	if err := call.RegisterBuiltins(reg, call.Info{}, ps); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +64,27 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Routes the head passes through without a handler of its own.
+	obj := &jsonschema.Schema{Type: "object", Required: []string{"n"}, Properties: map[string]*jsonschema.Schema{"n": {Type: "integer"}}}
+	for _, r := range []struct {
+		spec call.Spec
+		ref  call.PeerRef
+		op   string
+	}{
+		{call.Spec{Name: "demo/fwd-exec"}, call.Specific("worker-a"), "demo/exec"},
+		{call.Spec{Name: "demo/fwd-echo"}, call.Any(), "demo/echo-raw"},
+		{call.Spec{Name: "demo/fwd-checked", Input: obj}, call.Any(), "demo/echo-raw"},
+		{call.Spec{Name: "demo/fwd-ticks", Type: call.Subscription}, call.Specific("worker-a"), "demo/ticks"},
+		{call.Spec{Name: "demo/fwd-exec-stream", Type: call.Subscription}, call.Specific("worker-a"), "demo/exec"},
+		{call.Spec{Name: "demo/fwd-block", Timeout: -1}, call.Specific("worker-a"), "demo/block"},
+		{call.Spec{Name: "demo/fwd-slow", Timeout: 300 * time.Millisecond}, call.Specific("worker-a"), "demo/block"},
+		{call.Spec{Name: "demo/fwd-missing"}, call.Specific("worker-a"), "demo/missing"},
+		{call.Spec{Name: "demo/fwd-admin", Access: core.AccessControl{AllScopes: []string{"admin"}}}, call.Specific("worker-a"), "demo/exec"},
+	} {
+		if err := call.RegisterRoute(reg, r.spec, r.ref, r.op); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h, err := call.New(call.Config{Registry: reg, Identities: live, Peers: ps})
 	if err != nil {
@@ -97,6 +123,10 @@ func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
 		return nil
 	}))
 	must(call.Register(reg, call.Spec{Name: "demo/block", Timeout: -1}, func(ctx context.Context, _ *call.Request, _ struct{}) (string, error) {
+		select {
+		case cl.started <- name:
+		default:
+		}
 		<-ctx.Done()
 		cl.blocked <- name
 		return "", ctx.Err()
@@ -308,12 +338,20 @@ func TestRoundRobin(t *testing.T) {
 }
 
 // TestRoutedSubscriptionBackpressure: a subscription streamed from a
-// worker through its head, both legs over TCP+TLS, whose consumer stalls
-// is held back hop by hop (the head's relay waits for the client's
-// credit, the worker's handler for the head's) and completes in order.
+// worker through its head, both legs over TCP+TLS or over QUIC (where the
+// head's leg is the stream it shares with the worker), whose consumer
+// stalls is held back hop by hop (the head's relay waits for the client's
+// credit or stream, the worker's handler for the head's credit) and
+// completes in order.
 func TestRoutedSubscriptionBackpressure(t *testing.T) {
+	for _, network := range []core.Network{core.NetworkTCP, core.NetworkQUIC} {
+		t.Run(string(network), func(t *testing.T) { testRoutedBackpressure(t, network) })
+	}
+}
+
+func testRoutedBackpressure(t *testing.T, network core.Network) {
 	cl := startCluster(t, call.First, "worker-a")
-	cl.network = core.NetworkTCP
+	cl.network = network
 	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
 	c := cl.client(t)
 	waitPeers(t, c, "worker-a")
@@ -333,5 +371,203 @@ func TestRoutedSubscriptionBackpressure(t *testing.T) {
 	}
 	if got != total {
 		t.Fatalf("got %d events, want %d", got, total)
+	}
+}
+
+// TestRegisterRoute: an operation the head passes through to a worker
+// (call.RegisterRoute) answers as the worker's own does, over QUIC and
+// TCP+TLS: the input reaches the worker as it came and is checked there,
+// the output comes back as the worker wrote it, the caller travels as
+// forwarded_for, the worker's errors come back as they were, the head's
+// access control and its own input schema (when set) stand, and a
+// subscription streams through.
+func TestRegisterRoute(t *testing.T) {
+	for _, network := range []core.Network{core.NetworkQUIC, core.NetworkTCP} {
+		t.Run(string(network), func(t *testing.T) {
+			cl := startCluster(t, call.First, "worker-a")
+			cl.network = network
+			c := cl.client(t)
+			cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+			waitPeers(t, c, "worker-a")
+
+			const big = `{"n":12345678901234567891,"s":"x"}`
+			for _, tc := range []struct {
+				op, in, want string
+				code         call.Code
+			}{
+				{"demo/fwd-exec", ``, `"worker-a for client as head"`, ""},
+				{"demo/fwd-echo", big, big, ""}, // not decoded on the way
+				{"demo/fwd-echo", ``, ``, ""},   // null: out stays unset
+				{"demo/fwd-checked", `{"n":7}`, `{"n":7}`, ""},
+				{"demo/fwd-checked", `{"n":"x"}`, "", call.CodeInvalidInput}, // the head's schema
+				{"demo/fwd-exec", `{"x":1}`, "", call.CodeInvalidInput},      // the worker's schema
+				{"demo/fwd-missing", ``, "", call.CodeNotFound},              // not on the worker
+				{"demo/fwd-admin", ``, "", call.CodeForbidden},               // the head's access control
+			} {
+				var in any
+				if tc.in != "" {
+					in = json.RawMessage(tc.in)
+				}
+				var out json.RawMessage
+				err := c.Call(ctx(t), tc.op, in, &out)
+				if tc.code != "" {
+					if !call.IsCode(err, tc.code) {
+						t.Errorf("%s %s: %s %v, want %s", tc.op, tc.in, out, err, tc.code)
+					}
+					continue
+				}
+				if err != nil || string(out) != tc.want {
+					t.Errorf("%s %s: %s %v, want %s", tc.op, tc.in, out, err, tc.want)
+				}
+			}
+
+			var ticks []string
+			for v, err := range c.Subscribe(ctx(t), "demo/fwd-ticks", countIn{3}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				ticks = append(ticks, string(v))
+			}
+			if fmt.Sprint(ticks) != `["worker-a tick 0" "worker-a tick 1" "worker-a tick 2"]` {
+				t.Errorf("ticks through the route: %v", ticks)
+			}
+			// A worker's query relayed as a subscription: its answer is
+			// the one event, and the end.
+			sctx, cancel := context.WithTimeout(ctx(t), 5*time.Second)
+			defer cancel()
+			var events []string
+			for v, err := range c.Subscribe(sctx, "demo/fwd-exec-stream", nil) {
+				if err != nil {
+					t.Fatalf("query relayed as a subscription, after %v: %v", events, err)
+				}
+				events = append(events, string(v))
+			}
+			if fmt.Sprint(events) != `["worker-a for client as head"]` {
+				t.Errorf("query relayed as a subscription: %v", events)
+			}
+			// Over QUIC the head's calls to the worker share a stream.
+			if got, want := call.PeerShares(cl.peers, "worker-a"), network == core.NetworkQUIC; got != want {
+				t.Errorf("head shares a stream with its worker: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestRouteToOlderWorker: a worker that does not know call.shared answers
+// it with call.error; the head then calls it on a stream per call, and
+// routed calls and subscriptions work as before.
+func TestRouteToOlderWorker(t *testing.T) {
+	t.Cleanup(call.RefuseShared())
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	for range 3 {
+		var out string
+		if err := c.Call(ctx(t), "demo/fwd-exec", nil, &out); err != nil || out != "worker-a for client as head" {
+			t.Fatalf("routed call: %q %v", out, err)
+		}
+	}
+	n := 0
+	for _, err := range c.Subscribe(ctx(t), "demo/fwd-ticks", countIn{5}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("%d ticks, want 5", n)
+	}
+	if call.PeerShares(cl.peers, "worker-a") {
+		t.Error("the head shares a stream with a worker that refused it")
+	}
+}
+
+// TestRegisterRouteEnds: a routed call's end reaches the worker, whichever
+// side ends it: the caller's abort and the head's deadline cancel the
+// worker's handler, and a worker that detaches mid-call fails the call
+// with UNAVAILABLE.
+func TestRegisterRouteEnds(t *testing.T) {
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	stop := cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	waitFor := func(ch chan string, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("worker handler: no %s", what)
+		}
+	}
+
+	// The caller aborts.
+	cctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(cctx, "demo/fwd-block", nil, nil) }()
+	waitFor(cl.started, "start")
+	cancel()
+	waitFor(cl.blocked, "abort")
+	<-errc
+
+	// The head's deadline.
+	if err := c.Call(ctx(t), "demo/fwd-slow", nil, nil); !call.IsCode(err, call.CodeTimeout) {
+		t.Errorf("route past its deadline: %v, want TIMEOUT", err)
+	}
+	waitFor(cl.started, "start")
+	waitFor(cl.blocked, "cancellation at the deadline")
+
+	// The worker goes away mid-call.
+	go func() { errc <- c.Call(ctx(t), "demo/fwd-block", nil, nil) }()
+	waitFor(cl.started, "start")
+	stop()
+	select {
+	case err := <-errc:
+		if !call.IsCode(err, call.CodeUnavailable) {
+			t.Errorf("worker detached mid-call: %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call outlived its worker")
+	}
+}
+
+// TestSharedStreamLost: when the stream a head shares with a worker ends
+// while a call is on it, the caller gets UNAVAILABLE, the worker's handler
+// is cancelled (its answer has nowhere to go), and the next call opens a
+// new shared stream.
+func TestSharedStreamLost(t *testing.T) {
+	cl := startCluster(t, call.First, "worker-a")
+	c := cl.client(t)
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	waitPeers(t, c, "worker-a")
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(ctx(t), "demo/fwd-block", nil, nil) }()
+	select {
+	case <-cl.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker handler never started")
+	}
+	if !call.AbortShared(cl.peers, "worker-a") {
+		t.Fatal("the head shares no stream with its worker")
+	}
+	select {
+	case err := <-errc:
+		if !call.IsCode(err, call.CodeUnavailable) {
+			t.Errorf("call on a lost shared stream: %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call outlived its stream")
+	}
+	select {
+	case <-cl.blocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker's handler was not cancelled")
+	}
+	var out string
+	if err := c.Call(ctx(t), "demo/fwd-exec", nil, &out); err != nil || out != "worker-a for client as head" {
+		t.Fatalf("call after the stream was lost: %q %v", out, err)
+	}
+	if !call.PeerShares(cl.peers, "worker-a") {
+		t.Error("no new shared stream")
 	}
 }

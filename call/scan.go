@@ -2,7 +2,6 @@ package call
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 )
@@ -626,13 +625,22 @@ func encodeRequest(id string, p RequestPayload) ([]byte, error) {
 		b = append(b, `,"auth_token":`...)
 		b = appendString(b, p.AuthToken)
 	}
-	if p.ForwardedFor != nil {
-		f, err := json.Marshal(p.ForwardedFor)
-		if err != nil {
-			return nil, fmt.Errorf("call: encode %s payload: %w", TypeRequested, err)
+	if f := p.ForwardedFor; f != nil {
+		// As json.Marshal writes it, without its reflection: a head
+		// forwards every routed call with it.
+		b = append(b, `,"forwarded_for":{"id":`...)
+		b = appendString(b, f.ID)
+		if len(f.Scopes) > 0 {
+			b = append(b, `,"scopes":[`...)
+			for i, sc := range f.Scopes {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, sc)
+			}
+			b = append(b, ']')
 		}
-		b = append(b, `,"forwarded_for":`...)
-		b = append(b, f...)
+		b = append(b, '}')
 	}
 	if p.Window > 0 {
 		b = append(b, `,"window":`...)

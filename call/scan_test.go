@@ -122,6 +122,9 @@ func TestDirectEncoders(t *testing.T) {
 	for _, p := range []RequestPayload{
 		{OperationID: "a/b"},
 		{OperationID: `q"<`, Input: json.RawMessage(` {"x" : [1, "<&>"]} `), AuthToken: "tok\n", ForwardedFor: fwd, Window: CallWindow},
+		{OperationID: "a/b", ForwardedFor: &Forwarded{ID: "bare"}},
+		{OperationID: "a/b", ForwardedFor: &Forwarded{ID: "x\"<\xff\u2028", Scopes: []string{"s1", "", "é\\"}}},
+		{OperationID: "a/b", Input: json.RawMessage(`1`), ForwardedFor: &Forwarded{ID: "", Scopes: []string{}}},
 	} {
 		fr, err := encodeRequest("id", p)
 		if err != nil {

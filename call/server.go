@@ -89,6 +89,10 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	// After open: attaching calls the worker, on the stream open takes.
 	if h.srv.peers != nil {
 		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) {
+			if s.multi {
+				// The head's calls to the worker share a stream.
+				s.out = &sharedOut{}
+			}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()

@@ -38,6 +38,10 @@ type session struct {
 
 	wg      sync.WaitGroup // stream readers, requests and their workers
 	workers *workers
+	// out, when set, is the stream this side's calls share on a QUIC
+	// connection (a head's session with a worker; see shared.go); nil:
+	// a stream per call.
+	out *sharedOut
 }
 
 // server is what a session needs to answer requests.
@@ -130,6 +134,9 @@ func (s *session) shutdown() {
 	s.cancel(errSessionClosed)
 	s.workers.close()
 	s.wg.Wait()
+	if s.out != nil {
+		s.out.wg.Wait() // the shared stream's reader, ended by the cancel
+	}
 }
 
 // frameStream is a stream with serialized frame writes.
@@ -374,12 +381,16 @@ func (f *frameStream) ended() bool {
 
 // readLoop reads frames from fs and routes them until the stream ends.
 func (s *session) readLoop(fs *frameStream) {
-	shared := fs == s.shared
+	shared := fs.shared
+	first := true
 	for {
 		body, err := ReadFrameWithin(fs.s, s.maxFrame(), s.lim)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if shared {
+					if fs != s.shared {
+						s.sharedGone(fs)
+					}
 					return
 				}
 				if fs.ended() {
@@ -389,6 +400,9 @@ func (s *session) readLoop(fs *frameStream) {
 			}
 			// No frame boundary to resume from: the stream is lost, the
 			// connection's other streams are not.
+			if shared && fs != s.shared {
+				defer s.sharedGone(fs)
+			}
 			switch {
 			case errors.Is(err, core.ErrOverBudget):
 				s.conn.Logger().Debug("call: frame over the in-flight budget; refusing the stream", "err", err)
@@ -417,6 +431,27 @@ func (s *session) readLoop(fs *frameStream) {
 			fs.wmu.Unlock()
 			return
 		}
+		if env.Type == TypeShared {
+			// Only as the first frame of a QUIC stream the peer opened;
+			// anywhere else there is nothing to answer.
+			if refuseShared.Load() {
+				s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "unknown type %q", env.Type))
+				fs.wmu.Lock()
+				_ = fs.s.Close()
+				fs.wmu.Unlock()
+				return
+			}
+			if first && s.multi && !fs.outbound && !shared {
+				if err := s.takeShared(fs, env); err != nil {
+					fs.s.Abort(core.CodeProtocol)
+					return
+				}
+				shared = true
+			}
+			first = false
+			continue
+		}
+		first = false
 		if env.Type == TypeRequested && !shared && !fs.outbound {
 			// A call's own stream: the rest of it (call.aborted, the end)
 			// is read on another goroutine, and the call is served on
@@ -513,6 +548,7 @@ func (s *session) writeError(fs *frameStream, id string, e *Error) {
 
 // inflight is a request this side is serving.
 type inflight struct {
+	fs       *frameStream // the stream it is answered on
 	cancel   context.CancelCauseFunc
 	detached atomic.Bool
 	credit   *credit // the caller's flow control; nil when it offered none
@@ -596,7 +632,7 @@ func (s *session) serveRequest(fs *frameStream, env Envelope, rest func()) {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
-	inf := &inflight{cancel: cancel}
+	inf := &inflight{fs: fs, cancel: cancel}
 	if fs.shared && p.Window > 0 {
 		inf.credit = newCredit(p.Window)
 	}
@@ -683,8 +719,10 @@ type pending struct {
 	stop     chan struct{} // closed when the call is over for this side
 	err      *Error        // why, when it failed; written before stop closes
 
-	complete bool        // the consumer saw a terminal event (its goroutine only)
-	aborted  atomic.Bool // an abort was sent, or came from the peer
+	complete bool         // the consumer saw a terminal event (its goroutine only)
+	once     bool         // the peer's operation answers once: its answer ends it
+	on       *frameStream // the QUIC stream the call shares, if it does: set before the call is known
+	aborted  atomic.Bool  // an abort was sent, or came from the peer
 	released atomic.Bool
 }
 
@@ -820,7 +858,12 @@ func newID() string {
 
 // start sends a call.requested and returns the pending call.
 func (s *session) start(ctx context.Context, op string, input json.RawMessage, token string, fwd *Forwarded) (*pending, error) {
-	p := newPending(!s.multi)
+	var out *frameStream // a shared stream: the one of a single-stream connection, or one on QUIC
+	if s.multi {
+		out = s.outStream(ctx)
+	}
+	p := newPending(!s.multi || out != nil)
+	p.on = out
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -829,7 +872,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 	s.pending[p.id] = p
 	s.mu.Unlock()
 	var window uint64
-	if s.multi {
+	if s.multi && out == nil {
 		st, err := s.conn.OpenStream(ctx)
 		if err != nil {
 			s.drop(p)
@@ -838,11 +881,14 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 		// The caller reads the call's stream itself ([session.nextDirect]).
 		p.fs, p.direct = newFrameStream(st, true), true
 	} else {
-		if s.shared == nil {
+		if out == nil {
+			out = s.shared
+		}
+		if out == nil {
 			s.drop(p)
 			return nil, Errorf(CodeUnavailable, "connection not ready")
 		}
-		p.fs = s.shared
+		p.fs = out
 		window = uint64(p.initial)
 	}
 	if isNull(input) {
@@ -954,7 +1000,9 @@ func (s *session) nextDirect(ctx context.Context, p *pending) (Envelope, error) 
 // consumed notes an event as it reaches the consumer.
 func (p *pending) consumed(ev event) Envelope {
 	p.took(ev)
-	if ev.env.Type != TypeResponded {
+	if ev.env.Type != TypeResponded || p.once {
+		// A query's or mutation's answer is its end, when the peer's
+		// spec says the operation is one: no call.aborted follows it.
 		p.complete = true
 	}
 	return ev.env

@@ -38,6 +38,12 @@ const (
 	// one call (see [CreditPayload]). Its envelope id is empty, so that a
 	// peer that predates it drops it without an answer.
 	TypeCredit = "call.credit"
+	// TypeShared, the first frame of a QUIC stream, asks the peer to read
+	// the stream as shared: the opener's calls share it, multiplexed by
+	// request id and under call.credit, as on a single-stream connection.
+	// The peer answers with the same envelope; one that predates it
+	// answers call.error. A head shares one stream with each worker.
+	TypeShared = "call.shared"
 )
 
 // Flow control of calls on a single-stream transport (TCP+TLS, an SSH
@@ -149,7 +155,7 @@ func (e *EnvelopeError) Error() string { return "call: bad envelope: " + e.Reaso
 // DecodeEnvelope decodes a frame body into an envelope: valid UTF-8 JSON, an
 // object with string "type" and "id" and a "payload"; unknown keys are
 // ignored. The id is not empty, except in call.credit, which names its call
-// in the payload. A type outside the six is an error too.
+// in the payload. A type outside the seven is an error too.
 func DecodeEnvelope(body []byte) (Envelope, error) {
 	var raw struct {
 		Type    *string         `json:"type"`
@@ -179,7 +185,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 		return Envelope{}, &EnvelopeError{Reason: `empty "id"`}
 	}
 	switch *raw.Type {
-	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError, TypeCredit:
+	case TypeRequested, TypeResponded, TypeCompleted, TypeAborted, TypeError, TypeCredit, TypeShared:
 	default:
 		return Envelope{}, &EnvelopeError{ID: id, Reason: fmt.Sprintf("unknown type %q", core.Clip(*raw.Type))}
 	}

@@ -164,8 +164,8 @@ func printCalls(w io.Writer, rep *callbench.CallReport, err error) {
 
 func printRoute(w io.Writer, rep *callbench.CallReport, err error) {
 	printComparison(w, "Calls routed through a head",
-		"direct: the echo call to a worker node over QUIC; routed: to its head, whose operation calls the worker "+
-			"with CallPeer(Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.",
+		"direct: the echo call to a worker node over QUIC; routed: to its head, whose operation passes it through "+
+			"to the worker (call.RegisterRoute, Specific) over the worker's joined QUIC connection. %v per run, %d interleaved rounds.",
 		rep, err, []callPair{{callbench.Routed, callbench.Direct, "≤ 1.6 at 16", ""}})
 }
 
@@ -183,7 +183,7 @@ func printSubscriptions(w io.Writer, reps []*callbench.SubscribeReport, err erro
 	fmt.Fprintf(w, "## Subscriptions\n\n")
 	fmt.Fprintf(w, "A subscription sends N events (the 64-byte object, its id counting) as fast as the node can; the client decodes "+
 		"each one. Subscriptions run one after the other for %v per run; %d interleaved rounds. routed: streamed from the worker "+
-		"through the head with SubscribePeer. Events/s, median of runs (min–max), counting the events of failed subscriptions too. "+
+		"through the head (call.RegisterRoute). Events/s, median of runs (min–max), counting the events of failed subscriptions too. "+
 		"The %d-event rows run at most %d subscriptions per run.\n\n",
 		cfg.Duration, cfg.Runs, reps[len(reps)-1].Config.Events, reps[len(reps)-1].Config.Max)
 	if err != nil {

@@ -49,9 +49,9 @@ const (
 	// Direct is alknet/call over QUIC to a worker node that is joined to a
 	// head: the baseline of [Routed].
 	Direct CallSystem = "direct"
-	// Routed sends the call to the head, whose operation forwards it to the
-	// worker with Request.CallPeer and call.Specific: client → head →
-	// worker, both legs QUIC.
+	// Routed sends the call to the head, whose operation passes it through
+	// to the worker (call.RegisterRoute with call.Specific): client → head
+	// → worker, both legs QUIC.
 	Routed CallSystem = "routed"
 )
 
@@ -63,7 +63,7 @@ func callSystems() []CallSystem { return []CallSystem{AlknetQUIC, AlknetTCP, GRP
 func RouteSystems() []CallSystem { return []CallSystem{Direct, Routed} }
 
 // subscribeSystems returns the systems that serve subscriptions: the alknet
-// ones. [Routed] streams through the head with Request.SubscribePeer.
+// ones. [Routed] streams through the head (call.RegisterRoute).
 func subscribeSystems() []CallSystem { return []CallSystem{AlknetQUIC, AlknetTCP, Routed} }
 
 // callClient is one system's client connection; it owns the servers it

@@ -20,10 +20,11 @@ const (
 	echoOp = "bench/echo"
 	// eventsOp is a subscription sending {"n"} Payloads.
 	eventsOp = "bench/events"
-	// routeOp, on a head, calls echoOp on the worker with CallPeer.
+	// routeOp, on a head, passes calls through to echoOp on the worker
+	// (call.RegisterRoute).
 	routeOp = "bench/route"
-	// routeEventsOp, on a head, streams eventsOp from the worker with
-	// SubscribePeer.
+	// routeEventsOp, on a head, streams eventsOp from the worker through
+	// call.RegisterRoute.
 	routeEventsOp = "bench/route-events"
 )
 
@@ -80,29 +81,13 @@ func headRegistry(peers *call.Peers) (*call.Registry, error) {
 	if err := call.RegisterBuiltins(reg, call.Info{}, peers); err != nil {
 		return nil, err
 	}
+	// The head passes both through without decoding input or output:
+	// it checks the caller's access and the route, the worker the input.
 	worker := call.Specific(workerID)
-	err := call.Register(reg, call.Spec{Name: routeOp, Reach: call.Reach{Pinned: []call.PeerOp{{Peer: workerID, Op: echoOp}}}},
-		func(ctx context.Context, req *call.Request, in payload) (payload, error) {
-			var out payload
-			err := req.CallPeer(ctx, worker, echoOp, in, &out)
-			return out, err
-		})
-	if err != nil {
+	if err := call.RegisterRoute(reg, call.Spec{Name: routeOp}, worker, echoOp); err != nil {
 		return nil, err
 	}
-	err = call.RegisterStream(reg, call.Spec{Name: routeEventsOp, Reach: call.Reach{Pinned: []call.PeerOp{{Peer: workerID, Op: eventsOp}}}},
-		func(ctx context.Context, req *call.Request, in eventsIn, send func(json.RawMessage) error) error {
-			for ev, err := range req.SubscribePeer(ctx, worker, eventsOp, in) {
-				if err != nil {
-					return err
-				}
-				if err := send(ev); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	if err != nil {
+	if err := call.RegisterRoute(reg, call.Spec{Name: routeEventsOp, Type: call.Subscription}, worker, eventsOp); err != nil {
 		return nil, err
 	}
 	return reg, nil

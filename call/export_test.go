@@ -1,0 +1,41 @@
+package call
+
+// PeerShares reports whether the head's calls to the attached peer id go
+// on a shared stream now.
+func PeerShares(ps *Peers, id string) bool {
+	ps.mu.Lock()
+	p := ps.byID[id]
+	ps.mu.Unlock()
+	if p == nil || p.sess.out == nil {
+		return false
+	}
+	p.sess.out.mu.Lock()
+	defer p.sess.out.mu.Unlock()
+	return p.sess.out.fs != nil
+}
+
+// RefuseShared makes this process's sessions answer call.shared as a
+// peer that predates it, until the returned func is called.
+func RefuseShared() (restore func()) {
+	refuseShared.Store(true)
+	return func() { refuseShared.Store(false) }
+}
+
+// AbortShared ends the stream the head shares with the attached peer id,
+// as a lost stream would end, and reports whether there was one.
+func AbortShared(ps *Peers, id string) bool {
+	ps.mu.Lock()
+	p := ps.byID[id]
+	ps.mu.Unlock()
+	if p == nil || p.sess.out == nil {
+		return false
+	}
+	p.sess.out.mu.Lock()
+	fs := p.sess.out.fs
+	p.sess.out.mu.Unlock()
+	if fs == nil {
+		return false
+	}
+	fs.s.Abort(1)
+	return true
+}
