@@ -549,6 +549,7 @@ func (c *Conn) preSetup(r *pathReceiver) {
 		c.ctx,
 		c,
 		c.queueControlFrame,
+		func(f *wire.MaxStreamsFrame) { c.framer.QueueLazyMaxStreams(f) }, // alknet patch 8
 		c.newFlowController,
 		uint64(c.config.MaxIncomingStreams),
 		uint64(c.config.MaxIncomingUniStreams),
