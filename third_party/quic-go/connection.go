@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -675,6 +676,12 @@ runLoop:
 				break runLoop
 			case <-c.timer.C:
 			case <-c.sendingScheduled:
+				// alknet patch 9: a stream has data. Let the goroutines that
+				// are ready to run (other streams' writers, most often)
+				// queue theirs before packing, so that one packet and one
+				// sendmsg carry many streams' frames, as grpc-go's writer
+				// yields once before it flushes a small batch.
+				runtime.Gosched()
 			case <-sendQueueAvailable:
 			case <-c.notifyReceivedPacket:
 				wasProcessed, err := c.handlePackets()
