@@ -222,6 +222,9 @@ type Conn struct {
 	firstAckElicitingPacketAfterIdleSentTime monotime.Time
 	// pacingDeadline is the time when the next packet should be sent
 	pacingDeadline monotime.Time
+	// alknet patch 9: the last packet sent was full-sized (bulk data, which
+	// needs no other writers' frames to fill its packets)
+	lastPacketFull bool
 
 	peerParams *wire.TransportParameters
 
@@ -676,12 +679,15 @@ runLoop:
 				break runLoop
 			case <-c.timer.C:
 			case <-c.sendingScheduled:
-				// alknet patch 9: a stream has data. Let the goroutines that
+				// alknet patch 9: a stream has data. Unless the connection is
+				// sending full packets (bulk data), let the goroutines that
 				// are ready to run (other streams' writers, most often)
 				// queue theirs before packing, so that one packet and one
 				// sendmsg carry many streams' frames, as grpc-go's writer
 				// yields once before it flushes a small batch.
-				runtime.Gosched()
+				if !c.lastPacketFull {
+					runtime.Gosched()
+				}
 			case <-sendQueueAvailable:
 			case <-c.notifyReceivedPacket:
 				wasProcessed, err := c.handlePackets()
@@ -2690,7 +2696,11 @@ func (c *Conn) sendPacketsWithoutGSO(now monotime.Time) error {
 	for {
 		buf := getPacketBuffer()
 		ecn := c.sentPacketHandler.ECNMode(true)
-		if _, err := c.appendOneShortHeaderPacket(buf, c.maxPacketSize(), ecn, now); err != nil {
+		size, err := c.appendOneShortHeaderPacket(buf, c.maxPacketSize(), ecn, now)
+		if err == nil {
+			c.lastPacketFull = size == c.maxPacketSize() // alknet patch 9
+		}
+		if err != nil {
 			if err == errNothingToPack {
 				buf.Release()
 				return nil
@@ -2727,6 +2737,9 @@ func (c *Conn) sendPacketsWithGSO(now monotime.Time) error {
 	for {
 		var dontSendMore bool
 		size, err := c.appendOneShortHeaderPacket(buf, maxSize, ecn, now)
+		if err == nil {
+			c.lastPacketFull = size == maxSize // alknet patch 9
+		}
 		if err != nil {
 			if err != errNothingToPack {
 				return err
