@@ -80,7 +80,7 @@ func exchange(ctx context.Context, c *Conn) error {
 	return err
 }
 
-// TestMaxStreamsRidesAlong is alknet's patch 8: a server answering one
+// TestMaxStreamsRidesAlong is alknet's patch 9: a server answering one
 // stream after another sends one packet per answer, not a MAX_STREAMS of
 // its own per stream as well, and the peer's credit still flows: with a
 // limit of 8 streams, 300 one after the other and bursts of the whole
@@ -121,7 +121,7 @@ func TestMaxStreamsRidesAlong(t *testing.T) {
 	}
 }
 
-// TestLazyMaxStreamsThreshold is alknet's patch 8 in the streams map: a
+// TestLazyMaxStreamsThreshold is alknet's patch 9 in the streams map: a
 // stream's credit goes back lazily while the peer can still open half of
 // its limit, at once below that.
 func TestLazyMaxStreamsThreshold(t *testing.T) {
@@ -181,7 +181,7 @@ func TestLazyMaxStreamsThreshold(t *testing.T) {
 	}
 }
 
-// TestLazyMaxStreamsInPacket is alknet's patch 8 in the framer: a lazy
+// TestLazyMaxStreamsInPacket is alknet's patch 9 in the framer: a lazy
 // MAX_STREAMS never makes a packet by itself, rides with anything else,
 // and gives way to one queued at once.
 func TestLazyMaxStreamsInPacket(t *testing.T) {
@@ -217,7 +217,7 @@ func slicesEqual(a, b []protocol.StreamNum) bool {
 	return true
 }
 
-// TestConcurrentStreamsSharePackets is alknet's patch 9: 16 goroutines
+// TestConcurrentStreamsSharePackets is alknet's patch 10: 16 goroutines
 // making exchanges at once on one connection get their requests packed
 // together, well under a packet per request (unpatched: about one, the
 // connection woken and packing for every stream's write).

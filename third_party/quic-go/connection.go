@@ -222,7 +222,7 @@ type Conn struct {
 	firstAckElicitingPacketAfterIdleSentTime monotime.Time
 	// pacingDeadline is the time when the next packet should be sent
 	pacingDeadline monotime.Time
-	// alknet patch 9: the last packet sent was full-sized (bulk data, which
+	// alknet patch 10: the last packet sent was full-sized (bulk data, which
 	// needs no other writers' frames to fill its packets)
 	lastPacketFull bool
 
@@ -553,7 +553,7 @@ func (c *Conn) preSetup(r *pathReceiver) {
 		c.ctx,
 		c,
 		c.queueControlFrame,
-		func(f *wire.MaxStreamsFrame) { c.framer.QueueLazyMaxStreams(f) }, // alknet patch 8
+		func(f *wire.MaxStreamsFrame) { c.framer.QueueLazyMaxStreams(f) }, // alknet patch 9
 		c.newFlowController,
 		uint64(c.config.MaxIncomingStreams),
 		uint64(c.config.MaxIncomingUniStreams),
@@ -679,7 +679,7 @@ runLoop:
 				break runLoop
 			case <-c.timer.C:
 			case <-c.sendingScheduled:
-				// alknet patch 9: a stream has data. Unless the connection is
+				// alknet patch 10: a stream has data. Unless the connection is
 				// sending full packets (bulk data), let the goroutines that
 				// are ready to run (other streams' writers, most often)
 				// queue theirs before packing, so that one packet and one
@@ -2698,7 +2698,7 @@ func (c *Conn) sendPacketsWithoutGSO(now monotime.Time) error {
 		ecn := c.sentPacketHandler.ECNMode(true)
 		size, err := c.appendOneShortHeaderPacket(buf, c.maxPacketSize(), ecn, now)
 		if err == nil {
-			c.lastPacketFull = size == c.maxPacketSize() // alknet patch 9
+			c.lastPacketFull = size == c.maxPacketSize() // alknet patch 10
 		}
 		if err != nil {
 			if err == errNothingToPack {
@@ -2738,7 +2738,7 @@ func (c *Conn) sendPacketsWithGSO(now monotime.Time) error {
 		var dontSendMore bool
 		size, err := c.appendOneShortHeaderPacket(buf, maxSize, ecn, now)
 		if err == nil {
-			c.lastPacketFull = size == maxSize // alknet patch 9
+			c.lastPacketFull = size == maxSize // alknet patch 10
 		}
 		if err != nil {
 			if err != errNothingToPack {

@@ -66,7 +66,7 @@ type framer struct {
 
 	controlFrameMutex sync.Mutex
 	controlFrames     []wire.Frame
-	// alknet patch 8: the latest MAX_STREAMS of each stream type that is
+	// alknet patch 9: the latest MAX_STREAMS of each stream type that is
 	// not worth a packet of its own; it leaves with the next packet sent.
 	lazyMaxStreams             [2]*wire.MaxStreamsFrame
 	pathResponses              []*wire.PathResponseFrame
@@ -132,7 +132,7 @@ func (f *framer) QueueControlFrame(frame wire.Frame) {
 // QueueLazyMaxStreams queues a MAX_STREAMS frame that does not make the
 // connection send: it replaces the stream type's earlier lazy one and is
 // sent with the next packet that carries anything else
-// (AppendLazyControlFrames). alknet patch 8.
+// (AppendLazyControlFrames). alknet patch 9.
 func (f *framer) QueueLazyMaxStreams(frame *wire.MaxStreamsFrame) {
 	f.controlFrameMutex.Lock()
 	f.lazyMaxStreams[frame.Type] = frame
@@ -140,7 +140,7 @@ func (f *framer) QueueLazyMaxStreams(frame *wire.MaxStreamsFrame) {
 }
 
 // AppendLazyControlFrames appends the lazily queued MAX_STREAMS frames
-// that fit in maxLen. alknet patch 8.
+// that fit in maxLen. alknet patch 9.
 func (f *framer) AppendLazyControlFrames(frames []ackhandler.Frame, maxLen protocol.ByteCount, v protocol.Version) ([]ackhandler.Frame, protocol.ByteCount) {
 	f.controlFrameMutex.Lock()
 	defer f.controlFrameMutex.Unlock()

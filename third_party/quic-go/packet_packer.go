@@ -115,7 +115,7 @@ type frameSource interface {
 	HasData() bool
 	AppendControlFrames([]ackhandler.Frame, protocol.ByteCount, monotime.Time, protocol.Version) ([]ackhandler.Frame, protocol.ByteCount)
 	AppendStreamFrames([]ackhandler.Frame, []ackhandler.StreamFrame, protocol.ByteCount, protocol.Version) ([]ackhandler.Frame, []ackhandler.StreamFrame, protocol.ByteCount)
-	AppendLazyControlFrames([]ackhandler.Frame, protocol.ByteCount, protocol.Version) ([]ackhandler.Frame, protocol.ByteCount) // alknet patch 8
+	AppendLazyControlFrames([]ackhandler.Frame, protocol.ByteCount, protocol.Version) ([]ackhandler.Frame, protocol.ByteCount) // alknet patch 9
 }
 
 type ackFrameSource interface {
@@ -762,7 +762,7 @@ func (p *packetPacker) composeNextPacket(
 		}
 	}
 
-	// alknet patch 8: a MAX_STREAMS not worth a packet of its own rides
+	// alknet patch 9: a MAX_STREAMS not worth a packet of its own rides
 	// with this one, if it carries anything (an ACK included). Not behind
 	// a DATAGRAM frame, which may have to be the packet's last.
 	if pl.numDatagramFrames == 0 && (pl.ack != nil || len(pl.frames) > 0 || len(pl.streamFrames) > 0) {

@@ -28,7 +28,7 @@ type streamsMap struct {
 
 	sender            streamSender
 	queueControlFrame func(wire.Frame)
-	// alknet patch 8: MAX_STREAMS that ride with other frames
+	// alknet patch 9: MAX_STREAMS that ride with other frames
 	queueLazyMaxStreams func(*wire.MaxStreamsFrame)
 	newFlowController   func(protocol.StreamID) *streamFlowController
 

@@ -34,7 +34,7 @@ type incomingStreamsMap[T incomingStream] struct {
 	nextStreamToOpen   protocol.StreamID // the highest stream that the peer opened
 	maxStream          protocol.StreamID // the highest stream that the peer is allowed to open
 	maxNumStreams      uint64            // maximum number of streams
-	// alknet patch 8: the highest stream the last MAX_STREAMS queued (in
+	// alknet patch 9: the highest stream the last MAX_STREAMS queued (in
 	// time or lazily) allows
 	advertised protocol.StreamID
 
@@ -42,7 +42,7 @@ type incomingStreamsMap[T incomingStream] struct {
 
 	newStream        func(protocol.StreamID) T
 	queueMaxStreamID func(*wire.MaxStreamsFrame)
-	// alknet patch 8: queues a MAX_STREAMS that leaves only with a packet
+	// alknet patch 9: queues a MAX_STREAMS that leaves only with a packet
 	// sent anyway (nil: every one is queued with queueMaxStreamID)
 	queueLazyMaxStreamID func(*wire.MaxStreamsFrame)
 
@@ -231,7 +231,7 @@ func (m *incomingStreamsMap[T]) maybeDeleteStream(id protocol.StreamID, entry in
 				Type:         m.streamType,
 				MaxStreamNum: m.maxStream.StreamNum(),
 			}
-			// alknet patch 8: while the peer can still open at least half
+			// alknet patch 9: while the peer can still open at least half
 			// of its streams under the limit last queued, the new limit
 			// rides with the next packet sent anyway (an answer, an ACK)
 			// instead of costing a packet of its own per stream.
@@ -246,7 +246,7 @@ func (m *incomingStreamsMap[T]) maybeDeleteStream(id protocol.StreamID, entry in
 }
 
 // creditLeft is how many more streams the peer may open under the limit
-// last queued (alknet patch 8).
+// last queued (alknet patch 9).
 func (m *incomingStreamsMap[T]) creditLeft() uint64 {
 	if m.advertised < m.nextStreamToOpen {
 		return 0
