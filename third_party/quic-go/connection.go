@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -221,6 +222,9 @@ type Conn struct {
 	firstAckElicitingPacketAfterIdleSentTime monotime.Time
 	// pacingDeadline is the time when the next packet should be sent
 	pacingDeadline monotime.Time
+	// alknet patch 10: the last packet sent was full-sized (bulk data, which
+	// needs no other writers' frames to fill its packets)
+	lastPacketFull bool
 
 	peerParams *wire.TransportParameters
 
@@ -549,6 +553,7 @@ func (c *Conn) preSetup(r *pathReceiver) {
 		c.ctx,
 		c,
 		c.queueControlFrame,
+		func(f *wire.MaxStreamsFrame) { c.framer.QueueLazyMaxStreams(f) }, // alknet patch 9
 		c.newFlowController,
 		uint64(c.config.MaxIncomingStreams),
 		uint64(c.config.MaxIncomingUniStreams),
@@ -668,6 +673,15 @@ runLoop:
 				break runLoop
 			case <-c.timer.C:
 			case <-c.sendingScheduled:
+				// alknet patch 10: a stream has data. Unless the connection is
+				// sending full packets (bulk data), let the goroutines that
+				// are ready to run (other streams' writers, most often)
+				// queue theirs before packing, so that one packet and one
+				// sendmsg carry many streams' frames, as grpc-go's writer
+				// yields once before it flushes a small batch.
+				if !c.lastPacketFull {
+					runtime.Gosched()
+				}
 			case <-sendQueueAvailable:
 			case <-c.notifyReceivedPacket:
 				wasProcessed, err := c.handlePackets()
@@ -2671,7 +2685,11 @@ func (c *Conn) sendPacketsWithoutGSO(now monotime.Time) error {
 	for {
 		buf := getPacketBuffer()
 		ecn := c.sentPacketHandler.ECNMode(true)
-		if _, err := c.appendOneShortHeaderPacket(buf, c.maxPacketSize(), ecn, now); err != nil {
+		size, err := c.appendOneShortHeaderPacket(buf, c.maxPacketSize(), ecn, now)
+		if err == nil {
+			c.lastPacketFull = size == c.maxPacketSize() // alknet patch 10
+		}
+		if err != nil {
 			if err == errNothingToPack {
 				buf.Release()
 				return nil
@@ -2708,6 +2726,9 @@ func (c *Conn) sendPacketsWithGSO(now monotime.Time) error {
 	for {
 		var dontSendMore bool
 		size, err := c.appendOneShortHeaderPacket(buf, maxSize, ecn, now)
+		if err == nil {
+			c.lastPacketFull = size == maxSize // alknet patch 10
+		}
 		if err != nil {
 			if err != errNothingToPack {
 				return err

@@ -64,8 +64,11 @@ type framer struct {
 	// The ring buffer provides FIFO scheduling while reusing its storage.
 	retransmissionQueue [8]ringbuffer.RingBuffer[protocol.StreamID]
 
-	controlFrameMutex          sync.Mutex
-	controlFrames              []wire.Frame
+	controlFrameMutex sync.Mutex
+	controlFrames     []wire.Frame
+	// alknet patch 9: the latest MAX_STREAMS of each stream type that is
+	// not worth a packet of its own; it leaves with the next packet sent.
+	lazyMaxStreams             [2]*wire.MaxStreamsFrame
 	pathResponses              []*wire.PathResponseFrame
 	connFlowController         *connectionFlowController
 	queuedTooManyControlFrames bool
@@ -115,12 +118,44 @@ func (f *framer) QueueControlFrame(frame wire.Frame) {
 		f.pathResponses = append(f.pathResponses, pr)
 		return
 	}
+	if ms, ok := frame.(*wire.MaxStreamsFrame); ok {
+		f.lazyMaxStreams[ms.Type] = nil // this one allows at least as much
+	}
 	// This is a hack.
 	if len(f.controlFrames) >= maxControlFrames {
 		f.queuedTooManyControlFrames = true
 		return
 	}
 	f.controlFrames = append(f.controlFrames, frame)
+}
+
+// QueueLazyMaxStreams queues a MAX_STREAMS frame that does not make the
+// connection send: it replaces the stream type's earlier lazy one and is
+// sent with the next packet that carries anything else
+// (AppendLazyControlFrames). alknet patch 9.
+func (f *framer) QueueLazyMaxStreams(frame *wire.MaxStreamsFrame) {
+	f.controlFrameMutex.Lock()
+	f.lazyMaxStreams[frame.Type] = frame
+	f.controlFrameMutex.Unlock()
+}
+
+// AppendLazyControlFrames appends the lazily queued MAX_STREAMS frames
+// that fit in maxLen. alknet patch 9.
+func (f *framer) AppendLazyControlFrames(frames []ackhandler.Frame, maxLen protocol.ByteCount, v protocol.Version) ([]ackhandler.Frame, protocol.ByteCount) {
+	f.controlFrameMutex.Lock()
+	defer f.controlFrameMutex.Unlock()
+	var length protocol.ByteCount
+	for i, frame := range f.lazyMaxStreams {
+		if frame == nil {
+			continue
+		}
+		if l := frame.Length(v); length+l <= maxLen {
+			frames = append(frames, ackhandler.Frame{Frame: frame})
+			length += l
+			f.lazyMaxStreams[i] = nil
+		}
+	}
+	return frames, length
 }
 
 // AppendStreamFrames appends STREAM frames, retransmitting lost STREAM data before sending new STREAM data.
@@ -495,4 +530,5 @@ func (f *framer) Handle0RTTRejection() {
 		}
 	}
 	f.controlFrames = slices.Delete(f.controlFrames, j, len(f.controlFrames))
+	f.lazyMaxStreams = [2]*wire.MaxStreamsFrame{}
 }

@@ -115,6 +115,7 @@ type frameSource interface {
 	HasData() bool
 	AppendControlFrames([]ackhandler.Frame, protocol.ByteCount, monotime.Time, protocol.Version) ([]ackhandler.Frame, protocol.ByteCount)
 	AppendStreamFrames([]ackhandler.Frame, []ackhandler.StreamFrame, protocol.ByteCount, protocol.Version) ([]ackhandler.Frame, []ackhandler.StreamFrame, protocol.ByteCount)
+	AppendLazyControlFrames([]ackhandler.Frame, protocol.ByteCount, protocol.Version) ([]ackhandler.Frame, protocol.ByteCount) // alknet patch 9
 }
 
 type ackFrameSource interface {
@@ -759,6 +760,15 @@ func (p *packetPacker) composeNextPacket(
 				pl.frames[i-n] = f
 			}
 		}
+	}
+
+	// alknet patch 9: a MAX_STREAMS not worth a packet of its own rides
+	// with this one, if it carries anything (an ACK included). Not behind
+	// a DATAGRAM frame, which may have to be the packet's last.
+	if pl.numDatagramFrames == 0 && (pl.ack != nil || len(pl.frames) > 0 || len(pl.streamFrames) > 0) {
+		var lengthAdded protocol.ByteCount
+		pl.frames, lengthAdded = p.framer.AppendLazyControlFrames(pl.frames, maxPayloadSize-pl.length, v)
+		pl.length += lengthAdded
 	}
 
 	// add handlers for the control frames that were added

@@ -28,7 +28,9 @@ type streamsMap struct {
 
 	sender            streamSender
 	queueControlFrame func(wire.Frame)
-	newFlowController func(protocol.StreamID) *streamFlowController
+	// alknet patch 9: MAX_STREAMS that ride with other frames
+	queueLazyMaxStreams func(*wire.MaxStreamsFrame)
+	newFlowController   func(protocol.StreamID) *streamFlowController
 
 	mutex                 sync.Mutex
 	outgoingBidiStreams   *outgoingStreamsMap[*Stream]
@@ -43,6 +45,7 @@ func newStreamsMap(
 	ctx context.Context,
 	sender streamSender,
 	queueControlFrame func(wire.Frame),
+	queueLazyMaxStreams func(*wire.MaxStreamsFrame),
 	newFlowController func(protocol.StreamID) *streamFlowController,
 	maxIncomingBidiStreams uint64,
 	maxIncomingUniStreams uint64,
@@ -53,6 +56,7 @@ func newStreamsMap(
 		ctx:                        ctx,
 		perspective:                perspective,
 		queueControlFrame:          queueControlFrame,
+		queueLazyMaxStreams:        queueLazyMaxStreams,
 		newFlowController:          newFlowController,
 		maxIncomingBidiStreams:     maxIncomingBidiStreams,
 		maxIncomingUniStreams:      maxIncomingUniStreams,
@@ -80,6 +84,7 @@ func (m *streamsMap) initMaps() {
 		m.maxIncomingBidiStreams,
 		m.requireStreamCreditRelease,
 		m.queueControlFrame,
+		m.queueLazyMaxStreams,
 		m.perspective,
 	)
 	m.outgoingUniStreams = newOutgoingStreamsMap(
@@ -98,6 +103,7 @@ func (m *streamsMap) initMaps() {
 		m.maxIncomingUniStreams,
 		m.requireStreamCreditRelease,
 		m.queueControlFrame,
+		m.queueLazyMaxStreams,
 		m.perspective,
 	)
 }

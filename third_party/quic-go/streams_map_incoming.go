@@ -34,11 +34,17 @@ type incomingStreamsMap[T incomingStream] struct {
 	nextStreamToOpen   protocol.StreamID // the highest stream that the peer opened
 	maxStream          protocol.StreamID // the highest stream that the peer is allowed to open
 	maxNumStreams      uint64            // maximum number of streams
+	// alknet patch 9: the highest stream the last MAX_STREAMS queued (in
+	// time or lazily) allows
+	advertised protocol.StreamID
 
 	requireCreditRelease bool
 
 	newStream        func(protocol.StreamID) T
 	queueMaxStreamID func(*wire.MaxStreamsFrame)
+	// alknet patch 9: queues a MAX_STREAMS that leaves only with a packet
+	// sent anyway (nil: every one is queued with queueMaxStreamID)
+	queueLazyMaxStreamID func(*wire.MaxStreamsFrame)
 
 	closeErr error
 }
@@ -49,6 +55,7 @@ func newIncomingStreamsMap[T incomingStream](
 	maxStreams uint64,
 	requireCreditRelease bool,
 	queueControlFrame func(wire.Frame),
+	queueLazyMaxStreams func(*wire.MaxStreamsFrame),
 	pers protocol.Perspective,
 ) *incomingStreamsMap[T] {
 	var nextStreamToAccept protocol.StreamID
@@ -62,17 +69,20 @@ func newIncomingStreamsMap[T incomingStream](
 	case streamType == protocol.StreamTypeUni && pers == protocol.PerspectiveClient:
 		nextStreamToAccept = protocol.FirstIncomingUniStreamClient
 	}
+	maxStream := protocol.StreamNum(maxStreams).StreamID(streamType, pers.Opposite())
 	return &incomingStreamsMap[T]{
 		newStreamChan:        make(chan struct{}, 1),
 		streamType:           streamType,
 		streams:              make(map[protocol.StreamID]incomingStreamEntry[T]),
-		maxStream:            protocol.StreamNum(maxStreams).StreamID(streamType, pers.Opposite()),
+		maxStream:            maxStream,
+		advertised:           maxStream,
 		maxNumStreams:        maxStreams,
 		requireCreditRelease: requireCreditRelease,
 		newStream:            newStream,
 		nextStreamToOpen:     nextStreamToAccept,
 		nextStreamToAccept:   nextStreamToAccept,
 		queueMaxStreamID:     func(f *wire.MaxStreamsFrame) { queueControlFrame(f) },
+		queueLazyMaxStreamID: queueLazyMaxStreams,
 	}
 }
 
@@ -217,12 +227,31 @@ func (m *incomingStreamsMap[T]) maybeDeleteStream(id protocol.StreamID, entry in
 		// never send a value larger than the maximum value for a stream number
 		if maxStream <= protocol.MaxStreamID {
 			m.maxStream = maxStream
-			m.queueMaxStreamID(&wire.MaxStreamsFrame{
+			f := &wire.MaxStreamsFrame{
 				Type:         m.streamType,
 				MaxStreamNum: m.maxStream.StreamNum(),
-			})
+			}
+			// alknet patch 9: while the peer can still open at least half
+			// of its streams under the limit last queued, the new limit
+			// rides with the next packet sent anyway (an answer, an ACK)
+			// instead of costing a packet of its own per stream.
+			if m.queueLazyMaxStreamID != nil && m.creditLeft() >= (m.maxNumStreams+1)/2 {
+				m.queueLazyMaxStreamID(f)
+			} else {
+				m.queueMaxStreamID(f)
+			}
+			m.advertised = maxStream
 		}
 	}
+}
+
+// creditLeft is how many more streams the peer may open under the limit
+// last queued (alknet patch 9).
+func (m *incomingStreamsMap[T]) creditLeft() uint64 {
+	if m.advertised < m.nextStreamToOpen {
+		return 0
+	}
+	return uint64(m.advertised-m.nextStreamToOpen)/4 + 1
 }
 
 func (m *incomingStreamsMap[T]) CloseWithError(err error) {
