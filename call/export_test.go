@@ -2,16 +2,20 @@ package call
 
 // PeerShares reports whether the head's calls to the attached peer id go
 // on a shared stream now.
-func PeerShares(ps *Peers, id string) bool {
+func PeerShares(ps *Peers, id string) bool { return sharedWith(ps, id) != nil }
+
+// sharedWith returns the stream the head shares with the attached peer id,
+// or nil.
+func sharedWith(ps *Peers, id string) *frameStream {
 	ps.mu.Lock()
 	p := ps.byID[id]
 	ps.mu.Unlock()
 	if p == nil || p.sess.out == nil {
-		return false
+		return nil
 	}
 	p.sess.out.mu.Lock()
 	defer p.sess.out.mu.Unlock()
-	return p.sess.out.fs != nil
+	return p.sess.out.fs
 }
 
 // RefuseShared makes this process's sessions answer call.shared as a
@@ -24,15 +28,7 @@ func RefuseShared() (restore func()) {
 // AbortShared ends the stream the head shares with the attached peer id,
 // as a lost stream would end, and reports whether there was one.
 func AbortShared(ps *Peers, id string) bool {
-	ps.mu.Lock()
-	p := ps.byID[id]
-	ps.mu.Unlock()
-	if p == nil || p.sess.out == nil {
-		return false
-	}
-	p.sess.out.mu.Lock()
-	fs := p.sess.out.fs
-	p.sess.out.mu.Unlock()
+	fs := sharedWith(ps, id)
 	if fs == nil {
 		return false
 	}
