@@ -122,7 +122,26 @@ func dial(ctx context.Context, d *core.Dialer, addr, alpn string) (core.Conn, er
 	noteAddr(addr)
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	return d.Dial(ctx, addr, alpn)
+	conn, err := d.Dial(ctx, addr, alpn)
+	if err != nil {
+		return nil, err
+	}
+	// Which transport the dialer chose (the path choice may move bulk
+	// work to TCP+TLS), for --log-level debug.
+	conn.Logger().Debug("connected", "transport", transportOf(conn))
+	return conn, nil
+}
+
+// transportOf names the transport under conn.
+func transportOf(conn core.Conn) string {
+	switch conn.Peer().RemoteAddr.(type) {
+	case *net.UDPAddr:
+		return "quic"
+	case *net.TCPAddr:
+		return "tcp+tls"
+	default:
+		return "other"
+	}
 }
 
 // resolveVia returns a core.Dialer.Resolve that asks each resolver in turn

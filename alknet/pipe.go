@@ -43,6 +43,10 @@ var pipeCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		// The connection logs on stderr at --log-level: stdout is the stream.
+		if d.Logger, err = newLogger(c); err != nil {
+			return err
+		}
 		conn, err := dial(c.Context, d, addr, c.String("alpn"))
 		if err != nil {
 			return err
