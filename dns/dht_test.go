@@ -185,9 +185,20 @@ func TestDHTRefusesBadItems(t *testing.T) {
 		}
 		forged := krpc.Bep44Return{V: bv(byOther.packet), K: k, Sig: byOther.sig, Seq: seq(good.ts + 1e6)}
 		evil := evilNode(t, func() krpc.Bep44Return { return forged })
-		got, err := testDHT(t, evil, addrs[1]).Resolve(ctx, id)
-		if err != nil || !bytes.Equal(got.Bytes(), good.Bytes()) {
-			t.Fatalf("resolve: %v %v", got, err)
+		// On a loaded machine a traversal can miss the real item (a query
+		// past its 500 ms), and then finds only the forged one, which it
+		// refuses: not found. Another traversal is another draw; what is
+		// found must never be the forged item.
+		for {
+			got, err := testDHT(t, evil, addrs[1]).Resolve(ctx, id)
+			if errors.Is(err, ErrDHTNotFound) && ctx.Err() == nil {
+				t.Logf("the real item was not reached: %v; once more", err)
+				continue
+			}
+			if err != nil || !bytes.Equal(got.Bytes(), good.Bytes()) {
+				t.Fatalf("resolve: %v %v", got, err)
+			}
+			break
 		}
 	})
 }
