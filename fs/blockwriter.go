@@ -141,22 +141,30 @@ const firstRead = 64 << 10
 // buffer not recycled grows with the bytes that arrive, doubling from
 // [firstRead]: a peer that declares a large section and sends little of it
 // makes the receiver allocate about what it sent (ARCHITECTURE.md §3.6),
-// not the declared length. A short stream is io.ErrUnexpectedEOF.
-func (w *blockWriter) readBuf(r io.Reader, n int) ([]byte, error) {
+// not the declared length. p charges each growth to the peer's budget and
+// keeps the section arriving. A short stream is io.ErrUnexpectedEOF.
+func (w *blockWriter) readBuf(r io.Reader, n int, p *peerLimits) ([]byte, error) {
 	if buf := w.recycled(n); buf != nil {
-		return buf, readFull(r, buf)
+		return buf, p.readFull(r, buf, 0)
 	}
-	buf := make([]byte, 0, min(n, firstRead))
+	size := min(n, firstRead)
+	if err := p.charge(size); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, size)
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			next := min(2*cap(buf), n)
 			if next == n {
 				next = bufCapFor(n)
 			}
+			if err := p.charge(next - cap(buf)); err != nil {
+				return nil, err
+			}
 			buf = append(make([]byte, 0, next), buf...)
 		}
 		part := buf[len(buf):min(cap(buf), n)]
-		if err := readFull(r, part); err != nil {
+		if err := p.readFull(r, part, len(buf)); err != nil {
 			return nil, err
 		}
 		buf = buf[:len(buf)+len(part)]

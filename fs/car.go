@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/alkdev/alknet/core"
 	"github.com/ipfs/boxo/verifcid"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -26,6 +27,9 @@ const MaxBlockBytes = 2 << 20
 
 // maxRoots bounds the roots of a CAR header.
 const maxRoots = 64
+
+// maxHeaderBytes bounds a CAR's header.
+const maxHeaderBytes = 64 << 10
 
 // Selection says what part of a DAG an export carries.
 type Selection struct {
@@ -241,7 +245,7 @@ func (r *recordingDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.N
 // blocks verified before it stay (unpinned) so a retry resumes. When the
 // stream ends, every root must be complete in the store.
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, TransferStats, error) {
-	roots, st, err := s.receiveCAR(ctx, r, cid.Undef, nil)
+	roots, st, err := s.receiveCAR(ctx, r, cid.Undef, nil, nil)
 	if err != nil {
 		return roots, st, fmt.Errorf("fs: import: %w", err)
 	}
@@ -256,19 +260,25 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]cid.Cid, Transfer
 // receiveCAR reads and verifies a CAR stream into the store. If want is
 // defined, the header must name exactly that root. GC leaves the roots
 // alone while the stream is read. cat, if set, writes its file from the
-// blocks as they are verified.
-func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *catter) ([]cid.Cid, TransferStats, error) {
+// blocks as they are verified. p, set for a peer's stream, takes CAR v1
+// only (the protocol's) and reads it under the peer's limits; a local file
+// (p nil) may be CAR v2 too.
+func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *catter, p *peerLimits) ([]cid.Cid, TransferStats, error) {
 	var st TransferStats
+	defer p.end()
 	// Buffered, so the small reads (section lengths, the header) do not
 	// each go to the stream; a block's data is read past the buffer.
 	bufr := bufio.NewReaderSize(r, 64<<10)
+	p.begin(maxHeaderBytes)
 	br, err := car.NewBlockReader(bufr, car.WithTrustedCAR(true),
-		car.MaxAllowedHeaderSize(64<<10), car.MaxAllowedSectionSize(MaxBlockBytes+256))
+		car.MaxAllowedHeaderSize(maxHeaderBytes), car.MaxAllowedSectionSize(MaxBlockBytes+256))
 	if err != nil {
-		return nil, st, badRequest(fmt.Errorf("read CAR header: %w", err))
+		return nil, st, badRequest(fmt.Errorf("read CAR header: %w", tooSlow(err)))
 	}
 	roots := br.Roots
 	switch {
+	case p != nil && br.Version != 1:
+		return nil, st, badRequest(fmt.Errorf("CAR v%d on a stream: the protocol carries CAR v1", br.Version))
 	case len(roots) == 0 || len(roots) > maxRoots:
 		return nil, st, badRequest(fmt.Errorf("CAR header names %d roots, want 1..%d", len(roots), maxRoots))
 	case want.Defined() && (len(roots) != 1 || !roots[0].Equals(want)):
@@ -286,7 +296,7 @@ func (s *Store) receiveCAR(ctx context.Context, r io.Reader, want cid.Cid, cat *
 	}
 	if br.Version == 1 {
 		// go-car read just the header from bufr: the sections follow.
-		err = v.readV1(ctx, bufr, roots, &st)
+		err = v.readV1(ctx, bufr, roots, &st, p)
 	} else {
 		err = v.read(ctx, br, roots, &st)
 	}
@@ -338,17 +348,18 @@ var errSectionTooLarge = errors.New("section too large")
 // go-car's reader does (a varint length, then the CID and the data): each
 // goes into a buffer that the block writer hands back once the block is
 // stored, and a block of 256 KiB is read from the stream with one copy.
-func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid, st *TransferStats) error {
+func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid, st *TransferStats, p *peerLimits) error {
 	if err := v.allowRoots(ctx, roots); err != nil {
 		return err
 	}
 	fail := func(err error) error {
-		return badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, err))
+		return badRequest(fmt.Errorf("read CAR after %d blocks: %w", st.Blocks, tooSlow(err)))
 	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		p.begin(1)
 		n, err := varint.ReadUvarint(r)
 		switch {
 		case errors.Is(err, io.EOF):
@@ -361,7 +372,10 @@ func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid,
 		case n == 0:
 			return fail(errors.New("empty section"))
 		}
-		buf, err := v.w.readBuf(r, int(n))
+		buf, err := v.w.readBuf(r, int(n), p)
+		if errors.Is(err, core.ErrOverBudget) {
+			return err
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -377,6 +391,7 @@ func (v *verifier) readV1(ctx context.Context, r *bufio.Reader, roots []cid.Cid,
 		if err != nil {
 			return err
 		}
+		p.done()
 		if !took {
 			v.w.release(buf)
 		}

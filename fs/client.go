@@ -203,7 +203,7 @@ func (c *Client) get(ctx context.Context, root cid.Cid, sel Selection, cat *catt
 	if c.Progress != nil {
 		r = &counted{r: st, progress: c.Progress}
 	}
-	_, ts, err := c.store.receiveCAR(ctx, r, root, cat)
+	_, ts, err := c.store.receiveCAR(ctx, r, root, cat, newPeerLimits(r, core.FrameLimits{}))
 	if err != nil {
 		st.Abort(codeFailed)
 		return ts, fmt.Errorf("fs: get %s: %w", root, err)

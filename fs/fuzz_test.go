@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/alkdev/alknet/core"
 )
 
 func FuzzDecodeRequest(f *testing.F) {
@@ -38,7 +42,9 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // FuzzImportCAR feeds arbitrary bytes to the CAR reader entry point; it
-// must fail cleanly or import a DAG that is then complete.
+// must fail cleanly or import a DAG that is then complete. The same bytes
+// as a peer's put stream (CAR v1 only, under a budget) must end without
+// a panic and leave nothing charged to the budget.
 func FuzzImportCAR(f *testing.F) {
 	s := openStore(f)
 	root := addFile(f, s, pattern("fuzz", 2*ChunkSize+10))
@@ -51,7 +57,15 @@ func FuzzImportCAR(f *testing.F) {
 	f.Add([]byte{0x0a, 0xa1})         // header length, no header
 	f.Add([]byte{})                   // empty
 	dst := openStore(f)
+	peer := openStore(f)
+	const budget = 4 << 20
 	f.Fuzz(func(t *testing.T, data []byte) {
+		b := core.NewBudget(budget, nil)
+		r := bytes.NewReader(data)
+		_, _, _ = peer.receiveCAR(context.Background(), r, cid.Undef, nil, newPeerLimits(r, core.FrameLimits{Budget: b}))
+		if !b.TryAcquire(budget) {
+			t.Fatal("a peer's CAR left bytes charged to its budget")
+		}
 		roots, _, err := dst.ImportCAR(context.Background(), bytes.NewReader(data))
 		if err != nil {
 			return

@@ -153,7 +153,7 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	case OpGet:
 		h.get(ctx, st, log, req)
 	case OpPut:
-		h.put(ctx, st, log, req)
+		h.put(ctx, st, log, req, core.FrameLimitsOf(conn))
 	}
 }
 
@@ -255,8 +255,17 @@ func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req
 	_ = st.Close()
 }
 
-func (h *Handler) put(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
-	roots, ts, err := h.store.receiveCAR(ctx, st, req.root, nil)
+// put receives a CAR under the connection's frame limits lim: each
+// section is charged to its in-flight budget while it arrives (over it,
+// the stream is reset with code busy, as a frame's) and must keep
+// lim's rate.
+func (h *Handler) put(ctx context.Context, st core.Stream, log *slog.Logger, req request, lim core.FrameLimits) {
+	roots, ts, err := h.store.receiveCAR(ctx, st, req.root, nil, newPeerLimits(st, lim))
+	if errors.Is(err, core.ErrOverBudget) {
+		log.Debug("fs: put over the in-flight budget; refusing the stream")
+		st.Abort(core.CodeBusy)
+		return
+	}
 	if err == nil && len(roots) != 1 {
 		err = badRequest(fmt.Errorf("put carries %d roots, want 1", len(roots)))
 	}

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	car "github.com/ipld/go-car/v2"
+	"github.com/multiformats/go-varint"
+	"github.com/quic-go/quic-go"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -85,6 +90,79 @@ func TestPutFailureCodes(t *testing.T) {
 			}
 			if tc.storeErr != nil && bytes.Contains([]byte(re.Message), []byte(tc.storeErr.Error())) {
 				t.Errorf("the node's own error reached the client: %q", re.Message)
+			}
+		})
+	}
+}
+
+// TestPutBounds pushes CAR streams that a writer could use to make the
+// node hold memory or a stream for ever, and checks that each is refused:
+// a section that stops arriving is cut after the frame grace, a section
+// larger than the connection's in-flight budget resets the stream with
+// code busy, and a CAR v2 (which go-car would read into a buffer of its
+// declared length) is not the protocol's.
+func TestPutBounds(t *testing.T) {
+	src := openStore(t)
+	root := addFile(t, src, pattern("bounds", 3*ChunkSize))
+	good, _ := exportBytes(t, src, root)
+	hdrLen, m, err := varint.FromUvarint(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := good[:m+int(hdrLen)]
+	// A section declaring the largest block, of which part is sent.
+	section := func(sent int) []byte {
+		return append(append(bytes.Clone(header), varint.ToUvarint(MaxBlockBytes)...), make([]byte, sent)...)
+	}
+	var v2 bytes.Buffer
+	if err := car.WrapV1(bytes.NewReader(good), &v2); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		limits core.Limits
+		body   []byte
+		// want is the remote error code; empty: the stream is reset with
+		// code busy.
+		want    string
+		message string
+	}{
+		{name: "section stalls", limits: core.Limits{FrameGrace: 300 * time.Millisecond, FrameMinRate: 1 << 20},
+			body: section(100 << 10), want: CodeBadRequest, message: "too slowly"},
+		{name: "header stalls", limits: core.Limits{FrameGrace: 300 * time.Millisecond, FrameMinRate: 1 << 20},
+			body: header[:len(header)/2], want: CodeBadRequest, message: "too slowly"},
+		{name: "section over the budget", limits: core.Limits{MaxConnInflightBytes: 256 << 10},
+			body: section(1 << 20)},
+		{name: "CAR v2", body: v2.Bytes(), want: CodeBadRequest, message: "CAR v2 on a stream"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sv := startServerWith(t, false, tc.limits)
+			conn := sv.node.Dial(t, core.NetworkQUIC, sv.writer, ALPN)
+			st, err := conn.OpenStream(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Abort(codeFailed)
+			if err := writeFrame(st, Request{Op: OpPut, Root: root.String()}); err != nil {
+				t.Fatal(err)
+			}
+			// Written beside the read: a refused stream stops taking
+			// bytes. The stream is not closed: the node must not wait
+			// for its end.
+			go func() { _, _ = st.Write(tc.body) }()
+			_ = st.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := readResponse(st)
+			if tc.want == "" {
+				var se *quic.StreamError
+				if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(core.CodeBusy) {
+					t.Fatalf("put over the budget: %v (answer %+v), want the stream reset with code busy", err, resp)
+				}
+				return
+			}
+			var re *RemoteError
+			if !errors.As(err, &re) || re.Code != tc.want || !strings.Contains(re.Message, tc.message) {
+				t.Fatalf("put: %v, want remote %s with %q", err, tc.want, tc.message)
 			}
 		})
 	}

@@ -28,6 +28,13 @@ type server struct {
 
 func startServer(t *testing.T, public bool) *server {
 	t.Helper()
+	return startServerWith(t, public, core.Limits{})
+}
+
+// startServerWith is startServer with the node's limits (zero fields:
+// the defaults).
+func startServerWith(t *testing.T, public bool, limits core.Limits) *server {
+	t.Helper()
 	sv := &server{store: openStore(t), reader: coretest.NewKey(t), writer: coretest.NewKey(t)}
 	dir, err := core.NewDirectory([]core.PeerEntry{
 		{ID: "reader", NodeIDs: []core.NodeID{coretest.NodeID(sv.reader)}, Scopes: []string{ScopeRead}},
@@ -40,7 +47,7 @@ func startServer(t *testing.T, public bool) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv.node = coretest.Start(t, core.Config{Identities: core.NewLiveDirectory(dir, nil)}, sv.h)
+	sv.node = coretest.Start(t, core.Config{Identities: core.NewLiveDirectory(dir, nil), Limits: limits}, sv.h)
 	return sv
 }
 

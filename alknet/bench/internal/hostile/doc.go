@@ -1,4 +1,4 @@
-// Package hostile attacks an `alknet serve` node anonymously with each
-// [AttackShape] ([MeasureHostile]) and reports its memory and how a known
-// peer's pings fare meanwhile.
+// Package hostile attacks an `alknet serve` node with each [AttackShape]
+// ([MeasureHostile]), anonymously or as a known writer, and reports its
+// memory and how another known peer's pings fare meanwhile.
 package hostile
