@@ -85,17 +85,19 @@ type Endpoint struct {
 
 	// knownPool and anonPool bound the frame bytes being received over
 	// all known and all anonymous connections; each connection's own
-	// budget charges one of them.
+	// budget charges one of them, a known peer's through its identity's
+	// pool (idPools, under mu).
 	knownPool, anonPool *Budget
 	// refusing counts over-limit TCP connections being told so.
 	refusing atomic.Int32
 
-	mu     sync.Mutex
-	conns  map[*tracked]struct{}
-	perIP  netutil.IPCount // by source: see Endpoint.source
-	total  int
-	closed bool
-	done   chan struct{} // closed when shutdown starts
+	mu      sync.Mutex
+	conns   map[*tracked]struct{}
+	idPools map[string]*identityPool
+	perIP   netutil.IPCount // by source: see Endpoint.source
+	total   int
+	closed  bool
+	done    chan struct{} // closed when shutdown starts
 
 	forceOnce sync.Once
 	force     chan struct{} // closed by Close: cut the drain short
@@ -113,8 +115,9 @@ type Endpoint struct {
 // itself and, once accepted, the goroutine serving it.
 type tracked struct {
 	conn   Conn
-	ip     netip.Addr // the source it counts against
-	budget *Budget    // frame bytes being received; charges a pool
+	ip     netip.Addr    // the source it counts against
+	budget *Budget       // frame bytes being received; charges a pool
+	pool   *identityPool // the known identity's pool budget charges; under Endpoint.mu
 	act    activity
 
 	mu   sync.Mutex
@@ -223,6 +226,7 @@ func New(cfg Config) (*Endpoint, error) {
 		knownPool:     NewBudget(cfg.Limits.MaxInflightBytes, nil),
 		anonPool:      NewBudget(cfg.Limits.MaxAnonInflightBytes, nil),
 		conns:         make(map[*tracked]struct{}),
+		idPools:       make(map[string]*identityPool),
 		perIP:         netutil.IPCount{Max: cfg.Limits.MaxConnsPerIP},
 		done:          make(chan struct{}),
 		force:         make(chan struct{}),
@@ -521,8 +525,7 @@ func (e *Endpoint) track(t *tracked, c Conn, negotiated string) (Handler, Conn) 
 		return nil, nil
 	}
 	t.conn = c
-	limit, pool := e.connBudget(false)
-	t.budget = NewBudget(limit, pool)
+	t.budget = NewBudget(e.cfg.Limits.MaxAnonConnInflightBytes, e.anonPool)
 	t.act.idleSince = time.Now()
 	if id := c.Peer().Identity; id != nil {
 		e.bindIdentity(t, *id)
@@ -644,18 +647,42 @@ func (e *Endpoint) wrap(c Conn, t *tracked) Conn {
 }
 
 // bindIdentity records id as one of t's identities. The first makes t a known
-// peer's connection: its budget moves to the known pool and it gets the
-// known peers' idle timeout.
+// peer's connection: its budget moves to that identity's pool, within the
+// known peers' pool, and it gets the known peers' idle timeout.
 func (e *Endpoint) bindIdentity(t *tracked, id Identity) {
 	t.bind(id)
 	if t.act.known.Swap(true) {
 		return
 	}
-	limit, pool := e.connBudget(true)
-	t.budget.move(limit, pool)
+	t.budget.move(e.cfg.Limits.MaxConnInflightBytes, e.joinIdentityPool(t, id.ID))
 	if q, ok := t.conn.(QUICConn); ok {
 		q.QUIC().SetReceiveQueueLimit(knownPeerReceiveQueue)
 	}
+}
+
+// identityPool is the in-flight budget the connections of one known
+// identity share, between each connection's budget and the known peers'
+// pool: so no one peer, however many connections it opens, takes the
+// known pool from the others.
+type identityPool struct {
+	id     string
+	budget *Budget
+	conns  int // connections charging it; the pool goes with the last
+}
+
+// joinIdentityPool makes t one of the connections charging id's pool,
+// creating it if t is the first, and returns the pool's budget.
+func (e *Endpoint) joinIdentityPool(t *tracked, id string) *Budget {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.idPools[id]
+	if p == nil {
+		p = &identityPool{id: id, budget: NewBudget(e.cfg.Limits.MaxIdentityInflightBytes, e.knownPool)}
+		e.idPools[id] = p
+	}
+	p.conns++
+	t.pool = p
+	return p.budget
 }
 
 // knownPeerReceiveQueue is how many received packets a known peer's QUIC
@@ -801,6 +828,11 @@ func (e *Endpoint) unref(t *tracked) {
 func (e *Endpoint) release(t *tracked) {
 	e.mu.Lock()
 	delete(e.conns, t)
+	if p := t.pool; p != nil {
+		if p.conns--; p.conns == 0 {
+			delete(e.idPools, p.id)
+		}
+	}
 	e.total--
 	e.perIP.Release(t.ip)
 	e.mu.Unlock()

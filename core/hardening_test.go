@@ -202,3 +202,59 @@ func TestLimitsValidateMinimums(t *testing.T) {
 		})
 	}
 }
+
+// budgets hands each connection's frame budget to the test.
+type budgets chan *core.Budget
+
+func (b budgets) ALPNs() []string { return []string{"test/budget"} }
+
+func (b budgets) Serve(ctx context.Context, c core.Conn) error {
+	b <- core.FrameLimitsOf(c).Budget
+	<-c.Context().Done()
+	return nil
+}
+
+// TestIdentityInflightPool: the connections of one known identity share
+// max_identity_inflight_bytes, so a peer that opens many connections
+// cannot take the known peers' pool from another; what one of its
+// connections releases, another may take.
+func TestIdentityInflightPool(t *testing.T) {
+	greedy, other := coretest.NewKey(t), coretest.NewKey(t)
+	live := core.NewLiveDirectory(mustDir(t, []core.PeerEntry{
+		{ID: "greedy", NodeIDs: []core.NodeID{coretest.NodeID(greedy)}},
+		{ID: "other", NodeIDs: []core.NodeID{coretest.NodeID(other)}},
+	}, nil), nil)
+	const kib = 1 << 10
+	got := make(budgets)
+	n := coretest.Start(t, core.Config{Identities: live, Limits: core.Limits{
+		MaxConnInflightBytes: 64 * kib, MaxIdentityInflightBytes: 96 * kib, MaxInflightBytes: 160 * kib,
+	}}, got)
+	dial := func(key []byte) *core.Budget {
+		n.Dial(t, core.NetworkQUIC, key, "test/budget")
+		return <-got
+	}
+	g1, g2, o := dial(greedy), dial(greedy), dial(other)
+	steps := []struct {
+		name string
+		b    *core.Budget
+		n    int64
+		want bool
+	}{
+		{"greedy's first connection", g1, 60 * kib, true},
+		{"greedy's second connection, past the identity's 96 KiB", g2, 60 * kib, false},
+		{"greedy's second connection, within it", g2, 30 * kib, true},
+		{"the other peer, as much as one connection holds", o, 60 * kib, true},
+	}
+	for _, s := range steps {
+		if ok := s.b.TryAcquire(s.n); ok != s.want {
+			t.Fatalf("%s: acquiring %d KiB: %v, want %v", s.name, s.n/kib, ok, s.want)
+		}
+	}
+	if g2.TryAcquire(30 * kib) {
+		t.Fatal("greedy's second connection took 30 KiB more past its identity's 96 KiB")
+	}
+	g1.Release(60 * kib)
+	if !g2.TryAcquire(30 * kib) {
+		t.Error("greedy's bytes released on one connection are not available to its other")
+	}
+}

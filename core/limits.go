@@ -46,6 +46,10 @@ type Limits struct {
 	// MaxConnInflightBytes caps the frame bytes being received at once on
 	// one known peer's connection. Default 32 MiB.
 	MaxConnInflightBytes int64
+	// MaxIdentityInflightBytes caps the frame bytes being received at once
+	// over all connections of one known identity, so that no one peer can
+	// take MaxInflightBytes from the others. Default 64 MiB.
+	MaxIdentityInflightBytes int64
 	// MaxAnonInflightBytes caps the frame bytes being received at once
 	// over all anonymous connections. Default 16 MiB.
 	MaxAnonInflightBytes int64
@@ -78,6 +82,7 @@ var defaultLimits = Limits{
 	MaxStreamsPerConn:        100,
 	MaxInflightBytes:         256 << 20,
 	MaxConnInflightBytes:     32 << 20,
+	MaxIdentityInflightBytes: 64 << 20,
 	MaxAnonInflightBytes:     16 << 20,
 	MaxAnonConnInflightBytes: 256 << 10,
 	FrameGrace:               10 * time.Second,
@@ -99,6 +104,7 @@ func (l Limits) withDefaults() Limits {
 	setDefault(&l.MaxStreamsPerConn, d.MaxStreamsPerConn)
 	setDefault(&l.MaxInflightBytes, d.MaxInflightBytes)
 	setDefault(&l.MaxConnInflightBytes, d.MaxConnInflightBytes)
+	setDefault(&l.MaxIdentityInflightBytes, d.MaxIdentityInflightBytes)
 	setDefault(&l.MaxAnonInflightBytes, d.MaxAnonInflightBytes)
 	setDefault(&l.MaxAnonConnInflightBytes, d.MaxAnonConnInflightBytes)
 	setDefault(&l.FrameGrace, d.FrameGrace)
@@ -148,6 +154,7 @@ func (l Limits) Validate() error {
 		{"max_streams_per_conn", int64(l.MaxStreamsPerConn), 0, 1 << 24},
 		{"max_inflight_bytes", l.MaxInflightBytes, 0, 1 << 40},
 		{"max_conn_inflight_bytes", l.MaxConnInflightBytes, 0, 1 << 40},
+		{"max_identity_inflight_bytes", l.MaxIdentityInflightBytes, 0, 1 << 40},
 		{"max_anon_inflight_bytes", l.MaxAnonInflightBytes, 0, 1 << 40},
 		{"max_anon_conn_inflight_bytes", l.MaxAnonConnInflightBytes, 0, 1 << 40},
 		{"frame_min_rate", l.FrameMinRate, 0, 1 << 40},
@@ -167,13 +174,4 @@ func (l Limits) appIdle(known bool) time.Duration {
 		d = l.KnownAppIdleTimeout
 	}
 	return max(d, 0)
-}
-
-// connBudget returns the per-connection in-flight budget limit and the
-// pool it charges.
-func (e *Endpoint) connBudget(known bool) (int64, *Budget) {
-	if known {
-		return e.cfg.Limits.MaxConnInflightBytes, e.knownPool
-	}
-	return e.cfg.Limits.MaxAnonConnInflightBytes, e.anonPool
 }

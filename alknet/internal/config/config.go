@@ -99,6 +99,11 @@ type Limits struct {
 	// on one known peer's connection; a frame past it is refused, not the
 	// node. Default 33554432 (32 MiB).
 	MaxConnInflightBytes int64 `toml:"max_conn_inflight_bytes"`
+	// MaxIdentityInflightBytes caps the bytes of frames being received at
+	// once over all connections of one known identity, so that one peer,
+	// however many connections it opens, cannot take max_inflight_bytes
+	// from the others. Default 67108864 (64 MiB).
+	MaxIdentityInflightBytes int64 `toml:"max_identity_inflight_bytes"`
 	// MaxAnonInflightBytes caps the bytes of frames being received at once
 	// over all anonymous connections. Default 16777216 (16 MiB).
 	MaxAnonInflightBytes int64 `toml:"max_anon_inflight_bytes"`
@@ -325,6 +330,7 @@ func (c *Core) EndpointLimits() core.Limits {
 		MaxStreamsPerConn:        l.MaxStreamsPerConn,
 		MaxInflightBytes:         l.MaxInflightBytes,
 		MaxConnInflightBytes:     l.MaxConnInflightBytes,
+		MaxIdentityInflightBytes: l.MaxIdentityInflightBytes,
 		MaxAnonInflightBytes:     l.MaxAnonInflightBytes,
 		MaxAnonConnInflightBytes: l.MaxAnonConnInflightBytes,
 		FrameGrace:               l.FrameGrace.Duration,

@@ -15,6 +15,7 @@ const hostileLimits = `
 max_anon_inflight_bytes = 4194304
 max_anon_conn_inflight_bytes = 65536
 max_conn_inflight_bytes = 4194304
+max_identity_inflight_bytes = 8388608
 max_inflight_bytes = 33554432
 frame_grace = "1s"
 app_idle_timeout = "2s"
