@@ -151,7 +151,7 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	case OpStat:
 		h.stat(ctx, st, log, req)
 	case OpGet:
-		h.get(ctx, st, log, req)
+		h.get(ctx, st, log, req, core.FrameLimitsOf(conn))
 	case OpPut:
 		h.put(ctx, st, log, req, core.FrameLimitsOf(conn))
 	}
@@ -233,7 +233,11 @@ func (h *Handler) stat(ctx context.Context, st core.Stream, log *slog.Logger, re
 	h.failWith(st, log, OpStat, err)
 }
 
-func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req request) {
+// get sends the CAR the request selects. The peer must take each section
+// as it must send a frame, at lim's rate after its grace: a peer that
+// stops reading is not served for ever (it would hold the section's
+// buffer, a goroutine and the root's protection from GC).
+func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req request, lim core.FrameLimits) {
 	target, err := h.store.Resolve(ctx, req.root, req.path)
 	if err == nil {
 		_, err = h.store.block(ctx, target)
@@ -247,11 +251,12 @@ func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req
 		return
 	}
 	sel := Selection{Path: req.path, Range: req.rng, Have: req.have}
-	if _, err := h.store.ExportCAR(ctx, req.root, sel, st); err != nil {
+	if _, err := h.store.ExportCAR(ctx, req.root, sel, paced{st, lim}); err != nil {
 		log.Debug("fs get failed", "err", err)
 		st.Abort(codeFailed)
 		return
 	}
+	_ = st.SetWriteDeadline(time.Time{})
 	_ = st.Close()
 }
 

@@ -167,3 +167,32 @@ func TestPutBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestGetStalledReader: a peer that asks for a DAG and stops reading it is
+// not served for ever: the node must see each section taken at the frame
+// rate after the grace, and resets the stream when it is not.
+func TestGetStalledReader(t *testing.T) {
+	sv := startServerWith(t, true, core.Limits{FrameGrace: 300 * time.Millisecond, FrameMinRate: 1 << 20})
+	root := addFile(t, sv.store, pattern("stalled reader", 64*ChunkSize))
+	conn := sv.node.Dial(t, core.NetworkQUIC, nil, ALPN)
+	st, err := conn.OpenStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Abort(codeFailed)
+	if err := writeFrame(st, Request{Op: OpGet, Root: root.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponse(st); err != nil {
+		t.Fatal(err)
+	}
+	// 16 MiB do not fit the windows: the node's writes stall while this
+	// side reads nothing, and must fail within the grace and the rate.
+	time.Sleep(2 * time.Second)
+	_ = st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, st)
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(codeFailed) {
+		t.Fatalf("read %d bytes of a stalled get, then %v; want the stream reset with %v", n, err, codeFailed)
+	}
+}

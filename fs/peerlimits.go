@@ -117,3 +117,19 @@ func tooSlow(err error) error {
 	}
 	return err
 }
+
+// paced writes to a peer's stream that must take each write at lim's rate
+// after its grace (the k-th byte of a write by Grace + k/MinRate), as a
+// peer must send a frame: a write to a peer that stopped reading fails
+// with os.ErrDeadlineExceeded.
+type paced struct {
+	st  core.Stream
+	lim core.FrameLimits
+}
+
+func (p paced) Write(b []byte) (int, error) {
+	if dl := p.lim.Deadline(time.Now(), len(b)); !dl.IsZero() {
+		_ = p.st.SetWriteDeadline(dl)
+	}
+	return p.st.Write(b)
+}
