@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -195,6 +197,49 @@ func BenchmarkRESTCall(b *testing.B) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+f.user)
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(bytes.TrimSpace(out), body) {
+			b.Fatalf("echo: %v %d %s", err, resp.StatusCode, out)
+		}
+	}
+}
+
+// BenchmarkPlainCall is BenchmarkRESTCall's floor: the same requests to a
+// net/http handler that decodes and encodes the same JSON over h2 on its
+// own TLS listener, no gateway (the call bench's plain-h2 row). Their
+// difference is what the gateway adds.
+func BenchmarkPlainCall(b *testing.B) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in echoIn
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echoOut(in))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	p := new(http.Protocols)
+	p.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: p}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	body := []byte(`{"text":"0123456789abcdef0123456789abcdef0123456789abcdef"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := http.NewRequestWithContext(b.Context(), "POST", srv.URL+"/v1/ops/demo/echo", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer x")
 		resp, err := c.Do(req)
 		if err != nil {
 			b.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -31,12 +33,57 @@ func errRevokedCall() *call.Error { return call.Errorf(call.CodeForbidden, "cred
 // WebSocket, registers its caller with a function that ends it, and a
 // [netutil.Watcher] calls the function of each whose identity a reload
 // removed, disabled or narrowed, or whose token expired. Its goroutine runs
-// only while something is registered, so an idle server runs nothing. The
-// zero value with ids set is ready.
+// while something is registered and, once requests stop coming, for one or
+// two more intervals (see keep), so an idle server runs nothing. The zero
+// value with ids set is ready.
 type revoker struct {
 	ids    core.IdentityProvider
 	logger *slog.Logger
 	w      netutil.Watcher
+
+	// The keep-alive watch: registered by the first request, it stands
+	// while requests came since the last check, so that a client making
+	// one short request after another does not start and stop the
+	// watcher's goroutine and ticker with each (a new goroutine and a
+	// thread woken per request).
+	recent   atomic.Bool // a request came since the keep-alive's last check
+	keeping  atomic.Bool // the keep-alive watch is registered
+	mu       sync.Mutex
+	closed   bool
+	stopKeep func()
+}
+
+// keep notes a request and registers the keep-alive watch if it is not.
+func (r *revoker) keep() {
+	r.recent.Store(true)
+	if r.keeping.Load() || !r.keeping.CompareAndSwap(false, true) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return // keeping stays set: no keep-alive after close
+	}
+	r.stopKeep = r.w.Watch(func() bool {
+		if r.recent.Swap(false) {
+			return true
+		}
+		// Unset before the watch goes: a request from now on registers
+		// a new keep-alive.
+		r.keeping.Store(false)
+		return false
+	}, func() {})
+}
+
+// close removes the keep-alive watch for good: the server is done.
+func (r *revoker) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.keeping.Store(true)
+	if r.stopKeep != nil {
+		r.stopKeep()
+	}
 }
 
 // watch calls revoke, once and from another goroutine, when id no longer
@@ -61,6 +108,7 @@ func (r *revoker) revocable(ctx context.Context, caller *core.Identity) (context
 	if caller == nil || r.ids == nil {
 		return ctx, func() {}
 	}
+	r.keep()
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := r.watch(caller, "request", func() { cancel(errRevoked) })
 	return ctx, func() {

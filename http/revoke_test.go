@@ -349,8 +349,8 @@ func TestRevocable(t *testing.T) {
 
 	ctx, release := r.revocable(t.Context(), &id)
 	defer release()
-	if n := r.w.Watching(); n != 1 {
-		t.Fatalf("%d watches for a request", n)
+	if n := r.w.Watching(); n != 2 {
+		t.Fatalf("%d watches for a request, want its own and the keep-alive", n)
 	}
 	empty, err := core.NewDirectory(nil, nil)
 	if err != nil {
@@ -366,7 +366,47 @@ func TestRevocable(t *testing.T) {
 		t.Fatal("the request was not revoked")
 	}
 	release()
+	waitWatching(t, r, 0) // the keep-alive goes once requests stop coming
+}
+
+// waitWatching waits until r watches n callers (the keep-alive included).
+func waitWatching(t *testing.T, r *revoker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * revalidateInterval)
+	for r.w.Watching() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watches, want %d", r.w.Watching(), n)
+		}
+		time.Sleep(revalidateInterval / 10)
+	}
+}
+
+// TestRevokerKeepsLoop: requests one after another keep the watcher's
+// goroutine (the keep-alive watch stands between them) instead of starting
+// and stopping it with each; it stops once requests stop coming, and at
+// once when the server closes.
+func TestRevokerKeepsLoop(t *testing.T) {
+	r, _, id := newTestRevoker(t)
+	for range 3 {
+		_, release := r.revocable(t.Context(), &id)
+		release()
+		if n := r.w.Watching(); n != 1 {
+			t.Fatalf("%d watches between requests, want the keep-alive", n)
+		}
+	}
+	waitWatching(t, r, 0)
+	_, release := r.revocable(t.Context(), &id)
+	release()
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches after a new request, want the keep-alive again", n)
+	}
+	r.close()
 	if n := r.w.Watching(); n != 0 {
-		t.Fatalf("%d watches left after the request", n)
+		t.Fatalf("%d watches after close", n)
+	}
+	_, release = r.revocable(t.Context(), &id)
+	release()
+	if n := r.w.Watching(); n != 0 {
+		t.Fatalf("%d watches after a request once closed", n)
 	}
 }

@@ -376,6 +376,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.startOnce.Do(func() { close(s.tcpServed) }) // never started
 		<-s.tcpServed
+		s.revoker.close()
 	})
 	return err
 }
