@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -32,57 +31,79 @@ func errRevokedCall() *call.Error { return call.Errorf(call.CodeForbidden, "cred
 // revoker is the one check of every long response: each request, and each
 // WebSocket, registers its caller with a function that ends it, and a
 // [netutil.Watcher] calls the function of each whose identity a reload
-// removed, disabled or narrowed, or whose token expired. Its goroutine runs
-// while something is registered and, once requests stop coming, for one or
-// two more intervals (see keep), so an idle server runs nothing. The zero
-// value with ids set is ready.
+// removed, disabled or narrowed, or whose token expired. Requests share
+// one watch, which checks them all (a watch of its own per request
+// allocated and locked the watcher's map twice a request); it stands while
+// requests are in flight and, once they stop coming, for one or two more
+// intervals, so that a client making one short request after another does
+// not start and stop the watcher's goroutine and ticker with each (a new
+// goroutine and a thread woken per request), while an idle server runs
+// nothing. The zero value with ids set is ready.
 type revoker struct {
 	ids    core.IdentityProvider
 	logger *slog.Logger
 	w      netutil.Watcher
 
-	// The keep-alive watch: registered by the first request, it stands
-	// while requests came since the last check, so that a client making
-	// one short request after another does not start and stop the
-	// watcher's goroutine and ticker with each (a new goroutine and a
-	// thread woken per request).
-	recent   atomic.Bool // a request came since the keep-alive's last check
-	keeping  atomic.Bool // the keep-alive watch is registered
 	mu       sync.Mutex
-	closed   bool
-	stopKeep func()
+	reqs     map[*watchedReq]struct{} // requests in flight
+	watching bool                     // the requests' watch is registered
+	recent   bool                     // a request came since the watch's last check
+	closed   bool                     // the server is done: the watch does not linger
+	stopReqs func()                   // removes the requests' watch
+	buf      []*watchedReq            // checkRequests' copy of reqs
 }
 
-// keep notes a request and registers the keep-alive watch if it is not.
-func (r *revoker) keep() {
-	r.recent.Store(true)
-	if r.keeping.Load() || !r.keeping.CompareAndSwap(false, true) {
-		return
+// watchedReq is a request in flight whose caller may be revoked.
+type watchedReq struct {
+	caller core.Identity
+	cancel context.CancelCauseFunc
+}
+
+// checkRequests is the requests' watch: it ends the requests whose caller
+// no longer stands, and reports whether the watch should stand on.
+func (r *revoker) checkRequests() bool {
+	r.mu.Lock()
+	qs := r.buf[:0]
+	for q := range r.reqs {
+		qs = append(qs, q)
 	}
+	r.buf = qs
+	r.mu.Unlock()
+	for _, q := range qs {
+		if r.ids.Valid(q.caller) {
+			continue
+		}
+		r.mu.Lock()
+		_, live := r.reqs[q]
+		delete(r.reqs, q)
+		r.mu.Unlock()
+		if live { // not released meanwhile
+			r.logger.Info("http: request revoked", "id", q.caller.ID)
+			q.cancel(errRevoked)
+		}
+	}
+	clear(qs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return // keeping stays set: no keep-alive after close
-	}
-	r.stopKeep = r.w.Watch(func() bool {
-		if r.recent.Swap(false) {
-			return true
-		}
+	stand := len(r.reqs) > 0 || (r.recent && !r.closed)
+	r.recent = false
+	if !stand {
 		// Unset before the watch goes: a request from now on registers
-		// a new keep-alive.
-		r.keeping.Store(false)
-		return false
-	}, func() {})
+		// it again.
+		r.watching = false
+	}
+	return stand
 }
 
-// close removes the keep-alive watch for good: the server is done.
+// close stops the requests' watch lingering: the server is done. Requests
+// still in flight stay watched.
 func (r *revoker) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	r.keeping.Store(true)
-	if r.stopKeep != nil {
-		r.stopKeep()
+	if r.watching && len(r.reqs) == 0 {
+		r.watching = false
+		r.stopReqs()
 	}
 }
 
@@ -108,11 +129,23 @@ func (r *revoker) revocable(ctx context.Context, caller *core.Identity) (context
 	if caller == nil || r.ids == nil {
 		return ctx, func() {}
 	}
-	r.keep()
 	ctx, cancel := context.WithCancelCause(ctx)
-	stop := r.watch(caller, "request", func() { cancel(errRevoked) })
+	q := &watchedReq{caller: *caller, cancel: cancel}
+	r.mu.Lock()
+	if r.reqs == nil {
+		r.reqs = make(map[*watchedReq]struct{})
+	}
+	r.reqs[q] = struct{}{}
+	r.recent = true
+	if !r.watching {
+		r.watching = true
+		r.stopReqs = r.w.Watch(r.checkRequests, func() {})
+	}
+	r.mu.Unlock()
 	return ctx, func() {
-		stop()
+		r.mu.Lock()
+		delete(r.reqs, q)
+		r.mu.Unlock()
 		cancel(nil)
 	}
 }

@@ -349,8 +349,8 @@ func TestRevocable(t *testing.T) {
 
 	ctx, release := r.revocable(t.Context(), &id)
 	defer release()
-	if n := r.w.Watching(); n != 2 {
-		t.Fatalf("%d watches for a request, want its own and the keep-alive", n)
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches for a request", n)
 	}
 	empty, err := core.NewDirectory(nil, nil)
 	if err != nil {
@@ -405,8 +405,51 @@ func TestRevokerKeepsLoop(t *testing.T) {
 		t.Fatalf("%d watches after close", n)
 	}
 	_, release = r.revocable(t.Context(), &id)
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches for a request once closed", n)
+	}
 	release()
-	if n := r.w.Watching(); n != 0 {
-		t.Fatalf("%d watches after a request once closed", n)
+	waitWatching(t, r, 0)
+}
+
+// TestRevocableOnlyTheRevoked: of requests in flight together, a reload
+// ends those of the caller it removed, with errRevoked, and no other.
+func TestRevocableOnlyTheRevoked(t *testing.T) {
+	tokA, hashA, _ := core.NewToken()
+	tokB, hashB, _ := core.NewToken()
+	dir, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "a", Hash: hashA}, {Name: "b", Hash: hashB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	a, _ := live.ByToken(tokA)
+	b, _ := live.ByToken(tokB)
+	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+	t.Cleanup(r.close)
+	ctxA, releaseA := r.revocable(t.Context(), &a)
+	defer releaseA()
+	ctxA2, releaseA2 := r.revocable(t.Context(), &a)
+	defer releaseA2()
+	ctxB, releaseB := r.revocable(t.Context(), &b)
+	defer releaseB()
+	onlyB, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "b", Hash: hashB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(onlyB)
+	for _, ctx := range []context.Context{ctxA, ctxA2} {
+		select {
+		case <-ctx.Done():
+			if !revoked(ctx) {
+				t.Fatalf("ended by %v, not the revocation", context.Cause(ctx))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request of the removed caller was not revoked")
+		}
+	}
+	// Two more checks have run: b's request stands.
+	time.Sleep(2 * revalidateInterval)
+	if ctxB.Err() != nil {
+		t.Fatalf("the standing caller's request ended: %v", context.Cause(ctxB))
 	}
 }
