@@ -251,3 +251,50 @@ func BenchmarkPlainCall(b *testing.B) {
 		}
 	}
 }
+
+// TestRouteAsMux: a request that route sends to an operation directly gets,
+// byte for byte, the mux's answer, and so do the paths it leaves to the mux
+// (unclean, escaped, a trailing slash, no name, other methods).
+func TestRouteAsMux(t *testing.T) {
+	f := start(t, Limits{Rate: -1})
+	c := f.client(t, true)
+	for _, tc := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/ops/demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/echo", f.user, `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/echo", "", `{"text":3}`},
+		{"POST", "/v1/ops/demo/echo", "", `{"text":`},
+		{"POST", "/v1/ops/demo/add", "", `{"a":1,"b":2}`},
+		{"POST", "/v1/ops/demo/teapot", "", `{}`},
+		{"POST", "/v1/ops/demo/secret", f.user, `{}`},
+		{"POST", "/v1/ops/demo/secret", "", `{}`},
+		{"POST", "/v1/ops/demo/whoami", f.admin, `{}`},
+		{"POST", "/v1/ops/demo/hidden", "", `{}`},
+		{"POST", "/v1/ops/demo/ticks", "", `{"n":2}`},
+		{"POST", "/v1/ops/nope", "", `{}`},
+		{"POST", "/v1/ops/demo/echo/", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops//demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/./echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/x/../demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo%2Fecho", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/%65cho", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/", "", `{}`},
+		{"POST", "/v1/ops", "", `{}`},
+		{"GET", "/v1/ops/demo/echo?input=%7B%22text%22%3A%22hi%22%7D", "", ""},
+		{"PUT", "/v1/ops/demo/echo", "", `{}`},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			f.srv.muxOnly.Store(true)
+			wantStatus, wantHdr, wantBody := do(t, c, tc.method, f.url(tc.path), tc.token, tc.body)
+			f.srv.muxOnly.Store(false)
+			status, h, body := do(t, c, tc.method, f.url(tc.path), tc.token, tc.body)
+			if status != wantStatus || body != wantBody {
+				t.Fatalf("routed: %d %s\nmux: %d %s", status, body, wantStatus, wantBody)
+			}
+			for _, k := range []string{"Content-Type", "Location", "Allow", "WWW-Authenticate", "Alt-Svc"} {
+				if h.Get(k) != wantHdr.Get(k) {
+					t.Errorf("%s: routed %q, mux %q", k, h.Get(k), wantHdr.Get(k))
+				}
+			}
+		})
+	}
+}
