@@ -54,6 +54,25 @@ func Caller(ctx context.Context) *core.Identity {
 	return id
 }
 
+// requestCtx is a request's context: the context it runs on, which
+// answers callerKey with the caller and requestKey with that context
+// itself. One value in place of two context.WithValue layers, which every
+// value lookup of the call's deeper contexts walks through.
+type requestCtx struct {
+	context.Context
+	caller *core.Identity
+}
+
+func (c *requestCtx) Value(key any) any {
+	switch key.(type) {
+	case callerKey:
+		return c.caller
+	case requestKey:
+		return c.Context
+	}
+	return c.Context.Value(key)
+}
+
 // bearer returns the request's token and whether it offered credentials
 // at all; ok is false for a malformed Authorization header.
 func bearer(r *http.Request) (token string, offered, ok bool) {
@@ -73,7 +92,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ci := connOf(r.Context())
 		if ci.alpn == ALPNH2 || ci.alpn == ALPNHTTP1 {
-			w.Header().Set("Alt-Svc", s.altSvc.of(r.Host))
+			w.Header()["Alt-Svc"] = s.altSvc.of(r.Host)
 		}
 		if r.URL.Path == "/healthz" { // liveness: no auth, no limits
 			next.ServeHTTP(w, r)
@@ -113,8 +132,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		// outlasts a revocation (an event stream, a long call) ends.
 		ctx, release := s.revoker.revocable(r.Context(), caller)
 		defer release()
-		ctx = context.WithValue(ctx, requestKey{}, ctx)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callerKey{}, caller)))
+		next.ServeHTTP(w, r.WithContext(&requestCtx{Context: ctx, caller: caller}))
 	})
 }
 
@@ -140,18 +158,28 @@ func altSvc(host string) string {
 	return `h3=":` + port + `"; ma=86400`
 }
 
-// altSvcCache keeps the Alt-Svc value of the last Host seen: a client
-// sends the same Host on every request, and the value is formatted once.
-type altSvcCache struct{ last atomic.Pointer[[2]string] }
+// altSvcCache keeps the Alt-Svc header of the last Host seen: a client
+// sends the same Host on every request, and the value is formatted, and
+// its header value slice made, once.
+type altSvcCache struct{ last atomic.Pointer[altSvcValue] }
 
-// of returns altSvc(host).
-func (c *altSvcCache) of(host string) string {
-	if p := c.last.Load(); p != nil && p[0] == host {
-		return p[1]
+type altSvcValue struct {
+	host string
+	vals []string // the header's values: altSvc(host), with no room to append in place
+}
+
+// of returns the values of the Alt-Svc header for host: []string{altSvc(host)},
+// shared by every response to that host; a handler that adds to the
+// header appends to a copy (the slice has no spare capacity), and none
+// changes it in place.
+func (c *altSvcCache) of(host string) []string {
+	if p := c.last.Load(); p != nil && p.host == host {
+		return p.vals
 	}
-	v := altSvc(host)
-	c.last.Store(&[2]string{host, v})
-	return v
+	v := &altSvcValue{host: host, vals: []string{altSvc(host)}}
+	v.vals = v.vals[:1:1]
+	c.last.Store(v)
+	return v.vals
 }
 
 // rateKey is who a request counts against: its identity, else its IP.

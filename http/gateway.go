@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,9 +101,33 @@ func (s *Server) admin(h http.Handler, scopes ...string) http.Handler {
 	})
 }
 
+// opsPrefix is the path of the operations' REST routes.
+const opsPrefix = "/v1/ops/"
+
+// route serves a request: a POST to an operation (the REST calls) goes to
+// its handler directly, as the mux would route it, without the mux's
+// matching; everything else through the mux. Only a clean path with no
+// escapes is routed directly, so that the operation's name is the same
+// (the mux's {name...} is the unescaped rest of the path) and a path the
+// mux would redirect or refuse still gets the mux's answer.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if r.Method == http.MethodPost && len(p) > len(opsPrefix) && strings.HasPrefix(p, opsPrefix) &&
+		r.URL.RawPath == "" && path.Clean(p) == p && !s.muxOnly.Load() {
+		s.serveOpNamed(w, r, p[len(opsPrefix):])
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
 // serveOp answers /v1/ops/<service>/<op>: the input is the body (POST) or
 // the input query parameter (GET, queries only).
 func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
+	s.serveOpNamed(w, r, r.PathValue("name"))
+}
+
+// serveOpNamed is serveOp of the operation name.
+func (s *Server) serveOpNamed(w http.ResponseWriter, r *http.Request, name string) {
 	var input json.RawMessage
 	if r.Method == http.MethodGet {
 		if v := r.URL.Query().Get("input"); v != "" {
@@ -115,7 +140,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 		}
 		input = b
 	}
-	s.invoke(w, r, r.PathValue("name"), input)
+	s.invoke(w, r, name, input)
 }
 
 // serveCall answers POST /v1/call {"operation","input"}.

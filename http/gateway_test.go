@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -204,5 +206,95 @@ func BenchmarkRESTCall(b *testing.B) {
 		if err != nil || resp.StatusCode != 200 || !bytes.Equal(bytes.TrimSpace(out), body) {
 			b.Fatalf("echo: %v %d %s", err, resp.StatusCode, out)
 		}
+	}
+}
+
+// BenchmarkPlainCall is BenchmarkRESTCall's floor: the same requests to a
+// net/http handler that decodes and encodes the same JSON over h2 on its
+// own TLS listener, no gateway (the call bench's plain-h2 row). Their
+// difference is what the gateway adds.
+func BenchmarkPlainCall(b *testing.B) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in echoIn
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echoOut(in))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	p := new(http.Protocols)
+	p.SetHTTP2(true)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: p}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	body := []byte(`{"text":"0123456789abcdef0123456789abcdef0123456789abcdef"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := http.NewRequestWithContext(b.Context(), "POST", srv.URL+"/v1/ops/demo/echo", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer x")
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(bytes.TrimSpace(out), body) {
+			b.Fatalf("echo: %v %d %s", err, resp.StatusCode, out)
+		}
+	}
+}
+
+// TestRouteAsMux: a request that route sends to an operation directly gets,
+// byte for byte, the mux's answer, and so do the paths it leaves to the mux
+// (unclean, escaped, a trailing slash, no name, other methods).
+func TestRouteAsMux(t *testing.T) {
+	f := start(t, Limits{Rate: -1})
+	c := f.client(t, true)
+	for _, tc := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/ops/demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/echo", f.user, `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/echo", "", `{"text":3}`},
+		{"POST", "/v1/ops/demo/echo", "", `{"text":`},
+		{"POST", "/v1/ops/demo/add", "", `{"a":1,"b":2}`},
+		{"POST", "/v1/ops/demo/teapot", "", `{}`},
+		{"POST", "/v1/ops/demo/secret", f.user, `{}`},
+		{"POST", "/v1/ops/demo/secret", "", `{}`},
+		{"POST", "/v1/ops/demo/whoami", f.admin, `{}`},
+		{"POST", "/v1/ops/demo/hidden", "", `{}`},
+		{"POST", "/v1/ops/demo/ticks", "", `{"n":2}`},
+		{"POST", "/v1/ops/nope", "", `{}`},
+		{"POST", "/v1/ops/demo/echo/", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops//demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/./echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/x/../demo/echo", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo%2Fecho", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/demo/%65cho", "", `{"text":"hi"}`},
+		{"POST", "/v1/ops/", "", `{}`},
+		{"POST", "/v1/ops", "", `{}`},
+		{"GET", "/v1/ops/demo/echo?input=%7B%22text%22%3A%22hi%22%7D", "", ""},
+		{"PUT", "/v1/ops/demo/echo", "", `{}`},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			f.srv.muxOnly.Store(true)
+			wantStatus, wantHdr, wantBody := do(t, c, tc.method, f.url(tc.path), tc.token, tc.body)
+			f.srv.muxOnly.Store(false)
+			status, h, body := do(t, c, tc.method, f.url(tc.path), tc.token, tc.body)
+			if status != wantStatus || body != wantBody {
+				t.Fatalf("routed: %d %s\nmux: %d %s", status, body, wantStatus, wantBody)
+			}
+			for _, k := range []string{"Content-Type", "Location", "Allow", "WWW-Authenticate", "Alt-Svc"} {
+				if h.Get(k) != wantHdr.Get(k) {
+					t.Errorf("%s: routed %q, mux %q", k, h.Get(k), wantHdr.Get(k))
+				}
+			}
+		})
 	}
 }

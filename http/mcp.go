@@ -167,7 +167,10 @@ func (s *Server) mcpServer(specs []call.Spec) *mcp.Server {
 // own, which neither a client going away nor a revoked caller ends.
 func withRequestEnd(ctx context.Context) (context.Context, func()) {
 	req, ok := ctx.Value(requestKey{}).(context.Context)
-	if !ok {
+	if !ok || ctx.Done() == req.Done() {
+		// Not a request's, or on the request's context already (a tool
+		// call the SDK answers on the request's goroutine): ctx ends when
+		// the request does, with its cause.
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/alkdev/alknet/core"
 )
 
@@ -13,27 +15,29 @@ import (
 // net/http is done with it.
 type streamConn struct {
 	core.Stream
-	conn    core.Conn
-	alpn    string
-	metrics *metrics
+	conn core.Conn
+	// in and out count the bytes of the connection's ALPN, found once:
+	// net/http reads and writes several times a request.
+	in, out prometheus.Counter
 
 	once   sync.Once
 	closed chan struct{}
 }
 
 func newStreamConn(st core.Stream, conn core.Conn, m *metrics) *streamConn {
-	return &streamConn{Stream: st, conn: conn, alpn: conn.ALPN(), metrics: m, closed: make(chan struct{})}
+	alpn := conn.ALPN()
+	return &streamConn{Stream: st, conn: conn, in: m.bytesIn.WithLabelValues(alpn), out: m.bytesOut.WithLabelValues(alpn), closed: make(chan struct{})}
 }
 
 func (c *streamConn) Read(p []byte) (int, error) {
 	n, err := c.Stream.Read(p)
-	c.metrics.bytesIn.WithLabelValues(c.alpn).Add(float64(n))
+	c.in.Add(float64(n))
 	return n, err
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
 	n, err := c.Stream.Write(p)
-	c.metrics.bytesOut.WithLabelValues(c.alpn).Add(float64(n))
+	c.out.Add(float64(n))
 	return n, err
 }
 

@@ -366,7 +366,90 @@ func TestRevocable(t *testing.T) {
 		t.Fatal("the request was not revoked")
 	}
 	release()
+	waitWatching(t, r, 0) // the keep-alive goes once requests stop coming
+}
+
+// waitWatching waits until r watches n callers (the keep-alive included).
+func waitWatching(t *testing.T, r *revoker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * revalidateInterval)
+	for r.w.Watching() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watches, want %d", r.w.Watching(), n)
+		}
+		time.Sleep(revalidateInterval / 10)
+	}
+}
+
+// TestRevokerKeepsLoop: requests one after another keep the watcher's
+// goroutine (the keep-alive watch stands between them) instead of starting
+// and stopping it with each; it stops once requests stop coming, and at
+// once when the server closes.
+func TestRevokerKeepsLoop(t *testing.T) {
+	r, _, id := newTestRevoker(t)
+	for range 3 {
+		_, release := r.revocable(t.Context(), &id)
+		release()
+		if n := r.w.Watching(); n != 1 {
+			t.Fatalf("%d watches between requests, want the keep-alive", n)
+		}
+	}
+	waitWatching(t, r, 0)
+	_, release := r.revocable(t.Context(), &id)
+	release()
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches after a new request, want the keep-alive again", n)
+	}
+	r.close()
 	if n := r.w.Watching(); n != 0 {
-		t.Fatalf("%d watches left after the request", n)
+		t.Fatalf("%d watches after close", n)
+	}
+	_, release = r.revocable(t.Context(), &id)
+	if n := r.w.Watching(); n != 1 {
+		t.Fatalf("%d watches for a request once closed", n)
+	}
+	release()
+	waitWatching(t, r, 0)
+}
+
+// TestRevocableOnlyTheRevoked: of requests in flight together, a reload
+// ends those of the caller it removed, with errRevoked, and no other.
+func TestRevocableOnlyTheRevoked(t *testing.T) {
+	tokA, hashA, _ := core.NewToken()
+	tokB, hashB, _ := core.NewToken()
+	dir, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "a", Hash: hashA}, {Name: "b", Hash: hashB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := core.NewLiveDirectory(dir, nil)
+	a, _ := live.ByToken(tokA)
+	b, _ := live.ByToken(tokB)
+	r := &revoker{ids: live, logger: slog.New(slog.DiscardHandler), w: netutil.Watcher{Interval: revalidateInterval}}
+	t.Cleanup(r.close)
+	ctxA, releaseA := r.revocable(t.Context(), &a)
+	defer releaseA()
+	ctxA2, releaseA2 := r.revocable(t.Context(), &a)
+	defer releaseA2()
+	ctxB, releaseB := r.revocable(t.Context(), &b)
+	defer releaseB()
+	onlyB, err := core.NewDirectory(nil, []core.TokenEntry{{Name: "b", Hash: hashB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(onlyB)
+	for _, ctx := range []context.Context{ctxA, ctxA2} {
+		select {
+		case <-ctx.Done():
+			if !revoked(ctx) {
+				t.Fatalf("ended by %v, not the revocation", context.Cause(ctx))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request of the removed caller was not revoked")
+		}
+	}
+	// Two more checks have run: b's request stands.
+	time.Sleep(2 * revalidateInterval)
+	if ctxB.Err() != nil {
+		t.Fatalf("the standing caller's request ended: %v", context.Cause(ctxB))
 	}
 }

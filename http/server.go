@@ -178,6 +178,9 @@ type Server struct {
 	// mcpSessionOnly, set by tests, answers every MCP request on the SDK's
 	// session path, which the direct tools/call path must equal.
 	mcpSessionOnly atomic.Bool
+	// muxOnly, set by tests, routes every request through the mux, which
+	// route's direct path must equal.
+	muxOnly atomic.Bool
 
 	tcp   *http.Server  // h2 and http/1.1 on single-stream connections
 	h3    *http3.Server // h3 and alknet/http on QUIC connections
@@ -224,7 +227,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.routes(); err != nil {
 		return nil, err
 	}
-	s.handler = s.middleware(s.mux)
+	s.handler = s.middleware(http.HandlerFunc(s.route))
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // TLS is core's: the stream is h2 already
@@ -376,6 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.startOnce.Do(func() { close(s.tcpServed) }) // never started
 		<-s.tcpServed
+		s.revoker.close()
 	})
 	return err
 }
