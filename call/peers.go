@@ -296,26 +296,16 @@ func (s *session) call(ctx context.Context, op string, in any, fwd *Forwarded, o
 // finishCall waits for a query's or mutation's answer.
 func (s *session) finishCall(ctx context.Context, p *pending, out any) error {
 	defer s.end(p)
-	env, err := s.next(ctx, p)
+	output, _, err := s.nextOutput(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	switch env.Type {
-	case TypeResponded:
-		output, err := decodeOutput(env.Payload)
-		if err != nil {
-			return Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
+	if out != nil && !isNull(output) {
+		if err := json.Unmarshal(output, out); err != nil {
+			return Errorf(CodeInternal, "decode output: %v", err)
 		}
-		if out != nil && !isNull(output) {
-			if err := json.Unmarshal(output, out); err != nil {
-				return Errorf(CodeInternal, "decode output: %v", err)
-			}
-		}
-		return nil
-	case TypeError:
-		return decodeError(env.Payload)
 	}
-	return Errorf(CodeInvalidOperationType, "%s answered like a subscription", env.Type)
+	return nil
 }
 
 // stream yields a subscription's outputs until it completes, fails or the
@@ -323,7 +313,7 @@ func (s *session) finishCall(ctx context.Context, p *pending, out any) error {
 func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMessage, error) bool) {
 	defer s.end(p)
 	for {
-		env, err := s.next(ctx, p)
+		out, more, err := s.nextOutput(ctx, p, true)
 		if errors.Is(err, io.EOF) {
 			return
 		}
@@ -331,23 +321,41 @@ func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMes
 			yield(nil, err)
 			return
 		}
-		switch env.Type {
-		case TypeResponded:
-			output, err := decodeOutput(env.Payload)
-			if err != nil {
-				yield(nil, Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err)))
-				return
-			}
-			if !yield(output, nil) {
-				return // end aborts it
-			}
-		case TypeCompleted:
-			return
-		case TypeError:
-			yield(nil, decodeError(env.Payload))
-			return
+		if !yield(out, nil) || !more {
+			return // end aborts it, unless it ended
 		}
 	}
+}
+
+// nextOutput waits for the next answer to a call this side made and
+// returns its output, taken from the frame without decoding it, and
+// whether more may follow: only a subscription's (stream) output, and
+// only when the peer's operation is one (a query or mutation of the
+// peer's ends with its answer, even when called as a subscription). A
+// subscription that completed returns io.EOF; the peer's call.error
+// returns as its *Error; a query or mutation that answers like a
+// subscription is an error. The caller's deadline, its cancellation and
+// an abort from the peer end the call as in [session.next].
+func (s *session) nextOutput(ctx context.Context, p *pending, stream bool) (out json.RawMessage, more bool, err error) {
+	env, err := s.next(ctx, p)
+	if err != nil {
+		return nil, false, err
+	}
+	switch env.Type {
+	case TypeResponded:
+		out, err := decodeOutput(env.Payload)
+		if err != nil {
+			return nil, false, Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
+		}
+		return out, stream && !p.once, nil
+	case TypeCompleted:
+		if stream {
+			return nil, false, io.EOF
+		}
+	case TypeError:
+		return nil, false, decodeError(env.Payload)
+	}
+	return nil, false, Errorf(CodeInvalidOperationType, "%s answered like a subscription", env.Type)
 }
 
 // decodeError reads a call.error payload.

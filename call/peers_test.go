@@ -135,18 +135,22 @@ func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
 }
 
 // join runs a worker until the returned stop is called.
-func (cl *cluster) join(t *testing.T, name string, reg *call.Registry) (stop func()) {
+func (cl *cluster) join(t *testing.T, name string, reg *call.Registry, as ...func(call.Options) call.Options) (stop func()) {
 	t.Helper()
 	dir, _ := core.NewDirectory([]core.PeerEntry{{ID: "head", NodeIDs: []core.NodeID{coretest.NodeID(cl.headKey)}}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		call.Join(ctx, cl.head.Addr, call.Options{
+		opts := call.Options{
 			Dialer:     &core.Dialer{Key: cl.keys[name], Network: cl.net()},
 			Registry:   reg,
 			Identities: core.NewLiveDirectory(dir, nil),
-		})
+		}
+		for _, f := range as {
+			opts = f(opts)
+		}
+		call.Join(ctx, cl.head.Addr, opts)
 	}()
 	stop = func() {
 		cancel()
@@ -457,10 +461,9 @@ func TestRegisterRoute(t *testing.T) {
 // it with call.error; the head then calls it on a stream per call, and
 // routed calls and subscriptions work as before.
 func TestRouteToOlderWorker(t *testing.T) {
-	t.Cleanup(call.RefuseShared())
 	cl := startCluster(t, call.First, "worker-a")
 	c := cl.client(t)
-	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"), call.AsOlderPeer)
 	waitPeers(t, c, "worker-a")
 	for range 3 {
 		var out string

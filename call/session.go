@@ -52,6 +52,9 @@ type server struct {
 	maxFrame     int
 	maxAnonFrame int // a frame from a peer not known yet
 	logger       *slog.Logger
+	// older answers call.shared as a peer that predates it does; only
+	// export_test.go sets it, through Options, to stand in for one.
+	older bool
 }
 
 func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
@@ -434,7 +437,7 @@ func (s *session) readLoop(fs *frameStream) {
 		if env.Type == TypeShared {
 			// Only as the first frame of a QUIC stream the peer opened;
 			// anywhere else there is nothing to answer.
-			if refuseShared.Load() {
+			if s.srv.older {
 				s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "unknown type %q", env.Type))
 				fs.wmu.Lock()
 				_ = fs.s.Close()
@@ -510,7 +513,7 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 				_ = p.fs.s.SetReadDeadline(past) // wake its reader
 			}
 		}
-	default:
+	case TypeResponded, TypeCompleted, TypeError:
 		s.mu.Lock()
 		p := s.pending[env.ID]
 		s.mu.Unlock()
@@ -533,6 +536,8 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 		// holds the stream's flow control and the peer's sending waits.
 		p.wait(env)
 	}
+	// call.shared past a stream's first frame: nothing to answer, and
+	// no call's consumer sees anything but answers.
 }
 
 // writeError answers id with a call.error on fs.
