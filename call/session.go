@@ -517,8 +517,10 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 		s.mu.Lock()
 		p := s.pending[env.ID]
 		s.mu.Unlock()
-		if p == nil {
-			return // a late answer to a call we gave up: nothing to do
+		if p == nil || p.direct {
+			// A late answer to a call we gave up: nothing to do. A call
+			// on its own stream takes answers from that stream only.
+			return
 		}
 		if fs.shared {
 			// One stream carries every call: the reader never waits for a
@@ -711,7 +713,7 @@ type pending struct {
 	// queues every event without waiting, in events and, once that is
 	// full, in backlog; what it queues is bounded by the window offered
 	// (initial) and the credits granted.
-	direct  bool // on its own QUIC stream, which next reads itself
+	direct  bool // on its own QUIC stream, which next reads itself: no events
 	flow    bool
 	initial int64
 	mu      sync.Mutex
@@ -740,9 +742,14 @@ type event struct {
 // newPending returns a call to be made; shared: on the one stream of a
 // single-stream connection, under flow control.
 func newPending(shared bool) *pending {
-	p := &pending{id: newID(), stop: make(chan struct{}), events: make(chan event, pendingBuffer)}
+	p := &pending{id: newID(), stop: make(chan struct{})}
 	if shared {
+		p.events = make(chan event, pendingBuffer)
 		p.flow, p.initial, p.window = true, CallWindow, CallWindow
+	} else {
+		// Its own QUIC stream, which its caller reads (nextDirect):
+		// no reader hands it events.
+		p.direct = true
 	}
 	return p
 }
@@ -884,7 +891,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
 		}
 		// The caller reads the call's stream itself ([session.nextDirect]).
-		p.fs, p.direct = newFrameStream(st, true), true
+		p.fs = newFrameStream(st, true)
 	} else {
 		if out == nil {
 			out = s.shared
