@@ -136,19 +136,24 @@ func importOps(ctx context.Context, s *session) (map[string]Spec, error) {
 	return ops, nil
 }
 
-// candidates returns the peers ref may use for op, in policy order, and
-// whether any attached peer has op at all.
-func (ps *Peers) candidates(ref PeerRef, op string) []*peer {
+// specific returns the attached peer id if it has op, else nil.
+func (ps *Peers) specific(id, op string) *peer {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if !ref.any {
-		if p := ps.byID[ref.peer]; p != nil {
-			if _, ok := p.ops[op]; ok {
-				return []*peer{p}
-			}
-		}
+	p := ps.byID[id]
+	ps.mu.Unlock()
+	if p == nil {
 		return nil
 	}
+	if _, ok := p.ops[op]; !ok {
+		return nil
+	}
+	return p
+}
+
+// candidates returns the peers Any may use for op, in policy order.
+func (ps *Peers) candidates(op string) []*peer {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	var out []*peer
 	for _, p := range ps.peers {
 		if _, ok := p.ops[op]; !ok {
@@ -166,25 +171,44 @@ func (ps *Peers) candidates(ref PeerRef, op string) []*peer {
 // start begins op on the peer ref selects. For Any, a peer whose
 // connection is gone is skipped.
 func (ps *Peers) start(ctx context.Context, ref PeerRef, op string, input json.RawMessage, fwd *Forwarded) (*session, *pending, error) {
-	cands := ps.candidates(ref, op)
+	if !ref.any {
+		// One peer, looked up without a list of candidates: a head
+		// routing to named workers does this for every call.
+		p := ps.specific(ref.peer, op)
+		if p == nil {
+			return nil, nil, Errorf(CodeNotFound, "operation not found on peer %s: %s", ref, op)
+		}
+		pend, err := p.startOn(ctx, op, input, fwd)
+		if err != nil {
+			return nil, nil, Errorf(CodeUnavailable, "no peer reachable for %s: %v", op, err)
+		}
+		return p.sess, pend, nil
+	}
+	cands := ps.candidates(op)
 	if len(cands) == 0 {
 		return nil, nil, Errorf(CodeNotFound, "operation not found on peer %s: %s", ref, op)
 	}
 	var last error
 	for _, p := range cands {
-		pend, err := p.sess.start(ctx, op, input, "", fwd)
+		pend, err := p.startOn(ctx, op, input, fwd)
 		if err == nil {
-			// The worker's own spec, imported when it attached, says
-			// whether its first answer ends the call.
-			pend.once = p.ops[op].Type != Subscription
 			return p.sess, pend, nil
 		}
 		last = err
-		if !ref.any {
-			break
-		}
 	}
 	return nil, nil, Errorf(CodeUnavailable, "no peer reachable for %s: %v", op, last)
+}
+
+// startOn begins op on the peer.
+func (p *peer) startOn(ctx context.Context, op string, input json.RawMessage, fwd *Forwarded) (*pending, error) {
+	pend, err := p.sess.start(ctx, op, input, "", fwd)
+	if err != nil {
+		return nil, err
+	}
+	// The worker's own spec, imported when it attached, says whether its
+	// first answer ends the call.
+	pend.once = p.ops[op].Type != Subscription
+	return pend, nil
 }
 
 // PeerOps is one peer's entry in services/list-peers.
