@@ -65,6 +65,22 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A worker's query through SubscribePeer: its answer is the one output.
+	err = call.RegisterStream(reg, call.Spec{Name: "demo/sub-exec", Reach: call.Reach{Ops: []string{"demo/exec"}}},
+		func(ctx context.Context, req *call.Request, _ struct{}, send func(json.RawMessage) error) error {
+			for out, err := range req.SubscribePeer(ctx, call.Specific("worker-a"), "demo/exec", nil) {
+				if err != nil {
+					return err
+				}
+				if err := send(out); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Routes the head passes through without a handler of its own.
 	obj := &jsonschema.Schema{Type: "object", Required: []string{"n"}, Properties: map[string]*jsonschema.Schema{"n": {Type: "integer"}}}
 	for _, r := range []struct {
@@ -439,15 +455,17 @@ func TestRegisterRoute(t *testing.T) {
 			// the one event, and the end.
 			sctx, cancel := context.WithTimeout(ctx(t), 5*time.Second)
 			defer cancel()
-			var events []string
-			for v, err := range c.Subscribe(sctx, "demo/fwd-exec-stream", nil) {
-				if err != nil {
-					t.Fatalf("query relayed as a subscription, after %v: %v", events, err)
+			for _, op := range []string{"demo/fwd-exec-stream", "demo/sub-exec"} {
+				var events []string
+				for v, err := range c.Subscribe(sctx, op, nil) {
+					if err != nil {
+						t.Fatalf("%s: query relayed as a subscription, after %v: %v", op, events, err)
+					}
+					events = append(events, string(v))
 				}
-				events = append(events, string(v))
-			}
-			if fmt.Sprint(events) != `["worker-a for client as head"]` {
-				t.Errorf("query relayed as a subscription: %v", events)
+				if fmt.Sprint(events) != `["worker-a for client as head"]` {
+					t.Errorf("%s: query relayed as a subscription: %v", op, events)
+				}
 			}
 			// Over QUIC the head's calls to the worker share a stream.
 			if got, want := call.PeerShares(cl.peers, "worker-a"), network == core.NetworkQUIC; got != want {
