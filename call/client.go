@@ -28,6 +28,8 @@ type Options struct {
 	MaxFrameBytes int
 	// Logger receives the client's logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	older bool // see server.older
 }
 
 // Client calls the operations of one node over one connection. It is safe
@@ -67,6 +69,7 @@ func NewClient(ctx context.Context, conn core.Conn, opts Options) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
+	srv.older = opts.older
 	var caller *core.Identity
 	if opts.Identities != nil {
 		if id, ok := opts.Identities.ByNodeID(conn.Peer().NodeID); ok {

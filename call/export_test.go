@@ -18,11 +18,11 @@ func sharedWith(ps *Peers, id string) *frameStream {
 	return p.sess.out.fs
 }
 
-// RefuseShared makes this process's sessions answer call.shared as a
-// peer that predates it, until the returned func is called.
-func RefuseShared() (restore func()) {
-	refuseShared.Store(true)
-	return func() { refuseShared.Store(false) }
+// AsOlderPeer returns opts for a client that answers call.shared as a
+// peer that predates it does: with call.error, closing the stream.
+func AsOlderPeer(opts Options) Options {
+	opts.older = true
+	return opts
 }
 
 // AbortShared ends the stream the head shares with the attached peer id,

@@ -136,19 +136,24 @@ func importOps(ctx context.Context, s *session) (map[string]Spec, error) {
 	return ops, nil
 }
 
-// candidates returns the peers ref may use for op, in policy order, and
-// whether any attached peer has op at all.
-func (ps *Peers) candidates(ref PeerRef, op string) []*peer {
+// specific returns the attached peer id if it has op, else nil.
+func (ps *Peers) specific(id, op string) *peer {
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if !ref.any {
-		if p := ps.byID[ref.peer]; p != nil {
-			if _, ok := p.ops[op]; ok {
-				return []*peer{p}
-			}
-		}
+	p := ps.byID[id]
+	ps.mu.Unlock()
+	if p == nil {
 		return nil
 	}
+	if _, ok := p.ops[op]; !ok {
+		return nil
+	}
+	return p
+}
+
+// candidates returns the peers Any may use for op, in policy order.
+func (ps *Peers) candidates(op string) []*peer {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	var out []*peer
 	for _, p := range ps.peers {
 		if _, ok := p.ops[op]; !ok {
@@ -166,25 +171,44 @@ func (ps *Peers) candidates(ref PeerRef, op string) []*peer {
 // start begins op on the peer ref selects. For Any, a peer whose
 // connection is gone is skipped.
 func (ps *Peers) start(ctx context.Context, ref PeerRef, op string, input json.RawMessage, fwd *Forwarded) (*session, *pending, error) {
-	cands := ps.candidates(ref, op)
+	if !ref.any {
+		// One peer, looked up without a list of candidates: a head
+		// routing to named workers does this for every call.
+		p := ps.specific(ref.peer, op)
+		if p == nil {
+			return nil, nil, Errorf(CodeNotFound, "operation not found on peer %s: %s", ref, op)
+		}
+		pend, err := p.startOn(ctx, op, input, fwd)
+		if err != nil {
+			return nil, nil, Errorf(CodeUnavailable, "no peer reachable for %s: %v", op, err)
+		}
+		return p.sess, pend, nil
+	}
+	cands := ps.candidates(op)
 	if len(cands) == 0 {
 		return nil, nil, Errorf(CodeNotFound, "operation not found on peer %s: %s", ref, op)
 	}
 	var last error
 	for _, p := range cands {
-		pend, err := p.sess.start(ctx, op, input, "", fwd)
+		pend, err := p.startOn(ctx, op, input, fwd)
 		if err == nil {
-			// The worker's own spec, imported when it attached, says
-			// whether its first answer ends the call.
-			pend.once = p.ops[op].Type != Subscription
 			return p.sess, pend, nil
 		}
 		last = err
-		if !ref.any {
-			break
-		}
 	}
 	return nil, nil, Errorf(CodeUnavailable, "no peer reachable for %s: %v", op, last)
+}
+
+// startOn begins op on the peer.
+func (p *peer) startOn(ctx context.Context, op string, input json.RawMessage, fwd *Forwarded) (*pending, error) {
+	pend, err := p.sess.start(ctx, op, input, "", fwd)
+	if err != nil {
+		return nil, err
+	}
+	// The worker's own spec, imported when it attached, says whether its
+	// first answer ends the call.
+	pend.once = p.ops[op].Type != Subscription
+	return pend, nil
 }
 
 // PeerOps is one peer's entry in services/list-peers.
@@ -296,26 +320,16 @@ func (s *session) call(ctx context.Context, op string, in any, fwd *Forwarded, o
 // finishCall waits for a query's or mutation's answer.
 func (s *session) finishCall(ctx context.Context, p *pending, out any) error {
 	defer s.end(p)
-	env, err := s.next(ctx, p)
+	output, _, err := s.nextOutput(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	switch env.Type {
-	case TypeResponded:
-		output, err := decodeOutput(env.Payload)
-		if err != nil {
-			return Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
+	if out != nil && !isNull(output) {
+		if err := json.Unmarshal(output, out); err != nil {
+			return Errorf(CodeInternal, "decode output: %v", err)
 		}
-		if out != nil && !isNull(output) {
-			if err := json.Unmarshal(output, out); err != nil {
-				return Errorf(CodeInternal, "decode output: %v", err)
-			}
-		}
-		return nil
-	case TypeError:
-		return decodeError(env.Payload)
 	}
-	return Errorf(CodeInvalidOperationType, "%s answered like a subscription", env.Type)
+	return nil
 }
 
 // stream yields a subscription's outputs until it completes, fails or the
@@ -323,7 +337,7 @@ func (s *session) finishCall(ctx context.Context, p *pending, out any) error {
 func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMessage, error) bool) {
 	defer s.end(p)
 	for {
-		env, err := s.next(ctx, p)
+		out, more, err := s.nextOutput(ctx, p, true)
 		if errors.Is(err, io.EOF) {
 			return
 		}
@@ -331,23 +345,41 @@ func (s *session) stream(ctx context.Context, p *pending, yield func(json.RawMes
 			yield(nil, err)
 			return
 		}
-		switch env.Type {
-		case TypeResponded:
-			output, err := decodeOutput(env.Payload)
-			if err != nil {
-				yield(nil, Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err)))
-				return
-			}
-			if !yield(output, nil) {
-				return // end aborts it
-			}
-		case TypeCompleted:
-			return
-		case TypeError:
-			yield(nil, decodeError(env.Payload))
-			return
+		if !yield(out, nil) || !more {
+			return // end aborts it, unless it ended
 		}
 	}
+}
+
+// nextOutput waits for the next answer to a call this side made and
+// returns its output, taken from the frame without decoding it, and
+// whether more may follow: only a subscription's (stream) output, and
+// only when the peer's operation is one (a query or mutation of the
+// peer's ends with its answer, even when called as a subscription). A
+// subscription that completed returns io.EOF; the peer's call.error
+// returns as its *Error; a query or mutation that answers like a
+// subscription is an error. The caller's deadline, its cancellation and
+// an abort from the peer end the call as in [session.next].
+func (s *session) nextOutput(ctx context.Context, p *pending, stream bool) (out json.RawMessage, more bool, err error) {
+	env, err := s.next(ctx, p)
+	if err != nil {
+		return nil, false, err
+	}
+	switch env.Type {
+	case TypeResponded:
+		out, err := decodeOutput(env.Payload)
+		if err != nil {
+			return nil, false, Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
+		}
+		return out, stream && !p.once, nil
+	case TypeCompleted:
+		if stream {
+			return nil, false, io.EOF
+		}
+	case TypeError:
+		return nil, false, decodeError(env.Payload)
+	}
+	return nil, false, Errorf(CodeInvalidOperationType, "%s answered like a subscription", env.Type)
 }
 
 // decodeError reads a call.error payload.

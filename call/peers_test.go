@@ -65,6 +65,22 @@ func startCluster(t *testing.T, policy call.Policy, workers ...string) *cluster 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A worker's query through SubscribePeer: its answer is the one output.
+	err = call.RegisterStream(reg, call.Spec{Name: "demo/sub-exec", Reach: call.Reach{Ops: []string{"demo/exec"}}},
+		func(ctx context.Context, req *call.Request, _ struct{}, send func(json.RawMessage) error) error {
+			for out, err := range req.SubscribePeer(ctx, call.Specific("worker-a"), "demo/exec", nil) {
+				if err != nil {
+					return err
+				}
+				if err := send(out); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Routes the head passes through without a handler of its own.
 	obj := &jsonschema.Schema{Type: "object", Required: []string{"n"}, Properties: map[string]*jsonschema.Schema{"n": {Type: "integer"}}}
 	for _, r := range []struct {
@@ -135,18 +151,22 @@ func (cl *cluster) workerRegistry(t *testing.T, name string) *call.Registry {
 }
 
 // join runs a worker until the returned stop is called.
-func (cl *cluster) join(t *testing.T, name string, reg *call.Registry) (stop func()) {
+func (cl *cluster) join(t *testing.T, name string, reg *call.Registry, as ...func(call.Options) call.Options) (stop func()) {
 	t.Helper()
 	dir, _ := core.NewDirectory([]core.PeerEntry{{ID: "head", NodeIDs: []core.NodeID{coretest.NodeID(cl.headKey)}}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		call.Join(ctx, cl.head.Addr, call.Options{
+		opts := call.Options{
 			Dialer:     &core.Dialer{Key: cl.keys[name], Network: cl.net()},
 			Registry:   reg,
 			Identities: core.NewLiveDirectory(dir, nil),
-		})
+		}
+		for _, f := range as {
+			opts = f(opts)
+		}
+		call.Join(ctx, cl.head.Addr, opts)
 	}()
 	stop = func() {
 		cancel()
@@ -435,15 +455,17 @@ func TestRegisterRoute(t *testing.T) {
 			// the one event, and the end.
 			sctx, cancel := context.WithTimeout(ctx(t), 5*time.Second)
 			defer cancel()
-			var events []string
-			for v, err := range c.Subscribe(sctx, "demo/fwd-exec-stream", nil) {
-				if err != nil {
-					t.Fatalf("query relayed as a subscription, after %v: %v", events, err)
+			for _, op := range []string{"demo/fwd-exec-stream", "demo/sub-exec"} {
+				var events []string
+				for v, err := range c.Subscribe(sctx, op, nil) {
+					if err != nil {
+						t.Fatalf("%s: query relayed as a subscription, after %v: %v", op, events, err)
+					}
+					events = append(events, string(v))
 				}
-				events = append(events, string(v))
-			}
-			if fmt.Sprint(events) != `["worker-a for client as head"]` {
-				t.Errorf("query relayed as a subscription: %v", events)
+				if fmt.Sprint(events) != `["worker-a for client as head"]` {
+					t.Errorf("%s: query relayed as a subscription: %v", op, events)
+				}
 			}
 			// Over QUIC the head's calls to the worker share a stream.
 			if got, want := call.PeerShares(cl.peers, "worker-a"), network == core.NetworkQUIC; got != want {
@@ -457,10 +479,9 @@ func TestRegisterRoute(t *testing.T) {
 // it with call.error; the head then calls it on a stream per call, and
 // routed calls and subscriptions work as before.
 func TestRouteToOlderWorker(t *testing.T) {
-	t.Cleanup(call.RefuseShared())
 	cl := startCluster(t, call.First, "worker-a")
 	c := cl.client(t)
-	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"))
+	cl.join(t, "worker-a", cl.workerRegistry(t, "worker-a"), call.AsOlderPeer)
 	waitPeers(t, c, "worker-a")
 	for range 3 {
 		var out string

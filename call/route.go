@@ -58,34 +58,18 @@ func (ps *Peers) relay(ctx context.Context, ref PeerRef, op string, input json.R
 	}
 	defer s.end(p)
 	for {
-		env, err := s.next(ctx, p)
+		out, more, err := s.nextOutput(ctx, p, stream)
 		if stream && errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		switch env.Type {
-		case TypeResponded:
-			out, err := decodeOutput(env.Payload)
-			if err != nil {
-				return Errorf(CodeInternal, "bad call.responded payload: %s", jsonReason(err))
-			}
-			if err := send(out); err != nil {
-				return err
-			}
-			if !stream || p.once {
-				// A query or mutation of the peer's ends with its
-				// answer, even when relayed as a subscription.
-				return nil
-			}
-		case TypeCompleted:
-			if !stream {
-				return Errorf(CodeInvalidOperationType, "%s answered like a subscription", env.Type)
-			}
+		if err := send(out); err != nil {
+			return err
+		}
+		if !more {
 			return nil
-		case TypeError:
-			return decodeError(env.Payload)
 		}
 	}
 }

@@ -258,7 +258,7 @@ func fastEnvelope(body []byte) (env Envelope, ok bool) {
 		case "type":
 			if !seen[0] {
 				seen[0] = true
-				env.Type, good = plainString(val)
+				env.Type, good = plainType(val)
 			}
 		case "id":
 			if !seen[1] {
@@ -274,6 +274,30 @@ func fastEnvelope(body []byte) (env Envelope, ok bool) {
 		return good
 	})
 	return env, ok && seen[0] && seen[1] && seen[2]
+}
+
+// plainType is plainString for an envelope's type: a known type is the
+// package's constant, not a string allocated per frame.
+func plainType(v []byte) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' {
+		switch string(v[1 : len(v)-1]) {
+		case TypeRequested:
+			return TypeRequested, true
+		case TypeResponded:
+			return TypeResponded, true
+		case TypeCompleted:
+			return TypeCompleted, true
+		case TypeAborted:
+			return TypeAborted, true
+		case TypeError:
+			return TypeError, true
+		case TypeCredit:
+			return TypeCredit, true
+		case TypeShared:
+			return TypeShared, true
+		}
+	}
+	return plainString(v)
 }
 
 // fastRequest decodes a call.requested payload's plain form; see
@@ -317,11 +341,82 @@ func fastRequest(b []byte) (p RequestPayload, ok bool) {
 			p.Window = n
 			return err == nil
 		case "forwarded_for":
-			return once(4) && json.Unmarshal(val, &p.ForwardedFor) == nil
+			if !once(4) {
+				return false
+			}
+			if f, good := fastForwarded(val); good {
+				p.ForwardedFor = f
+				return true
+			}
+			return json.Unmarshal(val, &p.ForwardedFor) == nil
 		}
 		return false
 	})
 	return p, ok
+}
+
+// fastForwarded decodes forwarded_for's plain form, as a head writes it
+// (encodeRequest): "id" and "scopes" once each, strings without escapes.
+// A worker reads it with every routed call; ok false leaves it to
+// encoding/json.
+func fastForwarded(b []byte) (f *Forwarded, ok bool) {
+	var seen [2]bool
+	fw := Forwarded{}
+	ok = plainObject(b, func(key string, val []byte) bool {
+		var good bool
+		switch key {
+		case "id":
+			if seen[0] {
+				return false
+			}
+			seen[0] = true
+			fw.ID, good = plainString(val)
+		case "scopes":
+			if seen[1] {
+				return false
+			}
+			seen[1] = true
+			fw.Scopes, good = plainStrings(val)
+		}
+		return good
+	})
+	if !ok {
+		return nil, false
+	}
+	return &fw, true
+}
+
+// plainStrings returns the strings of a JSON array of strings without
+// escapes; an empty array gives an empty slice, as encoding/json does.
+func plainStrings(v []byte) ([]string, bool) {
+	s := scanner{b: v}
+	if len(v) < 2 || v[0] != '[' {
+		return nil, false
+	}
+	s.i++
+	out := []string{}
+	s.skipSpace()
+	if s.i < len(v) && v[s.i] == ']' {
+		return out, s.i == len(v)-1
+	}
+	for {
+		s.skipSpace()
+		start := s.i
+		if s.i >= len(v) || v[s.i] != '"' {
+			return nil, false
+		}
+		if esc, ok := s.str(); !ok || esc {
+			return nil, false
+		}
+		out = append(out, string(v[start+1:s.i-1]))
+		end, ok := s.separator(']')
+		if !ok {
+			return nil, false
+		}
+		if end {
+			return out, s.i == len(v)
+		}
+	}
 }
 
 // fastOutput returns the output of a call.responded payload's plain form.

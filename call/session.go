@@ -52,6 +52,9 @@ type server struct {
 	maxFrame     int
 	maxAnonFrame int // a frame from a peer not known yet
 	logger       *slog.Logger
+	// older answers call.shared as a peer that predates it does; only
+	// export_test.go sets it, through Options, to stand in for one.
+	older bool
 }
 
 func newSession(conn core.Conn, caller *core.Identity, srv *server) *session {
@@ -434,7 +437,7 @@ func (s *session) readLoop(fs *frameStream) {
 		if env.Type == TypeShared {
 			// Only as the first frame of a QUIC stream the peer opened;
 			// anywhere else there is nothing to answer.
-			if refuseShared.Load() {
+			if s.srv.older {
 				s.writeError(fs, env.ID, Errorf(CodeInvalidInput, "unknown type %q", env.Type))
 				fs.wmu.Lock()
 				_ = fs.s.Close()
@@ -510,12 +513,14 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 				_ = p.fs.s.SetReadDeadline(past) // wake its reader
 			}
 		}
-	default:
+	case TypeResponded, TypeCompleted, TypeError:
 		s.mu.Lock()
 		p := s.pending[env.ID]
 		s.mu.Unlock()
-		if p == nil {
-			return // a late answer to a call we gave up: nothing to do
+		if p == nil || p.direct {
+			// A late answer to a call we gave up: nothing to do. A call
+			// on its own stream takes answers from that stream only.
+			return
 		}
 		if fs.shared {
 			// One stream carries every call: the reader never waits for a
@@ -533,6 +538,8 @@ func (s *session) route(fs *frameStream, env Envelope, size int) {
 		// holds the stream's flow control and the peer's sending waits.
 		p.wait(env)
 	}
+	// call.shared past a stream's first frame: nothing to answer, and
+	// no call's consumer sees anything but answers.
 }
 
 // writeError answers id with a call.error on fs.
@@ -706,7 +713,7 @@ type pending struct {
 	// queues every event without waiting, in events and, once that is
 	// full, in backlog; what it queues is bounded by the window offered
 	// (initial) and the credits granted.
-	direct  bool // on its own QUIC stream, which next reads itself
+	direct  bool // on its own QUIC stream, which next reads itself: no events
 	flow    bool
 	initial int64
 	mu      sync.Mutex
@@ -735,9 +742,14 @@ type event struct {
 // newPending returns a call to be made; shared: on the one stream of a
 // single-stream connection, under flow control.
 func newPending(shared bool) *pending {
-	p := &pending{id: newID(), stop: make(chan struct{}), events: make(chan event, pendingBuffer)}
+	p := &pending{id: newID(), stop: make(chan struct{})}
 	if shared {
+		p.events = make(chan event, pendingBuffer)
 		p.flow, p.initial, p.window = true, CallWindow, CallWindow
+	} else {
+		// Its own QUIC stream, which its caller reads (nextDirect):
+		// no reader hands it events.
+		p.direct = true
 	}
 	return p
 }
@@ -879,7 +891,7 @@ func (s *session) start(ctx context.Context, op string, input json.RawMessage, t
 			return nil, Errorf(CodeUnavailable, "open stream: %v", err)
 		}
 		// The caller reads the call's stream itself ([session.nextDirect]).
-		p.fs, p.direct = newFrameStream(st, true), true
+		p.fs = newFrameStream(st, true)
 	} else {
 		if out == nil {
 			out = s.shared

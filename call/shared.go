@@ -3,7 +3,6 @@ package call
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -126,10 +125,6 @@ func (s *session) sharedEnded(fs *frameStream) {
 		p.fail(Errorf(CodeUnavailable, "connection's shared stream ended"))
 	}
 }
-
-// refuseShared makes this side answer call.shared as a peer that predates
-// it does (tests only).
-var refuseShared atomic.Bool
 
 // takeShared answers a peer's call.shared, the first frame of a stream it
 // opened: the stream is read and written as shared from now on.

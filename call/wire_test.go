@@ -272,3 +272,69 @@ func TestFastDecodePlainForms(t *testing.T) {
 		t.Fatalf("request %+v, %v", p, ok)
 	}
 }
+
+// TestFastForwarded: the plain forwarded_for a head writes decodes without
+// encoding/json, to what encoding/json decodes; any other form is left to
+// encoding/json.
+func TestFastForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		fast bool
+	}{
+		{`{"id":"u"}`, true},
+		{`{"id":"u","scopes":["a","b:c"]}`, true},
+		{`{"id":"u","scopes":[]}`, true},
+		{` { "scopes" : [ "a" , "b" ] , "id" : "u" } `, true},
+		{`{"id":"u","scopes":["a\u0062"]}`, false}, // an escape
+		{`{"id":"u","extra":1}`, false},            // a key it does not know
+		{`{"id":"u","id":"v"}`, false},             // twice
+		{`{"ID":"u"}`, false},                      // encoding/json's case folding
+		{`{"id":"u","scopes":["a",1]}`, false},
+		{`{"id":"u","scopes":null}`, false},
+		{`null`, false},
+	} {
+		got, ok := fastForwarded([]byte(tc.in))
+		if ok != tc.fast {
+			t.Errorf("%s: fast %v, want %v", tc.in, ok, tc.fast)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var want *Forwarded
+		if err := json.Unmarshal([]byte(tc.in), &want); err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: fast %+v, encoding/json %+v", tc.in, got, want)
+		}
+	}
+	// As a head encodes it.
+	frame, err := encodeRequest("i", RequestPayload{OperationID: "a/b", ForwardedFor: &Forwarded{ID: "client", Scopes: []string{"call:route", "x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := DecodeEnvelope(frame[4:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := fastRequest(env.Payload)
+	if !ok || !reflect.DeepEqual(p.ForwardedFor, &Forwarded{ID: "client", Scopes: []string{"call:route", "x"}}) {
+		t.Fatalf("request %+v, %v", p.ForwardedFor, ok)
+	}
+}
+
+// TestFastEnvelopeTypeAllocs: decoding a known envelope type allocates no
+// string of its own, as a type it does not know does.
+func TestFastEnvelopeTypeAllocs(t *testing.T) {
+	allocs := func(body string) (Envelope, float64) {
+		var env Envelope
+		n := testing.AllocsPerRun(100, func() { env, _ = fastEnvelope([]byte(body)) })
+		return env, n
+	}
+	known, n := allocs(`{"type":"call.responded","id":"i","payload":{}}`)
+	other, m := allocs(`{"type":"call.respondex","id":"i","payload":{}}`)
+	if known.Type != TypeResponded || other.Type != "call.respondex" || n != m-1 {
+		t.Fatalf("%q: %v allocations, %q: %v; want one fewer for the known type", known.Type, n, other.Type, m)
+	}
+}
