@@ -112,7 +112,7 @@ func TestReloadClassification(t *testing.T) {
 		"limits.app_idle_timeout": static, "limits.known_app_idle_timeout": static,
 		"limits.max_conns": static, "limits.max_conns_per_ip": static,
 		"limits.ipv6_prefix_len": static, "limits.max_streams_per_conn": static,
-		"limits.max_inflight_bytes": static, "limits.max_conn_inflight_bytes": static,
+		"limits.max_inflight_bytes": static, "limits.max_conn_inflight_bytes": static, "limits.max_identity_inflight_bytes": static,
 		"limits.max_anon_inflight_bytes": static, "limits.max_anon_conn_inflight_bytes": static,
 		"limits.frame_grace": static, "limits.frame_min_rate": static, "limits.drain_timeout": static,
 		"tls.cert_file": static, "tls.key_file": static, "tls.acme_domains": static,
