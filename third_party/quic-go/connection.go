@@ -40,6 +40,7 @@ type cryptoStreamHandler interface {
 	SetHandshakeConfirmed()
 	GetSessionTicket() ([]byte, error)
 	DiscardTLS()
+	DropPeerCertificates()
 	NextEvent() handshake.Event
 	DiscardInitialKeys()
 	HandleMessage([]byte, protocol.EncryptionLevel) error
@@ -819,6 +820,19 @@ func (c *Conn) ConnectionState() ConnectionState {
 	c.connState.RequireStreamCreditRelease = c.config.RequireStreamCreditRelease
 	c.connState.GSO = c.conn.capabilities().GSO
 	return c.connState
+}
+
+// DropPeerCertificates forgets the peer's certificates (alknet patch 11):
+// ConnectionState().TLS.PeerCertificates and VerifiedChains are nil from
+// here on. An application that has read what it needs from them calls it
+// so that a long-lived connection does not keep them; on a server's
+// connection this frees them (crypto/tls's connection is discarded once the
+// handshake is over), on a client's only the reported state changes.
+func (c *Conn) DropPeerCertificates() {
+	c.connStateMutex.Lock()
+	defer c.connStateMutex.Unlock()
+	c.cryptoStreamHandler.DropPeerCertificates()
+	c.connState.TLS.PeerCertificates, c.connState.TLS.VerifiedChains = nil, nil
 }
 
 // ConnectionStats contains statistics about the QUIC connection
