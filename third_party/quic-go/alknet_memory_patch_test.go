@@ -143,3 +143,67 @@ func TestDropPeerCertificates(t *testing.T) {
 		t.Errorf("the server's crypto setup keeps %d peer certificates", len(st.PeerCertificates))
 	}
 }
+
+// TestDatagramQueueOnlyWhenUsed is alknet's patch 11: a connection has a
+// datagram queue only if it receives DATAGRAM frames or its peer allows
+// sending them, and datagrams still flow wherever the peer allows them.
+func TestDatagramQueueOnlyWhenUsed(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		server, client bool // EnableDatagrams
+	}{
+		{"neither", false, false},
+		{"both", true, true},
+		{"client only", false, true},
+		{"server only", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"alknet-test"}},
+				&Config{EnableDatagrams: tc.server})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cc, err := DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"alknet-test"}},
+				&Config{EnableDatagrams: tc.client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cc.CloseWithError(0, "") })
+			sc, err := ln.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-sc.HandshakeComplete()
+			<-cc.HandshakeComplete()
+			for _, side := range []struct {
+				name           string
+				from, to       *Conn
+				local, allowed bool // from's EnableDatagrams, to's
+			}{
+				{"server to client", sc, cc, tc.server, tc.client},
+				{"client to server", cc, sc, tc.client, tc.server},
+			} {
+				if has, want := side.from.datagramQueue != nil, side.local || side.allowed; has != want {
+					t.Errorf("%s: datagram queue %v, want %v", side.name, has, want)
+				}
+				err := side.from.SendDatagram([]byte(side.name))
+				if !side.allowed {
+					if err == nil {
+						t.Errorf("%s: sent a datagram the peer does not allow", side.name)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", side.name, err)
+				}
+				got, err := side.to.ReceiveDatagram(ctx)
+				if err != nil || string(got) != side.name {
+					t.Errorf("%s: received %q, %v", side.name, got, err)
+				}
+			}
+		})
+	}
+}

@@ -585,7 +585,12 @@ func (c *Conn) preSetup(r *pathReceiver) {
 	c.receivedPacketHandler = *ackhandler.NewReceivedPacketHandler(c.logger)
 	c.receivedPacketHandler.CountMissing(&c.connStats.PacketsMissing)
 
-	c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	// The datagram queue is made only where DATAGRAM frames may flow: here
+	// if this side receives them, else when the peer allows sending them
+	// (setPeerParams; alknet patch 11).
+	if c.config.EnableDatagrams {
+		c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	}
 	c.connState.Version = c.version
 }
 
@@ -2484,10 +2489,21 @@ func (c *Conn) restoreTransportParameters(params *wire.TransportParameters) {
 		})
 	}
 
-	c.peerParams = params
+	c.setPeerParams(params)
 	c.connIDGenerator.SetMaxActiveConnIDs(params.ActiveConnectionIDLimit)
 	c.connFlowController.UpdateSendWindow(params.InitialMaxData)
 	c.streamsMap.HandleTransportParameters(params)
+}
+
+// setPeerParams sets the peer's transport parameters, and makes the datagram
+// queue if the peer allows DATAGRAM frames and this side has none yet (alknet
+// patch 11: a connection without datagrams keeps no queue, ~440 bytes).
+func (c *Conn) setPeerParams(params *wire.TransportParameters) {
+	if c.datagramQueue == nil && params.MaxDatagramFrameSize > 0 {
+		c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+		c.packer.SetDatagramQueue(c.datagramQueue)
+	}
+	c.peerParams = params
 }
 
 func (c *Conn) handleTransportParameters(params *wire.TransportParameters) error {
@@ -2508,7 +2524,7 @@ func (c *Conn) handleTransportParameters(params *wire.TransportParameters) error
 		}
 	}
 
-	c.peerParams = params
+	c.setPeerParams(params)
 	// On the client side we have to wait for handshake completion.
 	// During a 0-RTT connection, we are only allowed to use the new transport parameters for 1-RTT packets.
 	if c.perspective == protocol.PerspectiveServer {
