@@ -3,10 +3,15 @@ package quic
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/internal/ackhandler"
 	"github.com/quic-go/quic-go/internal/monotime"
+	"github.com/quic-go/quic-go/internal/protocol"
+	"github.com/quic-go/quic-go/internal/utils"
+	"github.com/quic-go/quic-go/internal/wire"
 )
 
 // TestReceiveQueueShrinksAfterBurst is alknet's patch 11: the received
@@ -205,5 +210,129 @@ func TestDatagramQueueOnlyWhenUsed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// fakeFrameStream is a streamFrameGetter with n frames of data to send and
+// one lost frame to retransmit.
+type fakeFrameStream struct {
+	id   protocol.StreamID
+	n    int
+	lost bool
+}
+
+func (s *fakeFrameStream) priority() (int8, bool, uint32) { return 3, true, 0 }
+
+func (s *fakeFrameStream) popStreamFrame(protocol.ByteCount, protocol.Version) (ackhandler.StreamFrame, *wire.StreamDataBlockedFrame, bool) {
+	s.n--
+	return ackhandler.StreamFrame{Frame: &wire.StreamFrame{StreamID: s.id, Data: []byte("data"), DataLenPresent: true}}, nil, s.n > 0
+}
+
+func (s *fakeFrameStream) popRetransmissionFrame(protocol.ByteCount, protocol.Version) (ackhandler.StreamFrame, bool) {
+	s.lost = false
+	return ackhandler.StreamFrame{Frame: &wire.StreamFrame{StreamID: s.id, Data: []byte("lost"), DataLenPresent: true}}, false
+}
+
+// TestFramerQueuesOnFirstStream is alknet's patch 11: the framer's
+// scheduling queues are made when a stream first has data, not with the
+// connection; a framer without them sends no stream data and reports none,
+// and a rejected 0-RTT lets go of them.
+func TestFramerQueuesOnFirstStream(t *testing.T) {
+	f := newFramer(newConnectionFlowController(1<<20, 1<<20, nil, utils.NewRTTStats(), utils.DefaultLogger))
+	f.connFlowController.UpdateSendWindow(1 << 20)
+	if f.framerQueues != nil {
+		t.Fatal("a new framer has its scheduling queues")
+	}
+	if f.HasData() {
+		t.Error("a new framer has data")
+	}
+	_, sfs, l := f.AppendStreamFrames(nil, nil, 1200, protocol.Version1)
+	if len(sfs) != 0 || l != 0 || f.framerQueues != nil {
+		t.Errorf("a framer without streams appended %d stream frames (%d bytes), queues made: %v", len(sfs), l, f.framerQueues != nil)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		retransmit bool
+		want       []string
+	}{
+		{"new data", false, []string{"data", "data"}},
+		{"retransmission first", true, []string{"lost", "data", "data"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			str := &fakeFrameStream{id: 4, n: 2, lost: tc.retransmit}
+			f.AddActiveStream(str.id, str)
+			if tc.retransmit {
+				f.AddStreamWithRetransmission(str.id, str)
+			}
+			if f.framerQueues == nil || !f.HasData() {
+				t.Fatalf("a stream with data: queues made %v, has data %v", f.framerQueues != nil, f.HasData())
+			}
+			var got []string
+			for i := 0; i < 10 && f.HasData(); i++ {
+				_, sfs, _ := f.AppendStreamFrames(nil, nil, 1200, protocol.Version1)
+				for _, sf := range sfs {
+					got = append(got, string(sf.Frame.Data))
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("sent %q, want %q", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("sent %q, want %q", got, tc.want)
+				}
+			}
+			if f.HasData() {
+				t.Error("data left after the stream sent all of it")
+			}
+		})
+	}
+	f.AddActiveStream(8, &fakeFrameStream{id: 8, n: 1})
+	f.Handle0RTTRejection()
+	if f.framerQueues != nil || f.HasData() {
+		t.Errorf("after a 0-RTT rejection: queues kept %v, has data %v", f.framerQueues != nil, f.HasData())
+	}
+
+	// On a real connection: none while idle, made by the first stream.
+	ln, err := ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"alknet-test"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc, err := DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"alknet-test"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.CloseWithError(0, "") })
+	sc, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := sc.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(ss, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	cc.CloseWithError(0, "")
+	<-sc.Context().Done()
+	<-cc.Context().Done()
+	if sc.framer.framerQueues != nil {
+		t.Error("the server, which sent on no stream, made scheduling queues")
+	}
+	if cc.framer.framerQueues == nil {
+		t.Error("the client sent on a stream without scheduling queues")
 	}
 }

@@ -46,23 +46,39 @@ type queuedStream struct {
 	generation uint32
 }
 
+// framerQueues are the framer's scheduling queues, one of each per urgency.
+type framerQueues struct {
+	incrementalStreams    [8]ringbuffer.RingBuffer[streamQueueEntry]
+	nonIncrementalStreams [8]minheap.Heap[protocol.StreamID, uint32 /* generation */]
+	// If an urgency level contains both incremental and non-incremental streams,
+	// we round-robin between incremental and non-incremental streams.
+	lastSendWasIncremental [8]bool
+	// Retransmissions are not incremental: repair all lost data for the first queued stream.
+	// New losses extend its batch, so A, B, A is repaired as A, A, B, delaying B.
+	// The ring buffer provides FIFO scheduling while reusing its storage.
+	retransmissionQueue [8]ringbuffer.RingBuffer[protocol.StreamID]
+}
+
+// queues returns the scheduling queues, made on first use. f.mutex is held.
+func (f *framer) queues() *framerQueues {
+	if f.framerQueues == nil {
+		f.framerQueues = &framerQueues{}
+	}
+	return f.framerQueues
+}
+
 type framer struct {
 	mutex sync.Mutex
 
 	activeStreams         map[protocol.StreamID]queuedStream
 	retransmissionStreams map[protocol.StreamID]streamFrameGetter
 
-	incrementalStreams    [8]ringbuffer.RingBuffer[streamQueueEntry]
-	nonIncrementalStreams [8]minheap.Heap[protocol.StreamID, uint32 /* generation */]
-	// If an urgency level contains both incremental and non-incremental streams,
-	// we round-robin between incremental and non-incremental streams.
-	lastSendWasIncremental [8]bool
+	// The scheduling queues (~700 bytes) are made when a stream first has
+	// data to send (alknet patch 11): nil on a connection that never sent
+	// on a stream. Guarded by mutex.
+	*framerQueues
 
 	streamsWithControlFrames map[protocol.StreamID]streamControlFrameGetter
-	// Retransmissions are not incremental: repair all lost data for the first queued stream.
-	// New losses extend its batch, so A, B, A is repaired as A, A, B, delaying B.
-	// The ring buffer provides FIFO scheduling while reusing its storage.
-	retransmissionQueue [8]ringbuffer.RingBuffer[protocol.StreamID]
 
 	controlFrameMutex sync.Mutex
 	controlFrames     []wire.Frame
@@ -95,6 +111,9 @@ func (f *framer) HasData() bool {
 	f.mutex.Lock()
 	defer f.mutex.Unlock()
 
+	if f.framerQueues == nil {
+		return false
+	}
 	for urgency := range f.incrementalStreams {
 		if !f.incrementalStreams[urgency].Empty() || !f.nonIncrementalStreams[urgency].Empty() ||
 			!f.retransmissionQueue[urgency].Empty() {
@@ -173,6 +192,11 @@ func (f *framer) AppendStreamFrames(
 	var lastFrame ackhandler.StreamFrame
 	var controlFrameLen, streamFrameLen protocol.ByteCount
 	f.mutex.Lock()
+	if f.framerQueues == nil { // no stream ever had data
+		f.mutex.Unlock()
+		f.controlFrameMutex.Unlock()
+		return frames, streamFrames, 0
+	}
 	// retransmit all lost STREAM data before sending new STREAM data
 retransmissions:
 	for urgency := range f.retransmissionQueue {
@@ -352,6 +376,7 @@ func (f *framer) AddActiveStream(id protocol.StreamID, str streamFrameGetter) {
 	if activeStr, ok := f.activeStreams[id]; ok && activeStr.generation == generation {
 		return
 	}
+	f.queues()
 	if incremental {
 		f.incrementalStreams[urgency].PushBack(streamQueueEntry{id: id, generation: generation})
 	} else {
@@ -368,7 +393,7 @@ func (f *framer) AddStreamWithRetransmission(id protocol.StreamID, str streamFra
 	if _, ok := f.retransmissionStreams[id]; ok {
 		return
 	}
-	f.retransmissionQueue[urgency].PushBack(id)
+	f.queues().retransmissionQueue[urgency].PushBack(id)
 	f.retransmissionStreams[id] = str
 }
 
@@ -508,12 +533,7 @@ func (f *framer) Handle0RTTRejection() {
 	f.controlFrameMutex.Lock()
 	defer f.controlFrameMutex.Unlock()
 
-	for urgency := range f.incrementalStreams {
-		f.incrementalStreams[urgency].Clear()
-		f.nonIncrementalStreams[urgency].Clear()
-		f.lastSendWasIncremental[urgency] = false
-		f.retransmissionQueue[urgency].Clear()
-	}
+	f.framerQueues = nil
 	clear(f.activeStreams)
 	clear(f.retransmissionStreams)
 	clear(f.streamsWithControlFrames)
