@@ -336,3 +336,49 @@ func TestFramerQueuesOnFirstStream(t *testing.T) {
 		t.Error("the client sent on a stream without scheduling queues")
 	}
 }
+
+// TestFramerForgetsSentControlFrames is alknet's patch 11: a control frame
+// taken for a packet leaves no reference in the framer's queue, whose array
+// would otherwise keep it (a server's session ticket and token, sent once
+// after the handshake) for as long as no later frame overwrites its slot;
+// a queue grown by a burst is given back once empty.
+func TestFramerForgetsSentControlFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+	}{
+		{"after the handshake", 3},
+		{"burst", 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFramer(newConnectionFlowController(1<<20, 1<<20, nil, utils.NewRTTStats(), utils.DefaultLogger))
+			f.QueueControlFrame(&wire.PathResponseFrame{Data: [8]byte{1}})
+			f.QueueControlFrame(&wire.CryptoFrame{Data: make([]byte, 300)})
+			f.QueueControlFrame(&wire.NewTokenFrame{Token: make([]byte, 100)})
+			for range tc.n - 2 {
+				f.QueueControlFrame(&wire.HandshakeDoneFrame{})
+			}
+			var sent int
+			for i := 0; i < 100 && f.HasData(); i++ {
+				frames, _ := f.AppendControlFrames(nil, 1200, monotime.Now(), protocol.Version1)
+				sent += len(frames)
+			}
+			if want := tc.n + 1; sent != want {
+				t.Fatalf("sent %d control frames, want %d", sent, want)
+			}
+			for i, fr := range f.controlFrames[:cap(f.controlFrames)] {
+				if fr != nil {
+					t.Errorf("slot %d of the control frame queue still holds a sent %T", i, fr)
+				}
+			}
+			if c := cap(f.controlFrames); c > maxIdleControlFrames {
+				t.Errorf("the empty control frame queue keeps room for %d frames", c)
+			}
+			for i, fr := range f.pathResponses[:cap(f.pathResponses)] {
+				if fr != nil {
+					t.Errorf("slot %d of the PATH_RESPONSE queue still holds a sent frame", i)
+				}
+			}
+		})
+	}
+}

@@ -308,6 +308,7 @@ func (f *framer) AppendControlFrames(
 		if frameLen <= maxLen {
 			frames = append(frames, ackhandler.Frame{Frame: frame})
 			length += frameLen
+			f.pathResponses[0] = nil // the array outlives the frame (alknet patch 11)
 			f.pathResponses = f.pathResponses[1:]
 		}
 	}
@@ -353,11 +354,23 @@ func (f *framer) AppendControlFrames(
 		}
 		frames = append(frames, ackhandler.Frame{Frame: frame})
 		length += frameLen
+		// The array's slot would keep the frame (a session ticket, a
+		// token) alive after it is sent and acknowledged, for as long as no
+		// later control frame overwrites it: on an idle connection, for its
+		// life (alknet patch 11).
+		f.controlFrames[len(f.controlFrames)-1] = nil
 		f.controlFrames = f.controlFrames[:len(f.controlFrames)-1]
+	}
+	if len(f.controlFrames) == 0 && cap(f.controlFrames) > maxIdleControlFrames {
+		f.controlFrames = nil // a burst of control frames grew it
 	}
 
 	return frames, length
 }
+
+// maxIdleControlFrames is the largest control frame queue kept while empty
+// (alknet patch 11).
+const maxIdleControlFrames = 16
 
 // QueuedTooManyControlFrames says if the control frame queue exceeded its maximum queue length.
 // This is a hack.
