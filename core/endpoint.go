@@ -413,6 +413,9 @@ func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
 func (e *Endpoint) newQUICConn(qc *quic.Conn) (Conn, string) {
 	cs := qc.ConnectionState().TLS
 	peer, logger := e.peer(qc.RemoteAddr(), peerNodeID(cs), cs.NegotiatedProtocol)
+	// The peer's key is all a node reads from its certificate: the parsed
+	// certificate (~2.5 KiB) need not live as long as the connection.
+	qc.DropPeerCertificates()
 	return newQUICConn(qc, peer, logger), cs.NegotiatedProtocol
 }
 

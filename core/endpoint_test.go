@@ -773,3 +773,28 @@ func TestKnownPeerReceiveQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptedQUICConnForgetsCertificate: a node reads the client's key
+// from its certificate once, when it accepts the connection; the parsed
+// certificate (~2.5 KiB) is not kept for the connection's life.
+func TestAcceptedQUICConnForgetsCertificate(t *testing.T) {
+	type seen struct {
+		certs int
+		node  core.NodeID
+	}
+	got := make(chan seen, 1)
+	n := coretest.Start(t, core.Config{}, handlerFunc{"test/a", func(ctx context.Context, c core.Conn) error {
+		q := c.(core.QUICConn).QUIC()
+		got <- seen{len(q.ConnectionState().TLS.PeerCertificates), c.Peer().NodeID}
+		return nil
+	}})
+	key := coretest.NewKey(t)
+	n.Dial(t, core.NetworkQUIC, key, "test/a")
+	s := <-got
+	if s.certs != 0 {
+		t.Errorf("the accepted connection keeps %d peer certificates", s.certs)
+	}
+	if s.node != coretest.NodeID(key) {
+		t.Errorf("node %v, want the client's key", s.node)
+	}
+}

@@ -40,6 +40,7 @@ type cryptoStreamHandler interface {
 	SetHandshakeConfirmed()
 	GetSessionTicket() ([]byte, error)
 	DiscardTLS()
+	DropPeerCertificates()
 	NextEvent() handshake.Event
 	DiscardInitialKeys()
 	HandleMessage([]byte, protocol.EncryptionLevel) error
@@ -584,7 +585,12 @@ func (c *Conn) preSetup(r *pathReceiver) {
 	c.receivedPacketHandler = *ackhandler.NewReceivedPacketHandler(c.logger)
 	c.receivedPacketHandler.CountMissing(&c.connStats.PacketsMissing)
 
-	c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	// The datagram queue is made only where DATAGRAM frames may flow: here
+	// if this side receives them, else when the peer allows sending them
+	// (setPeerParams; alknet patch 11).
+	if c.config.EnableDatagrams {
+		c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+	}
 	c.connState.Version = c.version
 }
 
@@ -819,6 +825,19 @@ func (c *Conn) ConnectionState() ConnectionState {
 	c.connState.RequireStreamCreditRelease = c.config.RequireStreamCreditRelease
 	c.connState.GSO = c.conn.capabilities().GSO
 	return c.connState
+}
+
+// DropPeerCertificates forgets the peer's certificates (alknet patch 11):
+// ConnectionState().TLS.PeerCertificates and VerifiedChains are nil from
+// here on. An application that has read what it needs from them calls it
+// so that a long-lived connection does not keep them; on a server's
+// connection this frees them (crypto/tls's connection is discarded once the
+// handshake is over), on a client's only the reported state changes.
+func (c *Conn) DropPeerCertificates() {
+	c.connStateMutex.Lock()
+	defer c.connStateMutex.Unlock()
+	c.cryptoStreamHandler.DropPeerCertificates()
+	c.connState.TLS.PeerCertificates, c.connState.TLS.VerifiedChains = nil, nil
 }
 
 // ConnectionStats contains statistics about the QUIC connection
@@ -2470,10 +2489,21 @@ func (c *Conn) restoreTransportParameters(params *wire.TransportParameters) {
 		})
 	}
 
-	c.peerParams = params
+	c.setPeerParams(params)
 	c.connIDGenerator.SetMaxActiveConnIDs(params.ActiveConnectionIDLimit)
 	c.connFlowController.UpdateSendWindow(params.InitialMaxData)
 	c.streamsMap.HandleTransportParameters(params)
+}
+
+// setPeerParams sets the peer's transport parameters, and makes the datagram
+// queue if the peer allows DATAGRAM frames and this side has none yet (alknet
+// patch 11: a connection without datagrams keeps no queue, ~440 bytes).
+func (c *Conn) setPeerParams(params *wire.TransportParameters) {
+	if c.datagramQueue == nil && params.MaxDatagramFrameSize > 0 {
+		c.datagramQueue = newDatagramQueue(c.scheduleSending, c.logger, c.qlogger)
+		c.packer.SetDatagramQueue(c.datagramQueue)
+	}
+	c.peerParams = params
 }
 
 func (c *Conn) handleTransportParameters(params *wire.TransportParameters) error {
@@ -2494,7 +2524,7 @@ func (c *Conn) handleTransportParameters(params *wire.TransportParameters) error
 		}
 	}
 
-	c.peerParams = params
+	c.setPeerParams(params)
 	// On the client side we have to wait for handshake completion.
 	// During a 0-RTT connection, we are only allowed to use the new transport parameters for 1-RTT packets.
 	if c.perspective == protocol.PerspectiveServer {

@@ -46,23 +46,39 @@ type queuedStream struct {
 	generation uint32
 }
 
+// framerQueues are the framer's scheduling queues, one of each per urgency.
+type framerQueues struct {
+	incrementalStreams    [8]ringbuffer.RingBuffer[streamQueueEntry]
+	nonIncrementalStreams [8]minheap.Heap[protocol.StreamID, uint32 /* generation */]
+	// If an urgency level contains both incremental and non-incremental streams,
+	// we round-robin between incremental and non-incremental streams.
+	lastSendWasIncremental [8]bool
+	// Retransmissions are not incremental: repair all lost data for the first queued stream.
+	// New losses extend its batch, so A, B, A is repaired as A, A, B, delaying B.
+	// The ring buffer provides FIFO scheduling while reusing its storage.
+	retransmissionQueue [8]ringbuffer.RingBuffer[protocol.StreamID]
+}
+
+// queues returns the scheduling queues, made on first use. f.mutex is held.
+func (f *framer) queues() *framerQueues {
+	if f.framerQueues == nil {
+		f.framerQueues = &framerQueues{}
+	}
+	return f.framerQueues
+}
+
 type framer struct {
 	mutex sync.Mutex
 
 	activeStreams         map[protocol.StreamID]queuedStream
 	retransmissionStreams map[protocol.StreamID]streamFrameGetter
 
-	incrementalStreams    [8]ringbuffer.RingBuffer[streamQueueEntry]
-	nonIncrementalStreams [8]minheap.Heap[protocol.StreamID, uint32 /* generation */]
-	// If an urgency level contains both incremental and non-incremental streams,
-	// we round-robin between incremental and non-incremental streams.
-	lastSendWasIncremental [8]bool
+	// The scheduling queues (~700 bytes) are made when a stream first has
+	// data to send (alknet patch 11): nil on a connection that never sent
+	// on a stream. Guarded by mutex.
+	*framerQueues
 
 	streamsWithControlFrames map[protocol.StreamID]streamControlFrameGetter
-	// Retransmissions are not incremental: repair all lost data for the first queued stream.
-	// New losses extend its batch, so A, B, A is repaired as A, A, B, delaying B.
-	// The ring buffer provides FIFO scheduling while reusing its storage.
-	retransmissionQueue [8]ringbuffer.RingBuffer[protocol.StreamID]
 
 	controlFrameMutex sync.Mutex
 	controlFrames     []wire.Frame
@@ -95,6 +111,9 @@ func (f *framer) HasData() bool {
 	f.mutex.Lock()
 	defer f.mutex.Unlock()
 
+	if f.framerQueues == nil {
+		return false
+	}
 	for urgency := range f.incrementalStreams {
 		if !f.incrementalStreams[urgency].Empty() || !f.nonIncrementalStreams[urgency].Empty() ||
 			!f.retransmissionQueue[urgency].Empty() {
@@ -173,6 +192,11 @@ func (f *framer) AppendStreamFrames(
 	var lastFrame ackhandler.StreamFrame
 	var controlFrameLen, streamFrameLen protocol.ByteCount
 	f.mutex.Lock()
+	if f.framerQueues == nil { // no stream ever had data
+		f.mutex.Unlock()
+		f.controlFrameMutex.Unlock()
+		return frames, streamFrames, 0
+	}
 	// retransmit all lost STREAM data before sending new STREAM data
 retransmissions:
 	for urgency := range f.retransmissionQueue {
@@ -284,6 +308,7 @@ func (f *framer) AppendControlFrames(
 		if frameLen <= maxLen {
 			frames = append(frames, ackhandler.Frame{Frame: frame})
 			length += frameLen
+			f.pathResponses[0] = nil // the array outlives the frame (alknet patch 11)
 			f.pathResponses = f.pathResponses[1:]
 		}
 	}
@@ -329,11 +354,23 @@ func (f *framer) AppendControlFrames(
 		}
 		frames = append(frames, ackhandler.Frame{Frame: frame})
 		length += frameLen
+		// The array's slot would keep the frame (a session ticket, a
+		// token) alive after it is sent and acknowledged, for as long as no
+		// later control frame overwrites it: on an idle connection, for its
+		// life (alknet patch 11).
+		f.controlFrames[len(f.controlFrames)-1] = nil
 		f.controlFrames = f.controlFrames[:len(f.controlFrames)-1]
+	}
+	if len(f.controlFrames) == 0 && cap(f.controlFrames) > maxIdleControlFrames {
+		f.controlFrames = nil // a burst of control frames grew it
 	}
 
 	return frames, length
 }
+
+// maxIdleControlFrames is the largest control frame queue kept while empty
+// (alknet patch 11).
+const maxIdleControlFrames = 16
 
 // QueuedTooManyControlFrames says if the control frame queue exceeded its maximum queue length.
 // This is a hack.
@@ -352,6 +389,7 @@ func (f *framer) AddActiveStream(id protocol.StreamID, str streamFrameGetter) {
 	if activeStr, ok := f.activeStreams[id]; ok && activeStr.generation == generation {
 		return
 	}
+	f.queues()
 	if incremental {
 		f.incrementalStreams[urgency].PushBack(streamQueueEntry{id: id, generation: generation})
 	} else {
@@ -368,7 +406,7 @@ func (f *framer) AddStreamWithRetransmission(id protocol.StreamID, str streamFra
 	if _, ok := f.retransmissionStreams[id]; ok {
 		return
 	}
-	f.retransmissionQueue[urgency].PushBack(id)
+	f.queues().retransmissionQueue[urgency].PushBack(id)
 	f.retransmissionStreams[id] = str
 }
 
@@ -508,12 +546,7 @@ func (f *framer) Handle0RTTRejection() {
 	f.controlFrameMutex.Lock()
 	defer f.controlFrameMutex.Unlock()
 
-	for urgency := range f.incrementalStreams {
-		f.incrementalStreams[urgency].Clear()
-		f.nonIncrementalStreams[urgency].Clear()
-		f.lastSendWasIncremental[urgency] = false
-		f.retransmissionQueue[urgency].Clear()
-	}
+	f.framerQueues = nil
 	clear(f.activeStreams)
 	clear(f.retransmissionStreams)
 	clear(f.streamsWithControlFrames)

@@ -30,6 +30,7 @@ type packer interface {
 	PackMTUProbePacket(ping ackhandler.Frame, size protocol.ByteCount, v protocol.Version) (shortHeaderPacket, *packetBuffer, error)
 
 	SetToken([]byte)
+	SetDatagramQueue(*datagramQueue)
 }
 
 type sealer interface {
@@ -1092,6 +1093,12 @@ func (p *packetPacker) encryptPacket(raw []byte, sealer sealer, pn protocol.Pack
 	pnOffset := payloadOffset - pnLen
 	sealer.EncryptHeader(raw[pnOffset+4:pnOffset+4+16], &raw[0], raw[pnOffset:payloadOffset])
 	return raw
+}
+
+// SetDatagramQueue gives the packer the connection's datagram queue, made
+// once the peer allows DATAGRAM frames (alknet patch 11).
+func (p *packetPacker) SetDatagramQueue(q *datagramQueue) {
+	p.datagramQueue = q
 }
 
 func (p *packetPacker) SetToken(token []byte) {

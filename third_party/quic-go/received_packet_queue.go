@@ -2,9 +2,21 @@ package quic
 
 import (
 	"sync"
+	"time"
 
+	"github.com/quic-go/quic-go/internal/monotime"
 	"github.com/quic-go/quic-go/internal/utils/ringbuffer"
 )
+
+// receivedPacketQueueSize is the main queue's storage while no burst needs
+// more (alknet patch 11: it was 8, 768 bytes that a mostly idle connection,
+// which receives one packet at a time, never uses). A burst grows it by
+// doubling, as far as the queue's limit.
+const receivedPacketQueueSize = 1
+
+// receivedPacketQueueShrinkAfter is how long after its last burst a queue
+// that grew gives its storage back (alknet patch 11).
+const receivedPacketQueueShrinkAfter = time.Second
 
 // A sidePacket is a packet received on a Transport other than the one of the active path.
 type sidePacket struct {
@@ -23,13 +35,21 @@ type receivedPacketQueue struct {
 	active *pathReceiver
 	main   ringbuffer.RingBuffer[receivedPacket]
 	side   ringbuffer.RingBuffer[sidePacket] // only allocated once a packet is received on a different Transport
+
+	// burstAt is the receive time of the last packet queued behind more
+	// than receivedPacketQueueSize others. A burst grows the queue's storage
+	// (up to limit packets: 24 KiB at 256, 96 KiB at 1024); Pop gives it
+	// back when it drains the queue receivedPacketQueueShrinkAfter later
+	// (alknet patch 11), so a connection that once received a burst does not
+	// keep that storage for its life.
+	burstAt monotime.Time
 }
 
 // Init initializes the queue.
 // The active pathReceiver is the one of the Transport that the connection was created on.
 // limit is the number of packets each queue holds at most.
 func (q *receivedPacketQueue) Init(active *pathReceiver, limit int) {
-	q.main.Init(8)
+	q.main.Init(receivedPacketQueueSize)
 	q.active = active
 	q.limit = limit
 }
@@ -52,6 +72,9 @@ func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool 
 		if q.main.Len() >= q.limit {
 			return false
 		}
+		if q.main.Len() >= receivedPacketQueueSize {
+			q.burstAt = p.rcvTime
+		}
 		q.main.PushBack(p)
 		return true
 	}
@@ -61,6 +84,19 @@ func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool 
 	}
 	q.side.PushBack(sidePacket{receivedPacket: p, source: source})
 	return true
+}
+
+// shrink gives back the storage of queues that are empty and grew beyond
+// their usual size, once now is receivedPacketQueueShrinkAfter past the
+// last burst. The side queue, used only while a client switches paths, is
+// given back whenever it is empty.
+func (q *receivedPacketQueue) shrink(now monotime.Time) {
+	if q.side.Empty() && q.side.Cap() > 0 {
+		q.side = ringbuffer.RingBuffer[sidePacket]{}
+	}
+	if q.main.Empty() && q.main.Cap() > receivedPacketQueueSize && now.Sub(q.burstAt) >= receivedPacketQueueShrinkAfter {
+		q.main.Init(receivedPacketQueueSize)
+	}
 }
 
 // activePathID is returned by Pop for packets received on the active path.
@@ -77,13 +113,16 @@ func (q *receivedPacketQueue) Pop() (_ receivedPacket, path pathID, ok bool) {
 
 	if !q.side.Empty() {
 		p := q.side.PopFront()
+		q.shrink(p.rcvTime)
 		if p.source == q.active {
 			return p.receivedPacket, activePathID, true
 		}
 		return p.receivedPacket, p.source.id, true
 	}
 	if !q.main.Empty() {
-		return q.main.PopFront(), activePathID, true
+		p := q.main.PopFront()
+		q.shrink(p.rcvTime)
+		return p, activePathID, true
 	}
 	return receivedPacket{}, activePathID, false
 }

@@ -11,6 +11,9 @@ import (
 const maxSkippedPackets = 4
 
 type sentPacketHistory struct {
+	// base is the array the history starts with; packets goes back to it
+	// whenever it is empty (alknet patch 11).
+	base             []*packet
 	packets          []*packet
 	pathProbePackets []packetWithPacketNumber
 	skippedPackets   []protocol.PacketNumber
@@ -21,9 +24,14 @@ type sentPacketHistory struct {
 	highestPacketNumber protocol.PacketNumber
 }
 
+// historyCap is the room a history starts with.
+const historyCap = 32
+
 func newSentPacketHistory() *sentPacketHistory {
+	base := make([]*packet, 0, historyCap)
 	return &sentPacketHistory{
-		packets:             make([]*packet, 0, 32),
+		base:                base,
+		packets:             base,
 		skippedPackets:      make([]protocol.PacketNumber, 0, maxSkippedPackets),
 		highestPacketNumber: protocol.InvalidPacketNumber,
 		firstPacketNumber:   protocol.InvalidPacketNumber,
@@ -221,7 +229,12 @@ func (h *sentPacketHistory) cleanupStart() {
 			return
 		}
 	}
-	h.packets = h.packets[:0]
+	// Every packet is acknowledged or lost. The slice still refers to the
+	// array that grew with the packets in flight (8 bytes each: 8 KiB for a
+	// window of 1,000) and the next packets would reuse it, so a connection
+	// idle after a burst kept it for its life. Going back to the first
+	// array gives it up without allocating (alknet patch 11).
+	h.packets = h.base[:0]
 	h.firstPacketNumber = protocol.InvalidPacketNumber
 }
 

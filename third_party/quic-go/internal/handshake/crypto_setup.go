@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +29,15 @@ type cryptoSetup struct {
 	tlsConf *tls.Config
 	conn    *tls.QUICConn // nil once a server released it (DiscardTLS)
 
+	// stateMx orders the run loop's DiscardTLS (which writes conn and
+	// tlsState) with ConnectionState and DropPeerCertificates, called by the
+	// application.
+	stateMx sync.Mutex
 	// tlsState is the TLS connection state kept when the server released
 	// conn (alknet patch 6).
 	tlsState tls.ConnectionState
+	// dropPeerCerts is set by DropPeerCertificates (alknet patch 11).
+	dropPeerCerts bool
 
 	events []Event
 
@@ -231,10 +238,28 @@ func (h *cryptoSetup) DiscardTLS() {
 	if h.perspective != protocol.PerspectiveServer || h.conn == nil {
 		return
 	}
+	h.stateMx.Lock()
+	defer h.stateMx.Unlock()
 	h.tlsState = h.conn.ConnectionState()
+	if h.dropPeerCerts {
+		h.tlsState.PeerCertificates, h.tlsState.VerifiedChains = nil, nil
+	}
 	_ = h.conn.Close()
 	h.conn = nil
 	h.tlsConf = nil
+}
+
+// DropPeerCertificates forgets the peer's certificates (alknet patch 11):
+// ConnectionState reports none from here on. An application that has read
+// what it needs from them (alknet: the peer's key) calls it so that an idle
+// connection does not keep the parsed certificates, about 2.5 KiB. A server
+// lets go of them at once if its TLS connection is discarded already, or
+// when DiscardTLS does; a client's TLS connection keeps its own copy.
+func (h *cryptoSetup) DropPeerCertificates() {
+	h.stateMx.Lock()
+	defer h.stateMx.Unlock()
+	h.dropPeerCerts = true
+	h.tlsState.PeerCertificates, h.tlsState.VerifiedChains = nil, nil
 }
 
 // errCryptoAfterHandshake answers CRYPTO data a client sends after a server
@@ -707,10 +732,15 @@ func (h *cryptoSetup) Get1RTTOpener() (ShortHeaderOpener, error) {
 }
 
 func (h *cryptoSetup) ConnectionState() ConnectionState {
+	h.stateMx.Lock()
 	state := h.tlsState
 	if h.conn != nil {
 		state = h.conn.ConnectionState()
+		if h.dropPeerCerts {
+			state.PeerCertificates, state.VerifiedChains = nil, nil
+		}
 	}
+	h.stateMx.Unlock()
 	return ConnectionState{
 		ConnectionState: state,
 		Used0RTT:        h.used0RTT.Load(),

@@ -134,6 +134,7 @@ type CryptoSetup interface {
 	DiscardInitialKeys()
 	SetHandshakeConfirmed()
 	DiscardTLS()
+	DropPeerCertificates()
 	ConnectionState() ConnectionState
 
 	GetInitialOpener() (LongHeaderOpener, error)

@@ -59,8 +59,11 @@ type updatableAEAD struct {
 	// caches cipher.AEAD.Overhead(). This speeds up calls to Overhead().
 	aeadOverhead int
 
+	// nextRcvAEAD is derived ahead of time, so that a packet of the next key
+	// phase takes as long to open as any other (RFC 9001, section 6.3). The
+	// next send AEAD is derived only when the keys roll (alknet patch 11):
+	// a connection that never updates its keys does not keep it.
 	nextRcvAEAD           cipher.AEAD
-	nextSendAEAD          cipher.AEAD
 	nextRcvTrafficSecret  []byte
 	nextSendTrafficSecret []byte
 
@@ -117,12 +120,11 @@ func (a *updatableAEAD) rollKeys() {
 	a.numSentWithCurrentKey = 0
 	a.prevRcvAEAD = a.rcvAEAD
 	a.rcvAEAD = a.nextRcvAEAD
-	a.sendAEAD = a.nextSendAEAD
+	a.sendAEAD = createAEAD(a.suite, a.nextSendTrafficSecret, a.version)
 
 	a.nextRcvTrafficSecret = a.getNextTrafficSecret(a.suite.Hash, a.nextRcvTrafficSecret)
 	a.nextSendTrafficSecret = a.getNextTrafficSecret(a.suite.Hash, a.nextSendTrafficSecret)
 	a.nextRcvAEAD = createAEAD(a.suite, a.nextRcvTrafficSecret, a.version)
-	a.nextSendAEAD = createAEAD(a.suite, a.nextSendTrafficSecret, a.version)
 }
 
 func (a *updatableAEAD) startKeyDropTimer(now monotime.Time) {
@@ -164,7 +166,6 @@ func (a *updatableAEAD) SetWriteKey(suite cipherSuite, trafficSecret []byte) {
 	}
 
 	a.nextSendTrafficSecret = a.getNextTrafficSecret(suite.Hash, trafficSecret)
-	a.nextSendAEAD = createAEAD(suite, a.nextSendTrafficSecret, a.version)
 }
 
 func (a *updatableAEAD) setAEADParameters(aead cipher.AEAD, suite cipherSuite) {
