@@ -906,10 +906,17 @@ func (s *baseServer) handleNewConn(conn *wrappedConn) {
 		}
 	}
 
+	// The connection waits for Accept, however long the application takes
+	// to get to it (alknet patch 12): refusing it here, once its handshake
+	// completed, closed connections the client took as established
+	// whenever more than the queue's 32 completed before the accepting
+	// goroutine ran. How many connections a server holds is bounded where
+	// they begin (alknet admits each before its handshake), not here.
 	select {
 	case s.connQueue <- conn.Conn:
-	default:
+	case <-s.errorChan:
 		conn.closeWithTransportError(ConnectionRefused)
+	case <-conn.Context().Done():
 	}
 }
 
