@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -138,15 +139,7 @@ func TestPutBounds(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sv := startServerWith(t, false, tc.limits)
-			conn := sv.node.Dial(t, core.NetworkQUIC, sv.writer, ALPN)
-			st, err := conn.OpenStream(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Abort(codeFailed)
-			if err := writeFrame(st, Request{Op: OpPut, Root: root.String()}); err != nil {
-				t.Fatal(err)
-			}
+			st := sv.request(t, sv.writer, Request{Op: OpPut, Root: root.String()})
 			// Written beside the read: a refused stream stops taking
 			// bytes. The stream is not closed: the node must not wait
 			// for its end.
@@ -174,15 +167,7 @@ func TestPutBounds(t *testing.T) {
 func TestGetStalledReader(t *testing.T) {
 	sv := startServerWith(t, true, core.Limits{FrameGrace: 300 * time.Millisecond, FrameMinRate: 1 << 20})
 	root := addFile(t, sv.store, pattern("stalled reader", 64*ChunkSize))
-	conn := sv.node.Dial(t, core.NetworkQUIC, nil, ALPN)
-	st, err := conn.OpenStream(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Abort(codeFailed)
-	if err := writeFrame(st, Request{Op: OpGet, Root: root.String()}); err != nil {
-		t.Fatal(err)
-	}
+	st := sv.request(t, nil, Request{Op: OpGet, Root: root.String()})
 	if _, err := readResponse(st); err != nil {
 		t.Fatal(err)
 	}
@@ -195,4 +180,20 @@ func TestGetStalledReader(t *testing.T) {
 	if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(codeFailed) {
 		t.Fatalf("read %d bytes of a stalled get, then %v; want the stream reset with %v", n, err, codeFailed)
 	}
+}
+
+// request opens a stream to the server as key (nil: anonymous) and writes
+// req on it; the stream is aborted when the test ends.
+func (sv *server) request(t *testing.T, key ed25519.PrivateKey, req Request) core.Stream {
+	t.Helper()
+	conn := sv.node.Dial(t, core.NetworkQUIC, key, ALPN)
+	st, err := conn.OpenStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Abort(codeFailed) })
+	if err := writeFrame(st, req); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
