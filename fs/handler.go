@@ -37,13 +37,22 @@ type Config struct {
 	Public bool
 	// Logger receives per-request debug lines; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxGets bounds the gets being sent at once, each holding a section's
+	// buffer (about 290 KiB with its stream) and a goroutine while its peer
+	// takes the CAR; anonymous peers may hold an eighth of them (at least
+	// one). A get past either is answered unavailable. Default 256.
+	MaxGets int
 }
+
+// DefaultMaxGets is [Config].MaxGets's default.
+const DefaultMaxGets = 256
 
 // Handler serves alknet/fs: one request per stream (get, put, has, stat).
 type Handler struct {
 	store  *Store
 	public atomic.Bool
 	log    *slog.Logger
+	gets   getSlots
 }
 
 // New returns a handler for cfg. It starts nothing.
@@ -51,7 +60,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("fs: config: Store is required")
 	}
+	if cfg.MaxGets < 0 {
+		return nil, fmt.Errorf("fs: config: MaxGets %d is negative", cfg.MaxGets)
+	}
+	if cfg.MaxGets == 0 {
+		cfg.MaxGets = DefaultMaxGets
+	}
 	h := &Handler{store: cfg.Store, log: cfg.Logger}
+	h.gets.max, h.gets.maxAnon = int32(cfg.MaxGets), int32(max(1, cfg.MaxGets/8))
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -151,10 +167,40 @@ func (h *Handler) serveStream(ctx context.Context, conn core.Conn, st core.Strea
 	case OpStat:
 		h.stat(ctx, st, log, req)
 	case OpGet:
-		h.get(ctx, st, log, req, core.FrameLimitsOf(conn))
+		h.get(ctx, st, log, req, core.FrameLimitsOf(conn), conn.Peer().Identity == nil)
 	case OpPut:
 		h.put(ctx, st, log, req, core.FrameLimitsOf(conn))
 	}
+}
+
+// getSlots counts the gets being sent ([Config].MaxGets): all of them,
+// and the anonymous peers' among them.
+type getSlots struct {
+	max, maxAnon int32
+	all, anon    atomic.Int32
+}
+
+// take claims a slot for a get, an anonymous peer's if anon; false if
+// none is free.
+func (g *getSlots) take(anon bool) bool {
+	if g.all.Add(1) > g.max {
+		g.all.Add(-1)
+		return false
+	}
+	if anon && g.anon.Add(1) > g.maxAnon {
+		g.anon.Add(-1)
+		g.all.Add(-1)
+		return false
+	}
+	return true
+}
+
+// put gives back a slot take claimed.
+func (g *getSlots) put(anon bool) {
+	if anon {
+		g.anon.Add(-1)
+	}
+	g.all.Add(-1)
 }
 
 // fail answers with an error and ends the stream.
@@ -237,7 +283,13 @@ func (h *Handler) stat(ctx context.Context, st core.Stream, log *slog.Logger, re
 // as it must send a frame, at lim's rate after its grace: a peer that
 // stops reading is not served for ever (it would hold the section's
 // buffer, a goroutine and the root's protection from GC).
-func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req request, lim core.FrameLimits) {
+func (h *Handler) get(ctx context.Context, st core.Stream, log *slog.Logger, req request, lim core.FrameLimits, anon bool) {
+	if !h.gets.take(anon) {
+		log.Debug("fs: too many gets being sent; refusing one", "anonymous", anon)
+		h.fail(st, &RemoteError{Code: CodeUnavailable, Message: "the node is sending too many gets; try later"})
+		return
+	}
+	defer h.gets.put(anon)
 	target, err := h.store.Resolve(ctx, req.root, req.path)
 	if err == nil {
 		_, err = h.store.block(ctx, target)

@@ -197,3 +197,51 @@ func (sv *server) request(t *testing.T, key ed25519.PrivateKey, req Request) cor
 	}
 	return st
 }
+
+// TestGetSlots: the gets being sent at once are bounded (MaxGets), an
+// anonymous peer's to an eighth of them, so peers that ask for DAGs and
+// do not read them cannot make the node hold a section for each; a get
+// past the bound is answered unavailable, and a slot comes back when its
+// get ends.
+func TestGetSlots(t *testing.T) {
+	sv := startServerConfig(t, Config{Public: true, MaxGets: 8}, core.Limits{})
+	root := addFile(t, sv.store, pattern("slots", 64*ChunkSize))
+	get := func(key ed25519.PrivateKey) (core.Stream, error) {
+		st := sv.request(t, key, Request{Op: OpGet, Root: root.String()})
+		_ = st.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := readResponse(st)
+		return st, err
+	}
+	unavailable := func(err error) bool {
+		var re *RemoteError
+		return errors.As(err, &re) && re.Code == CodeUnavailable
+	}
+	// 16 MiB do not fit the windows: an unread get stays being sent.
+	anon, err := get(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(nil); !unavailable(err) {
+		t.Fatalf("a second anonymous get past its one slot: %v, want unavailable", err)
+	}
+	for i := range 7 {
+		if _, err := get(sv.reader); err != nil {
+			t.Fatalf("known get %d of 7: %v", i+1, err)
+		}
+	}
+	if _, err := get(sv.reader); !unavailable(err) {
+		t.Fatalf("a ninth get: %v, want unavailable", err)
+	}
+	anon.Abort(codeFailed)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := get(nil)
+		if err == nil {
+			break
+		}
+		if !unavailable(err) || time.Now().After(deadline) {
+			t.Fatalf("an anonymous get after the first ended: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

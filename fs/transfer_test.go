@@ -35,6 +35,13 @@ func startServer(t *testing.T, public bool) *server {
 // the defaults).
 func startServerWith(t *testing.T, public bool, limits core.Limits) *server {
 	t.Helper()
+	return startServerConfig(t, Config{Public: public}, limits)
+}
+
+// startServerConfig is startServer with the handler's config (its Store
+// is the server's own) and the node's limits.
+func startServerConfig(t *testing.T, cfg Config, limits core.Limits) *server {
+	t.Helper()
 	sv := &server{store: openStore(t), reader: coretest.NewKey(t), writer: coretest.NewKey(t)}
 	dir, err := core.NewDirectory([]core.PeerEntry{
 		{ID: "reader", NodeIDs: []core.NodeID{coretest.NodeID(sv.reader)}, Scopes: []string{ScopeRead}},
@@ -43,7 +50,8 @@ func startServerWith(t *testing.T, public bool, limits core.Limits) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv.h, err = New(Config{Store: sv.store, Public: public})
+	cfg.Store = sv.store
+	sv.h, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func TestReloadClassification(t *testing.T) {
 		"http.read_header_timeout": static, "http.read_timeout": static, "http.write_timeout": static,
 		"http.idle_timeout": static, "http.rate": static, "http.burst": static,
 		"http.max_batch": static, "http.dashboard": static, "http.trust_loopback": static,
-		"fs.store_dir": static, "fs.public": dynamic, "fs.no_sync": static,
+		"fs.store_dir": static, "fs.public": dynamic, "fs.no_sync": static, "fs.max_gets": static,
 		"relay.max_streams_per_worker": static, "relay.accept_timeout": static, "relay.no_listen": static,
 		"client.network": dynamic, "client.via": dynamic, "client.relay_only": dynamic, // read by client commands, not the node
 	}

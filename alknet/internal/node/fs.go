@@ -27,12 +27,20 @@ type fsConfig struct {
 	// synced before its files are renamed into place and once after, so an
 	// add or a transfer has every block on disk when it returns.
 	NoSync bool `toml:"no_sync"`
+	// MaxGets bounds the gets the node sends at once; each holds about 290
+	// KiB until its peer has taken the CAR (or is cut for reading too
+	// slowly). Anonymous peers get an eighth of them. A get past either is
+	// answered unavailable. Default 256; at most 1048576.
+	MaxGets int `toml:"max_gets"`
 }
 
 // validate reports every problem of the section.
 func (c *fsConfig) validate() error {
 	if c.StoreDir != "" && !filepath.IsAbs(c.StoreDir) {
 		return fmt.Errorf("fs.store_dir: %q is not an absolute path", c.StoreDir)
+	}
+	if c.MaxGets < 0 || c.MaxGets > 1<<20 {
+		return fmt.Errorf("fs.max_gets: %d out of range 0..%d", c.MaxGets, 1<<20)
 	}
 	return nil
 }
@@ -54,7 +62,7 @@ func buildFS(n *node) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	h, err := fs.New(fs.Config{Store: store.Store, Public: c.Public, Logger: n.logger})
+	h, err := fs.New(fs.Config{Store: store.Store, Public: c.Public, Logger: n.logger, MaxGets: c.MaxGets})
 	if err == nil {
 		err = fs.RegisterOps(n.calls, store.Store)
 	}
