@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base32"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -37,6 +39,9 @@ type AttackShape struct {
 	// alpn is the protocol attacked; "ws" is alknet/call over a WebSocket
 	// on http/1.1.
 	alpn string
+	// get says the client asks for the node's public file over
+	// alknet/fs, complete requests, and never reads the answers.
+	get bool
 	// writer says the client is the known peer with fs:write, and its
 	// frame a CAR section of an fs put. A known peer's frames are bounded
 	// by the known peers' budgets, larger than the anonymous ones by
@@ -64,6 +69,7 @@ var attackShapes = []AttackShape{
 	{Name: "msg-quic", alpn: "alknet/msg", network: core.NetworkQUIC, conns: 2, streams: 30, declared: 1 << 20, sent: 512 << 10},
 	{Name: "fs-quic", alpn: "alknet/fs", network: core.NetworkQUIC, conns: 2, streams: 30, declared: 8 << 20, sent: 1 << 20},
 	{Name: "ws-tcp", alpn: "ws", network: core.NetworkTCP, conns: 40, streams: 1, declared: 15 << 20, sent: 1 << 20},
+	{Name: "fs-get-stalled", alpn: "alknet/fs", get: true, network: core.NetworkQUIC, conns: 20, streams: 100},
 	{Name: "fs-put-known", alpn: "alknet/fs", writer: true, network: core.NetworkQUIC, conns: 10, streams: 30, declared: 2 << 20, sent: 1 << 20},
 }
 
@@ -160,7 +166,7 @@ func runAttack(ctx context.Context, n *hostileNode, client *call.Client, shape A
 	res.peakRSS = res.idleRSS
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &attack{shape: shape, addr: n.addr, hostport: n.hostport}
+	a := &attack{shape: shape, addr: n.addr, hostport: n.hostport, root: n.fsRoot}
 	if shape.writer {
 		a.key = writerKey
 	}
@@ -213,6 +219,7 @@ type attack struct {
 	shape          AttackShape
 	addr, hostport string
 	key            ed25519.PrivateKey // nil: anonymous
+	root           string             // the node's public file
 
 	mu      sync.Mutex
 	conns   []func()
@@ -262,8 +269,12 @@ func (a *attack) send(ctx context.Context, w interface {
 	SetWriteDeadline(time.Time) error
 }) {
 	hdr := frameHeader(a.shape.alpn, a.shape.declared)
-	if a.shape.writer {
+	switch {
+	case a.shape.writer:
 		hdr = carPutHeader(a.shape.declared)
+	case a.shape.get:
+		req, _ := json.Marshal(map[string]string{"op": "get", "root": a.root})
+		hdr = append(binary.BigEndian.AppendUint32(nil, uint32(len(req))), req...)
 	}
 	_ = w.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	stop := context.AfterFunc(ctx, func() { _ = w.SetWriteDeadline(time.Now()) })
@@ -400,12 +411,14 @@ func (a *attack) close() {
 type hostileNode struct {
 	*harness.Child
 	dir      string
+	fsRoot   string // CID of a 4 MiB file the node's public fs store holds
 	addr     string // <nodeid>@127.0.0.1:port
 	hostport string
 }
 
 // startHostileNode runs `BINARY serve` on a fresh data directory holding
-// config, on a free loopback port, and waits until it listens.
+// config and a public fs store with one 4 MiB file, on a free loopback
+// port, and waits until it listens.
 func startHostileNode(ctx context.Context, binary, config string) (*hostileNode, error) {
 	dir, err := os.MkdirTemp("", "alknet-bench-hostile-")
 	if err != nil {
@@ -413,7 +426,11 @@ func startHostileNode(ctx context.Context, binary, config string) (*hostileNode,
 	}
 	port, err := harness.FreePort()
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, "alknet.toml"), []byte(config), 0o600)
+		err = os.WriteFile(filepath.Join(dir, "alknet.toml"), []byte(config+"\n[fs]\npublic = true\n"), 0o600)
+	}
+	var root string
+	if err == nil {
+		root, err = addContent(ctx, binary, dir)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -425,7 +442,23 @@ func startHostileNode(ctx context.Context, binary, config string) (*hostileNode,
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &hostileNode{Child: c, dir: dir, addr: m[1] + "@" + hostport, hostport: hostport}, nil
+	return &hostileNode{Child: c, dir: dir, fsRoot: root, addr: m[1] + "@" + hostport, hostport: hostport}, nil
+}
+
+// addContent adds a file of 4 MiB of random bytes to the fs store of the
+// data directory dir and returns its CID.
+func addContent(ctx context.Context, binary, dir string) (string, error) {
+	data := make([]byte, 4<<20)
+	_, _ = rand.Read(data)
+	file := filepath.Join(dir, "content")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, binary, "fs", "add", "-q", "--data-dir", dir, file).Output()
+	if err != nil {
+		return "", fmt.Errorf("bench: hostile: fs add: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // stop stops the node and removes its data directory.
@@ -451,8 +484,12 @@ func WriteHostileMarkdown(w io.Writer, results []HostileResult, err error) {
 		if s.writer {
 			who = "known writer"
 		}
-		fmt.Fprintf(w, "| %s | %s, %d conns x %d streams, %d of %d bytes | %.1f | %.1f | %.1f | %d | %v | %d |\n",
-			s.Name, who, s.conns, s.streams, s.sent, s.declared, mb(r.idleRSS), mb(r.peakRSS), mb(r.Growth()),
+		what := fmt.Sprintf("%d of %d bytes", s.sent, s.declared)
+		if s.get {
+			what = "gets of a 4 MiB file, never read"
+		}
+		fmt.Fprintf(w, "| %s | %s, %d conns x %d streams, %s | %.1f | %.1f | %.1f | %d | %v | %d |\n",
+			s.Name, who, s.conns, s.streams, what, mb(r.idleRSS), mb(r.peakRSS), mb(r.Growth()),
 			len(r.pings), r.MaxPing().Round(time.Millisecond), r.failed)
 	}
 	fmt.Fprintln(w)
