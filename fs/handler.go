@@ -47,6 +47,9 @@ type Config struct {
 // DefaultMaxGets is [Config].MaxGets's default.
 const DefaultMaxGets = 256
 
+// maxMaxGets is the largest [Config].MaxGets (the slots count in int32).
+const maxMaxGets = 1 << 20
+
 // Handler serves alknet/fs: one request per stream (get, put, has, stat).
 type Handler struct {
 	store  *Store
@@ -60,8 +63,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("fs: config: Store is required")
 	}
-	if cfg.MaxGets < 0 {
-		return nil, fmt.Errorf("fs: config: MaxGets %d is negative", cfg.MaxGets)
+	if cfg.MaxGets < 0 || cfg.MaxGets > maxMaxGets {
+		return nil, fmt.Errorf("fs: config: MaxGets %d out of range 0..%d", cfg.MaxGets, maxMaxGets)
 	}
 	if cfg.MaxGets == 0 {
 		cfg.MaxGets = DefaultMaxGets

@@ -245,3 +245,17 @@ func TestGetSlots(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNewRefusesBadMaxGets: a MaxGets out of range is a clear error, not
+// a count that wraps.
+func TestNewRefusesBadMaxGets(t *testing.T) {
+	s := openStore(t)
+	for _, n := range []int{-1, maxMaxGets + 1, 1 << 40} {
+		if _, err := New(Config{Store: s, MaxGets: n}); err == nil || !strings.Contains(err.Error(), "MaxGets") {
+			t.Errorf("MaxGets %d: %v, want an error naming MaxGets", n, err)
+		}
+	}
+	if _, err := New(Config{Store: s, MaxGets: maxMaxGets}); err != nil {
+		t.Errorf("MaxGets %d: %v", maxMaxGets, err)
+	}
+}
