@@ -389,11 +389,11 @@ func (f *framer) AddActiveStream(id protocol.StreamID, str streamFrameGetter) {
 	if activeStr, ok := f.activeStreams[id]; ok && activeStr.generation == generation {
 		return
 	}
-	f.queues()
+	q := f.queues()
 	if incremental {
-		f.incrementalStreams[urgency].PushBack(streamQueueEntry{id: id, generation: generation})
+		q.incrementalStreams[urgency].PushBack(streamQueueEntry{id: id, generation: generation})
 	} else {
-		f.nonIncrementalStreams[urgency].Push(id, generation)
+		q.nonIncrementalStreams[urgency].Push(id, generation)
 	}
 	f.activeStreams[id] = queuedStream{streamFrameGetter: str, generation: generation}
 }
