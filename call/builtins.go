@@ -38,7 +38,7 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 	type empty struct{}
 	steps := []func() error{
 		func() error {
-			return Register(reg, Spec{Name: "services/list", Description: "operations the caller may call, with type and description", Access: public},
+			return Register(reg, Spec{Name: "services/list", ReplaySafe: true, Description: "operations the caller may call, with type and description", Access: public},
 				func(_ context.Context, req *Request, _ empty) ([]ListedOp, error) {
 					out := []ListedOp{}
 					for _, s := range reg.Specs() {
@@ -50,7 +50,7 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 				})
 		},
 		func() error {
-			return Register(reg, Spec{Name: "services/schema", Description: "one operation's full spec: schemas, errors, access", Access: public,
+			return Register(reg, Spec{Name: "services/schema", ReplaySafe: true, Description: "one operation's full spec: schemas, errors, access", Access: public,
 				Output: &jsonschema.Schema{Type: "object"}},
 				func(_ context.Context, req *Request, in nameIn) (Spec, error) {
 					op, ok := reg.lookup(strings.TrimPrefix(in.Name, "/"))
@@ -61,13 +61,13 @@ func RegisterBuiltins(reg *Registry, info Info, peers *Peers) error {
 				})
 		},
 		func() error {
-			return Register(reg, Spec{Name: "services/ping", Description: "answers at once, with the node's time", Access: public},
+			return Register(reg, Spec{Name: "services/ping", ReplaySafe: true, Description: "answers at once, with the node's time", Access: public},
 				func(context.Context, *Request, empty) (map[string]any, error) {
 					return map[string]any{"pong": true, "time": time.Now().UTC().Format(time.RFC3339Nano)}, nil
 				})
 		},
 		func() error {
-			return Register(reg, Spec{Name: "services/info", Description: "NodeID, version, ALPNs served and operation count", Access: public},
+			return Register(reg, Spec{Name: "services/info", ReplaySafe: true, Description: "NodeID, version, ALPNs served and operation count", Access: public},
 				func(context.Context, *Request, empty) (Info, error) {
 					i := info
 					i.Ops = reg.Len()

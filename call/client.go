@@ -28,6 +28,12 @@ type Options struct {
 	MaxFrameBytes int
 	// Logger receives the client's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// EarlyData makes Dial send the first calls with the handshake (0-RTT)
+	// when the Dialer holds a ticket from the node that allows it
+	// ([core.Dialer.DialEarly]): a replay-safe query is answered a round
+	// trip sooner; the node runs every other call once the handshake
+	// completed.
+	EarlyData bool
 
 	older bool // see server.older
 }
@@ -46,7 +52,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Dialer == nil {
 		return nil, errors.New("call: Dial needs a core.Dialer")
 	}
-	conn, err := opts.Dialer.Dial(ctx, addr, ALPN)
+	dial := opts.Dialer.Dial
+	if opts.EarlyData {
+		dial = opts.Dialer.DialEarly
+	}
+	conn, err := dial(ctx, addr, ALPN)
 	if err != nil {
 		return nil, err
 	}

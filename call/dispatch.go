@@ -128,6 +128,10 @@ type dispatchCall struct {
 	inf    *inflight   // never nil
 	early  func(error) // answers a call its deadline ended; nil: see [server.run]
 	start  time.Time
+	// handshake is closed once the connection's handshake completed; nil
+	// when it had before the call arrived. Until then the request may be
+	// a replay of 0-RTT data: only a replay-safe query runs.
+	handshake <-chan struct{}
 }
 
 // dispatch runs one call from outside (the wire or a [Dispatcher]): the
@@ -149,6 +153,13 @@ func (srv *server) dispatch(ctx context.Context, c dispatchCall, send func(json.
 	if cerr != nil {
 		srv.reg.record(op, time.Since(c.start), true)
 		return op.spec.Type, cerr
+	}
+	if c.handshake != nil && !op.spec.ReplaySafe {
+		select {
+		case <-c.handshake:
+		case <-ctx.Done(): // the connection ended: a replay never completes
+			return op.spec.Type, errDetached
+		}
 	}
 	req := &Request{ID: c.id, Op: name, Caller: c.caller, ForwardedFor: c.fwd, srv: srv, spec: op.spec}
 	var sent atomic.Int32

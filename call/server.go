@@ -77,6 +77,21 @@ func newServer(reg *Registry, ids core.IdentityProvider, peers *Peers, maxFrame 
 // ALPNs implements core.Handler.
 func (h *Handler) ALPNs() []string { return []string{ALPN} }
 
+// AcceptsEarlyData implements core.EarlyDataHandler: a connection's calls
+// may arrive as 0-RTT data, of which only replay-safe queries run before
+// the handshake completes ([Spec.ReplaySafe]).
+func (h *Handler) AcceptsEarlyData() bool { return true }
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Serve implements core.Handler: it serves the peer's calls until the
 // connection ends. If the node is a head and the peer a worker, the peer is
 // attached while the connection lasts.
@@ -88,7 +103,7 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	}
 	// After open: attaching calls the worker, on the stream open takes.
 	if h.srv.peers != nil {
-		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) {
+		if id := conn.Peer().Identity; id != nil && id.HasScope(WorkerScope) && handshaken(ctx, conn) {
 			if s.multi {
 				// The head's calls to the worker share a stream.
 				s.out = &sharedOut{}
@@ -110,6 +125,20 @@ func (h *Handler) Serve(ctx context.Context, conn core.Conn) error {
 	}
 	s.serve(ctx)
 	return nil
+}
+
+// handshaken waits for conn's handshake: a worker is attached only on a
+// connection whose handshake completed, never on a replay of 0-RTT data.
+// It reports false if conn or ctx ended first.
+func handshaken(ctx context.Context, conn core.Conn) bool {
+	select {
+	case <-core.HandshakeComplete(conn):
+		return true
+	case <-conn.Context().Done():
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Request is what a handler knows about the call it serves.
@@ -181,7 +210,11 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 			s.writeError(fs, id, asError(err))
 		}
 	}
-	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start}, send)
+	dc := dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start}
+	if hs := core.HandshakeComplete(s.conn); !isClosed(hs) {
+		dc.handshake = hs
+	}
+	typ, err := srv.dispatch(ctx, dc, send)
 	mu.Lock()
 	already := answered
 	answered = true

@@ -99,6 +99,15 @@ type Spec struct {
 	Timeout time.Duration `json:"-"`
 	// Reach lists the peer operations the handler may call.
 	Reach Reach `json:"-"`
+	// ReplaySafe marks a query whose call may run twice, or more, for one
+	// request without harm: it changes nothing, and what it costs a second
+	// time (CPU, a log line, a rate limit's count) is acceptable. Only such
+	// queries run on a request that arrived as 0-RTT data, before the
+	// connection's handshake completed; an attacker who recorded it can
+	// send it again. Every other call of such a connection waits for the
+	// handshake, which a replay never completes (docs/protocols/call.md,
+	// "Early data"). Only queries may set it.
+	ReplaySafe bool `json:"replaySafe,omitempty"`
 }
 
 // accessJSON is how services/schema shows an operation's access control.
@@ -144,6 +153,9 @@ func (s Spec) validate() (Spec, error) {
 	case Query, Mutation, Subscription:
 	default:
 		errs = append(errs, fmt.Errorf("type %q: want query, mutation or subscription", s.Type))
+	}
+	if s.ReplaySafe && s.Type != Query {
+		errs = append(errs, fmt.Errorf("replaySafe: only a query may be, not a %s", s.Type))
 	}
 	switch s.Visibility {
 	case "":

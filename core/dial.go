@@ -110,7 +110,7 @@ type Dialer struct {
 
 	// Sessions keeps the session tickets nodes give, so that later dials
 	// resume (see [SessionCache]); nil: every dial makes a full handshake.
-	// No dial sends 0-RTT data.
+	// Only [Dialer.DialEarly] sends 0-RTT data.
 	Sessions *SessionCache
 
 	punchMu sync.Mutex
@@ -408,16 +408,27 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	cfg = withSessions(cfg, NetworkQUIC)
 	var qc *quic.Conn
 	var err error
+	want, early := ctx.Value(earlyKey{}).(NodeID)
 	if tr, ok := ctx.Value(transportKey{}).(*quic.Transport); ok {
 		var raddr *net.UDPAddr
 		if raddr, err = net.ResolveUDPAddr("udp", hostport); err == nil {
-			qc, err = tr.Dial(qctx, raddr, cfg, qcfg)
+			dial := tr.Dial
+			if early {
+				dial = tr.DialEarly
+			}
+			qc, err = dial(qctx, raddr, cfg, qcfg)
 		}
 	} else {
-		qc, err = dialRoaming(qctx, hostport, cfg, qcfg)
+		qc, err = dialRoaming(qctx, hostport, cfg, qcfg, early)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("core: quic dial %s: %w", hostport, err)
+	}
+	select {
+	case <-qc.HandshakeComplete():
+	default: // early: the node's key is the one the ticket was filed under
+		peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: want}
+		return newEarlyConn(newQUICConn(qc, peer, d.connLogger(cfg.NextProtos[0], peer))), nil
 	}
 	cs := qc.ConnectionState().TLS
 	peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: peerNodeID(cs)}

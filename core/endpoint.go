@@ -76,7 +76,7 @@ type Endpoint struct {
 	listenErr  error
 	udp        *net.UDPConn
 	tr         *quic.Transport
-	ql         *quic.Listener
+	ql         *quic.EarlyListener
 	tl         net.Listener
 
 	// handlerCtx is every handler's ctx; it ends when shutdown starts.
@@ -300,11 +300,14 @@ func (e *Endpoint) listen() error {
 		MaxStreamReceiveWindow:     QUICMaxStreamReceiveWindow,
 		MaxConnectionReceiveWindow: QUICMaxConnectionReceiveWindow,
 		Tracer:                     qlog.DefaultConnectionTracer, // only with $QLOGDIR
+		// Tickets allow early data; only an EarlyDataHandler sees a
+		// connection before its handshake completed (core/early.go).
+		Allow0RTT: true,
 	}
 	if lim.KeepAlive > 0 {
 		qcfg.KeepAlivePeriod = lim.KeepAlive
 	}
-	e.ql, err = e.tr.Listen(e.tls, qcfg)
+	e.ql, err = e.tr.ListenEarly(e.tls, qcfg)
 	if err != nil {
 		e.tl.Close()
 		e.udp.Close()
@@ -400,7 +403,20 @@ func (e *Endpoint) acceptQUIC() {
 // serveQUIC dispatches an accepted QUIC connection in the connection's own
 // goroutine. (No defer for unref: a panic that run does not contain ends
 // the process anyway, and the defer's record would sit under the handler.)
+//
+// The listener hands connections over as soon as the client's first flight
+// is read; all but those an [EarlyDataHandler] takes early wait here for
+// the handshake (bounded by the handshake timeout) before anything reads
+// what the client sent.
 func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
+	if !e.takesEarly(qc) {
+		select {
+		case <-qc.HandshakeComplete():
+		case <-qc.Context().Done(): // the handshake failed
+			e.unref(t)
+			return
+		}
+	}
 	c, negotiated := e.newQUICConn(qc)
 	e.dispatch(t, c, negotiated)
 	e.unref(t)

@@ -66,8 +66,9 @@ func (c *roamingUDP) WriteTo(b []byte, addr net.Addr) (int, error) {
 }
 
 // dialRoaming dials a QUIC connection over a socket of its own (a
-// [roamingUDP]), closed with the connection.
-func dialRoaming(ctx context.Context, hostport string, cfg *tls.Config, qcfg *quic.Config) (*quic.Conn, error) {
+// [roamingUDP]), closed with the connection; early, it returns as soon as
+// 0-RTT data can be sent (quic-go's DialEarly).
+func dialRoaming(ctx context.Context, hostport string, cfg *tls.Config, qcfg *quic.Config, early bool) (*quic.Conn, error) {
 	raddr, err := net.ResolveUDPAddr("udp", hostport)
 	if err != nil {
 		return nil, err
@@ -77,7 +78,11 @@ func dialRoaming(ctx context.Context, hostport string, cfg *tls.Config, qcfg *qu
 		return nil, err
 	}
 	tr := &quic.Transport{Conn: &roamingUDP{UDPConn: udp}}
-	qc, err := tr.Dial(ctx, raddr, cfg, qcfg)
+	dial := tr.Dial
+	if early {
+		dial = tr.DialEarly
+	}
+	qc, err := dial(ctx, raddr, cfg, qcfg)
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
