@@ -34,7 +34,7 @@ type ticksIn struct {
 // authenticated.
 func registerSysOps(reg *call.Registry, id core.NodeID, version string) error {
 	start := time.Now()
-	if err := call.Register(reg, call.Spec{Name: "sys/info", Description: "hostname, NodeID, uptime and version of this node"},
+	if err := call.Register(reg, call.Spec{Name: "sys/info", ReplaySafe: true, Description: "hostname, NodeID, uptime and version of this node"},
 		func(context.Context, *call.Request, struct{}) (sysInfo, error) {
 			host, _ := os.Hostname()
 			return sysInfo{Hostname: host, NodeID: id.String(), Uptime: time.Since(start).Seconds(), Version: version, GoVersion: runtime.Version()}, nil
