@@ -197,3 +197,23 @@ func TestEarlyData(t *testing.T) {
 		t.Fatal("a closed early stream was lost when the node refused its early data")
 	}
 }
+
+// TestNoEarlyData: a node configured without early data issues tickets
+// that allow none: a resumed client's DialEarly waits for the handshake,
+// and even an EarlyDataHandler reads nothing before it.
+func TestNoEarlyData(t *testing.T) {
+	seen := make(chan earlySeen, 2)
+	n := coretest.Start(t, core.Config{NoEarlyData: true}, earlyHandler{"test/early", true, seen})
+	relay := coretest.StartRelay(t, n.HostPort, 20*time.Millisecond)
+	addr := n.ID.String() + "@" + relay.Addr
+	d := &core.Dialer{Key: coretest.NewKey(t), Network: core.NetworkQUIC, Sessions: core.NewSessionCache(filepath.Join(t.TempDir(), "sessions"), 0, nil)}
+	for i := range 2 {
+		early, resumed := earlyExchange(t, d, addr, "test/early", []byte("hi"))
+		if early || resumed != (i == 1) {
+			t.Fatalf("dial %d: early=%v resumed=%v, want a late dial that resumes the second time", i, early, resumed)
+		}
+		if got := <-seen; !got.handshake {
+			t.Fatalf("dial %d: the handler read before the handshake completed", i)
+		}
+	}
+}

@@ -51,6 +51,11 @@ type Config struct {
 	// no ALPN at all (many DoT clients); it must be routed. Empty: such
 	// connections are closed.
 	NoALPN string
+	// NoEarlyData refuses 0-RTT data: no handler sees a connection before
+	// its handshake completed, and a resumed client's first requests wait
+	// a round trip. By default an [EarlyDataHandler] takes QUIC
+	// connections whose client sent early data, before the handshake.
+	NoEarlyData bool
 	// Limits bound resource use; zero fields take [DefaultLimits].
 	Limits Limits
 	// Logger receives the endpoint's logs; nil means slog.Default().
@@ -302,7 +307,7 @@ func (e *Endpoint) listen() error {
 		Tracer:                     qlog.DefaultConnectionTracer, // only with $QLOGDIR
 		// Tickets allow early data; only an EarlyDataHandler sees a
 		// connection before its handshake completed (core/early.go).
-		Allow0RTT: true,
+		Allow0RTT: !e.cfg.NoEarlyData,
 	}
 	if lim.KeepAlive > 0 {
 		qcfg.KeepAlivePeriod = lim.KeepAlive

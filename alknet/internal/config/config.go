@@ -149,6 +149,12 @@ type TLS struct {
 	// certificate, besides localhost, the host name and the listen
 	// addresses; it excludes CertFile and ACMEDomains. Default none.
 	Names []string `toml:"names"`
+	// EarlyData lets a resumed QUIC client send its alknet/call requests
+	// with its handshake (0-RTT); only replay-safe queries run before the
+	// handshake completes (docs/protocols/core.md, "0-RTT"). False refuses
+	// early data: every request waits for its handshake. Default true
+	// (when nil).
+	EarlyData *bool `toml:"early_data,omitempty"`
 }
 
 // Services is the [services] section.

@@ -116,7 +116,7 @@ func TestReloadClassification(t *testing.T) {
 		"limits.max_anon_inflight_bytes": static, "limits.max_anon_conn_inflight_bytes": static,
 		"limits.frame_grace": static, "limits.frame_min_rate": static, "limits.drain_timeout": static,
 		"tls.cert_file": static, "tls.key_file": static, "tls.acme_domains": static,
-		"tls.acme_email": static, "tls.acme_directory": static, "tls.names": static,
+		"tls.acme_email": static, "tls.acme_directory": static, "tls.names": static, "tls.early_data": static,
 		"services.disable": static,
 		"peers":            dynamic,
 		"tokens":           dynamic,

@@ -155,6 +155,7 @@ func Run(ctx context.Context, o Options) error {
 		WebCert:       web,
 		StandardALPNs: standardALPNs(router),
 		NoALPN:        cfg.Node.NoALPN,
+		NoEarlyData:   cfg.TLS.EarlyData != nil && !*cfg.TLS.EarlyData,
 		Limits:        cfg.EndpointLimits(),
 		Logger:        logger,
 	})
