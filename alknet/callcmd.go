@@ -61,7 +61,7 @@ var callCommand = &cli.Command{
 		out := c.App.Writer
 		p := c.String("peer")
 		if p == "" {
-			return interrupted(callDirect(ctx, out, client, op, input))
+			return interrupted(callDirect(ctx, out, c.App.ErrWriter, client, op, input))
 		}
 		typ, err := opType(ctx, client, p, op)
 		if err != nil {
@@ -95,8 +95,10 @@ var callCommand = &cli.Command{
 // op's shape (services/schema) and starts op beside it without waiting for
 // the answer, so both requests leave together, with the handshake when the
 // connection resumed (0-RTT): the shape only decides whether more outputs
-// follow the first.
-func callDirect(ctx context.Context, out io.Writer, client *call.Client, op string, input json.RawMessage) error {
+// follow the first. If the shape cannot be had, the first output is all it
+// prints, with a warning on errOut: op has run, and a script must not take
+// a mutation that succeeded for one that failed.
+func callDirect(ctx context.Context, out, errOut io.Writer, client *call.Client, op string, input json.RawMessage) error {
 	type shape struct {
 		typ call.OpType
 		err error
@@ -116,7 +118,8 @@ func callDirect(ctx context.Context, out io.Writer, client *call.Client, op stri
 			first = false
 			s := <-shaped
 			if s.err != nil {
-				return s.err
+				fmt.Fprintf(errOut, "alknet call: %s answered, but its shape is unknown (%v): printed its first output only\n", op, s.err)
+				return nil
 			}
 			if s.typ != call.Subscription {
 				return nil // its one output: stopping aborts nothing

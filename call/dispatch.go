@@ -161,7 +161,7 @@ func (srv *server) dispatch(ctx context.Context, c dispatchCall, send func(json.
 			return op.spec.Type, errDetached
 		}
 	}
-	req := &Request{ID: c.id, Op: name, Caller: c.caller, ForwardedFor: c.fwd, srv: srv, spec: op.spec}
+	req := &Request{ID: c.id, Op: name, Caller: c.caller, ForwardedFor: c.fwd, srv: srv, spec: op.spec, handshake: c.handshake}
 	var sent atomic.Int32
 	guarded := func(out json.RawMessage) error {
 		if inf.detached.Load() {

@@ -2,7 +2,9 @@ package call_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,27 +15,41 @@ import (
 	"github.com/alkdev/alknet/core/coretest"
 )
 
-// TestEarlyDataReplay: a client with a ticket sends a replay-safe query and
-// a mutation as 0-RTT data; an attacker on the path records that first
-// flight and sends it to the node again. The node answers the query early
-// and again for the replay, but runs the mutation once: it waits for a
-// handshake that a replay never completes.
+// TestEarlyDataReplay: a client with a ticket sends, as 0-RTT data, a
+// replay-safe query, a mutation, a replay-safe query that composes a
+// mutation, and (from a second client) a call with a bad token; an
+// attacker on the path records those first flights and sends them to the
+// node again. The node answers the replay-safe queries early and again for
+// the replays, but runs each mutation once and logs the bad token once: all
+// of that waits for a handshake that a replay never completes.
 func TestEarlyDataReplay(t *testing.T) {
-	var reads, writes atomic.Int32
+	var reads, writes, composed, inner atomic.Int32
 	reg := call.NewRegistry()
 	public := core.AccessControl{Public: true}
-	if err := call.Register(reg, call.Spec{Name: "test/read", ReplaySafe: true, Access: public},
-		func(context.Context, *call.Request, struct{}) (int32, error) { return reads.Add(1), nil }); err != nil {
-		t.Fatal(err)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := call.Register(reg, call.Spec{Name: "test/write", Type: call.Mutation, Access: public},
-		func(context.Context, *call.Request, struct{}) (int32, error) { return writes.Add(1), nil }); err != nil {
-		t.Fatal(err)
-	}
+	must(call.Register(reg, call.Spec{Name: "test/read", ReplaySafe: true, Access: public},
+		func(context.Context, *call.Request, struct{}) (int32, error) { return reads.Add(1), nil }))
+	must(call.Register(reg, call.Spec{Name: "test/write", Type: call.Mutation, Access: public},
+		func(context.Context, *call.Request, struct{}) (int32, error) { return writes.Add(1), nil }))
+	must(call.Register(reg, call.Spec{Name: "test/inner", Type: call.Mutation, Visibility: call.Internal, Access: public},
+		func(context.Context, *call.Request, struct{}) (int32, error) { return inner.Add(1), nil }))
+	must(call.Register(reg, call.Spec{Name: "test/compose", ReplaySafe: true, Access: public},
+		func(ctx context.Context, req *call.Request, _ struct{}) (int32, error) {
+			composed.Add(1)
+			var n int32
+			err := req.Call(ctx, "test/inner", struct{}{}, &n)
+			return n, err
+		}))
 	if err := call.Register(reg, call.Spec{Name: "test/bad", Type: call.Mutation, ReplaySafe: true}, func(context.Context, *call.Request, struct{}) (int, error) { return 0, nil }); err == nil {
 		t.Fatal("a replay-safe mutation was registered")
 	}
-	h, err := call.New(call.Config{Registry: reg})
+	var logs coretest.Buffer
+	h, err := call.New(call.Config{Registry: reg, Identities: core.NewLiveDirectory(nil, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +58,11 @@ func TestEarlyDataReplay(t *testing.T) {
 	addr := n.ID.String() + "@" + relay.Addr
 	d := &core.Dialer{Key: coretest.NewKey(t), Network: core.NetworkQUIC, Sessions: core.NewSessionCache(filepath.Join(t.TempDir(), "sessions"), 0, nil)}
 
-	session := func(ops ...string) {
+	session := func(token string, wantErr bool, ops ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := call.Dial(ctx, addr, call.Options{Dialer: d, EarlyData: true})
+		c, err := call.Dial(ctx, addr, call.Options{Dialer: d, EarlyData: true, AuthToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,28 +70,35 @@ func TestEarlyDataReplay(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, op := range ops {
 			wg.Go(func() {
-				if err := c.Call(ctx, op, nil, nil); err != nil {
+				if err := c.Call(ctx, op, nil, nil); (err != nil) != wantErr {
 					t.Errorf("%s: %v", op, err)
 				}
 			})
 		}
 		wg.Wait()
 	}
-	session("test/read") // a full handshake: the ticket
-	session("test/read", "test/write")
-	if r, w := reads.Load(), writes.Load(); r != 2 || w != 1 {
-		t.Fatalf("before the replay: %d reads, %d writes, want 2 and 1", r, w)
+	rejects := func() int { return strings.Count(logs.String(), "result=reject") }
+	session("", false, "test/read") // a full handshake: the ticket
+	session("", false, "test/read", "test/write", "test/compose")
+	session("alk_not_a_token", true, "test/read")
+	if r, w, c, i, rej := reads.Load(), writes.Load(), composed.Load(), inner.Load(), rejects(); r != 2 || w != 1 || c != 1 || i != 1 || rej != 1 {
+		t.Fatalf("before the replays: %d reads, %d writes, %d composed, %d inner, %d rejects; want 2, 1, 1, 1, 1", r, w, c, i, rej)
 	}
-	if relay.Flights() != 2 {
-		t.Fatalf("relay saw %d clients, want 2", relay.Flights())
+	if relay.Flights() != 3 {
+		t.Fatalf("relay saw %d clients, want 3", relay.Flights())
 	}
 
+	// quic-go answers packets of a connection it closed a moment ago
+	// with its close; an attacker replays later.
 	time.Sleep(time.Second)
 	relay.Replay(t, 1)
-	coretest.Eventually(t, 5*time.Second, "the replayed query answered", func() bool { return reads.Load() == 3 })
-	// The replay's handshake times out after a second; the mutation never ran.
+	relay.Replay(t, 2)
+	coretest.Eventually(t, 5*time.Second, "the replayed queries answered", func() bool {
+		return reads.Load() == 3 && composed.Load() == 2
+	})
+	// The replays' handshakes time out after a second; nothing else ran.
 	time.Sleep(1500 * time.Millisecond)
-	if w := writes.Load(); w != 1 {
-		t.Fatalf("the replayed mutation ran: %d writes, want 1", w)
+	if w, i, rej := writes.Load(), inner.Load(), rejects(); w != 1 || i != 1 || rej != 1 {
+		t.Fatalf("after the replays: %d writes, %d inner, %d rejects; want 1, 1, 1", w, i, rej)
 	}
 }

@@ -271,6 +271,11 @@ func (r *Request) CallPeer(ctx context.Context, ref PeerRef, op string, in, out 
 	if err := r.reachable(ref, op); err != nil {
 		return err
 	}
+	// Whether the peer's operation is replay-safe is the peer's to say:
+	// from 0-RTT data, a peer call waits for the handshake.
+	if err := r.waitHandshake(ctx, false); err != nil {
+		return err
+	}
 	raw, err := json.Marshal(in)
 	if err != nil {
 		return Errorf(CodeInvalidInput, "encode input: %v", err)
@@ -287,6 +292,10 @@ func (r *Request) CallPeer(ctx context.Context, ref PeerRef, op string, in, out 
 func (r *Request) SubscribePeer(ctx context.Context, ref PeerRef, op string, in any) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
 		if err := r.reachable(ref, op); err != nil {
+			yield(nil, err)
+			return
+		}
+		if err := r.waitHandshake(ctx, false); err != nil {
 			yield(nil, err)
 			return
 		}

@@ -157,6 +157,26 @@ type Request struct {
 
 	srv  *server
 	spec Spec
+	// handshake is closed once the caller's handshake completed; nil when
+	// it had when the call arrived (see [Spec.ReplaySafe]). Calls the
+	// handler composes wait for it unless they are replay-safe too.
+	handshake <-chan struct{}
+}
+
+// waitHandshake waits, for a call this request composes, until the
+// caller's handshake completed, unless the target is replay-safe
+// (safe): a replay-safe query run from 0-RTT data does nothing a replay
+// could repeat harmfully.
+func (r *Request) waitHandshake(ctx context.Context, safe bool) error {
+	if r.handshake == nil || safe {
+		return nil
+	}
+	select {
+	case <-r.handshake:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
 }
 
 // serveWire answers one call.requested from the wire.
@@ -164,7 +184,18 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 	name := strings.TrimPrefix(p.OperationID, "/")
 	start := time.Now()
 	caller := s.caller
+	hs := core.HandshakeComplete(s.conn)
+	if isClosed(hs) {
+		hs = nil
+	}
 	if p.AuthToken != "" {
+		// A token is checked, logged and bound only once the handshake
+		// completed: early data may come from a spoofed address, and a
+		// replay must not write auth lines (fail2ban reads them) for it.
+		if hs != nil && !handshaken(ctx, s.conn) {
+			return
+		}
+		hs = nil
 		var tok core.Identity
 		ok := false
 		if srv.identities != nil {
@@ -210,11 +241,7 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 			s.writeError(fs, id, asError(err))
 		}
 	}
-	dc := dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start}
-	if hs := core.HandshakeComplete(s.conn); !isClosed(hs) {
-		dc.handshake = hs
-	}
-	typ, err := srv.dispatch(ctx, dc, send)
+	typ, err := srv.dispatch(ctx, dispatchCall{caller: caller, id: id, name: name, input: p.Input, fwd: p.ForwardedFor, inf: inf, early: early, start: start, handshake: hs}, send)
 	mu.Lock()
 	already := answered
 	answered = true
@@ -322,7 +349,10 @@ func (r *Request) Call(ctx context.Context, op string, in, out any) error {
 	if cerr != nil {
 		return cerr
 	}
-	child := &Request{ID: newID(), Parent: r.ID, Op: o.spec.Name, Caller: r.Caller, ForwardedFor: r.ForwardedFor, srv: r.srv, spec: o.spec}
+	if err := r.waitHandshake(ctx, o.spec.ReplaySafe); err != nil {
+		return err
+	}
+	child := &Request{ID: newID(), Parent: r.ID, Op: o.spec.Name, Caller: r.Caller, ForwardedFor: r.ForwardedFor, srv: r.srv, spec: o.spec, handshake: r.handshake}
 	var result json.RawMessage
 	err = r.srv.run(ctx, o, child, input, func(b json.RawMessage) error {
 		if result != nil {

@@ -106,7 +106,11 @@ type Spec struct {
 	// connection's handshake completed; an attacker who recorded it can
 	// send it again. Every other call of such a connection waits for the
 	// handshake, which a replay never completes (docs/protocols/call.md,
-	// "Early data"). Only queries may set it.
+	// "Early data"). Only queries may set it. What a replay-safe handler
+	// composes ([Request.Call] of an operation that is not replay-safe,
+	// [Request.CallPeer], [Request.SubscribePeer]) waits for the handshake;
+	// a route ([RegisterRoute]) marked replay-safe says the worker's
+	// operation is.
 	ReplaySafe bool `json:"replaySafe,omitempty"`
 }
 

@@ -83,14 +83,17 @@ type earlyKey struct{}
 // opened early writes what it had written again once the handshake
 // completed, so the caller sees nothing but the lost round trip; a stream
 // keeps at most 64 KiB for that, and a larger write waits for the
-// handshake. Without a ticket for early data, over TCP+TLS, through a head
+// handshake. DialEarly sends early data only when the Dialer uses QUIC
+// alone ([NetworkQUIC]): an early dial returns before the node has
+// answered, so it cannot tell a path that drops UDP in time to fall back to
+// TCP+TLS. Otherwise, without a ticket for early data, through a head
 // ([Dialer.Via]) or to a bare NodeID, DialEarly is Dial.
 //
 // Until the handshake completes Peer().NodeID is the key the ticket was
 // filed under (pinned in addr or recorded in [Dialer.KnownNodes]): the
 // handshake verifies it before any byte from the node can be read.
 func (d *Dialer) DialEarly(ctx context.Context, addr, alpn string) (Conn, error) {
-	if d.Via != "" || d.Sessions == nil {
+	if d.Network != NetworkQUIC || d.Via != "" || d.Sessions == nil {
 		return d.Dial(ctx, addr, alpn)
 	}
 	if _, err := ParseNodeID(addr); err == nil && d.Resolve != nil {
@@ -140,16 +143,20 @@ func newEarlyConn(c *quicConn) *earlyConn {
 // each stream opened before write what it kept again at once, not when it
 // is next used: a stream its writer closed may never be.
 func (c *earlyConn) settle() {
+	var complete bool
 	select {
 	case <-c.qc.HandshakeComplete():
-		if !c.qc.ConnectionState().Used0RTT {
-			c.refused = true
-			// The handshake is complete: NextConnection returns at once.
-			_, _ = c.qc.NextConnection(context.Background())
-		}
+		complete = true
 	case <-c.qc.Context().Done():
 	}
+	// Under mu, so that a stream OpenStream gets once streams open again
+	// is never taken for an early one (and sent twice).
 	c.mu.Lock()
+	if complete && !c.qc.ConnectionState().Used0RTT {
+		c.refused = true
+		// The handshake is complete: NextConnection returns at once.
+		_, _ = c.qc.NextConnection(context.Background())
+	}
 	streams := c.early
 	c.early, c.done = nil, true
 	c.mu.Unlock()
@@ -188,18 +195,25 @@ func (c *earlyConn) isEarly() bool {
 // OpenStream implements [Conn]: a stream opened before the handshake
 // completed keeps what it writes until then.
 func (c *earlyConn) OpenStream(ctx context.Context) (Stream, error) {
-	s, err := c.retry(ctx, c.qc.OpenStreamSync)
-	if err != nil {
-		return nil, err
+	for {
+		s, err := c.retry(ctx, c.qc.OpenStreamSync)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if !c.done {
+			es := &earlyStream{c: c, cur: s}
+			c.early = append(c.early, es)
+			c.mu.Unlock()
+			return es, nil
+		}
+		c.mu.Unlock()
+		if !errors.Is(context.Cause(s.Context()), quic.Err0RTTRejected) {
+			return s, nil
+		}
+		// Opened early, refused before it was ours: it holds nothing
+		// yet, so a new one takes its place.
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done {
-		return s, nil
-	}
-	es := &earlyStream{c: c, cur: s}
-	c.early = append(c.early, es)
-	return es, nil
 }
 
 // AcceptStream implements [Conn]. The node opens no stream before the
@@ -225,6 +239,9 @@ func (c *earlyConn) retry(ctx context.Context, get func(context.Context) (*quic.
 		}
 		if err := c.wait(ctx); err != nil {
 			return quicStream{}, err
+		}
+		if c.qc.Context().Err() != nil { // ended before its handshake
+			return quicStream{}, connErr(c.qc, context.Cause(c.qc.Context()))
 		}
 	}
 }
