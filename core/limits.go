@@ -11,8 +11,10 @@ import (
 // presented resolved to an identity; every other peer is anonymous and gets
 // the smaller budgets.
 type Limits struct {
-	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s;
-	// at least 100ms.
+	// HandshakeTimeout bounds the TLS handshake; over QUIC, the wait for
+	// the client's next packet during the handshake, and the whole
+	// handshake to twice that (quic-go's HandshakeIdleTimeout). Default
+	// 10s; at least 100ms.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a QUIC connection with no traffic for this long.
 	// Default 60s; at least 1s.

@@ -62,8 +62,9 @@ func (n Node) ListenAddr() string {
 // peer is anonymous and gets the smaller budgets. docs/security.md explains
 // what each bounds and what to tune.
 type Limits struct {
-	// HandshakeTimeout bounds the TLS (or QUIC) handshake. Default 10s; at
-	// least 100ms.
+	// HandshakeTimeout bounds the TLS handshake; over QUIC, the wait for the
+	// client's next packet during the handshake, and the whole handshake to
+	// twice that. Default 10s; at least 100ms.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// IdleTimeout closes a QUIC connection silent for this long.
 	// Default 60s; at least 1s.
