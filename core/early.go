@@ -182,7 +182,7 @@ func (c *earlyConn) wait(ctx context.Context) error {
 	}
 }
 
-// early reports whether what is written now may be early data.
+// isEarly reports whether what is written now may be early data.
 func (c *earlyConn) isEarly() bool {
 	select {
 	case <-c.settled:
