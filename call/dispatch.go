@@ -154,12 +154,8 @@ func (srv *server) dispatch(ctx context.Context, c dispatchCall, send func(json.
 		srv.reg.record(op, time.Since(c.start), true)
 		return op.spec.Type, cerr
 	}
-	if c.handshake != nil && !op.spec.ReplaySafe {
-		select {
-		case <-c.handshake:
-		case <-ctx.Done(): // the connection ended: a replay never completes
-			return op.spec.Type, errDetached
-		}
+	if !op.spec.ReplaySafe && !awaitHandshake(ctx, c.handshake) {
+		return op.spec.Type, errDetached // the connection ended: a replay never completes
 	}
 	req := &Request{ID: c.id, Op: name, Caller: c.caller, ForwardedFor: c.fwd, srv: srv, spec: op.spec, handshake: c.handshake}
 	var sent atomic.Int32

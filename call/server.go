@@ -168,14 +168,23 @@ type Request struct {
 // (safe): a replay-safe query run from 0-RTT data does nothing a replay
 // could repeat harmfully.
 func (r *Request) waitHandshake(ctx context.Context, safe bool) error {
-	if r.handshake == nil || safe {
+	if safe || awaitHandshake(ctx, r.handshake) {
 		return nil
 	}
+	return ctxError(ctx)
+}
+
+// awaitHandshake waits until hs is closed (nil: the handshake had
+// completed) and reports true, or false if ctx ended first.
+func awaitHandshake(ctx context.Context, hs <-chan struct{}) bool {
+	if hs == nil {
+		return true
+	}
 	select {
-	case <-r.handshake:
-		return nil
+	case <-hs:
+		return true
 	case <-ctx.Done():
-		return ctxError(ctx)
+		return false
 	}
 }
 
@@ -192,7 +201,7 @@ func (srv *server) serveWire(ctx context.Context, s *session, fs *frameStream, i
 		// A token is checked, logged and bound only once the handshake
 		// completed: early data may come from a spoofed address, and a
 		// replay must not write auth lines (fail2ban reads them) for it.
-		if hs != nil && !handshaken(ctx, s.conn) {
+		if !awaitHandshake(ctx, hs) { // ctx ends with the connection
 			return
 		}
 		hs = nil
