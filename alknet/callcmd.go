@@ -117,6 +117,9 @@ func callDirect(ctx context.Context, out, errOut io.Writer, client *call.Client,
 		if first {
 			first = false
 			s := <-shaped
+			if s.err != nil && ctx.Err() != nil {
+				return s.err // interrupted before the shape came back
+			}
 			if s.err != nil {
 				fmt.Fprintf(errOut, "alknet call: %s answered, but its shape is unknown (%v): printed its first output only\n", op, s.err)
 				return nil
