@@ -76,9 +76,14 @@ type Dialer struct {
 	KnownNodes *KnownNodes
 	// Network selects QUIC, TCP+TLS or both (default).
 	Network Network
-	// QUICTimeout bounds the QUIC attempt before falling back to TCP+TLS.
-	// Default 3s.
+	// QUICTimeout bounds a QUIC attempt. Default 3s.
 	QUICTimeout time.Duration
+	// FallbackDelay is how long a dial with Network auto gives QUIC alone
+	// before it starts TCP+TLS beside it, as Happy Eyeballs does for IPv6
+	// (RFC 8305); the first handshake to complete wins. Zero means
+	// [DefaultFallbackDelay]; negative starts TCP+TLS only once QUIC has
+	// failed.
+	FallbackDelay time.Duration
 	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
 	// keep-alive and larger receive windows ([QUICMaxStreamReceiveWindow]).
 	QUICConfig *quic.Config
@@ -128,6 +133,12 @@ type Route struct {
 	Addr string
 	Via  string
 }
+
+// DefaultFallbackDelay is QUIC's head start over TCP+TLS in a dial with
+// Network auto: time for a lost first flight to be sent again (quic-go's
+// first probe timeout is about 300 ms before any RTT is known) and to be
+// answered on a slow path.
+const DefaultFallbackDelay = time.Second
 
 // directTimeout bounds a direct route's dial when a relayed route could
 // follow: a node behind NAT publishes addresses nobody can reach, and the
@@ -179,47 +190,95 @@ func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn
 	case len(direct) == 0:
 		return dialInTurn(ctx, relayed, dialRelayed)
 	}
+	c, _, errs := raceDials(ctx, relayHeadStart,
+		func(ctx context.Context) (Conn, error) { return dialInTurn(ctx, direct, dialDirect) },
+		func(ctx context.Context) (Conn, error) { return dialInTurn(ctx, relayed, dialRelayed) },
+		nil)
+	return c, errs.join()
+}
+
+// raceDials runs first, and second beside it from headStart on (at once if
+// first fails before; only then, for a negative headStart): the first
+// connection wins and is returned with
+// which dial made it (0 or 1); the other dial is cancelled, and closed
+// should it connect all the same. An error for which fatal reports true
+// ends the race at once (fatal may be nil) and is the only one returned.
+func raceDials(ctx context.Context, headStart time.Duration, first, second func(context.Context) (Conn, error), fatal func(error) bool) (Conn, int, raceErrs) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
-		c   Conn
-		err error
+		c     Conn
+		which int
+		err   error
 	}
 	results := make(chan result, 2)
-	race := func(routes []Route, dial func(context.Context, Route) (Conn, error)) {
+	run := func(which int, dial func(context.Context) (Conn, error)) {
 		go func() {
-			c, err := dialInTurn(ctx, routes, dial)
-			results <- result{c, err}
+			c, err := dial(ctx)
+			results <- result{c, which, err}
 		}()
 	}
-	race(direct, dialDirect)
-	headStart := time.NewTimer(relayHeadStart)
-	defer headStart.Stop()
+	run(0, first)
+	var headStarted <-chan time.Time // never, for a negative headStart
+	if headStart >= 0 {
+		timer := time.NewTimer(headStart)
+		defer timer.Stop()
+		headStarted = timer.C
+	}
 	started, pending := false, 1
-	var errs []error
+	// abandon closes what the dial still running makes, if anything.
+	abandon := func() {
+		if pending > 0 {
+			go func() {
+				if o := <-results; o.c != nil {
+					_ = o.c.CloseWithError(CodeNoError, "")
+				}
+			}()
+		}
+	}
+	var errs raceErrs
 	for pending > 0 || !started {
 		select {
-		case <-headStart.C:
+		case <-headStarted:
 		case r := <-results:
 			pending--
 			if r.err == nil {
-				if pending > 0 { // the other loses: close it if it connects
-					go func() {
-						if o := <-results; o.c != nil {
-							_ = o.c.CloseWithError(CodeNoError, "")
-						}
-					}()
-				}
-				return r.c, nil
+				abandon()
+				return r.c, r.which, raceErrs{}
 			}
-			errs = append(errs, r.err)
+			errs[r.which] = r.err
+			if fatal != nil && fatal(r.err) || ctx.Err() != nil {
+				abandon()
+				var only raceErrs
+				only[r.which] = r.err
+				return nil, 0, only
+			}
 		}
 		if !started {
 			started, pending = true, pending+1
-			race(relayed, dialRelayed)
+			run(1, second)
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, 0, errs
+}
+
+// raceErrs are the errors of [raceDials]' first and second dial; both nil
+// when one connected.
+type raceErrs [2]error
+
+// join returns the errors joined, nil for none.
+func (e raceErrs) join() error { return errors.Join(e[0], e[1]) }
+
+// as returns one error naming both failures, the first dial's (named
+// first) in parentheses after the second's, or the one there is.
+func (e raceErrs) as(first string) error {
+	switch {
+	case e[0] == nil:
+		return e[1]
+	case e[1] == nil:
+		return e[0]
+	}
+	return fmt.Errorf("%w (%s: %w)", e[1], first, e[0])
 }
 
 // dialInTurn dials routes in order until one answers.
@@ -300,17 +359,7 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 	case NetworkTCP:
 		c, err = d.dialTCP(ctx, hostport, cfg)
 	case NetworkAuto:
-		first, second, name := d.dialQUIC, d.dialTCP, "quic"
-		if d.preferTCP(pathKey(pin, hostport)) {
-			first, second, name = d.dialTCP, d.dialQUIC, "tcp"
-		}
-		c, err = first(ctx, hostport, cfg)
-		if err != nil && !errors.Is(err, errIdentity) && ctx.Err() == nil {
-			ferr := err
-			if c, err = second(ctx, hostport, cfg); err != nil {
-				err = fmt.Errorf("%w (%s: %w)", err, name, ferr)
-			}
-		}
+		c, err = d.dialAuto(ctx, pathKey(pin, hostport), hostport, cfg)
 	default:
 		return nil, fmt.Errorf("core: unknown network %q", d.Network)
 	}
@@ -326,6 +375,43 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 	d.watchPath(pathKey(pin, hostport), c)
 	return c, nil
 }
+
+// dialAuto dials over QUIC and TCP+TLS, the node named key at hostport:
+// TCP+TLS first, then QUIC if it fails, when [Dialer.Paths] remembers
+// TCP+TLS for the node; else QUIC, with TCP+TLS beside it from
+// [Dialer.FallbackDelay] on. When TCP+TLS wins that race (QUIC failed, or
+// had not answered by then), Paths remembers it for the node: a network
+// that drops UDP costs the head start once, not on every dial.
+func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, error) {
+	quicDial := func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) }
+	tcpDial := func(ctx context.Context) (Conn, error) { return d.dialTCP(ctx, hostport, cfg) }
+	remember := func(network Network) {
+		if err := d.Paths.Remember(key, network); err != nil {
+			d.logger().Warn("path memory not written", "err", err)
+		}
+	}
+	if d.preferTCP(key) {
+		c, which, errs := raceDials(ctx, -1, tcpDial, quicDial, isIdentityErr)
+		if c != nil && which == 1 { // TCP+TLS does not get through now
+			remember(NetworkAuto)
+		}
+		return c, errs.as("tcp")
+	}
+	headStart := d.FallbackDelay
+	if headStart == 0 {
+		headStart = DefaultFallbackDelay
+	}
+	c, which, errs := raceDials(ctx, headStart, quicDial, tcpDial, isIdentityErr)
+	if c != nil && which == 1 && d.Paths != nil {
+		remember(NetworkTCP)
+		c.Logger().Info("quic did not connect in time; dials of the node use tcp+tls for a while", "head_start", headStart)
+	}
+	return c, errs.as("quic")
+}
+
+// isIdentityErr reports an error about the node's key, which no other
+// transport fixes.
+func isIdentityErr(err error) bool { return errors.Is(err, errIdentity) }
 
 func (d *Dialer) logger() *slog.Logger {
 	if d.Logger != nil {

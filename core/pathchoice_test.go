@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +258,133 @@ func TestDialerRemembersTCP(t *testing.T) {
 	}
 	if (&core.Dialer{}).LossBound(c) != nil {
 		t.Error("a Dialer without Paths watches")
+	}
+}
+
+// udpBlackhole stands for n on a network that drops UDP: its address takes
+// TCP connections to n's port and swallows every datagram, which it counts.
+func udpBlackhole(t *testing.T, n *coretest.Node) (addr string, datagrams func() int64) {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	for tries := 0; pc == nil; tries++ { // the TCP port's UDP twin may be taken
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", l.Addr().String()); err != nil {
+			l.Close()
+			if tries == 10 {
+				t.Fatal(err)
+			}
+			continue
+		}
+		ln = l
+	}
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); pc.Close(); wg.Wait() })
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			count.Add(1)
+		}
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", n.HostPort)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, up)
+			})
+		}
+	})
+	return n.ID.String() + "@" + ln.Addr().String(), count.Load
+}
+
+// TestDialerFallsBackWhereUDPIsDropped: on a path that drops UDP an auto
+// dial has TCP+TLS after QUIC's head start, not after QUIC's timeout, and
+// remembers it: the next dial tries TCP+TLS first and sends no datagram. A
+// forced QUIC dial still fails there.
+func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
+	addr, datagrams := udpBlackhole(t, n)
+	mem := core.NewPathMemory("")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := &core.Dialer{Paths: mem, FallbackDelay: 200 * time.Millisecond, QUICTimeout: 20 * time.Second}
+	dial := func() (core.Conn, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		c, err := d.Dial(ctx, addr, "test/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.CloseWithError(core.CodeNoError, "") })
+		if _, ok := c.(core.QUICConn); ok {
+			t.Fatal("got QUIC through a path that drops UDP")
+		}
+		return c, time.Since(start)
+	}
+	_, took := dial()
+	if took < 200*time.Millisecond || took > 10*time.Second {
+		t.Errorf("first dial took %v: want QUIC's head start (200ms) and a TCP+TLS handshake", took)
+	}
+	if datagrams() == 0 {
+		t.Error("QUIC was not tried first")
+	}
+	if got := mem.Lookup(n.ID.String()); got != core.NetworkTCP {
+		t.Fatalf("memory after the fallback: %q, want tcp", got)
+	}
+	// The abandoned QUIC attempt may still have had datagrams on the way.
+	sent := datagrams()
+	for settled := time.Now(); time.Since(settled) < 100*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+		if now := datagrams(); now != sent {
+			sent, settled = now, time.Now()
+		}
+	}
+	dial()
+	if datagrams() != sent {
+		t.Error("the second dial tried QUIC first")
+	}
+	quicOnly := &core.Dialer{Network: core.NetworkQUIC, QUICTimeout: 300 * time.Millisecond}
+	if c, err := quicOnly.Dial(ctx, addr, "test/a"); err == nil {
+		c.CloseWithError(core.CodeNoError, "")
+		t.Error("a forced QUIC dial got through")
+	}
+}
+
+// TestDialerAutoKeepsQUIC: where both transports answer, an auto dial gets
+// QUIC, with the default head start and with none, and remembers nothing.
+func TestDialerAutoKeepsQUIC(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
+	mem := core.NewPathMemory("")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, delay := range []time.Duration{0, -1} {
+		d := &core.Dialer{Paths: mem, FallbackDelay: delay}
+		c, err := d.Dial(ctx, n.Addr, "test/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.(core.QUICConn); !ok {
+			t.Errorf("head start %v: got TCP+TLS", delay)
+		}
+		if got := mem.Lookup(n.ID.String()); got != core.NetworkAuto {
+			t.Errorf("head start %v: memory %q after QUIC won", delay, got)
+		}
+		_ = c.CloseWithError(core.CodeNoError, "")
 	}
 }
