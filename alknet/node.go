@@ -153,13 +153,18 @@ func openVault(c *cli.Context, dir string) (*vault.Vault, error) {
 // loadVault is openVault; create, if not nil, is called to make the vault
 // when there is none.
 func loadVault(c *cli.Context, dir string, create func(path string, pass []byte) (*vault.Vault, error)) (*vault.Vault, error) {
-	// Argon2id's 64 MiB are garbage once the vault is open: hand them back
-	// to the OS rather than keep them resident for the node's lifetime.
-	defer debug.FreeOSMemory()
 	path := filepath.Join(dir, vaultFile)
 	pass, err := passphrase(c)
 	if err != nil {
 		return nil, err
+	}
+	if len(pass) > 0 || create != nil {
+		// Argon2id's 64 MiB are garbage once the vault is open: hand them
+		// back to the OS rather than keep them resident for the node's (or
+		// a forward's) lifetime. A client's vault without a passphrase
+		// opens with a few KiB (vault.UnprotectedKDFParams), and the forced
+		// collection (8 ms of CPU) would only slow every command.
+		defer debug.FreeOSMemory()
 	}
 	v, err := vault.Load(path, pass)
 	switch {
