@@ -194,7 +194,10 @@ func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn
 		func(ctx context.Context) (Conn, error) { return dialInTurn(ctx, direct, dialDirect) },
 		func(ctx context.Context) (Conn, error) { return dialInTurn(ctx, relayed, dialRelayed) },
 		nil)
-	return c, errs.join()
+	if c != nil {
+		return c, nil
+	}
+	return nil, errs.join()
 }
 
 // raceDials runs first, and second beside it from headStart on (at once if
@@ -203,6 +206,8 @@ func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn
 // which dial made it (0 or 1); the other dial is cancelled, and closed
 // should it connect all the same. An error for which fatal reports true
 // ends the race at once (fatal may be nil) and is the only one returned.
+// With a connection, the errors are those of a dial that failed before it
+// (the first, when the second won after it failed).
 func raceDials(ctx context.Context, headStart time.Duration, first, second func(context.Context) (Conn, error), fatal func(error) bool) (Conn, int, raceErrs) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -244,7 +249,7 @@ func raceDials(ctx context.Context, headStart time.Duration, first, second func(
 			pending--
 			if r.err == nil {
 				abandon()
-				return r.c, r.which, raceErrs{}
+				return r.c, r.which, errs
 			}
 			errs[r.which] = r.err
 			if fatal != nil && fatal(r.err) || ctx.Err() != nil {
@@ -262,8 +267,7 @@ func raceDials(ctx context.Context, headStart time.Duration, first, second func(
 	return nil, 0, errs
 }
 
-// raceErrs are the errors of [raceDials]' first and second dial; both nil
-// when one connected.
+// raceErrs are the errors of [raceDials]' first and second dial.
 type raceErrs [2]error
 
 // join returns the errors joined, nil for none.
@@ -353,13 +357,14 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 		return nil, err
 	}
 	var c Conn
+	var learned func() // what an auto dial's race taught, to remember
 	switch d.Network {
 	case NetworkQUIC:
 		c, err = d.dialQUIC(ctx, hostport, cfg)
 	case NetworkTCP:
 		c, err = d.dialTCP(ctx, hostport, cfg)
 	case NetworkAuto:
-		c, err = d.dialAuto(ctx, pathKey(pin, hostport), hostport, cfg)
+		c, learned, err = d.dialAuto(ctx, pathKey(pin, hostport), hostport, cfg)
 	default:
 		return nil, fmt.Errorf("core: unknown network %q", d.Network)
 	}
@@ -372,42 +377,62 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 			return nil, err
 		}
 	}
+	if learned != nil {
+		learned()
+	}
 	d.watchPath(pathKey(pin, hostport), c)
 	return c, nil
 }
 
-// dialAuto dials over QUIC and TCP+TLS, the node named key at hostport:
-// TCP+TLS first, then QUIC if it fails, when [Dialer.Paths] remembers
-// TCP+TLS for the node; else QUIC, with TCP+TLS beside it from
-// [Dialer.FallbackDelay] on. When TCP+TLS wins that race (QUIC failed, or
-// had not answered by then), Paths remembers it for the node: a network
-// that drops UDP costs the head start once, not on every dial.
-func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, error) {
-	quicDial := func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) }
-	tcpDial := func(ctx context.Context) (Conn, error) { return d.dialTCP(ctx, hostport, cfg) }
-	remember := func(network Network) {
-		if err := d.Paths.Remember(key, network); err != nil {
-			d.logger().Warn("path memory not written", "err", err)
-		}
+// dialAuto dials over QUIC and TCP+TLS the node named key at hostport,
+// racing them ([raceDials]): TCP+TLS first when [Dialer.Paths] remembers it
+// for the node, else QUIC, the other from [Dialer.FallbackDelay] on. It
+// also returns what the race taught, for dialDirect to remember once it
+// keeps the connection (nil for nothing): when TCP+TLS won as the second
+// (QUIC failed, or had not connected in its head start) that the node is
+// dialled over TCP+TLS first for [quicFailedTTL], so that a network that
+// drops UDP costs the head start once rather than on every dial; when QUIC
+// won as the second after TCP+TLS failed, that the remembered TCP+TLS does
+// not get through now.
+func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, func(), error) {
+	dials := [2]func(context.Context) (Conn, error){
+		func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) },
+		func(ctx context.Context) (Conn, error) { return d.dialTCP(ctx, hostport, cfg) },
 	}
-	if d.preferTCP(key) {
-		c, which, errs := raceDials(ctx, -1, tcpDial, quicDial, isIdentityErr)
-		if c != nil && which == 1 { // TCP+TLS does not get through now
-			remember(NetworkAuto)
-		}
-		return c, errs.as("tcp")
+	names := [2]string{"quic", "tcp"}
+	tcpFirst := d.preferTCP(key)
+	if tcpFirst {
+		dials[0], dials[1] = dials[1], dials[0]
+		names[0], names[1] = names[1], names[0]
 	}
 	headStart := d.FallbackDelay
 	if headStart == 0 {
 		headStart = DefaultFallbackDelay
 	}
-	c, which, errs := raceDials(ctx, headStart, quicDial, tcpDial, isIdentityErr)
-	if c != nil && which == 1 && d.Paths != nil {
-		remember(NetworkTCP)
-		c.Logger().Info("quic did not connect in time; dials of the node use tcp+tls for a while", "head_start", headStart)
+	c, which, errs := raceDials(ctx, headStart, dials[0], dials[1], isIdentityErr)
+	if c == nil {
+		return nil, nil, errs.as(names[0])
 	}
-	return c, errs.as("quic")
+	switch {
+	case which == 0 || d.Paths == nil:
+		return c, nil, nil
+	case tcpFirst && errs[0] != nil: // not merely slow: it failed
+		return c, func() { d.Paths.note(key, NetworkAuto, 0) }, nil
+	case tcpFirst:
+		return c, nil, nil
+	}
+	return c, func() {
+		d.Paths.note(key, NetworkTCP, quicFailedTTL)
+		c.Logger().Info("quic did not connect in time; dials of the node use tcp+tls first for a while",
+			"head_start", headStart, "for", quicFailedTTL)
+	}, nil
 }
+
+// quicFailedTTL is how long a node where TCP+TLS won the race is dialled
+// over TCP+TLS first: shorter than a loss-bound verdict's [DefaultPathTTL],
+// since a second without an answer may also be a moment's outage (a
+// network coming up), after which QUIC should get its chance back soon.
+const quicFailedTTL = 5 * time.Minute
 
 // isIdentityErr reports an error about the node's key, which no other
 // transport fixes.

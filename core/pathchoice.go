@@ -224,6 +224,19 @@ func (m *PathMemory) Lookup(key string) Network {
 // Remember records network for key until TTL from now; NetworkAuto forgets
 // key.
 func (m *PathMemory) Remember(key string, network Network) error {
+	return m.rememberFor(key, network, 0)
+}
+
+// note is Remember for at most ttl (0: TTL), logging a failure instead of
+// returning it.
+func (m *PathMemory) note(key string, network Network, ttl time.Duration) {
+	if err := m.rememberFor(key, network, ttl); err != nil {
+		m.logger().Warn("path memory not written", "err", err)
+	}
+}
+
+// rememberFor is Remember for at most ttl (0: TTL).
+func (m *PathMemory) rememberFor(key string, network Network, ttl time.Duration) error {
 	if !validPathKey(key) {
 		return fmt.Errorf("core: path memory: bad key %q", Clip(key))
 	}
@@ -244,9 +257,12 @@ func (m *PathMemory) Remember(key string, network Network) error {
 	if network == NetworkAuto {
 		delete(entries, key)
 	} else {
-		ttl := m.TTL
-		if ttl <= 0 {
-			ttl = DefaultPathTTL
+		limit := m.TTL
+		if limit <= 0 {
+			limit = DefaultPathTTL
+		}
+		if ttl <= 0 || ttl > limit {
+			ttl = limit
 		}
 		entries[key] = pathEntry{network: network, expires: now.Add(ttl)}
 	}

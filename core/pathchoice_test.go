@@ -316,16 +316,17 @@ func udpBlackhole(t *testing.T, n *coretest.Node) (addr string, datagrams func()
 
 // TestDialerFallsBackWhereUDPIsDropped: on a path that drops UDP an auto
 // dial has TCP+TLS after QUIC's head start, not after QUIC's timeout, and
-// remembers it: the next dial tries TCP+TLS first and sends no datagram. A
-// forced QUIC dial still fails there.
+// remembers it for five minutes: the next dial tries TCP+TLS first and
+// sends no datagram. A forced QUIC dial still fails there.
 func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
 	addr, datagrams := udpBlackhole(t, n)
-	mem := core.NewPathMemory("")
+	memFile := filepath.Join(t.TempDir(), "paths")
+	mem := core.NewPathMemory(memFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d := &core.Dialer{Paths: mem, FallbackDelay: 200 * time.Millisecond, QUICTimeout: 20 * time.Second}
-	dial := func() (core.Conn, time.Duration) {
+	dial := func() time.Duration {
 		t.Helper()
 		start := time.Now()
 		c, err := d.Dial(ctx, addr, "test/a")
@@ -336,10 +337,9 @@ func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 		if _, ok := c.(core.QUICConn); ok {
 			t.Fatal("got QUIC through a path that drops UDP")
 		}
-		return c, time.Since(start)
+		return time.Since(start)
 	}
-	_, took := dial()
-	if took < 200*time.Millisecond || took > 10*time.Second {
+	if took := dial(); took < 200*time.Millisecond || took > 10*time.Second {
 		t.Errorf("first dial took %v: want QUIC's head start (200ms) and a TCP+TLS handshake", took)
 	}
 	if datagrams() == 0 {
@@ -348,9 +348,23 @@ func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 	if got := mem.Lookup(n.ID.String()); got != core.NetworkTCP {
 		t.Fatalf("memory after the fallback: %q, want tcp", got)
 	}
+	data, err := os.ReadFile(memFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key, network string
+	var expiry int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, n.ID.String()) {
+			fmt.Sscan(line, &key, &network, &expiry)
+		}
+	}
+	if left := time.Until(time.Unix(expiry, 0)); left < 4*time.Minute || left > 5*time.Minute+time.Second {
+		t.Errorf("remembered for %v, want 5m", left)
+	}
 	// The abandoned QUIC attempt may still have had datagrams on the way.
 	sent := datagrams()
-	for settled := time.Now(); time.Since(settled) < 100*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+	for settled := time.Now(); time.Since(settled) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
 		if now := datagrams(); now != sent {
 			sent, settled = now, time.Now()
 		}
@@ -363,6 +377,31 @@ func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 	if c, err := quicOnly.Dial(ctx, addr, "test/a"); err == nil {
 		c.CloseWithError(core.CodeNoError, "")
 		t.Error("a forced QUIC dial got through")
+	}
+}
+
+// TestDialerForgetsTCPThatFails: a node remembered for TCP+TLS whose TCP+TLS
+// fails while QUIC gets through is dialled over QUIC, and forgotten.
+func TestDialerForgetsTCPThatFails(t *testing.T) {
+	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
+	relay := coretest.StartRelay(t, n.HostPort, 0) // UDP only: TCP is refused there
+	mem := core.NewPathMemory("")
+	if err := mem.Remember(n.ID.String(), core.NetworkTCP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := &core.Dialer{Paths: mem}
+	c, err := d.Dial(ctx, n.ID.String()+"@"+relay.Addr, "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if _, ok := c.(core.QUICConn); !ok {
+		t.Error("got TCP+TLS where TCP is refused")
+	}
+	if got := mem.Lookup(n.ID.String()); got != core.NetworkAuto {
+		t.Errorf("memory %q after TCP+TLS failed, want it forgotten", got)
 	}
 }
 

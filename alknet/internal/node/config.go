@@ -107,9 +107,11 @@ func zeroDynamic(v reflect.Value) {
 // (alknet perf, pipe, fs --node, forward, ...), not of the node.
 type clientConfig struct {
 	// Network is the transport of client commands: "quic", "tcp", or ""
-	// (auto): QUIC first, falling back to TCP+TLS, except for nodes where a
-	// QUIC connection was found bound by random loss (quic-go's NewReno),
-	// which get TCP+TLS first for 30 minutes; the choice is remembered in
+	// (auto): QUIC first, with TCP+TLS started beside it after 1 s (the
+	// first handshake to complete wins), except for nodes where QUIC did
+	// not connect within that second (TCP+TLS first for 5 minutes) or a
+	// QUIC connection was found bound by random loss (quic-go's NewReno;
+	// TCP+TLS first for 30 minutes); the choice is remembered in
 	// <data-dir>/paths (docs/protocols/core.md, "Transport choice"). The
 	// --network flag and ALKNET_NETWORK override it. Default "".
 	Network string `toml:"network"`
