@@ -386,7 +386,8 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 
 // dialAuto dials over QUIC and TCP+TLS the node named key at hostport,
 // racing them ([raceDials]): TCP+TLS first when [Dialer.Paths] remembers it
-// for the node, else QUIC, the other from [Dialer.FallbackDelay] on. It
+// for the node, QUIC beside it from [rememberedTCPHeadStart] on; else QUIC,
+// TCP+TLS beside it from [Dialer.FallbackDelay] on. It
 // also returns what the race taught, for dialDirect to remember once it
 // keeps the connection (nil for nothing): when TCP+TLS won as the second
 // (QUIC failed, or had not connected in its head start) that the node is
@@ -406,7 +407,10 @@ func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Co
 		names[0], names[1] = names[1], names[0]
 	}
 	headStart := d.FallbackDelay
-	if headStart == 0 {
+	switch {
+	case tcpFirst:
+		headStart = rememberedTCPHeadStart
+	case headStart == 0:
 		headStart = DefaultFallbackDelay
 	}
 	c, which, errs := raceDials(ctx, headStart, dials[0], dials[1], isIdentityErr)
@@ -427,6 +431,13 @@ func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Co
 			"head_start", headStart, "for", quicFailedTTL)
 	}, nil
 }
+
+// rememberedTCPHeadStart is how long TCP+TLS has alone when the node is
+// remembered for it, before QUIC starts beside it. It is long: the memory
+// often stands for a path that loses packets, where QUIC is bound by loss
+// and TCP+TLS's handshake can need a retransmitted SYN or two (1 s, then
+// 2 s more); QUIC joins only where TCP+TLS seems blocked.
+const rememberedTCPHeadStart = 5 * time.Second
 
 // quicFailedTTL is how long a node where TCP+TLS won the race is dialled
 // over TCP+TLS first: shorter than a loss-bound verdict's [DefaultPathTTL],
