@@ -82,7 +82,8 @@ type Dialer struct {
 	// before it starts TCP+TLS beside it, as Happy Eyeballs does for IPv6
 	// (RFC 8305); the first handshake to complete wins. Zero means
 	// [DefaultFallbackDelay]; negative starts TCP+TLS only once QUIC has
-	// failed.
+	// failed. A node [Dialer.Paths] remembers for TCP+TLS is dialled the
+	// other way round, QUIC starting after 5 s.
 	FallbackDelay time.Duration
 	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
 	// keep-alive and larger receive windows ([QUICMaxStreamReceiveWindow]).
@@ -107,10 +108,10 @@ type Dialer struct {
 	RelayOnly bool
 	// Paths, with Network auto, remembers per node the transport for bulk
 	// traffic: each QUIC connection is watched, one bound by random loss
-	// records TCP+TLS for its node, and later dials of the node try
-	// TCP+TLS first until the entry expires (docs/protocols/core.md,
-	// "Transport choice"). Each watch is a goroutine that ends with its
-	// connection. Nil: always QUIC first.
+	// records TCP+TLS for its node, as does a dial that TCP+TLS won, and
+	// later dials of the node try TCP+TLS first until the entry expires
+	// (docs/protocols/core.md, "Transport choice"). Each watch is a
+	// goroutine that ends with its connection. Nil: always QUIC first.
 	Paths *PathMemory
 
 	// Sessions keeps the session tickets nodes give, so that later dials
@@ -201,13 +202,13 @@ func (d *Dialer) dialResolved(ctx context.Context, id NodeID, alpn string) (Conn
 }
 
 // raceDials runs first, and second beside it from headStart on (at once if
-// first fails before; only then, for a negative headStart): the first
-// connection wins and is returned with
-// which dial made it (0 or 1); the other dial is cancelled, and closed
-// should it connect all the same. An error for which fatal reports true
-// ends the race at once (fatal may be nil) and is the only one returned.
-// With a connection, the errors are those of a dial that failed before it
-// (the first, when the second won after it failed).
+// first fails before; only then, for a negative headStart). The first
+// connection wins and is returned with which dial made it (0 or 1); the
+// other dial is cancelled, and closed should it connect all the same. An
+// error for which fatal reports true ends the race at once (fatal may be
+// nil) and is the only one returned. With a connection, the errors are
+// those of a dial that failed before it (the first, when the second won
+// after it failed).
 func raceDials(ctx context.Context, headStart time.Duration, first, second func(context.Context) (Conn, error), fatal func(error) bool) (Conn, int, raceErrs) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -387,14 +388,14 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 // dialAuto dials over QUIC and TCP+TLS the node named key at hostport,
 // racing them ([raceDials]): TCP+TLS first when [Dialer.Paths] remembers it
 // for the node, QUIC beside it from [rememberedTCPHeadStart] on; else QUIC,
-// TCP+TLS beside it from [Dialer.FallbackDelay] on. It
-// also returns what the race taught, for dialDirect to remember once it
-// keeps the connection (nil for nothing): when TCP+TLS won as the second
-// (QUIC failed, or had not connected in its head start) that the node is
-// dialled over TCP+TLS first for [quicFailedTTL], so that a network that
-// drops UDP costs the head start once rather than on every dial; when QUIC
-// won as the second after TCP+TLS failed, that the remembered TCP+TLS does
-// not get through now.
+// TCP+TLS beside it from [Dialer.FallbackDelay] on. It also returns what
+// the race taught, for dialDirect to remember once it keeps the connection
+// (nil for nothing). When TCP+TLS won as the second (QUIC failed, or had
+// not connected in its head start): that the node is dialled over TCP+TLS
+// first for [quicFailedTTL], so that a network that drops UDP costs the
+// head start once rather than on every dial. When QUIC won as the second
+// after TCP+TLS failed: that the remembered TCP+TLS does not get through
+// now.
 func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, func(), error) {
 	dials := [2]func(context.Context) (Conn, error){
 		func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) },
