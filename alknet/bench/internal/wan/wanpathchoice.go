@@ -2,11 +2,13 @@ package wan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/alknet/bench/internal/harness"
@@ -90,6 +92,15 @@ func pathChoiceWant(p netem.LinkProfile) string {
 	return "quic"
 }
 
+// raceLostLog is what the client logs when TCP+TLS won its dial's race:
+// QUIC's handshake had not completed within its head start.
+const raceLostLog = "quic did not connect in time"
+
+// errFirstOnTCP is measurePathChoice's first run dialled over TCP+TLS
+// because QUIC's handshake lost a flight or two and with them the dial's
+// race, as it can at heavy loss: a draw, with nothing to judge on QUIC.
+var errFirstOnTCP = errors.New("bench: the first alknet perf went to TCP+TLS: QUIC's handshake lost the dial's race")
+
 // measurePathChoice starts a node in B whose one peer (the client's key)
 // may use perf and runs `alknet perf --bytes bytes` twice from A with the
 // network auto and one client data dir.
@@ -117,6 +128,9 @@ func measurePathChoice(ctx context.Context, l *netem.Link, bin string, bytes int
 		g, _ := strconv.ParseFloat(v[1], 64)
 		res.quic = g * 1e6 / 8
 	} else if t := perfTransport.FindStringSubmatch(first); t == nil || t[1] != "quic" {
+		if strings.Contains(first, raceLostLog) {
+			return res, errFirstOnTCP
+		}
 		return res, fmt.Errorf("bench: first alknet perf did not start on QUIC: %q", first)
 	} else {
 		res.quic = r1.down
