@@ -44,12 +44,6 @@ var callCommand = &cli.Command{
 		}
 		ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		client, err := dialCall(ctx, c)
-		if err != nil {
-			return err
-		}
-		defer client.Close()
-
 		interrupted := func(err error) error {
 			if ctx.Err() != nil && c.Context.Err() == nil {
 				// Ctrl-C (or SIGTERM) ended it, as a shell's interrupted
@@ -58,36 +52,44 @@ var callCommand = &cli.Command{
 			}
 			return err
 		}
-		out := c.App.Writer
-		p := c.String("peer")
-		if p == "" {
-			return interrupted(callDirect(ctx, out, c.App.ErrWriter, client, op, input))
-		}
-		typ, err := opType(ctx, client, p, op)
-		if err != nil {
-			return err
-		}
-		route := map[string]any{"operationId": op, "input": input}
-		if p != "any" {
-			route["peer"] = p
-		}
-		op, input = "peers/call", mustJSON(route)
-		if typ == call.Subscription {
-			for ev, err := range client.Subscribe(ctx, "peers/subscribe", input) {
-				if err != nil {
-					return interrupted(err)
-				}
-				writeJSONLine(out, ev)
-			}
-			return nil
-		}
-		var result json.RawMessage
-		if err := client.Call(ctx, op, input, &result); err != nil {
-			return err
-		}
-		writeJSONLine(out, result)
-		return nil
+		return interrupted(withCall(ctx, c, func(client *call.Client) error {
+			return callOp(ctx, c, client, op, input)
+		}))
 	},
+}
+
+// callOp runs op with input on the node and prints its outputs; with
+// --peer, routed to that worker.
+func callOp(ctx context.Context, c *cli.Context, client *call.Client, op string, input json.RawMessage) error {
+	out := c.App.Writer
+	p := c.String("peer")
+	if p == "" {
+		return callDirect(ctx, out, c.App.ErrWriter, client, op, input)
+	}
+	typ, err := opType(ctx, client, p, op)
+	if err != nil {
+		return err
+	}
+	route := map[string]any{"operationId": op, "input": input}
+	if p != "any" {
+		route["peer"] = p
+	}
+	op, input = "peers/call", mustJSON(route)
+	if typ == call.Subscription {
+		for ev, err := range client.Subscribe(ctx, "peers/subscribe", input) {
+			if err != nil {
+				return err
+			}
+			writeJSONLine(out, ev)
+		}
+		return nil
+	}
+	var result json.RawMessage
+	if err := client.Call(ctx, op, input, &result); err != nil {
+		return err
+	}
+	writeJSONLine(out, result)
+	return nil
 }
 
 // callDirect runs op on the node and prints its outputs: a query's or
@@ -132,9 +134,33 @@ func callDirect(ctx context.Context, out, errOut io.Writer, client *call.Client,
 	return nil
 }
 
+// withCall runs fn with a client of the address argument ([dialCall]),
+// whose first calls leave with the handshake when the node's ticket allows
+// it. If that connection ended before its handshake completed (UDP stopped
+// getting through since the ticket), the node ran nothing of fn's but
+// replay-safe queries and nothing came back for fn to print: fn runs again
+// on a new connection, which the dialer then makes over TCP+TLS.
+func withCall(ctx context.Context, c *cli.Context, fn func(*call.Client) error) error {
+	client, err := dialCall(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	err = fn(client)
+	client.Close()
+	if err == nil || ctx.Err() != nil || !client.EndedBeforeHandshake() {
+		return err
+	}
+	if client, err = dialCall(ctx, c, false); err != nil {
+		return err
+	}
+	defer client.Close()
+	return fn(client)
+}
+
 // dialCall connects to the address argument with the data dir's key, or
-// to the node beside through its control socket.
-func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
+// to the node beside through its control socket. Early, the first calls
+// leave with the handshake when the node's ticket allows it.
+func dialCall(ctx context.Context, c *cli.Context, early bool) (*call.Client, error) {
 	addr := c.Args().First()
 	noteAddr(addr)
 	if cl, ok, err := besideCall(ctx, c, addr, call.Options{AuthToken: c.String("token")}); ok || err != nil {
@@ -146,10 +172,9 @@ func dialCall(ctx context.Context, c *cli.Context) (*call.Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	// The first calls leave with the handshake when the node's ticket
-	// allows it; the node runs only replay-safe queries before the
-	// handshake completes.
-	return call.Dial(dctx, addr, call.Options{Dialer: d, AuthToken: c.String("token"), EarlyData: true})
+	// The node runs only replay-safe queries before the handshake
+	// completes.
+	return call.Dial(dctx, addr, call.Options{Dialer: d, AuthToken: c.String("token"), EarlyData: early})
 }
 
 // opType asks the node (or, with a peer, the head's list of its peers) what
@@ -227,42 +252,43 @@ var opsCommand = &cli.Command{
 		if c.NArg() < 1 || c.NArg() > 2 {
 			return cli.Exit("alknet ops: want an address and, optionally, an operation", 2)
 		}
-		client, err := dialCall(c.Context, c)
-		if err != nil {
-			return err
-		}
-		defer client.Close()
-		if c.NArg() == 2 {
-			return showOp(c, client, strings.TrimPrefix(c.Args().Get(1), "/"))
-		}
-		groups := []call.PeerOps{{Peer: "local"}}
-		if c.Bool("peers") {
-			if err := client.Call(c.Context, "services/list-peers", nil, &groups); err != nil {
-				return err
-			}
-		} else if err := client.Call(c.Context, "services/list", nil, &groups[0].Ops); err != nil {
-			return err
-		}
-		if c.Bool("json") {
-			for i := range groups {
-				groups[i].Ops = orEmpty(groups[i].Ops)
-			}
-			if c.Bool("peers") {
-				return printJSON(c, groups)
-			}
-			return printJSON(c, groups[0].Ops)
-		}
-		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		for _, g := range groups {
-			if c.Bool("peers") {
-				fmt.Fprintf(tw, "[%s]\n", g.Peer)
-			}
-			for _, o := range g.Ops {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, o.Type, o.Description)
-			}
-		}
-		return tw.Flush()
+		return withCall(c.Context, c, func(client *call.Client) error { return listOps(c, client) })
 	},
+}
+
+// listOps prints the operations client's node lets the caller call, or
+// with a second argument that one's input schema and an example.
+func listOps(c *cli.Context, client *call.Client) error {
+	if c.NArg() == 2 {
+		return showOp(c, client, strings.TrimPrefix(c.Args().Get(1), "/"))
+	}
+	groups := []call.PeerOps{{Peer: "local"}}
+	if c.Bool("peers") {
+		if err := client.Call(c.Context, "services/list-peers", nil, &groups); err != nil {
+			return err
+		}
+	} else if err := client.Call(c.Context, "services/list", nil, &groups[0].Ops); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		for i := range groups {
+			groups[i].Ops = orEmpty(groups[i].Ops)
+		}
+		if c.Bool("peers") {
+			return printJSON(c, groups)
+		}
+		return printJSON(c, groups[0].Ops)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	for _, g := range groups {
+		if c.Bool("peers") {
+			fmt.Fprintf(tw, "[%s]\n", g.Peer)
+		}
+		for _, o := range g.Ops {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, o.Type, o.Description)
+		}
+	}
+	return tw.Flush()
 }
 
 // showOp prints one operation's spec: what it is, who may call it, its

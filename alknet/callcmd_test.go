@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 func TestCallAndOpsCommands(t *testing.T) {
@@ -125,5 +128,43 @@ func TestOpsShowsOneOperation(t *testing.T) {
 	}
 	if _, stderr, err := runErr(t, "", "ops", n.addr, "sys/nothing", "--data-dir", cdir); err == nil || !strings.Contains(stderr, "NOT_FOUND") {
 		t.Errorf("ops of an unknown operation: %v %q", err, stderr)
+	}
+}
+
+// TestCallWhereUDPStops: `alknet call` sends its calls with a resumed
+// QUIC handshake; when UDP stops getting through after the ticket was
+// issued, the command still answers, over TCP+TLS, after the head start,
+// and the next one goes there without trying QUIC.
+func TestCallWhereUDPStops(t *testing.T) {
+	cdir, cid := clientID(t)
+	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\n", cid))
+	relay := coretest.StartRelayTCP(t, strings.SplitN(n.addr, "@", 2)[1], 20*time.Millisecond)
+	addr := n.id + "@" + relay.Addr
+	echo := func(what string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		out := run(t, "", "call", addr, "sys/echo", `{"message":"hi"}`, "--data-dir", cdir)
+		var echo map[string]string
+		if err := json.Unmarshal([]byte(out), &echo); err != nil || echo["caller"] != "me" || echo["message"] != "hi" {
+			t.Fatalf("%s: sys/echo printed %q", what, out)
+		}
+		return time.Since(start)
+	}
+	echo("the first call")
+	echo("the resumed call")
+	n.waitLog(t, `msg="early data accepted" alpn=alknet/call`)
+
+	relay.Quiet()
+	relay.DropUDP(true)
+	if took := echo("the call where UDP stopped"); took < time.Second || took > 8*time.Second {
+		t.Errorf("the call where UDP stopped took %v: want QUIC's head start (1s) and a TCP+TLS handshake", took)
+	}
+	if paths, err := os.ReadFile(filepath.Join(cdir, "paths")); err != nil || !strings.Contains(string(paths), n.id+" tcp ") {
+		t.Errorf("the data dir's path memory: %q (%v), want the node on tcp", paths, err)
+	}
+	sent := relay.Quiet()
+	echo("the next call")
+	if relay.Datagrams() != sent {
+		t.Error("the next call tried QUIC first")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/git"
 )
@@ -55,13 +56,11 @@ var gitCommand = &cli.Command{
 				if c.NArg() != 1 {
 					return cli.Exit("alknet git repos: want one address", 2)
 				}
-				client, err := dialCall(c.Context, c)
-				if err != nil {
-					return err
-				}
-				defer client.Close()
 				var repos []git.RepoInfo
-				if err := client.Call(c.Context, "git/repos/list", nil, &repos); err != nil {
+				err := withCall(c.Context, c, func(client *call.Client) error {
+					return client.Call(c.Context, "git/repos/list", nil, &repos)
+				})
+				if err != nil {
 					return err
 				}
 				if c.Bool("json") {
@@ -84,14 +83,12 @@ var gitCommand = &cli.Command{
 				if c.NArg() != 2 {
 					return cli.Exit("alknet git create: want ADDR NAME", 2)
 				}
-				client, err := dialCall(c.Context, c)
-				if err != nil {
-					return err
-				}
-				defer client.Close()
 				var info git.RepoInfo
 				in := git.CreateInput{Name: c.Args().Get(1), Public: c.Bool("public")}
-				if err := client.Call(c.Context, "git/repos/create", in, &info); err != nil {
+				err := withCall(c.Context, c, func(client *call.Client) error {
+					return client.Call(c.Context, "git/repos/create", in, &info)
+				})
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "created %s\n", info.Name)

@@ -32,7 +32,10 @@ type Options struct {
 	// when the Dialer holds a ticket from the node that allows it
 	// ([core.Dialer.DialEarly]): a replay-safe query is answered a round
 	// trip sooner; the node runs every other call once the handshake
-	// completed.
+	// completed. With the Dialer's network auto, a handshake that has not
+	// completed within its FallbackDelay closes the connection: calls fail
+	// with UNAVAILABLE, and [Client.EndedBeforeHandshake] says they can be
+	// made again on a client from a new Dial, which tries TCP+TLS first.
 	EarlyData bool
 
 	older bool // see server.older
@@ -97,6 +100,13 @@ func NewClient(ctx context.Context, conn core.Conn, opts Options) (*Client, erro
 	}()
 	return c, nil
 }
+
+// EndedBeforeHandshake reports, once the client is closed, whether its
+// connection, from Dial with EarlyData, ended before its handshake
+// completed ([core.EndedBeforeHandshake]): the node then ran none of its
+// calls but replay-safe queries, and never will, so each can be made again
+// on a new client.
+func (c *Client) EndedBeforeHandshake() bool { return core.EndedBeforeHandshake(c.conn) }
 
 // Peer returns the node's side of the connection: its NodeID and address.
 func (c *Client) Peer() core.Peer { return c.conn.Peer() }

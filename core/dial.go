@@ -395,7 +395,9 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 // first for [quicFailedTTL], so that a network that drops UDP costs the
 // head start once rather than on every dial. When QUIC won as the second
 // after TCP+TLS failed: that the remembered TCP+TLS does not get through
-// now.
+// now. An early dial ([Dialer.DialEarly]) goes out as QUIC's, its head
+// start the time its handshake has to complete; where TCP+TLS is
+// remembered, QUIC's dial is not early.
 func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, func(), error) {
 	dials := [2]func(context.Context) (Conn, error){
 		func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) },
@@ -414,6 +416,16 @@ func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Co
 	case headStart == 0:
 		headStart = DefaultFallbackDelay
 	}
+	if ed, ok := ctx.Value(earlyKey{}).(earlyDial); ok {
+		switch {
+		case tcpFirst:
+			ctx = context.WithValue(ctx, earlyKey{}, earlyDial{})
+		case headStart >= 0:
+			ed.giveUpAt = time.Now().Add(headStart)
+			ed.gaveUp = func(logger *slog.Logger) { d.quicTooSlow(logger, key, headStart) }
+			ctx = context.WithValue(ctx, earlyKey{}, ed)
+		}
+	}
 	c, which, errs := raceDials(ctx, headStart, dials[0], dials[1], isIdentityErr)
 	if c == nil {
 		return nil, nil, errs.as(names[0])
@@ -426,11 +438,18 @@ func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Co
 	case tcpFirst:
 		return c, nil, nil
 	}
-	return c, func() {
-		d.Paths.note(key, NetworkTCP, quicFailedTTL)
-		c.Logger().Info("quic did not connect in time; dials of the node use tcp+tls first for a while",
-			"head_start", headStart, "for", quicFailedTTL)
-	}, nil
+	return c, func() { d.quicTooSlow(c.Logger(), key, headStart) }, nil
+}
+
+// quicTooSlow remembers that QUIC did not connect to the node named key
+// within headStart: its dials try TCP+TLS first for [quicFailedTTL].
+func (d *Dialer) quicTooSlow(logger *slog.Logger, key string, headStart time.Duration) {
+	if d.Paths == nil {
+		return
+	}
+	d.Paths.note(key, NetworkTCP, quicFailedTTL)
+	logger.Info("quic did not connect in time; dials of the node use tcp+tls first for a while",
+		"head_start", headStart, "for", quicFailedTTL)
 }
 
 // rememberedTCPHeadStart is how long TCP+TLS has alone when the node is
@@ -531,7 +550,8 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	cfg = withSessions(cfg, NetworkQUIC)
 	var qc *quic.Conn
 	var err error
-	want, early := ctx.Value(earlyKey{}).(NodeID)
+	ed, _ := ctx.Value(earlyKey{}).(earlyDial)
+	early := !ed.pin.IsZero()
 	if tr, ok := ctx.Value(transportKey{}).(*quic.Transport); ok {
 		var raddr *net.UDPAddr
 		if raddr, err = net.ResolveUDPAddr("udp", hostport); err == nil {
@@ -550,8 +570,8 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config)
 	select {
 	case <-qc.HandshakeComplete():
 	default: // early: the node's key is the one the ticket was filed under
-		peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: want}
-		return newEarlyConn(newQUICConn(qc, peer, d.connLogger(cfg.NextProtos[0], peer))), nil
+		peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: ed.pin}
+		return newEarlyConn(newQUICConn(qc, peer, d.connLogger(cfg.NextProtos[0], peer)), ed), nil
 	}
 	cs := qc.ConnectionState().TLS
 	peer := Peer{RemoteAddr: qc.RemoteAddr(), NodeID: peerNodeID(cs)}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -68,8 +69,21 @@ func (e *Endpoint) takesEarly(qc *quic.Conn) bool {
 }
 
 // earlyKey marks a dial's context as early ([Dialer.DialEarly]); its value
-// is the NodeID the node is expected to prove.
+// is an [earlyDial].
 type earlyKey struct{}
+
+// earlyDial is what an early dial's context carries to its QUIC dial.
+type earlyDial struct {
+	// pin is the NodeID the node is expected to prove; zero: not early.
+	pin NodeID
+	// giveUpAt, if set, is when an early connection whose handshake has
+	// not completed is closed, for the caller to dial again: a dial with
+	// Network auto must not keep the caller on a path that drops UDP.
+	giveUpAt time.Time
+	// gaveUp, if set, runs when the connection was closed at giveUpAt,
+	// with the connection's logger.
+	gaveUp func(*slog.Logger)
+}
 
 // DialEarly is [Dialer.Dial] for a protocol whose first request need not
 // wait for the handshake. Over QUIC, holding a session ticket the node
@@ -83,17 +97,25 @@ type earlyKey struct{}
 // opened early writes what it had written again once the handshake
 // completed, so the caller sees nothing but the lost round trip; a stream
 // keeps at most 64 KiB for that, and a larger write waits for the
-// handshake. DialEarly sends early data only when the Dialer uses QUIC
-// alone ([NetworkQUIC]): an early dial returns before the node has
-// answered, so it cannot tell a path that drops UDP in time to fall back to
-// TCP+TLS. Otherwise, without a ticket for early data, through a head
-// ([Dialer.Via]) or to a bare NodeID, DialEarly is Dial.
+// handshake.
+//
+// With Network auto an early dial returns before the node has answered, so
+// it cannot race TCP+TLS as Dial does. Instead the connection must complete
+// its handshake within [Dialer.FallbackDelay] (a negative one sets no such
+// limit); if it has not, it is closed and, with [Dialer.Paths] set, the
+// node is dialled over TCP+TLS first for a while, as when TCP+TLS wins
+// Dial's race. The caller then finds [EndedBeforeHandshake] true, and sends
+// what it sent again on a new connection from Dial. A node remembered for
+// TCP+TLS gets Dial's race at once.
+//
+// Without a ticket for early data, through a head ([Dialer.Via]) or to a
+// bare NodeID, DialEarly is Dial.
 //
 // Until the handshake completes Peer().NodeID is the key the ticket was
 // filed under (pinned in addr or recorded in [Dialer.KnownNodes]): the
 // handshake verifies it before any byte from the node can be read.
 func (d *Dialer) DialEarly(ctx context.Context, addr, alpn string) (Conn, error) {
-	if d.Network != NetworkQUIC || d.Via != "" || d.Sessions == nil {
+	if d.Network == NetworkTCP || d.Via != "" || d.Sessions == nil {
 		return d.Dial(ctx, addr, alpn)
 	}
 	if _, err := ParseNodeID(addr); err == nil && d.Resolve != nil {
@@ -111,7 +133,35 @@ func (d *Dialer) DialEarly(ctx context.Context, addr, alpn string) (Conn, error)
 	if pin.IsZero() { // nothing to resume: a full handshake
 		return d.Dial(ctx, addr, alpn)
 	}
-	return d.dialDirect(context.WithValue(ctx, earlyKey{}, pin), addr, alpn)
+	return d.dialDirect(context.WithValue(ctx, earlyKey{}, earlyDial{pin: pin}), addr, alpn)
+}
+
+// EndedBeforeHandshake reports whether c, a connection from
+// [Dialer.DialEarly] that has been closed, ended before its handshake
+// completed. The node then ran nothing sent on it but what a replay may run
+// (an [EarlyDataHandler]'s replay-safe requests), and never will: all of it
+// can be sent again on a new connection. It reports false for a connection
+// that is still open or whose handshake completed, and for every other
+// connection.
+func EndedBeforeHandshake(c Conn) bool {
+	ec, ok := c.(*earlyConn)
+	if !ok {
+		return false
+	}
+	// Once the connection's loop has ended (its context is cancelled
+	// last), HandshakeComplete is settled: quic-go closes it when the
+	// client's Finished is written, before any packet carries it.
+	select {
+	case <-ec.qc.Context().Done():
+	default:
+		return false
+	}
+	select {
+	case <-ec.qc.HandshakeComplete():
+		return false
+	default:
+		return true
+	}
 }
 
 // maxEarlyKept bounds what an early stream keeps to write again should the
@@ -126,14 +176,15 @@ type earlyConn struct {
 	// the node refused the early data, the connection is usable again.
 	settled chan struct{}
 	refused bool // the node refused the early data; read after settled
+	dial    earlyDial
 
 	mu    sync.Mutex
 	early []*earlyStream // streams opened before the connection settled
 	done  bool           // settled: streams opened now are plain
 }
 
-func newEarlyConn(c *quicConn) *earlyConn {
-	ec := &earlyConn{quicConn: c, settled: make(chan struct{})}
+func newEarlyConn(c *quicConn, dial earlyDial) *earlyConn {
+	ec := &earlyConn{quicConn: c, settled: make(chan struct{}), dial: dial}
 	go ec.settle()
 	return ec
 }
@@ -141,13 +192,22 @@ func newEarlyConn(c *quicConn) *earlyConn {
 // settle waits for the handshake and, if the node refused the early data,
 // moves the connection past the refusal (quic-go's NextConnection) and has
 // each stream opened before write what it kept again at once, not when it
-// is next used: a stream its writer closed may never be.
+// is next used: a stream its writer closed may never be. A handshake not
+// complete at the dial's giveUpAt closes the connection.
 func (c *earlyConn) settle() {
+	var giveUp <-chan time.Time
+	if !c.dial.giveUpAt.IsZero() {
+		t := time.NewTimer(time.Until(c.dial.giveUpAt))
+		defer t.Stop()
+		giveUp = t.C
+	}
 	var complete bool
 	select {
 	case <-c.qc.HandshakeComplete():
 		complete = true
 	case <-c.qc.Context().Done():
+	case <-giveUp:
+		complete = c.giveUp()
 	}
 	// Under mu, so that a stream OpenStream gets once streams open again
 	// is never taken for an early one (and sent twice).
@@ -168,6 +228,25 @@ func (c *earlyConn) settle() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// giveUp closes the connection unless its handshake completed, and
+// reports whether it had. quic-go may complete the handshake between the
+// look and the close; the connection is closed then all the same, and
+// [EndedBeforeHandshake] tells the caller that what it sent may have run.
+// The giving up is remembered ([earlyDial.gaveUp]) before the close.
+func (c *earlyConn) giveUp() bool {
+	select {
+	case <-c.qc.HandshakeComplete():
+		return true
+	default:
+	}
+	// Remembered first: the caller, woken by the close, dials again.
+	if c.dial.gaveUp != nil {
+		c.dial.gaveUp(c.Logger())
+	}
+	_ = c.CloseWithError(CodeNoError, "handshake too slow: trying tcp+tls")
+	return false
 }
 
 func (c *earlyConn) handshakeComplete() <-chan struct{} { return c.qc.HandshakeComplete() }

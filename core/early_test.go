@@ -217,3 +217,87 @@ func TestNoEarlyData(t *testing.T) {
 		}
 	}
 }
+
+// TestDialEarlyAutoGivesUp: with Network auto, a resumed DialEarly sends
+// early data over QUIC; where UDP stopped getting through after the ticket
+// was issued, it still returns at once, but closes the connection once the
+// head start passed without a handshake. EndedBeforeHandshake then tells
+// the caller to send again, the node is remembered for TCP+TLS, and the
+// next dial goes there without a datagram.
+func TestDialEarlyAutoGivesUp(t *testing.T) {
+	seen := make(chan earlySeen, 4)
+	n := coretest.Start(t, core.Config{}, earlyHandler{"test/early", true, seen})
+	// The node's answers take 50 ms, so the early dial returns before the
+	// handshake completes.
+	relay := coretest.StartRelayTCP(t, n.HostPort, 50*time.Millisecond)
+	addr := n.ID.String() + "@" + relay.Addr
+	mem := core.NewPathMemory("")
+	const headStart = 300 * time.Millisecond
+	d := &core.Dialer{
+		Key:           coretest.NewKey(t),
+		Paths:         mem,
+		FallbackDelay: headStart,
+		QUICTimeout:   20 * time.Second,
+		Sessions:      core.NewSessionCache(filepath.Join(t.TempDir(), "sessions"), 0, nil),
+	}
+	if early, resumed := earlyExchange(t, d, addr, "test/early", []byte("first")); early || resumed {
+		t.Fatalf("first dial early=%v resumed=%v, want a full handshake", early, resumed)
+	}
+	<-seen
+	if early, resumed := earlyExchange(t, d, addr, "test/early", []byte("second")); !early || !resumed {
+		t.Fatalf("second dial early=%v resumed=%v, want both where UDP gets through", early, resumed)
+	}
+	if got := <-seen; got.handshake {
+		t.Fatal("the node read the second dial's data after the handshake, want it early")
+	}
+
+	relay.Quiet() // the second connection's close reaches the node
+	relay.DropUDP(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := d.DialEarly(ctx, addr, "test/early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > headStart/2 || closed(core.HandshakeComplete(c)) {
+		t.Fatalf("the early dial took %v (handshake done=%v), want it back at once", took, closed(core.HandshakeComplete(c)))
+	}
+	s, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("third")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	if _, err := io.ReadAll(s); err == nil {
+		t.Fatal("read an answer through a path that drops UDP")
+	}
+	if took := time.Since(start); took < headStart || took > 5*time.Second {
+		t.Errorf("the early connection ended after %v, want the head start (%v)", took, headStart)
+	}
+	_ = c.CloseWithError(core.CodeNoError, "")
+	if !core.EndedBeforeHandshake(c) {
+		t.Fatal("EndedBeforeHandshake is false for a connection that never completed its handshake")
+	}
+	if got := mem.Lookup(n.ID.String()); got != core.NetworkTCP {
+		t.Fatalf("memory after giving up: %q, want tcp", got)
+	}
+
+	sent := relay.Quiet() // the closed QUIC attempt's last datagrams
+	c, err = d.DialEarly(ctx, addr, "test/early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	if _, ok := c.(core.QUICConn); ok {
+		t.Fatal("the dial after giving up got QUIC")
+	}
+	if relay.Datagrams() != sent {
+		t.Error("the dial after giving up tried QUIC first")
+	}
+	if core.EndedBeforeHandshake(c) {
+		t.Error("EndedBeforeHandshake for a TCP+TLS connection")
+	}
+}

@@ -414,7 +414,8 @@ func (e *Endpoint) acceptQUIC() {
 // the handshake (bounded by the handshake timeout) before anything reads
 // what the client sent.
 func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
-	if !e.takesEarly(qc) {
+	early := e.takesEarly(qc)
+	if !early {
 		select {
 		case <-qc.HandshakeComplete():
 		case <-qc.Context().Done(): // the handshake failed
@@ -423,6 +424,9 @@ func (e *Endpoint) serveQUIC(t *tracked, qc *quic.Conn) {
 		}
 	}
 	c, negotiated := e.newQUICConn(qc)
+	if early {
+		c.Logger().Debug("early data accepted")
+	}
 	e.dispatch(t, c, negotiated)
 	e.unref(t)
 }

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,66 +257,15 @@ func TestDialerRemembersTCP(t *testing.T) {
 	}
 }
 
-// udpBlackhole stands for n on a network that drops UDP: its address takes
-// TCP connections to n's port and swallows every datagram, which it counts.
-func udpBlackhole(t *testing.T, n *coretest.Node) (addr string, datagrams func() int64) {
-	t.Helper()
-	var ln net.Listener
-	var pc net.PacketConn
-	for tries := 0; pc == nil; tries++ { // the TCP port's UDP twin may be taken
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pc, err = net.ListenPacket("udp", l.Addr().String()); err != nil {
-			l.Close()
-			if tries == 10 {
-				t.Fatal(err)
-			}
-			continue
-		}
-		ln = l
-	}
-	var count atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); pc.Close(); wg.Wait() })
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := pc.ReadFrom(buf); err != nil {
-				return
-			}
-			count.Add(1)
-		}
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", n.HostPort)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(c, up)
-			})
-		}
-	})
-	return n.ID.String() + "@" + ln.Addr().String(), count.Load
-}
-
 // TestDialerFallsBackWhereUDPIsDropped: on a path that drops UDP an auto
 // dial has TCP+TLS after QUIC's head start, not after QUIC's timeout, and
 // remembers it for five minutes: the next dial tries TCP+TLS first and
 // sends no datagram. A forced QUIC dial still fails there.
 func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 	n := coretest.Start(t, core.Config{}, echo{[]string{"test/a"}})
-	addr, datagrams := udpBlackhole(t, n)
+	relay := coretest.StartRelayTCP(t, n.HostPort, 0)
+	relay.DropUDP(true)
+	addr, datagrams := n.ID.String()+"@"+relay.Addr, relay.Datagrams
 	memFile := filepath.Join(t.TempDir(), "paths")
 	mem := core.NewPathMemory(memFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -362,13 +307,7 @@ func TestDialerFallsBackWhereUDPIsDropped(t *testing.T) {
 	if left := time.Until(time.Unix(expiry, 0)); left < 4*time.Minute || left > 5*time.Minute+time.Second {
 		t.Errorf("remembered for %v, want 5m", left)
 	}
-	// The abandoned QUIC attempt may still have had datagrams on the way.
-	sent := datagrams()
-	for settled := time.Now(); time.Since(settled) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
-		if now := datagrams(); now != sent {
-			sent, settled = now, time.Now()
-		}
-	}
+	sent := relay.Quiet() // the abandoned QUIC attempt's last datagrams
 	dial()
 	if datagrams() != sent {
 		t.Error("the second dial tried QUIC first")

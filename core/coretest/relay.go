@@ -1,14 +1,16 @@
 package coretest
 
 import (
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// Relay forwards UDP datagrams between clients and a target on loopback,
-// as a router on the path would: each client gets a socket of its own
+// Relay forwards UDP datagrams (and from [StartRelayTCP] TCP connections)
+// between clients and a target on loopback, as a router on the path would: each client gets a socket of its own
 // towards the target, and what the target sends back is held for Delay, so
 // a client's first flight (its ClientHello and any 0-RTT data) reaches the
 // target well before the client can finish its handshake. It records each
@@ -23,10 +25,15 @@ type Relay struct {
 	target *net.UDPAddr
 	delay  time.Duration
 	ln     *net.UDPConn
+	tl     net.Listener // nil: no TCP
+
+	drop      atomic.Bool
+	datagrams atomic.Int64
 
 	mu      sync.Mutex
 	clients map[string]*relayClient
-	flights [][][]byte // each client's first flight, in the order they came
+	tcp     map[net.Conn]bool // both ends of the TCP connections passed on
+	flights [][][]byte        // each client's first flight, in the order they came
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -38,20 +45,51 @@ type relayClient struct {
 }
 
 // StartRelay relays to target ("host:port"), holding the target's datagrams
-// back by delay, until the test ends.
+// back by delay, until the test ends. It relays no TCP: TCP dials of its
+// address are refused.
 func StartRelay(t testing.TB, target string, delay time.Duration) *Relay {
+	t.Helper()
+	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRelay(t, target, delay, ln, nil)
+}
+
+// StartRelayTCP is [StartRelay] that also passes TCP connections to its
+// address on to target, as they are: a path to test what a client does
+// when UDP stops getting through ([Relay.DropUDP]) while TCP still does.
+func StartRelayTCP(t testing.TB, target string, delay time.Duration) *Relay {
+	t.Helper()
+	for tries := 0; ; tries++ { // the TCP port's UDP twin may be taken
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(tl.Addr().(*net.TCPAddr).AddrPort()))
+		if err == nil {
+			return startRelay(t, target, delay, ln, tl)
+		}
+		tl.Close()
+		if tries == 10 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func startRelay(t testing.TB, target string, delay time.Duration, ln *net.UDPConn, tl net.Listener) *Relay {
 	t.Helper()
 	taddr, err := net.ResolveUDPAddr("udp", target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Relay{Addr: ln.LocalAddr().String(), target: taddr, delay: delay, ln: ln, clients: make(map[string]*relayClient)}
+	r := &Relay{Addr: ln.LocalAddr().String(), target: taddr, delay: delay, ln: ln, tl: tl, clients: make(map[string]*relayClient)}
 	r.wg.Add(1)
 	go r.serve()
+	if tl != nil {
+		r.wg.Add(1)
+		go r.serveTCP()
+	}
 	t.Cleanup(r.close)
 	return r
 }
@@ -62,9 +100,87 @@ func (r *Relay) close() {
 	for _, c := range r.clients {
 		_ = c.up.Close()
 	}
+	for c := range r.tcp {
+		_ = c.Close()
+	}
 	r.mu.Unlock()
 	_ = r.ln.Close()
+	if r.tl != nil {
+		_ = r.tl.Close()
+	}
 	r.wg.Wait()
+}
+
+// DropUDP makes the relay drop every datagram that clients send from now
+// on (drop true), as a network that stops letting UDP through, or pass
+// them again (false). TCP is not affected.
+func (r *Relay) DropUDP(drop bool) { r.drop.Store(drop) }
+
+// Datagrams returns how many datagrams clients have sent the relay, those
+// dropped included.
+func (r *Relay) Datagrams() int64 { return r.datagrams.Load() }
+
+// Quiet waits until no datagram has come from a client for 300 ms (the
+// last of a closed connection's, say), and returns [Relay.Datagrams].
+func (r *Relay) Quiet() int64 {
+	sent := r.Datagrams()
+	for settled := time.Now(); time.Since(settled) < 300*time.Millisecond; time.Sleep(20 * time.Millisecond) {
+		if now := r.Datagrams(); now != sent {
+			sent, settled = now, time.Now()
+		}
+	}
+	return sent
+}
+
+// serveTCP passes each TCP connection to the target.
+func (r *Relay) serveTCP() {
+	defer r.wg.Done()
+	for {
+		c, err := r.tl.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		if r.tcp == nil {
+			r.tcp = make(map[net.Conn]bool)
+		}
+		r.tcp[c] = true
+		target := r.target.String()
+		r.wg.Add(1)
+		r.mu.Unlock()
+		go func() {
+			defer r.wg.Done()
+			defer func() {
+				r.mu.Lock()
+				delete(r.tcp, c)
+				r.mu.Unlock()
+				_ = c.Close()
+			}()
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.tcp[up] = true
+			r.mu.Unlock()
+			defer func() {
+				r.mu.Lock()
+				delete(r.tcp, up)
+				r.mu.Unlock()
+				_ = up.Close()
+			}()
+			go func() {
+				_, _ = io.Copy(up, c)
+				_ = up.(*net.TCPConn).CloseWrite()
+			}()
+			_, _ = io.Copy(c, up)
+		}()
+	}
 }
 
 // serve reads the clients' datagrams and sends each on its client's
@@ -76,6 +192,10 @@ func (r *Relay) serve() {
 		n, from, err := r.ln.ReadFromUDP(buf)
 		if err != nil {
 			return
+		}
+		r.datagrams.Add(1)
+		if r.drop.Load() {
+			continue
 		}
 		c, err := r.client(from)
 		if err != nil {

@@ -43,8 +43,8 @@ type PathHandshakes struct {
 }
 
 // RunHandshakes measures, on each profile, the run time of short client
-// commands across the emulated path: `alknet call sys/info` over QUIC and
-// TCP+TLS, fresh and resumed, `alknet ssh HOST true` over QUIC, and
+// commands across the emulated path: `alknet call sys/info` over QUIC,
+// TCP+TLS and with no network set (auto), fresh and resumed, `alknet ssh HOST true` over QUIC, and
 // OpenSSH's `ssh HOST true` when sshd and ssh are installed. The node
 // (and sshd) run in namespace B, the clients in A. runs is the number of
 // runs of each case (median reported).
@@ -99,10 +99,13 @@ func runHandshakeCases(ctx context.Context, l *netem.Link, bin string, runs int,
 		args    []string
 	}
 	var vs []variant
-	for _, network := range []string{"quic", "tcp"} {
+	for _, network := range []string{"quic", "tcp", "auto"} {
+		args := []string{bin, "call", "--data-dir", client, "--network", network, addr, "sys/info"}
+		if network == "auto" { // the default: no flag
+			args = slices.Delete(args, 4, 6)
+		}
 		for _, resumed := range []bool{false, true} {
-			vs = append(vs, variant{"call " + network, resumed,
-				[]string{bin, "call", "--data-dir", client, "--network", network, addr, "sys/info"}})
+			vs = append(vs, variant{"call " + network, resumed, args})
 		}
 	}
 	for _, resumed := range []bool{false, true} {
@@ -221,7 +224,8 @@ const handshakeGoal = 0.6
 
 // WriteHandshakesMarkdown prints the cases per profile and, last, the goal
 // lines: `goal handshake-call-quic-tcp <profile> ratio <x> target <=0.6
-// met|missed` (fresh and resumed) and the alknet ssh / OpenSSH ratio.
+// met|missed` (fresh and resumed), the same for auto resumed, and the
+// alknet ssh / OpenSSH ratio.
 func WriteHandshakesMarkdown(w io.Writer, results []PathHandshakes, err error) {
 	fmt.Fprintf(w, "## Real paths: handshakes\n\n")
 	if err != nil {
@@ -272,6 +276,9 @@ func WriteHandshakesMarkdown(w io.Writer, results []PathHandshakes, err error) {
 		ratio("handshake-call-quic-tcp-fresh", q[0], t[0], handshakeGoal)
 		ratio("handshake-call-quic-tcp-resumed", q[1], t[1], handshakeGoal)
 		ratio("handshake-call-quic-resumed-fresh", q[1], q[0], 1)
+		// What a user who sets no network gets: QUIC raced against
+		// TCP+TLS, resumed early.
+		ratio("handshake-call-auto-tcp-resumed", byName["call auto"][1], t[1], handshakeGoal)
 		if o := byName["openssh ssh"][0]; o != nil {
 			ratio("handshake-ssh-true-alknet-openssh", byName["alknet ssh quic"][1], o, 0.5)
 		}
