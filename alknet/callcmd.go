@@ -134,47 +134,50 @@ func callDirect(ctx context.Context, out, errOut io.Writer, client *call.Client,
 	return nil
 }
 
-// withCall runs fn with a client of the address argument ([dialCall]),
-// whose first calls leave with the handshake when the node's ticket allows
-// it. If that connection ended before its handshake completed (UDP stopped
-// getting through since the ticket), the node ran nothing of fn's but
-// replay-safe queries and nothing came back for fn to print: fn runs again
-// on a new connection, which the dialer then makes over TCP+TLS.
+// withCall runs fn with a client of the address argument: the node beside
+// through its control socket, or one dialled with the data dir's key whose
+// first calls leave with the handshake when the node's ticket allows it.
+// If that connection was closed because TCP+TLS connected before its
+// handshake completed (UDP stopped getting through since the ticket), the
+// node ran nothing of fn's but replay-safe queries and nothing came back
+// for fn to print: fn runs again over that TCP+TLS connection, which the
+// dialer keeps for its next dial.
 func withCall(ctx context.Context, c *cli.Context, fn func(*call.Client) error) error {
-	client, err := dialCall(ctx, c, true)
+	addr := c.Args().First()
+	noteAddr(addr)
+	opts := call.Options{AuthToken: c.String("token")}
+	client, ok, err := besideCall(ctx, c, addr, opts)
 	if err != nil {
+		return err
+	}
+	if ok {
+		defer client.Close()
+		return fn(client)
+	}
+	if opts.Dialer, err = dialer(c); err != nil {
+		return err
+	}
+	dial := func(early bool) (*call.Client, error) {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		// The node runs only replay-safe queries before the handshake
+		// completes.
+		opts.EarlyData = early
+		return call.Dial(dctx, addr, opts)
+	}
+	if client, err = dial(true); err != nil {
 		return err
 	}
 	err = fn(client)
 	client.Close()
-	if err == nil || ctx.Err() != nil || !client.EndedBeforeHandshake() {
+	if err == nil || ctx.Err() != nil || !client.FellBackToTCP() {
 		return err
 	}
-	if client, err = dialCall(ctx, c, false); err != nil {
+	if client, err = dial(false); err != nil {
 		return err
 	}
 	defer client.Close()
 	return fn(client)
-}
-
-// dialCall connects to the address argument with the data dir's key, or
-// to the node beside through its control socket. Early, the first calls
-// leave with the handshake when the node's ticket allows it.
-func dialCall(ctx context.Context, c *cli.Context, early bool) (*call.Client, error) {
-	addr := c.Args().First()
-	noteAddr(addr)
-	if cl, ok, err := besideCall(ctx, c, addr, call.Options{AuthToken: c.String("token")}); ok || err != nil {
-		return cl, err
-	}
-	d, err := dialer(c)
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	// The node runs only replay-safe queries before the handshake
-	// completes.
-	return call.Dial(dctx, addr, call.Options{Dialer: d, AuthToken: c.String("token"), EarlyData: early})
 }
 
 // opType asks the node (or, with a peer, the head's list of its peers) what

@@ -133,8 +133,9 @@ func TestOpsShowsOneOperation(t *testing.T) {
 
 // TestCallWhereUDPStops: `alknet call` sends its calls with a resumed
 // QUIC handshake; when UDP stops getting through after the ticket was
-// issued, the command still answers, over TCP+TLS, after the head start,
-// and the next one goes there without trying QUIC.
+// issued, the command still answers, over the TCP+TLS connection that won
+// the race after the head start, and the next one goes there without
+// trying QUIC.
 func TestCallWhereUDPStops(t *testing.T) {
 	cdir, cid := clientID(t)
 	n := startNode(t, fmt.Sprintf("[[peers]]\nid = \"me\"\nkeys = [%q]\n", cid))
@@ -158,6 +159,9 @@ func TestCallWhereUDPStops(t *testing.T) {
 	relay.DropUDP(true)
 	if took := echo("the call where UDP stopped"); took < time.Second || took > 8*time.Second {
 		t.Errorf("the call where UDP stopped took %v: want QUIC's head start (1s) and a TCP+TLS handshake", took)
+	}
+	if got := relay.TCPConns(); got != 1 {
+		t.Errorf("%d TCP connections for the call where UDP stopped, want the fallback's one, used again", got)
 	}
 	if paths, err := os.ReadFile(filepath.Join(cdir, "paths")); err != nil || !strings.Contains(string(paths), n.id+" tcp ") {
 		t.Errorf("the data dir's path memory: %q (%v), want the node on tcp", paths, err)

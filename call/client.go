@@ -32,10 +32,11 @@ type Options struct {
 	// when the Dialer holds a ticket from the node that allows it
 	// ([core.Dialer.DialEarly]): a replay-safe query is answered a round
 	// trip sooner; the node runs every other call once the handshake
-	// completed. With the Dialer's network auto, a handshake that has not
-	// completed within its FallbackDelay closes the connection: calls fail
-	// with UNAVAILABLE, and [Client.EndedBeforeHandshake] says they can be
-	// made again on a client from a new Dial, which tries TCP+TLS first.
+	// completed. With the Dialer's network auto, the connection is closed
+	// if TCP+TLS connects before its handshake completes (UDP stopped
+	// getting through since the ticket): its calls fail with UNAVAILABLE,
+	// and [Client.FellBackToTCP] says they can be made again on a client
+	// from a new Dial, which gets the TCP+TLS connection.
 	EarlyData bool
 
 	older bool // see server.older
@@ -101,12 +102,12 @@ func NewClient(ctx context.Context, conn core.Conn, opts Options) (*Client, erro
 	return c, nil
 }
 
-// EndedBeforeHandshake reports, once the client is closed, whether its
-// connection, from Dial with EarlyData, ended before its handshake
-// completed ([core.EndedBeforeHandshake]): the node then ran none of its
+// FellBackToTCP reports, once the client is closed, whether its connection,
+// from Dial with EarlyData, was closed because TCP+TLS connected before its
+// handshake completed ([core.FellBackToTCP]): the node then ran none of its
 // calls but replay-safe queries, and never will, so each can be made again
-// on a new client.
-func (c *Client) EndedBeforeHandshake() bool { return core.EndedBeforeHandshake(c.conn) }
+// on a client from a new Dial, which gets that TCP+TLS connection.
+func (c *Client) FellBackToTCP() bool { return core.FellBackToTCP(c.conn) }
 
 // Peer returns the node's side of the connection: its NodeID and address.
 func (c *Client) Peer() core.Peer { return c.conn.Peer() }

@@ -83,7 +83,9 @@ type Dialer struct {
 	// (RFC 8305); the first handshake to complete wins. Zero means
 	// [DefaultFallbackDelay]; negative starts TCP+TLS only once QUIC has
 	// failed. A node [Dialer.Paths] remembers for TCP+TLS is dialled the
-	// other way round, QUIC starting after 5 s.
+	// other way round, QUIC starting after 5 s. An early connection
+	// ([Dialer.DialEarly]) runs the race after it has been returned, and
+	// none with a negative FallbackDelay.
 	FallbackDelay time.Duration
 	// QUICConfig tunes QUIC; nil uses quic-go's defaults with a 15s
 	// keep-alive and larger receive windows ([QUICMaxStreamReceiveWindow]).
@@ -125,6 +127,51 @@ type Dialer struct {
 	certMu  sync.Mutex
 	cert    *tls.Certificate
 	certKey ed25519.PrivateKey // the Key cert was made for
+
+	spareMu sync.Mutex
+	spares  map[string]Conn // see keepSpare
+}
+
+// spareTTL is how long a spare connection waits for its Dial.
+const spareTTL = 10 * time.Second
+
+// keepSpare keeps c, a TCP+TLS connection that won an early connection's
+// race after [Dialer.DialEarly] returned ([earlyFallback]), for the next
+// Dial of hostport for alpn: the caller's, which sends again what it sent
+// on the early connection. A spare not taken within [spareTTL] is closed.
+func (d *Dialer) keepSpare(hostport, alpn string, c Conn) {
+	key := hostport + " " + alpn
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	if old := d.spares[key]; old != nil {
+		_ = old.CloseWithError(CodeNoError, "")
+	}
+	if d.spares == nil {
+		d.spares = make(map[string]Conn)
+	}
+	d.spares[key] = c
+	time.AfterFunc(spareTTL, func() {
+		if d.takeSpare(hostport, alpn, c) != nil {
+			_ = c.CloseWithError(CodeNoError, "")
+		}
+	})
+}
+
+// takeSpare returns the spare connection kept for hostport and alpn, if
+// any and not ended; with only set, only if it is that one.
+func (d *Dialer) takeSpare(hostport, alpn string, only Conn) Conn {
+	key := hostport + " " + alpn
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	c := d.spares[key]
+	if c == nil || only != nil && c != only {
+		return nil
+	}
+	delete(d.spares, key)
+	if c.Context().Err() != nil {
+		return nil
+	}
+	return c
 }
 
 // Route is one way to reach a node: directly at Addr ("host:port"), or,
@@ -359,12 +406,19 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 	}
 	var c Conn
 	var learned func() // what an auto dial's race taught, to remember
-	switch d.Network {
-	case NetworkQUIC:
+	spare := d.takeSpare(hostport, alpn, nil)
+	if spare != nil && !pin.IsZero() && spare.Peer().NodeID != pin {
+		_ = spare.CloseWithError(CodeNoError, "")
+		spare = nil
+	}
+	switch {
+	case spare != nil:
+		c = spare
+	case d.Network == NetworkQUIC:
 		c, err = d.dialQUIC(ctx, hostport, cfg)
-	case NetworkTCP:
+	case d.Network == NetworkTCP:
 		c, err = d.dialTCP(ctx, hostport, cfg)
-	case NetworkAuto:
+	case d.Network == NetworkAuto:
 		c, learned, err = d.dialAuto(ctx, pathKey(pin, hostport), hostport, cfg)
 	default:
 		return nil, fmt.Errorf("core: unknown network %q", d.Network)
@@ -417,16 +471,25 @@ func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Co
 		headStart = DefaultFallbackDelay
 	}
 	if ed, ok := ctx.Value(earlyKey{}).(earlyDial); ok {
-		switch {
-		case tcpFirst:
-			ctx = context.WithValue(ctx, earlyKey{}, earlyDial{})
-		case headStart >= 0:
-			ed.giveUpAt = time.Now().Add(headStart)
-			ed.gaveUp = func(logger *slog.Logger) { d.quicTooSlow(logger, key, headStart) }
+		if tcpFirst || headStart < 0 {
+			ctx = context.WithValue(ctx, earlyKey{}, earlyDial{}) // a plain dial
+		} else {
+			start := time.Now()
+			tcpBy, _ := ctx.Deadline()
+			ed.fallback = &earlyFallback{
+				tcpAt:   start.Add(headStart),
+				quicBy:  start.Add(d.quicTimeout()),
+				tcpBy:   tcpBy,
+				dialTCP: dials[1],
+				won: func(logger *slog.Logger, tcp Conn) {
+					d.keepSpare(hostport, cfg.NextProtos[0], tcp)
+					d.quicTooSlow(logger, key, headStart)
+				},
+			}
 			ctx = context.WithValue(ctx, earlyKey{}, ed)
 		}
 	}
-	c, which, errs := raceDials(ctx, headStart, dials[0], dials[1], isIdentityErr)
+	c, which, errs := raceDials(ctx, headStart, dials[0], dials[1], raceOver)
 	if c == nil {
 		return nil, nil, errs.as(names[0])
 	}
@@ -468,6 +531,16 @@ const quicFailedTTL = 5 * time.Minute
 // isIdentityErr reports an error about the node's key, which no other
 // transport fixes.
 func isIdentityErr(err error) bool { return errors.Is(err, errIdentity) }
+
+// raceOver reports a dial's error that ends a race of transports: one
+// about the node's key, or the node's own refusal (a TLS alert, say, for a
+// client key it does not accept), which it would give over the other
+// transport too, logging the attempt again.
+func raceOver(err error) bool {
+	var te *quic.TransportError
+	var ae *quic.ApplicationError
+	return isIdentityErr(err) || errors.As(err, &te) && te.Remote || errors.As(err, &ae) && ae.Remote
+}
 
 func (d *Dialer) logger() *slog.Logger {
 	if d.Logger != nil {
@@ -536,11 +609,16 @@ func withTransport(ctx context.Context, tr *quic.Transport) context.Context {
 	return context.WithValue(ctx, transportKey{}, tr)
 }
 
-func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config) (Conn, error) {
-	timeout := d.QUICTimeout
-	if timeout == 0 {
-		timeout = 3 * time.Second
+// quicTimeout returns [Dialer.QUICTimeout] or its default.
+func (d *Dialer) quicTimeout() time.Duration {
+	if d.QUICTimeout == 0 {
+		return 3 * time.Second
 	}
+	return d.QUICTimeout
+}
+
+func (d *Dialer) dialQUIC(ctx context.Context, hostport string, cfg *tls.Config) (Conn, error) {
+	timeout := d.quicTimeout()
 	qcfg := d.QUICConfig
 	if qcfg == nil {
 		qcfg = defaultDialQUICConfig()

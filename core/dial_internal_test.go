@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // raceConn is a Conn that notes being closed.
@@ -134,5 +136,26 @@ func TestRaceDials(t *testing.T) {
 				t.Error("the winner was closed")
 			}
 		})
+	}
+}
+
+// TestRaceOver: a race of transports ends at the node's own refusal and at
+// an error about its key, not at a failure to get through.
+func TestRaceOver(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		over bool
+	}{
+		{fmt.Errorf("core: quic dial: %w", &quic.TransportError{ErrorCode: 0x12a, Remote: true}), true}, // bad_certificate alert
+		{&quic.ApplicationError{ErrorCode: 0x1, Remote: true}, true},
+		{fmt.Errorf("%w: pin mismatch", errIdentity), true},
+		{&quic.TransportError{ErrorCode: 0x1, Remote: false}, false},
+		{&quic.ApplicationError{ErrorCode: 0x0, Remote: false}, false},
+		{&quic.IdleTimeoutError{}, false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := raceOver(tc.err); got != tc.over {
+			t.Errorf("raceOver(%v) = %v, want %v", tc.err, got, tc.over)
+		}
 	}
 }

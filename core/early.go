@@ -76,13 +76,22 @@ type earlyKey struct{}
 type earlyDial struct {
 	// pin is the NodeID the node is expected to prove; zero: not early.
 	pin NodeID
-	// giveUpAt, if set, is when an early connection whose handshake has
-	// not completed is closed, for the caller to dial again: a dial with
-	// Network auto must not keep the caller on a path that drops UDP.
-	giveUpAt time.Time
-	// gaveUp, if set, runs when the connection was closed at giveUpAt,
-	// with the connection's logger.
-	gaveUp func(*slog.Logger)
+	// fallback, if set, races TCP+TLS against the early connection's
+	// handshake (Network auto).
+	fallback *earlyFallback
+}
+
+// earlyFallback is the race an early connection with Network auto runs
+// against its handshake, as [raceDials] runs it against a QUIC dial: an
+// early dial returns before the node has answered, so the race goes on
+// after it. TCP+TLS starts at tcpAt (at once if QUIC fails before); QUIC
+// is given up at quicBy, TCP+TLS at tcpBy (zero: never). If TCP+TLS
+// connects first, the QUIC connection is closed ([FellBackToTCP]) and won
+// gets the TCP+TLS connection, for the caller's next Dial.
+type earlyFallback struct {
+	tcpAt, quicBy, tcpBy time.Time
+	dialTCP              func(context.Context) (Conn, error)
+	won                  func(logger *slog.Logger, tcp Conn)
 }
 
 // DialEarly is [Dialer.Dial] for a protocol whose first request need not
@@ -99,14 +108,15 @@ type earlyDial struct {
 // keeps at most 64 KiB for that, and a larger write waits for the
 // handshake.
 //
-// With Network auto an early dial returns before the node has answered, so
-// it cannot race TCP+TLS as Dial does. Instead the connection must complete
-// its handshake within [Dialer.FallbackDelay] (a negative one sets no such
-// limit); if it has not, it is closed and, with [Dialer.Paths] set, the
-// node is dialled over TCP+TLS first for a while, as when TCP+TLS wins
-// Dial's race. The caller then finds [EndedBeforeHandshake] true, and sends
-// what it sent again on a new connection from Dial. A node remembered for
-// TCP+TLS gets Dial's race at once.
+// With Network auto an early dial returns before the node has answered,
+// so the race against TCP+TLS that Dial runs goes on after it returns:
+// TCP+TLS starts after [Dialer.FallbackDelay] (at once if QUIC fails), and
+// if it connects before the handshake completes, the QUIC connection is
+// closed, its streams fail, and [FellBackToTCP] reports true: the caller
+// sends what it sent again on a connection from Dial, which returns that
+// TCP+TLS connection at once. With [Dialer.Paths], the node is then dialled
+// over TCP+TLS first for a while, as when TCP+TLS wins Dial's race. A node
+// remembered for TCP+TLS, or a negative FallbackDelay, gets Dial.
 //
 // Without a ticket for early data, through a head ([Dialer.Via]) or to a
 // bare NodeID, DialEarly is Dial.
@@ -136,26 +146,33 @@ func (d *Dialer) DialEarly(ctx context.Context, addr, alpn string) (Conn, error)
 	return d.dialDirect(context.WithValue(ctx, earlyKey{}, earlyDial{pin: pin}), addr, alpn)
 }
 
-// EndedBeforeHandshake reports whether c, a connection from
-// [Dialer.DialEarly] that has been closed, ended before its handshake
-// completed. The node then ran nothing sent on it but what a replay may run
-// (an [EarlyDataHandler]'s replay-safe requests), and never will: all of it
-// can be sent again on a new connection. It reports false for a connection
-// that is still open or whose handshake completed, and for every other
+// FellBackToTCP reports whether c, a connection from [Dialer.DialEarly]
+// with Network auto that has ended, was closed because TCP+TLS connected
+// before its handshake completed. The node then ran nothing sent on c but
+// what a replay may run (an [EarlyDataHandler]'s replay-safe requests), and
+// never will: all of it can be sent again on a connection from
+// [Dialer.Dial], which returns that TCP+TLS connection. It waits for the
+// fallback's TCP+TLS dial if one is still under way after c ended; it
+// reports false for a connection still open, for one whose handshake
+// completed or that ended for another reason, and for every other
 // connection.
-func EndedBeforeHandshake(c Conn) bool {
+func FellBackToTCP(c Conn) bool {
 	ec, ok := c.(*earlyConn)
 	if !ok {
 		return false
 	}
-	// Once the connection's loop has ended (its context is cancelled
-	// last), HandshakeComplete is settled: quic-go closes it when the
-	// client's Finished is written, before any packet carries it.
 	select {
 	case <-ec.qc.Context().Done():
 	default:
 		return false
 	}
+	<-ec.settled
+	if !ec.fellBack {
+		return false
+	}
+	// Once the connection's loop has ended (its context is cancelled
+	// last), HandshakeComplete is settled: quic-go closes it when the
+	// client's Finished is queued, before any packet can carry it.
 	select {
 	case <-ec.qc.HandshakeComplete():
 		return false
@@ -176,7 +193,10 @@ type earlyConn struct {
 	// the node refused the early data, the connection is usable again.
 	settled chan struct{}
 	refused bool // the node refused the early data; read after settled
-	dial    earlyDial
+	// fellBack: TCP+TLS connected first and the connection was closed
+	// for it ([earlyFallback]); read after settled.
+	fellBack bool
+	dial     earlyDial
 
 	mu    sync.Mutex
 	early []*earlyStream // streams opened before the connection settled
@@ -192,22 +212,17 @@ func newEarlyConn(c *quicConn, dial earlyDial) *earlyConn {
 // settle waits for the handshake and, if the node refused the early data,
 // moves the connection past the refusal (quic-go's NextConnection) and has
 // each stream opened before write what it kept again at once, not when it
-// is next used: a stream its writer closed may never be. A handshake not
-// complete at the dial's giveUpAt closes the connection.
+// is next used: a stream its writer closed may never be.
 func (c *earlyConn) settle() {
-	var giveUp <-chan time.Time
-	if !c.dial.giveUpAt.IsZero() {
-		t := time.NewTimer(time.Until(c.dial.giveUpAt))
-		defer t.Stop()
-		giveUp = t.C
-	}
 	var complete bool
-	select {
-	case <-c.qc.HandshakeComplete():
-		complete = true
-	case <-c.qc.Context().Done():
-	case <-giveUp:
-		complete = c.giveUp()
+	if c.dial.fallback != nil {
+		complete = c.race(c.dial.fallback)
+	} else {
+		select {
+		case <-c.qc.HandshakeComplete():
+			complete = true
+		case <-c.qc.Context().Done():
+		}
 	}
 	// Under mu, so that a stream OpenStream gets once streams open again
 	// is never taken for an early one (and sent twice).
@@ -230,23 +245,101 @@ func (c *earlyConn) settle() {
 	}
 }
 
-// giveUp closes the connection unless its handshake completed, and
-// reports whether it had. quic-go may complete the handshake between the
-// look and the close; the connection is closed then all the same, and
-// [EndedBeforeHandshake] tells the caller that what it sent may have run.
-// The giving up is remembered ([earlyDial.gaveUp]) before the close.
-func (c *earlyConn) giveUp() bool {
-	select {
-	case <-c.qc.HandshakeComplete():
-		return true
-	default:
+// race waits for the handshake while it races TCP+TLS against it (see
+// [earlyFallback]), and reports whether the handshake completed. It ends
+// when the handshake completes, when TCP+TLS connects first (fellBack), or
+// when both have failed; and at once when the caller closes the connection
+// or an error ends the race ([raceOver]).
+func (c *earlyConn) race(fb *earlyFallback) bool {
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if !fb.tcpBy.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, fb.tcpBy)
 	}
-	// Remembered first: the caller, woken by the close, dials again.
-	if c.dial.gaveUp != nil {
-		c.dial.gaveUp(c.Logger())
+	defer cancel()
+	tcpAt, quicBy := time.NewTimer(time.Until(fb.tcpAt)), time.NewTimer(time.Until(fb.quicBy))
+	defer tcpAt.Stop()
+	defer quicBy.Stop()
+	type result struct {
+		c   Conn
+		err error
 	}
-	_ = c.CloseWithError(CodeNoError, "handshake too slow: trying tcp+tls")
-	return false
+	var tcp chan result // nil until TCP+TLS started
+	startTCP := func() {
+		if tcp == nil {
+			tcp = make(chan result, 1)
+			go func() {
+				tc, err := fb.dialTCP(ctx)
+				tcp <- result{tc, err}
+			}()
+		}
+	}
+	// abandon closes what a TCP+TLS dial still under way makes.
+	abandon := func() {
+		if tcp != nil {
+			go func() {
+				if r := <-tcp; r.c != nil {
+					_ = r.c.CloseWithError(CodeNoError, "")
+				}
+			}()
+		}
+	}
+	handshake, ended := c.qc.HandshakeComplete(), c.qc.Context().Done()
+	var closedByRace, tcpFailed bool
+	for {
+		select {
+		case <-handshake:
+			abandon()
+			return true
+		case <-tcpAt.C:
+			startTCP()
+			continue
+		case <-quicBy.C:
+			if ended != nil {
+				closedByRace = true
+				_ = c.CloseWithError(CodeNoError, "no quic handshake in time")
+			}
+			continue
+		case <-ended:
+			handshake, ended = nil, nil
+			var ae *quic.ApplicationError
+			cause := context.Cause(c.qc.Context())
+			if raceOver(cause) || !closedByRace && errors.As(cause, &ae) && !ae.Remote {
+				abandon() // the node's answer, or closed by the caller
+				return false
+			}
+			if tcpFailed {
+				return false
+			}
+			startTCP()
+			continue
+		case r := <-tcp:
+			tcp = nil
+			if r.err != nil {
+				if ended == nil {
+					return false // QUIC failed already
+				}
+				if raceOver(r.err) {
+					closedByRace = true
+					_ = c.CloseWithError(CodeNoError, "refused over tcp+tls")
+					return false
+				}
+				tcpFailed = true
+				continue
+			}
+			select {
+			case <-handshake: // both at once: QUIC keeps what it carries
+				_ = r.c.CloseWithError(CodeNoError, "")
+				return true
+			default:
+			}
+			c.fellBack = true
+			fb.won(c.Logger(), r.c)
+			if ended != nil {
+				_ = c.CloseWithError(CodeNoError, "tcp+tls connected first")
+			}
+			return false
+		}
+	}
 }
 
 func (c *earlyConn) handshakeComplete() <-chan struct{} { return c.qc.HandshakeComplete() }

@@ -218,49 +218,61 @@ func TestNoEarlyData(t *testing.T) {
 	}
 }
 
-// TestDialEarlyAutoGivesUp: with Network auto, a resumed DialEarly sends
-// early data over QUIC; where UDP stopped getting through after the ticket
-// was issued, it still returns at once, but closes the connection once the
-// head start passed without a handshake. EndedBeforeHandshake then tells
-// the caller to send again, the node is remembered for TCP+TLS, and the
-// next dial goes there without a datagram.
-func TestDialEarlyAutoGivesUp(t *testing.T) {
-	seen := make(chan earlySeen, 4)
-	n := coretest.Start(t, core.Config{}, earlyHandler{"test/early", true, seen})
+// earlyAutoRig is a node behind a relay that passes TCP and can drop UDP,
+// and an auto Dialer holding a ticket for early data from it.
+type earlyAutoRig struct {
+	n     *coretest.Node
+	relay *coretest.Relay
+	addr  string
+	mem   *core.PathMemory
+	d     *core.Dialer
+	seen  chan earlySeen
+}
+
+const earlyHeadStart = 300 * time.Millisecond
+
+func startEarlyAutoRig(t *testing.T, quicTimeout time.Duration) *earlyAutoRig {
+	r := &earlyAutoRig{seen: make(chan earlySeen, 4), mem: core.NewPathMemory("")}
+	r.n = coretest.Start(t, core.Config{}, earlyHandler{"test/early", true, r.seen})
 	// The node's answers take 50 ms, so the early dial returns before the
 	// handshake completes.
-	relay := coretest.StartRelayTCP(t, n.HostPort, 50*time.Millisecond)
-	addr := n.ID.String() + "@" + relay.Addr
-	mem := core.NewPathMemory("")
-	const headStart = 300 * time.Millisecond
-	d := &core.Dialer{
+	r.relay = coretest.StartRelayTCP(t, r.n.HostPort, 50*time.Millisecond)
+	r.addr = r.n.ID.String() + "@" + r.relay.Addr
+	r.d = &core.Dialer{
 		Key:           coretest.NewKey(t),
-		Paths:         mem,
-		FallbackDelay: headStart,
-		QUICTimeout:   20 * time.Second,
+		Paths:         r.mem,
+		FallbackDelay: earlyHeadStart,
+		QUICTimeout:   quicTimeout,
 		Sessions:      core.NewSessionCache(filepath.Join(t.TempDir(), "sessions"), 0, nil),
 	}
-	if early, resumed := earlyExchange(t, d, addr, "test/early", []byte("first")); early || resumed {
+	if early, resumed := earlyExchange(t, r.d, r.addr, "test/early", []byte("first")); early || resumed {
 		t.Fatalf("first dial early=%v resumed=%v, want a full handshake", early, resumed)
 	}
-	<-seen
-	if early, resumed := earlyExchange(t, d, addr, "test/early", []byte("second")); !early || !resumed {
+	<-r.seen
+	if early, resumed := earlyExchange(t, r.d, r.addr, "test/early", []byte("second")); !early || !resumed {
 		t.Fatalf("second dial early=%v resumed=%v, want both where UDP gets through", early, resumed)
 	}
-	if got := <-seen; got.handshake {
+	if got := <-r.seen; got.handshake {
 		t.Fatal("the node read the second dial's data after the handshake, want it early")
 	}
+	r.relay.Quiet() // the second connection's close reaches the node
+	return r
+}
 
-	relay.Quiet() // the second connection's close reaches the node
-	relay.DropUDP(true)
+// sendEarly dials early, checks that the dial came back at once, writes
+// on a stream and reads until the stream fails; it returns the connection,
+// closed, and how long after the dial it failed.
+func (r *earlyAutoRig) sendEarly(t *testing.T) (core.Conn, time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	c, err := d.DialEarly(ctx, addr, "test/early")
+	c, err := r.d.DialEarly(ctx, r.addr, "test/early")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > headStart/2 || closed(core.HandshakeComplete(c)) {
+	defer c.CloseWithError(core.CodeNoError, "")
+	if took := time.Since(start); took > earlyHeadStart/2 || closed(core.HandshakeComplete(c)) {
 		t.Fatalf("the early dial took %v (handshake done=%v), want it back at once", took, closed(core.HandshakeComplete(c)))
 	}
 	s, err := c.OpenStream(ctx)
@@ -274,30 +286,64 @@ func TestDialEarlyAutoGivesUp(t *testing.T) {
 	if _, err := io.ReadAll(s); err == nil {
 		t.Fatal("read an answer through a path that drops UDP")
 	}
-	if took := time.Since(start); took < headStart || took > 5*time.Second {
-		t.Errorf("the early connection ended after %v, want the head start (%v)", took, headStart)
-	}
+	took := time.Since(start)
 	_ = c.CloseWithError(core.CodeNoError, "")
-	if !core.EndedBeforeHandshake(c) {
-		t.Fatal("EndedBeforeHandshake is false for a connection that never completed its handshake")
-	}
-	if got := mem.Lookup(n.ID.String()); got != core.NetworkTCP {
-		t.Fatalf("memory after giving up: %q, want tcp", got)
-	}
+	return c, took
+}
 
-	sent := relay.Quiet() // the closed QUIC attempt's last datagrams
-	c, err = d.DialEarly(ctx, addr, "test/early")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseWithError(core.CodeNoError, "")
-	if _, ok := c.(core.QUICConn); ok {
-		t.Fatal("the dial after giving up got QUIC")
-	}
-	if relay.Datagrams() != sent {
-		t.Error("the dial after giving up tried QUIC first")
-	}
-	if core.EndedBeforeHandshake(c) {
-		t.Error("EndedBeforeHandshake for a TCP+TLS connection")
-	}
+// TestDialEarlyAutoFallsBack: with Network auto, a resumed DialEarly sends
+// early data over QUIC; where UDP stopped getting through after the ticket
+// was issued, it still returns at once, and TCP+TLS races the handshake
+// from the head start on. TCP+TLS connects first: the QUIC connection is
+// closed, FellBackToTCP tells the caller to send again, the node is
+// remembered for TCP+TLS, and the next Dial gets that TCP+TLS connection
+// without a datagram or a new handshake. Where TCP+TLS fails too, the
+// connection ends at QUIC's timeout and nothing is remembered.
+func TestDialEarlyAutoFallsBack(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) {
+		r := startEarlyAutoRig(t, 20*time.Second)
+		r.relay.DropUDP(true)
+		c, took := r.sendEarly(t)
+		if took < earlyHeadStart || took > 5*time.Second {
+			t.Errorf("the early connection ended after %v, want the head start (%v) and a TCP+TLS handshake", took, earlyHeadStart)
+		}
+		if !core.FellBackToTCP(c) {
+			t.Fatal("FellBackToTCP is false after TCP+TLS connected first")
+		}
+		if got := r.mem.Lookup(r.n.ID.String()); got != core.NetworkTCP {
+			t.Fatalf("memory after the fallback: %q, want tcp", got)
+		}
+		sent := r.relay.Quiet() // the closed QUIC attempt's last datagrams
+		start := time.Now()
+		if early, _ := earlyExchange(t, r.d, r.addr, "test/early", []byte("again")); early {
+			t.Fatal("the dial after the fallback came back early")
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the exchange on the kept TCP+TLS connection took %v", took)
+		}
+		if got := <-r.seen; string(got.data) != "again" {
+			t.Fatalf("the node read %q", got.data)
+		}
+		if r.relay.Datagrams() != sent {
+			t.Error("the dial after the fallback sent datagrams")
+		}
+		if r.relay.TCPConns() != 1 {
+			t.Errorf("%d TCP connections through the relay, want the fallback's one", r.relay.TCPConns())
+		}
+	})
+	t.Run("down", func(t *testing.T) {
+		r := startEarlyAutoRig(t, time.Second)
+		r.relay.DropUDP(true)
+		r.relay.SetTarget(t, "127.0.0.1:1") // TCP+TLS gets no node either
+		c, took := r.sendEarly(t)
+		if took < time.Second || took > 5*time.Second {
+			t.Errorf("the early connection ended after %v, want QUIC's timeout (1s)", took)
+		}
+		if core.FellBackToTCP(c) {
+			t.Error("FellBackToTCP is true where TCP+TLS failed too")
+		}
+		if got := r.mem.Lookup(r.n.ID.String()); got != core.NetworkAuto {
+			t.Errorf("memory where both failed: %q, want nothing", got)
+		}
+	})
 }

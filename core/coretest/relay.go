@@ -29,6 +29,7 @@ type Relay struct {
 
 	drop      atomic.Bool
 	datagrams atomic.Int64
+	tcpConns  atomic.Int64
 
 	mu      sync.Mutex
 	clients map[string]*relayClient
@@ -140,48 +141,62 @@ func (r *Relay) serveTCP() {
 		if err != nil {
 			return
 		}
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			_ = c.Close()
+		r.tcpConns.Add(1)
+		if !r.track(c) {
 			return
 		}
-		if r.tcp == nil {
-			r.tcp = make(map[net.Conn]bool)
-		}
-		r.tcp[c] = true
-		target := r.target.String()
-		r.wg.Add(1)
-		r.mu.Unlock()
-		go func() {
-			defer r.wg.Done()
-			defer func() {
-				r.mu.Lock()
-				delete(r.tcp, c)
-				r.mu.Unlock()
-				_ = c.Close()
-			}()
-			up, err := net.Dial("tcp", target)
-			if err != nil {
+		go func() { // counted by c's track
+			defer r.untrack(c)
+			up, err := net.Dial("tcp", r.tcpTarget())
+			if err != nil || !r.track(up) {
 				return
 			}
-			r.mu.Lock()
-			r.tcp[up] = true
-			r.mu.Unlock()
-			defer func() {
-				r.mu.Lock()
-				delete(r.tcp, up)
-				r.mu.Unlock()
-				_ = up.Close()
-			}()
-			go func() {
+			go func() { // counted by up's track
+				defer r.untrack(up)
 				_, _ = io.Copy(up, c)
 				_ = up.(*net.TCPConn).CloseWrite()
+				_, _ = io.Copy(io.Discard, up) // until the target is done
 			}()
 			_, _ = io.Copy(c, up)
 		}()
 	}
 }
+
+// track records a TCP connection for close to end, and a goroutine for it
+// to wait for; it closes c and reports false once the relay is closed.
+func (r *Relay) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		_ = c.Close()
+		return false
+	}
+	if r.tcp == nil {
+		r.tcp = make(map[net.Conn]bool)
+	}
+	r.tcp[c] = true
+	r.wg.Add(1)
+	return true
+}
+
+// untrack closes c and forgets it, and ends its goroutine's count.
+func (r *Relay) untrack(c net.Conn) {
+	r.mu.Lock()
+	delete(r.tcp, c)
+	r.mu.Unlock()
+	_ = c.Close()
+	r.wg.Done()
+}
+
+func (r *Relay) tcpTarget() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.target.String()
+}
+
+// TCPConns returns how many TCP connections clients have made to the
+// relay.
+func (r *Relay) TCPConns() int64 { return r.tcpConns.Load() }
 
 // serve reads the clients' datagrams and sends each on its client's
 // socket to the target.
