@@ -226,13 +226,15 @@ func echoServer(t *testing.T) *net.TCPAddr {
 		t.Fatal(err)
 	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
 	)
 	t.Cleanup(func() {
 		_ = ln.Close()
 		mu.Lock()
+		closed = true
 		for _, c := range conns {
 			_ = c.Close()
 		}
@@ -246,6 +248,11 @@ func echoServer(t *testing.T) *net.TCPAddr {
 				return
 			}
 			mu.Lock()
+			if closed { // accepted as the test ended: nobody else closes it
+				mu.Unlock()
+				_ = c.Close()
+				return
+			}
 			conns = append(conns, c)
 			mu.Unlock()
 			wg.Go(func() {
