@@ -449,9 +449,9 @@ func (d *Dialer) dialDirect(ctx context.Context, addr, alpn string) (Conn, error
 // first for [quicFailedTTL], so that a network that drops UDP costs the
 // head start once rather than on every dial. When QUIC won as the second
 // after TCP+TLS failed: that the remembered TCP+TLS does not get through
-// now. An early dial ([Dialer.DialEarly]) goes out as QUIC's, its head
-// start the time its handshake has to complete; where TCP+TLS is
-// remembered, QUIC's dial is not early.
+// now. An early dial ([Dialer.DialEarly]) goes out as QUIC's, and when it
+// returns before its handshake, the connection runs the rest of the race
+// ([earlyFallback]); where TCP+TLS is remembered, QUIC's dial is not early.
 func (d *Dialer) dialAuto(ctx context.Context, key, hostport string, cfg *tls.Config) (Conn, func(), error) {
 	dials := [2]func(context.Context) (Conn, error){
 		func(ctx context.Context) (Conn, error) { return d.dialQUIC(ctx, hostport, cfg) },
