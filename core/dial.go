@@ -533,13 +533,17 @@ const quicFailedTTL = 5 * time.Minute
 func isIdentityErr(err error) bool { return errors.Is(err, errIdentity) }
 
 // raceOver reports a dial's error that ends a race of transports: one
-// about the node's key, or the node's own refusal (a TLS alert, say, for a
-// client key it does not accept), which it would give over the other
-// transport too, logging the attempt again.
+// about the node's key, or the node's own refusal of the client (a TLS
+// alert for a key it does not accept, an application close), which it
+// would give over the other transport too, logging the attempt again. A
+// QUIC stack's own refusal (CONNECTION_REFUSED: its accept queue is full)
+// does not end it.
 func raceOver(err error) bool {
 	var te *quic.TransportError
 	var ae *quic.ApplicationError
-	return isIdentityErr(err) || errors.As(err, &te) && te.Remote || errors.As(err, &ae) && ae.Remote
+	return isIdentityErr(err) ||
+		errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() ||
+		errors.As(err, &ae) && ae.Remote
 }
 
 func (d *Dialer) logger() *slog.Logger {

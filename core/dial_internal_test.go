@@ -150,6 +150,7 @@ func TestRaceOver(t *testing.T) {
 		{&quic.ApplicationError{ErrorCode: 0x1, Remote: true}, true},
 		{fmt.Errorf("%w: pin mismatch", errIdentity), true},
 		{&quic.TransportError{ErrorCode: 0x1, Remote: false}, false},
+		{&quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, false}, // a full accept queue
 		{&quic.ApplicationError{ErrorCode: 0x0, Remote: false}, false},
 		{&quic.IdleTimeoutError{}, false},
 		{errors.New("connection refused"), false},
