@@ -10,8 +10,9 @@ import (
 )
 
 // Relay forwards UDP datagrams (and from [StartRelayTCP] TCP connections)
-// between clients and a target on loopback, as a router on the path would: each client gets a socket of its own
-// towards the target, and what the target sends back is held for Delay, so
+// between clients and a target on loopback, as a router on the path
+// would: each client gets a socket of its own towards the target, and
+// what the target sends back is held for Delay, so
 // a client's first flight (its ClientHello and any 0-RTT data) reaches the
 // target well before the client can finish its handshake. It records each
 // client's first flight, the datagrams it sent before anything came back,
