@@ -167,6 +167,7 @@ type recordingConn struct {
 	written [][]byte
 	fail    error
 	block   chan struct{} // if set, each write waits for it
+	writers []string      // the goroutine that wrote each packet
 }
 
 func (c *recordingConn) Write(b []byte, _ uint16, _ protocol.ECN) error {
@@ -179,7 +180,16 @@ func (c *recordingConn) Write(b []byte, _ uint16, _ protocol.ECN) error {
 		return c.fail
 	}
 	c.written = append(c.written, bytes.Clone(b))
+	c.writers = append(c.writers, goroutineHeader())
 	return nil
+}
+
+// goroutineHeader returns the first line of the calling goroutine's stack
+// trace ("goroutine N [running]:"), which names it.
+func goroutineHeader() string {
+	buf := make([]byte, 256)
+	first, _, _ := strings.Cut(string(buf[:runtime.Stack(buf, false)]), "\n")
+	return first
 }
 
 func (c *recordingConn) count() int {
@@ -299,6 +309,56 @@ func TestIdleConnectionHasNoWriter(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestSendQueueWriterLingers is alknet's patch 13: a packet sent while the
+// writer lingers after the queue drained is written by the same writer,
+// which ends once the queue stayed empty for the linger, or at once when
+// the queue closes.
+func TestSendQueueWriterLingers(t *testing.T) {
+	before := sendQueueWriters()
+	waitWriters := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for sendQueueWriters() > before {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer still runs %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send := func(q sender, conn *recordingConn, b byte) {
+		t.Helper()
+		n := conn.count()
+		q.Send(packet(b), 0, protocol.ECNNon)
+		for conn.count() == n {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+
+	conn := &recordingConn{}
+	q := newSendQueue(conn, func(err error) { t.Errorf("write error %v", err) })
+	q.(*sendQueue).lingerFor = time.Minute
+	send(q, conn, 1)
+	send(q, conn, 2)
+	if w := conn.writers; w[0] != w[1] {
+		t.Errorf("packets written by %q and %q, want one lingering writer", w[0], w[1])
+	}
+	start := time.Now()
+	q.Close()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Close waited %v for a lingering writer", d)
+	}
+	waitWriters("after Close")
+
+	conn = &recordingConn{}
+	q = newSendQueue(conn, func(err error) { t.Errorf("write error %v", err) })
+	q.(*sendQueue).lingerFor = time.Millisecond
+	send(q, conn, 1)
+	waitWriters("long after the queue drained")
+	send(q, conn, 2) // a new writer
+	waitWriters("long after the second burst")
+	q.Close()
 }
 
 func selfSigned(t *testing.T) tls.Certificate {
