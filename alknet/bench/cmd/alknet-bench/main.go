@@ -13,7 +13,7 @@
 //		[-scale-parts conns,workers,fs,git] [-scale-conns 1000,10000] [-scale-networks quic,tcp] [-scale-workers 2,200]
 //		[-scale-blocks 1000,10000,100000] [-scale-refs 100,1000,10000]
 //		[-wan-profiles lan,wan,far,lossy,bursty,heavyloss] [-wan-duration 4s] [-wan-transfers switch,perf,sftp,forward,git,fs,call]
-//		[-wan-bytes 256MiB] [-wan-lossy-bytes 8MiB] [-wan-forward-time 5s]
+//		[-wan-bytes 256MiB] [-wan-lossy-bytes 32MiB] [-wan-forward-time 5s]
 //		[-reach-bytes 67108864] [-reach-profiles ns,wan]
 //
 // Variants run interleaved, in an order rotating each round, so

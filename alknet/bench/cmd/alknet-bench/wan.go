@@ -25,7 +25,7 @@ var (
 	wanTransfersFl     = flag.String("wan-transfers", "switch,perf,choice,sftp,forward,git,fs,call",
 		"wan: comma-separated transfers besides direct TCP: switch (bare quic-go send path), perf (alknet perf), choice (transport choice), and the report's sftp, forward, git, fs, call")
 	wanBytes      = flag.String("wan-bytes", "256MiB", "wan: size of the sftp and fs files on paths without loss")
-	wanLossyBytes = flag.String("wan-lossy-bytes", "8MiB", "wan: size of the sftp and fs files on paths with loss (QUIC moves ~3 Mbit/s there)")
+	wanLossyBytes = flag.String("wan-lossy-bytes", "32MiB", "wan: size of the sftp and fs files on paths with loss, where transfers move a fraction of the rate")
 	wanForward    = flag.Duration("wan-forward-time", 5*time.Second, "wan: length of each iperf3 run through a forward, whole seconds")
 )
 

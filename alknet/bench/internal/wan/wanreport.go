@@ -69,7 +69,8 @@ type ReportConfig struct {
 	Groups []string
 	// Bytes is the size of the sftp and fs files on a path without random
 	// loss; default 256 MiB. LossyBytes is the size on one with random
-	// loss (where QUIC's NewReno moves ~3 Mbit/s); default 8 MiB.
+	// loss, where every transfer moves a fraction of the rate; default 32
+	// MiB, so that connecting stays a small part of each transfer's time.
 	Bytes, LossyBytes int64
 	// ForwardTime is the length of each iperf3 run; default 5s.
 	ForwardTime time.Duration
@@ -98,7 +99,7 @@ func (c ReportConfig) withDefaults() ReportConfig {
 		c.Bytes = 256 << 20
 	}
 	if c.LossyBytes == 0 {
-		c.LossyBytes = 8 << 20
+		c.LossyBytes = 32 << 20
 	}
 	if c.ForwardTime == 0 {
 		c.ForwardTime = 5 * time.Second
