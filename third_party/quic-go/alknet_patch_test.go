@@ -316,6 +316,7 @@ func TestIdleConnectionHasNoWriter(t *testing.T) {
 // which ends once the queue stayed empty for the linger, or at once when
 // the queue closes.
 func TestSendQueueWriterLingers(t *testing.T) {
+	time.Sleep(2 * writerLinger) // earlier tests' writers end
 	before := sendQueueWriters()
 	waitWriters := func(what string) {
 		t.Helper()
@@ -331,7 +332,11 @@ func TestSendQueueWriterLingers(t *testing.T) {
 		t.Helper()
 		n := conn.count()
 		q.Send(packet(b), 0, protocol.ECNNon)
+		deadline := time.Now().Add(5 * time.Second)
 		for conn.count() == n {
+			if time.Now().After(deadline) {
+				t.Fatalf("packet %d never written", b)
+			}
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -359,6 +364,42 @@ func TestSendQueueWriterLingers(t *testing.T) {
 	send(q, conn, 2) // a new writer
 	waitWriters("long after the second burst")
 	q.Close()
+}
+
+// TestSendQueueLingerLosesNothing is alknet's patch 13 under races: packets
+// sent while a writer's linger ends, with the queue closed right after, are
+// all written, in order. (A writer that ended without taking a packet sent
+// as its linger expired would leave it queued, and Close would drop it.)
+func TestSendQueueLingerLosesNothing(t *testing.T) {
+	const packets = 20
+	deadline := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		conn := &recordingConn{}
+		q := newSendQueue(conn, func(err error) { t.Errorf("write error %v", err) })
+		q.(*sendQueue).lingerFor = time.Duration(i%50) * time.Microsecond
+		for b := range packets {
+			for q.WouldBlock() {
+				select {
+				case <-q.Available():
+				case <-time.After(5 * time.Second):
+					t.Fatal("a full queue never drained")
+				}
+			}
+			q.Send(packet(byte(b)), 0, protocol.ECNNon)
+			if b%3 == 0 {
+				time.Sleep(time.Duration(i%40) * time.Microsecond)
+			}
+		}
+		q.Close()
+		if n := conn.count(); n != packets {
+			t.Fatalf("iteration %d: %d of %d packets written before Close returned", i, n, packets)
+		}
+		for j, w := range conn.written {
+			if w[0] != byte(j) {
+				t.Fatalf("iteration %d: packet %d written as %d", i, j, w[0])
+			}
+		}
+	}
 }
 
 func selfSigned(t *testing.T) tls.Certificate {
