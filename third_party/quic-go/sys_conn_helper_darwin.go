@@ -35,4 +35,13 @@ func parseIPv4PktInfo(body []byte) (ip netip.Addr, ifIndex uint32, ok bool) {
 
 func isGSOEnabled(syscall.RawConn) bool { return false }
 
+// No UDP receive offload here: every message holds one datagram.
+const (
+	udpGRO           = -1
+	maxCoalescedSize = 0
+)
+
+func isGROSupported(syscall.RawConn) bool { return false }
+func enableGRO(syscall.RawConn) bool      { return false }
+
 func isECNEnabled() bool { return !isECNDisabledUsingEnv() }

@@ -61,6 +61,46 @@ func parseIPv4PktInfo(body []byte) (ip netip.Addr, ifIndex uint32, ok bool) {
 	return netip.AddrFrom4(*(*[4]byte)(body[8:12])), binary.NativeEndian.Uint32(body), true
 }
 
+// udpGRO is the socket option, and the control message type, of UDP's
+// receive offload (linux/udp.h).
+const udpGRO = unix.UDP_GRO
+
+// maxCoalescedSize is the most a read with UDP_GRO may return: the kernel
+// coalesces up to an IP packet's length of datagrams.
+const maxCoalescedSize = 1<<16 - 1
+
+// isGROSupported tests if the socket can turn on UDP_GRO (Linux 5.0).
+// QUIC_GO_DISABLE_GRO=true keeps it off.
+func isGROSupported(conn syscall.RawConn) bool {
+	if kernelVersionMajor < 5 {
+		return false
+	}
+	if disabled, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO")); err == nil && disabled {
+		return false
+	}
+	var serr error
+	if err := conn.Control(func(fd uintptr) {
+		_, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
+}
+
+// enableGRO asks the kernel to deliver the socket's datagrams coalesced
+// where it can: a run of one flow's datagrams sent with GSO, or merged as
+// they arrived, reaches the socket as one message (a UDP_GRO control
+// message gives the datagrams' size).
+func enableGRO(conn syscall.RawConn) bool {
+	var serr error
+	if err := conn.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
+}
+
 // isGSOEnabled tests if the kernel supports GSO.
 // Sending with GSO might still fail later on, if the interface doesn't support it (see isGSOError).
 func isGSOEnabled(conn syscall.RawConn) bool {

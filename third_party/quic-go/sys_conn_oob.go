@@ -51,6 +51,21 @@ type oobConn struct {
 	messages []ipv4.Message
 	buffers  [batchSize]*packetBuffer
 
+	// UDP receive offload (UDP_GRO), turned on by the first full batch: a
+	// socket that receives that many datagrams at once is receiving in
+	// bulk, and the kernel then delivers a flow's run of datagrams as one
+	// message, which costs one read instead of one each. Before it, reads
+	// go straight into packet buffers; after it, into groBuffers (a
+	// coalesced message can be up to 64 KiB), and each datagram is copied
+	// out into a packet buffer of its own.
+	rawConn          syscall.RawConn
+	groCapable, gro  bool
+	groBuffers       [][]byte
+	batchCoalesced   bool           // the messages read last are in groBuffers
+	coalesced        []byte         // what is left of the message being split
+	segSize          int            // the size of each datagram in it; the last may be shorter
+	coalescedPackets receivedPacket // what its datagrams share: address, ECN, packet info
+
 	cap connCapabilities
 }
 
@@ -126,6 +141,8 @@ func newConn(c OOBCapablePacketConn, supportsDF bool) (*oobConn, error) {
 		batchConn:            bc,
 		messages:             msgs,
 		readPos:              batchSize,
+		rawConn:              rawConn,
+		groCapable:           isGROSupported(rawConn),
 		cap: connCapabilities{
 			DF:  supportsDF,
 			GSO: isGSOEnabled(rawConn),
@@ -141,8 +158,47 @@ func newConn(c OOBCapablePacketConn, supportsDF bool) (*oobConn, error) {
 var invalidCmsgOnceV4, invalidCmsgOnceV6 sync.Once
 
 func (c *oobConn) ReadPacket() (receivedPacket, error) {
-	if len(c.messages) == int(c.readPos) { // all messages read. Read the next batch of messages.
-		c.messages = c.messages[:batchSize]
+	for {
+		if len(c.coalesced) > 0 {
+			if p, ok := c.nextDatagram(); ok {
+				return p, nil
+			}
+			continue
+		}
+		if len(c.messages) == int(c.readPos) { // all messages read. Read the next batch of messages.
+			if err := c.readBatch(); err != nil {
+				return receivedPacket{}, err
+			}
+		}
+
+		msg := c.messages[c.readPos]
+		buffer := c.buffers[c.readPos]
+		c.readPos++
+
+		p, segSize, err := parseMessage(msg)
+		if err != nil {
+			return receivedPacket{}, err
+		}
+		if !c.batchCoalesced {
+			p.data = msg.Buffers[0][:msg.N]
+			p.buffer = buffer
+			return p, nil
+		}
+		c.coalesced, c.segSize, c.coalescedPackets = msg.Buffers[0][:msg.N], segSize, p
+	}
+}
+
+// readBatch reads the next batch of messages. A full batch turns on UDP
+// receive offload for the batches after it, when the socket supports it.
+func (c *oobConn) readBatch() error {
+	c.messages = c.messages[:batchSize]
+	c.batchCoalesced = c.gro
+	if c.gro {
+		for i := range c.messages {
+			c.buffers[i] = nil
+			c.messages[i].Buffers[0] = c.groBuffers[i]
+		}
+	} else {
 		// replace buffers data buffers up to the packet that has been consumed during the last ReadBatch call
 		for i := uint8(0); i < c.readPos; i++ {
 			buffer := getPacketBuffer()
@@ -150,36 +206,74 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 			c.buffers[i] = buffer
 			c.messages[i].Buffers[0] = c.buffers[i].Data
 		}
-		c.readPos = 0
-
-		n, err := c.batchConn.ReadBatch(c.messages, 0)
-		if n == 0 || err != nil {
-			return receivedPacket{}, err
-		}
-		c.messages = c.messages[:n]
 	}
+	c.readPos = 0
 
-	msg := c.messages[c.readPos]
-	buffer := c.buffers[c.readPos]
-	c.readPos++
+	n, err := c.batchConn.ReadBatch(c.messages, 0)
+	if n == 0 || err != nil {
+		c.messages = c.messages[:0] // nothing to hand out: read again next time
+		return err
+	}
+	c.messages = c.messages[:n]
+	if n == batchSize && c.groCapable && !c.gro {
+		c.startGRO()
+	}
+	return nil
+}
 
+// startGRO turns on UDP_GRO. Every read after it goes into buffers large
+// enough for a coalesced message: the kernel truncates one that does not
+// fit, and datagrams queued before the switch fit as well.
+func (c *oobConn) startGRO() {
+	c.groCapable = false // one attempt
+	if !enableGRO(c.rawConn) {
+		return
+	}
+	c.gro = true
+	c.groBuffers = make([][]byte, batchSize)
+	for i := range c.groBuffers {
+		c.groBuffers[i] = make([]byte, maxCoalescedSize)
+	}
+}
+
+// nextDatagram cuts the next datagram off the coalesced message and copies
+// it into a packet buffer of its own, so that a packet holds its own bytes
+// however it arrived. A datagram too large for any QUIC packet is dropped
+// (ok false), as a read into a packet buffer would have truncated it.
+func (c *oobConn) nextDatagram() (p receivedPacket, ok bool) {
+	n := min(c.segSize, len(c.coalesced))
+	d := c.coalesced[:n]
+	c.coalesced = c.coalesced[n:]
+	if n > protocol.MaxPacketBufferSize {
+		return receivedPacket{}, false
+	}
+	p = c.coalescedPackets
+	p.buffer = getPacketBuffer()
+	p.buffer.Data = append(p.buffer.Data, d...)
+	p.data = p.buffer.Data
+	return p, true
+}
+
+// parseMessage returns a received packet with msg's address, receive
+// time, ECN and packet info, but no data, and the size of each datagram in
+// msg (msg.N unless it holds several, coalesced by UDP_GRO).
+func parseMessage(msg ipv4.Message) (p receivedPacket, segSize int, err error) {
 	data := msg.OOB[:msg.NN]
-	p := receivedPacket{
+	p = receivedPacket{
 		remoteAddr: msg.Addr,
 		rcvTime:    monotime.Now(),
-		data:       msg.Buffers[0][:msg.N],
-		buffer:     buffer,
 	}
+	segSize = msg.N
 	for len(data) > 0 {
 		hdr, body, remainder, err := unix.ParseOneSocketControlMessage(data)
 		if err != nil {
-			return receivedPacket{}, err
+			return receivedPacket{}, 0, err
 		}
 		if hdr.Level == unix.IPPROTO_IP {
 			switch hdr.Type {
 			case msgTypeIPTOS:
 				if len(body) != 1 {
-					return receivedPacket{}, errors.New("invalid IPTOS size")
+					return receivedPacket{}, 0, errors.New("invalid IPTOS size")
 				}
 				p.ecn = protocol.ParseECNHeaderBits(body[0] & ecnMask)
 			case ipv4PKTINFO:
@@ -199,7 +293,7 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 			switch hdr.Type {
 			case unix.IPV6_TCLASS:
 				if len(body) != 4 {
-					return receivedPacket{}, errors.New("invalid IPV6_TCLASS size")
+					return receivedPacket{}, 0, errors.New("invalid IPV6_TCLASS size")
 				}
 				bits := uint8(binary.NativeEndian.Uint32(body)) & ecnMask
 				p.ecn = protocol.ParseECNHeaderBits(bits)
@@ -219,9 +313,14 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 				}
 			}
 		}
+		if hdr.Level == unix.IPPROTO_UDP && hdr.Type == udpGRO && len(body) == 4 {
+			if n := int(binary.NativeEndian.Uint32(body)); n > 0 {
+				segSize = n
+			}
+		}
 		data = remainder
 	}
-	return p, nil
+	return p, segSize, nil
 }
 
 // WritePacket writes a new packet.
