@@ -41,7 +41,7 @@ const (
 	maxCoalescedSize = 0
 )
 
-func isGROSupported(syscall.RawConn) bool { return false }
-func enableGRO(syscall.RawConn) bool      { return false }
+func isGROSupported() bool           { return false }
+func enableGRO(syscall.RawConn) bool { return false }
 
 func isECNEnabled() bool { return !isECNDisabledUsingEnv() }

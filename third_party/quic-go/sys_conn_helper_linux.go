@@ -69,22 +69,15 @@ const udpGRO = unix.UDP_GRO
 // coalesces up to an IP packet's length of datagrams.
 const maxCoalescedSize = 1<<16 - 1
 
-// isGROSupported tests if the socket can turn on UDP_GRO (Linux 5.0).
-// QUIC_GO_DISABLE_GRO=true keeps it off.
-func isGROSupported(conn syscall.RawConn) bool {
+// isGROSupported tells if sockets may turn on UDP_GRO: Linux 5.0 has it
+// (a socket whose setsockopt fails keeps it off), and QUIC_GO_DISABLE_GRO=true
+// keeps it off.
+func isGROSupported() bool {
 	if kernelVersionMajor < 5 {
 		return false
 	}
-	if disabled, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO")); err == nil && disabled {
-		return false
-	}
-	var serr error
-	if err := conn.Control(func(fd uintptr) {
-		_, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO)
-	}); err != nil {
-		return false
-	}
-	return serr == nil
+	disabled, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO"))
+	return err != nil || !disabled
 }
 
 // enableGRO asks the kernel to deliver the socket's datagrams coalesced

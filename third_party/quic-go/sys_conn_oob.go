@@ -24,8 +24,11 @@ import (
 )
 
 const (
-	ecnMask       = 0x3
-	oobBufferSize = 128
+	ecnMask = 0x3
+	// oobBufferSize holds the control messages of a received datagram: ECN,
+	// packet info (for IPv4 and IPv6 on a dual-stack socket) and UDP_GRO's
+	// segment size take 120 bytes.
+	oobBufferSize = 192
 )
 
 // Contrary to what the naming suggests, the ipv{4,6}.Message is not dependent on the IP version.
@@ -55,16 +58,19 @@ type oobConn struct {
 	// socket that receives that many datagrams at once is receiving in
 	// bulk, and the kernel then delivers a flow's run of datagrams as one
 	// message, which costs one read instead of one each. Before it, reads
-	// go straight into packet buffers; after it, into groBuffers (a
-	// coalesced message can be up to 64 KiB), and each datagram is copied
-	// out into a packet buffer of its own.
+	// go straight into packet buffers. After it, they go into a set of
+	// coalescing buffers (a message can be up to 64 KiB), taken from a pool
+	// while datagrams keep coming and given back whenever the socket has
+	// nothing to read, and each datagram is copied out into a packet buffer
+	// of its own.
 	rawConn          syscall.RawConn
 	groCapable, gro  bool
-	groBuffers       [][]byte
-	batchCoalesced   bool           // the messages read last are in groBuffers
-	coalesced        []byte         // what is left of the message being split
-	segSize          int            // the size of each datagram in it; the last may be shorter
-	coalescedPackets receivedPacket // what its datagrams share: address, ECN, packet info
+	groBuffers       *coalescingBuffers // nil while the socket waits
+	batchCoalesced   bool               // the messages read last are in groBuffers
+	coalesced        []byte             // what is left of the message being split
+	segSize          int                // the size of each datagram in it; the last may be shorter
+	coalescedPackets receivedPacket     // what its datagrams share: address, ECN, packet info
+	peek             [1]byte
 
 	cap connCapabilities
 }
@@ -122,9 +128,11 @@ func newConn(c OOBCapablePacketConn, supportsDF bool) (*oobConn, error) {
 	// to make use of the optimisation. Otherwise, ipv4.NewPacketConn would unwrap the file descriptor
 	// via SyscallConn(), and read it that way, which might not be what the caller wants.
 	var bc batchConn
+	ownBatchConn := false
 	if ibc, ok := c.(batchConn); ok {
 		bc = ibc
 	} else {
+		ownBatchConn = true
 		if _, ok := c.(net.Conn); !ok {
 			return nil, errors.New("quic: OOBCapablePacketConn must implement net.Conn or ReadBatch")
 		}
@@ -142,7 +150,7 @@ func newConn(c OOBCapablePacketConn, supportsDF bool) (*oobConn, error) {
 		messages:             msgs,
 		readPos:              batchSize,
 		rawConn:              rawConn,
-		groCapable:           isGROSupported(rawConn),
+		groCapable:           ownBatchConn && isGROSupported(),
 		cap: connCapabilities{
 			DF:  supportsDF,
 			GSO: isGSOEnabled(rawConn),
@@ -192,22 +200,18 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 // receive offload for the batches after it, when the socket supports it.
 func (c *oobConn) readBatch() error {
 	c.messages = c.messages[:batchSize]
-	c.batchCoalesced = c.gro
 	if c.gro {
-		for i := range c.messages {
-			c.buffers[i] = nil
-			c.messages[i].Buffers[0] = c.groBuffers[i]
-		}
-	} else {
-		// replace buffers data buffers up to the packet that has been consumed during the last ReadBatch call
-		for i := uint8(0); i < c.readPos; i++ {
-			buffer := getPacketBuffer()
-			buffer.Data = buffer.Data[:protocol.MaxPacketBufferSize]
-			c.buffers[i] = buffer
-			c.messages[i].Buffers[0] = c.buffers[i].Data
-		}
+		return c.readCoalesced()
+	}
+	// replace buffers data buffers up to the packet that has been consumed during the last ReadBatch call
+	for i := uint8(0); i < c.readPos; i++ {
+		buffer := getPacketBuffer()
+		buffer.Data = buffer.Data[:protocol.MaxPacketBufferSize]
+		c.buffers[i] = buffer
+		c.messages[i].Buffers[0] = c.buffers[i].Data
 	}
 	c.readPos = 0
+	c.batchCoalesced = false
 
 	n, err := c.batchConn.ReadBatch(c.messages, 0)
 	if n == 0 || err != nil {
@@ -215,26 +219,66 @@ func (c *oobConn) readBatch() error {
 		return err
 	}
 	c.messages = c.messages[:n]
-	if n == batchSize && c.groCapable && !c.gro {
-		c.startGRO()
+	if n == batchSize && c.groCapable {
+		c.groCapable = false // one attempt
+		c.gro = enableGRO(c.rawConn)
 	}
 	return nil
 }
 
-// startGRO turns on UDP_GRO. Every read after it goes into buffers large
-// enough for a coalesced message: the kernel truncates one that does not
-// fit, and datagrams queued before the switch fit as well.
-func (c *oobConn) startGRO() {
-	c.groCapable = false // one attempt
-	if !enableGRO(c.rawConn) {
-		return
-	}
-	c.gro = true
-	c.groBuffers = make([][]byte, batchSize)
-	for i := range c.groBuffers {
-		c.groBuffers[i] = make([]byte, maxCoalescedSize)
+// readCoalesced reads the next batch with UDP_GRO on. It reads into a set
+// of coalescing buffers without waiting, and when nothing is queued gives
+// the set back to the pool and waits for the socket to become readable,
+// so that a socket only holds the set while datagrams keep arriving.
+func (c *oobConn) readCoalesced() error {
+	c.readPos = 0
+	c.batchCoalesced = true
+	for {
+		if c.groBuffers == nil {
+			c.groBuffers = coalescingPool.Get().(*coalescingBuffers)
+		}
+		for i := range c.messages {
+			c.buffers[i] = nil
+			c.messages[i].Buffers[0] = c.groBuffers[i][:]
+		}
+		n, err := c.batchConn.ReadBatch(c.messages, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK) {
+			coalescingPool.Put(c.groBuffers)
+			c.groBuffers = nil
+			if err := c.waitReadable(); err != nil {
+				c.messages = c.messages[:0]
+				return err
+			}
+			c.messages = c.messages[:batchSize]
+			continue
+		}
+		if n == 0 || err != nil {
+			c.messages = c.messages[:0]
+			return err
+		}
+		c.messages = c.messages[:n]
+		return nil
 	}
 }
+
+// waitReadable waits until a datagram is queued on the socket (or its read
+// deadline passes, or it is closed), without taking the datagram.
+func (c *oobConn) waitReadable() error {
+	var serr error
+	err := c.rawConn.Read(func(fd uintptr) bool {
+		_, _, serr = unix.Recvfrom(int(fd), c.peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return serr != unix.EAGAIN && serr != unix.EWOULDBLOCK
+	})
+	return err // serr is the next read's: a datagram waits, or the read reports it
+}
+
+// coalescingBuffers are the buffers one batch of coalesced messages is
+// read into.
+type coalescingBuffers [batchSize][maxCoalescedSize]byte
+
+// coalescingPool holds the coalescing buffers of the sockets waiting for
+// datagrams, for the next one that reads in bulk.
+var coalescingPool = sync.Pool{New: func() any { return new(coalescingBuffers) }}
 
 // nextDatagram cuts the next datagram off the coalesced message and copies
 // it into a packet buffer of its own, so that a packet holds its own bytes
