@@ -211,7 +211,7 @@ func parseBytes(s string) (int64, error) {
 
 func printMachine(w io.Writer) {
 	m := harness.ReadMachine()
-	g := harness.ProbeGSO()
+	g := harness.ProbeOffloads()
 	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| CPUs | %d (GOMAXPROCS %d) |\n", m.CPUs, m.GOMAXPROCS)
 	fmt.Fprintf(w, "| CPU model | %s |\n", orUnknown(m.Model))
@@ -220,8 +220,11 @@ func printMachine(w io.Writer) {
 	fmt.Fprintf(w, "| net.core.rmem_max / wmem_max | %d / %d |\n", m.RmemMax, m.WmemMax)
 	fmt.Fprintf(w, "| UDP_SEGMENT (GSO) on loopback | getsockopt %s; segmented send %s%s |\n",
 		yesNo(g.Sockopt), yesNo(g.Send), errNote(g.Err))
-	fmt.Fprintf(w, "| QUIC_GO_DISABLE_GSO | %q%s |\n\n", os.Getenv("QUIC_GO_DISABLE_GSO"),
+	fmt.Fprintf(w, "| QUIC_GO_DISABLE_GSO | %q%s |\n", os.Getenv("QUIC_GO_DISABLE_GSO"),
 		map[bool]string{true: " (GSO disabled)", false: ""}[g.DisabledByEnv])
+	fmt.Fprintf(w, "| UDP_GRO on loopback (quic-go patch 14, a socket receiving in bulk) | coalesced read %s |\n", yesNo(g.Coalesced))
+	fmt.Fprintf(w, "| QUIC_GO_DISABLE_GRO | %q%s |\n\n", os.Getenv("QUIC_GO_DISABLE_GRO"),
+		map[bool]string{true: " (GRO disabled)", false: ""}[g.GRODisabledByEnv])
 }
 
 func printThroughput(w io.Writer, rep *throughput.ThroughputReport, err error) {

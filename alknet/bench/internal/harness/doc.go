@@ -3,5 +3,5 @@
 // goal lines ([WriteGoal]), core endpoints on the loopback
 // ([StartEndpoint]), child processes ([StartChild], [RunChild],
 // [TimeCommand]), the alknet binary ([BuildAlknet], [FindRepoRoot]) and
-// facts about the machine ([ReadMachine], [ProbeGSO]).
+// facts about the machine ([ReadMachine], [ProbeOffloads]).
 package harness

@@ -77,9 +77,9 @@ func socketFD(inode string) (int, error) {
 	return 0, fmt.Errorf("no descriptor for socket inode %s", inode)
 }
 
-// GSOProbe is what the kernel said about UDP generic segmentation offload
-// on a loopback socket.
-type GSOProbe struct {
+// OffloadProbe is what the kernel said about UDP's segmentation offload
+// (GSO, for sends) and receive offload (GRO) on loopback sockets.
+type OffloadProbe struct {
 	// Sockopt: getsockopt(IPPROTO_UDP, UDP_SEGMENT) succeeded, which is the
 	// test quic-go makes before it uses GSO.
 	Sockopt bool
@@ -89,15 +89,24 @@ type GSOProbe struct {
 	// DisabledByEnv: QUIC_GO_DISABLE_GSO is set to a true value, which
 	// makes quic-go skip GSO whatever the kernel supports.
 	DisabledByEnv bool
-	// Err says why Send is false, if it is.
+	// Coalesced: the same send to a socket with UDP_GRO on arrived as one
+	// message, as alknet's quic-go (patch 14) reads a socket that receives
+	// in bulk.
+	Coalesced bool
+	// GRODisabledByEnv: QUIC_GO_DISABLE_GRO is set to a true value, which
+	// keeps UDP_GRO off in alknet's quic-go.
+	GRODisabledByEnv bool
+	// Err says why Send or Coalesced is false, if it is.
 	Err error
 }
 
-// ProbeGSO tests UDP_SEGMENT on 127.0.0.1: the socket option, and a real
-// segmented send of three 1000-byte segments.
-func ProbeGSO() GSOProbe {
-	var p GSOProbe
+// ProbeOffloads tests UDP_SEGMENT on 127.0.0.1: the socket option and a
+// real segmented send of three 1000-byte segments, then the same send to
+// the receiver with UDP_GRO on.
+func ProbeOffloads() OffloadProbe {
+	var p OffloadProbe
 	p.DisabledByEnv, _ = strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GSO"))
+	p.GRODisabledByEnv, _ = strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO"))
 	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		p.Err = err
@@ -149,5 +158,30 @@ func ProbeGSO() GSOProbe {
 		}
 	}
 	p.Send = true
+
+	rraw, err := recv.SyscallConn()
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	if err := rraw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); err != nil || serr != nil {
+		p.Err = fmt.Errorf("UDP_GRO: %w", errors.Join(err, serr))
+		return p
+	}
+	if _, _, err := send.WriteMsgUDP(make([]byte, segment*segments), oob, recv.LocalAddr().(*net.UDPAddr)); err != nil {
+		p.Err = fmt.Errorf("segmented send to UDP_GRO: %w", err)
+		return p
+	}
+	n, err := recv.Read(buf)
+	if err != nil {
+		p.Err = fmt.Errorf("read with UDP_GRO: %w", err)
+		return p
+	}
+	p.Coalesced = n == segment*segments
+	if !p.Coalesced {
+		p.Err = fmt.Errorf("with UDP_GRO the send arrived as %d bytes, not %d", n, segment*segments)
+	}
 	return p
 }

@@ -14,21 +14,28 @@ var errUnsupported = errors.New("only measured on Linux")
 // UDPSocketBuffers is only implemented on Linux.
 func UDPSocketBuffers(int) SocketBuffers { return SocketBuffers{Err: errUnsupported} }
 
-// GSOProbe is what the kernel said about UDP generic segmentation offload
-// on a loopback socket.
-type GSOProbe struct {
+// OffloadProbe is what the kernel said about UDP's segmentation and
+// receive offloads on loopback sockets.
+type OffloadProbe struct {
 	// Sockopt: getsockopt(IPPROTO_UDP, UDP_SEGMENT) succeeded.
 	Sockopt bool
 	// Send: a segmented send arrived as separate datagrams.
 	Send bool
 	// DisabledByEnv: QUIC_GO_DISABLE_GSO is set to a true value.
 	DisabledByEnv bool
-	// Err says why Send is false.
+	// Coalesced: a segmented send to a socket with UDP_GRO on arrived as
+	// one message.
+	Coalesced bool
+	// GRODisabledByEnv: QUIC_GO_DISABLE_GRO is set to a true value.
+	GRODisabledByEnv bool
+	// Err says why Send or Coalesced is false.
 	Err error
 }
 
-// ProbeGSO reports GSO as unavailable: quic-go uses it on Linux only.
-func ProbeGSO() GSOProbe {
-	disabled, _ := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GSO"))
-	return GSOProbe{DisabledByEnv: disabled, Err: errUnsupported}
+// ProbeOffloads reports the offloads as unavailable: quic-go uses them on
+// Linux only.
+func ProbeOffloads() OffloadProbe {
+	gso, _ := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GSO"))
+	gro, _ := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO"))
+	return OffloadProbe{DisabledByEnv: gso, GRODisabledByEnv: gro, Err: errUnsupported}
 }

@@ -49,10 +49,13 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-func TestProbeGSO(t *testing.T) {
-	p := ProbeGSO()
+func TestProbeOffloads(t *testing.T) {
+	p := ProbeOffloads()
 	if p.Send && !p.Sockopt {
 		t.Errorf("segmented send worked but the socket option did not: %+v", p)
+	}
+	if p.Coalesced && !p.Send {
+		t.Errorf("a coalesced read without a segmented send: %+v", p)
 	}
 	t.Logf("%+v", p)
 }
