@@ -66,7 +66,6 @@ type oobConn struct {
 	rawConn          syscall.RawConn
 	groCapable, gro  bool
 	groBuffers       *coalescingBuffers // nil while the socket waits
-	batchCoalesced   bool               // the messages read last are in groBuffers
 	coalesced        []byte             // what is left of the message being split
 	segSize          int                // the size of each datagram in it; the last may be shorter
 	coalescedPackets receivedPacket     // what its datagrams share: address, ECN, packet info
@@ -187,7 +186,7 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 		if err != nil {
 			return receivedPacket{}, err
 		}
-		if !c.batchCoalesced {
+		if buffer != nil { // read into a packet buffer: one datagram
 			p.data = msg.Buffers[0][:msg.N]
 			p.buffer = buffer
 			return p, nil
@@ -211,7 +210,6 @@ func (c *oobConn) readBatch() error {
 		c.messages[i].Buffers[0] = c.buffers[i].Data
 	}
 	c.readPos = 0
-	c.batchCoalesced = false
 
 	n, err := c.batchConn.ReadBatch(c.messages, 0)
 	if n == 0 || err != nil {
@@ -232,13 +230,12 @@ func (c *oobConn) readBatch() error {
 // so that a socket only holds the set while datagrams keep arriving.
 func (c *oobConn) readCoalesced() error {
 	c.readPos = 0
-	c.batchCoalesced = true
 	for {
 		if c.groBuffers == nil {
 			c.groBuffers = coalescingPool.Get().(*coalescingBuffers)
 		}
 		for i := range c.messages {
-			c.buffers[i] = nil
+			c.buffers[i] = nil // messages without a packet buffer are split
 			c.messages[i].Buffers[0] = c.groBuffers[i][:]
 		}
 		n, err := c.batchConn.ReadBatch(c.messages, unix.MSG_DONTWAIT)
