@@ -673,14 +673,14 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, cfg *tls.Config) 
 // stream) and returns the single-stream Conn; it closes nc when the
 // handshake fails.
 func (d *Dialer) clientTLS(ctx context.Context, nc net.Conn, cfg *tls.Config, hostport string) (Conn, error) {
-	tc := tls.Client(nc, cfg)
+	tc := tls.Client(overTCP(nc), cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("core: tls handshake with %s: %w", hostport, err)
 	}
 	cs := tc.ConnectionState()
 	peer := Peer{RemoteAddr: nc.RemoteAddr(), NodeID: peerNodeID(cs)}
-	c := NewStreamConn(tlsStream{tc}, cs.NegotiatedProtocol, peer, d.connLogger(cs.NegotiatedProtocol, peer)).(*singleConn)
+	c := NewStreamConn(newTLSStream(tc), cs.NegotiatedProtocol, peer, d.connLogger(cs.NegotiatedProtocol, peer)).(*singleConn)
 	c.client = true
 	c.stream.closeClean = nil // a client's Close ends at once
 	return c, nil

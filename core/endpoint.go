@@ -487,14 +487,14 @@ func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
 func (e *Endpoint) handshakeTCP(t *tracked, nc net.Conn) (Conn, string, error) {
 	ctx, cancel := context.WithTimeout(e.handlerCtx, e.cfg.Limits.HandshakeTimeout)
 	defer cancel()
-	tc := tls.Server(nc, e.tls)
+	tc := tls.Server(overTCP(nc), e.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, "", err
 	}
 	cs := tc.ConnectionState()
 	alpn := cmp.Or(cs.NegotiatedProtocol, e.cfg.NoALPN)
 	peer, logger := e.peer(nc.RemoteAddr(), peerNodeID(cs), alpn)
-	st := movedStream{tlsStream{tc}, &t.act.moved}
+	st := movedStream{newTLSStream(tc), &t.act.moved}
 	return NewStreamConn(st, alpn, peer, logger), cs.NegotiatedProtocol, nil
 }
 

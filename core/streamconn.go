@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -244,30 +243,3 @@ func (e *CloseError) Is(target error) bool { return target == net.ErrClosed }
 
 // Unwrap returns the transport's error (QUIC's *ApplicationError), if any.
 func (e *CloseError) Unwrap() error { return e.transport }
-
-// tlsStream adapts a *tls.Conn to [Stream].
-type tlsStream struct {
-	*tls.Conn
-}
-
-func (s tlsStream) CloseWrite() error {
-	err := s.Conn.CloseWrite()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
-}
-
-// Abort resets the TCP connection (no close_notify, RST instead of FIN), so
-// the peer sees an error rather than a clean end; a relayed connection's
-// stream is aborted.
-func (s tlsStream) Abort(code ErrorCode) {
-	if a, ok := s.Conn.NetConn().(interface{ Abort(ErrorCode) }); ok { // relayed
-		a.Abort(code)
-		return
-	}
-	if tc, ok := s.Conn.NetConn().(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = s.Conn.NetConn().Close()
-}

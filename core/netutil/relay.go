@@ -3,6 +3,7 @@ package netutil
 import (
 	"context"
 	"io"
+	"net"
 	"sync"
 )
 
@@ -34,8 +35,7 @@ func Relay(ctx context.Context, a, b io.ReadWriteCloser) {
 // copyHalf copies src to dst. At src's clean end it half-closes dst, or
 // closes it when it cannot; on an error it closes both.
 func copyHalf(dst, src io.ReadWriteCloser) {
-	_, err := io.Copy(dst, src)
-	if err == nil {
+	if err := copyBuffered(dst, src); err == nil {
 		if cw, ok := dst.(closeWriter); ok && cw.CloseWrite() == nil {
 			return
 		}
@@ -44,4 +44,71 @@ func copyHalf(dst, src io.ReadWriteCloser) {
 	}
 	_ = dst.Close()
 	_ = src.Close()
+}
+
+const (
+	// relayBuf is the buffer each direction of a relay holds for its life.
+	relayBuf = 32 << 10
+	// relayBulkBuf is the buffer a direction borrows while it moves bulk
+	// data.
+	relayBulkBuf = 256 << 10
+)
+
+// bulkBufs holds the *[relayBulkBuf]byte buffers between bulk transfers.
+var bulkBufs = sync.Pool{New: func() any { return new([relayBulkBuf]byte) }}
+
+// copyBuffered copies src to dst until src ends (nil) or either side fails,
+// as io.Copy does between two streams. It reads into 32 KiB of its own;
+// after a read fills that, into 256 KiB borrowed from a pool, until a read
+// brings back less than 32 KiB. A bulk transfer then moves in reads and
+// writes eight times as large, so the process at either end is woken an
+// eighth as often (for a TLS stream, many records go out in one write),
+// while an idle or interactive connection keeps holding 32 KiB: a
+// direction holds the larger buffer only while blocked right after a
+// full read.
+//
+// Between two TCP connections io.Copy is used instead: the kernel moves
+// the bytes (splice) without a buffer here.
+func copyBuffered(dst io.Writer, src io.Reader) error {
+	if _, ok := src.(*net.TCPConn); ok {
+		if _, ok := dst.(*net.TCPConn); ok {
+			_, err := io.Copy(dst, src)
+			return err
+		}
+	}
+	own := make([]byte, relayBuf)
+	buf := own
+	var bulk *[relayBulkBuf]byte
+	defer func() {
+		if bulk != nil {
+			bulkBufs.Put(bulk)
+		}
+	}()
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			m, werr := dst.Write(buf[:n])
+			if werr != nil {
+				return werr
+			}
+			if m < n {
+				return io.ErrShortWrite
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+		switch {
+		case bulk == nil && n == len(own):
+			bulk = bulkBufs.Get().(*[relayBulkBuf]byte)
+			buf = bulk[:]
+		case bulk != nil && n < relayBuf:
+			bulkBufs.Put(bulk)
+			bulk = nil
+			buf = own
+		}
+	}
 }

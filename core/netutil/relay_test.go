@@ -3,6 +3,8 @@ package netutil
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -100,5 +102,65 @@ func TestRelayCtxEnds(t *testing.T) {
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("%s read %d, %v after ctx ended; want EOF", name, n, err)
 		}
+	}
+}
+
+// chunkReader hands out its data in the sizes of reads, one per Read, and
+// records how large each Read's buffer was.
+type chunkReader struct {
+	data  []byte
+	reads []int
+	bufs  []int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	r.bufs = append(r.bufs, len(p))
+	if len(r.reads) == 0 {
+		return 0, io.EOF
+	}
+	n := min(r.reads[0], len(p))
+	r.reads = r.reads[1:]
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestCopyBufferedBulk: a direction reads into its own 32 KiB until a read
+// fills it, into 256 KiB while reads bring back 32 KiB or more, and into
+// its own again after one brings back less; every byte arrives in order.
+func TestCopyBufferedBulk(t *testing.T) {
+	reads := []int{100, relayBuf, relayBulkBuf, 70000, relayBuf, relayBuf - 1, 5, relayBuf, 200000}
+	wantBufs := []int{relayBuf, relayBuf, relayBulkBuf, relayBulkBuf, relayBulkBuf, relayBulkBuf, relayBuf, relayBuf, relayBulkBuf, relayBulkBuf}
+	total := 0
+	for _, n := range reads {
+		total += n
+	}
+	data := make([]byte, total)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	src := &chunkReader{data: data, reads: reads}
+	var dst bytes.Buffer
+	if err := copyBuffered(&dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dst.Bytes(), data) {
+		t.Fatalf("copied %d bytes, not the %d sent in order", dst.Len(), total)
+	}
+	if fmt.Sprint(src.bufs) != fmt.Sprint(wantBufs) {
+		t.Fatalf("read buffers %v; want %v", src.bufs, wantBufs)
+	}
+}
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken") }
+
+// TestCopyBufferedWriteFails: a failed write ends the copy with its error.
+func TestCopyBufferedWriteFails(t *testing.T) {
+	src := &chunkReader{data: make([]byte, relayBuf), reads: []int{relayBuf}}
+	if err := copyBuffered(failWriter{}, src); err == nil || err.Error() != "broken" {
+		t.Fatalf("copy into a broken writer: %v", err)
 	}
 }
