@@ -52,7 +52,16 @@ type SessionCache struct {
 	lru     *list.List               // *sessionEntry, most recently used first
 	byKey   map[string]*list.Element // into lru
 	deleted map[string]bool          // keys this process dropped, not merged back from the file
+	inFile  map[string]time.Time     // when the ticket the file holds for a key arrived
 }
+
+// resaveAfter is how old a key's ticket in the file gets before a newer
+// one for that key is written out. A node gives a new ticket on every
+// connection; a ticket is good for hours ([MaxTicketAge]), so writing
+// each one (a read, a merge and a rename, on the handshake's path) would
+// only slow down a client that connects often, such as a TCP+TLS
+// forward, which connects once per forwarded connection.
+const resaveAfter = 10 * time.Minute
 
 // sessionEntry is one cached session, serialized with crypto/tls's own
 // encoding (tls.SessionState.Bytes).
@@ -82,6 +91,7 @@ func NewSessionCache(path string, max int, logger *slog.Logger) *SessionCache {
 	return &SessionCache{
 		path: path, max: max, logger: logger, now: time.Now,
 		lru: list.New(), byKey: map[string]*list.Element{}, deleted: map[string]bool{},
+		inFile: map[string]time.Time{},
 	}
 }
 
@@ -152,6 +162,11 @@ func (c *SessionCache) put(key string, cs *tls.ClientSessionState) {
 	}
 	delete(c.deleted, key)
 	c.trimLocked()
+	if at, ok := c.inFile[key]; ok {
+		if age := e.At.Sub(at); age >= 0 && age < resaveAfter {
+			return // the file's ticket still serves; the next save takes this one
+		}
+	}
 	c.saveLocked()
 }
 
@@ -182,6 +197,7 @@ func (c *SessionCache) loadLocked() {
 			continue
 		}
 		c.byKey[e.Key] = c.lru.PushBack(e)
+		c.inFile[e.Key] = e.At
 	}
 	c.trimLocked()
 }
@@ -238,6 +254,11 @@ func (c *SessionCache) saveLocked() {
 	}
 	if err := c.writeFile(&sf); err != nil {
 		c.logger.Warn("session cache not saved", "file", c.path, "err", err)
+		return
+	}
+	clear(c.inFile)
+	for _, e := range sf.Sessions {
+		c.inFile[e.Key] = e.At
 	}
 }
 

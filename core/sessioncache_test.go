@@ -199,22 +199,7 @@ func TestSessionCacheBounded(t *testing.T) {
 	cache := core.NewSessionCache(file, 2, nil)
 	dial := func(n *coretest.Node) bool {
 		t.Helper()
-		d := &core.Dialer{Network: core.NetworkTCP, Sessions: cache}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := d.Dial(ctx, n.Addr, "test/a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseWithError(core.CodeNoError, "")
-		s, err := c.OpenStream(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Write([]byte("x"))
-		s.CloseWrite()
-		io.ReadAll(s) // delivers the ticket
-		return core.Resumed(c)
+		return dialEcho(t, &core.Dialer{Network: core.NetworkTCP, Sessions: cache}, n)
 	}
 	dial(nodes[0])
 	dial(nodes[1])
@@ -234,4 +219,56 @@ func TestSessionCacheBounded(t *testing.T) {
 	if !dial(nodes[2]) {
 		t.Error("node 2 did not resume")
 	}
+}
+
+// TestSessionCacheFileWritesSeldom: a node gives a new ticket on every
+// connection; a Dialer that connects often keeps resuming without
+// rewriting the file for each, and the file's ticket still serves a new
+// process.
+func TestSessionCacheFileWritesSeldom(t *testing.T) {
+	n, _, _ := resumeNode(t, nil)
+	file := filepath.Join(t.TempDir(), "sessions")
+	cache := core.NewSessionCache(file, 0, nil)
+	d := &core.Dialer{Network: core.NetworkTCP, Sessions: cache}
+	dial := func() bool {
+		t.Helper()
+		return dialEcho(t, d, n)
+	}
+	dial()
+	first, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if !dial() {
+			t.Fatalf("dial %d did not resume", i+2)
+		}
+	}
+	if now, err := os.ReadFile(file); err != nil || !bytes.Equal(now, first) {
+		t.Errorf("the session file was rewritten for tickets minutes younger than its own (%v)", err)
+	}
+	if resumed, err := dialOnce(t, n, core.NetworkTCP, nil, file); err != nil || !resumed {
+		t.Errorf("a new process with the file: resumed %v, %v", resumed, err)
+	}
+}
+
+// dialEcho dials n with d, makes one round trip on a stream (which also
+// delivers the node's ticket) and reports whether the session resumed.
+func dialEcho(t *testing.T, d *core.Dialer, n *coretest.Node) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, n.Addr, "test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseWithError(core.CodeNoError, "")
+	s, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Write([]byte("x"))
+	_ = s.CloseWrite()
+	_, _ = io.ReadAll(s)
+	return core.Resumed(c)
 }

@@ -539,3 +539,57 @@ func refusedDial(ctx context.Context, c *FwdClient, addr string, early bool) err
 	_, err = conn.Read(make([]byte, 1))
 	return err
 }
+
+// TestFwdTCPResumes: over TCP+TLS, where every forwarded connection is a
+// TLS connection of its own, each forward resumes the session of DialFwd's
+// first connection (no certificates, no signatures) when the Dialer keeps
+// sessions.
+func TestFwdTCPResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	key, peer := clientPeer(t, "alice", ScopeConnect, ScopeForward)
+	e.setPeers(peer)
+	e.setPolicy(Policy{Forward: mustRules(t, "allow self")})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := DialFwd(ctx, FwdConfig{
+		Dialer:           &core.Dialer{Key: key, Network: core.NetworkTCP, Sessions: core.NewSessionCache("", 0, nil)},
+		Addr:             e.node.Addr,
+		HandshakeTimeout: 10 * time.Second,
+		Logger:           e.srv.cfg.Logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = conn.Write([]byte("hi"))
+			_ = conn.Close()
+		}
+	}()
+	for i := range 3 {
+		st, own, hdr, err := c.openConnect(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, _, _, err := c.exchange(ctx, st, own, hdr, false); err != nil || rep != replyOK {
+			t.Fatalf("forward %d: %v, %v", i, rep, err)
+		}
+		if b, err := io.ReadAll(st); err != nil || string(b) != "hi" {
+			t.Fatalf("forward %d read %q, %v", i, b, err)
+		}
+		if !core.Resumed(own) {
+			t.Errorf("forward %d made a full handshake", i)
+		}
+		_ = st.Close()
+	}
+}

@@ -121,7 +121,8 @@ func DialFwd(ctx context.Context, cfg FwdConfig) (*FwdClient, error) {
 		cfg: cfg,
 		tcp: &core.Dialer{
 			Key: d.Key, KnownNodes: d.KnownNodes, Network: core.NetworkTCP,
-			Logger: d.Logger, Resolve: d.Resolve, Via: d.Via,
+			Logger: d.Logger, Resolve: d.Resolve, Via: d.Via, RelayOnly: d.RelayOnly,
+			Sessions: d.Sessions, // each forward's connection resumes
 		},
 		done:      make(chan struct{}),
 		listeners: make(map[*FwdListener]struct{}),
