@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/alkdev/alknet/core/netutil"
 )
 
 // maxTLSRecord is the most plaintext one TLS record carries (RFC 8446,
@@ -28,7 +30,8 @@ const maxTLSBatch = 256 << 10
 //     whose record was not full returns at once, since its sender had no
 //     more to send at that moment.
 //   - A Write of more than one record hands the socket all of its records
-//     (up to 256 KiB of them) in one write.
+//     (up to 256 KiB of them) in one write, while fewer than 32 such
+//     batches are out in the process (tlsBatches); else record by record.
 //
 // A relay between a tlsStream and a TCP connection then reads and writes
 // 256 KiB at a time, as OpenSSH does, where one read and one write per
@@ -83,7 +86,10 @@ func (s tlsStream) Write(p []byte) (int, error) {
 	var n int
 	for len(p) > 0 {
 		chunk := p[:min(len(p), maxTLSBatch)]
-		s.sock.hold()
+		if !s.sock.hold() {
+			m, err := s.Conn.Write(p)
+			return n + m, err
+		}
 		m, err := s.Conn.Write(chunk)
 		if ferr := s.sock.flush(); ferr != nil {
 			return n, ferr // what went unwritten is unknown
@@ -197,18 +203,22 @@ func (s *tlsSocket) Write(b []byte) (int, error) {
 	return s.TCPConn.Write(b)
 }
 
-// batchBufs holds the *[]byte batches of tlsSockets between Writes.
-var batchBufs = sync.Pool{New: func() any {
-	b := make([]byte, 0, maxTLSBatch+maxTLSBatch/maxTLSRecord*64)
-	return &b
-}}
+// tlsBatches bounds the memory of batched writes: a peer that stops
+// reading holds a batch for as long as it stalls, and past 32 batches out
+// (8 MiB) Writes go a record at a time, as crypto/tls's own.
+var tlsBatches = netutil.NewLender(maxTLSBatch+maxTLSBatch/maxTLSRecord*64, 32)
 
-// hold starts keeping writes back for flush.
-func (s *tlsSocket) hold() {
-	b := batchBufs.Get().(*[]byte)
+// hold starts keeping writes back for flush, and reports false when no
+// batch buffer is left.
+func (s *tlsSocket) hold() bool {
+	b := tlsBatches.Borrow()
+	if b == nil {
+		return false
+	}
 	s.mu.Lock()
 	s.batch = b
 	s.mu.Unlock()
+	return true
 }
 
 // flush writes what was kept back since hold, and writes go straight to
@@ -227,8 +237,7 @@ func (s *tlsSocket) flush() error {
 			s.mu.Unlock()
 		}
 	}
-	*b = (*b)[:0]
-	batchBufs.Put(b)
+	tlsBatches.Return(b)
 	return err
 }
 

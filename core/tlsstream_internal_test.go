@@ -215,3 +215,32 @@ func TestTLSStreamCloseDuringWrite(t *testing.T) {
 		t.Fatalf("Close during a Write took %v", d)
 	}
 }
+
+// TestTLSStreamNoBatchLeft: with every batch buffer out, a large Write
+// goes record by record and arrives whole.
+func TestTLSStreamNoBatchLeft(t *testing.T) {
+	client, server := tlsStreamPair(t)
+	var held []*[]byte
+	for b := tlsBatches.Borrow(); b != nil; b = tlsBatches.Borrow() {
+		held = append(held, b)
+	}
+	defer func() {
+		for _, b := range held {
+			tlsBatches.Return(b)
+		}
+	}()
+	big := make([]byte, 1<<20)
+	_, _ = rand.Read(big)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := client.Write(big)
+		wrote <- err
+	}()
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a 1 MiB Write without batches read back: %v", err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}

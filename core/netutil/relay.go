@@ -52,20 +52,23 @@ const (
 	// relayBulkBuf is the buffer a direction borrows while it moves bulk
 	// data.
 	relayBulkBuf = 256 << 10
+	// relayBulkBufs bounds the bulk buffers out at once (8 MiB): past
+	// it, a direction goes on with its own.
+	relayBulkBufs = 32
 )
 
-// bulkBufs holds the *[relayBulkBuf]byte buffers between bulk transfers.
-var bulkBufs = sync.Pool{New: func() any { return new([relayBulkBuf]byte) }}
+// bulkBufs lends the relays' bulk buffers.
+var bulkBufs = NewLender(relayBulkBuf, relayBulkBufs)
 
 // copyBuffered copies src to dst until src ends (nil) or either side fails,
 // as io.Copy does between two streams. It reads into 32 KiB of its own;
-// after a read fills that, into 256 KiB borrowed from a pool, until a read
-// brings back less than 32 KiB. A bulk transfer then moves in reads and
-// writes eight times as large, so the process at either end is woken an
-// eighth as often (for a TLS stream, many records go out in one write),
-// while an idle or interactive connection keeps holding 32 KiB: a
-// direction holds the larger buffer only while blocked right after a
-// full read.
+// after a read fills that, into 256 KiB borrowed from bulkBufs, until a
+// read brings back less than 32 KiB. A bulk transfer then moves in reads
+// and writes eight times as large, so the process at either end is woken
+// an eighth as often (for a TLS stream, many records go out in one
+// write), while an idle or interactive connection keeps holding 32 KiB: a
+// direction holds the larger buffer only while blocked right after a full
+// read, and no more than relayBulkBufs are out at once.
 //
 // Between two TCP connections io.Copy is used instead: the kernel moves
 // the bytes (splice) without a buffer here.
@@ -78,10 +81,10 @@ func copyBuffered(dst io.Writer, src io.Reader) error {
 	}
 	own := make([]byte, relayBuf)
 	buf := own
-	var bulk *[relayBulkBuf]byte
+	var bulk *[]byte
 	defer func() {
 		if bulk != nil {
-			bulkBufs.Put(bulk)
+			bulkBufs.Return(bulk)
 		}
 	}()
 	for {
@@ -103,10 +106,11 @@ func copyBuffered(dst io.Writer, src io.Reader) error {
 		}
 		switch {
 		case bulk == nil && n == len(own):
-			bulk = bulkBufs.Get().(*[relayBulkBuf]byte)
-			buf = bulk[:]
+			if bulk = bulkBufs.Borrow(); bulk != nil {
+				buf = (*bulk)[:relayBulkBuf]
+			}
 		case bulk != nil && n < relayBuf:
-			bulkBufs.Put(bulk)
+			bulkBufs.Return(bulk)
 			bulk = nil
 			buf = own
 		}

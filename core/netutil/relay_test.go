@@ -164,3 +164,32 @@ func TestCopyBufferedWriteFails(t *testing.T) {
 		t.Fatalf("copy into a broken writer: %v", err)
 	}
 }
+
+// TestCopyBufferedNoBulkLeft: with every bulk buffer out, a direction goes
+// on with its own 32 KiB and every byte still arrives.
+func TestCopyBufferedNoBulkLeft(t *testing.T) {
+	var held []*[]byte
+	for b := bulkBufs.Borrow(); b != nil; b = bulkBufs.Borrow() {
+		held = append(held, b)
+	}
+	defer func() {
+		for _, b := range held {
+			bulkBufs.Return(b)
+		}
+	}()
+	reads := []int{relayBuf, relayBuf, 100}
+	data := make([]byte, 2*relayBuf+100)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	src := &chunkReader{data: data, reads: reads}
+	var dst bytes.Buffer
+	if err := copyBuffered(&dst, src); err != nil || !bytes.Equal(dst.Bytes(), data) {
+		t.Fatalf("copy without bulk buffers: %d bytes, %v", dst.Len(), err)
+	}
+	for _, n := range src.bufs {
+		if n != relayBuf {
+			t.Fatalf("read buffers %v; want only the direction's own", src.bufs)
+		}
+	}
+}
