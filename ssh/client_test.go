@@ -77,12 +77,7 @@ func TestClientDial(t *testing.T) {
 		t.Fatalf("echo through the client = %q", got)
 	}
 
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := closed.Addr().String()
-	_ = closed.Close()
+	refused := coretest.RefusedAddr(t)
 	for _, tc := range []struct {
 		name, addr string
 		want       error

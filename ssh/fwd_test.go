@@ -224,12 +224,7 @@ func TestFwdListen(t *testing.T) {
 // TestFwdRefusals checks that every refusal reaches the client as the
 // error the SSH path gives, with the reason and message it sends.
 func TestFwdRefusals(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	_ = closed.Close()
+	closedAddr := coretest.RefusedAddr(t)
 	for _, network := range fwdNetworks {
 		t.Run(string(network), func(t *testing.T) {
 			e := newEnv(t, nil)

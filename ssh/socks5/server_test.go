@@ -276,12 +276,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestReplyCodes(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := netip.MustParseAddrPort(closed.Addr().String())
-	closed.Close()
+	refused := netip.MustParseAddrPort(coretest.RefusedAddr(t))
 	var d net.Dialer
 	for _, tc := range []struct {
 		name string
