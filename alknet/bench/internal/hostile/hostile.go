@@ -70,6 +70,9 @@ var attackShapes = []AttackShape{
 	{Name: "fs-quic", alpn: "alknet/fs", network: core.NetworkQUIC, conns: 2, streams: 30, declared: 8 << 20, sent: 1 << 20},
 	{Name: "ws-tcp", alpn: "ws", network: core.NetworkTCP, conns: 40, streams: 1, declared: 15 << 20, sent: 1 << 20},
 	{Name: "fs-get-stalled", alpn: "alknet/fs", get: true, network: core.NetworkQUIC, conns: 20, streams: 100},
+	// Over TCP+TLS a stalled get blocks the node's write with a batch of
+	// records in hand (core's tlsStream); the batches are bounded.
+	{Name: "fs-get-stalled-tcp", alpn: "alknet/fs", get: true, network: core.NetworkTCP, conns: 200, streams: 1},
 	{Name: "fs-put-known", alpn: "alknet/fs", writer: true, network: core.NetworkQUIC, conns: 10, streams: 30, declared: 2 << 20, sent: 1 << 20},
 }
 
