@@ -468,6 +468,13 @@ func (e *Endpoint) serveTCP(t *tracked, nc net.Conn) {
 	c, negotiated, err := e.handshakeTCP(t, nc)
 	if err != nil {
 		e.logger.Debug("tls handshake failed", "remote_ip", t.ip.String(), "err", err)
+		if errors.Is(err, errKeyDisabled) {
+			// A resumed handshake is refused before the client's
+			// Finished is read: closing at once would reset the
+			// connection and destroy the alert that says why.
+			e.closeGently(nc, nil)
+			return
+		}
 		nc.Close()
 		return
 	}
@@ -794,8 +801,8 @@ func (e *Endpoint) source(a net.Addr) netip.Addr {
 	return netutil.Source(a, e.cfg.Limits.IPv6PrefixLen)
 }
 
-// maxRefusing bounds the over-limit TCP connections being told so at once;
-// past it they are just closed.
+// maxRefusing bounds the TCP connections being refused gently at once
+// (over a limit, or a disabled key); past it they are just closed.
 const maxRefusing = 64
 
 // refuseTCP tells an over-limit TCP client why it is refused, with a TLS
@@ -803,6 +810,16 @@ const maxRefusing = 64
 // what the client sent (briefly) lets the alert arrive before the close
 // instead of a reset.
 func (e *Endpoint) refuseTCP(nc net.Conn) {
+	// A fatal access_denied alert record, as a server sends before its
+	// ServerHello.
+	e.closeGently(nc, []byte{21, 3, 3, 0, 2, 2, 49})
+}
+
+// closeGently writes last to nc, lingers (netutil.Linger) for at most a
+// second so that the peer reads what was written before the close, and
+// closes nc; past maxRefusing such closes at once, it closes nc
+// straight away.
+func (e *Endpoint) closeGently(nc net.Conn, last []byte) {
 	if e.refusing.Add(1) > maxRefusing {
 		e.refusing.Add(-1)
 		nc.Close()
@@ -814,10 +831,10 @@ func (e *Endpoint) refuseTCP(nc net.Conn) {
 		defer e.refusing.Add(-1)
 		defer nc.Close()
 		_ = nc.SetDeadline(time.Now().Add(time.Second))
-		// A fatal access_denied alert record, as a server sends before
-		// its ServerHello.
-		if _, err := nc.Write([]byte{21, 3, 3, 0, 2, 2, 49}); err != nil {
-			return
+		if len(last) > 0 {
+			if _, err := nc.Write(last); err != nil {
+				return
+			}
 		}
 		netutil.Linger(nc, time.Second, 64<<10)
 	}()
